@@ -1,0 +1,186 @@
+"""Document data types, numpy only: :class:`Volume`, :class:`LabelMap` and the label table.
+
+Axis order is ``(z, y, x)`` = (slice, row, column) for every array; ``affine`` follows
+:mod:`unetgui.core.geometry` (index ``(x, y, z, 1)`` -> RAS mm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from unetgui.core.geometry import same_grid, spacing_from_affine
+
+#: Label value meaning "this voxel was not annotated": it carries no loss in training.
+UNANNOTATED = 255
+#: Largest label value a user can create (255 is reserved).
+MAX_LABEL = 254
+
+_PALETTE = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+)
+
+
+def default_color(value: int) -> tuple[int, int, int]:
+    """A distinct RGB colour for label ``value`` (1-based)."""
+    return _PALETTE[(value - 1) % len(_PALETTE)]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One structure: its voxel value (1..254), a name and an RGB colour (0..255 each)."""
+
+    value: int
+    name: str
+    color: tuple[int, int, int]
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.value <= MAX_LABEL:
+            raise ValueError(f"label value must be 1..{MAX_LABEL}, got {self.value}")
+        if not self.name.strip():
+            raise ValueError("label name must not be empty")
+        if len(self.color) != 3 or not all(0 <= int(c) <= 255 for c in self.color):
+            raise ValueError(f"label colour must be three values 0..255, got {self.color!r}")
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """The labels of a document, ordered by value; 0 is always background and not listed."""
+
+    labels: tuple[Label, ...] = ()
+
+    def __post_init__(self) -> None:
+        values = [lab.value for lab in self.labels]
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicate label values in {values}")
+        object.__setattr__(self, "labels", tuple(sorted(self.labels, key=lambda lab: lab.value)))
+
+    @classmethod
+    def from_names(cls, *names: str) -> LabelTable:
+        """Labels 1..K named ``names``, with default colours."""
+        return cls(tuple(Label(i, n, default_color(i)) for i, n in enumerate(names, start=1)))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self):
+        return iter(self.labels)
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return tuple(lab.value for lab in self.labels)
+
+    def get(self, value: int) -> Label | None:
+        return next((lab for lab in self.labels if lab.value == value), None)
+
+    def with_label(self, label: Label) -> LabelTable:
+        """A copy in which ``label`` replaces the label of the same value, or is added."""
+        return LabelTable(tuple(lab for lab in self.labels if lab.value != label.value) + (label,))
+
+    def to_json(self) -> list[dict]:
+        return [{"value": lab.value, "name": lab.name, "color": list(lab.color)} for lab in self.labels]
+
+    @classmethod
+    def from_json(cls, items: list[dict]) -> LabelTable:
+        return cls(tuple(Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"])) for d in items))
+
+
+@dataclass(frozen=True)
+class SliceSource:
+    """Where one slice of a DICOM volume came from (used to reference it from DICOM-SEG)."""
+
+    path: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    frame: int | None = None  # 0-based frame in a multi-frame file, None for a single-frame file
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """Descriptive metadata of the source series (may hold identifying data: never put it in file names)."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    study_date: str = ""
+    study_uid: str = ""
+    series_uid: str = ""
+    series_description: str = ""
+    series_number: str = ""
+    frame_of_reference_uid: str = ""
+
+
+@dataclass(eq=False)
+class Volume:
+    """An image volume in physical units (HU for CT).
+
+    ``voxels`` is ``(z, y, x)``, integer dtypes are kept as loaded (int16 CT stays int16).
+    ``sources`` has one entry per slice for DICOM volumes (``None`` for a slice inserted to fill a gap),
+    and is empty for other formats.
+    """
+
+    voxels: np.ndarray
+    affine: np.ndarray
+    modality: str = ""
+    warnings: tuple[str, ...] = ()
+    info: SeriesInfo = field(default_factory=SeriesInfo)
+    sources: tuple[SliceSource | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.voxels.ndim != 3:
+            raise ValueError(f"voxels must be 3-D (z, y, x), got shape {self.voxels.shape}")
+        self.affine = np.asarray(self.affine, dtype=float)
+        if self.affine.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {self.affine.shape}")
+        if self.sources and len(self.sources) != self.voxels.shape[0]:
+            raise ValueError("sources must have one entry per slice")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm, ``(z, y, x)``."""
+        return spacing_from_affine(self.affine)
+
+    def with_warnings(self, *extra: str) -> Volume:
+        return replace(self, warnings=self.warnings + tuple(extra))
+
+
+@dataclass(eq=False)
+class LabelMap:
+    """Label values per voxel on an image grid: 0 background, 1..254 labels, 255 not annotated.
+
+    ``labels`` is uint8 ``(z, y, x)``; ``affine`` is the grid's affine (the image's).
+    """
+
+    labels: np.ndarray
+    affine: np.ndarray
+    table: LabelTable = field(default_factory=LabelTable)
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 3:
+            raise ValueError(f"labels must be 3-D (z, y, x), got shape {self.labels.shape}")
+        if self.labels.dtype != np.uint8:
+            raise ValueError(f"labels must be uint8, got {self.labels.dtype}")
+        self.affine = np.asarray(self.affine, dtype=float)
+
+    @classmethod
+    def empty_like(cls, volume: Volume, table: LabelTable | None = None) -> LabelMap:
+        """All-background labels on ``volume``'s grid."""
+        return cls(np.zeros(volume.shape, np.uint8), volume.affine.copy(), table or LabelTable())
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.labels.shape)  # type: ignore[return-value]
+
+    def fits(self, volume: Volume, tolerance_mm: float = 1e-3) -> bool:
+        """True when this label map lies on ``volume``'s grid (same shape and affine)."""
+        return self.shape == volume.shape and same_grid(self.affine, volume.affine, tolerance_mm)
+
+    def used_values(self) -> tuple[int, ...]:
+        """Label values present (excluding background and the not-annotated value)."""
+        present = np.flatnonzero(np.bincount(self.labels.ravel(), minlength=256))
+        return tuple(int(v) for v in present if 0 < v < UNANNOTATED)

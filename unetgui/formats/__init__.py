@@ -1,0 +1,1 @@
+"""File formats (DICOM, NIfTI, PNG, DICOM-SEG); no Qt, no torch."""

@@ -1,0 +1,168 @@
+"""Load a scanned series into a :class:`~unetgui.core.volume.Volume` in physical units."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import pydicom
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+from unetgui.core.errors import DicomError
+from unetgui.core.progress import CancelToken, ProgressFn, check, report
+from unetgui.core.volume import SliceSource, Volume
+from unetgui.formats.dicom.geometry import stack_geometry
+from unetgui.formats.dicom.headers import FileHeader, FrameRef
+from unetgui.formats.dicom.scan import Series
+
+_COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420", "PALETTE COLOR")
+_INT_DTYPES = (np.int16, np.uint16, np.int32)
+
+
+def load_series(series: Series, progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> Volume:
+    """Decode ``series`` into a volume: voxels ``(z, y, x)`` in physical units (HU for CT), RAS affine.
+
+    Slices are in the order of their position along the slice normal; missing slices are inserted
+    blank so that the affine stays exact. Integer data stays integer (int16 CT stays int16).
+    Raises :class:`~unetgui.core.errors.DicomError` for unsupported or corrupt pixel data.
+    """
+    frames = series.frames
+    geometry = stack_geometry(frames)
+    rows, cols = series.size
+    out = np.empty((len(geometry.slots), rows, cols), _output_dtype(frames))
+    out_index = {frame: k for k, frame in enumerate(geometry.slots) if frame is not None}
+    by_file: dict[str, list[int]] = {}
+    for i, f in enumerate(frames):
+        by_file.setdefault(f.path, []).append(i)
+    notes = list(series.notes) + list(geometry.warnings)
+    for done, (path, members) in enumerate(by_file.items()):
+        check(cancel)
+        report(progress, done, len(by_file), f"decoding {os.path.basename(path)}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's warnings on odd values; failures raise DicomError
+            pixels = _decode(frames[members[0]].file)
+        for i in members:
+            f = frames[i]
+            multi = f.frame is not None and pixels.ndim > (3 if _is_colour(f.file) else 2)
+            out = _store(out, out_index[i], _physical(pixels[f.frame] if multi else pixels, f))
+    report(progress, len(by_file), len(by_file), "done")
+    first = frames[0].file
+    if first.photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1 image: values were inverted so that higher values are brighter")
+    if _is_colour(first):
+        notes.append(f"colour image ({first.photometric}) converted to grayscale luminance")
+    gap_slots = [k for k, frame in enumerate(geometry.slots) if frame is None]
+    if gap_slots:
+        present = [k for k, frame in enumerate(geometry.slots) if frame is not None]
+        out[gap_slots] = out[present].min()
+    sources = tuple(
+        None if frame is None else SliceSource(
+            frames[frame].path, frames[frame].file.sop_instance_uid, frames[frame].file.sop_class_uid,
+            frames[frame].frame,
+        )
+        for frame in geometry.slots
+    )
+    return Volume(out, geometry.affine, first.modality, tuple(notes), series.info, sources)
+
+
+def _is_colour(h: FileHeader) -> bool:
+    return h.samples_per_pixel == 3 or h.photometric in _COLOUR
+
+
+def _output_dtype(frames: tuple[FrameRef, ...]) -> np.dtype:
+    """The narrowest dtype that holds every physical value the headers allow, float32 when scaled."""
+    if any(_is_colour(f.file) or f.file.has_modality_lut for f in frames):
+        return np.dtype(np.float32)
+    if not all(float(f.slope).is_integer() and float(f.intercept).is_integer() for f in frames):
+        return np.dtype(np.float32)
+    lo, hi = np.inf, -np.inf
+    for f in frames:
+        bits = max(1, min(f.file.bits_stored, 32))
+        smin, smax = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if f.file.pixel_representation else (0, 2**bits - 1)
+        ends = (smin * f.slope + f.intercept, smax * f.slope + f.intercept)
+        lo, hi = min(lo, *ends), max(hi, *ends)
+    for dt in _INT_DTYPES:
+        info = np.iinfo(dt)
+        if info.min <= lo and hi <= info.max:
+            break
+    else:
+        return np.dtype(np.float32)
+    if dt is np.int32 and max(f.file.bits_stored for f in frames) <= 16:
+        # e.g. signed 16-bit CT with intercept -1024: real values fit int16; _store widens if one does not
+        return np.dtype(np.int16)
+    return np.dtype(dt)
+
+
+def _decode(header: FileHeader) -> np.ndarray:
+    """Stored pixel values of a file: (rows, cols[, 3]) or (frames, rows, cols[, 3]); colour as RGB."""
+    name = os.path.basename(header.path)
+    try:
+        ds = pydicom.dcmread(header.path, force=True)
+    except Exception as exc:
+        raise DicomError(f"{name}: the file cannot be read ({type(exc).__name__}: {exc})") from exc
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise DicomError(f"{name}: the file has no pixel data")
+    if not ds.file_meta.get("TransferSyntaxUID"):
+        ds.file_meta.TransferSyntaxUID = _guess_transfer_syntax(ds)
+    syntax = ds.file_meta.TransferSyntaxUID
+    try:
+        arr = ds.pixel_array
+        if header.photometric == "PALETTE COLOR":
+            arr = apply_color_lut(arr, ds)
+        elif header.has_modality_lut and not _is_colour(header):
+            arr = apply_modality_lut(arr, ds).astype(np.float32)
+    except Exception as exc:
+        raise DicomError(
+            f"{name}: pixel data cannot be decoded ({getattr(syntax, 'name', syntax)}: {type(exc).__name__}: {exc})"
+        ) from exc
+    spatial = arr.shape[-3:-1] if _is_colour(header) else arr.shape[-2:]
+    if tuple(spatial) != (header.rows, header.columns):
+        raise DicomError(f"{name}: decoded image is {spatial}, the header says {header.rows} x {header.columns}")
+    return arr
+
+
+def _guess_transfer_syntax(ds: pydicom.Dataset) -> str:
+    """Files without file meta: pydicom tells how it parsed them."""
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    if not ds.is_little_endian:
+        return ExplicitVRBigEndian
+    return ImplicitVRLittleEndian if ds.is_implicit_VR else ExplicitVRLittleEndian
+
+
+def _physical(stored: np.ndarray, frame: FrameRef) -> np.ndarray:
+    """Stored values of one frame -> physical values (rows, cols)."""
+    h = frame.file
+    if _is_colour(h):
+        rgb = stored.astype(np.float32)
+        return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    if h.has_modality_lut:
+        return stored  # the LUT was applied while decoding
+    values = stored
+    if h.photometric == "MONOCHROME1" and values.dtype.kind in "iu":
+        bits = max(1, min(h.bits_stored, 32))
+        values = (-1 - values.astype(np.int64)) if h.pixel_representation else ((2**bits - 1) - values.astype(np.int64))
+    if values.dtype.kind == "f":
+        return values.astype(np.float32) * np.float32(frame.slope) + np.float32(frame.intercept)
+    if float(frame.slope).is_integer() and float(frame.intercept).is_integer():
+        if frame.slope == 1:
+            return values.astype(np.int32) + int(frame.intercept) if frame.intercept else values
+        return values.astype(np.int64) * int(frame.slope) + int(frame.intercept)
+    return values.astype(np.float32) * np.float32(frame.slope) + np.float32(frame.intercept)
+
+
+def _store(out: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
+    """Write one slice, widening ``out`` when a value does not fit (headers that understate the range)."""
+    if out.dtype.kind in "iu":
+        if values.dtype.kind == "f":
+            out = out.astype(np.float32)
+        else:
+            info = np.iinfo(out.dtype)
+            vmin, vmax = int(values.min()), int(values.max())
+            if vmin < info.min or vmax > info.max:
+                wider = next((dt for dt in _INT_DTYPES if np.iinfo(dt).min <= vmin and vmax <= np.iinfo(dt).max),
+                             np.float32)
+                out = out.astype(wider)
+    out[k] = values
+    return out
