@@ -8,6 +8,7 @@ split into one series per time point. Non-DICOM and unreadable files are counted
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -236,7 +237,7 @@ def _group(frames: list[FrameRef]) -> list[Series]:
         for part in parts.values():
             for stack, notes in _stack(part):
                 stacks.append((stack, split_note + notes))
-        base = key[0] or f"(no series UID) {key[2] or ''} {key[4] or ''}".strip()
+        base = key[0] or "nouid-" + hashlib.sha1("|".join(key).encode()).hexdigest()[:12]
         for n, (stack, notes) in enumerate(stacks, start=1):
             out.append(Series(base if len(stacks) == 1 else f"{base}#{n}", tuple(stack), tuple(notes)))
     out.sort(key=lambda s: (s.first.patient_name, s.first.study_date, _int_or(s.first.series_number), s.key))

@@ -1,0 +1,145 @@
+"""NIfTI (.nii, .nii.gz): image volumes, and label volumes mapped voxel-exactly onto an image grid.
+
+A label volume made by another tool from the same DICOM (ITK-SNAP, Slicer, dcm2niix, nnU-Net) often
+stores the same grid with permuted or flipped axes; :func:`read_labels` maps it onto the image exactly
+by axis permutation and flips, using the affines. Any other difference (spacing, shift, rotation,
+extent) raises :class:`~unetgui.core.errors.GeometryError`: unetgui never resamples labels silently.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nibabel as nib
+import numpy as np
+
+from unetgui.core.errors import FormatError, GeometryError
+from unetgui.core.geometry import index_transform
+from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
+
+_SCANNER_ANAT = 1  # NIfTI xform code: coordinates of the scanner (DICOM patient) frame
+
+
+def _load(path: str) -> nib.Nifti1Image:
+    try:
+        img = nib.load(path)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise FormatError(f"{os.path.basename(path)}: not a readable NIfTI file ({exc})") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise FormatError(f"{os.path.basename(path)}: not a NIfTI image ({type(img).__name__})")
+    return img
+
+
+def _data_xyz(img: nib.Nifti1Image, warnings: list[str]) -> np.ndarray:
+    """The voxel array indexed (x, y, z), in float32 only when the header scales it."""
+    name = os.path.basename(img.get_filename() or "image")
+    try:
+        raw = np.asanyarray(img.dataobj.get_unscaled())
+    except Exception as exc:
+        raise FormatError(f"{name}: the voxel data cannot be read ({exc})") from exc
+    if raw.dtype.names:  # RGB / RGBA
+        rgb = np.stack([raw[c].astype(np.float32) for c in ("R", "G", "B")], axis=-1)
+        raw = rgb @ np.asarray([0.299, 0.587, 0.114], np.float32)
+        warnings.append("colour NIfTI converted to grayscale luminance")
+    while raw.ndim > 3 and raw.shape[-1] == 1:
+        raw = raw[..., 0]
+    if raw.ndim == 2:
+        raw = raw[:, :, None]
+    if raw.ndim == 4:
+        warnings.append(f"4-D NIfTI with {raw.shape[3]} volumes: the first volume was loaded")
+        raw = raw[..., 0]
+    if raw.ndim != 3:
+        raise FormatError(f"{name}: {raw.ndim}-D data is not supported (expected a 3-D volume)")
+    slope, inter = img.dataobj.slope, img.dataobj.inter
+    if (slope, inter) != (1.0, 0.0) and np.isfinite(slope) and np.isfinite(inter) and slope != 0:
+        raw = raw.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    return raw
+
+
+def read_image(path: str, modality: str = "") -> Volume:
+    """A NIfTI image as a :class:`Volume` (voxels ``(z, y, x)``, the file's affine, integer dtypes kept)."""
+    img = _load(path)
+    warnings: list[str] = []
+    data = _data_xyz(img, warnings)
+    if img.header.get("sform_code", 0) == 0 and img.header.get("qform_code", 0) == 0:
+        warnings.append("the NIfTI header has no orientation (qform/sform code 0): the geometry is assumed")
+    voxels = np.ascontiguousarray(data.transpose(2, 1, 0))
+    return Volume(voxels, img.affine.copy(), modality, tuple(warnings))
+
+
+def read_labels(path: str, reference: Volume | None = None, table: LabelTable | None = None) -> LabelMap:
+    """A NIfTI label volume, mapped onto ``reference``'s grid when given.
+
+    Values must be integers 0..255 (255 = not annotated). Raises :class:`GeometryError` when the grid
+    differs from the reference by more than axis permutations and flips.
+    """
+    img = _load(path)
+    name = os.path.basename(path)
+    data = _data_xyz(img, [])
+    if data.dtype.kind == "f":
+        if not np.array_equal(data, np.round(data)):
+            raise FormatError(f"{name}: label values must be whole numbers (this looks like an image or "
+                              "probabilities, not a label volume)")
+    if data.size and (data.min() < 0 or data.max() > UNANNOTATED):
+        raise FormatError(f"{name}: label values must lie in 0..255, found {data.min()}..{data.max()}")
+    data = data.astype(np.uint8)
+    affine = img.affine.copy()
+    if reference is not None:
+        ref_shape_xyz = reference.shape[::-1]
+        mapping = index_transform(affine, data.shape, reference.affine, ref_shape_xyz)
+        if mapping is None:
+            raise GeometryError(_grid_mismatch(name, data.shape, affine, ref_shape_xyz, reference.affine))
+        order, flips = mapping
+        data = data.transpose(order)
+        data = np.flip(data, axis=[a for a in range(3) if flips[a]]) if any(flips) else data
+        affine = reference.affine.copy()
+    labels = np.ascontiguousarray(data.transpose(2, 1, 0))
+    present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if 0 < v < UNANNOTATED]
+    table = table or LabelTable()
+    for v in present:
+        if table.get(v) is None:
+            table = table.with_label(Label(v, f"Label {v}", default_color(v)))
+    return LabelMap(labels, affine, table)
+
+
+def _grid_mismatch(name: str, shape, affine, ref_shape, ref_affine) -> str:
+    def describe(s, a):
+        sp = np.linalg.norm(a[:3, :3], axis=0)
+        return (f"{s[0]} x {s[1]} x {s[2]} voxels of {sp[0]:.4g} x {sp[1]:.4g} x {sp[2]:.4g} mm, "
+                f"origin ({a[0, 3]:.2f}, {a[1, 3]:.2f}, {a[2, 3]:.2f}) mm")
+    return (f"{name}: the label grid does not match the image grid and unetgui does not resample labels.\n"
+            f"  labels: {describe(shape, affine)}\n  image:  {describe(ref_shape, ref_affine)}\n"
+            "Export the labels on the image's own grid (same series) and try again.")
+
+
+def _image(data_xyz: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    img = nib.Nifti1Image(data_xyz, affine)
+    img.header.set_sform(affine, code=_SCANNER_ANAT)
+    img.header.set_qform(affine, code=_SCANNER_ANAT)  # nearest rigid form when the grid is sheared (tilt)
+    img.header.set_xyzt_units("mm", "sec")
+    return img
+
+
+def write_image(volume: Volume, path: str) -> None:
+    """Write ``volume`` with its affine (sform exact, qform its rigid part) and mm units."""
+    _save(_image(volume.voxels.transpose(2, 1, 0), volume.affine), path)
+
+
+def write_labels(labels: LabelMap, path: str) -> None:
+    """Write a label volume (uint8) on its grid, with qform/sform, mm units and the label intent."""
+    img = _image(labels.labels.transpose(2, 1, 0), labels.affine)
+    img.header.set_intent("label")
+    _save(img, path)
+
+
+def _save(img: nib.Nifti1Image, path: str) -> None:
+    tmp = f"{path}.partial{'.nii.gz' if path.endswith('.gz') else '.nii'}"
+    try:
+        nib.save(img, tmp)
+        os.replace(tmp, path)  # never leave a half-written file under the final name
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise FormatError(f"cannot write {path}: {exc}") from exc
