@@ -9,6 +9,7 @@ warning.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings as _warnings
@@ -16,7 +17,9 @@ import warnings as _warnings
 import highdicom as hd
 import numpy as np
 import pydicom
+from pydicom.filewriter import dcmwrite
 from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from unetgui import __version__
 from unetgui.core.errors import FormatError
@@ -59,7 +62,7 @@ def write_dicom_seg(
                 manufacturer_model_name="unetgui", software_versions=__version__, device_serial_number="0",
                 series_description=series_description, omit_empty_frames=False,
             )
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise FormatError(f"cannot build a DICOM-SEG for this series: {exc}") from exc
     tmp = f"{path}.partial"
     try:
@@ -77,6 +80,9 @@ def _source_datasets(volume: Volume, slices: list[int]) -> list[pydicom.Dataset]
     except Exception as exc:
         raise FormatError(f"the source DICOM files must still be readable to write a DICOM-SEG: {exc}") from exc
     for ds in datasets:
+        if not ds.get("SOPInstanceUID") or not ds.get("SOPClassUID"):
+            raise FormatError("DICOM-SEG needs the source images' SOP instance UIDs; these files have blank "
+                              "UIDs (anonymised), so a segmentation could not reference them")
         if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
             del ds.SpecificCharacterSet  # empty value = default repertoire; highdicom rejects ''
     return datasets
@@ -105,7 +111,7 @@ def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, .
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
-            seg = hd.seg.segread(path)
+            seg = _read_seg(path)
     except Exception as exc:
         raise FormatError(f"{name}: not a readable DICOM segmentation ({type(exc).__name__}: {exc})") from exc
     numbers = list(seg.segment_numbers)
@@ -143,6 +149,18 @@ def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, .
     if overlap:
         notes.append(f"{name}: segments overlap in {overlap} voxel(s); each such voxel got the later segment")
     return LabelMap(out, reference.affine.copy(), table), tuple(notes)
+
+
+def _read_seg(path: str) -> hd.seg.Segmentation:
+    ds = pydicom.dcmread(path)
+    if ds.file_meta.get("TransferSyntaxUID") == ExplicitVRBigEndian and int(ds.get("BitsAllocated", 1)) <= 8:
+        # highdicom parses little endian only; byte-oriented (OB) pixel data is the same in both
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        buffer = io.BytesIO()
+        dcmwrite(buffer, ds, little_endian=True, implicit_vr=False, force_encoding=True)
+        buffer.seek(0)
+        ds = pydicom.dcmread(buffer)
+    return hd.seg.Segmentation.from_dataset(ds, copy=False)
 
 
 def _segment_values(seg: hd.seg.Segmentation, numbers: list[int]) -> tuple[list[int], LabelTable]:

@@ -32,7 +32,7 @@ def stack_geometry(frames: tuple[FrameRef, ...]) -> StackGeometry:
     if pixel_spacing is None:
         pixel_spacing = (1.0, 1.0)
         warnings.append("no PixelSpacing: 1 mm pixels assumed, distances and volumes are not physical")
-    single_step = first.file.spacing_between_slices or first.file.slice_thickness or 1.0
+    single_step = abs(first.file.spacing_between_slices or 0) or abs(first.file.slice_thickness or 0) or 1.0
     if any(f.position is None or f.orientation is None for f in frames):
         if len(frames) > 1:
             warnings.append("no patient position/orientation: slices stacked in instance order "

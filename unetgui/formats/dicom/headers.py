@@ -92,6 +92,23 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
     return out if len(out) == n and all(np.isfinite(out)) else None
 
 
+def _spacing(value: Any) -> tuple[float, float] | None:
+    """PixelSpacing, or None when absent or not positive (some CR/DX files store 0)."""
+    out = _floats(value, 2)
+    return out if out is not None and min(out) > 0 else None
+
+
+def _orientation(value: Any) -> tuple[float, ...] | None:
+    """ImageOrientationPatient, or None unless it is two (nearly) orthonormal direction cosines."""
+    out = _floats(value, 6)
+    if out is None:
+        return None
+    row, col = np.asarray(out[:3]), np.asarray(out[3:])
+    if abs(np.linalg.norm(row) - 1) > 0.01 or abs(np.linalg.norm(col) - 1) > 0.01 or abs(row @ col) > 0.01:
+        return None
+    return out
+
+
 def _float(value: Any) -> float | None:
     try:
         out = float(value)
@@ -188,8 +205,8 @@ def frames_of(ds: pydicom.Dataset, header: FileHeader) -> list[FrameRef]:
     shared = _get(ds, "SharedFunctionalGroupsSequence")
     per_frame = _get(ds, "PerFrameFunctionalGroupsSequence")
     top_position = _floats(_get(ds, "ImagePositionPatient"), 3)
-    top_orientation = _floats(_get(ds, "ImageOrientationPatient"), 6)
-    top_spacing = _floats(_get(ds, "PixelSpacing"), 2) or _floats(_get(ds, "ImagerPixelSpacing"), 2)
+    top_orientation = _orientation(_get(ds, "ImageOrientationPatient"))
+    top_spacing = _spacing(_get(ds, "PixelSpacing")) or _spacing(_get(ds, "ImagerPixelSpacing"))
     top_slope = _float(_get(ds, "RescaleSlope"))
     top_intercept = _float(_get(ds, "RescaleIntercept"))
     instance = _int(_get(ds, "InstanceNumber"), 0)
@@ -210,9 +227,9 @@ def frames_of(ds: pydicom.Dataset, header: FileHeader) -> list[FrameRef]:
             frames.append(FrameRef(
                 file=header, frame=i,
                 position=_floats(_first(groups, "PlanePositionSequence", "ImagePositionPatient"), 3) or top_position,
-                orientation=_floats(_first(groups, "PlaneOrientationSequence", "ImageOrientationPatient"), 6)
+                orientation=_orientation(_first(groups, "PlaneOrientationSequence", "ImageOrientationPatient"))
                 or top_orientation,
-                pixel_spacing=_floats(_first(groups, "PixelMeasuresSequence", "PixelSpacing"), 2) or top_spacing,
+                pixel_spacing=_spacing(_first(groups, "PixelMeasuresSequence", "PixelSpacing")) or top_spacing,
                 slope=slope if slope is not None else (top_slope if top_slope is not None else 1.0),
                 intercept=intercept if intercept is not None else (top_intercept or 0.0),
                 temporal_key=(temporal or 0.0, *base_temporal[1:3], float(i)),

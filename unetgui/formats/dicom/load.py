@@ -45,7 +45,7 @@ def load_series(series: Series, progress: ProgressFn | None = None, cancel: Canc
         for i in members:
             f = frames[i]
             multi = f.frame is not None and pixels.ndim > (3 if _is_colour(f.file) else 2)
-            out = _store(out, out_index[i], _physical(pixels[f.frame] if multi else pixels, f))
+            out = _store(out, out_index[i], *_physical(pixels[f.frame] if multi else pixels, f))
     report(progress, len(by_file), len(by_file), "done")
     first = frames[0].file
     if first.photometric == "MONOCHROME1":
@@ -131,38 +131,51 @@ def _guess_transfer_syntax(ds: pydicom.Dataset) -> str:
     return ImplicitVRLittleEndian if ds.is_implicit_VR else ExplicitVRLittleEndian
 
 
-def _physical(stored: np.ndarray, frame: FrameRef) -> np.ndarray:
-    """Stored values of one frame -> physical values (rows, cols)."""
+def _physical(stored: np.ndarray, frame: FrameRef) -> tuple[np.ndarray, int]:
+    """Stored values of one frame -> physical values (rows, cols), as ``values + offset``.
+
+    The integer offset (RescaleIntercept of unscaled integer data, e.g. -1024 for CT) is returned
+    apart so that it is added while writing into the output, without a temporary slice copy.
+    """
     h = frame.file
     if _is_colour(h):
         rgb = stored.astype(np.float32)
-        return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114, 0
     if h.has_modality_lut:
-        return stored  # the LUT was applied while decoding
+        return stored, 0  # the LUT was applied while decoding
     values = stored
     if h.photometric == "MONOCHROME1" and values.dtype.kind in "iu":
         bits = max(1, min(h.bits_stored, 32))
         values = (-1 - values.astype(np.int64)) if h.pixel_representation else ((2**bits - 1) - values.astype(np.int64))
-    if values.dtype.kind == "f":
-        return values.astype(np.float32) * np.float32(frame.slope) + np.float32(frame.intercept)
-    if float(frame.slope).is_integer() and float(frame.intercept).is_integer():
+    if values.dtype.kind != "f" and float(frame.slope).is_integer() and float(frame.intercept).is_integer():
         if frame.slope == 1:
-            return values.astype(np.int32) + int(frame.intercept) if frame.intercept else values
-        return values.astype(np.int64) * int(frame.slope) + int(frame.intercept)
-    return values.astype(np.float32) * np.float32(frame.slope) + np.float32(frame.intercept)
+            return values, int(frame.intercept)
+        return values.astype(np.int64) * int(frame.slope), int(frame.intercept)
+    return values.astype(np.float32) * np.float32(frame.slope) + np.float32(frame.intercept), 0
 
 
-def _store(out: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
-    """Write one slice, widening ``out`` when a value does not fit (headers that understate the range)."""
+def _store(out: np.ndarray, k: int, values: np.ndarray, offset: int = 0) -> np.ndarray:
+    """Write ``values + offset`` into slice ``k``, widening ``out`` when a value does not fit (headers
+    that understate the range)."""
+    fast = False
     if out.dtype.kind in "iu":
         if values.dtype.kind == "f":
             out = out.astype(np.float32)
         else:
+            raw_min, raw_max = int(values.min()), int(values.max())
+            vmin, vmax = raw_min + offset, raw_max + offset
             info = np.iinfo(out.dtype)
-            vmin, vmax = int(values.min()), int(values.max())
             if vmin < info.min or vmax > info.max:
                 wider = next((dt for dt in _INT_DTYPES if np.iinfo(dt).min <= vmin and vmax <= np.iinfo(dt).max),
                              np.float32)
                 out = out.astype(wider)
-    out[k] = values
+            if out.dtype.kind in "iu":
+                info = np.iinfo(out.dtype)
+                fast = info.min <= raw_min and raw_max <= info.max  # the stored values themselves fit too
+    if not offset:
+        out[k] = values
+    elif fast:  # add in out's own dtype, straight into the slice: no temporary copy
+        np.add(values, np.asarray(offset, out.dtype), out=out[k], dtype=out.dtype, casting="unsafe")
+    else:
+        out[k] = values.astype(np.int64) + offset if values.dtype.kind in "iu" else values + offset
     return out

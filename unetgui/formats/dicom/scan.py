@@ -214,8 +214,9 @@ def _series_key(frame: FrameRef) -> tuple[str, ...]:
     h = frame.file
     if h.series_uid:
         return (h.series_uid,)
-    # blank SeriesInstanceUID (anonymised data): fall back to what else identifies a series
-    return ("", h.study_uid, h.series_number, h.modality, h.series_description, os.path.dirname(h.path))
+    # blank SeriesInstanceUID (anonymised data): fall back to what else identifies a series; not the
+    # folder, since one series may be spread over several folders
+    return ("", h.study_uid, h.series_number, h.modality, h.series_description)
 
 
 def _group(frames: list[FrameRef]) -> list[Series]:

@@ -1,0 +1,39 @@
+"""Shared fixtures. Qt must be told to run offscreen before any QApplication exists."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("LANG", "C.UTF-8")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """../shared/data (CI has it at the same relative path); fail loudly when it is missing."""
+    if not DATA.is_dir():
+        pytest.fail(f"shared test data not found at {DATA}")
+    return DATA
+
+
+def phantom_hu(shape: tuple[int, int, int] = (12, 64, 80), seed: int = 0) -> np.ndarray:
+    """A small CT-like phantom (z, y, x) in HU: air, a body ellipse (40 HU), a 'liver' blob (90 HU), noise."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[0:shape[0], 0:shape[1], 0:shape[2]].astype(np.float32)
+    cz, cy, cx = (np.asarray(shape, np.float32) - 1) / 2
+    body = ((y - cy) / (0.42 * shape[1])) ** 2 + ((x - cx) / (0.45 * shape[2])) ** 2 < 1
+    liver = ((z - cz) / (0.35 * shape[0])) ** 2 + ((y - cy * 0.9) / (0.2 * shape[1])) ** 2 + ((x - cx * 0.8) / (0.18 * shape[2])) ** 2 < 1
+    hu = np.where(body, 40.0, -1000.0) + np.where(liver, 50.0, 0.0) + rng.normal(0, 8, shape)
+    return hu.round().astype(np.int16)
+
+
+@pytest.fixture
+def phantom() -> np.ndarray:
+    return phantom_hu()

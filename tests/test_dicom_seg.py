@@ -1,0 +1,118 @@
+"""DICOM-SEG: the shared dcmqi liver SEG reads back equal to its NRRD labelmap; our SEGs round-trip exactly."""
+
+from __future__ import annotations
+
+import nrrd
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import DATA
+from unetgui.core.errors import FormatError
+from unetgui.core.geometry import LPS_TO_RAS, index_transform
+from unetgui.core.volume import Label, LabelMap, LabelTable
+from unetgui.formats.dicom import load_series, scan
+from unetgui.formats.dicom.writer import SeriesSpec, write_series
+from unetgui.formats.dicom_seg import read_dicom_seg, write_dicom_seg
+
+DCMQI = DATA / "dcmqi-ct-3slice-liver-seg"
+
+
+@pytest.fixture(scope="module")
+def dcmqi_ct():
+    (series,) = scan(str(DCMQI / "ct")).series
+    return load_series(series)
+
+
+def _nrrd_on_grid(path, volume) -> np.ndarray:
+    """An NRRD labelmap mapped onto the volume through its own geometry (space directions/origin)."""
+    data, header = nrrd.read(str(path))
+    assert header["space"] == "left-posterior-superior"
+    affine = np.eye(4)
+    affine[:3, :3] = np.asarray(header["space directions"], float).T
+    affine[:3, 3] = header["space origin"]
+    order, flips = index_transform(LPS_TO_RAS @ affine, data.shape, volume.affine, volume.shape[::-1])
+    data = data.transpose(order)
+    data = np.flip(data, [a for a in range(3) if flips[a]]) if any(flips) else data
+    return data.transpose(2, 1, 0)
+
+
+def test_dcmqi_liver_seg_equals_its_nrrd_labelmap(dcmqi_ct):
+    labels, notes = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), dcmqi_ct)
+    expected = _nrrd_on_grid(DCMQI / "labelmaps" / "liver_seg.nrrd", dcmqi_ct)
+    assert np.array_equal(labels.labels, expected)
+    assert [int(labels.labels[k].sum()) for k in range(3)] == [36233, 35645, 35220]  # README counts
+    assert labels.table.get(1).name == "Liver"
+    assert notes == ()
+
+
+def test_overlapping_segments_are_resolved_with_a_warning(dcmqi_ct):
+    labels, notes = read_dicom_seg(str(DCMQI / "seg" / "partial_overlaps_seg.dcm"), dcmqi_ct)
+    assert len(labels.table) == 5
+    assert notes and "overlap" in notes[0]
+    assert set(np.unique(labels.labels)) == {0, 1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize("name", ["liver.dcm", "liver_expb.dcm", "liver_j2k.dcm"])
+def test_encoding_variants_of_the_liver_seg_read_the_same(dcmqi_ct, name):
+    reference, _ = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), dcmqi_ct)
+    variant, _ = read_dicom_seg(str(DATA / "pydicom-data" / "data" / name), dcmqi_ct)
+    assert np.array_equal(variant.labels, reference.labels)
+
+
+def test_round_trip_is_exact_with_non_contiguous_label_values(tmp_path, phantom):
+    write_series(phantom, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    (series,) = scan(str(tmp_path / "ct")).series
+    volume = load_series(series)
+    table = LabelTable((Label(1, "liver", (200, 90, 60)), Label(4, "tumour", (30, 220, 40)), Label(9, "empty", (1, 2, 3))))
+    lm = LabelMap.empty_like(volume, table)
+    lm.labels[volume.voxels > 60] = 1
+    lm.labels[5, 20:30, 20:30] = 4
+    path = str(tmp_path / "seg.dcm")
+    write_dicom_seg(lm, volume, path)
+    back, notes = read_dicom_seg(path, volume)
+    assert np.array_equal(back.labels, lm.labels)
+    assert back.affine == pytest.approx(volume.affine)
+    assert [(lab.value, lab.name) for lab in back.table] == [(1, "liver"), (4, "tumour"), (9, "empty")]
+    assert all(np.abs(np.subtract(back.table.get(v).color, table.get(v).color)).max() <= 2 for v in (1, 4, 9))
+    seg = pydicom.dcmread(path)
+    assert seg.Modality == "SEG"
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.info.series_uid
+    # scanning the folder finds the SEG and what it refers to, and does not treat it as an image
+    result = scan(str(tmp_path))
+    assert len(result.series) == 1 and result.segmentations[0].referenced_series_uid == volume.info.series_uid
+
+
+def test_unannotated_voxels_are_exported_as_background(tmp_path, dcmqi_ct):
+    lm = LabelMap.empty_like(dcmqi_ct, LabelTable.from_names("liver"))
+    lm.labels[0, :10, :10] = 1
+    lm.labels[1] = 255
+    write_dicom_seg(lm, dcmqi_ct, str(tmp_path / "s.dcm"))
+    back, _ = read_dicom_seg(str(tmp_path / "s.dcm"), dcmqi_ct)
+    assert back.labels[1].max() == 0 and back.labels[0, :10, :10].min() == 1
+
+
+def test_volume_without_instance_uids_cannot_be_referenced(tmp_path):
+    (series,) = scan(str(DATA / "totalsegmentator-example-ct-dicom")).series
+    volume = load_series(series)
+    lm = LabelMap.empty_like(volume, LabelTable.from_names("x"))
+    with pytest.raises(FormatError, match="SOP instance UIDs"):
+        write_dicom_seg(lm, volume, str(tmp_path / "s.dcm"))
+
+
+def test_seg_of_another_series_is_refused(tmp_path, phantom, dcmqi_ct):
+    write_series(phantom, str(tmp_path / "ct"))
+    (series,) = scan(str(tmp_path / "ct")).series
+    with pytest.raises(FormatError, match="does not reference any image"):
+        read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), load_series(series))
+    with pytest.raises(FormatError, match="not a readable DICOM segmentation"):
+        read_dicom_seg(str(DCMQI / "ct" / "01.dcm"), dcmqi_ct)
+
+
+def test_highdicom_test_seg_on_its_16x16_ct_series():
+    ct_folder = DATA / "pydicom-test-files" / "test_files" / "dicomdirtests" / "77654033" / "CT2"
+    (series,) = scan(str(ct_folder)).series
+    volume = load_series(series)
+    labels, _ = read_dicom_seg(str(DATA / "highdicom-seg-test-files" / "seg_image_ct_binary.dcm"), volume)
+    assert labels.shape == volume.shape
+    assert labels.labels.any()
