@@ -57,3 +57,13 @@ def test_subcommands_never_import_qt():
             "unetgui.formats.dicom_seg; print('PySide6' in sys.modules, 'pyqtgraph' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+def test_application_icon_is_loaded_from_resources(qtbot):
+    from unetgui.app import RESOURCES, create_app
+
+    app = create_app([])
+    assert (RESOURCES / "unetgui.svg").is_file()
+    image = app.windowIcon().pixmap(32, 32).toImage()
+    assert not image.isNull()
+    assert image.pixelColor(16, 16).alpha() == 255  # the SVG was rendered, not an empty icon

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from unetgui import __version__
 from unetgui.ui.main_window import MainWindow
+
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 
 
 def create_app(argv: list[str]) -> QApplication:
@@ -15,6 +19,9 @@ def create_app(argv: list[str]) -> QApplication:
     app.setApplicationName("unetgui")
     app.setOrganizationName("unetgui")
     app.setApplicationVersion(__version__)
+    icon = RESOURCES / "unetgui.svg"
+    if icon.is_file():  # absent only in a wheel install without resources; Qt then uses its default
+        app.setWindowIcon(QIcon(str(icon)))
     return app
 
 
