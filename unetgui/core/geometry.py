@@ -58,7 +58,10 @@ def index_transform(
     indexed like ``dst``, or ``None`` if the grids differ by anything other than an axis permutation
     and flips (another spacing, a shift, a rotation, a different extent). ``tolerance`` is in voxels.
     """
-    t = np.linalg.solve(np.asarray(dst_affine, float), np.asarray(src_affine, float))
+    try:
+        t = np.linalg.solve(np.asarray(dst_affine, float), np.asarray(src_affine, float))
+    except np.linalg.LinAlgError:  # a degenerate affine describes no grid
+        return None
     lin = t[:3, :3]
     perm = np.rint(lin)
     # the largest drift, in dst voxels, that the non-permutation part causes at the far corner of src

@@ -50,19 +50,31 @@ def write_dicom_seg(
     lut = np.zeros(256, np.uint8)
     lut[values] = np.arange(1, len(values) + 1)
     sources = _source_datasets(volume, slices)
+    pixels = lut[data]
+    frames = [volume.sources[k].frame for k in slices]
+    if any(f is not None for f in frames):
+        # highdicom pairs pixel frame i with source frame i + 1: put every slice at its frame's place
+        if len(sources) != 1:
+            raise FormatError("a DICOM-SEG can reference single-frame images or one multi-frame file, "
+                              "not a volume stacked from several multi-frame files")
+        full = np.zeros((int(sources[0].get("NumberOfFrames", 1)), *pixels.shape[1:]), np.uint8)
+        full[frames] = pixels
+        pixels = full
     descriptions = [_description(n, labels.table.get(v) or Label(v, f"Label {v}", default_color(v)), algorithm)
                     for n, v in enumerate(values, start=1)]
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
             seg = hd.seg.Segmentation(
-                source_images=sources, pixel_array=lut[data], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                source_images=sources, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
                 segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=900,
                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer="unetgui",
                 manufacturer_model_name="unetgui", software_versions=__version__, device_serial_number="0",
                 series_description=series_description, omit_empty_frames=False,
             )
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+    except AttributeError as exc:
+        raise FormatError(f"cannot build a DICOM-SEG: the source images lack an attribute it must copy ({exc})") from exc
+    except (ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot build a DICOM-SEG for this series: {exc}") from exc
     tmp = f"{path}.partial"
     try:
@@ -170,12 +182,14 @@ def _segment_values(seg: hd.seg.Segmentation, numbers: list[int]) -> tuple[list[
         desc = seg.get_segment_description(n)
         match = _TRACKING.match(desc.tracking_id or "")
         value = int(match.group(1)) if match else n
+        if not 1 <= value < UNANNOTATED:
+            raise FormatError(f"segment {n} cannot be mapped to a label value 1..254 (it would be {value})")
         color = default_color(value)
         if "RecommendedDisplayCIELabValue" in desc:
             lab = hd.color.CIELabColor.from_dicom_value(desc.RecommendedDisplayCIELabValue)
             color = tuple(int(c) for c in lab.to_rgb())
         labels.append(Label(value, desc.segment_label or f"Label {value}", color))
-    if len({lab.value for lab in labels}) != len(labels) or max(lab.value for lab in labels) >= UNANNOTATED:
+    if len({lab.value for lab in labels}) != len(labels):
         raise FormatError("the segmentation's segments cannot be mapped to distinct label values 1..254")
     return [lab.value for lab in labels], LabelTable(tuple(labels))
 

@@ -63,10 +63,18 @@ def read_image(path: str, modality: str = "") -> Volume:
     img = _load(path)
     warnings: list[str] = []
     data = _data_xyz(img, warnings)
+    affine = img.affine.copy()
     if img.header.get("sform_code", 0) == 0 and img.header.get("qform_code", 0) == 0:
         warnings.append("the NIfTI header has no orientation (qform/sform code 0): the geometry is assumed")
+    if not _regular(affine):
+        warnings.append("the NIfTI affine is degenerate: 1 mm voxels without orientation are assumed")
+        affine = np.diag([*(img.header.get_zooms()[:3] if all(z > 0 for z in img.header.get_zooms()[:3]) else (1, 1, 1)), 1.0])
     voxels = np.ascontiguousarray(data.transpose(2, 1, 0))
-    return Volume(voxels, img.affine.copy(), modality, tuple(warnings))
+    return Volume(voxels, affine, modality, tuple(warnings))
+
+
+def _regular(affine: np.ndarray) -> bool:
+    return bool(np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) > 1e-9)
 
 
 def read_labels(path: str, reference: Volume | None = None, table: LabelTable | None = None) -> LabelMap:
@@ -77,6 +85,9 @@ def read_labels(path: str, reference: Volume | None = None, table: LabelTable | 
     """
     img = _load(path)
     name = os.path.basename(path)
+    if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
+        raise FormatError(f"{name}: a label volume must be 3-D, this one is {img.shape} (one label value per voxel, "
+                          "not one channel per label)")
     data = _data_xyz(img, [])
     if data.dtype.kind == "f":
         if not np.array_equal(data, np.round(data)):
@@ -115,6 +126,8 @@ def _grid_mismatch(name: str, shape, affine, ref_shape, ref_affine) -> str:
 
 
 def _image(data_xyz: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    if not _regular(affine):
+        raise FormatError("cannot write NIfTI: the volume's affine is degenerate (no valid geometry)")
     img = nib.Nifti1Image(data_xyz, affine)
     img.header.set_sform(affine, code=_SCANNER_ANAT)
     img.header.set_qform(affine, code=_SCANNER_ANAT)  # nearest rigid form when the grid is sheared (tilt)

@@ -28,7 +28,8 @@ def list_images(folder: str) -> list[str]:
     """Image files directly in ``folder``, in natural order."""
     if not os.path.isdir(folder):
         raise FormatError(f"{folder}: not a folder")
-    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")]
+    names = [n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES) and not n.startswith(".")
+             and os.path.isfile(os.path.join(folder, n))]
     return [os.path.join(folder, n) for n in sorted(names, key=_natural_key)]
 
 
@@ -52,8 +53,12 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
-def read_mask(path: str) -> np.ndarray:
-    """A 2-D label mask ``(y, x)`` uint8: {0, 255} -> {0, 1}; other values kept as labels (0..255)."""
+def read_mask(path: str, binary: bool | None = None) -> np.ndarray:
+    """A 2-D label mask ``(y, x)`` uint8: {0, 255} -> {0, 1}; other values kept as labels (0..255).
+
+    ``binary`` forces the reading (True: 255 is label 1; False: 255 is "not annotated"); ``None``
+    decides from this file's values alone.
+    """
     mask = _imread(path)
     name = os.path.basename(path)
     if mask.ndim == 3:
@@ -61,13 +66,13 @@ def read_mask(path: str) -> np.ndarray:
         if not (np.array_equal(channels[:, :, 0], channels[:, :, 1]) and np.array_equal(channels[:, :, 0], channels[:, :, 2])):
             raise FormatError(f"{name}: colour masks are not supported; save masks as grayscale label images")
         mask = channels[:, :, 0]
-    if mask.dtype.kind not in "iu" or (mask.size and mask.max() > UNANNOTATED):
-        raise FormatError(f"{name}: mask values must be whole numbers 0..255, found {mask.dtype} up to {mask.max()}")
+    if mask.dtype.kind not in "iu" or (mask.size and (mask.min() < 0 or mask.max() > UNANNOTATED)):
+        raise FormatError(f"{name}: mask values must be whole numbers 0..255, found {mask.dtype} "
+                          f"{mask.min()}..{mask.max()}")
     mask = mask.astype(np.uint8)
-    values = np.unique(mask)
-    if values.size and set(values.tolist()) <= {0, 255}:
-        mask = (mask == 255).astype(np.uint8)
-    return mask
+    if binary is None:
+        binary = bool(set(np.unique(mask).tolist()) <= {0, 255})
+    return (mask == 255).astype(np.uint8) if binary else mask
 
 
 def read_image_folder(folder: str) -> tuple[Volume, list[str]]:
@@ -97,7 +102,11 @@ def read_mask_folder(folder: str, image_names: list[str]) -> np.ndarray:
     if missing:
         raise FormatError(f"{folder}: no mask for {len(missing)} image(s): {', '.join(missing[:5])}"
                           f"{' ...' if len(missing) > 5 else ''} (masks must have the images' file names)")
-    return np.stack([read_mask(by_stem[s]) for s in stems])
+    masks = [read_mask(by_stem[s], binary=False) for s in stems]
+    # binary or not is decided for the whole folder, so 255 means the same thing on every slice
+    values = set().union(*(np.unique(m).tolist() for m in masks))
+    binary = values <= {0, 255} and 255 in values
+    return np.stack([(m == 255).astype(np.uint8) for m in masks] if binary else masks)
 
 
 def write_label_pngs(labels: np.ndarray, folder: str, prefix: str = "slice") -> list[str]:

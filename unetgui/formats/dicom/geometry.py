@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import os
+
 import numpy as np
 
+from unetgui.core.errors import DicomError
 from unetgui.core.geometry import affine_from_dicom
 from unetgui.formats.dicom.headers import FrameRef
 
@@ -13,7 +16,11 @@ from unetgui.formats.dicom.headers import FrameRef
 _GAP_TOLERANCE = 0.05
 #: relative deviation of a step from the median step that counts as non-uniform spacing
 _UNIFORM_TOLERANCE = 0.01
-#: perpendicular drift (mm) of the slice positions off the normal, over the whole stack, that counts as tilt
+#: scanners and anonymisers often round positions to 0.1 mm; step noise below this is not irregular
+_POSITION_ROUNDING_MM = 0.11
+#: drift of the slice positions off the normal, over the whole stack, that counts as tilt: a quarter
+#: pixel (below that, projecting on the normal misplaces no voxel by more than rounding does), at least 0.01 mm
+_TILT_DRIFT_PIXELS = 0.25
 _TILT_DRIFT_MM = 0.01
 
 
@@ -54,6 +61,9 @@ def stack_geometry(frames: tuple[FrameRef, ...]) -> StackGeometry:
     along = positions @ normal
     steps = np.diff(along)
     step = float(np.median(steps))
+    if not np.isfinite(step) or step <= 1e-6:
+        raise DicomError(f"{os.path.basename(first.path)}: the images do not form a stack (several lie in the "
+                         "same plane); open them one by one or check the series")
     slots: list[int | None] = [0]
     gaps = []
     irregular = []
@@ -62,7 +72,7 @@ def stack_geometry(frames: tuple[FrameRef, ...]) -> StackGeometry:
         if k >= 2 and abs(s - k * step) <= _GAP_TOLERANCE * step:
             gaps.append((i, k - 1, s))
             slots.extend([None] * (k - 1))
-        elif abs(s - step) > _UNIFORM_TOLERANCE * step + 1e-4:
+        elif abs(s - step) > _UNIFORM_TOLERANCE * step + _POSITION_ROUNDING_MM:
             irregular.append(s)
         slots.append(i + 1)
     if gaps:
@@ -78,7 +88,7 @@ def stack_geometry(frames: tuple[FrameRef, ...]) -> StackGeometry:
                         f"the volume uses the mean step {float(step_vec @ normal):.4g} mm, so slice positions "
                         "are approximate")
     drift = np.linalg.norm(total - normal * float(total @ normal))
-    if drift > _TILT_DRIFT_MM:
+    if drift > max(_TILT_DRIFT_MM, _TILT_DRIFT_PIXELS * min(pixel_spacing)):
         angle = float(np.degrees(np.arccos(min(1.0, abs(float(step_vec @ normal)) / np.linalg.norm(step_vec)))))
         warnings.append(f"gantry tilt: the slices are sheared by {angle:.1f} degrees against their normal; the "
                         "affine keeps every voxel at its true position (a sheared grid: some tools that expect "

@@ -217,7 +217,7 @@ def frames_of(ds: pydicom.Dataset, header: FileHeader) -> list[FrameRef]:
         float(instance),
     )
     frames: list[FrameRef] = []
-    if n > 1 and per_frame is not None and len(per_frame) == n:
+    if per_frame is not None and len(per_frame) == n:  # Enhanced CT/MR, also with a single frame
         shared_groups = [shared[0]] if shared else []
         for i in range(n):
             groups = [per_frame[i], *shared_groups]
@@ -225,7 +225,7 @@ def frames_of(ds: pydicom.Dataset, header: FileHeader) -> list[FrameRef]:
             intercept = _float(_first(groups, "PixelValueTransformationSequence", "RescaleIntercept"))
             temporal = _float(_first(groups, "FrameContentSequence", "TemporalPositionIndex"))
             frames.append(FrameRef(
-                file=header, frame=i,
+                file=header, frame=i if n > 1 else None,
                 position=_floats(_first(groups, "PlanePositionSequence", "ImagePositionPatient"), 3) or top_position,
                 orientation=_orientation(_first(groups, "PlaneOrientationSequence", "ImageOrientationPatient"))
                 or top_orientation,

@@ -48,7 +48,7 @@ def load_series(series: Series, progress: ProgressFn | None = None, cancel: Canc
             out = _store(out, out_index[i], *_physical(pixels[f.frame] if multi else pixels, f))
     report(progress, len(by_file), len(by_file), "done")
     first = frames[0].file
-    if first.photometric == "MONOCHROME1":
+    if first.photometric == "MONOCHROME1" and not first.has_modality_lut:
         notes.append("MONOCHROME1 image: values were inverted so that higher values are brighter")
     if _is_colour(first):
         notes.append(f"colour image ({first.photometric}) converted to grayscale luminance")

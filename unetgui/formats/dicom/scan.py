@@ -255,9 +255,9 @@ def _int_or(text: str) -> int:
 def _stack(frames: list[FrameRef]) -> list[tuple[list[FrameRef], tuple[str, ...]]]:
     """Sort one homogeneous group along its normal; split it when it is 4-D."""
     notes: list[str] = []
-    unique: dict[tuple[str, int | None], FrameRef] = {}
-    for f in frames:
-        unique.setdefault((f.file.sop_instance_uid or f.path, f.frame), f)
+    unique: dict[tuple, FrameRef] = {}
+    for f in frames:  # the position is part of the key: some anonymisers give every file one UID
+        unique.setdefault((f.file.sop_instance_uid or f.path, f.frame, f.position), f)
     if len(unique) < len(frames):
         notes.append(f"{len(frames) - len(unique)} duplicate file(s) of the same image were ignored")
     frames = list(unique.values())
@@ -267,10 +267,10 @@ def _stack(frames: list[FrameRef]) -> list[tuple[list[FrameRef], tuple[str, ...]
     o = frames[0].orientation
     normal = np.cross(o[:3], o[3:])
     frames.sort(key=lambda f: (float(np.dot(f.position, normal)), f.temporal_key, f.path))
-    # group images at the same position
+    # group images at the same position along the normal (in-plane shifts do not make another slice)
     slots: list[list[FrameRef]] = []
     for f in frames:
-        if slots and np.abs(np.subtract(f.position, slots[-1][0].position)).max() <= POSITION_TOLERANCE_MM:
+        if slots and abs(float(np.dot(np.subtract(f.position, slots[-1][0].position), normal))) <= POSITION_TOLERANCE_MM:
             slots[-1].append(f)
         else:
             slots.append([f])

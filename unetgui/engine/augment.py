@@ -1,0 +1,80 @@
+"""Batched augmentation on the training device (torch), one random draw per sample.
+
+Spatial (the original U-Net's): rotation, scaling, flips, applied as one affine resampling (bilinear for
+images, nearest for labels; regions that come from outside the patch are "not annotated"). Cropping is
+the patch sampling itself. Intensity (nnU-Net's list): multiplicative brightness, contrast, gamma and
+Gaussian noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from unetgui.core.volume import UNANNOTATED
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    rotation_degrees: float = 30.0
+    scale: tuple[float, float] = (0.8, 1.25)
+    flip: bool = True
+    spatial_probability: float = 0.8
+    brightness: tuple[float, float] = (0.75, 1.25)
+    contrast: tuple[float, float] = (0.75, 1.25)
+    gamma: tuple[float, float] = (0.7, 1.5)
+    noise_std: float = 0.1
+    intensity_probability: float = 0.3  # per transform and sample
+
+
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.rand(n, generator=g, device="cpu").to(device) * (hi - lo) + lo
+
+
+def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` (B, C, H, W) float, ``labels`` (B, H, W) int64 -> augmented copies (same shapes)."""
+    b, dev = images.shape[0], images.device
+    images, labels = _spatial(images, labels, cfg, g)
+    p = cfg.intensity_probability
+
+    def chosen() -> torch.Tensor:
+        return (torch.rand(b, generator=g) < p).to(dev).view(b, 1, 1, 1)
+
+    images = torch.where(chosen(), images * _uniform(b, *cfg.brightness, g, dev).view(b, 1, 1, 1), images)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    images = torch.where(chosen(), (images - mean) * _uniform(b, *cfg.contrast, g, dev).view(b, 1, 1, 1) + mean, images)
+    lo = images.amin(dim=(1, 2, 3), keepdim=True)
+    span = images.amax(dim=(1, 2, 3), keepdim=True) - lo + 1e-6
+    gamma = _uniform(b, *cfg.gamma, g, dev).view(b, 1, 1, 1)
+    images = torch.where(chosen(), ((images - lo) / span).clamp(0, 1) ** gamma * span + lo, images)
+    noise = torch.randn(images.shape, generator=g).to(dev) * _uniform(b, 0.0, cfg.noise_std, g, dev).view(b, 1, 1, 1)
+    images = torch.where(chosen(), images + noise, images)
+    return images, labels
+
+
+def _spatial(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    b, dev = images.shape[0], images.device
+    apply = torch.rand(b, generator=g) < cfg.spatial_probability
+    angle = (torch.rand(b, generator=g) * 2 - 1) * math.radians(cfg.rotation_degrees)
+    lo, hi = math.log(cfg.scale[0]), math.log(cfg.scale[1])
+    scale = torch.exp(torch.rand(b, generator=g) * (hi - lo) + lo)
+    flip_x = torch.where((torch.rand(b, generator=g) < 0.5) & torch.tensor(cfg.flip), -1.0, 1.0)
+    flip_y = torch.where((torch.rand(b, generator=g) < 0.5) & torch.tensor(cfg.flip), -1.0, 1.0)
+    angle, scale = torch.where(apply, angle, 0.0), torch.where(apply, scale, 1.0)
+    flip_x, flip_y = torch.where(apply, flip_x, 1.0), torch.where(apply, flip_y, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * flip_x, -sin * flip_y
+    theta[:, 1, 0], theta[:, 1, 1] = sin * flip_x, cos * flip_y
+    if not apply.any():
+        return images, labels
+    grid = F.affine_grid(theta.to(dev, images.dtype), list(images.shape), align_corners=False)
+    images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # labels + 1 so that 0 marks "came from outside" after zero padding; that becomes "not annotated"
+    shifted = (labels + 1).unsqueeze(1).to(images.dtype)
+    warped = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False).squeeze(1).round().long()
+    labels = torch.where(warped == 0, UNANNOTATED, warped - 1)
+    return images, labels

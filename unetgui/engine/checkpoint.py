@@ -1,0 +1,109 @@
+"""Model files: weights in safetensors plus JSON metadata in its header. Loading never runs code.
+
+A model file holds the architecture, the preprocessing, the label table, a summary of the training
+data, metrics and the versions that made it. Files are written atomically (temp file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from unetgui import __version__
+from unetgui.core.errors import FormatError, UnetguiError
+from unetgui.core.volume import LabelTable
+from unetgui.engine.preprocessing import Preprocessing
+from unetgui.engine.unet import UNet, UNetConfig
+
+FORMAT = "unetgui-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """Everything needed to rebuild and run a trained model."""
+
+    config: UNetConfig
+    preprocessing: Preprocessing
+    labels: LabelTable
+    weights: dict[str, torch.Tensor]
+    info: dict = field(default_factory=dict)  # training summary, metrics, history, created, versions
+
+    @classmethod
+    def from_model(cls, model: UNet, preprocessing: Preprocessing, labels: LabelTable, info: dict | None = None) -> Checkpoint:
+        weights = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+        return cls(model.config, preprocessing, labels, weights, dict(info or {}))
+
+    def build(self, device: torch.device | str = "cpu") -> UNet:
+        """The model with these weights, in eval mode, on ``device``."""
+        model = UNet(self.config)
+        try:
+            model.load_state_dict(self.weights, strict=True)
+        except RuntimeError as exc:
+            raise FormatError(f"the model file's weights do not fit its architecture: {str(exc)[:300]}") from exc
+        return model.to(device).eval()
+
+    def metadata(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "architecture": self.config.to_json(), "preprocessing": self.preprocessing.to_json(),
+            "labels": self.labels.to_json(), "info": self.info,
+            "versions": {"unetgui": __version__, "torch": torch.__version__, "numpy": np.__version__},
+        }
+
+
+def save(checkpoint: Checkpoint, path: str) -> None:
+    """Write ``checkpoint`` to ``path`` atomically (a reader never sees a half-written model)."""
+    meta = checkpoint.metadata()
+    meta["info"] = {**meta["info"], "saved": datetime.datetime.now().isoformat(timespec="seconds")}
+    tmp = f"{path}.partial"
+    try:
+        save_file(checkpoint.weights, tmp, metadata={"unetgui": json.dumps(meta)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise FormatError(f"cannot write the model file {path}: {exc}") from exc
+
+
+def load(path: str) -> Checkpoint:
+    """Read a model file; raises :class:`FormatError` for a missing, corrupt, truncated or foreign file."""
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise FormatError(f"{path}: no such model file")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            header = f.metadata() or {}
+        weights = load_file(path)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"{name}: not a unetgui model file, or it is damaged ({exc})") from exc
+    if "unetgui" not in header:
+        raise FormatError(f"{name}: a safetensors file, but not a unetgui model (no unetgui metadata)")
+    try:
+        meta = json.loads(header["unetgui"])
+        if meta.get("format") != FORMAT:
+            raise FormatError(f"{name}: not a unetgui model file")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise FormatError(f"{name}: made by a newer unetgui (model format {meta['format_version']}); update unetgui")
+        return Checkpoint(
+            config=UNetConfig.from_json(meta["architecture"]),
+            preprocessing=Preprocessing.from_json(meta["preprocessing"]),
+            labels=LabelTable.from_json(meta["labels"]),
+            weights=weights,
+            info={**meta.get("info", {}), "versions": meta.get("versions", {})},
+        )
+    except FormatError:
+        raise
+    except (UnetguiError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{name}: the model's metadata is invalid ({exc})") from exc

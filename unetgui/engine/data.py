@@ -1,0 +1,121 @@
+"""Training data: annotated slices from volumes or 2-D image stacks, the train/validation split, and
+foreground-aware patch sampling.
+
+Sparse annotation is normal: label 255 means "not annotated" (no loss there), and slices without any
+annotated voxel are not training data at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from unetgui.core.errors import UnetguiError
+from unetgui.core.volume import UNANNOTATED
+from unetgui.engine.preprocessing import Preprocessing, resize_slices
+
+
+@dataclass
+class Case:
+    """One volume prepared for training: normalised float32 image and labels at the working size."""
+
+    name: str
+    image: np.ndarray  # (z, y, x) float32, normalised
+    labels: np.ndarray  # (z, y, x) uint8, 255 = not annotated
+    annotated: tuple[int, ...]  # slices with at least one annotated voxel
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.image.shape)  # type: ignore[return-value]
+
+
+SliceRef = tuple[int, int]  # (case index, slice index)
+
+
+def prepare_case(name: str, voxels: np.ndarray, labels: np.ndarray, pre: Preprocessing) -> Case:
+    """Normalise and resize one annotated volume; only annotated slices are kept in memory at full cost."""
+    if voxels.shape != labels.shape:
+        raise UnetguiError(f"{name}: image {voxels.shape} and labels {labels.shape} differ in shape")
+    annotated = tuple(int(z) for z in np.flatnonzero((labels != UNANNOTATED).any(axis=(1, 2))))
+    stats = pre.volume_stats(voxels)
+    target = pre.working_shape(voxels.shape[1:])
+    image = resize_slices(pre.normalize(voxels, stats), target)
+    return Case(name, image, resize_slices(labels, target, nearest=True), annotated)
+
+
+def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0) -> tuple[list[SliceRef], list[SliceRef]]:
+    """Train and validation slices. Several volumes: split by volume (about ``val_fraction`` of them, at
+    least one, never all); one volume: every ~6th annotated slice, at least one, evenly spread."""
+    refs = [[(c, z) for z in case.annotated] for c, case in enumerate(cases)]
+    with_data = [c for c, r in enumerate(refs) if r]
+    if not with_data:
+        raise UnetguiError("no annotated slice: mark or paint at least one slice before training")
+    if len(with_data) >= 2:
+        rng = np.random.default_rng(seed)
+        n_val = min(len(with_data) - 1, max(1, round(len(with_data) * val_fraction)))
+        val_cases = set(rng.choice(with_data, n_val, replace=False).tolist())
+        train = [r for c in with_data if c not in val_cases for r in refs[c]]
+        val = [r for c in sorted(val_cases) for r in refs[c]]
+        return train, val
+    only = refs[with_data[0]]
+    if len(only) < 2:
+        return only, []  # one annotated slice: nothing to validate on (training loss selects the best epoch)
+    n_val = max(1, round(len(only) * val_fraction))
+    picks = np.unique(np.linspace(0, len(only) - 1, n_val + 2)[1:-1].round().astype(int))
+    val = [only[i] for i in picks]
+    return [r for r in only if r not in val], val
+
+
+def context_stack(image: np.ndarray, z: int, context: int) -> np.ndarray:
+    """Slice ``z`` with ``context`` neighbours on each side as channels ``(1 + 2*context, y, x)``; edges repeat."""
+    idx = np.clip(np.arange(z - context, z + context + 1), 0, image.shape[0] - 1)
+    return image[idx]
+
+
+class PatchSampler:
+    """Random training patches; a share of them centred on a random labelled (foreground) voxel."""
+
+    def __init__(self, cases: list[Case], refs: list[SliceRef], patch: int, context: int,
+                 foreground_fraction: float = 0.5, seed: int = 0) -> None:
+        if not refs:
+            raise UnetguiError("no training slices")
+        self.cases, self.refs, self.patch, self.context = cases, list(refs), patch, context
+        self.foreground_fraction = foreground_fraction
+        self.rng = np.random.default_rng(seed)
+        self._foreground: dict[SliceRef, np.ndarray] = {}
+        for ref in self.refs:
+            lab = cases[ref[0]].labels[ref[1]]
+            fg = np.flatnonzero((lab > 0) & (lab != UNANNOTATED))
+            if fg.size:
+                self._foreground[ref] = fg
+
+    def set_refs(self, refs: list[SliceRef]) -> None:
+        """Replace the training slices (slices reviewed during training join at the next epoch)."""
+        fresh = PatchSampler(self.cases, refs, self.patch, self.context, self.foreground_fraction)
+        self.refs, self._foreground = fresh.refs, fresh._foreground
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(size, channels, p, p)`` float32 images and ``(size, p, p)`` uint8 labels (255 outside images)."""
+        p = self.patch
+        c = 1 + 2 * self.context
+        images = np.zeros((size, c, p, p), np.float32)
+        labels = np.full((size, p, p), UNANNOTATED, np.uint8)
+        for b in range(size):
+            ref = self.refs[self.rng.integers(len(self.refs))]
+            case = self.cases[ref[0]]
+            h, w = case.shape[1:]
+            fg = self._foreground.get(ref)
+            if fg is not None and self.rng.random() < self.foreground_fraction:
+                centre = divmod(int(fg[self.rng.integers(fg.size)]), w)
+                y0 = int(np.clip(centre[0] - p // 2 + self.rng.integers(-p // 4, p // 4 + 1), min(0, h - p), max(0, h - p)))
+                x0 = int(np.clip(centre[1] - p // 2 + self.rng.integers(-p // 4, p // 4 + 1), min(0, w - p), max(0, w - p)))
+            else:
+                y0 = int(self.rng.integers(min(0, h - p), max(0, h - p) + 1))
+                x0 = int(self.rng.integers(min(0, w - p), max(0, w - p) + 1))
+            # copy the overlap of [y0, y0+p) x [x0, x0+p) with the image (patches may stick out of small images)
+            sy, sx = max(0, y0), max(0, x0)
+            ey, ex = min(h, y0 + p), min(w, x0 + p)
+            images[b, :, sy - y0:ey - y0, sx - x0:ex - x0] = context_stack(case.image, ref[1], self.context)[:, sy:ey, sx:ex]
+            labels[b, sy - y0:ey - y0, sx - x0:ex - x0] = case.labels[ref[1], sy:ey, sx:ex]
+        return images, labels

@@ -1,0 +1,52 @@
+"""Device choice (CUDA > MPS > CPU), CPU threads and mixed precision."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from unetgui.core.errors import UnetguiError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The device to run on; ``auto`` takes CUDA, then Apple MPS, then the CPU."""
+    if name not in DEVICES:
+        raise UnetguiError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UnetguiError("CUDA was requested but no CUDA GPU is available (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UnetguiError("MPS was requested but this machine has no Apple GPU")
+    return torch.device(name)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Use ``threads`` CPU threads for torch (default: all cores); returns the number set."""
+    n = threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: bf16 on CUDA where supported, else fp16; none on CPU (bf16 is ~10x slower there)."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def describe(device: torch.device) -> str:
+    """E.g. 'CUDA: NVIDIA H100 (79 GB)' or 'CPU (2 threads)', for the status bar and logs."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"CUDA: {props.name} ({props.total_memory / 2**30:.0f} GB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"

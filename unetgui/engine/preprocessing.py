@@ -1,0 +1,130 @@
+"""Intensity normalisation and in-plane resampling, stored in the checkpoint so inference repeats them.
+
+* CT (``mode="ct"``): clip to a wide HU window taken from the training foreground (its 0.5-99.5
+  percentiles, at least 400 HU wide), then z-score with the foreground's mean/std: one global
+  normalisation for all CTs, as nnU-Net does.
+* Everything else (``mode="per_volume"``: MR, microscopy, photos): clip each volume to its own
+  0.5-99.5 percentiles, then z-score with that volume's mean/std (MR intensities have no absolute scale).
+* ``working_size``: when set, slices are resized so that their longer side has this many pixels
+  (images bilinear, labels nearest); predictions are resized back to the original grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import cv2
+import numpy as np
+
+from unetgui.core.errors import UnetguiError
+
+MODES = ("ct", "per_volume")
+#: narrowest CT window (HU) the training foreground may set; keeps some context around the structure
+MIN_CT_WINDOW = 400.0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    mode: str = "per_volume"
+    window: tuple[float, float] = (-1000.0, 1000.0)  # CT clip window, HU
+    mean: float = 0.0  # CT statistics, set by fit_statistics
+    std: float = 1.0
+    percentiles: tuple[float, float] = (0.5, 99.5)  # per-volume clip
+    working_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise UnetguiError(f"preprocessing mode must be one of {MODES}, got {self.mode!r}")
+        if self.std <= 0:
+            raise UnetguiError("preprocessing std must be positive")
+        if self.working_size is not None and self.working_size < 16:
+            raise UnetguiError(f"working size must be at least 16 pixels, got {self.working_size}")
+
+    @classmethod
+    def for_modality(cls, modality: str, working_size: int | None = None) -> Preprocessing:
+        return cls(mode="ct" if modality.upper() == "CT" else "per_volume", working_size=working_size)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Preprocessing:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise UnetguiError(f"unknown preprocessing settings in the model file: {sorted(unknown)}")
+        data = dict(data)
+        for key in ("window", "percentiles"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    def fit_statistics(self, volumes: list[np.ndarray], labels: list[np.ndarray] | None = None) -> Preprocessing:
+        """CT: window and z-score statistics from the training foreground (nnU-Net's CT scheme).
+
+        The window is the 0.5-99.5 percentile range of the labelled voxels (labels 1..254), widened to at
+        least ``MIN_CT_WINDOW`` HU around its centre; mean/std are those of the clipped foreground. Without
+        foreground the default wide window and all voxels are used. Other modes are unchanged.
+        """
+        if self.mode != "ct" or not volumes:
+            return self
+        rng = np.random.default_rng(0)
+        fg, everything = [], []
+        for i, v in enumerate(volumes):
+            flat = v.reshape(-1)
+            everything.append(flat[rng.integers(0, flat.size, min(flat.size, 200_000))].astype(np.float32))
+            if labels is not None:
+                lab = labels[i].reshape(-1)
+                idx = np.flatnonzero((lab > 0) & (lab < 255))
+                if idx.size:
+                    fg.append(flat[idx[rng.integers(0, idx.size, min(idx.size, 200_000))]].astype(np.float32))
+        if fg:
+            values = np.concatenate(fg)
+            lo, hi = (float(p) for p in np.percentile(values, self.percentiles))
+            if hi - lo < MIN_CT_WINDOW:
+                centre = (lo + hi) / 2
+                lo, hi = centre - MIN_CT_WINDOW / 2, centre + MIN_CT_WINDOW / 2
+        else:
+            values = np.concatenate(everything)
+            lo, hi = self.window
+        clipped = np.clip(values, lo, hi)
+        return replace(self, window=(lo, hi), mean=float(clipped.mean()), std=float(max(clipped.std(), 1e-3)))
+
+    def volume_stats(self, voxels: np.ndarray) -> tuple[float, float, float, float]:
+        """(clip low, clip high, mean, std) for normalising ``voxels`` (one volume, any dtype)."""
+        if self.mode == "ct":
+            return self.window[0], self.window[1], self.mean, self.std
+        rng = np.random.default_rng(0)
+        flat = voxels.reshape(-1)
+        sample = flat[rng.integers(0, flat.size, min(flat.size, 1_000_000))].astype(np.float32)
+        lo, hi = np.percentile(sample, self.percentiles)
+        clipped = np.clip(sample, lo, hi)
+        return float(lo), float(hi), float(clipped.mean()), float(max(clipped.std(), 1e-6))
+
+    def normalize(self, slices: np.ndarray, stats: tuple[float, float, float, float]) -> np.ndarray:
+        """Slices ``(..., y, x)`` of one volume -> float32 normalised (no float64 on the way)."""
+        lo, hi, mean, std = stats
+        out = np.clip(slices.astype(np.float32), lo, hi)
+        out -= np.float32(mean)
+        out *= np.float32(1.0 / std)
+        return out
+
+    def working_shape(self, shape_yx: tuple[int, int]) -> tuple[int, int]:
+        """In-plane size the model sees for slices of ``shape_yx``."""
+        if self.working_size is None:
+            return shape_yx
+        f = self.working_size / max(shape_yx)
+        return max(1, round(shape_yx[0] * f)), max(1, round(shape_yx[1] * f))
+
+
+def resize_slices(slices: np.ndarray, shape_yx: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize ``(n, y, x)`` (or ``(y, x)``) to ``shape_yx``; nearest for labels, area/linear for images."""
+    if slices.shape[-2:] == tuple(shape_yx):
+        return slices
+    if slices.ndim == 2:
+        return resize_slices(slices[None], shape_yx, nearest)[0]
+    shrinking = shape_yx[0] < slices.shape[-2]
+    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    out = np.empty((slices.shape[0], *shape_yx), slices.dtype)
+    for i, s in enumerate(slices):
+        out[i] = cv2.resize(s, (shape_yx[1], shape_yx[0]), interpolation=interp)
+    return out

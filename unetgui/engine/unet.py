@@ -1,0 +1,134 @@
+"""A 2-D U-Net in the shape of Ronneberger et al. (2015), configurable, plus the CPU and GPU presets.
+
+Each level: two 3x3 convolutions (padding 1, so the output has the input's size), normalisation, ReLU;
+max-pooling down; transposed convolution up, concatenation with the skip, two 3x3 convolutions; a 1x1
+head gives logits for background + K labels. Inputs must be a multiple of ``2 ** depth`` in y and x
+(the inference pipeline pads).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from unetgui.core.errors import UnetguiError
+
+NORMS = ("batch", "instance", "none")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture. ``in_channels`` = 1 + 2 * ``context`` for 2.5-D input (neighbouring slices)."""
+
+    classes: int = 2  # background + K labels
+    depth: int = 4  # number of poolings
+    base: int = 16  # channels of the first level; doubled at each level down
+    norm: str = "batch"
+    dropout: float = 0.0  # dropout before the bottleneck's second convolution
+    context: int = 0  # neighbouring slices on each side given as extra input channels (2.5-D)
+
+    def __post_init__(self) -> None:
+        if self.classes < 2:
+            raise UnetguiError("a U-Net needs at least 2 classes (background + 1 label)")
+        if not 1 <= self.depth <= 6:
+            raise UnetguiError(f"depth must be 1..6, got {self.depth}")
+        if self.base < 2:
+            raise UnetguiError(f"base width must be >= 2, got {self.base}")
+        if self.norm not in NORMS:
+            raise UnetguiError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not 0 <= self.dropout < 1:
+            raise UnetguiError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.context <= 3:
+            raise UnetguiError(f"context must be 0..3 slices, got {self.context}")
+
+    @property
+    def in_channels(self) -> int:
+        return 1 + 2 * self.context
+
+    @property
+    def multiple(self) -> int:
+        """Input y and x must be multiples of this."""
+        return 2**self.depth
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UnetguiError(f"unknown U-Net settings in the model file: {sorted(unknown)}")
+        return cls(**data)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class _DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0) -> None:
+        bias = norm == "none"
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=bias), _norm(norm, cout), nn.ReLU(inplace=True)]
+        if dropout:
+            layers.append(nn.Dropout2d(dropout))
+        layers += [nn.Conv2d(cout, cout, 3, padding=1, bias=bias), _norm(norm, cout), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class UNet(nn.Module):
+    """Input ``(batch, in_channels, y, x)`` float32; output logits ``(batch, classes, y, x)``."""
+
+    def __init__(self, config: UNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.base * 2**i for i in range(config.depth + 1)]
+        self.down = nn.ModuleList()
+        cin = config.in_channels
+        for i, w in enumerate(widths):
+            self.down.append(_DoubleConv(cin, w, config.norm, config.dropout if i == config.depth else 0.0))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(config.depth))
+        self.merge = nn.ModuleList(_DoubleConv(2 * widths[i], widths[i], config.norm) for i in range(config.depth))
+        self.head = nn.Conv2d(widths[0], config.classes, 1)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x)
+            if i < self.config.depth:
+                skips.append(x)
+                x = self.pool(x)
+        for i in reversed(range(self.config.depth)):
+            x = self.up[i](x)
+            x = self.merge[i](torch.cat([skips[i], x], dim=1))
+        return self.head(x)
+
+
+def flops_per_pixel(config: UNetConfig) -> float:
+    """Multiply-adds x 2 per input pixel (convolutions only), for GFLOP/s figures."""
+    total = 0.0
+    widths = [config.base * 2**i for i in range(config.depth + 1)]
+    cin = config.in_channels
+    for i, w in enumerate(widths):
+        scale = 4.0**-i
+        total += scale * 9 * (cin * w + w * w)
+        cin = w
+    for i in range(config.depth):
+        scale = 4.0**-i
+        total += scale * widths[i + 1] * widths[i]  # transposed 2x2 conv, stride 2: one tap per output
+        total += scale * 9 * (2 * widths[i] * widths[i] + widths[i] * widths[i])
+    total += widths[0] * config.classes
+    return 2.0 * total
