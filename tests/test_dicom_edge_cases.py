@@ -99,8 +99,12 @@ def test_bad_masks_and_label_files_are_refused_clearly(tmp_path):
     reference = nifti.read_image(_write(tmp_path / "ref.nii.gz", np.zeros((4, 4, 3), np.int16), np.eye(4)))
     with pytest.raises(FormatError, match="must be 3-D"):
         nifti.read_labels(_write(tmp_path / "onehot.nii.gz", np.zeros((4, 4, 3, 2), np.uint8), np.eye(4)), reference)
+    flat = nib.Nifti1Image(np.zeros((4, 4, 3), np.uint8), None)
+    flat.header.set_sform(np.diag([1, 1, 0, 1.0]), code=1)  # a readable file with a degenerate grid
+    nib.save(flat, str(tmp_path / "flat.nii.gz"))
     with pytest.raises(GeometryError):
-        nifti.read_labels(_write(tmp_path / "flat.nii.gz", np.zeros((4, 4, 3), np.uint8), np.diag([1, 1, 0, 1.0])), reference)
+        nifti.read_labels(str(tmp_path / "flat.nii.gz"), reference)
+    assert any("degenerate" in w for w in nifti.read_image(str(tmp_path / "flat.nii.gz")).warnings)
 
 
 def _write(path, data, affine) -> str:
