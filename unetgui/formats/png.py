@@ -109,18 +109,24 @@ def read_mask_folder(folder: str, image_names: list[str]) -> np.ndarray:
     return np.stack([(m == 255).astype(np.uint8) for m in masks] if binary else masks)
 
 
-def write_label_pngs(labels: np.ndarray, folder: str, prefix: str = "slice") -> list[str]:
+def write_label_pngs(labels: np.ndarray, folder: str, prefix: str = "slice", names: list[str] | None = None) -> list[str]:
     """One 8-bit PNG per slice of ``labels`` ``(z, y, x)`` with the exact label values 0..K.
 
-    Names are ``{prefix}_{zzzz}.png`` (0-based slice index): no patient data in file names.
+    Names are ``names`` (e.g. the input images' names) or ``{prefix}_{zzzz}.png`` (0-based slice index):
+    no patient data in generated file names.
     """
     if labels.ndim != 3 or labels.dtype != np.uint8:
         raise ValueError("labels must be a uint8 (z, y, x) array")
-    os.makedirs(folder, exist_ok=True)
+    if names is not None and len(names) != labels.shape[0]:
+        raise ValueError("one name per slice")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise FormatError(f"cannot create {folder}: {exc}") from exc
     digits = max(4, len(str(labels.shape[0] - 1)))
     paths = []
     for z in range(labels.shape[0]):
-        path = os.path.join(folder, f"{prefix}_{z:0{digits}d}.png")
+        path = os.path.join(folder, names[z] if names else f"{prefix}_{z:0{digits}d}.png")
         ok, encoded = cv2.imencode(".png", labels[z])
         if not ok:
             raise FormatError(f"cannot encode slice {z} as PNG")

@@ -1,0 +1,46 @@
+"""Headless commands. Exit codes: 0 success, 1 the input could not be used (a one-line reason on
+stderr, no traceback), 2 wrong usage.
+
+  unetgui info PATH
+  unetgui convert --input DICOM --output image.nii.gz [--series KEY]
+  unetgui train --images PATH --labels PATH [...] --output MODEL [--init MODEL] [--minutes M] [--epochs N]
+                [--device auto|cpu|cuda] [--seed S]
+  unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
+  unetgui evaluate --prediction P --truth T [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from unetgui import __version__
+from unetgui.cli import engine_commands, formats_commands
+from unetgui.core.errors import UnetguiError
+
+COMMANDS = ("info", "convert", "train", "predict", "evaluate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unetgui", description="U-Net segmentation of medical images. "
+                                     "Without a command, the desktop app opens.")
+    parser.add_argument("--version", action="version", version=f"unetgui {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    formats_commands.add_parsers(sub)
+    engine_commands.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except UnetguiError as exc:
+        print(f"unetgui: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("unetgui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0

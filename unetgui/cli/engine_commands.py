@@ -1,0 +1,200 @@
+"""``unetgui train``, ``predict`` and ``evaluate``: the engine from the command line.
+
+The engine (and with it torch) is imported only when one of these commands runs, so ``info`` and
+``convert`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from unetgui.cli.progress import ProgressLine
+from unetgui.core.errors import UnetguiError
+from unetgui.core.volume import Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.formats import nifti, png
+from unetgui.formats.dicom_seg import write_dicom_seg
+from unetgui.formats.inputs import ImageInput, is_nifti, open_image, open_labels
+
+DEFAULT_MINUTES = 10.0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train (or fine-tune) a U-Net on annotated images")
+    train.add_argument("--images", action="append", required=True,
+                       help="DICOM series folder, NIfTI file or folder of 2-D images (repeat for several cases)")
+    train.add_argument("--labels", action="append", required=True,
+                       help="NIfTI label volume on the image grid (255 = not annotated), DICOM-SEG, or folder of "
+                            "masks with the images' file names (one per --images)")
+    train.add_argument("--output", required=True, help="model file to write (.unetgui)")
+    train.add_argument("--init", help="start from this model (fine-tuning)")
+    train.add_argument("--minutes", type=float, help=f"time budget (default {DEFAULT_MINUTES:g} if --epochs is not given)")
+    train.add_argument("--epochs", type=int, help="epoch limit (an epoch is --steps-per-epoch batches)")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu"], help="model size and working resolution")
+    train.add_argument("--working-size", type=int, help="in-plane size the model works at (0 = native resolution)")
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--patch", type=int)
+    train.add_argument("--steps-per-epoch", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--no-augment", action="store_true")
+    train.set_defaults(run=_train)
+    predict = sub.add_parser("predict", help="segment an image with a trained model")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
+    predict.add_argument("--output", required=True,
+                         help=".nii.gz (labels on the input grid), .dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    predict.add_argument("--tta", action="store_true", help="average over flipped copies (4x slower, smoother)")
+    predict.set_defaults(run=_predict)
+    evaluate = sub.add_parser("evaluate", help="Dice, IoU, HD95 and volumes of a prediction against the truth")
+    evaluate.add_argument("--prediction", required=True, help="NIfTI label volume or folder of label PNGs")
+    evaluate.add_argument("--truth", required=True, help="NIfTI label volume or folder of masks (255 = not annotated)")
+    evaluate.add_argument("--json", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
+
+
+def _label_table(maps: list[LabelMap]) -> LabelTable:
+    """The union of the label tables and of the values actually present, in value order."""
+    table = LabelTable()
+    for lm in maps:
+        for value in sorted(set(lm.table.values) | set(lm.used_values())):
+            if table.get(value) is None:
+                table = table.with_label(lm.table.get(value) or Label(value, f"Label {value}", default_color(value)))
+    return table
+
+
+def _train(args: argparse.Namespace) -> int:
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.data import prepare_case
+    from unetgui.engine.device import pick_device
+    from unetgui.engine.preprocessing import Preprocessing
+    from unetgui.engine.presets import preset
+    from unetgui.engine.training import BatchStats, Trainer
+
+    if len(args.images) != len(args.labels):
+        raise UnetguiError(f"give one --labels per --images ({len(args.images)} images, {len(args.labels)} labels)")
+    if os.path.dirname(os.path.abspath(args.output)) and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
+        raise UnetguiError(f"{args.output}: its folder does not exist")
+    init = model_file.load(args.init) if args.init else None
+    images = [open_image(p, progress=ProgressLine(f"loading {os.path.basename(p)}")) for p in args.images]
+    maps = []
+    for path, image in zip(args.labels, images):
+        lm, notes = open_labels(path, image, init.labels if init else None)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        maps.append(lm)
+    table = init.labels if init else _label_table(maps)
+    if not len(table):
+        raise UnetguiError("the labels contain no structure (only background / not annotated)")
+    device = pick_device(args.device)
+    chosen = preset(args.preset, len(table) + 1, device)
+    largest = max(max(im.volume.shape[1:]) for im in images)
+    working = chosen.working_size if args.working_size is None else (args.working_size or None)
+    if working is not None and largest <= working:
+        working = None  # never upsample
+    if init:
+        pre = init.preprocessing
+    else:
+        pre = Preprocessing.for_modality(images[0].volume.modality, working).fit_statistics(
+            [im.volume.voxels for im in images], [lm.labels for lm in maps])
+    cases = [prepare_case(os.path.basename(os.path.normpath(im.path)), im.volume.voxels, lm.labels, pre)
+             for im, lm in zip(images, maps)]
+    minutes = args.minutes if args.minutes is not None else (None if args.epochs else DEFAULT_MINUTES)
+    overrides = {k: v for k, v in {
+        "epochs": args.epochs or (100_000 if minutes else None), "batch_size": args.batch_size, "patch": args.patch,
+        "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
+    }.items() if v is not None}
+    cfg = replace(chosen.train, minutes=minutes, seed=args.seed, device=args.device, augment=not args.no_augment, **overrides)
+    trainer = Trainer(cases, table, pre, cfg, chosen.model, init)
+    print(f"training on {trainer.device_name}: {len(trainer.train_refs)} training and {len(trainer.val_refs)} "
+          f"validation slices, {len(table)} label(s), working size {pre.working_size or 'native'}"
+          + (f", budget {minutes:g} min" if minutes else f", {cfg.epochs} epochs"))
+    bar = ProgressLine("training")
+    for event in trainer.run():
+        if isinstance(event, BatchStats):
+            done = event.elapsed if minutes else (event.epoch - 1) * event.steps + event.step
+            total = minutes * 60 if minutes else cfg.epochs * event.steps
+            bar(int(done), int(total), f"epoch {event.epoch} loss {event.loss:.3f}", event.eta)
+            continue
+        dice = " ".join(f"{table.get(v).name}={d:.3f}" for v, d in event.val_dice.items())
+        val = f" val loss {event.val_loss:.4f} Dice {dice}" if event.val_loss is not None else ""
+        print(f"epoch {event.epoch:3d} {event.elapsed:7.0f} s  loss {event.train_loss:.4f}{val}"
+              f"{'  *best*' if event.is_best else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
+              flush=True)
+    best = trainer.best_checkpoint()
+    model_file.save(best, args.output)
+    print(f"wrote {args.output} (best epoch {trainer.best_epoch})")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.inference import Predictor
+
+    checkpoint = model_file.load(args.model)
+    image = open_image(args.input, progress=ProgressLine("loading"))
+    out = args.output
+    if out.lower().endswith(".dcm") and image.kind != "dicom":
+        raise UnetguiError("a DICOM-SEG output needs a DICOM input")
+    predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
+    bar = ProgressLine("segmenting")
+    prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False)
+    labels = LabelMap(prediction.labels, image.volume.affine.copy(), checkpoint.labels)
+    _write_prediction(labels, image, out)
+    z = image.volume.shape[0]
+    print(f"wrote {out}: {z} slice(s) in {prediction.seconds:.1f} s ({prediction.seconds / z * 1000:.0f} ms/slice, "
+          f"{predictor.device_name})")
+    return 0
+
+
+def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
+    if is_nifti(out):
+        nifti.write_labels(labels, out)
+    elif out.lower().endswith(".dcm"):
+        write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction")
+    elif os.path.splitext(out)[1] == "":
+        names = [os.path.splitext(n)[0] + ".png" for n in image.slice_names] or None
+        png.write_label_pngs(labels.labels, out, names=names)
+    else:
+        raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
+
+
+def _grid_of(labels: LabelMap) -> Volume:
+    """A zero-cost stand-in volume with the labels' grid, to map another label file onto it."""
+    return Volume(np.broadcast_to(np.uint8(0), labels.shape), labels.affine)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from unetgui.engine.metrics import evaluate
+
+    if is_nifti(args.truth):
+        truth = nifti.read_labels(args.truth)
+        if not is_nifti(args.prediction):
+            raise UnetguiError("compare a NIfTI truth with a NIfTI prediction")
+        pred = nifti.read_labels(args.prediction, _grid_of(truth))
+        spacing = _grid_of(truth).spacing
+        truth_labels, pred_labels = truth.labels, pred.labels
+    else:
+        names = [os.path.basename(p) for p in png.list_images(args.truth)]
+        if not names:
+            raise UnetguiError(f"{args.truth}: no masks found")
+        truth_labels = png.read_mask_folder(args.truth, names)
+        pred_labels = png.read_mask_folder(args.prediction, names)
+        spacing = (1.0, 1.0, 1.0)
+    results = evaluate(pred_labels, truth_labels, spacing)
+    print(f"{'label':>5} {'Dice':>7} {'IoU':>7} {'HD95 mm':>9} {'pred mL':>10} {'truth mL':>10}")
+    for m in results:
+        hd = f"{m.hd95_mm:9.2f}" if math.isfinite(m.hd95_mm) else f"{'n/a':>9}"
+        print(f"{m.label:5d} {m.dice:7.4f} {m.iou:7.4f} {hd} {m.volume_pred_ml:10.3f} {m.volume_truth_ml:10.3f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"metrics": [m.to_json() for m in results], "spacing_mm": list(spacing)}, f, indent=2)
+    return 0

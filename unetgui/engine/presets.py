@@ -1,0 +1,41 @@
+"""Model presets, picked from measurements on the development machine (docs/engine.md).
+
+* ``cpu``: base width 16, depth 4, slices resized to 256 px on their longer side. ONNX Runtime runs it at
+  ~60 ms per slice on 2 Zen 3 cores, so a 200-slice CT segments in ~15 s (goal: 30 s); base 16 at the
+  full 512 px takes ~250 ms per slice (50 s), base 32 at 256 px ~190 ms.
+* ``gpu``: base width 32, depth 5, full resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from unetgui.core.errors import UnetguiError
+from unetgui.engine.training import TrainConfig
+from unetgui.engine.unet import UNetConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: UNetConfig
+    working_size: int | None
+    train: TrainConfig
+
+
+PRESETS = {
+    "cpu": Preset("cpu", UNetConfig(base=16, depth=4), 256, TrainConfig(batch_size=4, patch=256)),
+    "gpu": Preset("gpu", UNetConfig(base=32, depth=5), None, TrainConfig(batch_size=16, patch=384)),
+}
+
+
+def preset(name: str, classes: int, device: torch.device | None = None) -> Preset:
+    """The preset ``name`` ('cpu', 'gpu', or 'auto' = by ``device``) for ``classes`` (background + K)."""
+    if name == "auto":
+        name = "gpu" if device is not None and device.type in ("cuda", "mps") else "cpu"
+    if name not in PRESETS:
+        raise UnetguiError(f"unknown preset {name!r}; use one of auto, {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    return replace(p, model=replace(p.model, classes=classes))
