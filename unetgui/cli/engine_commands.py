@@ -44,6 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--patch", type=int)
     train.add_argument("--steps-per-epoch", type=int)
     train.add_argument("--learning-rate", type=float)
+    train.add_argument("--schedule", choices=["poly", "cosine"], help="learning-rate decay after the warm-up")
     train.add_argument("--no-augment", action="store_true")
     train.set_defaults(run=_train)
     predict = sub.add_parser("predict", help="segment an image with a trained model")
@@ -110,7 +111,7 @@ def _train(args: argparse.Namespace) -> int:
     minutes = args.minutes if args.minutes is not None else (None if args.epochs else DEFAULT_MINUTES)
     overrides = {k: v for k, v in {
         "epochs": args.epochs or (100_000 if minutes else None), "batch_size": args.batch_size, "patch": args.patch,
-        "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
+        "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
     }.items() if v is not None}
     cfg = replace(chosen.train, minutes=minutes, seed=args.seed, device=args.device, augment=not args.no_augment, **overrides)
     trainer = Trainer(cases, table, pre, cfg, chosen.model, init)
@@ -125,7 +126,8 @@ def _train(args: argparse.Namespace) -> int:
             bar(int(done), int(total), f"epoch {event.epoch} loss {event.loss:.3f}", event.eta)
             continue
         dice = " ".join(f"{table.get(v).name}={d:.3f}" for v, d in event.val_dice.items())
-        val = f" val loss {event.val_loss:.4f} Dice {dice}" if event.val_loss is not None else ""
+        val = (f" val loss {event.val_loss:.4f} pixel error {event.val_pixel_error:.4f} Dice {dice}"
+               if event.val_loss is not None else "")
         print(f"epoch {event.epoch:3d} {event.elapsed:7.0f} s  loss {event.train_loss:.4f}{val}"
               f"{'  *best*' if event.is_best else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
               flush=True)

@@ -30,12 +30,15 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-
 
 
 def hard_dice_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per class (tp, fp, fn) of the argmax prediction over annotated pixels: ``(C, 3)`` int64."""
+    """Per class (tp, fp, fn) of the argmax prediction over annotated pixels: ``(C, 3)`` int64.
+
+    Background is row 0, so ``out[:, 0].sum() / (out[:, 0] + out[:, 2]).sum()`` is the pixel accuracy.
+    """
     pred = logits.argmax(1)
     valid = labels != UNANNOTATED
     classes = logits.shape[1]
     out = torch.zeros(classes, 3, dtype=torch.int64)
-    for c in range(1, classes):
+    for c in range(classes):
         p, t = (pred == c) & valid, (labels == c) & valid
         out[c, 0] = (p & t).sum()
         out[c, 1] = (p & ~t).sum()

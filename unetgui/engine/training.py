@@ -90,7 +90,8 @@ class EpochStats:
     epoch: int  # 1-based
     train_loss: float
     val_loss: float | None
-    val_dice: dict[int, float]  # label value -> Dice on the validation slices (None-free; empty if no validation)
+    val_dice: dict[int, float]  # label value -> Dice on the validation slices (empty if no validation)
+    val_pixel_error: float | None  # 1 - pixel accuracy on the annotated validation pixels
     learning_rate: float
     elapsed: float
     best_epoch: int
@@ -214,7 +215,7 @@ class Trainer:
                     stop = "time budget"
                     break
             check(cancel)
-            val_loss, dice = self._validate()
+            val_loss, dice, pixel_error = self._validate()
             score = float(np.mean(list(dice.values()))) if dice else -float(np.mean(losses))
             is_best = score > self._best_score + 1e-6
             if is_best:
@@ -224,7 +225,7 @@ class Trainer:
                 stop = "epochs"
             if stop is None and epoch - self.best_epoch >= cfg.patience:
                 stop = "early stopping"
-            stats = EpochStats(epoch, float(np.mean(losses)), val_loss, dice, lr, time.monotonic() - start,
+            stats = EpochStats(epoch, float(np.mean(losses)), val_loss, dice, pixel_error, lr, time.monotonic() - start,
                                self.best_epoch, is_best, len(self.train_refs), len(self.val_refs), stop)
             self.history.append(stats)
             yield stats
@@ -264,9 +265,9 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def _validate(self) -> tuple[float | None, dict[int, float]]:
+    def _validate(self) -> tuple[float | None, dict[int, float], float | None]:
         if not self.val_refs:
-            return None, {}
+            return None, {}, None
         self.model.eval()
         counts = torch.zeros(self.model_config.classes, 3, dtype=torch.int64)
         losses = []
@@ -288,7 +289,9 @@ class Trainer:
         for index, value in enumerate(self._values[1:], start=1):
             tp, fp, fn = counts[index].tolist()
             dice[value] = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-        return sum(losses) / len(self.val_refs), dice
+        valid = int((counts[:, 0] + counts[:, 2]).sum())
+        pixel_error = 1.0 - int(counts[:, 0].sum()) / valid if valid else None
+        return sum(losses) / len(self.val_refs), dice, pixel_error
 
     # -- result ----------------------------------------------------------------------------------
     def best_checkpoint(self) -> Checkpoint:
@@ -309,8 +312,10 @@ class Trainer:
                 "seconds": self.history[-1].elapsed if self.history else 0.0,
             },
             "metrics": {"val_dice": {str(k): v for k, v in (best.val_dice if best else {}).items()},
-                        "val_loss": best.val_loss if best else None},
-            "history": [{"epoch": h.epoch, "train_loss": h.train_loss, "val_loss": h.val_loss,
+                        "val_loss": best.val_loss if best else None,
+                        "val_pixel_error": best.val_pixel_error if best else None},
+            "history": [{"epoch": h.epoch, "seconds": h.elapsed, "train_loss": h.train_loss, "val_loss": h.val_loss,
+                         "val_pixel_error": h.val_pixel_error,
                          "val_dice": {str(k): v for k, v in h.val_dice.items()}} for h in self.history],
         }
         return Checkpoint.from_model(model, self.preprocessing, self.labels, info)

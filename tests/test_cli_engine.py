@@ -1,0 +1,94 @@
+"""`unetgui train -> predict -> evaluate` on a small DICOM series written in tmp_path, as scripts call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import phantom_hu
+from unetgui import cli
+from unetgui.formats.dicom import load_series, scan
+from unetgui.formats.dicom.writer import SeriesSpec, write_series
+
+FAST = ["--epochs", "8", "--steps-per-epoch", "10", "--device", "cpu", "--learning-rate", "0.01", "--patch", "64",
+        "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    hu = phantom_hu((12, 64, 64))
+    write_series(hu, str(root / "ct"), SeriesSpec(slice_spacing=2.0))
+    volume = load_series(scan(str(root / "ct")).series[0])
+    truth = (volume.voxels > 65).astype(np.uint8)
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[[2, 5, 8, 10]] = truth[[2, 5, 8, 10]]
+    nib.save(nib.Nifti1Image(sparse.transpose(2, 1, 0), volume.affine), str(root / "sparse.nii.gz"))
+    nib.save(nib.Nifti1Image(truth.transpose(2, 1, 0), volume.affine), str(root / "truth.nii.gz"))
+    model = root / "model.unetgui"
+    run = subprocess.run([sys.executable, "-m", "unetgui", "train", "--images", str(root / "ct"), "--labels",
+                          str(root / "sparse.nii.gz"), "--output", str(model), *FAST], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "epoch   8" in run.stdout and f"wrote {model}" in run.stdout
+    return root, volume, model
+
+
+def test_train_predict_evaluate_round_trip(study, tmp_path):
+    root, volume, model = study
+    out = tmp_path / "pred.nii.gz"
+    assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(out), "--device", "cpu"]) == 0
+    img = nib.load(out)
+    assert np.allclose(img.affine, volume.affine, atol=1e-4) and img.shape == volume.shape[::-1]
+    metrics = tmp_path / "m.json"
+    assert cli.main(["evaluate", "--prediction", str(out), "--truth", str(root / "truth.nii.gz"), "--json", str(metrics)]) == 0
+    (result,) = json.loads(metrics.read_text())["metrics"]
+    assert result["label"] == 1 and result["dice"] > 0.85 and result["hd95_defined"]
+
+
+def test_predict_to_dicom_seg_and_pngs(study, tmp_path):
+    root, volume, model = study
+    seg = tmp_path / "pred.dcm"
+    assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(seg)]) == 0
+    ds = pydicom.dcmread(seg)
+    assert ds.Modality == "SEG" and ds.ReferencedSeriesSequence[0].SeriesInstanceUID == volume.info.series_uid
+    assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(tmp_path / "png")]) == 0
+    assert len(list((tmp_path / "png").glob("slice_*.png"))) == 12
+
+
+def test_fine_tune_from_a_model(study, tmp_path):
+    root, _, model = study
+    out = tmp_path / "tuned.unetgui"
+    code = cli.main(["train", "--images", str(root / "ct"), "--labels", str(root / "sparse.nii.gz"), "--output", str(out),
+                     "--init", str(model), "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu", "--patch", "64"])
+    assert code == 0 and out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "--model", "missing.unetgui", "--input", ".", "--output", "x.nii.gz"], "no such model file"),
+    (["evaluate", "--prediction", "a.nii.gz", "--truth", "missing.nii.gz"], "no such file"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message, capsys):
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_model_file_and_grid_mismatch(study, tmp_path, capsys):
+    root, volume, model = study
+    bad = tmp_path / "bad.unetgui"
+    bad.write_bytes(b"\x80\x04not a model")
+    assert cli.main(["predict", "--model", str(bad), "--input", str(root / "ct"), "--output", str(tmp_path / "x.nii.gz")]) == 1
+    assert "not a unetgui model file" in capsys.readouterr().err
+    shifted = volume.affine.copy()
+    shifted[:3, 3] += 3.0
+    nib.save(nib.Nifti1Image(np.zeros(volume.shape[::-1], np.uint8), shifted), str(tmp_path / "other.nii.gz"))
+    assert cli.main(["train", "--images", str(root / "ct"), "--labels", str(tmp_path / "other.nii.gz"), "--output",
+                     str(tmp_path / "m.unetgui"), "--epochs", "1"]) == 1
+    assert "does not match the image grid" in capsys.readouterr().err
