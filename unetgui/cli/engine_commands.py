@@ -45,6 +45,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--steps-per-epoch", type=int)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--schedule", choices=["poly", "cosine"], help="learning-rate decay after the warm-up")
+    train.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     train.add_argument("--no-augment", action="store_true")
     train.set_defaults(run=_train)
     predict = sub.add_parser("predict", help="segment an image with a trained model")
@@ -112,6 +113,7 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "epochs": args.epochs or (100_000 if minutes else None), "batch_size": args.batch_size, "patch": args.patch,
         "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
+        "threads": args.threads,
     }.items() if v is not None}
     cfg = replace(chosen.train, minutes=minutes, seed=args.seed, device=args.device, augment=not args.no_augment, **overrides)
     trainer = Trainer(cases, table, pre, cfg, chosen.model, init)
