@@ -92,3 +92,26 @@ def test_bad_model_file_and_grid_mismatch(study, tmp_path, capsys):
     assert cli.main(["train", "--images", str(root / "ct"), "--labels", str(tmp_path / "other.nii.gz"), "--output",
                      str(tmp_path / "m.unetgui"), "--epochs", "1"]) == 1
     assert "does not match the image grid" in capsys.readouterr().err
+
+
+def test_several_cases_and_2_5d_context(study, tmp_path, capsys):
+    root, volume, _ = study
+    hu = phantom_hu((10, 64, 64), seed=3)
+    write_series(hu, str(tmp_path / "ct2"), SeriesSpec(slice_spacing=2.0))
+    second = load_series(scan(str(tmp_path / "ct2")).series[0])
+    labels = np.full(second.shape, 255, np.uint8)
+    labels[[1, 4, 7]] = (second.voxels[[1, 4, 7]] > 65)
+    nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0), second.affine), str(tmp_path / "l2.nii.gz"))
+    out = tmp_path / "two.unetgui"
+    code = cli.main(["train", "--images", str(root / "ct"), "--labels", str(root / "sparse.nii.gz"), "--images",
+                     str(tmp_path / "ct2"), "--labels", str(tmp_path / "l2.nii.gz"), "--output", str(out),
+                     "--context", "1", "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu", "--patch", "64"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "4 training and 3 validation slices" in printed or "3 training and 4 validation slices" in printed
+    from unetgui.engine import checkpoint
+
+    model = checkpoint.load(str(out))
+    assert model.config.context == 1 and model.info["training"]["cases"] == ["ct", "ct2"]
+    assert cli.main(["predict", "--model", str(out), "--input", str(tmp_path / "ct2"), "--output",
+                     str(tmp_path / "p.nii.gz")]) == 0

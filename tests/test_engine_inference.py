@@ -16,7 +16,7 @@ from unetgui.engine import checkpoint as model_file
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.inference import Predictor
-from unetgui.engine.metrics import evaluate, hd95, label_metrics
+from unetgui.engine.metrics import evaluate, evaluate_slices, hd95, label_metrics
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.training import TrainConfig, Trainer
 from unetgui.engine.unet import UNet, UNetConfig
@@ -143,6 +143,9 @@ def test_metrics_definitions_and_empty_cases():
     masked[:, :, :] = 255  # nothing annotated: nothing to compare
     assert label_metrics(a, masked, 1, (1, 1, 1)).dice == 1.0
     assert hd95(a == 1, a == 1, (1, 1, 1)) == 0.0
+    per_slice = evaluate_slices(a, b, (2.0, 1.0, 1.0), 1, slices=[0, 4])
+    assert per_slice[0].dice == 1.0 and per_slice[0].hd95_mm == 0.0  # both empty on slice 0
+    assert per_slice[4].dice == pytest.approx(0.9) and per_slice[4].hd95_mm == pytest.approx(1.0)
 
 
 def test_augmentation_keeps_shapes_and_label_values():

@@ -40,6 +40,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu"], help="model size and working resolution")
     train.add_argument("--working-size", type=int, help="in-plane size the model works at (0 = native resolution)")
+    train.add_argument("--context", type=int, default=0,
+                       help="2.5-D: neighbouring slices on each side given to the model as extra channels (0-3)")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--patch", type=int)
     train.add_argument("--steps-per-epoch", type=int)
@@ -116,7 +118,7 @@ def _train(args: argparse.Namespace) -> int:
         "threads": args.threads,
     }.items() if v is not None}
     cfg = replace(chosen.train, minutes=minutes, seed=args.seed, device=args.device, augment=not args.no_augment, **overrides)
-    trainer = Trainer(cases, table, pre, cfg, chosen.model, init)
+    trainer = Trainer(cases, table, pre, cfg, replace(chosen.model, context=args.context), init)
     print(f"training on {trainer.device_name}: {len(trainer.train_refs)} training and {len(trainer.val_refs)} "
           f"validation slices, {len(table)} label(s), working size {pre.working_size or 'native'}"
           + (f", budget {minutes:g} min" if minutes else f", {cfg.epochs} epochs"))
