@@ -26,8 +26,11 @@ def create_app(argv: list[str]) -> QApplication:
 
 
 def run(argv: list[str]) -> int:
-    """Open the main window and run the event loop; returns the exit code."""
+    """Open the main window (and ``argv[0]`` when it is a path) and run the event loop."""
     app = create_app(argv)
     window = MainWindow()
     window.show()
+    paths = [a for a in argv if not a.startswith("-")]
+    if paths:
+        window.io.open_path(paths[0])
     return app.exec()

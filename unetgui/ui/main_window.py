@@ -1,32 +1,176 @@
-"""The main window. For now a placeholder shell: the viewer and tools arrive with the GUI issues."""
+"""The main window: assembles the view, panels, menus and status bar. It holds no document state."""
 
 from __future__ import annotations
 
+import os
+
+import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget,
+)
 
 from unetgui import __version__
+from unetgui.core.geometry import voxel_to_world
+from unetgui.core.session import Session
+from unetgui.ui.actions import Actions
+from unetgui.ui.document_io import DocumentIO
+from unetgui.ui.label_panel import LabelPanel
+from unetgui.ui.slice_slider import SliceSlider
+from unetgui.ui.slice_view import PLANES, SliceView
+from unetgui.ui.tool_panel import ToolPanel
+from unetgui.ui.tool_state import ToolState
+from unetgui.workers.jobs import JobRunner
 
 
 class MainWindow(QMainWindow):
-    def __init__(self) -> None:
+    def __init__(self, session: Session | None = None, runner: JobRunner | None = None) -> None:
         super().__init__()
         self.setWindowTitle("unetgui")
-        self.resize(1200, 800)
-        placeholder = QLabel(
-            "<h2>unetgui</h2><p>The slice viewer is not built yet.</p>"
-            "<p>Headless commands work today: <code>unetgui info FOLDER</code>, "
-            "<code>unetgui convert --input FOLDER --output image.nii.gz</code>.</p>"
-        )
-        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setCentralWidget(placeholder)
-        file_menu = self.menuBar().addMenu("&File")
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close)
-        file_menu.addAction(quit_action)
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(QAction("&About unetgui", self, triggered=self._on_about_triggered))
-        self.statusBar().showMessage("Ready")
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.session = session or Session()
+        self.runner = runner or JobRunner(self)
+        self.tools = ToolState()
+        self.view = SliceView(self.session, self.tools)
+        self.slider = SliceSlider(self.session)
+        self.actions = Actions(self, self.session, self.tools, self.view)
+        self.io = DocumentIO(self, self.session, self.runner)
+        self.plane = QComboBox()
+        self.plane.addItems([p.capitalize() for p in PLANES])
+        self.plane.activated.connect(lambda i: self.view.set_plane(PLANES[i]))
+        self.view.plane_changed.connect(lambda p: self.plane.setCurrentIndex(PLANES.index(p)))
+        self.welcome = QLabel("<h2>unetgui</h2><p>File &gt; Open DICOM folder (Ctrl+O), or drop a folder or "
+                              "NIfTI file here.</p>")
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setCentralWidget(self._centre())
+        self._docks()
+        self._menus()
+        self._status()
+        self.session.listeners.volume_changed.append(self._on_volume_changed)
 
-    def _on_about_triggered(self) -> None:
-        QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\nU-Net segmentation of medical images.")
+    def _centre(self) -> QWidget:
+        centre = QWidget()
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("View"))
+        bar.addWidget(self.plane)
+        bar.addWidget(self.slider, 1)
+        layout = QVBoxLayout(centre)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.welcome, 1)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(bar)
+        self.view.hide()
+        return centre
+
+    def _docks(self) -> None:
+        for title, widget in (("Labels", LabelPanel(self.session, self.tools)),
+                              ("Tools", ToolPanel(self.tools, self.view, self.actions))):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+    def _menus(self) -> None:
+        a = self.actions
+        a.open_dicom.triggered.connect(self.io.ask_dicom_folder)
+        a.open_nifti.triggered.connect(self.io.ask_nifti)
+        a.open_labels.triggered.connect(self.io.ask_labels)
+        a.quit.triggered.connect(self.close)
+        a.shortcuts.triggered.connect(self._show_shortcuts)
+        a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
+                                                            "U-Net segmentation of medical images."))
+        menus = {
+            "&File": [a.open_dicom, a.open_nifti, a.open_labels, None, "recent", None, a.quit],
+            "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.eraser, a.fill, a.threshold, a.smaller, a.larger,
+                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed],
+            "&View": [a.toggle_overlay, a.outline, None, a.axial, a.coronal, a.sagittal, a.fit, None,
+                      a.previous_slice, a.next_slice],
+            "&Help": [a.shortcuts, a.about],
+        }
+        for title, items in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for item in items:
+                if item is None:
+                    menu.addSeparator()
+                elif item == "recent":
+                    self.recent_menu = menu.addMenu("Open &recent")
+                    self.io.recent_changed.connect(self._fill_recent)
+                    self._fill_recent()
+                else:
+                    menu.addAction(item)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.io.recent():
+            self.recent_menu.addAction(path, lambda p=path: self.io.open_path(p))
+        self.recent_menu.setEnabled(bool(self.io.recent()))
+
+    def _status(self) -> None:
+        self.position = QLabel()
+        self.device = QLabel()
+        self.statusBar().addWidget(self.position, 1)
+        self.statusBar().addPermanentWidget(self.device)
+        self.view.hover_changed.connect(self._on_hover)
+        self.io.busy.connect(lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
+
+    def _on_volume_changed(self) -> None:
+        self.welcome.hide()
+        self.view.show()
+        v = self.session.volume
+        z, y, x = v.shape
+        sz, sy, sx = v.spacing
+        self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
+        self.setWindowTitle(f"unetgui - {v.info.series_description or v.modality or 'image'}")
+
+    def _on_hover(self, voxel) -> None:
+        if voxel is None:
+            self.position.setText("")
+            return
+        z, y, x = voxel
+        world = voxel_to_world(self.session.volume.affine, np.asarray([z, y, x]))
+        value = self.session.volume.voxels[z, y, x]
+        unit = " HU" if self.session.volume.modality == "CT" else ""
+        label = self.session.labels.labels[z, y, x]
+        name = self.session.table.get(int(label)).name if self.session.table.get(int(label)) else ("-" if label == 0 else str(label))
+        self.position.setText(f"voxel (x {x}, y {y}, z {z})   RAS ({world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f}) mm   "
+                              f"value {value:g}{unit}   label {name}")
+
+    def _show_shortcuts(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Keyboard shortcuts")
+        rows = self.actions.listing()
+        table = QTableWidget(len(rows), 2)
+        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
+        for r, (name, keys) in enumerate(rows):
+            table.setItem(r, 0, QTableWidgetItem(name))
+            table.setItem(r, 1, QTableWidgetItem(keys))
+        table.resizeColumnsToContents()
+        table.verticalHeader().setVisible(False)
+        QVBoxLayout(dialog).addWidget(table)
+        dialog.resize(520, 640)
+        dialog.show()
+        self.shortcuts_dialog = dialog
+
+    # -- drag and drop, close ------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.io.open_path(paths[0])
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.runner.shutdown()  # cancel and wait: no "QThread destroyed while running"
+        super().closeEvent(event)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        step = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1}.get(event.key())
+        if step is not None and self.session.is_open:
+            self.view.step_slice(step)
+        else:
+            super().keyPressEvent(event)

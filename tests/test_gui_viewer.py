@@ -1,0 +1,193 @@
+"""The real window, offscreen, driven by mouse and key events: painting, erasing, undo/redo, fill holes,
+threshold brush, scrolling, and opening a DICOM series through the dialog code path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import phantom_hu
+from unetgui.core.volume import Volume
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    from unetgui.app import create_app
+    from unetgui.ui.main_window import MainWindow
+
+    create_app([])
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    assert not w.runner.busy
+
+
+def _open_phantom(window, qtbot, spacing=(2.0, 0.8, 0.8)):
+    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
+    window.session.open(Volume(phantom_hu((10, 64, 80)), affine, "CT"))
+    window.view.set_plane("axial")
+    window.view._reset_geometry()
+    qtbot.wait(50)
+
+
+def _widget_point(view, row: float, col: float):
+    """The viewport point showing the centre of pixel (row, col) of the axial slice."""
+    from PySide6.QtCore import QPointF
+
+    dr, dc = view._plane_spacing()
+    scene = view.vb.mapViewToScene(QPointF((col + 0.5) * dc, (row + 0.5) * dr))
+    return view.mapFromScene(scene)
+
+
+def _drag(qtbot, view, points, button=None):
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    button = button or Qt.MouseButton.LeftButton
+    target = view.viewport()
+
+    def send(kind, p, buttons):
+        pos = QPointF(p)
+        event = QMouseEvent(kind, pos, QPointF(target.mapToGlobal(p)), button if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton,
+                            buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(target, event)
+
+    send(QEvent.Type.MouseButtonPress, points[0], button)
+    for p in points[1:]:
+        send(QEvent.Type.MouseMove, p, button)
+    send(QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
+    qtbot.wait(20)
+
+
+def _line(view, row, col0, col1, n=12):
+    return [_widget_point(view, row, c) for c in np.linspace(col0, col1, n)]
+
+
+def test_brush_stroke_paints_the_expected_pixels_of_the_active_label(window, qtbot):
+    _open_phantom(window, qtbot)
+    window.tools.tool = "brush"
+    window.tools.brush_size = 6
+    z = window.session.current_slice
+    _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
+    painted = window.session.labels.labels[z] == window.session.active_label
+    yy, xx = np.mgrid[0:64, 0:80]
+    distance = np.hypot(yy - 30, np.clip(xx, 20, 50) - xx)
+    assert painted[distance <= 2.0].all()  # the whole path, no gaps
+    assert not painted[distance > 3.6].any()  # nothing outside the brush (radius 3 px, a pixel of slack)
+    assert window.session.reviewed[z]  # edited slices are marked reviewed
+    others = np.delete(window.session.labels.labels, z, axis=0)
+    assert not others.any()
+
+
+def test_eraser_undo_and_redo_via_keys(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    _open_phantom(window, qtbot)
+    z = window.session.current_slice
+    window.tools.brush_size = 10
+    _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
+    painted = window.session.labels.labels.copy()
+    qtbot.keyClick(window.view, Qt.Key.Key_E)
+    assert window.tools.tool == "eraser"
+    _drag(qtbot, window.view, _line(window.view, 30, 30, 40))
+    erased = window.session.labels.labels.copy()
+    assert (erased[z] == 1).sum() < (painted[z] == 1).sum() and erased[z, 30, 35] == 0
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(window.session.labels.labels, painted)
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not window.session.labels.labels.any() and not window.session.reviewed[z]
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert np.array_equal(window.session.labels.labels, erased)
+
+
+def test_fill_holes_and_threshold_brush(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    _open_phantom(window, qtbot)
+    z = window.session.current_slice
+    ring = np.zeros((64, 80), np.uint8)
+    ring[10:40, 10:40] = 1
+    ring[18:30, 18:30] = 0
+    window.session.labels.labels[z] = ring
+    qtbot.keyClick(window.view, Qt.Key.Key_F, Qt.KeyboardModifier.ShiftModifier)
+    assert (window.session.labels.labels[z, 10:40, 10:40] == 1).all()
+    window.session.labels.labels[:] = 0
+    window.tools.tool = "brush"
+    window.tools.brush_size = 40
+    window.tools.set_threshold(True, 70, 200)
+    image = window.session.volume.voxels[z]
+    _drag(qtbot, window.view, _line(window.view, 32, 10, 70))
+    painted = window.session.labels.labels[z] == 1
+    assert painted.any() and (image[painted] >= 70).all() and (image[painted] <= 200).all()
+
+
+def test_scrolling_changes_the_slice(window, qtbot):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    _open_phantom(window, qtbot)
+    start = window.session.current_slice
+    target = window.view.viewport()
+    centre = QPointF(target.width() / 2, target.height() / 2)
+    wheel = QWheelEvent(centre, QPointF(target.mapToGlobal(centre.toPoint())), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(target, wheel)
+    assert window.session.current_slice == start + 1
+    qtbot.keyClick(window.view, Qt.Key.Key_PageDown)
+    qtbot.keyClick(window.view, Qt.Key.Key_PageDown)
+    assert window.session.current_slice == start - 1
+    assert window.slider.slider.value() == start - 1
+
+
+def test_physical_aspect_ratio(window, qtbot):
+    _open_phantom(window, qtbot, spacing=(2.0, 0.5, 1.0))  # rows 0.5 mm, columns 1 mm
+    rect = window.view.image.mapRectToView(window.view.image.boundingRect())
+    assert rect.width() == pytest.approx(80 * 1.0) and rect.height() == pytest.approx(64 * 0.5)
+    window.view.set_plane("coronal")
+    assert window.view.image.image.shape == (10, 80)
+
+
+def test_opening_a_dicom_series_through_the_dialog(window, qtbot, tmp_path):
+    from unetgui.formats.dicom.writer import SeriesSpec, write_series
+
+    hu = phantom_hu((9, 48, 40))
+    write_series(hu, str(tmp_path / "dicom"), SeriesSpec(slice_spacing=2.5, series_description="phantom"))
+    dialog = window.io.open_dicom_folder(str(tmp_path / "dicom"))
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+    assert dialog.table.item(0, 3).text() == "phantom" and dialog.table.item(0, 4).text() == "9"
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
+    assert np.array_equal(window.session.volume.voxels, hu)
+    assert window.view.isVisible() and window.view.image.image.shape == (48, 40)
+    assert window.io.recent()[0].endswith("dicom")
+
+
+def test_a_bad_file_gives_an_error_dialog_and_keeps_the_document(window, qtbot, tmp_path):
+    _open_phantom(window, qtbot)
+    before = window.session.volume
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"garbage")
+    window.io.open_path(str(bad))
+    qtbot.waitUntil(lambda: bool(window.io.last_error), timeout=30_000)
+    assert "broken.nii.gz" in window.io.last_error and window.session.volume is before
+
+
+def test_shortcuts_are_listed(window, qtbot):
+    rows = dict(window.actions.listing())
+    for name in ("Undo", "Brush", "Eraser", "Fill holes", "Interpolate", "Reviewed", "Show labels", "Smaller brush"):
+        assert rows[name]
+    window.actions.shortcuts.trigger()
+    assert window.shortcuts_dialog.isVisible()

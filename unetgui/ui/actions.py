@@ -1,0 +1,89 @@
+"""Every user action with its shortcut, wired to the session, the tools and the view.
+
+The main window puts them in menus; panels reuse them as buttons; Help > Keyboard shortcuts lists them.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+from unetgui.core.session import Session
+from unetgui.ui.slice_view import SliceView
+from unetgui.ui.tool_state import ToolState
+
+
+class Actions:
+    def __init__(self, parent: QWidget, session: Session, tools: ToolState, view: SliceView) -> None:
+        self.session, self.tools, self.view = session, tools, view
+
+        def make(text: str, shortcut: str | QKeySequence.StandardKey | None = None, slot=None, checkable=False) -> QAction:
+            action = QAction(text, parent)
+            if shortcut is not None:
+                action.setShortcut(QKeySequence(shortcut))
+            if slot is not None:
+                action.triggered.connect(slot)
+            action.setCheckable(checkable)
+            parent.addAction(action)  # shortcuts work wherever the focus is in the window
+            return action
+
+        # file (slots connected by the main window, which owns the opening flows)
+        self.open_dicom = make("Open &DICOM folder...", QKeySequence.StandardKey.Open)
+        self.open_nifti = make("Open &NIfTI image...", "Ctrl+Shift+O")
+        self.open_labels = make("Open &labels (NIfTI or DICOM-SEG)...", "Ctrl+L")
+        self.quit = make("&Quit", QKeySequence.StandardKey.Quit)
+        # edit
+        self.undo = make("Undo", "Ctrl+Z", lambda: session.undo())
+        self.redo = make("Redo", "Ctrl+Shift+Z", lambda: session.redo())
+        self.redo_alt = make("Redo (alternative)", "Ctrl+Y", lambda: session.redo())
+        group = QActionGroup(parent)
+        self.navigate = make("Navigate", "V", lambda: setattr(tools, "tool", "navigate"), True)
+        self.brush = make("Brush", "B", lambda: setattr(tools, "tool", "brush"), True)
+        self.eraser = make("Eraser", "E", lambda: setattr(tools, "tool", "eraser"), True)
+        self.fill = make("Flood fill", "F", lambda: setattr(tools, "tool", "fill"), True)
+        for action in (self.navigate, self.brush, self.eraser, self.fill):
+            group.addAction(action)
+        tools.tool_changed.connect(self._show_tool)
+        self._show_tool(tools.tool)
+        self.smaller = make("Smaller brush", "[", lambda: setattr(tools, "brush_size", tools.brush_size - max(1, tools.brush_size // 8)))
+        self.larger = make("Larger brush", "]", lambda: setattr(tools, "brush_size", tools.brush_size + max(1, tools.brush_size // 8)))
+        self.threshold = make("Threshold brush", "T", lambda on: tools.set_threshold(on), True)
+        self.fill_holes = make("Fill holes", "Shift+F", lambda: self._if_open(session.fill_holes))
+        self.interpolate = make("Interpolate", "I", lambda: self._if_open(session.interpolate))
+        self.copy_previous = make("Copy previous", "C", lambda: self._if_open(lambda: session.copy_from(session.current_slice - 1)))
+        self.copy_next = make("Copy next", "Shift+C", lambda: self._if_open(lambda: session.copy_from(session.current_slice + 1)))
+        self.mark_reviewed = make("Reviewed", "R", self._toggle_reviewed)
+        # view
+        self.toggle_overlay = make("Show labels", "H", lambda on: tools.set_overlay(visible=on), True)
+        self.toggle_overlay.setChecked(True)
+        tools.overlay_changed.connect(lambda: self.toggle_overlay.setChecked(tools.overlay_visible))
+        self.outline = make("Outline only", "O", lambda on: tools.set_overlay(outline=on), True)
+        self.previous_slice = make("Previous slice", "PgDown", lambda: view.step_slice(-1))
+        self.next_slice = make("Next slice", "PgUp", lambda: view.step_slice(1))
+        self.axial = make("Axial", "1", lambda: view.set_plane("axial"))
+        self.coronal = make("Coronal", "2", lambda: view.set_plane("coronal"))
+        self.sagittal = make("Sagittal", "3", lambda: view.set_plane("sagittal"))
+        self.fit = make("Fit to window", "Ctrl+0", lambda: view.set_plane(view.plane) or view._reset_geometry() if session.is_open else None)
+        self.shortcuts = make("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents)
+        self.about = make("&About unetgui")
+
+    def _show_tool(self, name: str) -> None:
+        {"navigate": self.navigate, "brush": self.brush, "eraser": self.eraser, "fill": self.fill}[name].setChecked(True)
+
+    def _if_open(self, fn) -> None:
+        if self.session.is_open:
+            fn()
+
+    def _toggle_reviewed(self) -> None:
+        if self.session.is_open:
+            z = self.session.current_slice
+            self.session.set_reviewed(z, not self.session.reviewed[z])
+
+    def listing(self) -> list[tuple[str, str]]:
+        """(action, shortcut) pairs for the shortcuts dialog, plus the mouse and arrow keys."""
+        rows = [(a.text().replace("&", "").rstrip("."), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText))
+                for a in vars(self).values() if isinstance(a, QAction) and not a.shortcut().isEmpty()]
+        rows += [("Previous / next slice", "Down / Up, Left / Right, mouse wheel"), ("Zoom", "Ctrl + mouse wheel"),
+                 ("Pan", "middle drag (or left drag with Navigate)"), ("Window / level", "right drag"),
+                 ("Paint with the active tool", "left drag")]
+        return rows

@@ -1,0 +1,133 @@
+"""Opening images and labels: every disk read runs on a worker; warnings are shown non-modally,
+errors in a readable dialog, and a bad file never takes the app down."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from unetgui.core.session import Session
+from unetgui.core.volume import Volume
+from unetgui.formats import nifti
+from unetgui.formats.dicom import Series, load_series
+from unetgui.formats.dicom_seg import read_dicom_seg
+from unetgui.ui.open_dialog import SeriesPickerDialog
+from unetgui.workers.jobs import JobRunner
+
+MAX_RECENT = 8
+
+
+class DocumentIO(QObject):
+    busy = Signal(str)  # a message while loading, "" when done
+    recent_changed = Signal()
+
+    def __init__(self, parent: QWidget, session: Session, runner: JobRunner) -> None:
+        super().__init__(parent)
+        self.window, self.session, self.runner = parent, session, runner
+        self._notes: list[QMessageBox] = []  # open non-modal messages (kept referenced)
+        self.last_error = ""
+
+    # -- recent files ----------------------------------------------------------------------------
+    def recent(self) -> list[str]:
+        value = QSettings().value("recent", [])
+        return [v for v in (value if isinstance(value, list) else [value]) if v]
+
+    def _remember(self, path: str) -> None:
+        paths = [os.path.abspath(path)] + [p for p in self.recent() if p != os.path.abspath(path)]
+        QSettings().setValue("recent", paths[:MAX_RECENT])
+        self.recent_changed.emit()
+
+    # -- entry points ----------------------------------------------------------------------------
+    def open_path(self, path: str) -> None:
+        """A folder opens the DICOM picker; .nii/.nii.gz opens as an image; a single DICOM file its folder."""
+        if os.path.isdir(path):
+            self.open_dicom_folder(path)
+        elif path.lower().endswith((".nii", ".nii.gz")):
+            self.open_nifti(path)
+        elif os.path.isfile(path):
+            self.open_dicom_folder(path)
+        else:
+            self.error(f"{path}: no such file or folder")
+
+    def ask_dicom_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open DICOM folder")
+        if folder:
+            self.open_dicom_folder(folder)
+
+    def ask_nifti(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open NIfTI image", "", "NIfTI (*.nii *.nii.gz)")
+        if path:
+            self.open_nifti(path)
+
+    def ask_labels(self) -> None:
+        if not self.session.is_open:
+            self.error("Open an image first, then its labels.")
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open labels", "", "Labels (*.nii *.nii.gz *.dcm)")
+        if path:
+            self.open_labels(path)
+
+    def open_dicom_folder(self, folder: str) -> SeriesPickerDialog:
+        dialog = SeriesPickerDialog(folder, self.runner, self.window)
+        dialog.accepted.connect(lambda: self.load_series(dialog.chosen, folder))
+        dialog.open()
+        return dialog
+
+    def load_series(self, series: Series, remember: str | None = None) -> None:
+        self.busy.emit(f"Loading {series.slice_count} slices...")
+        self.runner.start(lambda progress, cancel: load_series(series, progress, cancel), "load series",
+                          on_finished=lambda volume: self._show(volume, remember), on_failed=self.error,
+                          on_done=lambda: self.busy.emit(""))
+
+    def open_nifti(self, path: str) -> None:
+        self.busy.emit(f"Loading {os.path.basename(path)}...")
+        self.runner.start(lambda progress, cancel: nifti.read_image(path), "load NIfTI",
+                          on_finished=lambda volume: self._show(volume, path), on_failed=self.error,
+                          on_done=lambda: self.busy.emit(""))
+
+    def open_labels(self, path: str) -> None:
+        volume = self.session.volume
+
+        def read(progress, cancel):
+            if path.lower().endswith(".dcm"):
+                return read_dicom_seg(path, volume)
+            return nifti.read_labels(path, volume), ()
+
+        def show(result) -> None:
+            labels, notes = result
+            if self.session.volume is not volume:
+                return  # another image was opened meanwhile
+            self.session.open(volume, labels)
+            if notes:
+                self.warn("Labels loaded with warnings", notes)
+
+        self.runner.start(read, "load labels", on_finished=show, on_failed=self.error)
+
+    # -- results ---------------------------------------------------------------------------------
+    def _show(self, volume: Volume, remember: str | None) -> None:
+        self.session.open(volume)
+        if remember:
+            self._remember(remember)
+        if volume.warnings:
+            self.warn("The image was loaded with warnings", volume.warnings)
+
+    def warn(self, title: str, lines) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "unetgui", title, QMessageBox.StandardButton.Ok, self.window)
+        box.setInformativeText("\n\n".join(f"- {line}" for line in lines))
+        box.setModal(False)  # the user can keep working; the message stays until closed
+        box.finished.connect(lambda _: self._notes.remove(box) if box in self._notes else None)
+        self._notes.append(box)
+        box.show()
+
+    def error(self, message: str) -> None:
+        """A readable, non-blocking error dialog; the document is left as it was."""
+        self.last_error = message
+        box = QMessageBox(QMessageBox.Icon.Critical, "unetgui", "This could not be opened.",
+                          QMessageBox.StandardButton.Ok, self.window)
+        box.setInformativeText(message)
+        box.setModal(False)
+        box.finished.connect(lambda _: self._notes.remove(box) if box in self._notes else None)
+        self._notes.append(box)
+        box.show()

@@ -1,0 +1,96 @@
+"""The label table: name, value, colour, visibility; add, rename, recolour; the active label."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QColorDialog, QHBoxLayout, QHeaderView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from unetgui.core.session import Session
+from unetgui.ui.tool_state import ToolState
+
+
+class LabelPanel(QWidget):
+    def __init__(self, session: Session, tools: ToolState) -> None:
+        super().__init__()
+        self.session, self.tools = session, tools
+        self.table = QTableWidget(0, 3)
+        self.table.setHorizontalHeaderLabels(["", "Label", "Value"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, 28)
+        self.table.setColumnWidth(2, 48)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        add, colour = QPushButton("Add"), QPushButton("Colour...")
+        add.clicked.connect(self._on_add_clicked)
+        colour.clicked.connect(self._on_colour_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(colour)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        self.table.itemSelectionChanged.connect(self._on_selection_changed)
+        self.table.itemChanged.connect(self._on_item_changed)
+        session.listeners.table_changed.append(self._show)
+
+    def _show(self) -> None:
+        with QSignalBlocker(self.table):
+            labels = list(self.session.table)
+            self.table.setRowCount(len(labels))
+            for row, label in enumerate(labels):
+                visible = QTableWidgetItem()
+                visible.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                visible.setCheckState(Qt.CheckState.Unchecked if label.value in self.tools.hidden_labels else Qt.CheckState.Checked)
+                visible.setBackground(QColor(*label.color))
+                visible.setToolTip("shown (untick to hide)")
+                name = QTableWidgetItem(label.name)
+                value = QTableWidgetItem(str(label.value))
+                value.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                for col, item in enumerate((visible, name, value)):
+                    item.setData(Qt.ItemDataRole.UserRole, label.value)
+                    self.table.setItem(row, col, item)
+                if label.value == self.session.active_label:
+                    self.table.selectRow(row)
+
+    def _value_of_row(self, row: int) -> int | None:
+        item = self.table.item(row, 2)
+        return None if item is None else int(item.text())
+
+    def _on_selection_changed(self) -> None:
+        rows = {i.row() for i in self.table.selectedItems()}
+        if rows:
+            value = self._value_of_row(min(rows))
+            if value is not None:
+                self.session.set_active_label(value)
+
+    def _on_item_changed(self, item: QTableWidgetItem) -> None:
+        value = item.data(Qt.ItemDataRole.UserRole)
+        label = self.session.table.get(value)
+        if label is None:
+            return
+        if item.column() == 1 and item.text().strip() and item.text() != label.name:
+            self.session.update_label(replace(label, name=item.text().strip()))
+        elif item.column() == 0:
+            hidden = set(self.tools.hidden_labels)
+            (hidden.discard if item.checkState() == Qt.CheckState.Checked else hidden.add)(value)
+            self.tools.set_overlay(hidden=hidden)
+
+    def _on_add_clicked(self) -> None:
+        label = self.session.add_label()
+        self.session.set_active_label(label.value)
+        self._show()
+
+    def _on_colour_clicked(self) -> None:
+        label = self.session.table.get(self.session.active_label)
+        if label is None:
+            return
+        colour = QColorDialog.getColor(QColor(*label.color), self, f"Colour of {label.name}")
+        if colour.isValid():
+            self.session.update_label(replace(label, color=(colour.red(), colour.green(), colour.blue())))

@@ -1,0 +1,274 @@
+"""The slice view: image + label overlay of one plane, painting, window/level, zoom and pan.
+
+Mouse: left paints with the active tool (navigate: pans), right-drag sets window/level, middle-drag pans,
+wheel changes slice, Ctrl+wheel zooms. Pixels are shown at their physical size (mm) so the aspect ratio
+is right. Editing happens in the axial (acquisition) plane; coronal and sagittal are for looking.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem
+
+from unetgui.core.session import BrushSettings, Session
+from unetgui.core.volume import UNANNOTATED
+from unetgui.ui.tool_state import ToolState
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+class _ViewBox(pg.ViewBox):
+    """Routes mouse gestures to the SliceView instead of pyqtgraph's default pan/zoom."""
+
+    def __init__(self, view: SliceView) -> None:
+        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        self._view = view
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 (Qt naming)
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+        else:
+            self._view.step_slice(1 if ev.delta() > 0 else -1)
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        button = ev.button()
+        if button == Qt.MouseButton.RightButton:
+            self._view.window_drag(ev)
+        elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and not self._view.can_paint()):
+            self.setMouseEnabled(True, True)
+            ev_button = ev.button
+            ev.button = lambda: Qt.MouseButton.LeftButton  # pyqtgraph pans on a left drag
+            super().mouseDragEvent(ev, axis)
+            ev.button = ev_button
+        elif button == Qt.MouseButton.LeftButton:
+            self._view.paint_drag(ev)
+        ev.accept()
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            self._view.click(ev)
+        ev.accept()
+
+
+class SliceView(pg.GraphicsLayoutWidget):
+    """Shows ``session``'s current slice with its labels; edits through the session's methods."""
+
+    hover_changed = Signal(object)  # (z, y, x) voxel under the cursor, or None
+    window_changed = Signal(float, float)  # width, level
+    plane_changed = Signal(str)
+
+    def __init__(self, session: Session, tools: ToolState) -> None:
+        super().__init__()
+        self.session, self.tools = session, tools
+        self.plane = "axial"
+        self.index = {"axial": 0, "coronal": 0, "sagittal": 0}
+        self.vb = _ViewBox(self)
+        self.addItem(self.vb)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay.setZValue(10)
+        self.vb.addItem(self.image)
+        self.vb.addItem(self.overlay)
+        self.cursor = QGraphicsEllipseItem()
+        self.cursor.setPen(QPen(QColor(255, 255, 0, 200), 0))
+        self.cursor.setZValue(20)
+        self.cursor.setVisible(False)
+        self.vb.addItem(self.cursor)
+        self.setBackground("k")
+        self.window = (400.0, 40.0)
+        self._last: tuple[float, float] | None = None
+        self._lut = np.zeros((256, 4), np.uint8)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        session.listeners.volume_changed.append(self._on_volume_changed)
+        session.listeners.slice_changed.append(lambda z: self._refresh())
+        session.listeners.labels_changed.append(self._on_labels_changed)
+        session.listeners.table_changed.append(self._on_overlay_style_changed)
+        tools.overlay_changed.connect(self._on_overlay_style_changed)
+        tools.brush_size_changed.connect(lambda _: self._update_cursor())
+        tools.tool_changed.connect(lambda _: self._update_cursor())
+
+    # -- geometry --------------------------------------------------------------------------------
+    def _plane_spacing(self) -> tuple[float, float]:
+        """(row spacing, column spacing) in mm of the displayed plane."""
+        sz, sy, sx = self.session.volume.spacing
+        return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[self.plane]
+
+    def _flip_rows(self) -> bool:
+        """Coronal/sagittal: show the head at the top (rows are slices; flip when z runs towards the feet)."""
+        return self.plane != "axial" and self.session.volume.affine[2, 2] > 0
+
+    def plane_data(self, array: np.ndarray) -> np.ndarray:
+        """The displayed 2-D section of a ``(z, y, x)`` array."""
+        v = self.session.volume.shape
+        if self.plane == "axial":
+            return array[self.session.current_slice]
+        out = array[:, min(self.index["coronal"], v[1] - 1), :] if self.plane == "coronal" else array[:, :, min(self.index["sagittal"], v[2] - 1)]
+        return out[::-1] if self._flip_rows() else out
+
+    def voxel_at(self, view_point: QPointF) -> tuple[int, int, int] | None:
+        """(z, y, x) of the voxel under a point in view coordinates (mm), or None outside the volume."""
+        dr, dc = self._plane_spacing()
+        row, col = int(np.floor(view_point.y() / dr)), int(np.floor(view_point.x() / dc))
+        z_n, y_n, x_n = self.session.volume.shape
+        if self.plane == "axial":
+            zyx = (self.session.current_slice, row, col)
+        else:
+            z = (z_n - 1 - row) if self._flip_rows() else row
+            zyx = (z, self.index["coronal"], col) if self.plane == "coronal" else (z, col, self.index["sagittal"])
+        if not all(0 <= c < n for c, n in zip(zyx, (z_n, y_n, x_n))):
+            return None
+        return zyx
+
+    def _pixel(self, view_point: QPointF) -> tuple[float, float]:
+        dr, dc = self._plane_spacing()
+        return view_point.y() / dr - 0.5, view_point.x() / dc - 0.5
+
+    # -- state changes ---------------------------------------------------------------------------
+    def set_plane(self, plane: str) -> None:
+        if plane not in PLANES or plane == self.plane:
+            return
+        self.plane = plane
+        self._reset_geometry()
+        self.plane_changed.emit(plane)
+
+    def set_window(self, width: float, level: float) -> None:
+        self.window = (max(1.0, float(width)), float(level))
+        w, lv = self.window
+        self.image.setLevels((lv - w / 2, lv + w / 2))
+        self.window_changed.emit(*self.window)
+
+    def auto_window(self) -> None:
+        """MR and other non-CT: 1-99 percentiles of the volume; CT: abdomen."""
+        volume = self.session.volume
+        if volume.modality == "CT":
+            self.set_window(400, 40)
+            return
+        sample = volume.voxels[:, ::4, ::4]
+        lo, hi = np.percentile(sample, (1, 99))
+        self.set_window(max(hi - lo, 1.0), (hi + lo) / 2)
+
+    def step_slice(self, step: int) -> None:
+        if not self.session.is_open:
+            return
+        if self.plane == "axial":
+            self.session.set_slice(self.session.current_slice + step)
+        else:
+            axis = 1 if self.plane == "coronal" else 2
+            self.index[self.plane] = int(np.clip(self.index[self.plane] + step, 0, self.session.volume.shape[axis] - 1))
+            self._refresh()
+
+    def _on_volume_changed(self) -> None:
+        z, y, x = self.session.volume.shape
+        self.index = {"axial": z // 2, "coronal": y // 2, "sagittal": x // 2}
+        self._reset_geometry()
+        self.auto_window()
+
+    def _reset_geometry(self) -> None:
+        self._refresh()
+        h, w = self.image.image.shape
+        dr, dc = self._plane_spacing()
+        rect = QRectF(0, 0, w * dc, h * dr)
+        self.image.setRect(rect)
+        self.overlay.setRect(rect)
+        self.vb.setRange(rect, padding=0.02)
+
+    def _on_labels_changed(self, slices: tuple[int, ...]) -> None:
+        if self.plane != "axial" or self.session.current_slice in slices:
+            self._refresh_overlay()
+
+    def _on_overlay_style_changed(self) -> None:
+        lut = np.zeros((256, 4), np.uint8)
+        alpha = int(round(255 * self.tools.opacity))
+        for label in self.session.table:
+            if label.value not in self.tools.hidden_labels:
+                lut[label.value] = (*label.color, 255 if self.tools.outline else alpha)
+        lut[UNANNOTATED] = 0
+        self._lut = lut
+        self._refresh_overlay()
+
+    # -- drawing ---------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        if not self.session.is_open:
+            return
+        w, lv = self.window
+        self.image.setImage(self.plane_data(self.session.volume.voxels), autoLevels=False, levels=(lv - w / 2, lv + w / 2))
+        self._refresh_overlay()
+
+    def _refresh_overlay(self) -> None:
+        if not self.session.is_open:
+            return
+        labels = self.plane_data(self.session.labels.labels)
+        if self.tools.outline:
+            kernel = np.ones((3, 3), np.uint8)
+            edge = (cv2.erode(labels, kernel) != labels) | (cv2.dilate(labels, kernel) != labels)
+            labels = np.where(edge, labels, 0).astype(np.uint8)
+        self.overlay.setVisible(self.tools.overlay_visible)
+        self.overlay.setImage(labels, autoLevels=False, levels=(0, 255), lut=self._lut)
+
+    def _update_cursor(self, view_point: QPointF | None = None) -> None:
+        show = self.session.is_open and self.tools.tool in ("brush", "eraser") and self.plane == "axial"
+        if view_point is not None and show:
+            dr, dc = self._plane_spacing()
+            r = self.tools.brush_size / 2
+            self.cursor.setRect(QRectF(view_point.x() - r * dc, view_point.y() - r * dr, 2 * r * dc, 2 * r * dr))
+        self.cursor.setVisible(show and view_point is not None)
+
+    # -- mouse -----------------------------------------------------------------------------------
+    def can_paint(self) -> bool:
+        return self.session.is_open and self.plane == "axial" and self.tools.tool in ("brush", "eraser", "fill")
+
+    def _brush(self) -> BrushSettings:
+        return BrushSettings(radius=self.tools.brush_size / 2, erase=self.tools.tool == "eraser",
+                             threshold=self.tools.threshold if self.tools.threshold_enabled else None)
+
+    def paint_drag(self, ev) -> None:
+        if self.tools.tool == "fill":
+            return
+        point = self.vb.mapToView(ev.pos())
+        y, x = self._pixel(point)
+        if ev.isStart():
+            self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")
+            start = self._pixel(self.vb.mapToView(ev.buttonDownPos()))
+            self._last = start
+        y0, x0 = self._last if self._last is not None else (y, x)
+        self.session.paint_segment(y0, x0, y, x, self._brush())
+        self._last = (y, x)
+        self._update_cursor(point)
+        if ev.isFinish():
+            self.session.end_stroke()
+            self._last = None
+
+    def click(self, ev) -> None:
+        if not self.can_paint():
+            return
+        point = self.vb.mapToView(ev.pos())
+        voxel = self.voxel_at(point)
+        if voxel is None:
+            return
+        if self.tools.tool == "fill":
+            self.session.flood_fill(voxel[1], voxel[2])
+            return
+        y, x = self._pixel(point)
+        self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")
+        self.session.paint_segment(y, x, y, x, self._brush())
+        self.session.end_stroke()
+
+    def window_drag(self, ev) -> None:
+        delta = ev.pos() - ev.lastPos()
+        w, lv = self.window
+        scale = max(w, 10.0) / 200.0
+        self.set_window(w + delta.x() * scale, lv - delta.y() * scale)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        if not self.session.is_open:
+            return
+        point = self.vb.mapSceneToView(scene_pos)
+        self.hover_changed.emit(self.voxel_at(point))
+        self._update_cursor(point)

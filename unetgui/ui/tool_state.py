@@ -1,0 +1,69 @@
+"""Editing and display settings shared by the view and the panels (not document state)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+TOOLS = ("navigate", "brush", "eraser", "fill")
+
+#: CT window presets: name -> (width, level) in HU
+CT_PRESETS = {"Abdomen": (400, 40), "Liver": (150, 30), "Lung": (1500, -600), "Bone": (1800, 400), "Brain": (80, 40)}
+
+
+class ToolState(QObject):
+    tool_changed = Signal(str)
+    brush_size_changed = Signal(int)
+    threshold_changed = Signal()
+    overlay_changed = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tool = "brush"
+        self._brush_size = 16  # diameter in pixels
+        self.threshold_enabled = False
+        self.threshold = (40.0, 200.0)
+        self.opacity = 0.5
+        self.overlay_visible = True
+        self.outline = False
+        self.hidden_labels: set[int] = set()
+
+    @property
+    def tool(self) -> str:
+        return self._tool
+
+    @tool.setter
+    def tool(self, name: str) -> None:
+        if name not in TOOLS:
+            raise ValueError(name)
+        if name != self._tool:
+            self._tool = name
+            self.tool_changed.emit(name)
+
+    @property
+    def brush_size(self) -> int:
+        return self._brush_size
+
+    @brush_size.setter
+    def brush_size(self, value: int) -> None:
+        value = int(min(256, max(1, value)))
+        if value != self._brush_size:
+            self._brush_size = value
+            self.brush_size_changed.emit(value)
+
+    def set_threshold(self, enabled: bool, low: float | None = None, high: float | None = None) -> None:
+        self.threshold_enabled = enabled
+        if low is not None and high is not None:
+            self.threshold = (min(low, high), max(low, high))
+        self.threshold_changed.emit()
+
+    def set_overlay(self, *, opacity: float | None = None, visible: bool | None = None, outline: bool | None = None,
+                    hidden: set[int] | None = None) -> None:
+        if opacity is not None:
+            self.opacity = float(min(1.0, max(0.0, opacity)))
+        if visible is not None:
+            self.overlay_visible = visible
+        if outline is not None:
+            self.outline = outline
+        if hidden is not None:
+            self.hidden_labels = set(hidden)
+        self.overlay_changed.emit()

@@ -1,0 +1,1 @@
+"""QtCore-only job runners: engine/formats work on QThreads, results and progress as signals."""

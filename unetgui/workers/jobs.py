@@ -1,0 +1,163 @@
+"""Run a plain function or generator on a QThread; its progress, yields and result become signals.
+
+The work function is called as ``fn(progress, cancel)`` and may return a value or be a generator (each
+yielded item is emitted as ``item``). :class:`~unetgui.core.errors.Cancelled` becomes ``cancelled``;
+any other exception becomes ``failed`` with a readable message, never a dead UI. The thread quits from
+inside itself, so waiting for it from the GUI thread cannot deadlock (see TOOLCHAIN: QThread pitfalls).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from unetgui.core.errors import Cancelled, UnetguiError
+from unetgui.core.progress import CancelToken
+
+log = logging.getLogger(__name__)
+WorkFn = Callable[..., Any]
+
+
+class Job(QObject):
+    """One unit of background work; lives in its worker thread while it runs."""
+
+    progress = Signal(int, int, str)
+    item = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    done = Signal()  # after any of finished / failed / cancelled
+
+    def __init__(self, fn: WorkFn, name: str = "job") -> None:
+        super().__init__()
+        self.fn, self.name = fn, name
+        self.token = CancelToken()
+
+    def cancel(self) -> None:
+        self.token.set()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            out = self.fn(lambda d, t, m="": self.progress.emit(int(d), int(t), str(m)), self.token)
+            if inspect.isgenerator(out):
+                last = None
+                for last in out:
+                    self.item.emit(last)
+                out = last
+            self.finished.emit(out)
+        except Cancelled:
+            self.cancelled.emit()
+        except UnetguiError as exc:
+            self.failed.emit(str(exc))
+        except MemoryError:
+            self.failed.emit(f"{self.name}: out of memory; close other programs or use a smaller input")
+        except Exception as exc:  # a bug: report it readably and keep the app alive
+            log.error("%s failed:\n%s", self.name, traceback.format_exc())
+            self.failed.emit(f"{self.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        finally:
+            self.done.emit()
+            QThread.currentThread().quit()
+
+
+class JobRunner(QObject):
+    """Starts jobs on their own threads and keeps them alive until they end; cancels them on close."""
+
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running: dict[Job, QThread] = {}
+
+    def start(self, fn: WorkFn, name: str = "job", *, on_finished: Callable | None = None,
+              on_failed: Callable | None = None, on_progress: Callable | None = None, on_item: Callable | None = None,
+              on_cancelled: Callable | None = None, on_done: Callable | None = None) -> Job:
+        """Run ``fn(progress, cancel)`` on a new thread; the handlers are connected before it starts and
+        are called on the GUI thread."""
+        job = Job(fn, name)
+        # plain callables connected to a worker's signal would run in the worker thread: a relay QObject
+        # living in the GUI thread receives the signals (queued) and calls the handlers there
+        relay = _Relay(self, on_finished, on_failed, on_progress, on_item, on_cancelled, on_done)
+        job.finished.connect(relay.finished)
+        job.failed.connect(relay.failed)
+        job.progress.connect(relay.progress)
+        job.item.connect(relay.item)
+        job.cancelled.connect(relay.cancelled)
+        job.done.connect(relay.done)
+        job.relay = relay
+        thread = QThread()
+        thread.setObjectName(name)
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        thread.finished.connect(lambda j=job: self._forget(j))
+        self._running[job] = thread
+        thread.start()
+        self.busy_changed.emit(True)
+        return job
+
+    def _forget(self, job: Job) -> None:
+        thread = self._running.pop(job, None)
+        if thread is not None:
+            thread.deleteLater()
+        job.relay.deleteLater()
+        job.deleteLater()
+        if not self._running:
+            self.busy_changed.emit(False)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def cancel_all(self) -> None:
+        for job in list(self._running):
+            job.cancel()
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Cancel every job and wait for its thread; True when all stopped (call on window close)."""
+        self.cancel_all()
+        ok = True
+        for job, thread in list(self._running.items()):
+            ok &= thread.wait(timeout_ms)
+            self._running.pop(job, None)
+        return ok
+
+
+class _Relay(QObject):
+    """Calls a job's handlers on the GUI thread."""
+
+    def __init__(self, parent: QObject, *handlers: Callable | None) -> None:
+        super().__init__(parent)
+        self._handlers = handlers
+
+    def _call(self, index: int, *args: Any) -> None:
+        handler = self._handlers[index]
+        if handler is not None:
+            handler(*args)
+
+    @Slot(object)
+    def finished(self, value: Any) -> None:
+        self._call(0, value)
+
+    @Slot(str)
+    def failed(self, message: str) -> None:
+        self._call(1, message)
+
+    @Slot(int, int, str)
+    def progress(self, done: int, total: int, message: str) -> None:
+        self._call(2, done, total, message)
+
+    @Slot(object)
+    def item(self, value: Any) -> None:
+        self._call(3, value)
+
+    @Slot()
+    def cancelled(self) -> None:
+        self._call(4)
+
+    @Slot()
+    def done(self) -> None:
+        self._call(5)
