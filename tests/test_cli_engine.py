@@ -115,3 +115,26 @@ def test_several_cases_and_2_5d_context(study, tmp_path, capsys):
     assert model.config.context == 1 and model.info["training"]["cases"] == ["ct", "ct2"]
     assert cli.main(["predict", "--model", str(out), "--input", str(tmp_path / "ct2"), "--output",
                      str(tmp_path / "p.nii.gz")]) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--epochs", "0"], "--epochs must be at least 1"),
+    (["--minutes", "nan"], "positive number of minutes"),
+    (["--learning-rate", "-1", "--epochs", "1"], "learning rate"),
+])
+def test_bad_training_options_are_one_line_errors(study, tmp_path, capsys, extra, message):
+    root, _, _ = study
+    code = cli.main(["train", "--images", str(root / "ct"), "--labels", str(root / "sparse.nii.gz"), "--output",
+                     str(tmp_path / "m.unetgui"), *extra])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_fine_tuning_refuses_labels_the_model_does_not_know(study, tmp_path, capsys):
+    root, volume, model = study
+    other = np.full(volume.shape, 255, np.uint8)
+    other[3] = (volume.voxels[3] > 65) * 3
+    nib.save(nib.Nifti1Image(other.transpose(2, 1, 0), volume.affine), str(tmp_path / "three.nii.gz"))
+    code = cli.main(["train", "--images", str(root / "ct"), "--labels", str(tmp_path / "three.nii.gz"), "--output",
+                     str(tmp_path / "m.unetgui"), "--init", str(model), "--epochs", "1"])
+    assert code == 1 and "values [3]" in capsys.readouterr().err

@@ -185,3 +185,36 @@ def test_unet_shapes_and_config_validation():
         UNetConfig(norm="group")
     with pytest.raises(UnetguiError, match="unknown"):
         UNetConfig.from_json({"classes": 2, "width": 3})
+
+
+def test_label_downsampling_stays_centred_on_the_image():
+    from unetgui.engine.preprocessing import resize_slices
+
+    labels = np.zeros((1, 512, 512), np.uint8)
+    labels[0, 200:300, 100:220] = 3
+    small = resize_slices(labels, (256, 256), nearest=True)[0]
+    ys, xs = np.nonzero(small == 3)
+    # the block covering source rows 200..299 is rows 100..149 at half size: centroid 124.5, not 125
+    assert ys.mean() == pytest.approx(124.5) and xs.mean() == pytest.approx(79.5)
+    back = resize_slices(small[None], (512, 512), nearest=True)[0]
+    assert np.array_equal(back, labels[0])
+
+
+def test_model_files_with_bad_metadata_are_refused(tmp_path, checkpoint):
+    import json
+
+    from safetensors.torch import save_file
+
+    good = checkpoint.metadata()
+    variants = {
+        "list": [1, 2],
+        "float_depth": {**good, "architecture": {**good["architecture"], "depth": 3.0}},
+        "label_count": {**good, "labels": []},
+        "nan_std": {**good, "preprocessing": {**good["preprocessing"], "std": float("nan")}},
+        "bad_percentile": {**good, "preprocessing": {**good["preprocessing"], "percentiles": [0.5, 150]}},
+    }
+    for name, meta in variants.items():
+        path = tmp_path / f"{name}.unetgui"
+        save_file(checkpoint.weights, str(path), metadata={"unetgui": json.dumps(meta)})
+        with pytest.raises(FormatError):
+            model_file.load(str(path))

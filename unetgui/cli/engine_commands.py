@@ -85,6 +85,11 @@ def _train(args: argparse.Namespace) -> int:
 
     if len(args.images) != len(args.labels):
         raise UnetguiError(f"give one --labels per --images ({len(args.images)} images, {len(args.labels)} labels)")
+    if args.epochs is not None and args.epochs < 1:
+        raise UnetguiError("--epochs must be at least 1")
+    if args.init and (args.context or args.working_size is not None or args.preset != "auto"):
+        raise UnetguiError("--init keeps the model's architecture and working size: drop --context, --working-size "
+                           "and --preset, or train from scratch")
     if os.path.dirname(os.path.abspath(args.output)) and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
         raise UnetguiError(f"{args.output}: its folder does not exist")
     init = model_file.load(args.init) if args.init else None
@@ -96,6 +101,10 @@ def _train(args: argparse.Namespace) -> int:
             print(f"warning: {note}", file=sys.stderr)
         maps.append(lm)
     table = init.labels if init else _label_table(maps)
+    unknown = sorted({v for lm in maps for v in lm.used_values()} - set(table.values))
+    if unknown:
+        raise UnetguiError(f"the labels contain values {unknown} that the starting model does not segment "
+                           f"(it knows {list(table.values)}); train from scratch to add labels")
     if not len(table):
         raise UnetguiError("the labels contain no structure (only background / not annotated)")
     device = pick_device(args.device)
@@ -130,8 +139,8 @@ def _train(args: argparse.Namespace) -> int:
             bar(int(done), int(total), f"epoch {event.epoch} loss {event.loss:.3f}", event.eta)
             continue
         dice = " ".join(f"{table.get(v).name}={d:.3f}" for v, d in event.val_dice.items())
-        val = (f" val loss {event.val_loss:.4f} pixel error {event.val_pixel_error:.4f} Dice {dice}"
-               if event.val_loss is not None else "")
+        error = f"{event.val_pixel_error:.4f}" if event.val_pixel_error is not None else "n/a"
+        val = f" val loss {event.val_loss:.4f} pixel error {error} Dice {dice}" if event.val_loss is not None else ""
         print(f"epoch {event.epoch:3d} {event.elapsed:7.0f} s  loss {event.train_loss:.4f}{val}"
               f"{'  *best*' if event.is_best else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
               flush=True)
@@ -145,9 +154,14 @@ def _predict(args: argparse.Namespace) -> int:
     from unetgui.engine import checkpoint as model_file
     from unetgui.engine.inference import Predictor
 
+    out = args.output
+    parent = os.path.dirname(os.path.abspath(out))
+    if not (is_nifti(out) or out.lower().endswith(".dcm") or os.path.splitext(out)[1] == ""):
+        raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
+    if not os.path.isdir(parent):
+        raise UnetguiError(f"{out}: its folder {parent} does not exist")
     checkpoint = model_file.load(args.model)
     image = open_image(args.input, progress=ProgressLine("loading"))
-    out = args.output
     if out.lower().endswith(".dcm") and image.kind != "dicom":
         raise UnetguiError("a DICOM-SEG output needs a DICOM input")
     predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
@@ -195,6 +209,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         truth_labels = png.read_mask_folder(args.truth, names)
         pred_labels = png.read_mask_folder(args.prediction, names)
         spacing = (1.0, 1.0, 1.0)
+    if pred_labels.shape != truth_labels.shape:
+        raise UnetguiError(f"the prediction {pred_labels.shape} and the truth {truth_labels.shape} differ in size")
     results = evaluate(pred_labels, truth_labels, spacing)
     print(f"{'label':>5} {'Dice':>7} {'IoU':>7} {'HD95 mm':>9} {'pred mL':>10} {'truth mL':>10}")
     for m in results:

@@ -92,18 +92,23 @@ def load(path: str) -> Checkpoint:
         raise FormatError(f"{name}: a safetensors file, but not a unetgui model (no unetgui metadata)")
     try:
         meta = json.loads(header["unetgui"])
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise FormatError(f"{name}: not a unetgui model file")
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise FormatError(f"{name}: made by a newer unetgui (model format {meta['format_version']}); update unetgui")
-        return Checkpoint(
+        checkpoint = Checkpoint(
             config=UNetConfig.from_json(meta["architecture"]),
             preprocessing=Preprocessing.from_json(meta["preprocessing"]),
             labels=LabelTable.from_json(meta["labels"]),
             weights=weights,
             info={**meta.get("info", {}), "versions": meta.get("versions", {})},
         )
+        if checkpoint.config.classes != len(checkpoint.labels) + 1:
+            raise FormatError(f"{name}: the model has {checkpoint.config.classes} classes but "
+                              f"{len(checkpoint.labels)} labels")
+        checkpoint.build()  # the weights must fit the architecture exactly
+        return checkpoint
     except FormatError:
         raise
-    except (UnetguiError, KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{name}: the model's metadata is invalid ({exc})") from exc
+    except (UnetguiError, KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{name}: the model's metadata is invalid ({type(exc).__name__}: {exc})") from exc

@@ -35,8 +35,12 @@ class Preprocessing:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise UnetguiError(f"preprocessing mode must be one of {MODES}, got {self.mode!r}")
-        if self.std <= 0:
-            raise UnetguiError("preprocessing std must be positive")
+        if not (np.isfinite(self.std) and self.std > 0 and np.isfinite(self.mean)):
+            raise UnetguiError("preprocessing mean/std must be finite and std positive")
+        if not (self.window[0] < self.window[1]) or not all(np.isfinite(self.window)):
+            raise UnetguiError(f"preprocessing window must be finite with low < high, got {self.window}")
+        if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
+            raise UnetguiError(f"preprocessing percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
         if self.working_size is not None and self.working_size < 16:
             raise UnetguiError(f"working size must be at least 16 pixels, got {self.working_size}")
 
@@ -117,14 +121,33 @@ class Preprocessing:
 
 
 def resize_slices(slices: np.ndarray, shape_yx: tuple[int, int], nearest: bool = False) -> np.ndarray:
-    """Resize ``(n, y, x)`` (or ``(y, x)``) to ``shape_yx``; nearest for labels, area/linear for images."""
+    """Resize ``(n, y, x)`` (or ``(y, x)``) to ``shape_yx``: area/linear for images; labels
+    (``nearest=True``) take the value covering most of each output pixel, so they stay centred on the
+    image (cv2's nearest picks a corner pixel and shifts labels by half an output pixel)."""
     if slices.shape[-2:] == tuple(shape_yx):
         return slices
     if slices.ndim == 2:
         return resize_slices(slices[None], shape_yx, nearest)[0]
+    if nearest:
+        return _resize_labels(slices, shape_yx)
     shrinking = shape_yx[0] < slices.shape[-2]
-    interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     out = np.empty((slices.shape[0], *shape_yx), slices.dtype)
     for i, s in enumerate(slices):
         out[i] = cv2.resize(s, (shape_yx[1], shape_yx[0]), interpolation=interp)
+    return out
+
+
+def _resize_labels(labels: np.ndarray, shape_yx: tuple[int, int]) -> np.ndarray:
+    out = np.empty((labels.shape[0], *shape_yx), labels.dtype)
+    size = (shape_yx[1], shape_yx[0])
+    shrinking = shape_yx[0] < labels.shape[-2]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    for i, plane in enumerate(labels):
+        values = np.unique(plane)
+        if values.size == 1:
+            out[i] = values[0]
+            continue
+        cover = np.stack([cv2.resize((plane == v).astype(np.float32), size, interpolation=interp) for v in values])
+        out[i] = values[cover.argmax(axis=0)]
     return out

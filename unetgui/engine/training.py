@@ -58,8 +58,12 @@ class TrainConfig:
             raise UnetguiError(f"schedule must be one of {SCHEDULES}")
         if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
             raise UnetguiError("epochs, steps per epoch and batch size must be at least 1")
-        if self.minutes is not None and self.minutes <= 0:
-            raise UnetguiError("the time budget must be positive")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise UnetguiError("the time budget must be a positive number of minutes")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UnetguiError("the learning rate must be a positive number")
+        if self.threads is not None and self.threads < 1:
+            raise UnetguiError("threads must be at least 1")
         if self.patch < 16:
             raise UnetguiError("patch must be at least 16 pixels")
 
@@ -127,9 +131,9 @@ class Trainer:
         classes = len(labels) + 1
         self._values = [0, *labels.values]  # class index -> label value
         if init is not None:
-            if init.config.classes != classes:
-                raise UnetguiError(f"the starting model segments {init.config.classes - 1} label(s), the data has "
-                                   f"{classes - 1}; start from scratch or use a model with the same labels")
+            if init.labels.values != labels.values:
+                raise UnetguiError(f"the starting model segments label values {list(init.labels.values)}, the data "
+                                   f"has {list(labels.values)}; start from scratch or use a model with the same labels")
             self.model = init.build(self.device)
             self.model_config = init.config
         else:
@@ -244,6 +248,8 @@ class Trainer:
             pending, self._pending = self._pending, None
         if pending is not None:
             self._set_data(pending.cases, pending.train, pending.val)
+            # scores on another validation set are not comparable: the next epoch sets a new best
+            self._best_score = -math.inf
 
     def _step(self, aug: AugmentConfig) -> float:
         images, labels = self.sampler.batch(self.config.batch_size)

@@ -30,6 +30,9 @@ class UNetConfig:
     context: int = 0  # neighbouring slices on each side given as extra input channels (2.5-D)
 
     def __post_init__(self) -> None:
+        for name in ("classes", "depth", "base", "context"):
+            if type(getattr(self, name)) is not int:
+                raise UnetguiError(f"U-Net setting {name} must be a whole number, got {getattr(self, name)!r}")
         if self.classes < 2:
             raise UnetguiError("a U-Net needs at least 2 classes (background + 1 label)")
         if not 1 <= self.depth <= 6:

@@ -70,6 +70,9 @@ def read_image(path: str, modality: str = "") -> Volume:
         warnings.append("the NIfTI affine is degenerate: 1 mm voxels without orientation are assumed")
         affine = np.diag([*(img.header.get_zooms()[:3] if all(z > 0 for z in img.header.get_zooms()[:3]) else (1, 1, 1)), 1.0])
     voxels = np.ascontiguousarray(data.transpose(2, 1, 0))
+    if not modality and voxels.size and voxels.min() <= -900 and voxels.max() <= 4000:
+        modality = "CT"  # NIfTI has no modality field; air at about -1000 means Hounsfield units
+        warnings.append("no modality in NIfTI: treated as CT because the values look like Hounsfield units")
     return Volume(voxels, affine, modality, tuple(warnings))
 
 

@@ -103,6 +103,9 @@ def read_mask_folder(folder: str, image_names: list[str]) -> np.ndarray:
         raise FormatError(f"{folder}: no mask for {len(missing)} image(s): {', '.join(missing[:5])}"
                           f"{' ...' if len(missing) > 5 else ''} (masks must have the images' file names)")
     masks = [read_mask(by_stem[s], binary=False) for s in stems]
+    odd = next((s for s, m in zip(stems, masks) if m.shape != masks[0].shape), None)
+    if odd is not None:
+        raise FormatError(f"{folder}: masks differ in size ({stems[0]} and {odd}); one size per folder")
     # binary or not is decided for the whole folder, so 255 means the same thing on every slice
     values = set().union(*(np.unique(m).tolist() for m in masks))
     binary = values <= {0, 255} and 255 in values
