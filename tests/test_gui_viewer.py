@@ -191,3 +191,37 @@ def test_shortcuts_are_listed(window, qtbot):
         assert rows[name]
     window.actions.shortcuts.trigger()
     assert window.shortcuts_dialog.isVisible()
+
+
+def test_label_table_add_rename_hide_and_window_level(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from unetgui.ui.label_panel import LabelPanel
+
+    _open_phantom(window, qtbot)
+    panel = window.findChild(LabelPanel)
+    panel._on_add_clicked()
+    assert window.session.table.values == (1, 2) and window.session.active_label == 2
+    panel.table.item(1, 1).setText("tumour")
+    assert window.session.table.get(2).name == "tumour"
+    panel.table.item(1, 0).setCheckState(Qt.CheckState.Unchecked)
+    assert window.tools.hidden_labels == {2} and window.view._lut[2, 3] == 0 and window.view._lut[1, 3] > 0
+    panel.table.selectRow(0)
+    assert window.session.active_label == 1
+    window.view.set_window(150, 30)
+    assert window.view.image.levels.tolist() == [-45, 105]
+    before = window.view.window
+    centre = window.view.viewport().rect().center()
+    _drag(qtbot, window.view, [centre, centre + centre * 0.1, centre + centre * 0.3], Qt.MouseButton.RightButton)
+    assert window.view.window != before  # right drag changed window/level, and painted nothing
+    assert not window.session.labels.labels.any()
+
+
+def test_status_bar_shows_voxel_position_and_value(window, qtbot):
+    _open_phantom(window, qtbot)
+    point = _widget_point(window.view, 20, 30)
+    window.view._on_mouse_moved(window.view.mapToScene(point))
+    z = window.session.current_slice
+    text = window.position.text()
+    assert f"voxel (x 30, y 20, z {z})" in text
+    assert f"value {window.session.volume.voxels[z, 20, 30]:g} HU" in text and "mm" in text
