@@ -75,6 +75,16 @@ class DocumentIO(QObject):
         dialog.open()
         return dialog
 
+    def may_replace_document(self) -> bool:
+        """True when nothing would be lost, or the user agrees to discard the edits of the open image."""
+        if not (self.session.is_open and self.session.history.can_undo()):
+            return True
+        answer = QMessageBox.question(
+            self.window, "unetgui", "The open image has label edits that are not exported yet.\n"
+            "Open the new file and discard them?",
+            QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Discard
+
     def load_series(self, series: Series, remember: str | None = None) -> None:
         self.busy.emit(f"Loading {series.slice_count} slices...")
         self.runner.start(lambda progress, cancel: load_series(series, progress, cancel), "load series",
@@ -97,8 +107,8 @@ class DocumentIO(QObject):
 
         def show(result) -> None:
             labels, notes = result
-            if self.session.volume is not volume:
-                return  # another image was opened meanwhile
+            if self.session.volume is not volume or not self.may_replace_document():
+                return  # another image was opened meanwhile, or the user keeps the edits
             self.session.open(volume, labels)
             if notes:
                 self.warn("Labels loaded with warnings", notes)
@@ -107,6 +117,8 @@ class DocumentIO(QObject):
 
     # -- results ---------------------------------------------------------------------------------
     def _show(self, volume: Volume, remember: str | None) -> None:
+        if not self.may_replace_document():
+            return
         self.session.open(volume)
         if remember:
             self._remember(remember)
