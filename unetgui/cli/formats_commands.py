@@ -10,6 +10,7 @@ from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.formats import nifti
 from unetgui.formats.dicom import ScanResult, load_series, scan
+from unetgui.formats.inputs import is_nifti
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -24,14 +25,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     convert.set_defaults(run=lambda a: _convert(a.input, a.output, a.series))
 
 
-def _is_nifti(path: str) -> bool:
-    return os.path.isfile(path) and path.lower().endswith((".nii", ".nii.gz"))
-
-
 def _info(path: str) -> int:
     if not os.path.exists(path):
         raise UnetguiError(f"{path}: no such file or folder")
-    if _is_nifti(path):
+    if os.path.isfile(path) and is_nifti(path):
         volume = nifti.read_image(path)
         z, y, x = volume.shape
         sz, sy, sx = volume.spacing
@@ -60,7 +57,7 @@ def _print_scan(result: ScanResult) -> None:
 
 
 def _convert(source: str, output: str, series_key: str | None) -> int:
-    if not output.lower().endswith((".nii", ".nii.gz")):
+    if not is_nifti(output):
         raise UnetguiError(f"{output}: the output must end in .nii or .nii.gz")
     if not os.path.exists(source):
         raise UnetguiError(f"{source}: no such file or folder")

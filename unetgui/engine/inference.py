@@ -116,9 +116,12 @@ class Predictor:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Softmax probabilities ``(n, classes, h, w)`` float32 for unpadded working-size input."""
-        h, w = x.shape[-2:]
-        if max(h, w) > self.tile_limit:
+        if max(x.shape[-2:]) > self.tile_limit:
             return self._forward_tiled(x)
+        return self._forward_whole(x)
+
+    def _forward_whole(self, x: np.ndarray) -> np.ndarray:
+        h, w = x.shape[-2:]
         m = self.config.multiple
         ph, pw = -h % m, -w % m
         mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
@@ -157,17 +160,12 @@ class Predictor:
         norm = np.zeros((h, w), np.float32)
         ys = sorted({*range(0, max(h - tile, 0) + 1, step), max(h - tile, 0)})
         xs = sorted({*range(0, max(w - tile, 0) + 1, step), max(w - tile, 0)})
-        saved, self.tile_limit = self.tile_limit, 1 << 30
-        try:
-            for y0 in ys:
-                for x0 in xs:
-                    part = x[:, :, y0:y0 + tile, x0:x0 + tile]
-                    probs = self.forward(part)
-                    th, tw = probs.shape[-2:]
-                    out[:, :, y0:y0 + th, x0:x0 + tw] += probs * weight[:th, :tw]
-                    norm[y0:y0 + th, x0:x0 + tw] += weight[:th, :tw]
-        finally:
-            self.tile_limit = saved
+        for y0 in ys:
+            for x0 in xs:
+                probs = self._forward_whole(x[:, :, y0:y0 + tile, x0:x0 + tile])
+                th, tw = probs.shape[-2:]
+                out[:, :, y0:y0 + th, x0:x0 + tw] += probs * weight[:th, :tw]
+                norm[y0:y0 + th, x0:x0 + tw] += weight[:th, :tw]
         return out / norm
 
     def postprocess(self, probs: np.ndarray, shape_yx: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

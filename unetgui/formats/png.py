@@ -86,9 +86,9 @@ def read_image_folder(folder: str) -> tuple[Volume, list[str]]:
     images = [read_image(p) for p in paths]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
-        odd = next(p for p, im in zip(paths, images) if im.shape != images[0].shape)
+        odd, image = next((p, im) for p, im in zip(paths, images) if im.shape != images[0].shape)
         raise FormatError(f"{folder}: images differ in size ({os.path.basename(paths[0])} is {images[0].shape}, "
-                          f"{os.path.basename(odd)} is {read_image(odd).shape}); a stack needs one size")
+                          f"{os.path.basename(odd)} is {image.shape}); a stack needs one size")
     dtype = np.result_type(*[im.dtype for im in images])
     voxels = np.stack(images).astype(dtype, copy=False)
     return Volume(voxels, np.eye(4), "OT", ("2-D images: 1 mm pixels assumed",)), [os.path.basename(p) for p in paths]

@@ -63,7 +63,7 @@ class Actions:
         self.axial = make("Axial", "1", lambda: view.set_plane("axial"))
         self.coronal = make("Coronal", "2", lambda: view.set_plane("coronal"))
         self.sagittal = make("Sagittal", "3", lambda: view.set_plane("sagittal"))
-        self.fit = make("Fit to window", "Ctrl+0", lambda: view.set_plane(view.plane) or view._reset_geometry() if session.is_open else None)
+        self.fit = make("Fit to window", "Ctrl+0", view.fit)
         self.shortcuts = make("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents)
         self.about = make("&About unetgui")
 

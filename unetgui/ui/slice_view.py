@@ -138,6 +138,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._reset_geometry()
         self.plane_changed.emit(plane)
 
+    def fit(self) -> None:
+        """Zoom so that the whole slice fits the view."""
+        if self.session.is_open:
+            self._reset_geometry()
+
     def set_window(self, width: float, level: float) -> None:
         self.window = (max(1.0, float(width)), float(level))
         w, lv = self.window

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unetgui.core.errors import DicomError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import SeriesInfo
 from unetgui.formats.dicom.headers import (
@@ -109,8 +110,6 @@ class ScanResult:
 
     def find(self, key: str) -> Series:
         """The series whose key, UID or 1-based index in the list is ``key``."""
-        from unetgui.core.errors import DicomError
-
         matches = [s for s in self.series if key in (s.key, s.uid)]
         if not matches and key.isdigit() and 1 <= int(key) <= len(self.series):
             matches = [self.series[int(key) - 1]]
