@@ -36,7 +36,7 @@ def test_main_window_opens_with_menus(qtbot):
     window.show()
     qtbot.waitExposed(window)
     assert window.windowTitle() == "unetgui"
-    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&View", "&Help"]
+    assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&View", "&Model", "&Help"]
 
 
 def test_no_argument_entry_point_starts_the_gui_path(monkeypatch):

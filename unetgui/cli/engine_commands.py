@@ -38,7 +38,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--epochs", type=int, help="epoch limit (an epoch is --steps-per-epoch batches)")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu"], help="model size and working resolution")
+    train.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu", "small"],
+                       help="model size and working resolution (docs/engine.md)")
     train.add_argument("--working-size", type=int, help="in-plane size the model works at (0 = native resolution)")
     train.add_argument("--context", type=int, default=0,
                        help="2.5-D: neighbouring slices on each side given to the model as extra channels (0-3)")

@@ -217,6 +217,22 @@ class Session:
             new[k] = plane
         return self._replace_slices("interpolate", new)
 
+    # -- predictions -----------------------------------------------------------------------------
+    def apply_prediction(self, slices: tuple[int, ...] | list[int], labels: np.ndarray) -> tuple[int, ...]:
+        """Write predicted labels ``(n, y, x)`` into ``slices``, skipping reviewed slices (the user's
+        corrections are never overwritten). Returns the slices written."""
+        written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z])
+        for z, plane in zip(slices, labels):
+            if not self.reviewed[z]:
+                self.labels.labels[z] = plane
+        if written:
+            self._emit("labels_changed", written)
+        return written
+
+    def training_labels(self) -> np.ndarray:
+        """Labels of the reviewed slices, 255 ("not annotated") everywhere else: the training data."""
+        return np.where(self.reviewed[:, None, None], self.labels.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+
     # -- undo ------------------------------------------------------------------------------------
     def undo(self) -> bool:
         step = self.history.pop_undo()

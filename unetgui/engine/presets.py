@@ -4,6 +4,8 @@
   ~60 ms per slice on 2 Zen 3 cores, so a 200-slice CT segments in ~15 s (goal: 30 s); base 16 at the
   full 512 px takes ~250 ms per slice (50 s), base 32 at 256 px ~190 ms.
 * ``gpu``: base width 32, depth 5, full resolution.
+* ``small``: base width 8, depth 3, 128 px: a quick first model on a laptop CPU (a few seconds an epoch),
+  for large structures only.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Preset:
 PRESETS = {
     "cpu": Preset("cpu", UNetConfig(base=16, depth=4), 256, TrainConfig(batch_size=4, patch=256)),
     "gpu": Preset("gpu", UNetConfig(base=32, depth=5), None, TrainConfig(batch_size=16, patch=384)),
+    "small": Preset("small", UNetConfig(base=8, depth=3), 128, TrainConfig(batch_size=4, patch=128, steps_per_epoch=20)),
 }
 
 

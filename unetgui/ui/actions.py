@@ -64,6 +64,12 @@ class Actions:
         self.coronal = make("Coronal", "2", lambda: view.set_plane("coronal"))
         self.sagittal = make("Sagittal", "3", lambda: view.set_plane("sagittal"))
         self.fit = make("Fit to window", "Ctrl+0", view.fit)
+        # model (slots connected by the main window)
+        self.open_model = make("&Open model...")
+        self.save_model = make("&Save model as...")
+        self.segment_slice = make("Segment &slice", "G")
+        self.segment_volume = make("Segment &volume", "Ctrl+G")
+        self.train = make("&Train / stop", "Ctrl+T")
         self.shortcuts = make("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents)
         self.about = make("&About unetgui")
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QTableWidget, QTableWidgetItem,
+    QComboBox, QDialog, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QTableWidget, QTableWidgetItem,
     QVBoxLayout, QWidget,
 )
 
@@ -17,10 +17,12 @@ from unetgui.core.session import Session
 from unetgui.ui.actions import Actions
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.label_panel import LabelPanel
+from unetgui.ui.model_controller import ModelController
 from unetgui.ui.slice_slider import SliceSlider
 from unetgui.ui.slice_view import PLANES, SliceView
 from unetgui.ui.tool_panel import ToolPanel
 from unetgui.ui.tool_state import ToolState
+from unetgui.ui.training_panel import TrainingPanel
 from unetgui.workers.jobs import JobRunner
 
 
@@ -37,6 +39,8 @@ class MainWindow(QMainWindow):
         self.slider = SliceSlider(self.session)
         self.actions = Actions(self, self.session, self.tools, self.view)
         self.io = DocumentIO(self, self.session, self.runner)
+        self.models = ModelController(self.session, self.runner, self)
+        self.session.listeners.reviewed_changed.append(self.models.reviewed_changed)
         self.plane = QComboBox()
         self.plane.addItems([p.capitalize() for p in PLANES])
         self.plane.activated.connect(lambda i: self.view.set_plane(PLANES[i]))
@@ -65,13 +69,15 @@ class MainWindow(QMainWindow):
         return centre
 
     def _docks(self) -> None:
-        for title, widget in (("Labels", LabelPanel(self.session, self.tools)),
-                              ("Tools", ToolPanel(self.tools, self.view, self.actions))):
+        self.training_panel = TrainingPanel(self.session, self.models)
+        for title, widget, area in (("Labels", LabelPanel(self.session, self.tools), Qt.DockWidgetArea.RightDockWidgetArea),
+                                    ("Tools", ToolPanel(self.tools, self.view, self.actions), Qt.DockWidgetArea.RightDockWidgetArea),
+                                    ("Segment and train", self.training_panel, Qt.DockWidgetArea.LeftDockWidgetArea)):
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.addDockWidget(area, dock)
 
     def _menus(self) -> None:
         a = self.actions
@@ -80,6 +86,12 @@ class MainWindow(QMainWindow):
         a.open_labels.triggered.connect(self.io.ask_labels)
         a.quit.triggered.connect(self.close)
         a.shortcuts.triggered.connect(self._show_shortcuts)
+        a.open_model.triggered.connect(self._ask_open_model)
+        a.save_model.triggered.connect(self._ask_save_model)
+        a.segment_slice.triggered.connect(self.training_panel.segment_slice.click)
+        a.segment_volume.triggered.connect(self.training_panel.segment_volume.click)
+        a.train.triggered.connect(self.training_panel.train_button.click)
+        self.models.segment_done.connect(lambda text: self.device.setText(self.models.device_name))
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
         menus = {
@@ -88,6 +100,7 @@ class MainWindow(QMainWindow):
                       None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed],
             "&View": [a.toggle_overlay, a.outline, None, a.axial, a.coronal, a.sagittal, a.fit, None,
                       a.previous_slice, a.next_slice],
+            "&Model": [a.segment_slice, a.segment_volume, a.train, None, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],
         }
         for title, items in menus.items():
@@ -137,6 +150,19 @@ class MainWindow(QMainWindow):
         name = self.session.table.get(int(label)).name if self.session.table.get(int(label)) else ("-" if label == 0 else str(label))
         self.position.setText(f"voxel (x {x}, y {y}, z {z})   RAS ({world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f}) mm   "
                               f"value {value:g}{unit}   label {name}")
+
+    def _ask_open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "unetgui model (*.unetgui);;All files (*)")
+        if path:
+            self.models.open_model(path)
+
+    def _ask_save_model(self) -> None:
+        if self.models.checkpoint is None:
+            QMessageBox.information(self, "unetgui", "There is no model yet: train one first.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.unetgui", "unetgui model (*.unetgui)")
+        if path:
+            self.models.save_model(path)
 
     def _show_shortcuts(self) -> None:
         dialog = QDialog(self)

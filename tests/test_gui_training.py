@@ -1,0 +1,70 @@
+"""End to end on the real window: open a DICOM phantom through the dialog, paint 3 slices, train 2 epochs
+with live curves, segment the volume, and check reviewed slices are untouched and no thread leaks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch  # noqa: F401  (import torch before any worker does: the first import takes seconds)
+
+from conftest import phantom_hu
+from test_gui_viewer import _drag, _line, window  # noqa: F401  (the window fixture)
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
+    from PySide6.QtCore import QThread
+
+    from unetgui.formats.dicom.writer import SeriesSpec, write_series
+
+    hu = phantom_hu((12, 64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    liver = np.hypot(yy - 28 - np.arange(12)[:, None, None] * 0.5, xx - 26) < 10  # a tube through every slice
+    hu = (hu.astype(np.int32) - np.where(hu > 65, 50, 0) + np.where(liver, 50, 0)).astype(np.int16)  # blob -> tube
+    write_series(hu, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    dialog = window.io.open_dicom_folder(str(tmp_path / "ct"))
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
+
+    # paint the liver on 3 slices with the threshold brush (HU 65..200), a big brush over its centre
+    window.tools.tool = "brush"
+    window.tools.brush_size = 60
+    window.tools.set_threshold(True, 65, 200)
+    painted = [3, 6, 9]
+    for z in painted:
+        window.session.set_slice(z)
+        _drag(qtbot, window.view, _line(window.view, 28 + z * 0.5, 22, 30, n=6))
+    assert window.session.reviewed[painted].all() and window.session.reviewed.sum() == 3
+    truth = liver
+    for z in painted:
+        assert ((window.session.labels.labels[z] == 1) == truth[z]).mean() > 0.97
+    reviewed_before = window.session.labels.labels[painted].copy()
+
+    panel = window.training_panel
+    panel.preset.setCurrentText("small")
+    panel.epochs.setValue(2)
+    panel.learning_rate.setValue(0.01)
+    panel.resegment.setChecked(False)
+    panel.train_button.click()
+    assert window.models.training
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    assert window.models.checkpoint is not None, panel.status.text()
+    assert len(panel._batch_x) == 2 * 20 and len(panel.train_curve.getData()[0]) == 40
+    assert len(panel._epochs) == 2 and len(panel.val_curve.getData()[0]) == 2
+    assert 1 in panel.dice_curves and len(panel.dice_curves[1].getData()[0]) == 2
+    assert "best epoch" in panel.status.text()
+
+    window.actions.segment_volume.trigger()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting and "Segmented" in panel.status.text(), timeout=120_000)
+    labels = window.session.labels.labels
+    others = [z for z in range(12) if z not in painted]
+    assert all((labels[z] == 1).any() for z in others)  # every other slice got a non-empty prediction
+    hit = (labels[others] == 1) & truth[others]
+    assert 2 * hit.sum() / ((labels[others] == 1).sum() + truth[others].sum()) > 0.5  # and roughly the right one
+    assert np.array_equal(labels[painted], reviewed_before)  # the user's slices are untouched
+    assert "CPU" in window.device.text()
+    window.close()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
+    assert not [t for t in window.findChildren(QThread) if t.isRunning()]

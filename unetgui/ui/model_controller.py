@@ -1,0 +1,183 @@
+"""The current model and the jobs that use it: segment (streaming into the overlay) and train.
+
+Engine work runs on the JobRunner's threads; results come back on the GUI thread, where only the
+Session is changed. Reviewed slices are never overwritten by a prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import QObject, Signal
+
+from unetgui.core.errors import UnetguiError
+from unetgui.core.session import Session
+from unetgui.workers.jobs import Job, JobRunner
+
+
+class ModelController(QObject):
+    model_changed = Signal()
+    segment_progress = Signal(int, int, float)  # done, total, eta seconds
+    segment_done = Signal(str)  # message
+    training_event = Signal(object)  # BatchStats | EpochStats
+    training_done = Signal(str)  # message
+    failed = Signal(str)
+
+    def __init__(self, session: Session, runner: JobRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.runner = session, runner
+        self.checkpoint = None  # engine Checkpoint of the current model
+        self.device_name = ""
+        self._segment_job: Job | None = None
+        self._train_job: Job | None = None
+        self.trainer = None
+
+    # -- model files -----------------------------------------------------------------------------
+    def open_model(self, path: str) -> None:
+        from unetgui.engine import checkpoint as model_file
+
+        self.runner.start(lambda progress, cancel: model_file.load(path), "open model",
+                          on_finished=self.set_model, on_failed=self.failed.emit)
+
+    def save_model(self, path: str) -> None:
+        from unetgui.engine import checkpoint as model_file
+
+        if self.checkpoint is None:
+            raise UnetguiError("there is no model to save yet")
+        model_file.save(self.checkpoint, path)
+
+    def set_model(self, checkpoint) -> None:
+        self.checkpoint = checkpoint
+        self.model_changed.emit()
+
+    def card(self) -> str:
+        """A short model card: labels, training data, validation metrics, device, date."""
+        if self.checkpoint is None:
+            return "No model yet: mark corrected slices as reviewed and press Train."
+        info = self.checkpoint.info
+        training = info.get("training", {})
+        dice = info.get("metrics", {}).get("val_dice", {})
+        names = {str(lab.value): lab.name for lab in self.checkpoint.labels}
+        scores = ", ".join(f"{names.get(k, k)} {v:.3f}" for k, v in dice.items()) or "n/a"
+        c = self.checkpoint.config
+        return (f"Labels: {', '.join(lab.name for lab in self.checkpoint.labels)}\n"
+                f"U-Net width {c.base}, depth {c.depth}; working size {self.checkpoint.preprocessing.working_size or 'native'}\n"
+                f"Trained on {training.get('train_slices', '?')} slices, validated on {training.get('val_slices', '?')}\n"
+                f"Validation Dice: {scores}\nDevice: {info.get('device', '?')}; {info.get('created', '')}")
+
+    # -- segmentation ----------------------------------------------------------------------------
+    @property
+    def busy_segmenting(self) -> bool:
+        return self._segment_job is not None
+
+    def segment(self, slices: list[int] | None = None, device: str = "auto") -> None:
+        """Segment ``slices`` (default: all) on a worker; batches fill the overlay as they arrive."""
+        if self.checkpoint is None:
+            raise UnetguiError("no model: train one on reviewed slices, or open a model file")
+        if self._segment_job is not None:
+            raise UnetguiError("a segmentation is already running")
+        volume, checkpoint = self.session.volume, self.checkpoint
+        order = list(range(volume.shape[0])) if slices is None else list(slices)
+
+        def work(progress, cancel):
+            from unetgui.engine.inference import Predictor
+
+            predictor = Predictor(checkpoint, device=device)
+            self.device_name = predictor.device_name
+            for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
+                yield batch
+
+        def on_batch(batch) -> None:
+            if self.session.volume is volume:
+                self.session.apply_prediction(batch.slices, batch.labels)
+            self.segment_progress.emit(batch.done, batch.total, batch.eta)
+
+        def finished(_) -> None:
+            self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name}")
+
+        self._segment_job = self.runner.start(
+            work, "segment", on_item=on_batch, on_finished=finished, on_failed=self.failed.emit,
+            on_cancelled=lambda: self.segment_done.emit("Segmentation cancelled"), on_done=self._segment_ended)
+
+    def _segment_ended(self) -> None:
+        self._segment_job = None
+
+    def cancel_segmentation(self) -> None:
+        if self._segment_job is not None:
+            self._segment_job.cancel()
+
+    # -- training --------------------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self._train_job is not None
+
+    def train(self, minutes: float | None, epochs: int, learning_rate: float, batch_size: int, augment: bool,
+              from_current: bool, device: str = "auto", preset_name: str = "auto") -> None:
+        """Train on the reviewed slices on a worker; EpochStats/BatchStats arrive as ``training_event``.
+
+        Everything that touches the engine (and the first import of torch) happens on the worker thread.
+        """
+        if self._train_job is not None:
+            raise UnetguiError("training is already running")
+        session = self.session
+        if not session.reviewed.any():
+            raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
+        table, volume, labels = session.table, session.volume, session.training_labels()
+        init = self.checkpoint if from_current and self.checkpoint is not None else None
+        self._pending_labels = None
+        self._result = None
+
+        def work(progress, cancel):
+            from unetgui.engine.data import prepare_case, split
+            from unetgui.engine.device import pick_device
+            from unetgui.engine.preprocessing import Preprocessing
+            from unetgui.engine.presets import preset
+            from unetgui.engine.training import EpochStats, Trainer
+
+            chosen = preset(preset_name, len(table) + 1, pick_device(device))
+            cfg = replace(chosen.train, epochs=epochs, minutes=minutes, learning_rate=learning_rate,
+                          batch_size=batch_size, augment=augment, device=device)
+            working = chosen.working_size if chosen.working_size and max(volume.shape[1:]) > chosen.working_size else None
+            pre = init.preprocessing if init else Preprocessing.for_modality(volume.modality, working).fit_statistics(
+                [volume.voxels], [labels])
+            case = prepare_case("open image", volume.voxels, labels, pre)
+            trainer = Trainer([case], table, pre, cfg, chosen.model, init, split([case], cfg.val_fraction, cfg.seed))
+            self.trainer = trainer
+            try:
+                for event in trainer.run(cancel):
+                    yield event
+                    pending, self._pending_labels = self._pending_labels, None
+                    if isinstance(event, EpochStats) and pending is not None:
+                        fresh = prepare_case("open image", volume.voxels, pending, pre)  # here, not on the GUI thread
+                        trainer.update_data([fresh], *split([fresh], cfg.val_fraction, cfg.seed))
+                    elif pending is not None:
+                        self._pending_labels = pending  # keep it for the end of the epoch
+            finally:
+                self._result = trainer.best_checkpoint() if trainer.history else None
+
+        self._train_job = self.runner.start(
+            work, "train", on_item=self.training_event.emit, on_finished=lambda _: self._training_finished("finished"),
+            on_cancelled=lambda: self._training_finished("stopped"), on_failed=self._training_failed,
+            on_done=self._training_ended)
+
+    def _training_finished(self, how: str) -> None:
+        if self._result is not None:
+            self.set_model(self._result)
+            self.training_done.emit(f"Training {how}: the best epoch ({self.trainer.best_epoch}) is the current model")
+        else:
+            self.training_done.emit(f"Training {how} before the first epoch ended: the model is unchanged")
+
+    def _training_failed(self, message: str) -> None:
+        self.failed.emit(message)
+
+    def _training_ended(self) -> None:
+        self._train_job = None
+
+    def stop_training(self) -> None:
+        if self._train_job is not None:
+            self._train_job.cancel()
+
+    def reviewed_changed(self) -> None:
+        """Train while correcting: slices reviewed during training join at the next epoch."""
+        if self._train_job is not None and self.session.reviewed.any():
+            self._pending_labels = self.session.training_labels()
