@@ -218,3 +218,19 @@ def test_model_files_with_bad_metadata_are_refused(tmp_path, checkpoint):
         save_file(checkpoint.weights, str(path), metadata={"unetgui": json.dumps(meta)})
         with pytest.raises(FormatError):
             model_file.load(str(path))
+
+
+def test_out_of_memory_shrinks_the_batch_then_falls_back(checkpoint, monkeypatch):
+    hu, *_ = phantom_case((6, 64, 64))
+    predictor = Predictor(checkpoint, device="cpu", runtime="torch", batch_size=4)
+    reference = Predictor(checkpoint, device="cpu", runtime="torch").predict(hu).labels
+    real = predictor._probabilities
+
+    def flaky(x):
+        if x.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(x)
+
+    monkeypatch.setattr(predictor, "_probabilities", flaky)
+    assert np.array_equal(predictor.predict(hu).labels, reference)  # same result, one slice at a time
+    assert predictor.batch_size == 1 and any("batch size reduced to 1" in n for n in predictor.notes)

@@ -143,3 +143,21 @@ def test_cuda_training_with_amp():
     cfg = TrainConfig(**{**FAST.to_json(), "device": "cuda", "epochs": 3})
     last = [e for e in Trainer([case], TABLE, pre, cfg, TINY).run() if isinstance(e, EpochStats)][-1]
     assert np.isfinite(last.train_loss)
+
+
+def test_out_of_memory_in_training_halves_the_batch(monkeypatch):
+    *_, pre, case = phantom_case()
+    trainer = Trainer([case], TABLE, pre, TrainConfig(**{**FAST.to_json(), "epochs": 1, "steps_per_epoch": 2}), TINY)
+    real = trainer._try_step
+    calls = []
+
+    def flaky(aug):
+        calls.append(trainer.batch_size)
+        if trainer.batch_size > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(aug)
+
+    monkeypatch.setattr(trainer, "_try_step", flaky)
+    events = list(trainer.run())
+    assert calls[:3] == [4, 2, 1] and trainer.batch_size == 1 and trainer.notes
+    assert isinstance(events[-1], EpochStats)

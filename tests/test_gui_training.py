@@ -65,6 +65,19 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
     assert 2 * hit.sum() / ((labels[others] == 1).sum() + truth[others].sum()) > 0.5  # and roughly the right one
     assert np.array_equal(labels[painted], reviewed_before)  # the user's slices are untouched
     assert "CPU" in window.device.text()
+
+    # evaluation on the validation slice and on a slice the user marks as test
+    window.session.set_slice(5)
+    window.session.labels.labels[5] = liver[5].astype(np.uint8)
+    window.actions.mark_test.trigger()
+    assert window.session.test[5] and window.session.reviewed[5] and window.session.training_labels()[5].min() == 255
+    panel.evaluate_button.click()
+    qtbot.waitUntil(lambda: panel.metrics.rowCount() == 2, timeout=60_000)
+    sets = {panel.metrics.item(r, 0).text(): float(panel.metrics.item(r, 3).text()) for r in range(2)}
+    assert set(sets) == {"validation", "test"} and sets["test"] > 0.5
+    panel.export_csv(str(tmp_path / "metrics.csv"))
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("Set,Slices,Label,Dice") and len(lines) == 3
     window.close()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
     assert not [t for t in window.findChildren(QThread) if t.isRunning()]

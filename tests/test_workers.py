@@ -29,6 +29,7 @@ def test_result_progress_and_items_arrive_on_the_gui_thread(qtbot, runner):
         for i in range(3):
             progress(i + 1, 3, "step")
             yield i * 10
+        return "all done"
 
     def note(kind):
         def handler(*args):
@@ -40,7 +41,7 @@ def test_result_progress_and_items_arrive_on_the_gui_thread(qtbot, runner):
     runner.start(work, "gen", on_progress=note("progress"), on_item=note("items"),
                  on_finished=lambda v: (seen["threads"].add(threading.get_ident()), result.append(v)))
     qtbot.waitUntil(lambda: bool(result) and not runner.busy, timeout=10_000)
-    assert result == [20] and [a[0] for a in seen["items"]] == [0, 10, 20]
+    assert result == ["all done"] and [a[0] for a in seen["items"]] == [0, 10, 20]
     assert [a[0] for a in seen["progress"]] == [1, 2, 3]
     assert seen["threads"] == {main}
 

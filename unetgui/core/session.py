@@ -48,6 +48,7 @@ class Session:
         self.volume: Volume | None = None
         self.labels: LabelMap | None = None
         self.reviewed = np.zeros(0, bool)
+        self.test = np.zeros(0, bool)  # reviewed slices kept out of training, to evaluate the model on
         self.current_slice = 0
         self.active_label = 1
         self.history = EditHistory(history_bytes)
@@ -70,6 +71,7 @@ class Session:
         if not len(self.labels.table):
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool)
+        self.test = np.zeros(volume.shape[0], bool)
         self.history.clear()
         self.current_slice = volume.shape[0] // 2
         self.active_label = self.labels.table.values[0]
@@ -120,6 +122,14 @@ class Session:
         self.reviewed[z] = reviewed
         self._emit("reviewed_changed")
         self._emit("history_changed")
+
+    def set_test(self, z: int, test: bool = True) -> None:
+        """Keep slice ``z`` out of training to measure the model on it (a test slice is also reviewed)."""
+        self.test[z] = test
+        if test and not self.reviewed[z]:
+            self.set_reviewed(z, True)
+        else:
+            self._emit("reviewed_changed")
 
     # -- strokes ---------------------------------------------------------------------------------
     def begin_stroke(self, name: str = "brush") -> None:
@@ -230,8 +240,9 @@ class Session:
         return written
 
     def training_labels(self) -> np.ndarray:
-        """Labels of the reviewed slices, 255 ("not annotated") everywhere else: the training data."""
-        return np.where(self.reviewed[:, None, None], self.labels.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+        """Labels of the reviewed slices that are not test slices, 255 ("not annotated") elsewhere."""
+        keep = self.reviewed & ~self.test
+        return np.where(keep[:, None, None], self.labels.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
 
     # -- undo ------------------------------------------------------------------------------------
     def undo(self) -> bool:

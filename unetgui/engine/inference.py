@@ -78,6 +78,7 @@ class Predictor:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.runtime = "onnxruntime" if self._session is not None else "torch"
         self.device_name = describe(self.device) + f", {self.runtime}"
+        self.notes: list[str] = []  # what had to change on the way (out-of-memory fallbacks)
 
     def _onnx_session(self, threads: int | None, required: bool):
         try:
@@ -185,14 +186,36 @@ class Predictor:
         stats = self.pre.volume_stats(voxels)
         start = time.monotonic()
         done = 0
-        for i in range(0, len(order), self.batch_size):
+        while done < len(order):
             check(cancel)
-            batch = order[i:i + self.batch_size]
-            probs = self.forward(self.preprocess(voxels, batch, stats))
+            batch = order[done:done + self.batch_size]
+            try:
+                probs = self.forward(self.preprocess(voxels, batch, stats))
+            except torch.cuda.OutOfMemoryError:
+                self._out_of_memory()
+                continue  # the same slices again, with a smaller batch or on the CPU
             labels, quantised = self.postprocess(probs, voxels.shape[1:])
             done += len(batch)
             elapsed = time.monotonic() - start
             yield SliceBatch(tuple(batch), labels, quantised, done, len(order), elapsed / done * (len(order) - done))
+
+    def _out_of_memory(self) -> None:
+        """GPU out of memory: halve the batch; at one slice, continue on the CPU (noted in ``notes``)."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.batch_size > 1:
+            self.batch_size //= 2
+            self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
+            return
+        if self.device.type == "cpu":
+            raise MemoryError("out of memory while segmenting one slice on the CPU")
+        self.device = torch.device("cpu")
+        self.model = self.model.cpu().to(memory_format=torch.channels_last)
+        self._amp = None
+        self.batch_size = 2
+        self.runtime = "torch"
+        self.device_name = describe(self.device) + ", torch (GPU out of memory)"
+        self.notes.append("GPU out of memory even for one slice: segmenting on the CPU")
 
     def predict(self, voxels: np.ndarray, slices: list[int] | None = None, cancel: CancelToken | None = None,
                 progress: ProgressFn | None = None, keep_probabilities: bool = True) -> Prediction:

@@ -155,6 +155,8 @@ class Trainer:
         self._best_score = -math.inf
         self.best_epoch = 0
         self.device_name = describe(self.device)
+        self.batch_size = config.batch_size  # may shrink after a GPU out-of-memory error
+        self.notes: list[str] = []
 
     # -- data ------------------------------------------------------------------------------------
     def _set_data(self, cases: list[Case], train: list[SliceRef], val: list[SliceRef]) -> None:
@@ -252,7 +254,20 @@ class Trainer:
             self._best_score = -math.inf
 
     def _step(self, aug: AugmentConfig) -> float:
-        images, labels = self.sampler.batch(self.config.batch_size)
+        while True:
+            try:
+                return self._try_step(aug)
+            except torch.cuda.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.batch_size == 1:
+                    raise UnetguiError("the GPU ran out of memory even for a batch of one patch: train on the CPU "
+                                       "(device cpu) or with a smaller model") from None
+                self.batch_size //= 2
+                self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
+
+    def _try_step(self, aug: AugmentConfig) -> float:
+        images, labels = self.sampler.batch(self.batch_size)
         x = torch.from_numpy(images).to(self.device, non_blocking=True)
         y = torch.from_numpy(labels).to(self.device, non_blocking=True).long()
         if self.config.augment:

@@ -53,6 +53,7 @@ class Actions:
         self.copy_previous = make("Copy previous", "C", lambda: self._if_open(lambda: session.copy_from(session.current_slice - 1)))
         self.copy_next = make("Copy next", "Shift+C", lambda: self._if_open(lambda: session.copy_from(session.current_slice + 1)))
         self.mark_reviewed = make("Reviewed", "R", self._toggle_reviewed)
+        self.mark_test = make("Test slice", "Shift+R", self._toggle_test)
         # view
         self.toggle_overlay = make("Show labels", "H", lambda on: tools.set_overlay(visible=on), True)
         self.toggle_overlay.setChecked(True)
@@ -84,6 +85,11 @@ class Actions:
         if self.session.is_open:
             z = self.session.current_slice
             self.session.set_reviewed(z, not self.session.reviewed[z])
+
+    def _toggle_test(self) -> None:
+        if self.session.is_open:
+            z = self.session.current_slice
+            self.session.set_test(z, not self.session.test[z])
 
     def listing(self) -> list[tuple[str, str]]:
         """(action, shortcut) pairs for the shortcuts dialog, plus the mouse and arrow keys."""

@@ -97,7 +97,7 @@ class MainWindow(QMainWindow):
         menus = {
             "&File": [a.open_dicom, a.open_nifti, a.open_labels, None, "recent", None, a.quit],
             "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.eraser, a.fill, a.threshold, a.smaller, a.larger,
-                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed],
+                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_test],
             "&View": [a.toggle_overlay, a.outline, None, a.axial, a.coronal, a.sagittal, a.fit, None,
                       a.previous_slice, a.next_slice],
             "&Model": [a.segment_slice, a.segment_volume, a.train, None, a.open_model, a.save_model],

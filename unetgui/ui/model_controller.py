@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from unetgui.core.errors import UnetguiError
@@ -21,6 +22,7 @@ class ModelController(QObject):
     segment_done = Signal(str)  # message
     training_event = Signal(object)  # BatchStats | EpochStats
     training_done = Signal(str)  # message
+    evaluated = Signal(object)  # list of (set name, LabelMetrics)
     failed = Signal(str)
 
     def __init__(self, session: Session, runner: JobRunner, parent: QObject | None = None) -> None:
@@ -86,17 +88,32 @@ class ModelController(QObject):
             self.device_name = predictor.device_name
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
                 yield batch
+            self.device_name = predictor.device_name
+            return predictor.notes
+
+        backup: dict[int, np.ndarray] = {}
 
         def on_batch(batch) -> None:
             if self.session.volume is volume:
+                for z in batch.slices:
+                    if not self.session.reviewed[z]:
+                        backup.setdefault(z, self.session.labels.labels[z].copy())
                 self.session.apply_prediction(batch.slices, batch.labels)
             self.segment_progress.emit(batch.done, batch.total, batch.eta)
 
-        def finished(_) -> None:
-            self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name}")
+        def failed(message: str) -> None:
+            # a failed job leaves the document as it was: take back the batches already shown
+            if self.session.volume is volume and backup:
+                slices = [z for z in backup if not self.session.reviewed[z]]
+                self.session.apply_prediction(slices, np.stack([backup[z] for z in slices]))
+            self.failed.emit(message)
+
+        def finished(notes) -> None:
+            extra = "".join(f"\n{n}" for n in (notes or []))
+            self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name}{extra}")
 
         self._segment_job = self.runner.start(
-            work, "segment", on_item=on_batch, on_finished=finished, on_failed=self.failed.emit,
+            work, "segment", on_item=on_batch, on_finished=finished, on_failed=failed,
             on_cancelled=lambda: self.segment_done.emit("Segmentation cancelled"), on_done=self._segment_ended)
 
     def _segment_ended(self) -> None:
@@ -172,6 +189,36 @@ class ModelController(QObject):
 
     def _training_ended(self) -> None:
         self._train_job = None
+
+    def validation_slices(self) -> list[int]:
+        """Slices the last training validated on."""
+        return sorted({z for _, z in self.trainer.val_refs}) if self.trainer is not None else []
+
+    def evaluate(self) -> None:
+        """Metrics of the current model on the validation slices and the test slices (predicted on a
+        worker, compared with the user's labels; the document is not changed)."""
+        if self.checkpoint is None:
+            raise UnetguiError("no model to evaluate")
+        sets = {"validation": self.validation_slices(), "test": [int(z) for z in np.flatnonzero(self.session.test)]}
+        sets = {name: slices for name, slices in sets.items() if slices}
+        if not sets:
+            raise UnetguiError("no validation or test slices: train first, or mark reviewed slices as test (Shift+R)")
+        volume, truth, checkpoint = self.session.volume, self.session.labels.labels.copy(), self.checkpoint
+        values = list(checkpoint.labels.values)
+
+        def work(progress, cancel):
+            from unetgui.engine.inference import Predictor
+            from unetgui.engine.metrics import evaluate
+
+            predictor = Predictor(checkpoint)
+            rows = []
+            for name, slices in sets.items():
+                predicted = predictor.predict(volume.voxels, slices, cancel, keep_probabilities=False).labels
+                for metric in evaluate(predicted[slices], truth[slices], volume.spacing, values):
+                    rows.append((name, len(slices), metric))
+            return rows
+
+        self.runner.start(work, "evaluate", on_finished=self.evaluated.emit, on_failed=self.failed.emit)
 
     def stop_training(self) -> None:
         if self._train_job is not None:

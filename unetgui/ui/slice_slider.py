@@ -61,7 +61,7 @@ class SliceSlider(QWidget):
         with QSignalBlocker(self.slider):
             self.slider.setValue(z)
         n = self.session.volume.shape[0]
-        mark = "  reviewed" if self.session.reviewed[z] else ""
+        mark = "  test" if self.session.test[z] else ("  reviewed" if self.session.reviewed[z] else "")
         self.label.setText(f"{z + 1} / {n}{mark}")
 
     def _on_reviewed_changed(self) -> None:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import time
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QSpinBox,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
+    QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
 from unetgui.ui.model_controller import ModelController
 
+METRIC_COLUMNS = ["Set", "Slices", "Label", "Dice", "IoU", "HD95 (mm)", "Volume pred (mL)", "Volume truth (mL)"]
 _PLOT_INTERVAL_S = 0.25  # redraw the batch curve at most 4 times a second (plots are expensive to repaint)
 
 
@@ -88,6 +90,7 @@ class TrainingPanel(QWidget):
         model_box = QGroupBox("Current model")
         QVBoxLayout(model_box).addWidget(self.card)
         layout.addWidget(model_box)
+        layout.addWidget(self._evaluation_box())
         self._reset_curves()
         models.training_event.connect(self._on_training_event)
         models.training_done.connect(self._on_training_done)
@@ -95,9 +98,63 @@ class TrainingPanel(QWidget):
         models.segment_done.connect(self._on_segment_done)
         models.failed.connect(self._on_failed)
         models.model_changed.connect(lambda: self.card.setText(models.card()))
+        models.evaluated.connect(self._show_evaluation)
         session.listeners.reviewed_changed.append(self._show_counts)
         session.listeners.volume_changed.append(self._show_counts)
         self._show_counts()
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def _evaluation_box(self) -> QGroupBox:
+        box = QGroupBox("Evaluation (validation and test slices)")
+        self.evaluate_button = QPushButton("Evaluate")
+        self.export_button = QPushButton("Export CSV...")
+        self.export_button.setEnabled(False)
+        self.evaluate_button.clicked.connect(self._on_evaluate_clicked)
+        self.export_button.clicked.connect(self._on_export_clicked)
+        self.metrics = QTableWidget(0, len(METRIC_COLUMNS))
+        self.metrics.setHorizontalHeaderLabels(METRIC_COLUMNS)
+        self.metrics.verticalHeader().setVisible(False)
+        self.metrics.setMinimumHeight(90)
+        layout = QGridLayout(box)
+        layout.addWidget(self.evaluate_button, 0, 0)
+        layout.addWidget(self.export_button, 0, 1)
+        layout.addWidget(self.metrics, 1, 0, 1, 2)
+        self._metric_rows: list[list[str]] = []
+        return box
+
+    def _on_evaluate_clicked(self) -> None:
+        try:
+            self.models.evaluate()
+        except UnetguiError as exc:
+            self.status.setText(str(exc))
+            return
+        self.status.setText("Evaluating...")
+
+    def _show_evaluation(self, rows) -> None:
+        names = {lab.value: lab.name for lab in self.session.table}
+        self._metric_rows = []
+        for name, count, m in rows:
+            hd = f"{m.hd95_mm:.2f}" if np.isfinite(m.hd95_mm) else "n/a"
+            self._metric_rows.append([name, str(count), names.get(m.label, str(m.label)), f"{m.dice:.4f}", f"{m.iou:.4f}",
+                                      hd, f"{m.volume_pred_ml:.2f}", f"{m.volume_truth_ml:.2f}"])
+        self.metrics.setRowCount(len(self._metric_rows))
+        for r, row in enumerate(self._metric_rows):
+            for c, text in enumerate(row):
+                self.metrics.setItem(r, c, QTableWidgetItem(text))
+        self.metrics.resizeColumnsToContents()
+        self.export_button.setEnabled(bool(self._metric_rows))
+        self.status.setText("Evaluated the current model (HD95 n/a: one of prediction and truth is empty).")
+
+    def export_csv(self, path: str) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(METRIC_COLUMNS)
+            writer.writerows(self._metric_rows)
+
+    def _on_export_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
+        if path:
+            self.export_csv(path)
 
     # -- counts ----------------------------------------------------------------------------------
     def _show_counts(self) -> None:

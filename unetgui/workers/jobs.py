@@ -1,7 +1,7 @@
 """Run a plain function or generator on a QThread; its progress, yields and result become signals.
 
 The work function is called as ``fn(progress, cancel)`` and may return a value or be a generator (each
-yielded item is emitted as ``item``). :class:`~unetgui.core.errors.Cancelled` becomes ``cancelled``;
+yielded item is emitted as ``item``, and what it returns as ``finished``). :class:`~unetgui.core.errors.Cancelled` becomes ``cancelled``;
 any other exception becomes ``failed`` with a readable message, never a dead UI. The thread quits from
 inside itself, so waiting for it from the GUI thread cannot deadlock (see TOOLCHAIN: QThread pitfalls).
 """
@@ -45,10 +45,13 @@ class Job(QObject):
         try:
             out = self.fn(lambda d, t, m="": self.progress.emit(int(d), int(t), str(m)), self.token)
             if inspect.isgenerator(out):
-                last = None
-                for last in out:
-                    self.item.emit(last)
-                out = last
+                generator = out
+                while True:
+                    try:
+                        self.item.emit(next(generator))
+                    except StopIteration as stop:
+                        out = stop.value  # what the generator returned
+                        break
             self.finished.emit(out)
         except Cancelled:
             self.cancelled.emit()

@@ -1,0 +1,75 @@
+"""Screenshots of segment -> correct -> retrain in the real window (run under Xvfb):
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots_training.py
+
+Opens the dcmqi CT with its DICOM-SEG liver, keeps slices 1 and 3 as the reviewed training data, trains the
+`small` model for 40 s (screenshot of the live curves mid-training), lets it re-segment slice 2, corrects
+that prediction with a brush stroke (screenshot of the corrected overlay).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from PySide6.QtCore import QTimer
+
+from screenshots import DATA, shoot
+from unetgui.app import create_app
+from unetgui.core.session import BrushSettings
+from unetgui.formats.dicom import scan
+from unetgui.ui.main_window import MainWindow
+
+
+def main() -> int:
+    app = create_app([])
+    window = MainWindow()
+    window.resize(1600, 1000)
+    window.move(0, 0)
+    window.show()
+    (series,) = scan(str(DATA / "ct")).series
+    panel = window.training_panel
+
+    def prepare() -> None:
+        s = window.session
+        s.labels.labels[1] = 0  # slice 2 is the one the model has to find
+        s.set_reviewed(0)
+        s.set_reviewed(2)
+        s.set_slice(1)
+        panel.preset.setCurrentText("small")
+        panel.minutes.setValue(0.7)
+        panel.learning_rate.setValue(0.005)
+        panel.train_button.click()
+
+    def when_trained() -> None:
+        if window.models.training or window.models.busy_segmenting or window.models.checkpoint is None:
+            QTimer.singleShot(1000, when_trained)
+            return
+        s = window.session
+        s.set_slice(1)
+        brush = BrushSettings(radius=12, threshold=(0, 200))  # a correction along the liver edge
+        ys, xs = np.nonzero(s.labels.labels[1] == 1)
+        if ys.size:
+            y, x = int(np.median(ys)), int(xs.min())
+            s.paint_segment(y - 40, x + 5, y + 40, x + 5, brush)
+            s.end_stroke()
+        QTimer.singleShot(800, lambda: (shoot(window, "corrected_overlay.png"), app.quit()))
+
+    steps = [
+        (1500, lambda: window.io.load_series(series)),
+        (3500, lambda: window.io.open_labels(str(DATA / "seg" / "liver_seg.dcm"))),
+        (5500, prepare),
+        (30000, lambda: shoot(window, "training_live.png")),
+        (31000, when_trained),
+    ]
+    for delay, step in steps:
+        QTimer.singleShot(delay, step)
+    start = time.monotonic()
+    code = app.exec()
+    print(f"done in {time.monotonic() - start:.0f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
