@@ -33,7 +33,10 @@ def main() -> int:
 
     def prepare() -> None:
         s = window.session
-        s.labels.labels[1] = 0  # slice 2 is the one the model has to find
+        s.set_slice(1)  # slice 2 is the one the model has to find: erase its liver, leave it unreviewed
+        s.paint_segment(256, 0, 256, 511, BrushSettings(radius=400, erase=True))
+        s.end_stroke()
+        s.set_reviewed(1, False)
         s.set_reviewed(0)
         s.set_reviewed(2)
         s.set_slice(1)
@@ -48,12 +51,14 @@ def main() -> int:
             return
         s = window.session
         s.set_slice(1)
-        brush = BrushSettings(radius=12, threshold=(0, 200))  # a correction along the liver edge
         ys, xs = np.nonzero(s.labels.labels[1] == 1)
-        if ys.size:
-            y, x = int(np.median(ys)), int(xs.min())
-            s.paint_segment(y - 40, x + 5, y + 40, x + 5, brush)
+        if ys.size:  # a correction along the left edge with the threshold brush (liver HU 40..200)
+            rows = range(int(np.percentile(ys, 20)), int(np.percentile(ys, 80)), 6)
+            edge = [(y, int(xs[ys == y].min())) for y in rows if (ys == y).any()]
+            for (y0, x0), (y1, x1) in zip(edge, edge[1:]):
+                s.paint_segment(y0, x0, y1, x1, BrushSettings(radius=7, threshold=(40, 200)))
             s.end_stroke()
+            s.set_reviewed(1)
         QTimer.singleShot(800, lambda: (shoot(window, "corrected_overlay.png"), app.quit()))
 
     steps = [

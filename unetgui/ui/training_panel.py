@@ -67,8 +67,9 @@ class TrainingPanel(QWidget):
         self.status.setWordWrap(True)
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
+        self.loss_plot.setLogMode(y=True)  # the first validation losses would flatten everything after them
         for plot in (self.loss_plot, self.dice_plot):
-            plot.setMinimumHeight(150)
+            plot.setMinimumHeight(110)
             plot.addLegend(offset=(-5, 5))
             plot.setLabel("bottom", "epoch")
         self.dice_plot.setYRange(0, 1)
@@ -114,7 +115,7 @@ class TrainingPanel(QWidget):
         self.metrics = QTableWidget(0, len(METRIC_COLUMNS))
         self.metrics.setHorizontalHeaderLabels(METRIC_COLUMNS)
         self.metrics.verticalHeader().setVisible(False)
-        self.metrics.setMinimumHeight(90)
+        self.metrics.setMinimumHeight(60)
         layout = QGridLayout(box)
         layout.addWidget(self.evaluate_button, 0, 0)
         layout.addWidget(self.export_button, 0, 1)
