@@ -81,3 +81,65 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
     window.close()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
     assert not [t for t in window.findChildren(QThread) if t.isRunning()]
+
+
+def _trained_window(window, qtbot, epochs=2):  # noqa: F811
+    from unetgui.core.volume import Volume
+
+    hu = phantom_hu((10, 48, 48))
+    window.session.open(Volume(hu, np.eye(4), "CT"))
+    truth = (hu > 65).astype(np.uint8)
+    for z in (2, 5, 7):
+        window.session.labels.labels[z] = truth[z]
+        window.session.set_reviewed(z)
+    panel = window.training_panel
+    panel.preset.setCurrentText("small")
+    panel.epochs.setValue(epochs)
+    panel.learning_rate.setValue(0.01)
+    panel.resegment.setChecked(False)
+    return panel, truth
+
+
+def test_slices_reviewed_while_training_join_the_training(window, qtbot):  # noqa: F811
+    panel, truth = _trained_window(window, qtbot, epochs=3)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: len(panel._batch_x) > 0, timeout=60_000)  # training runs
+    window.session.labels.labels[4] = truth[4]
+    window.session.set_reviewed(4)  # the user keeps correcting meanwhile
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    refs = {z for _, z in window.models.trainer.train_refs + window.models.trainer.val_refs}
+    assert refs == {2, 4, 5, 7}
+
+
+def test_segment_a_range_and_a_failed_segmentation_changes_nothing(window, qtbot, monkeypatch):  # noqa: F811
+    panel, _ = _trained_window(window, qtbot)
+    panel.train_button.click()
+    assert window.models.training, panel.status.text()
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    assert window.models.checkpoint is not None, panel.status.text()
+    panel.range_from.setValue(4)
+    panel.range_to.setValue(3)  # either order
+    before = window.session.labels.labels.copy()
+    panel.segment_range.click()
+    assert window.models.busy_segmenting, panel.status.text()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    assert "Segmented 2 slice(s)" in panel.status.text(), panel.status.text()
+    changed = {int(z) for z in np.flatnonzero((window.session.labels.labels != before).any(axis=(1, 2)))}
+    assert changed == {3}  # slices 3-4 as the user counts them; 0-based 2 is reviewed and kept
+
+    from unetgui.engine import inference
+
+    real_run = inference.Predictor.run
+
+    def broken(self, voxels, slices=None, cancel=None):
+        yield from list(real_run(self, voxels, slices, cancel))[:2]  # two batches arrive, then it fails
+        raise RuntimeError("simulated crash in the middle of a segmentation")
+
+    monkeypatch.setattr(inference.Predictor, "run", broken)
+    before = window.session.labels.labels.copy()
+    panel.segment_volume.click()
+    assert window.models.busy_segmenting, panel.status.text()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    assert "Failed" in panel.status.text(), panel.status.text()
+    assert "simulated crash" in panel.status.text()
+    assert np.array_equal(window.session.labels.labels, before)  # the batches already shown were taken back

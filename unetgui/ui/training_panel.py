@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
-    QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QHBoxLayout, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from unetgui.core.errors import UnetguiError
@@ -57,11 +57,20 @@ class TrainingPanel(QWidget):
         self.segment_slice.clicked.connect(lambda: self._segment([self.session.current_slice]))
         self.segment_volume.clicked.connect(lambda: self._segment(None))
         self.cancel_segment.clicked.connect(models.cancel_segmentation)
+        self.range_from, self.range_to = QSpinBox(minimum=1), QSpinBox(minimum=1)
+        self.segment_range = QPushButton("Segment slices")
+        self.segment_range.clicked.connect(self._on_segment_range_clicked)
+        range_row = QHBoxLayout()
+        range_row.addWidget(self.segment_range)
+        range_row.addWidget(self.range_from)
+        range_row.addWidget(QLabel("to"))
+        range_row.addWidget(self.range_to)
         buttons = QGridLayout()
         buttons.addWidget(self.train_button, 0, 0, 1, 3)
         buttons.addWidget(self.segment_slice, 1, 0)
         buttons.addWidget(self.segment_volume, 1, 1)
         buttons.addWidget(self.cancel_segment, 1, 2)
+        buttons.addLayout(range_row, 2, 0, 1, 3)
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -158,7 +167,15 @@ class TrainingPanel(QWidget):
             self.export_csv(path)
 
     # -- counts ----------------------------------------------------------------------------------
+    def _on_segment_range_clicked(self) -> None:
+        first, last = sorted((self.range_from.value(), self.range_to.value()))
+        self._segment(list(range(first - 1, last)))  # the spin boxes count slices from 1, like the slider
+
     def _show_counts(self) -> None:
+        if self.session.is_open:
+            n_slices = self.session.volume.shape[0]
+            for spin in (self.range_from, self.range_to):
+                spin.setMaximum(n_slices)
         n = int(self.session.reviewed.sum()) if self.session.is_open else 0
         val = 0 if n < 2 else max(1, round(n / 6))
         self.counts.setText(f"Reviewed slices: {n} (training {n - val}, validation {val})")
