@@ -161,3 +161,10 @@ def test_out_of_memory_in_training_halves_the_batch(monkeypatch):
     events = list(trainer.run())
     assert calls[:3] == [4, 2, 1] and trainer.batch_size == 1 and trainer.notes
     assert isinstance(events[-1], EpochStats)
+
+    def always(aug):
+        raise torch.cuda.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(trainer, "_try_step", always)
+    with pytest.raises(UnetguiError, match="out of memory even for a batch of one patch"):
+        list(trainer.run())  # already on the CPU with batch 1: a clear error, not a loop

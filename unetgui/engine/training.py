@@ -260,11 +260,26 @@ class Trainer:
             except torch.cuda.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if self.batch_size == 1:
-                    raise UnetguiError("the GPU ran out of memory even for a batch of one patch: train on the CPU "
-                                       "(device cpu) or with a smaller model") from None
-                self.batch_size //= 2
-                self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
+                if self.batch_size > 1:
+                    self.batch_size //= 2
+                    self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
+                elif self.device.type != "cpu":
+                    self._move_to_cpu()
+                    self.notes.append("GPU out of memory even for one patch: training continues on the CPU")
+                else:
+                    raise UnetguiError("out of memory even for a batch of one patch: use a smaller model or patch") from None
+
+    def _move_to_cpu(self) -> None:
+        self.device = torch.device("cpu")
+        configure_threads(self.config.threads)
+        self.model = self.model.to(self.device, memory_format=torch.contiguous_format)
+        for state in self.optimizer.state.values():
+            for key, value in state.items():
+                if torch.is_tensor(value):
+                    state[key] = value.cpu()
+        self._amp = None
+        self._scaler = torch.amp.GradScaler("cuda", enabled=False)
+        self.device_name = describe(self.device) + " (after GPU out of memory)"
 
     def _try_step(self, aug: AugmentConfig) -> float:
         images, labels = self.sampler.batch(self.batch_size)

@@ -178,9 +178,10 @@ class ModelController(QObject):
             on_done=self._training_ended)
 
     def _training_finished(self, how: str) -> None:
+        notes = "".join(f"\n{n}" for n in (self.trainer.notes if self.trainer is not None else []))
         if self._result is not None:
             self.set_model(self._result)
-            self.training_done.emit(f"Training {how}: the best epoch ({self.trainer.best_epoch}) is the current model")
+            self.training_done.emit(f"Training {how}: the best epoch ({self.trainer.best_epoch}) is the current model{notes}")
         else:
             self.training_done.emit(f"Training {how} before the first epoch ended: the model is unchanged")
 
