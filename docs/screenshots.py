@@ -32,13 +32,19 @@ def shoot(window: MainWindow, name: str) -> None:
     print("saved", path)
 
 
-def main() -> int:
+def open_window():
+    """The app, its main window filling the 1600 x 1000 screen, and the dcmqi CT series (not yet loaded)."""
     app = create_app([])
     window = MainWindow()
     window.resize(1600, 1000)
     window.move(0, 0)
     window.show()
     (series,) = scan(str(DATA / "ct")).series
+    return app, window, series
+
+
+def main() -> int:
+    app, window, series = open_window()
     steps = [
         lambda: window.io.load_series(series),
         lambda: window.io.open_labels(str(DATA / "seg" / "liver_seg.dcm")),

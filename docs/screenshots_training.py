@@ -15,20 +15,12 @@ import time
 import numpy as np
 from PySide6.QtCore import QTimer
 
-from screenshots import DATA, shoot
-from unetgui.app import create_app
+from screenshots import DATA, open_window, shoot
 from unetgui.core.session import BrushSettings
-from unetgui.formats.dicom import scan
-from unetgui.ui.main_window import MainWindow
 
 
 def main() -> int:
-    app = create_app([])
-    window = MainWindow()
-    window.resize(1600, 1000)
-    window.move(0, 0)
-    window.show()
-    (series,) = scan(str(DATA / "ct")).series
+    app, window, series = open_window()
     panel = window.training_panel
 
     def prepare() -> None:
