@@ -260,3 +260,16 @@ def test_dropping_a_file_opens_it(window, qtbot, tmp_path):
     window.dropEvent(Drop())
     qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
     assert window.session.volume.shape == (5, 12, 16)
+
+
+def test_every_action_is_harmless_with_nothing_open(window, qtbot):
+    from PySide6.QtGui import QAction
+
+    skip = {"open_dicom", "open_nifti", "open_labels", "quit", "open_model", "save_model", "shortcuts", "about"}
+    for name, action in vars(window.actions).items():
+        if isinstance(action, QAction) and name not in skip:
+            action.trigger()  # must neither raise nor open a modal dialog
+    from unetgui.ui.label_panel import LabelPanel
+
+    window.findChild(LabelPanel)._on_add_clicked()
+    assert not window.session.is_open

@@ -83,6 +83,8 @@ class LabelPanel(QWidget):
             self.tools.set_overlay(hidden=hidden)
 
     def _on_add_clicked(self) -> None:
+        if not self.session.is_open:
+            return
         label = self.session.add_label()
         self.session.set_active_label(label.value)
         self._show()

@@ -74,6 +74,8 @@ class ModelController(QObject):
 
     def segment(self, slices: list[int] | None = None, device: str = "auto") -> None:
         """Segment ``slices`` (default: all) on a worker; batches fill the overlay as they arrive."""
+        if not self.session.is_open:
+            raise UnetguiError("open an image first")
         if self.checkpoint is None:
             raise UnetguiError("no model: train one on reviewed slices, or open a model file")
         if self._segment_job is not None:
@@ -137,6 +139,8 @@ class ModelController(QObject):
         if self._train_job is not None:
             raise UnetguiError("training is already running")
         session = self.session
+        if not session.is_open:
+            raise UnetguiError("open an image first")
         if not session.reviewed.any():
             raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
         table, volume, labels = session.table, session.volume, session.training_labels()
@@ -198,6 +202,8 @@ class ModelController(QObject):
     def evaluate(self) -> None:
         """Metrics of the current model on the validation slices and the test slices (predicted on a
         worker, compared with the user's labels; the document is not changed)."""
+        if not self.session.is_open:
+            raise UnetguiError("open an image first")
         if self.checkpoint is None:
             raise UnetguiError("no model to evaluate")
         sets = {"validation": self.validation_slices(), "test": [int(z) for z in np.flatnonzero(self.session.test)]}

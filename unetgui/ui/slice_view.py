@@ -140,8 +140,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def fit(self) -> None:
         """Zoom so that the whole slice fits the view."""
-        if self.session.is_open:
-            self._reset_geometry()
+        self._reset_geometry()
 
     def set_window(self, width: float, level: float) -> None:
         self.window = (max(1.0, float(width)), float(level))
@@ -152,6 +151,8 @@ class SliceView(pg.GraphicsLayoutWidget):
     def auto_window(self) -> None:
         """MR and other non-CT: 1-99 percentiles of the volume; CT: abdomen."""
         volume = self.session.volume
+        if volume is None:
+            return
         if volume.modality == "CT":
             self.set_window(400, 40)
             return
@@ -176,6 +177,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.auto_window()
 
     def _reset_geometry(self) -> None:
+        if not self.session.is_open:
+            return
         self._refresh()
         h, w = self.image.image.shape
         dr, dc = self._plane_spacing()
