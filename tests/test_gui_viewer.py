@@ -273,3 +273,57 @@ def test_every_action_is_harmless_with_nothing_open(window, qtbot):
 
     window.findChild(LabelPanel)._on_add_clicked()
     assert not window.session.is_open
+
+
+def test_a_plane_change_mid_drag_still_ends_the_stroke(window, qtbot):
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    _open_phantom(window, qtbot)
+    z = window.session.current_slice
+    target = window.view.viewport()
+    points = _line(window.view, 30, 20, 40, n=6)
+
+    def send(kind, p, button, buttons):
+        QApplication.sendEvent(target, QMouseEvent(kind, QPointF(p), QPointF(target.mapToGlobal(p)), button, buttons,
+                                                   Qt.KeyboardModifier.NoModifier))
+
+    left = Qt.MouseButton.LeftButton
+    send(QEvent.Type.MouseButtonPress, points[0], left, left)
+    for p in points[1:4]:
+        send(QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, left)
+    window.actions.coronal.trigger()  # the user presses 2 while dragging
+    for p in points[4:]:
+        send(QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, left)
+    send(QEvent.Type.MouseButtonRelease, points[-1], left, Qt.MouseButton.NoButton)
+    assert window.session.labels.labels[z].any() and window.session.reviewed[z]
+    assert window.session.history.can_undo() and window.session._stroke is None
+
+
+def test_results_for_a_replaced_document_are_dropped(window, qtbot, monkeypatch):
+    import time as _time
+
+    from unetgui.engine import inference
+    from unetgui.engine.inference import SliceBatch
+
+    _open_phantom(window, qtbot)
+
+    class SlowPredictor:
+        def __init__(self, *args, **kwargs):
+            self.device_name, self.notes = "fake", []
+
+        def run(self, voxels, slices, cancel):
+            for i, z in enumerate(slices):
+                _time.sleep(0.05)
+                yield SliceBatch((z,), np.ones((1, *voxels.shape[1:]), np.uint8), np.zeros((1, 2, 1, 1), np.uint8),
+                                 i + 1, len(slices), 0.0)
+
+    monkeypatch.setattr(inference, "Predictor", SlowPredictor)
+    window.models.checkpoint = object()  # any model: the predictor above ignores it
+    volume = window.session.volume
+    window.models.segment()
+    qtbot.waitUntil(lambda: window.session.labels.labels.any(), timeout=10_000)
+    window.session.open(volume)  # e.g. File > Open labels on the same image while segmenting
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=10_000)
+    assert not window.session.labels.labels.any()  # the old run's later batches were not applied

@@ -123,3 +123,28 @@ def test_history_is_capped_by_bytes():
     while s.undo():
         undone += 1
     assert 0 < undone < 100
+
+
+def test_review_findings_in_core(session):
+    z = session.current_slice
+    # a prediction arriving during a drag does not overwrite the stroke's slice
+    session.begin_stroke()
+    session.paint_segment(20, 20, 20, 30, BrushSettings(radius=3))
+    assert session.apply_prediction([z, z + 1], np.zeros((2, 64, 64), np.uint8) + 1) == (z + 1,)
+    session.end_stroke()
+    assert session.labels.labels[z, 0, 0] == 0 and session.reviewed[z]
+    # test flags are undoable
+    session.set_test(z + 2)
+    assert session.test[z + 2] and session.reviewed[z + 2]
+    session.undo()
+    assert not session.test[z + 2] and not session.reviewed[z + 2]
+    session.redo()
+    assert session.test[z + 2] and session.reviewed[z + 2]
+    # a finished prediction is one undo step, so undo never leaves model output marked as the user's
+    before = {z + 3: session.labels.labels[z + 3].copy()}
+    session.apply_prediction([z + 3], np.full((1, 64, 64), 1, np.uint8))
+    session.commit_prediction(before)
+    assert session.undo() and not session.labels.labels[z + 3].any() and not session.reviewed[z + 3]
+    generation = session.generation
+    session.open(session.volume)
+    assert session.generation == generation + 1

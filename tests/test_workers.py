@@ -91,3 +91,12 @@ def test_workers_import_qtcore_only():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("PySide6"):
                 assert node.module == "PySide6.QtCore", f"{path.name} imports {node.module}"
+
+
+def test_shutdown_never_drops_a_thread_that_still_runs(qtbot, runner):
+    def uncancellable(progress, cancel):
+        time.sleep(1.0)  # e.g. reading one large file
+
+    runner.start(uncancellable, "read")
+    assert runner.shutdown(100) is False and runner.busy  # still referenced, not destroyed
+    assert runner.shutdown() is True and not runner.busy

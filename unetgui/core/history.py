@@ -30,6 +30,8 @@ class Step:
     name: str
     patches: tuple[Patch, ...]
     reviewed_before: tuple[tuple[int, bool], ...] = ()  # slice review flags the action changed
+    test_before: tuple[tuple[int, bool], ...] = ()  # test-slice flags the action changed
+    marks_reviewed: bool = True  # an edit marks its slices reviewed; a model prediction does not
 
     @property
     def nbytes(self) -> int:
@@ -70,7 +72,7 @@ class EditHistory:
         return bool(self._redo)
 
     def push(self, step: Step) -> None:
-        if not step.patches and not step.reviewed_before:
+        if not step.patches and not step.reviewed_before and not step.test_before:
             return
         self._undo.append(step)
         self._bytes += step.nbytes

@@ -54,6 +54,7 @@ class Session:
         self.history = EditHistory(history_bytes)
         self.listeners = Listeners()
         self._stroke: _Stroke | None = None
+        self.generation = 0  # counts opens: background results for an older document are dropped
 
     # -- notifications ---------------------------------------------------------------------------
     def _emit(self, name: str, *args) -> None:
@@ -61,8 +62,9 @@ class Session:
             callback(*args)
 
     # -- document --------------------------------------------------------------------------------
-    def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None) -> None:
-        """Show ``volume`` with ``labels`` (or empty labels); clears the undo history."""
+    def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None,
+             reviewed: np.ndarray | None = None) -> None:
+        """Show ``volume`` with ``labels`` (or empty labels) and ``reviewed`` flags; clears the undo history."""
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
         default = table or (labels.table if labels is not None and len(labels.table) else LabelTable.from_names("Label 1"))
@@ -70,9 +72,11 @@ class Session:
         self.labels = labels if labels is not None else LabelMap.empty_like(volume, default)
         if not len(self.labels.table):
             self.labels.table = default
-        self.reviewed = np.zeros(volume.shape[0], bool)
+        self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool)
         self.history.clear()
+        self._stroke = None
+        self.generation += 1
         self.current_slice = volume.shape[0] // 2
         self.active_label = self.labels.table.values[0]
         self._emit("volume_changed")
@@ -125,11 +129,15 @@ class Session:
 
     def set_test(self, z: int, test: bool = True) -> None:
         """Keep slice ``z`` out of training to measure the model on it (a test slice is also reviewed)."""
+        if self.test[z] == test:
+            return
+        review = ((z, bool(self.reviewed[z])),) if test and not self.reviewed[z] else ()
+        self.history.push(Step("test" if test else "not test", (), review, ((z, bool(self.test[z])),)))
         self.test[z] = test
-        if test and not self.reviewed[z]:
-            self.set_reviewed(z, True)
-        else:
-            self._emit("reviewed_changed")
+        if review:
+            self.reviewed[z] = True
+        self._emit("reviewed_changed")
+        self._emit("history_changed")
 
     # -- strokes ---------------------------------------------------------------------------------
     def begin_stroke(self, name: str = "brush") -> None:
@@ -231,13 +239,24 @@ class Session:
     def apply_prediction(self, slices: tuple[int, ...] | list[int], labels: np.ndarray) -> tuple[int, ...]:
         """Write predicted labels ``(n, y, x)`` into ``slices``, skipping reviewed slices (the user's
         corrections are never overwritten). Returns the slices written."""
-        written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z])
+        open_stroke = self._stroke.z if self._stroke is not None else None  # a drag in progress wins
+        written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != open_stroke)
         for z, plane in zip(slices, labels):
-            if not self.reviewed[z]:
+            if z in written:
                 self.labels.labels[z] = plane
         if written:
             self._emit("labels_changed", written)
         return written
+
+    def commit_prediction(self, befores: dict[int, np.ndarray]) -> Step | None:
+        """Make a finished segmentation one undo step (``befores``: the slices before it wrote them)."""
+        patches = [p for z, before in befores.items() if (p := diff_patch(z, before, self.labels.labels[z]))]
+        if not patches:
+            return None
+        step = Step("segment", tuple(patches), marks_reviewed=False)
+        self.history.push(step)
+        self._emit("history_changed")
+        return step
 
     def training_labels(self) -> np.ndarray:
         """Labels of the reviewed slices that are not test slices, 255 ("not annotated") elsewhere."""
@@ -264,7 +283,9 @@ class Session:
             data = p.before if undo else p.after
             self.labels.labels[p.z, p.y0:p.y0 + data.shape[0], p.x0:p.x0 + data.shape[1]] = data
         for z, before in step.reviewed_before:
-            self.reviewed[z] = before if undo else (True if step.patches else not before)
+            self.reviewed[z] = before if undo else (True if step.patches or step.test_before else not before)
+        for z, before in step.test_before:
+            self.test[z] = before if undo else not before
         if step.patches:
             self._emit("labels_changed", step.slices)
         self._emit("reviewed_changed")

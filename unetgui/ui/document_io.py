@@ -109,7 +109,9 @@ class DocumentIO(QObject):
             labels, notes = result
             if self.session.volume is not volume or not self.may_replace_document():
                 return  # another image was opened meanwhile, or the user keeps the edits
-            self.session.open(volume, labels)
+            # label files are annotations: their labelled slices count as reviewed, so no prediction
+            # overwrites them (the user can unmark a slice with R)
+            self.session.open(volume, labels, reviewed=((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 

@@ -191,7 +191,7 @@ class MainWindow(QMainWindow):
             self.io.open_path(paths[0])
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.runner.shutdown()  # cancel and wait: no "QThread destroyed while running"
+        self.runner.shutdown()  # cancel and wait until every thread ended: no "QThread destroyed while running"
         super().closeEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

@@ -31,6 +31,8 @@ class ModelController(QObject):
         self.checkpoint = None  # engine Checkpoint of the current model
         self.device_name = ""
         self._segment_job: Job | None = None
+        self._train_generation = -1
+        self._pending_labels = None
         self._train_job: Job | None = None
         self.trainer = None
 
@@ -80,7 +82,7 @@ class ModelController(QObject):
             raise UnetguiError("no model: train one on reviewed slices, or open a model file")
         if self._segment_job is not None:
             raise UnetguiError("a segmentation is already running")
-        volume, checkpoint = self.session.volume, self.checkpoint
+        volume, checkpoint, generation = self.session.volume, self.checkpoint, self.session.generation
         order = list(range(volume.shape[0])) if slices is None else list(slices)
 
         def work(progress, cancel):
@@ -95,28 +97,36 @@ class ModelController(QObject):
 
         backup: dict[int, np.ndarray] = {}
 
+        def same_document() -> bool:  # results for an image (or labels) opened since are dropped
+            return self.session.generation == generation
+
         def on_batch(batch) -> None:
-            if self.session.volume is volume:
+            if same_document():
                 for z in batch.slices:
-                    if not self.session.reviewed[z]:
-                        backup.setdefault(z, self.session.labels.labels[z].copy())
+                    backup.setdefault(z, self.session.labels.labels[z].copy())
                 self.session.apply_prediction(batch.slices, batch.labels)
             self.segment_progress.emit(batch.done, batch.total, batch.eta)
 
+        def record() -> None:  # what was written becomes one undo step
+            if same_document() and backup:
+                self.session.commit_prediction(backup)
+
         def failed(message: str) -> None:
             # a failed job leaves the document as it was: take back the batches already shown
-            if self.session.volume is volume and backup:
+            if same_document() and backup:
                 slices = [z for z in backup if not self.session.reviewed[z]]
-                self.session.apply_prediction(slices, np.stack([backup[z] for z in slices]))
+                if slices:
+                    self.session.apply_prediction(slices, np.stack([backup[z] for z in slices]))
             self.failed.emit(message)
 
         def finished(notes) -> None:
+            record()
             extra = "".join(f"\n{n}" for n in (notes or []))
             self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name}{extra}")
 
         self._segment_job = self.runner.start(
             work, "segment", on_item=on_batch, on_finished=finished, on_failed=failed,
-            on_cancelled=lambda: self.segment_done.emit("Segmentation cancelled"), on_done=self._segment_ended)
+            on_cancelled=lambda: (record(), self.segment_done.emit("Segmentation cancelled")), on_done=self._segment_ended)
 
     def _segment_ended(self) -> None:
         self._segment_job = None
@@ -144,6 +154,7 @@ class ModelController(QObject):
         if not session.reviewed.any():
             raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
         table, volume, labels = session.table, session.volume, session.training_labels()
+        self._train_generation = session.generation
         init = self.checkpoint if from_current and self.checkpoint is not None else None
         self._pending_labels = None
         self._result = None
@@ -167,7 +178,9 @@ class ModelController(QObject):
             try:
                 for event in trainer.run(cancel):
                     yield event
-                    pending, self._pending_labels = self._pending_labels, None
+                    pending = self._pending_labels
+                    if pending is not None:
+                        self._pending_labels = None
                     if isinstance(event, EpochStats) and pending is not None:
                         fresh = prepare_case("open image", volume.voxels, pending, pre)  # here, not on the GUI thread
                         trainer.update_data([fresh], *split([fresh], cfg.val_fraction, cfg.seed))
@@ -196,8 +209,10 @@ class ModelController(QObject):
         self._train_job = None
 
     def validation_slices(self) -> list[int]:
-        """Slices the last training validated on."""
-        return sorted({z for _, z in self.trainer.val_refs}) if self.trainer is not None else []
+        """Slices the last training (on the open document) validated on."""
+        if self.trainer is None or self._train_generation != self.session.generation:
+            return []
+        return sorted({z for _, z in self.trainer.val_refs})
 
     def evaluate(self) -> None:
         """Metrics of the current model on the validation slices and the test slices (predicted on a
@@ -233,5 +248,6 @@ class ModelController(QObject):
 
     def reviewed_changed(self) -> None:
         """Train while correcting: slices reviewed during training join at the next epoch."""
-        if self._train_job is not None and self.session.reviewed.any():
+        if (self._train_job is not None and self.session.reviewed.any()
+                and self.session.generation == self._train_generation):  # reviews of another image stay out
             self._pending_labels = self.session.training_labels()

@@ -92,7 +92,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         session.listeners.table_changed.append(self._on_overlay_style_changed)
         tools.overlay_changed.connect(self._on_overlay_style_changed)
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
-        tools.tool_changed.connect(lambda _: self._update_cursor())
+        tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
 
     # -- geometry --------------------------------------------------------------------------------
     def _plane_spacing(self) -> tuple[float, float]:
@@ -131,9 +131,16 @@ class SliceView(pg.GraphicsLayoutWidget):
         return view_point.y() / dr - 0.5, view_point.x() / dc - 0.5
 
     # -- state changes ---------------------------------------------------------------------------
+    def _finish_stroke(self) -> None:
+        """A drag interrupted by a plane or tool change still ends as one undoable, reviewed stroke."""
+        if self._last is not None:
+            self.session.end_stroke()
+            self._last = None
+
     def set_plane(self, plane: str) -> None:
         if plane not in PLANES or plane == self.plane:
             return
+        self._finish_stroke()
         self.plane = plane
         self._reset_geometry()
         self.plane_changed.emit(plane)
@@ -237,8 +244,8 @@ class SliceView(pg.GraphicsLayoutWidget):
                              threshold=self.tools.threshold if self.tools.threshold_enabled else None)
 
     def paint_drag(self, ev) -> None:
-        if self.tools.tool == "fill":
-            return
+        if self.tools.tool == "fill" or (not ev.isStart() and self._last is None):
+            return  # a drag that lost its stroke (plane or tool changed) paints no more
         point = self.vb.mapToView(ev.pos())
         y, x = self._pixel(point)
         if ev.isStart():

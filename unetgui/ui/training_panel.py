@@ -275,5 +275,5 @@ class TrainingPanel(QWidget):
         self.status.setText(message)
 
     def _on_failed(self, message: str) -> None:
-        self.train_button.setText("Train")
+        self.train_button.setText("Stop" if self.models.training else "Train")
         self.status.setText(f"Failed: {message}\nThe labels were not changed by the failed job.")

@@ -119,13 +119,17 @@ class JobRunner(QObject):
         for job in list(self._running):
             job.cancel()
 
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel every job and wait for its thread; True when all stopped (call on window close)."""
+    def shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Cancel every job and wait for its thread (``None``: until it ends; work that cannot be
+        cancelled, such as reading one file, always ends). True when all stopped. A thread still running
+        after the timeout stays referenced, so Qt never destroys a running thread."""
         self.cancel_all()
         ok = True
         for job, thread in list(self._running.items()):
-            ok &= thread.wait(timeout_ms)
-            self._running.pop(job, None)
+            finished = thread.wait() if timeout_ms is None else thread.wait(timeout_ms)
+            if finished:
+                self._running.pop(job, None)
+            ok &= finished
         return ok
 
 
