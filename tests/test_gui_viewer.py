@@ -42,12 +42,8 @@ def _open_phantom(window, qtbot, spacing=(2.0, 0.8, 0.8)):
 
 
 def _widget_point(view, row: float, col: float):
-    """The viewport point showing the centre of pixel (row, col) of the axial slice."""
-    from PySide6.QtCore import QPointF
-
-    dr, dc = view._plane_spacing()
-    scene = view.vb.mapViewToScene(QPointF((col + 0.5) * dc, (row + 0.5) * dr))
-    return view.mapFromScene(scene)
+    """The viewport point showing the centre of pixel (row, col) of the axial slice (array coordinates)."""
+    return view.mapFromScene(view.vb.mapViewToScene(view.view_point(row, col)))
 
 
 def _drag(qtbot, view, points, button=None):
@@ -327,3 +323,23 @@ def test_results_for_a_replaced_document_are_dropped(window, qtbot, monkeypatch)
     window.session.open(volume)  # e.g. File > Open labels on the same image while segmenting
     qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=10_000)
     assert not window.session.labels.labels.any()  # the old run's later batches were not applied
+
+
+
+@pytest.mark.parametrize("ras", [False, True])
+def test_display_is_radiological_for_dicom_and_ras_volumes(window, qtbot, ras):
+    """Anterior up and patient right on screen left, whatever the array order; painting still lands on
+    the voxel under the cursor."""
+    hu = phantom_hu((6, 40, 50))
+    affine = np.diag([0.8, 0.8, 2.0, 1.0]) if ras else np.diag([-0.8, -0.8, 2.0, 1.0])  # RAS NIfTI / DICOM
+    window.session.open(Volume(hu, affine, "CT"))
+    window.view._reset_geometry()
+    shown = window.view.image.image
+    z = window.session.current_slice
+    expected = hu[z][::-1, ::-1] if ras else hu[z]
+    assert np.array_equal(shown, expected)
+    window.tools.brush_size = 1
+    _drag(qtbot, window.view, [_widget_point(window.view, 10, 12)] * 2)  # a click: one dab
+    assert window.session.labels.labels[z, 10, 12] == 1 and window.session.labels.labels[z].sum() <= 5
+    window.view._on_mouse_moved(window.view.mapToScene(_widget_point(window.view, 10, 12)))
+    assert "voxel (x 12, y 10," in window.position.text()

@@ -100,35 +100,64 @@ class SliceView(pg.GraphicsLayoutWidget):
         sz, sy, sx = self.session.volume.spacing
         return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[self.plane]
 
-    def _flip_rows(self) -> bool:
-        """Coronal/sagittal: show the head at the top (rows are slices; flip when z runs towards the feet)."""
-        return self.plane != "axial" and self.session.volume.affine[2, 2] > 0
+    def _flips(self) -> tuple[bool, bool]:
+        """(flip rows, flip columns) that put the displayed plane in radiological convention, from the
+        affine: axial anterior up and patient right on screen left; coronal/sagittal head up, patient
+        right (coronal) / anterior (sagittal) on the left. DICOM axial stacks need no flip; a RAS NIfTI
+        needs both."""
+        a = self.session.volume.affine  # columns: world step (RAS) of x, y and z index
+        flip_rows = a[1, 1] > 0 if self.plane == "axial" else a[2, 2] > 0  # rows would run anterior / up
+        flip_cols = a[1, 1] > 0 if self.plane == "sagittal" else a[0, 0] > 0  # columns would run anterior / right
+        return bool(flip_rows), bool(flip_cols)
 
-    def plane_data(self, array: np.ndarray) -> np.ndarray:
-        """The displayed 2-D section of a ``(z, y, x)`` array."""
+    def _section(self, array: np.ndarray) -> np.ndarray:
         v = self.session.volume.shape
         if self.plane == "axial":
             return array[self.session.current_slice]
-        out = array[:, min(self.index["coronal"], v[1] - 1), :] if self.plane == "coronal" else array[:, :, min(self.index["sagittal"], v[2] - 1)]
-        return out[::-1] if self._flip_rows() else out
+        if self.plane == "coronal":
+            return array[:, min(self.index["coronal"], v[1] - 1), :]
+        return array[:, :, min(self.index["sagittal"], v[2] - 1)]
+
+    def plane_data(self, array: np.ndarray) -> np.ndarray:
+        """The displayed 2-D section of a ``(z, y, x)`` array (flipped for display, see :meth:`_flips`)."""
+        out = self._section(array)
+        flip_rows, flip_cols = self._flips()
+        if not (flip_rows or flip_cols):
+            return out
+        # a contiguous copy: pyqtgraph renders negative-stride views several times slower
+        return np.ascontiguousarray(out[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
+
+    def _to_array(self, row: float, col: float) -> tuple[float, float]:
+        """Displayed (row, col) -> (row, col) of the un-flipped section (works for fractions too)."""
+        h, w = self._section(self.session.volume.voxels).shape
+        flip_rows, flip_cols = self._flips()
+        return (h - 1 - row if flip_rows else row), (w - 1 - col if flip_cols else col)
+
+    def view_point(self, row: float, col: float) -> QPointF:
+        """View coordinates (mm) of the centre of section pixel (row, col): the inverse of :meth:`voxel_at`."""
+        dr, dc = self._plane_spacing()
+        r, c = self._to_array(row, col)  # flipping is its own inverse
+        return QPointF((c + 0.5) * dc, (r + 0.5) * dr)
 
     def voxel_at(self, view_point: QPointF) -> tuple[int, int, int] | None:
         """(z, y, x) of the voxel under a point in view coordinates (mm), or None outside the volume."""
         dr, dc = self._plane_spacing()
-        row, col = int(np.floor(view_point.y() / dr)), int(np.floor(view_point.x() / dc))
+        row, col = (int(v) for v in self._to_array(np.floor(view_point.y() / dr), np.floor(view_point.x() / dc)))
         z_n, y_n, x_n = self.session.volume.shape
         if self.plane == "axial":
             zyx = (self.session.current_slice, row, col)
+        elif self.plane == "coronal":
+            zyx = (row, self.index["coronal"], col)
         else:
-            z = (z_n - 1 - row) if self._flip_rows() else row
-            zyx = (z, self.index["coronal"], col) if self.plane == "coronal" else (z, col, self.index["sagittal"])
+            zyx = (row, col, self.index["sagittal"])
         if not all(0 <= c < n for c, n in zip(zyx, (z_n, y_n, x_n))):
             return None
         return zyx
 
     def _pixel(self, view_point: QPointF) -> tuple[float, float]:
+        """Fractional (row, col) of the section under a view point (for painting)."""
         dr, dc = self._plane_spacing()
-        return view_point.y() / dr - 0.5, view_point.x() / dc - 0.5
+        return self._to_array(view_point.y() / dr - 0.5, view_point.x() / dc - 0.5)
 
     # -- state changes ---------------------------------------------------------------------------
     def _finish_stroke(self) -> None:
