@@ -31,7 +31,6 @@ class Step:
     patches: tuple[Patch, ...]
     reviewed_before: tuple[tuple[int, bool], ...] = ()  # slice review flags the action changed
     test_before: tuple[tuple[int, bool], ...] = ()  # test-slice flags the action changed
-    marks_reviewed: bool = True  # an edit marks its slices reviewed; a model prediction does not
 
     @property
     def nbytes(self) -> int:

@@ -253,7 +253,7 @@ class Session:
         patches = [p for z, before in befores.items() if (p := diff_patch(z, before, self.labels.labels[z]))]
         if not patches:
             return None
-        step = Step("segment", tuple(patches), marks_reviewed=False)
+        step = Step("segment", tuple(patches))  # no review flags: a prediction is not the user's work
         self.history.push(step)
         self._emit("history_changed")
         return step

@@ -128,20 +128,17 @@ class DocumentIO(QObject):
             self.warn("The image was loaded with warnings", volume.warnings)
 
     def warn(self, title: str, lines) -> None:
-        box = QMessageBox(QMessageBox.Icon.Warning, "unetgui", title, QMessageBox.StandardButton.Ok, self.window)
-        box.setInformativeText("\n\n".join(f"- {line}" for line in lines))
-        box.setModal(False)  # the user can keep working; the message stays until closed
-        box.finished.connect(lambda _: self._notes.remove(box) if box in self._notes else None)
-        self._notes.append(box)
-        box.show()
+        self._message(QMessageBox.Icon.Warning, title, "\n\n".join(f"- {line}" for line in lines))
 
     def error(self, message: str) -> None:
         """A readable, non-blocking error dialog; the document is left as it was."""
         self.last_error = message
-        box = QMessageBox(QMessageBox.Icon.Critical, "unetgui", "This could not be opened.",
-                          QMessageBox.StandardButton.Ok, self.window)
-        box.setInformativeText(message)
-        box.setModal(False)
+        self._message(QMessageBox.Icon.Critical, "This could not be opened.", message)
+
+    def _message(self, icon: QMessageBox.Icon, title: str, details: str) -> None:
+        box = QMessageBox(icon, "unetgui", title, QMessageBox.StandardButton.Ok, self.window)
+        box.setInformativeText(details)
+        box.setModal(False)  # the user can keep working; the message stays until closed
         box.finished.connect(lambda _: self._notes.remove(box) if box in self._notes else None)
-        self._notes.append(box)
+        self._notes.append(box)  # kept referenced while shown
         box.show()

@@ -38,7 +38,6 @@ class ToolPanel(QWidget):
         for spin in (self.low, self.high):
             spin.setRange(-100000, 100000)
             spin.setDecimals(0)
-            spin.setSuffix("")
             spin.valueChanged.connect(self._on_threshold_edited)
         self.threshold_check.toggled.connect(self._on_threshold_edited)
         thr = QHBoxLayout()
