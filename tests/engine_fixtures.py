@@ -32,3 +32,14 @@ def phantom_case(shape=(12, 64, 64)):
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
     p, t = pred == 1, truth == 1
     return float(2 * (p & t).sum() / max(p.sum() + t.sum(), 1))
+
+
+def tiny_checkpoint(epochs: int = 1):
+    """A tiny model trained for ``epochs`` on the phantom (about a second)."""
+    from unetgui.engine.training import Trainer
+
+    *_, pre, case = phantom_case()
+    trainer = Trainer([case], TABLE, pre, TrainConfig(**{**FAST.to_json(), "epochs": epochs}), TINY)
+    for _ in trainer.run():
+        pass
+    return trainer.best_checkpoint()

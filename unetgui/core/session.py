@@ -63,8 +63,8 @@ class Session:
 
     # -- document --------------------------------------------------------------------------------
     def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None,
-             reviewed: np.ndarray | None = None) -> None:
-        """Show ``volume`` with ``labels`` (or empty labels) and ``reviewed`` flags; clears the undo history."""
+             reviewed: np.ndarray | None = None, test: np.ndarray | None = None) -> None:
+        """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags; clears the undo history."""
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
         default = table or (labels.table if labels is not None and len(labels.table) else LabelTable.from_names("Label 1"))
@@ -73,7 +73,7 @@ class Session:
         if not len(self.labels.table):
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
-        self.test = np.zeros(volume.shape[0], bool)
+        self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
         self.history.clear()
         self._stroke = None
         self.generation += 1
@@ -87,6 +87,11 @@ class Session:
     @property
     def is_open(self) -> bool:
         return self.volume is not None
+
+    @property
+    def stroke_open(self) -> bool:
+        """A brush drag is in progress (its edits are committed when it ends)."""
+        return self._stroke is not None
 
     @property
     def table(self) -> LabelTable:

@@ -1,0 +1,186 @@
+"""Projects: save/reopen identity, the autosave journal, crash recovery after SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import phantom_hu
+from unetgui.core.errors import FormatError
+from unetgui.core.geometry import affine_from_dicom  # noqa: F401 - geometry is exercised through nifti
+from unetgui.core.session import BrushSettings, Session
+from unetgui.core.volume import Label, LabelMap, LabelTable, Volume
+from unetgui.formats import nifti
+from unetgui.project import journal
+from unetgui.project.autosave import Autosaver
+from unetgui.project.store import Project
+
+sys.path.insert(0, str(Path(__file__).parent))
+import autosave_child  # noqa: E402
+
+
+def _image(tmp_path: Path, shape=(10, 48, 56)) -> tuple[str, Volume]:
+    affine = np.diag([0.8, 0.8, 2.5, 1.0])
+    path = str(tmp_path / "ct.nii.gz")
+    nifti.write_image(Volume(phantom_hu(shape), affine, "CT"), path)
+    return path, nifti.read_image(path)
+
+
+def _project(tmp_path: Path) -> tuple[Project, Volume]:
+    path, volume = _image(tmp_path)
+    project = Project.create(str(tmp_path / "proj"), LabelTable.from_names("Liver"))
+    project.add_series(path, volume, "nifti")
+    return project, volume
+
+
+def test_journal_replays_records_and_stops_at_a_torn_tail(tmp_path):
+    path = str(tmp_path / "j")
+    j = journal.Journal(path, "s1", (4, 8, 8), "tok")
+    rng = np.random.default_rng(0)
+    planes = [rng.integers(0, 3, (1, 8, 8), dtype=np.uint8) for _ in range(3)]
+    for k, p in enumerate(planes):
+        j.append([k], p, np.arange(4) == k, np.zeros(4, bool))
+    j.close()
+    records = journal.replay(path, "tok", (4, 8, 8))
+    assert [r.slices for r in records] == [(0,), (1,), (2,)]
+    assert all(np.array_equal(r.planes, p) for r, p in zip(records, planes))
+    assert records[2].reviewed.tolist() == [False, False, True, False]
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:  # a write cut short by a kill
+        f.truncate(size - 5)
+    assert len(journal.replay(path, "tok", (4, 8, 8))) == 2
+    with open(path, "r+b") as f:  # a flipped byte in the second record: only the first is trusted
+        f.seek(size - 5 - 60)
+        byte = f.read(1)
+        f.seek(size - 5 - 60)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert len(journal.replay(path, "tok", (4, 8, 8))) <= 2
+    assert journal.replay(path, "other snapshot", (4, 8, 8)) == []  # a journal of an older snapshot
+
+
+def test_project_saved_and_reopened_is_identical(tmp_path):
+    project, volume = _project(tmp_path)
+    entry = project.series[0]
+    session = Session()
+    session.open(volume, table=project.table)
+    saver = Autosaver(session, project, entry.id)
+    session.add_label("Kidney")
+    for k in range(6):
+        autosave_child.stroke(session, k)
+    session.set_test(int(np.flatnonzero(session.reviewed)[0]))
+    project.state = {"current_series": entry.id}
+    saver.snapshot()
+    project.save()
+    project.unlock()
+
+    again = Project.open(project.root)
+    assert [s.to_json() for s in again.series] == [s.to_json() for s in project.series]
+    assert again.table == session.table and [lab.name for lab in again.table] == ["Liver", "Kidney"]
+    assert again.state == {"current_series": entry.id}
+    saved = again.load_labels(entry.id)
+    assert np.array_equal(saved.labels, session.labels.labels)
+    assert np.array_equal(saved.reviewed, session.reviewed) and np.array_equal(saved.test, session.test)
+    assert saved.recovered_edits == 0
+    assert np.array_equal(again.load_image(again.series[0]).voxels, volume.voxels)
+
+
+def test_journal_alone_restores_the_edits_since_the_snapshot(tmp_path):
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    for k in range(5):
+        autosave_child.stroke(session, k)
+    session.undo()  # undo and redo are journaled too
+    session.set_reviewed(0)
+    saved = Project.open(project.root).load_labels("s1")  # no snapshot since the first one
+    assert saved.recovered_edits >= 6
+    assert np.array_equal(saved.labels, session.labels.labels)
+    assert np.array_equal(saved.reviewed, session.reviewed)
+
+
+def test_a_stroke_in_progress_is_not_journaled_until_it_ends(tmp_path):
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    session.begin_stroke()
+    session.paint_segment(10, 10, 20, 20, BrushSettings(radius=4))
+    assert Project.open(project.root).load_labels("s1").labels.max() == 0
+    session.end_stroke()
+    assert Project.open(project.root).load_labels("s1").labels.max() == 1
+
+
+def test_model_is_saved_atomically_into_the_project_and_reopened(tmp_path):
+    from engine_fixtures import tiny_checkpoint
+
+    project, _ = _project(tmp_path)
+    checkpoint = tiny_checkpoint()
+    entry = project.add_model(checkpoint, "first model")
+    assert entry.file == "models/first-model.unetgui" and project.current_model == entry.file
+    again = Project.open(project.root)
+    loaded = again.load_model()
+    assert again.models[0].name == "first-model"
+    for key, value in checkpoint.weights.items():
+        assert (loaded.weights[key] == value).all()
+    assert not [n for n in os.listdir(project.path("models")) if n.endswith(".partial")]
+
+
+def test_bad_projects_give_clear_errors(tmp_path):
+    with pytest.raises(FormatError, match="not a unetgui project"):
+        Project.open(str(tmp_path))
+    project, _ = _project(tmp_path)
+    with pytest.raises(FormatError, match="already holds a project"):
+        Project.create(project.root)
+    Path(project.path("project.json")).write_text("{ broken")
+    with pytest.raises(FormatError, match="damaged"):
+        Project.open(project.root)
+
+
+def test_moved_source_is_reported(tmp_path):
+    project, _ = _project(tmp_path)
+    os.rename(tmp_path / "ct.nii.gz", tmp_path / "elsewhere.nii.gz")
+    with pytest.raises(FormatError, match="not at"):
+        project.load_image(project.series[0])
+
+
+@pytest.mark.parametrize("strokes", [25, 60])
+def test_sigkill_mid_session_loses_at_most_the_last_stroke(tmp_path, strokes):
+    project, volume = _project(tmp_path)
+    project.save()
+    child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "autosave_child.py"), project.root],
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    done = -1
+    deadline = time.monotonic() + 60
+    while done < strokes - 1 and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line:
+            break
+        done = int(line)
+    os.kill(child.pid, signal.SIGKILL)  # mid-session: the child is painting its next stroke
+    child.wait()
+    assert done == strokes - 1, "the child did not paint"
+    for line in child.stdout:  # strokes finished between our last read and the kill
+        done = int(line)
+    child.stdout.close()
+
+    recovered = Project.open(project.root)
+    assert recovered.crashed()
+    saved = recovered.load_labels("s1")
+    # replay the same strokes here: the recovered labels are the state after `done` or `done + 1` strokes
+    expected = Session()
+    expected.open(volume, table=project.table)
+    states = []
+    for k in range(done + 2):
+        autosave_child.stroke(expected, k)
+        states.append((expected.labels.labels.copy(), expected.reviewed.copy()))
+    matches = [k for k, (labels, reviewed) in enumerate(states)
+               if np.array_equal(saved.labels, labels) and np.array_equal(saved.reviewed, reviewed)]
+    assert matches and matches[-1] >= done, f"recovered state after stroke {matches} of {done + 1} reported"

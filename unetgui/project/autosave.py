@@ -1,0 +1,70 @@
+"""Autosave: every committed edit of the open series goes to the project's journal within milliseconds.
+
+An :class:`Autosaver` listens to the :class:`~unetgui.core.session.Session` (plain callbacks, no Qt). It
+collects the slices that changed and, when an edit is committed (end of a stroke, fill, undo, redo, a
+finished segmentation, a review flag), appends them with the flags to the journal and fsyncs. A stroke in
+progress is not journaled until it ends, so a crash loses at most that stroke. :meth:`snapshot` writes
+the whole label volume and starts a fresh journal (on save, series switch and close).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unetgui.core.session import Session
+from unetgui.project.store import Project
+
+
+class Autosaver:
+    def __init__(self, session: Session, project: Project, series_id: str) -> None:
+        self.session, self.project, self.series_id = session, project, series_id
+        self._dirty: set[int] = set()
+        self._flags = (session.reviewed.copy(), session.test.copy())
+        if project.journal(series_id) is None:
+            if project.load_labels(series_id) is None or project.pending_edits(series_id):
+                self.snapshot()  # first save of the series, or a replayed journal folded into a snapshot
+            else:
+                project.start_journal(series_id, session.labels.shape)
+        self._callbacks = (("labels_changed", self._changed), ("history_changed", self.flush),
+                           ("reviewed_changed", self.flush), ("table_changed", self._table))
+        for name, callback in self._callbacks:
+            getattr(session.listeners, name).append(callback)
+
+    def detach(self) -> None:
+        for name, callback in self._callbacks:
+            listeners = getattr(self.session.listeners, name)
+            if callback in listeners:
+                listeners.remove(callback)
+
+    def _changed(self, slices) -> None:
+        self._dirty.update(int(z) for z in slices)
+
+    def _table(self) -> None:
+        if self.project.table != self.session.table:
+            self.project.table = self.session.table
+            self.project.save()
+
+    @property
+    def unsaved(self) -> bool:
+        """Changes seen but not journaled yet (a stroke or a segmentation still running)."""
+        return bool(self._dirty)
+
+    def flush(self) -> None:
+        """Journal what changed since the last flush (called on every committed edit)."""
+        if self.session.stroke_open:
+            return  # the stroke's end flushes it
+        s = self.session
+        if not self._dirty and np.array_equal(self._flags[0], s.reviewed) and np.array_equal(self._flags[1], s.test):
+            return
+        slices = sorted(self._dirty)
+        journal = self.project.journal(self.series_id)
+        journal.append(slices, s.labels.labels[slices], s.reviewed, s.test)
+        self._dirty.clear()
+        self._flags = (s.reviewed.copy(), s.test.copy())
+
+    def snapshot(self) -> None:
+        """Save all labels of the series and start an empty journal."""
+        s = self.session
+        self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test)
+        self._dirty.clear()
+        self._flags = (s.reviewed.copy(), s.test.copy())

@@ -1,0 +1,328 @@
+"""A project folder: the series it annotates, their labels and reviewed flags, the label table, the
+models with their training history, and the app state. No Qt; every file is written atomically.
+
+Layout::
+
+    project.json                 series (source path + SeriesInstanceUID), label table, models, state
+    labels/<series id>.npz       labels (uint8, 255 = not annotated), reviewed, test flags, snapshot token
+    labels/<series id>.journal   autosave journal of the edits since that snapshot (see journal.py)
+    models/<name>.unetgui        model files (safetensors + JSON metadata)
+    .lock                        present while the project is open; left behind by a crash
+
+Source paths inside the project folder are stored relative to it (the folder can be moved); others
+absolute. The images themselves are never copied: a DICOM folder stays where the user keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import uuid
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from unetgui.core.errors import FormatError
+from unetgui.core.progress import CancelToken, ProgressFn
+from unetgui.core.volume import LabelTable, Volume
+from unetgui.formats.atomic import write_bytes
+from unetgui.project import journal as _journal
+
+PROJECT_FILE = "project.json"
+FORMAT = "unetgui-project"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SeriesEntry:
+    id: str  # "s1", "s2", ...: names the label files
+    source: str  # as stored: relative to the project folder when inside it
+    kind: str  # "dicom", "nifti" or "images"
+    series_uid: str = ""  # DICOM SeriesInstanceUID: finds the series again in its folder
+    description: str = ""
+    modality: str = ""
+    shape: tuple[int, int, int] = (0, 0, 0)
+    state: dict = field(default_factory=dict)  # view state: slice, plane
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "shape": list(self.shape)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> SeriesEntry:
+        return cls(str(d["id"]), str(d["source"]), str(d["kind"]), str(d.get("series_uid", "")),
+                   str(d.get("description", "")), str(d.get("modality", "")), tuple(int(n) for n in d.get("shape", (0, 0, 0))),
+                   dict(d.get("state", {})))
+
+
+@dataclass
+class ModelEntry:
+    file: str  # relative to the project folder
+    name: str
+    created: str
+    summary: dict = field(default_factory=dict)  # labels, slices, best epoch, validation Dice, device
+    history: list[dict] = field(default_factory=list)  # one dict per epoch
+
+
+@dataclass
+class SeriesLabels:
+    labels: np.ndarray  # (z, y, x) uint8
+    reviewed: np.ndarray
+    test: np.ndarray
+    recovered_edits: int = 0  # journal records replayed on top of the snapshot
+
+
+class Project:
+    """A project folder (see the module docstring). Create with :meth:`create`, open with :meth:`open`."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.series: list[SeriesEntry] = []
+        self.table = LabelTable()
+        self.models: list[ModelEntry] = []
+        self.current_model: str | None = None
+        self.state: dict = {}
+        self.created = datetime.datetime.now().isoformat(timespec="seconds")
+        self._journals: dict[str, _journal.Journal] = {}
+        self._tokens: dict[str, str] = {}
+
+    # -- files -----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.root)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    def labels_path(self, series_id: str) -> str:
+        return self.path("labels", f"{series_id}.npz")
+
+    def journal_path(self, series_id: str) -> str:
+        return self.path("labels", f"{series_id}.journal")
+
+    @classmethod
+    def create(cls, root: str, table: LabelTable | None = None) -> Project:
+        """A new, empty project in ``root`` (which must be empty or not exist)."""
+        if os.path.exists(os.path.join(root, PROJECT_FILE)):
+            raise FormatError(f"{root} already holds a project: open it instead")
+        if os.path.isdir(root) and os.listdir(root):
+            raise FormatError(f"{root} is not empty: choose an empty or new folder for the project")
+        project = cls(root)
+        if table is not None:
+            project.table = table
+        for sub in ("labels", "models"):
+            os.makedirs(project.path(sub), exist_ok=True)
+        project.save()
+        return project
+
+    @classmethod
+    def open(cls, root: str) -> Project:
+        file = os.path.join(root, PROJECT_FILE)
+        if not os.path.isfile(file):
+            raise FormatError(f"{root}: not a unetgui project (no {PROJECT_FILE})")
+        try:
+            with open(file, encoding="utf-8") as f:
+                d = json.load(f)
+            if d.get("format") != FORMAT:
+                raise FormatError(f"{file}: not a unetgui project file")
+            if int(d.get("version", 0)) > FORMAT_VERSION:
+                raise FormatError(f"{file} was written by a newer unetgui (project version {d['version']}); update unetgui")
+            project = cls(root)
+            project.series = [SeriesEntry.from_json(s) for s in d.get("series", [])]
+            project.table = LabelTable.from_json(d.get("labels", []))
+            project.models = [ModelEntry(**m) for m in d.get("models", [])]
+            project.current_model = d.get("current_model")
+            project.state = dict(d.get("state", {}))
+            project.created = d.get("created", project.created)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FormatError(f"{file} is damaged: {exc}") from exc
+        for sub in ("labels", "models"):
+            os.makedirs(project.path(sub), exist_ok=True)
+        return project
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "created": self.created,
+                "series": [s.to_json() for s in self.series], "labels": self.table.to_json(),
+                "models": [asdict(m) for m in self.models], "current_model": self.current_model, "state": self.state}
+
+    def save(self) -> None:
+        """Write project.json atomically (the labels are saved per series, see :meth:`save_labels`)."""
+        os.makedirs(self.root, exist_ok=True)
+        write_bytes(self.path(PROJECT_FILE), json.dumps(self.to_json(), indent=1).encode("utf-8"))
+
+    # -- series ----------------------------------------------------------------------------------
+    def source_path(self, entry: SeriesEntry) -> str:
+        return os.path.normpath(os.path.join(self.root, entry.source))
+
+    def find_series(self, series_id: str) -> SeriesEntry:
+        for entry in self.series:
+            if entry.id == series_id:
+                return entry
+        raise FormatError(f"the project has no series {series_id!r}")
+
+    def add_series(self, source: str, volume: Volume, kind: str) -> SeriesEntry:
+        """The entry of ``source``'s series (the existing one if the project has it already)."""
+        source = os.path.abspath(source)
+        uid = volume.info.series_uid if kind == "dicom" else ""
+        for entry in self.series:
+            if os.path.samefile(self.source_path(entry), source) if os.path.exists(self.source_path(entry)) else False:
+                if entry.series_uid == uid and tuple(entry.shape) == tuple(volume.shape):
+                    return entry
+        used = {e.id for e in self.series}
+        series_id = next(f"s{k}" for k in range(1, len(used) + 2) if f"s{k}" not in used)
+        inside = os.path.commonpath([self.root, source]) == self.root
+        entry = SeriesEntry(series_id, os.path.relpath(source, self.root) if inside else source, kind, uid,
+                            volume.info.series_description, volume.modality, tuple(volume.shape))
+        self.series.append(entry)
+        self.save()
+        return entry
+
+    def load_image(self, entry: SeriesEntry, progress: ProgressFn | None = None) -> Volume:
+        """Read the series' image from its source; it must still have the grid it was annotated on."""
+        from unetgui.formats.inputs import open_image
+
+        path = self.source_path(entry)
+        if not os.path.exists(path):
+            raise FormatError(f"the image of series {entry.id} ({entry.description or entry.kind}) is not at {path} any more: "
+                              "put it back there, or remove the series from the project")
+        volume = open_image(path, entry.series_uid or None, progress).volume
+        if tuple(volume.shape) != tuple(entry.shape):
+            raise FormatError(f"{path} now has shape {volume.shape}, the project annotated {tuple(entry.shape)}: "
+                              "the source series changed")
+        return volume
+
+    # -- labels ----------------------------------------------------------------------------------
+    def save_labels(self, series_id: str, labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray) -> None:
+        """Snapshot the labels of a series atomically and start an empty journal after it."""
+        token = uuid.uuid4().hex
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, labels=labels, reviewed=np.asarray(reviewed, bool), test=np.asarray(test, bool),
+                            token=np.array(token))
+        os.makedirs(self.path("labels"), exist_ok=True)
+        write_bytes(self.labels_path(series_id), buffer.getvalue())
+        self._tokens[series_id] = token
+        self.start_journal(series_id, labels.shape)
+
+    def load_labels(self, series_id: str) -> SeriesLabels | None:
+        """The saved labels of a series with its journal replayed (None if never saved)."""
+        path = self.labels_path(series_id)
+        if not os.path.isfile(path):
+            return None
+        try:
+            with np.load(path) as data:
+                labels, reviewed, test = data["labels"].copy(), data["reviewed"].copy(), data["test"].copy()
+                token = str(data["token"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise FormatError(f"{path} is damaged: {exc}") from exc
+        self._tokens[series_id] = token
+        records = _journal.replay(self.journal_path(series_id), token, labels.shape)
+        for record in records:
+            labels[list(record.slices)] = record.planes
+            reviewed, test = record.reviewed.copy(), record.test.copy()
+        return SeriesLabels(labels, reviewed, test, len(records))
+
+    def pending_edits(self, series_id: str) -> int:
+        """Journal records not yet in the snapshot (what a crash left to recover)."""
+        path = self.labels_path(series_id)
+        if not os.path.isfile(path):
+            return 0
+        try:
+            with np.load(path) as data:
+                token, shape = str(data["token"]), data["labels"].shape
+        except (OSError, ValueError, KeyError):
+            return 0
+        return len(_journal.replay(self.journal_path(series_id), token, shape))
+
+    def start_journal(self, series_id: str, shape) -> _journal.Journal:
+        old = self._journals.pop(series_id, None)
+        if old is not None:
+            old.close()
+        journal = _journal.Journal(self.journal_path(series_id), series_id, tuple(shape), self._tokens[series_id])
+        self._journals[series_id] = journal
+        return journal
+
+    def journal(self, series_id: str) -> _journal.Journal | None:
+        return self._journals.get(series_id)
+
+    def discard_journal(self, series_id: str) -> None:
+        """Keep a crash's unrecovered edits aside (never deleted) and continue from the snapshot."""
+        path = self.journal_path(series_id)
+        if os.path.isfile(path):
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            os.replace(path, f"{path}.discarded-{stamp}")
+
+    # -- models ----------------------------------------------------------------------------------
+    def add_model(self, checkpoint, name: str | None = None) -> ModelEntry:
+        """Save an engine Checkpoint into models/ (atomically) and make it the current model."""
+        from unetgui.engine import checkpoint as model_file
+
+        info = checkpoint.info
+        stamp = datetime.datetime.now()
+        base = re.sub(r"[^A-Za-z0-9_-]+", "-", name or f"model-{stamp:%Y%m%d-%H%M%S}").strip("-") or "model"
+        file, k = f"models/{base}.unetgui", 1
+        while os.path.exists(self.path(file)):
+            k += 1
+            file = f"models/{base}-{k}.unetgui"
+        os.makedirs(self.path("models"), exist_ok=True)
+        model_file.save(checkpoint, self.path(file))
+        training = info.get("training", {})
+        summary = {"labels": [lab.name for lab in checkpoint.labels], "device": info.get("device", ""),
+                   "train_slices": training.get("train_slices"), "val_slices": training.get("val_slices"),
+                   "best_epoch": training.get("best_epoch"), "val_dice": info.get("metrics", {}).get("val_dice", {})}
+        entry = ModelEntry(file, os.path.basename(file)[:-len(".unetgui")], stamp.isoformat(timespec="seconds"),
+                           summary, list(info.get("history", [])))
+        self.models.append(entry)
+        self.current_model = file
+        self.save()
+        return entry
+
+    def load_model(self, file: str | None = None):
+        """The engine Checkpoint of ``file`` (default: the current model), or None."""
+        file = file or self.current_model
+        if not file:
+            return None
+        from unetgui.engine import checkpoint as model_file
+
+        return model_file.load(self.path(file))
+
+    # -- lock: tells the next start whether the app closed cleanly -----------------------------------
+    def lock(self) -> None:
+        write_bytes(self.path(".lock"), json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+
+    def unlock(self) -> None:
+        for journal in self._journals.values():
+            journal.close()
+        self._journals.clear()
+        if os.path.exists(self.path(".lock")):
+            os.remove(self.path(".lock"))
+
+    def crashed(self) -> bool:
+        """True when the project was left open by a process that is gone (a crash or a kill)."""
+        try:
+            with open(self.path(".lock"), encoding="utf-8") as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            return False
+        if owner.get("host") != socket.gethostname():
+            return True  # cannot check another machine's process; its journal is still safe to replay
+        pid = int(owner.get("pid", 0))
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def copy_to(self, root: str, cancel: CancelToken | None = None) -> Project:
+        """Save as: a copy of this project in ``root`` (labels, journals, models, and sources kept inside the folder)."""
+        if os.path.exists(root) and os.listdir(root):
+            raise FormatError(f"{root} is not empty: choose an empty or new folder")
+        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", "*.partial"))
+        return Project.open(root)  # sources inside the folder were copied along; others are absolute
