@@ -6,6 +6,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("LANG", "C.UTF-8")
+if "UNETGUI_DATA" not in os.environ:  # untitled projects and sample copies of GUI tests stay out of the home folder
+    import tempfile
+
+    os.environ["UNETGUI_DATA"] = tempfile.mkdtemp(prefix="unetgui-tests-")
 
 from pathlib import Path  # noqa: E402
 

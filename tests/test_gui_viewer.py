@@ -224,22 +224,6 @@ def test_status_bar_shows_voxel_position_and_value(window, qtbot):
     assert f"value {window.session.volume.voxels[z, 20, 30]:g} HU" in text and "mm" in text
 
 
-def test_opening_another_file_never_silently_drops_edits(window, qtbot, tmp_path, monkeypatch):
-    import nibabel as nib
-
-    _open_phantom(window, qtbot)
-    window.session.paint_segment(10, 10, 10, 20, BrushSettings(radius=3))
-    window.session.end_stroke()
-    edited = window.session.labels.labels.copy()
-    asked = []
-    monkeypatch.setattr(window.io, "may_replace_document", lambda: asked.append(True) or False)
-    path = tmp_path / "other.nii.gz"
-    nib.save(nib.Nifti1Image(np.zeros((8, 8, 4), np.int16), np.eye(4)), str(path))
-    window.io.open_path(str(path))
-    qtbot.waitUntil(lambda: bool(asked) and not window.runner.busy, timeout=30_000)
-    assert np.array_equal(window.session.labels.labels, edited)  # the user said no: nothing replaced
-
-
 def test_dropping_a_file_opens_it(window, qtbot, tmp_path):
     import nibabel as nib
     from PySide6.QtCore import QMimeData, QUrl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from PySide6.QtWidgets import QApplication
 from unetgui import __version__
 from unetgui.ui.main_window import MainWindow
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+# the repo's resources/ (an installed bundle carries it next to the code: PyInstaller's _MEIPASS)
+RESOURCES = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1])) / "resources"
 
 
 def create_app(argv: list[str]) -> QApplication:
@@ -26,11 +28,70 @@ def create_app(argv: list[str]) -> QApplication:
 
 
 def run(argv: list[str]) -> int:
-    """Open the main window (and ``argv[0]`` when it is a path) and run the event loop."""
+    """Open the main window and run the event loop.
+
+    ``unetgui PATH`` opens a DICOM folder, NIfTI file or project folder; ``--sample`` the sample study;
+    ``--self-test`` opens the window, segments the sample and exits 0 (used to check an installed bundle).
+    """
+    if "--self-test" in argv:
+        return self_test(argv)
     app = create_app(argv)
-    window = MainWindow()
+    window = MainWindow(resources=str(RESOURCES))
     window.show()
     paths = [a for a in argv if not a.startswith("-")]
-    if paths:
+    if "--sample" in argv:
+        window.open_sample()
+    elif paths and os.path.isfile(os.path.join(paths[0], "project.json")):
+        window.projects.open_project(paths[0])
+    elif paths:
         window.io.open_path(paths[0])
+    else:
+        window.projects.check_crash()  # a crash last time: offer to recover its edits
     return app.exec()
+
+
+def self_test(argv: list[str], timeout_s: float = 300.0) -> int:
+    """Open the window, open the sample (in a temp folder), segment it, check the result, exit 0."""
+    import tempfile
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    os.environ.setdefault("UNETGUI_DATA", tempfile.mkdtemp(prefix="unetgui-selftest-"))
+    app = create_app([a for a in argv if a != "--self-test"])
+    window = MainWindow(resources=str(RESOURCES))
+    window.show()
+    started, result = time.monotonic(), {"code": 1, "message": "timed out"}
+
+    def finish(code: int, message: str) -> None:
+        result.update(code=code, message=message)
+        window.close()
+        app.quit()
+
+    def segmented(message: str) -> None:
+        s = window.session
+        predicted = [z for z in range(s.volume.shape[0]) if not s.reviewed[z] and (s.labels.labels[z] == 1).any()]
+        if len(predicted) >= (~s.reviewed).sum() // 2:
+            finish(0, f"self-test passed: {message}; {len(predicted)} unannotated slices segmented "
+                      f"in {time.monotonic() - started:.1f} s")
+        else:
+            finish(1, f"self-test failed: only {len(predicted)} slices got a segmentation")
+
+    def ready() -> None:
+        if window.models.checkpoint is None:
+            QTimer.singleShot(200, ready)  # the project's model is still loading
+            return
+        window.models.segment()
+
+    window.models.segment_done.connect(segmented)
+    window.models.failed.connect(lambda message: finish(1, f"self-test failed: {message}"))
+    window.io.busy.connect(lambda text: print(text, flush=True) if text else None)
+    window.projects.ready.connect(ready)
+    QTimer.singleShot(int(timeout_s * 1000), lambda: finish(1, "self-test failed: timed out"))
+    watch = QTimer(window)  # an error dialog (e.g. the sample missing) ends the test at once
+    watch.timeout.connect(lambda: window.io.last_error and finish(1, "self-test failed"))
+    watch.start(250)
+    window.open_sample()
+    app.exec()
+    print(f"unetgui {__version__}: {result['message']}" + ("" if result["code"] == 0 else f" ({window.io.last_error})"), flush=True)
+    return result["code"]

@@ -7,6 +7,8 @@ stderr, no traceback), 2 wrong usage.
                 [--device auto|cpu|cuda] [--seed S]
   unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
   unetgui evaluate --prediction P --truth T [--json FILE]
+  unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
+                 [--nifti] [--image-nifti] [--dicom-seg] [--metrics] [--model MODEL] [--include-patient-id]
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import argparse
 import sys
 
 from unetgui import __version__
-from unetgui.cli import engine_commands, formats_commands
+from unetgui.cli import engine_commands, export_commands, formats_commands
 from unetgui.core.errors import UnetguiError
 
-COMMANDS = ("info", "convert", "train", "predict", "evaluate")
+COMMANDS = ("info", "convert", "train", "predict", "evaluate", "export")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     formats_commands.add_parsers(sub)
     engine_commands.add_parsers(sub)
+    export_commands.add_parsers(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from unetgui.project.store import Project
 class Autosaver:
     def __init__(self, session: Session, project: Project, series_id: str) -> None:
         self.session, self.project, self.series_id = session, project, series_id
+        self.generation = session.generation  # the document this saver journals (a later open is not it)
         self._dirty: set[int] = set()
         self._flags = (session.reviewed.copy(), session.test.copy())
         if project.journal(series_id) is None:
@@ -36,11 +37,18 @@ class Autosaver:
             if callback in listeners:
                 listeners.remove(callback)
 
+    def _ours(self) -> bool:
+        if self.session.generation != self.generation:
+            self.detach()  # another document was opened without this saver being told: stop journaling
+            return False
+        return True
+
     def _changed(self, slices) -> None:
-        self._dirty.update(int(z) for z in slices)
+        if self._ours():
+            self._dirty.update(int(z) for z in slices)
 
     def _table(self) -> None:
-        if self.project.table != self.session.table:
+        if self._ours() and self.project.table != self.session.table:
             self.project.table = self.session.table
             self.project.save()
 
@@ -51,7 +59,7 @@ class Autosaver:
 
     def flush(self) -> None:
         """Journal what changed since the last flush (called on every committed edit)."""
-        if self.session.stroke_open:
+        if self.session.stroke_open or not self._ours():
             return  # the stroke's end flushes it
         s = self.session
         if not self._dirty and np.array_equal(self._flags[0], s.reviewed) and np.array_equal(self._flags[1], s.test):
@@ -65,6 +73,8 @@ class Autosaver:
     def snapshot(self) -> None:
         """Save all labels of the series and start an empty journal."""
         s = self.session
+        if s.generation != self.generation:
+            raise RuntimeError("the session shows another document than this autosaver's")
         self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test)
         self._dirty.clear()
         self._flags = (s.reviewed.copy(), s.test.copy())

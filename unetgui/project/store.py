@@ -74,6 +74,7 @@ class SeriesLabels:
     reviewed: np.ndarray
     test: np.ndarray
     recovered_edits: int = 0  # journal records replayed on top of the snapshot
+    token: str = ""  # of the snapshot
 
 
 class Project:
@@ -207,8 +208,8 @@ class Project:
         self._tokens[series_id] = token
         self.start_journal(series_id, labels.shape)
 
-    def load_labels(self, series_id: str) -> SeriesLabels | None:
-        """The saved labels of a series with its journal replayed (None if never saved)."""
+    def read_labels(self, series_id: str) -> SeriesLabels | None:
+        """The saved labels of a series with its journal replayed (None if never saved). Only reads."""
         path = self.labels_path(series_id)
         if not os.path.isfile(path):
             return None
@@ -218,12 +219,18 @@ class Project:
                 token = str(data["token"])
         except (OSError, ValueError, KeyError) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
-        self._tokens[series_id] = token
         records = _journal.replay(self.journal_path(series_id), token, labels.shape)
         for record in records:
             labels[list(record.slices)] = record.planes
             reviewed, test = record.reviewed.copy(), record.test.copy()
-        return SeriesLabels(labels, reviewed, test, len(records))
+        return SeriesLabels(labels, reviewed, test, len(records), token)
+
+    def load_labels(self, series_id: str) -> SeriesLabels | None:
+        """:meth:`read_labels`, for the series about to be edited (its journal continues this snapshot)."""
+        saved = self.read_labels(series_id)
+        if saved is not None:
+            self._tokens[series_id] = saved.token
+        return saved
 
     def pending_edits(self, series_id: str) -> int:
         """Journal records not yet in the snapshot (what a crash left to recover)."""

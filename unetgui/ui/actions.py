@@ -31,6 +31,12 @@ class Actions:
         self.open_dicom = make("Open &DICOM folder...", QKeySequence.StandardKey.Open)
         self.open_nifti = make("Open &NIfTI image...", "Ctrl+Shift+O")
         self.open_labels = make("Open &labels (NIfTI or DICOM-SEG)...", "Ctrl+L")
+        self.new_project = make("&New project...", "Ctrl+Shift+N")
+        self.open_project = make("Open &project...", "Ctrl+Shift+P")
+        self.save_project = make("&Save project", QKeySequence.StandardKey.Save)
+        self.save_project_as = make("Save project &as...", "Ctrl+Shift+S")
+        self.export = make("&Export...", "Ctrl+E")
+        self.sample = make("Open the sa&mple study")
         self.quit = make("&Quit", QKeySequence.StandardKey.Quit)
         # edit
         self.undo = make("Undo", "Ctrl+Z", lambda: session.undo())

@@ -19,6 +19,11 @@ from unetgui.workers.jobs import JobRunner
 MAX_RECENT = 8
 
 
+def folder_of(series: Series) -> str:
+    """The folder holding a series' files (the project finds the series again there by its UID)."""
+    return os.path.commonpath([os.path.dirname(os.path.abspath(f.path)) for f in series.frames])
+
+
 class DocumentIO(QObject):
     busy = Signal(str)  # a message while loading, "" when done
     recent_changed = Signal()
@@ -28,6 +33,9 @@ class DocumentIO(QObject):
         self.window, self.session, self.runner = parent, session, runner
         self._notes: list[QMessageBox] = []  # open non-modal messages (kept referenced)
         self.last_error = ""
+        # where loaded images and labels go (the project controller sets these; plain Session opens by default)
+        self.present = lambda volume, source, kind: self.session.open(volume)
+        self.replace_labels = lambda labels, reviewed: self.session.open(self.session.volume, labels, reviewed=reviewed)
 
     # -- recent files ----------------------------------------------------------------------------
     def recent(self) -> list[str]:
@@ -76,7 +84,8 @@ class DocumentIO(QObject):
         return dialog
 
     def may_replace_document(self) -> bool:
-        """True when nothing would be lost, or the user agrees to discard the edits of the open image."""
+        """True when nothing would be lost, or the user agrees to discard the edits of the open image
+        (opening another image never loses edits: they stay in the project; replacing labels would)."""
         if not (self.session.is_open and self.session.history.can_undo()):
             return True
         answer = QMessageBox.question(
@@ -88,13 +97,13 @@ class DocumentIO(QObject):
     def load_series(self, series: Series, remember: str | None = None) -> None:
         self.busy.emit(f"Loading {series.slice_count} slices...")
         self.runner.start(lambda progress, cancel: load_series(series, progress, cancel), "load series",
-                          on_finished=lambda volume: self._show(volume, remember), on_failed=self.error,
+                          on_finished=lambda volume: self._show(volume, remember, folder_of(series), "dicom"), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
     def open_nifti(self, path: str) -> None:
         self.busy.emit(f"Loading {os.path.basename(path)}...")
         self.runner.start(lambda progress, cancel: nifti.read_image(path), "load NIfTI",
-                          on_finished=lambda volume: self._show(volume, path), on_failed=self.error,
+                          on_finished=lambda volume: self._show(volume, path, path, "nifti"), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
     def open_labels(self, path: str) -> None:
@@ -111,17 +120,15 @@ class DocumentIO(QObject):
                 return  # another image was opened meanwhile, or the user keeps the edits
             # label files are annotations: their labelled slices count as reviewed, so no prediction
             # overwrites them (the user can unmark a slice with R)
-            self.session.open(volume, labels, reviewed=((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
+            self.replace_labels(labels, ((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 
         self.runner.start(read, "load labels", on_finished=show, on_failed=self.error)
 
     # -- results ---------------------------------------------------------------------------------
-    def _show(self, volume: Volume, remember: str | None) -> None:
-        if not self.may_replace_document():
-            return
-        self.session.open(volume)
+    def _show(self, volume: Volume, remember: str | None, source: str, kind: str) -> None:
+        self.present(volume, source, kind)
         if remember:
             self._remember(remember)
         if volume.warnings:

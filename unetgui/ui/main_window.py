@@ -18,17 +18,21 @@ from unetgui.ui.actions import Actions
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.label_panel import LabelPanel
 from unetgui.ui.model_controller import ModelController
+from unetgui.ui.project_controller import ProjectController
+from unetgui.ui.series_panel import SeriesPanel
 from unetgui.ui.slice_slider import SliceSlider
 from unetgui.ui.slice_view import PLANES, SliceView
 from unetgui.ui.tool_panel import ToolPanel
 from unetgui.ui.tool_state import ToolState
 from unetgui.ui.training_panel import TrainingPanel
+from unetgui.ui.welcome_panel import WelcomePanel
 from unetgui.workers.jobs import JobRunner
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, session: Session | None = None, runner: JobRunner | None = None) -> None:
+    def __init__(self, session: Session | None = None, runner: JobRunner | None = None, resources: str = "") -> None:
         super().__init__()
+        self.resources = resources  # the app's resources folder (icon, sample study)
         self.setWindowTitle("unetgui")
         self.resize(1400, 900)
         self.setAcceptDrops(True)
@@ -41,13 +45,19 @@ class MainWindow(QMainWindow):
         self.io = DocumentIO(self, self.session, self.runner)
         self.models = ModelController(self.session, self.runner, self)
         self.session.listeners.reviewed_changed.append(self.models.reviewed_changed)
+        self.projects = ProjectController(self, self.session, self.runner, self.io, self.models)
         self.plane = QComboBox()
         self.plane.addItems([p.capitalize() for p in PLANES])
         self.plane.activated.connect(lambda i: self.view.set_plane(PLANES[i]))
         self.view.plane_changed.connect(lambda p: self.plane.setCurrentIndex(PLANES.index(p)))
-        self.welcome = QLabel("<h2>unetgui</h2><p>File &gt; Open DICOM folder (Ctrl+O), or drop a folder or "
-                              "NIfTI file here.</p>")
-        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome = WelcomePanel()
+        self.welcome.open_dicom.connect(self.io.ask_dicom_folder)
+        self.welcome.open_project.connect(self.projects.ask_open)
+        self.welcome.try_sample.connect(self.open_sample)
+        self.welcome.open_recent.connect(self.projects.open_project)
+        self.projects.project_changed.connect(lambda: self.welcome.set_recent(self.projects.recent()))
+        self.projects.project_changed.connect(self._update_title)
+        self.welcome.set_recent(self.projects.recent())
         self.setCentralWidget(self._centre())
         self._docks()
         self._menus()
@@ -72,7 +82,8 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel(self.session, self.models)
         for title, widget, area in (("Labels", LabelPanel(self.session, self.tools), Qt.DockWidgetArea.RightDockWidgetArea),
                                     ("Tools", ToolPanel(self.tools, self.view, self.actions), Qt.DockWidgetArea.RightDockWidgetArea),
-                                    ("Segment and train", self.training_panel, Qt.DockWidgetArea.LeftDockWidgetArea)):
+                                    ("Segment and train", self.training_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
+                                    ("Project", SeriesPanel(self.projects), Qt.DockWidgetArea.RightDockWidgetArea)):
             dock = QDockWidget(title, self)
             dock.setObjectName(title)
             dock.setWidget(widget)
@@ -84,6 +95,12 @@ class MainWindow(QMainWindow):
         a.open_dicom.triggered.connect(self.io.ask_dicom_folder)
         a.open_nifti.triggered.connect(self.io.ask_nifti)
         a.open_labels.triggered.connect(self.io.ask_labels)
+        a.new_project.triggered.connect(self.projects.ask_new)
+        a.open_project.triggered.connect(self.projects.ask_open)
+        a.save_project.triggered.connect(self._save_project)
+        a.save_project_as.triggered.connect(self.projects.ask_save_as)
+        a.sample.triggered.connect(self.open_sample)
+        a.export.triggered.connect(self.show_export)
         a.quit.triggered.connect(self.close)
         a.shortcuts.triggered.connect(self._show_shortcuts)
         a.open_model.triggered.connect(self._ask_open_model)
@@ -95,7 +112,8 @@ class MainWindow(QMainWindow):
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
         menus = {
-            "&File": [a.open_dicom, a.open_nifti, a.open_labels, None, "recent", None, a.quit],
+            "&File": [a.new_project, a.open_project, a.save_project, a.save_project_as, None, a.open_dicom, a.open_nifti,
+                      a.open_labels, None, a.export, None, "recent", a.sample, None, a.quit],
             "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.eraser, a.fill, a.threshold, a.smaller, a.larger,
                       None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_test],
             "&View": [a.toggle_overlay, a.outline, None, a.axial, a.coronal, a.sagittal, a.fit, None,
@@ -136,7 +154,36 @@ class MainWindow(QMainWindow):
         z, y, x = v.shape
         sz, sy, sx = v.spacing
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
-        self.setWindowTitle(f"unetgui - {v.info.series_description or v.modality or 'image'}")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        parts = [self.projects.title()]
+        if self.session.is_open:
+            v = self.session.volume
+            parts.append(v.info.series_description or v.modality or "image")
+        self.setWindowTitle(" - ".join(["unetgui"] + [p for p in parts if p]))
+
+    def open_sample(self) -> None:
+        self.projects.open_sample(self.resources)
+
+    def _save_project(self) -> None:
+        if self.projects.project is None:
+            self.statusBar().showMessage("Nothing to save yet: open an image or a project", 4000)
+            return
+        if self.projects.untitled:  # an untitled project lives in the app's data folder: ask where it goes
+            self.projects.ask_save_as()
+            return
+        self.projects.save()
+        self.statusBar().showMessage(f"Saved {self.projects.project.root} (edits are also saved automatically)", 4000)
+
+    def show_export(self) -> None:
+        from unetgui.ui.export_dialog import ExportDialog
+
+        if not self.session.is_open:
+            self.statusBar().showMessage("Open an image first", 4000)
+            return
+        self.export_dialog = ExportDialog(self, self.session, self.runner, self.models, self.projects)
+        self.export_dialog.show()
 
     def _on_hover(self, voxel) -> None:
         if voxel is None:
@@ -192,6 +239,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.shutdown()  # cancel and wait until every thread ended: no "QThread destroyed while running"
+        self.projects.close_project()  # the last edits into the snapshot, the lock removed: a clean close
         super().closeEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

@@ -35,6 +35,10 @@ class ModelController(QObject):
         self._pending_labels = None
         self._train_job: Job | None = None
         self.trainer = None
+        # set by the project: returns a loader of the project's other annotated series, run on the worker
+        self.training_sources = lambda: None
+        self.last_evaluation: list[dict] = []  # rows of the last evaluation, for the metrics CSV of an export
+        self.evaluated.connect(self._keep_evaluation)
 
     # -- model files -----------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
@@ -158,6 +162,7 @@ class ModelController(QObject):
         init = self.checkpoint if from_current and self.checkpoint is not None else None
         self._pending_labels = None
         self._result = None
+        load_others = self.training_sources()
 
         def work(progress, cancel):
             from unetgui.engine.data import prepare_case, split
@@ -169,11 +174,13 @@ class ModelController(QObject):
             chosen = preset(preset_name, len(table) + 1, pick_device(device))
             cfg = replace(chosen.train, epochs=epochs, minutes=minutes, learning_rate=learning_rate,
                           batch_size=batch_size, augment=augment, device=device)
+            others = load_others(progress, cancel) if load_others else []  # the project's other annotated series
             working = chosen.working_size if chosen.working_size and max(volume.shape[1:]) > chosen.working_size else None
             pre = init.preprocessing if init else Preprocessing.for_modality(volume.modality, working).fit_statistics(
-                [volume.voxels], [labels])
+                [volume.voxels] + [v for _, v, _ in others], [labels] + [lab for _, _, lab in others])
+            extra = [prepare_case(name, v, lab, pre) for name, v, lab in others]
             case = prepare_case("open image", volume.voxels, labels, pre)
-            trainer = Trainer([case], table, pre, cfg, chosen.model, init, split([case], cfg.val_fraction, cfg.seed))
+            trainer = Trainer([case] + extra, table, pre, cfg, chosen.model, init, split([case] + extra, cfg.val_fraction, cfg.seed))
             self.trainer = trainer
             try:
                 for event in trainer.run(cancel):
@@ -182,8 +189,8 @@ class ModelController(QObject):
                     if pending is not None:
                         self._pending_labels = None
                     if isinstance(event, EpochStats) and pending is not None:
-                        fresh = prepare_case("open image", volume.voxels, pending, pre)  # here, not on the GUI thread
-                        trainer.update_data([fresh], *split([fresh], cfg.val_fraction, cfg.seed))
+                        fresh = [prepare_case("open image", volume.voxels, pending, pre)] + extra  # here, not on the GUI thread
+                        trainer.update_data(fresh, *split(fresh, cfg.val_fraction, cfg.seed))
                     elif pending is not None:
                         self._pending_labels = pending  # keep it for the end of the epoch
             finally:
@@ -212,7 +219,7 @@ class ModelController(QObject):
         """Slices the last training (on the open document) validated on."""
         if self.trainer is None or self._train_generation != self.session.generation:
             return []
-        return sorted({z for _, z in self.trainer.val_refs})
+        return sorted({z for c, z in self.trainer.val_refs if c == 0})  # case 0 is the open image
 
     def evaluate(self) -> None:
         """Metrics of the current model on the validation slices and the test slices (predicted on a
@@ -241,6 +248,11 @@ class ModelController(QObject):
             return rows
 
         self.runner.start(work, "evaluate", on_finished=self.evaluated.emit, on_failed=self.failed.emit)
+
+    def _keep_evaluation(self, rows) -> None:
+        names = {lab.value: lab.name for lab in self.session.table}
+        self.last_evaluation = [{"set": name, "slices": n, "name": names.get(m.label, str(m.label)), **m.to_json()}
+                                for name, n, m in rows]
 
     def stop_training(self) -> None:
         if self._train_job is not None:

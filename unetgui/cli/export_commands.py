@@ -1,0 +1,104 @@
+"""``unetgui export``: labels with their image as PNG slices, overlays, NIfTI, DICOM-SEG and a metrics CSV.
+
+No torch: the export is :mod:`unetgui.formats.export`. File names never contain patient data unless
+``--include-patient-id`` (then the PatientID only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from unetgui.cli.progress import ProgressLine
+from unetgui.core.errors import UnetguiError
+from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
+from unetgui.formats.inputs import ImageInput, open_image, open_labels
+
+_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "dicom_seg", "metrics")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("export", help="export labels with their image (PNG slices, overlays, NIfTI, DICOM-SEG, "
+                         "metrics CSV) into a folder, named without patient data",
+                         description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus "
+                         "a DICOM-SEG when the input is a DICOM series. Written paths are printed one per line.")
+    cmd.add_argument("--input", help="DICOM series folder, NIfTI file or folder of 2-D images")
+    cmd.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several); "
+                     "with --project: the project's series id (s1, s2, ...; default: every series)")
+    cmd.add_argument("--labels", help="NIfTI label volume on the image grid, DICOM-SEG (.dcm) or folder of masks")
+    cmd.add_argument("--project", help="a unetgui project folder: exports its series with their saved labels "
+                     "(and its current model with --model current)")
+    cmd.add_argument("--output", required=True, help="folder to write into (created if missing)")
+    cmd.add_argument("--png", action="store_true", help="one label PNG per slice (values 0..K)")
+    cmd.add_argument("--overlay", action="store_true", help="colour overlay PNG per slice")
+    cmd.add_argument("--nifti", action="store_true", help="<name>_labels.nii.gz on the image grid")
+    cmd.add_argument("--image-nifti", action="store_true", help="the image as <name>_image.nii.gz")
+    cmd.add_argument("--dicom-seg", action="store_true", help="<name>_seg.dcm (DICOM input only)")
+    cmd.add_argument("--metrics", action="store_true", help="<name>_metrics.csv: voxels, mL and slices per label")
+    cmd.add_argument("--model", help="model file to copy alongside as <name>_model.unetgui (with --project: "
+                     "'current' for the project's current model)")
+    cmd.add_argument("--include-patient-id", action="store_true", help="put the PatientID into the file names")
+    cmd.set_defaults(run=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if args.project:
+        if args.input or args.labels:
+            raise UnetguiError("give either --project, or --input with --labels")
+        return _export_project(args)
+    if not (args.input and args.labels):
+        raise UnetguiError("give --input and --labels (or --project)")
+    image = open_image(args.input, args.series, ProgressLine("reading"))
+    for w in image.volume.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    labels, notes = open_labels(args.labels, image)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    options = _options(args, image, labels)
+    paths = export(image.volume, labels, args.output, options, ProgressLine("exporting"), model_path=args.model)
+    print("\n".join(paths))
+    return 0
+
+
+def _export_project(args: argparse.Namespace) -> int:
+    """Every series of a project (or ``--series``) with its saved labels (journal included), each into
+    its own subfolder named by series (``s1``, ...): names from different series never collide."""
+    import os
+
+    from unetgui.core.volume import UNANNOTATED, LabelMap
+    from unetgui.project.store import Project
+
+    project = Project.open(args.project)
+    entries = [project.find_series(args.series)] if args.series else project.series
+    if not entries:
+        raise UnetguiError(f"{args.project}: the project has no series")
+    model = project.path(project.current_model) if args.model == "current" and project.current_model else args.model
+    if args.model == "current" and not project.current_model:
+        raise UnetguiError(f"{args.project}: the project has no model yet")
+    for entry in entries:
+        saved = project.read_labels(entry.id)
+        if saved is None:
+            print(f"warning: series {entry.id} has no labels yet: skipped", file=sys.stderr)
+            continue
+        image = ImageInput(project.source_path(entry), project.load_image(entry, ProgressLine("reading")), entry.kind)
+        labels = LabelMap(np.where(saved.labels == UNANNOTATED, 0, saved.labels).astype(np.uint8),
+                          image.volume.affine.copy(), project.table)
+        options = _options(args, image, labels)
+        paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),
+                       model_path=model)
+        print("\n".join(paths))
+    return 0
+
+
+def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptions:
+    if any(getattr(args, flag) for flag in _FORMAT_FLAGS):
+        return ExportOptions(label_png=args.png, overlay_png=args.overlay, nifti=args.nifti,
+                             image_nifti=args.image_nifti, dicom_seg=args.dicom_seg, metrics_csv=args.metrics,
+                             include_patient_id=args.include_patient_id)
+    seg = image.kind == "dicom"
+    if seg and (problem := dicom_seg_problem(image.volume, labels)):
+        print(f"warning: DICOM-SEG skipped: {problem}", file=sys.stderr)
+        seg = False
+    return ExportOptions(dicom_seg=seg, include_patient_id=args.include_patient_id)

@@ -1,0 +1,398 @@
+"""Export a label map with its image: label PNGs, overlay PNGs, NIfTI, DICOM-SEG, a metrics CSV, the model.
+
+Everything lands in one folder, under a base name built from the series (:func:`export_basename`):
+
+* ``<name>_labels/<name>_0001.png ...``: one 8-bit grayscale PNG per slice, pixel value = label value
+  0..K; array slice ``z`` (0-based) is file number ``z + 1``, zero-padded to 4 digits or more.
+* ``<name>_overlay/<name>_0001.png ...``: RGB, the slice windowed to 8 bits (CT: W400/L40 HU; other
+  modalities: the volume's 1st-99th percentile) with each label's colour blended at 40 % and its outline
+  drawn opaque.
+* ``<name>_labels.nii.gz``: uint8 label volume on the source grid (sform = the image affine, RAS mm).
+* ``<name>_image.nii.gz``: the image itself (optional).
+* ``<name>_seg.dcm``: BINARY DICOM-SEG referencing the source series (DICOM input only).
+* ``<name>_metrics.csv``: the table below.
+* ``<name>_model.unetgui``: a copy of the model that made the labels (when one is given).
+
+The value 255 ("not annotated") never reaches an exported file: it is written as 0 (background) in the
+PNGs, the NIfTI and the SEG, and is counted in no label row of the CSV.
+
+CSV layout (UTF-8, comma separated, one header row, readable with ``csv.DictReader`` or pandas)::
+
+    section,set,label,name,voxels,volume_ml,slices_with_label,first_slice,last_slice,dice,iou,hd95_mm,volume_pred_ml,volume_truth_ml
+
+* ``section=labels``: one row per label of the table and per other value present. ``voxels`` counted
+  in the exported labels, ``volume_ml`` = voxels x voxel volume (``|det|`` of the affine, mm^3) / 1000,
+  ``first_slice``/``last_slice`` 1-based like the PNG names (empty when the label is absent).
+* ``section=evaluation``: one row per dict of ``evaluation`` (e.g. ``LabelMetrics.to_json()`` plus
+  ``"set"``): ``set``, ``label``, ``name``, ``dice``, ``iou``, ``hd95_mm`` (empty when undefined:
+  exactly one of prediction and truth is empty), ``volume_pred_ml``, ``volume_truth_ml``. Other keys
+  become extra columns after these.
+
+Writing is all or nothing: every file is first written under a hidden temporary name in its final
+folder (flushed and fsynced); only when all are written are they renamed into place with
+``os.replace``. A failure or a cancel removes the temporary files (and the folders this export
+created), so an existing export is not left half overwritten (unless a rename in the final step
+itself fails, e.g. the drive is unplugged).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pydicom
+
+from unetgui.core.errors import FormatError, GeometryError
+from unetgui.core.progress import CancelToken, ProgressFn, check, report
+from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color
+from unetgui.formats import nifti, png
+from unetgui.formats.dicom_seg import write_dicom_seg
+
+CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
+OVERLAY_ALPHA = 0.4
+LABEL_COLUMNS = ("section", "set", "label", "name", "voxels", "volume_ml", "slices_with_label", "first_slice",
+                 "last_slice", "dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_TEMP_PREFIX = ".partial-"
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which outputs :func:`export` writes (see the module docstring for names and contents)."""
+
+    label_png: bool = True
+    overlay_png: bool = False
+    nifti: bool = True
+    image_nifti: bool = False
+    dicom_seg: bool = False
+    metrics_csv: bool = True
+    include_patient_id: bool = False  # only then may file names contain the (sanitized) PatientID
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    write: Callable[[str], None]  # writes the file's content to the temporary path it is given
+    message: str
+
+
+def export_basename(volume: Volume, include_patient_id: bool = False) -> str:
+    """File-name stem from modality, SeriesNumber and SeriesDescription, e.g. ``CT_s3_abdomen``.
+
+    Only ``[A-Za-z0-9_-]``. Never the patient's name or birth date; the PatientID only when
+    ``include_patient_id``. A description that mentions the patient's name or ID is left out.
+    """
+    info = volume.info
+    parts = [_safe(info.patient_id)] if include_patient_id else []
+    parts.append(_safe(volume.modality, 8))
+    number = _safe(info.series_number, 12)
+    description = "" if _mentions_patient(info.series_description, info) else _safe(info.series_description)
+    parts += [f"s{number}" if number else "", description]
+    if not number and not description:
+        parts.append("image")
+    return "_".join(p for p in parts if p)
+
+
+def _safe(text: str, limit: int = 48) -> str:
+    return _UNSAFE.sub("_", text or "").strip("_-")[:limit].strip("_-")
+
+
+def _alnum(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def _mentions_patient(text: str, info: SeriesInfo) -> bool:
+    """True when ``text`` contains a part (2+ characters) of the patient's name or their ID."""
+    parts = re.split(r"[\^=,\s]+", info.patient_name or "") + [info.patient_id or ""]
+    needle = _alnum(text or "")
+    return any(len(p) >= 2 and p in needle for p in map(_alnum, parts))
+
+
+def dicom_seg_problem(volume: Volume, labels: LabelMap | None = None) -> str | None:
+    """Why a DICOM-SEG cannot be written for ``volume`` (and ``labels``), or ``None`` when it can."""
+    first = next((s for s in volume.sources if s is not None and s.sop_instance_uid), None)
+    if first is None:
+        return ("DICOM-SEG export needs an image loaded from a DICOM series (it references the source "
+                "images); this image has no DICOM source: export NIfTI or PNG instead")
+    try:  # one header tells an anonymised series (blank UIDs in the data set) before anything is written
+        header = pydicom.dcmread(first.path, stop_before_pixels=True, specific_tags=["SOPInstanceUID", "SOPClassUID"])
+    except Exception as exc:
+        return f"DICOM-SEG export needs the source DICOM files, and {first.path} cannot be read ({exc})"
+    if not header.get("SOPInstanceUID") or not header.get("SOPClassUID"):
+        return ("DICOM-SEG export needs the source images' SOP instance UIDs; this series has blank UIDs "
+                "(anonymised), so a segmentation could not reference it: export NIfTI or PNG instead")
+    if labels is not None and not len(labels.table) and not labels.used_values():
+        return "DICOM-SEG export needs at least one label; this label map is empty"
+    return None
+
+
+def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions, progress: ProgressFn | None = None,
+           cancel: CancelToken | None = None, evaluation: list[dict] | None = None,
+           model_path: str | None = None) -> list[str]:
+    """Write the outputs chosen in ``options`` into ``folder`` (created if missing); return their paths.
+
+    ``labels`` must lie on ``volume``'s grid. Progress is reported once per file (each PNG slice is a
+    file); ``cancel`` is checked between files and raises :class:`~unetgui.core.errors.Cancelled`,
+    leaving no temporary file behind. Raises :class:`FormatError` (a DICOM-SEG asked for a volume
+    without DICOM source, a missing model file, an unwritable folder) before writing anything where
+    it can be known in advance.
+    """
+    if not labels.fits(volume):
+        raise GeometryError(f"the labels ({labels.shape}) are not on the image grid ({volume.shape}): "
+                            "nothing was exported")
+    if options.dicom_seg and (problem := dicom_seg_problem(volume, labels)):
+        raise FormatError(problem)
+    if model_path is not None and not os.path.isfile(model_path):
+        raise FormatError(f"{model_path}: the model file does not exist")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise FormatError(f"{folder}: exists and is not a folder")
+    name = export_basename(volume, options.include_patient_id)
+    clean = np.where(labels.labels == UNANNOTATED, 0, labels.labels).astype(np.uint8)
+    exported = LabelMap(clean, volume.affine.copy(), labels.table)
+    jobs = _plan(volume, exported, folder, name, options, evaluation, model_path)
+    if not jobs:
+        raise FormatError("nothing to export: choose at least one output")
+    created = _make_folders([folder] + sorted({os.path.dirname(j.path) for j in jobs} - {folder}))
+    staged: list[tuple[str, str]] = []
+    try:
+        report(progress, 0, len(jobs), "exporting")
+        for done, job in enumerate(jobs, start=1):
+            check(cancel)
+            staged.append((_temp_path(job.path), job.path))
+            _write_synced(job, staged[-1][0])
+            report(progress, done, len(jobs), job.message)
+        check(cancel)
+    except BaseException:
+        _discard(staged, created)
+        raise
+    return _commit(staged, name)
+
+
+def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: ExportOptions,
+          evaluation: list[dict] | None, model_path: str | None) -> list[_Job]:
+    """The files to write, cheapest to fail first (the SEG re-reads the source files)."""
+    base = os.path.join(folder, name)
+    jobs: list[_Job] = []
+    if options.dicom_seg:
+        jobs.append(_Job(f"{base}_seg.dcm", lambda tmp: write_dicom_seg(labels, volume, tmp), "DICOM-SEG"))
+    if options.nifti:
+        jobs.append(_Job(f"{base}_labels.nii.gz", lambda tmp: nifti.write_labels(labels, tmp), "NIfTI labels"))
+    if options.image_nifti:
+        jobs.append(_Job(f"{base}_image.nii.gz", lambda tmp: nifti.write_image(volume, tmp), "NIfTI image"))
+    if options.metrics_csv:
+        text = metrics_csv(volume, labels, evaluation)
+        jobs.append(_Job(f"{base}_metrics.csv", lambda tmp: _write_bytes(tmp, text.encode("utf-8")), "metrics CSV"))
+    if model_path is not None:
+        jobs.append(_Job(f"{base}_model.unetgui", lambda tmp: shutil.copyfile(model_path, tmp), "model"))
+    n = labels.shape[0]
+    digits = max(4, len(str(n)))
+    if options.label_png:
+        sub = os.path.join(folder, f"{name}_labels")
+        jobs += [_Job(os.path.join(sub, f"{name}_{z + 1:0{digits}d}.png"), _label_png_writer(labels.labels, z),
+                      f"label PNG {z + 1}/{n}") for z in range(n)]
+    if options.overlay_png:
+        sub = os.path.join(folder, f"{name}_overlay")
+        window = _window(volume)
+        lut = _color_lut(labels.table)
+        jobs += [_Job(os.path.join(sub, f"{name}_{z + 1:0{digits}d}.png"),
+                      _overlay_writer(volume.voxels, labels.labels, z, window, lut), f"overlay PNG {z + 1}/{n}")
+                 for z in range(n)]
+    return jobs
+
+
+def _label_png_writer(labels: np.ndarray, z: int) -> Callable[[str], None]:
+    return lambda tmp: png.write_label_pngs(labels[z:z + 1], os.path.dirname(tmp), names=[os.path.basename(tmp)])
+
+
+def _overlay_writer(voxels: np.ndarray, labels: np.ndarray, z: int, window: tuple[float, float],
+                    lut: np.ndarray) -> Callable[[str], None]:
+    def write(tmp: str) -> None:
+        rgb = overlay_rgb(voxels[z], labels[z], window, lut)
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise FormatError(f"cannot encode overlay slice {z + 1} as PNG")
+        _write_bytes(tmp, encoded.tobytes())
+    return write
+
+
+def _window(volume: Volume) -> tuple[float, float]:
+    """(low, high) display range: CT abdomen window, else the 1st-99th percentile of the volume."""
+    if volume.modality.upper() == "CT":
+        level, width = CT_WINDOW
+        return level - width / 2, level + width / 2
+    sample = volume.voxels[:, ::4, ::4].astype(np.float32)  # a subsample is enough for percentiles
+    sample = sample[np.isfinite(sample)]
+    if not sample.size:
+        return 0.0, 1.0
+    low, high = (float(v) for v in np.percentile(sample, [1, 99]))
+    return low, high if high > low else low + 1.0
+
+
+def _color_lut(table: LabelTable) -> np.ndarray:
+    lut = np.zeros((256, 3), np.uint8)
+    for value in range(1, UNANNOTATED):
+        label = table.get(value)
+        lut[value] = label.color if label else default_color(value)
+    return lut
+
+
+def overlay_rgb(image: np.ndarray, labels: np.ndarray, window: tuple[float, float], lut: np.ndarray) -> np.ndarray:
+    """RGB uint8 ``(y, x, 3)``: ``image`` windowed to ``window`` (low, high), labels blended and outlined.
+
+    ``labels`` is one slice ``(y, x)`` (0 and 255 draw nothing); ``lut`` maps a value to its RGB colour.
+    """
+    low, high = window
+    gray = np.clip((image.astype(np.float32) - low) * (255.0 / (high - low)), 0, 255)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    mask = (labels > 0) & (labels != UNANNOTATED)
+    colors = lut[labels].astype(np.float32)
+    rgb[mask] = (1 - OVERLAY_ALPHA) * rgb[mask] + OVERLAY_ALPHA * colors[mask]
+    edge = np.zeros(labels.shape, bool)  # a labelled pixel with a 4-neighbour of another value
+    edge[:-1] |= labels[:-1] != labels[1:]
+    edge[1:] |= labels[1:] != labels[:-1]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge &= mask
+    rgb[edge] = colors[edge]
+    return np.round(rgb).astype(np.uint8)
+
+
+def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None = None) -> str:
+    """The CSV text described in the module docstring (``labels`` without 255, on ``volume``'s grid)."""
+    voxel_ml = abs(float(np.linalg.det(volume.affine[:3, :3]))) / 1000.0
+    counts = np.bincount(labels.labels.ravel(), minlength=256)
+    values = sorted(set(labels.table.values) | {int(v) for v in np.flatnonzero(counts) if 0 < v < UNANNOTATED})
+    rows = []
+    for value in values:
+        label = labels.table.get(value)
+        per_slice = np.count_nonzero(labels.labels == value, axis=(1, 2))
+        present = np.flatnonzero(per_slice)
+        rows.append({"section": "labels", "label": value, "name": label.name if label else f"Label {value}",
+                     "voxels": int(counts[value]), "volume_ml": int(counts[value]) * voxel_ml,
+                     "slices_with_label": len(present),
+                     "first_slice": int(present[0]) + 1 if present.size else None,
+                     "last_slice": int(present[-1]) + 1 if present.size else None})
+    columns = list(LABEL_COLUMNS)
+    for item in evaluation or []:
+        row = {k: v for k, v in item.items() if k != "hd95_defined"}
+        if item.get("hd95_defined") is False:
+            row["hd95_mm"] = None
+        if "name" not in row:
+            label = labels.table.get(row["label"]) if isinstance(row.get("label"), int) else None
+            row["name"] = label.name if label else ""
+        row["section"] = "evaluation"
+        columns += [k for k in row if k not in columns]
+        rows.append(row)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""  # undefined (e.g. HD95 with one side empty)
+    if isinstance(value, float):
+        return format(value, ".10g")
+    return str(value)
+
+
+def _temp_path(path: str) -> str:
+    """A hidden name in the same folder that keeps the suffix (nibabel picks compression by it)."""
+    return os.path.join(os.path.dirname(path), f"{_TEMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}")
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _write_synced(job: _Job, tmp: str) -> None:
+    try:
+        job.write(tmp)
+        with open(tmp, "r+b") as f:  # r+ because Windows refuses to fsync a read-only handle
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise FormatError(f"cannot write {job.path}: {exc}") from exc
+
+
+def _make_folders(folders: list[str]) -> list[str]:
+    """Create missing folders; return those created (to remove them again if the export fails)."""
+    created: list[str] = []
+    for folder in folders:
+        missing, parent = [], os.path.abspath(folder)
+        while not os.path.exists(parent):
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        if not missing:
+            continue
+        try:
+            os.makedirs(folder)
+        except OSError as exc:
+            _discard([], created)
+            raise FormatError(f"cannot create the folder {folder}: {exc}") from exc
+        created += reversed(missing)  # parents first
+    return created
+
+
+def _discard(staged: list[tuple[str, str]], created: list[str]) -> None:
+    for tmp, _ in staged:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+    for folder in reversed(created):
+        try:
+            os.rmdir(folder)  # only if empty: never removes anything else
+        except OSError:
+            pass
+
+
+def _commit(staged: list[tuple[str, str]], name: str) -> list[str]:
+    """Rename every temporary file into place, drop stale slice PNGs of an earlier export, sync folders."""
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError as exc:
+        _discard(staged, [])
+        raise FormatError(f"cannot move the exported files into place: {exc}") from exc
+    paths = [path for _, path in staged]
+    folders = {os.path.dirname(p) for p in paths}
+    slice_name = re.compile(rf"^{re.escape(name)}_\d{{4,}}\.png$")
+    for folder in folders:
+        if os.path.basename(folder) in (f"{name}_labels", f"{name}_overlay"):
+            # an earlier export with more slices left files this one does not overwrite
+            for stale in set(os.listdir(folder)) - {os.path.basename(p) for p in paths}:
+                if slice_name.match(stale):
+                    try:
+                        os.remove(os.path.join(folder, stale))
+                    except OSError:
+                        pass  # best effort: the new export itself is complete
+        _fsync_folder(folder)
+    return paths
+
+
+def _fsync_folder(folder: str) -> None:
+    if os.name != "posix":
+        return  # folders cannot be opened for fsync on Windows; NTFS journals the renames
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

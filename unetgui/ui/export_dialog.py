@@ -1,0 +1,154 @@
+"""File > Export: label PNGs, overlay PNGs, NIfTI, DICOM-SEG, metrics CSV and the model, into a folder,
+named without patient data unless asked; runs on a worker with a progress bar and Cancel."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (
+    QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QVBoxLayout,
+    QWidget,
+)
+
+from unetgui.core.session import Session
+from unetgui.core.volume import LabelMap
+from unetgui.formats.export import ExportOptions, dicom_seg_problem, export, export_basename
+from unetgui.ui.model_controller import ModelController
+from unetgui.ui.project_controller import ProjectController
+from unetgui.workers.jobs import Job, JobRunner
+
+
+class ExportDialog(QDialog):
+    def __init__(self, parent: QWidget, session: Session, runner: JobRunner, models: ModelController,
+                 projects: ProjectController) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.session, self.runner, self.models, self.projects = session, runner, models, projects
+        self.job: Job | None = None
+        self.written: list[str] = []
+        volume = session.volume
+        self.folder = QLineEdit(QSettings().value("export_folder", os.path.expanduser("~")))
+        browse = QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder, 1)
+        folder_row.addWidget(browse)
+        self.label_png = QCheckBox("Label PNG per slice (pixel values 0..K = label values)")
+        self.overlay_png = QCheckBox("Colour overlay PNG per slice (image with labels)")
+        self.nifti = QCheckBox("NIfTI labels (.nii.gz) on the source geometry: aligned in 3D Slicer, ITK-SNAP")
+        self.image_nifti = QCheckBox("NIfTI image (.nii.gz)")
+        self.dicom_seg = QCheckBox("DICOM-SEG referencing the source series")
+        self.metrics = QCheckBox("Metrics CSV (volume per label; last evaluation)")
+        self.model = QCheckBox("Model file (current model)")
+        self.patient = QCheckBox("Put the PatientID into the file names")
+        self.patient.setToolTip("Off: file names carry no patient name or ID (safe to share)")
+        for box, on in ((self.label_png, True), (self.overlay_png, False), (self.nifti, True), (self.image_nifti, False),
+                        (self.dicom_seg, False), (self.metrics, True), (self.model, False), (self.patient, False)):
+            box.setChecked(on)
+        problem = dicom_seg_problem(volume)
+        self.dicom_seg.setEnabled(problem is None)
+        self.dicom_seg.setChecked(problem is None)
+        if problem:
+            self.dicom_seg.setToolTip(problem)
+            self.dicom_seg.setText(f"DICOM-SEG: not possible ({problem})")
+        self.model.setEnabled(self._model_path() is not None)
+        self.name = QLabel()
+        self.patient.toggled.connect(self._show_name)
+        self._show_name()
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.export_button = QPushButton("Export")
+        self.export_button.setDefault(True)
+        self.export_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(lambda: self.job and self.job.cancel())
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+        form = QFormLayout()
+        form.addRow("Folder", folder_row)
+        form.addRow("Files", self.name)
+        boxes = QVBoxLayout()
+        for box in (self.label_png, self.overlay_png, self.nifti, self.image_nifti, self.dicom_seg, self.metrics,
+                    self.model, self.patient):
+            boxes.addWidget(box)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        for b in (self.export_button, self.cancel_button, close):
+            buttons.addWidget(b)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(boxes)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+        self.resize(620, 420)
+
+    def _model_path(self) -> str | None:
+        project = self.projects.project
+        if project is not None and project.current_model and os.path.isfile(project.path(project.current_model)):
+            return project.path(project.current_model)
+        return None
+
+    def _show_name(self) -> None:
+        self.name.setText(f"{export_basename(self.session.volume, self.patient.isChecked())}_...")
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export into folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def options(self) -> ExportOptions:
+        return ExportOptions(label_png=self.label_png.isChecked(), overlay_png=self.overlay_png.isChecked(),
+                             nifti=self.nifti.isChecked(), image_nifti=self.image_nifti.isChecked(),
+                             dicom_seg=self.dicom_seg.isChecked() and self.dicom_seg.isEnabled(),
+                             metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked())
+
+    def start(self) -> None:
+        """Export on a worker (a copy of the labels: the user may keep editing meanwhile)."""
+        folder = self.folder.text().strip()
+        if not folder:
+            self.status.setText("Choose a folder to export into.")
+            return
+        s = self.session
+        volume, labels = s.volume, LabelMap(s.labels.labels.copy(), s.labels.affine.copy(), s.table)
+        options, evaluation = self.options(), list(self.models.last_evaluation)
+        model = self._model_path() if self.model.isChecked() else None
+        QSettings().setValue("export_folder", folder)
+
+        def work(progress, cancel):
+            return export(volume, labels, folder, options, progress, cancel, evaluation or None, model)
+
+        self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("Exporting...")
+        self.job = self.runner.start(work, "export", on_progress=self._progress, on_finished=self._finished,
+                                     on_failed=self._failed, on_cancelled=lambda: self.status.setText(
+                                         "Export cancelled: nothing was written."), on_done=self._done)
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+
+    def _finished(self, paths: list[str]) -> None:
+        self.written = paths
+        self.progress.setValue(self.progress.maximum())
+        folder = self.folder.text().strip()
+        shown = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in paths})
+        self.status.setText(f"Wrote {len(paths)} file(s) into {folder}:\n" + "\n".join(shown))
+
+    def _failed(self, message: str) -> None:
+        self.status.setText(f"Export failed, nothing was written: {message}")
+
+    def _done(self) -> None:
+        self.job = None
+        self.export_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if self.job is not None:
+            self.job.cancel()
+        super().closeEvent(event)

@@ -1,0 +1,357 @@
+"""The open project: which series is shown, autosave of its edits, models kept in the project, crash
+recovery, the sample study. The Session stays the owner of the shown document; this owns the Project.
+
+Every image opened joins the open project (an untitled one in the app's data folder when none is open),
+so every edit is journaled from the first stroke and nothing is lost to a crash.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import tempfile
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from unetgui.core.errors import UnetguiError
+from unetgui.core.session import Session
+from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
+from unetgui.project.autosave import Autosaver
+from unetgui.project.store import ModelEntry, Project, SeriesEntry
+from unetgui.ui.document_io import DocumentIO
+from unetgui.ui.model_controller import ModelController
+from unetgui.workers.jobs import JobRunner
+
+MAX_RECENT = 8
+
+
+def data_folder() -> str:
+    """Where untitled projects and sample copies live (``UNETGUI_DATA`` overrides, e.g. in tests)."""
+    folder = os.environ.get("UNETGUI_DATA") or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _stamp() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+class ProjectController(QObject):
+    project_changed = Signal()  # a project was opened / created / saved as, or its series list changed
+    series_changed = Signal()  # another series is shown
+    ready = Signal()  # a project open (with its image and model) finished
+
+    def __init__(self, parent: QWidget, session: Session, runner: JobRunner, io: DocumentIO, models: ModelController) -> None:
+        super().__init__(parent)
+        self.window, self.session, self.runner, self.io, self.models = parent, session, runner, io, models
+        self.project: Project | None = None
+        self.entry: SeriesEntry | None = None
+        self.autosaver: Autosaver | None = None
+        self._project_model = None  # the checkpoint last loaded from / saved into the project
+        io.present = self.show_volume
+        io.replace_labels = self.replace_labels
+        models.model_changed.connect(self._keep_model)
+        models.training_sources = self.training_sources
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def untitled(self) -> bool:
+        return self.project is not None and os.path.commonpath([self.project.root, data_folder()]) == data_folder() \
+            and os.path.basename(self.project.root).startswith("untitled")
+
+    def title(self) -> str:
+        if self.project is None:
+            return ""
+        return "Untitled project" if self.untitled else self.project.name
+
+    def recent(self) -> list[str]:
+        value = QSettings().value("recent_projects", [])
+        return [v for v in (value if isinstance(value, list) else [value]) if v and os.path.isdir(v)]
+
+    def _remember(self) -> None:
+        root = self.project.root
+        QSettings().setValue("recent_projects", ([root] + [p for p in self.recent() if p != root])[:MAX_RECENT])
+        QSettings().setValue("open_project", root)  # cleared on a clean close: tells the next start about a crash
+
+    # -- showing a series ----------------------------------------------------------------------------
+    def _ensure_project(self) -> Project:
+        if self.project is None:
+            root = os.path.join(data_folder(), "projects", f"untitled-{_stamp()}")
+            self._set_project(Project.create(root, self.session.table if self.session.is_open else None))
+        return self.project
+
+    def _set_project(self, project: Project) -> None:
+        self.project = project
+        project.lock()
+        self._remember()
+        self.project_changed.emit()
+
+    def _detach(self) -> None:
+        """Save the shown series completely and stop journaling it."""
+        if self.autosaver is not None and self.autosaver.generation == self.session.generation:
+            self.autosaver.flush()
+            self.autosaver.snapshot()
+        if self.autosaver is not None:
+            self.autosaver.detach()
+            self.autosaver = None
+        if self.entry is not None and self.session.is_open:
+            self.entry.state = {"slice": self.session.current_slice}
+
+    def show_volume(self, volume: Volume, source: str, kind: str) -> None:
+        """Show a freshly loaded image; it joins the project (with its saved labels if it is in it)."""
+        project = self._ensure_project()
+        self._detach()
+        entry = project.add_series(source, volume, kind)
+        saved = project.load_labels(entry.id)
+        if saved is None:
+            self.session.open(volume, table=project.table if len(project.table) else None)
+        else:
+            self.session.open(volume, LabelMap(saved.labels, volume.affine.copy(), project.table),
+                              reviewed=saved.reviewed, test=saved.test)
+        if "slice" in entry.state:
+            self.session.set_slice(int(entry.state["slice"]))
+        if not len(project.table):
+            project.table = self.session.table
+        self.entry = entry
+        self.autosaver = Autosaver(self.session, project, entry.id)
+        project.state["current_series"] = entry.id
+        project.save()
+        self.series_changed.emit()
+        self.project_changed.emit()
+
+    def replace_labels(self, labels: LabelMap, reviewed: np.ndarray) -> None:
+        """Labels opened from a file replace the shown series' labels (saved at once)."""
+        if self.autosaver is not None:
+            self.autosaver.flush()
+            self.autosaver.detach()
+        self.session.open(self.session.volume, labels, reviewed=reviewed)
+        if self.project is not None and self.entry is not None:
+            self.autosaver = Autosaver(self.session, self.project, self.entry.id)
+            self.autosaver.snapshot()
+
+    def show_series(self, series_id: str) -> None:
+        """Switch to another series of the project (its image is read on a worker)."""
+        project = self.project
+        entry = project.find_series(series_id)
+        if self.entry is not None and entry.id == self.entry.id:
+            return
+        self.io.busy.emit(f"Loading {entry.description or entry.id}...")
+        self.runner.start(lambda progress, cancel: project.load_image(entry, progress), "load series",
+                          on_finished=lambda volume: self.project is project and self.show_volume(volume, project.source_path(entry), entry.kind),
+                          on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
+
+    # -- project files ---------------------------------------------------------------------------
+    def save(self) -> None:
+        """Everything of the shown series into its snapshot, and project.json (Ctrl+S)."""
+        if self.project is None:
+            return
+        self._detach_keep()
+        self.project.save()
+
+    def _detach_keep(self) -> None:
+        if self.autosaver is not None and self.autosaver.generation == self.session.generation:
+            self.autosaver.flush()
+            self.autosaver.snapshot()
+        if self.entry is not None and self.session.is_open:
+            self.entry.state = {"slice": self.session.current_slice}
+
+    def close_project(self) -> None:
+        """Save and release the project (a clean close: no recovery offered next time)."""
+        if self.project is None:
+            return
+        self._detach()
+        self.project.save()
+        self.project.unlock()
+        QSettings().remove("open_project")
+        self.project, self.entry = None, None
+
+    def new_project(self, root: str) -> None:
+        """A new project in an empty folder; the shown image (if any) moves into it with its labels."""
+        project = Project.create(root, self.session.table if self.session.is_open else None)
+        carry = (self.session.volume, self.project.source_path(self.entry), self.entry.kind) if self.entry else None
+        labels = (self.session.labels.labels.copy(), self.session.reviewed.copy(), self.session.test.copy()) if carry else None
+        self.close_project()
+        self._set_project(project)
+        if carry:
+            entry = project.add_series(carry[1], carry[0], carry[2])
+            project.save_labels(entry.id, *labels)
+            self.show_volume(*carry)
+
+    def save_as(self, root: str) -> None:
+        """Copy the project (labels, models) into ``root`` and continue there."""
+        if self.project is None:
+            raise UnetguiError("there is no project to save yet: open an image first")
+        self.save()
+        copy = self.project.copy_to(root)
+        shown = self.entry.id if self.entry else None
+        volume = self.session.volume
+        self._detach()
+        self.project.unlock()
+        self.project, self.entry = None, None
+        self._set_project(copy)
+        if shown is not None:
+            entry = copy.find_series(shown)
+            self.show_volume(volume, copy.source_path(entry), entry.kind)
+
+    def open_project(self, root: str) -> None:
+        """Open a project folder: offers recovery after a crash, then shows its last series and model."""
+        try:
+            project = Project.open(root)
+        except UnetguiError as exc:
+            self.io.error(str(exc))
+            return
+        if self.project is not None and project.root == self.project.root:
+            return
+        pending = {e.id: project.pending_edits(e.id) for e in project.series}
+        if project.crashed() and any(pending.values()) and not self._ask_recover(project, sum(pending.values())):
+            for series_id, n in pending.items():
+                if n:
+                    project.discard_journal(series_id)
+        self.close_project()
+        self._set_project(project)
+        if project.current_model:
+            self.runner.start(lambda progress, cancel: project.load_model(), "open project model",
+                              on_finished=self._project_model_loaded, on_failed=self.io.error)
+        current = project.state.get("current_series") or (project.series[0].id if project.series else None)
+        if current is None:
+            self.ready.emit()
+            return
+        entry = project.find_series(current)
+        self.io.busy.emit(f"Opening {project.name}...")
+        self.runner.start(lambda progress, cancel: project.load_image(entry, progress), "open project",
+                          on_finished=lambda volume: self._project_shown(project, entry, volume),
+                          on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
+
+    def _project_shown(self, project: Project, entry: SeriesEntry, volume: Volume) -> None:
+        if self.project is project:
+            self.show_volume(volume, project.source_path(entry), entry.kind)
+            self.ready.emit()
+
+    def _ask_recover(self, project: Project, edits: int) -> bool:
+        answer = QMessageBox.question(
+            self.window, "unetgui", f"unetgui was not closed properly while the project \"{project.name}\" was open.\n\n"
+            f"Recover the {edits} edit(s) made after the last save?\n(Discard keeps them in a side file.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard, QMessageBox.StandardButton.Yes)
+        return answer != QMessageBox.StandardButton.Discard
+
+    def check_crash(self) -> bool:
+        """At start: if the last session did not close cleanly, offer to recover its project. True if opened."""
+        root = QSettings().value("open_project", "")
+        if not root or not os.path.isfile(os.path.join(root, "project.json")):
+            return False
+        try:
+            project = Project.open(root)
+        except UnetguiError:
+            return False
+        if not project.crashed():
+            return False
+        self.open_project(root)  # asks whether to recover the journaled edits
+        return True
+
+    # -- models ----------------------------------------------------------------------------------
+    def _project_model_loaded(self, checkpoint) -> None:
+        self._project_model = checkpoint
+        self.models.set_model(checkpoint)
+
+    def _keep_model(self) -> None:
+        """A newly trained or opened model is saved into the project (atomically) with its history."""
+        checkpoint = self.models.checkpoint
+        if checkpoint is None or checkpoint is self._project_model:
+            return
+        self._ensure_project()
+        try:
+            self.project.add_model(checkpoint)
+        except UnetguiError as exc:
+            self.io.error(f"The model could not be saved into the project: {exc}")
+            return
+        self._project_model = checkpoint
+        self.project_changed.emit()
+
+    def training_sources(self):
+        """A loader of the project's other series with reviewed slices, run on the training worker:
+        returns ``[(name, voxels, training labels)]``; the training set spans the whole project."""
+        if self.project is None:
+            return None
+        project, shown = self.project, self.entry.id if self.entry else None
+        others = [e for e in project.series if e.id != shown]
+
+        def load(progress, cancel):
+            cases = []
+            for entry in others:
+                saved = project.read_labels(entry.id)
+                if saved is None or not (saved.reviewed & ~saved.test).any():
+                    continue
+                keep = saved.reviewed & ~saved.test
+                labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+                cases.append((entry.description or entry.id, project.load_image(entry).voxels, labels))
+            return cases
+
+        return load if others else None
+
+    # -- sample ----------------------------------------------------------------------------------
+    def open_sample(self, resources: str, root: str | None = None) -> None:
+        """Copy the sample study into a fresh project (resources stay read-only) and open it."""
+        sample = os.path.join(resources, "sample")
+        if not os.path.isdir(sample):
+            self.io.error(f"The sample study is not installed ({sample} is missing).")
+            return
+        root = root or os.path.join(data_folder(), "samples", f"sample-{_stamp()}")
+
+        def build(progress, cancel):
+            from unetgui.formats import nifti
+            from unetgui.formats.inputs import open_image
+
+            project = Project.create(root)
+            shutil.copytree(os.path.join(sample, "dicom"), project.path("dicom"))
+            volume = open_image(project.path("dicom"), progress=progress).volume
+            labels = nifti.read_labels(os.path.join(sample, "labels.nii.gz"), volume)
+            annotated = (labels.labels != UNANNOTATED).all(axis=(1, 2))
+            project.table = labels.table
+            entry = project.add_series(project.path("dicom"), volume, "dicom")
+            project.save_labels(entry.id, np.where(labels.labels == UNANNOTATED, 0, labels.labels).astype(np.uint8),
+                                annotated, np.zeros_like(annotated))
+            project.unlock()
+            model = os.path.join(sample, "model.unetgui")
+            if os.path.isfile(model):
+                os.makedirs(project.path("models"), exist_ok=True)
+                shutil.copyfile(model, project.path("models", "sample.unetgui"))
+                project.models.append(ModelEntry("models/sample.unetgui", "sample", datetime.datetime.now().isoformat(timespec="seconds"),
+                                                 {"note": "trained on the 4 annotated slices by resources/build_sample.py"}))
+                project.current_model = "models/sample.unetgui"
+            project.state["current_series"] = entry.id
+            project.save()
+            return root
+
+        self.io.busy.emit("Preparing the sample study...")
+        self.runner.start(build, "sample", on_finished=self.open_project, on_failed=self.io.error,
+                          on_done=lambda: self.io.busy.emit(""))
+
+    # -- dialogs ---------------------------------------------------------------------------------
+    def ask_open(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open project folder")
+        if folder:
+            self.open_project(folder)
+
+    def ask_new(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "New project: choose an empty folder")
+        if folder:
+            try:
+                self.new_project(folder)
+            except UnetguiError as exc:
+                self.io.error(str(exc))
+
+    def ask_save_as(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Save project as: choose an empty folder")
+        if folder:
+            try:
+                self.save_as(folder)
+            except (UnetguiError, OSError) as exc:
+                self.io.error(str(exc))
+
+
+def temporary_sample_root() -> str:
+    """A throw-away folder for the sample (self-test)."""
+    return os.path.join(tempfile.mkdtemp(prefix="unetgui-selftest-"), "sample")
