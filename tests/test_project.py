@@ -184,3 +184,25 @@ def test_sigkill_mid_session_loses_at_most_the_last_stroke(tmp_path, strokes):
     matches = [k for k, (labels, reviewed) in enumerate(states)
                if np.array_equal(saved.labels, labels) and np.array_equal(saved.reviewed, reviewed)]
     assert matches and matches[-1] >= done, f"recovered state after stroke {matches} of {done + 1} reported"
+
+
+def test_after_a_crash_the_journal_continues_past_its_torn_tail(tmp_path):
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    saver = Autosaver(session, project, "s1")
+    for k in range(4):
+        autosave_child.stroke(session, k)
+    saver.detach()
+    with open(project.journal_path("s1"), "ab") as f:  # a record cut short by a kill
+        f.write(journal.RECORD + b"\x10\x00\x00\x00garbage")
+    again = Project.open(project.root)
+    saved = again.load_labels("s1")
+    assert saved.recovered_edits == 4
+    session.open(volume, LabelMap(saved.labels, volume.affine.copy(), again.table), reviewed=saved.reviewed)
+    Autosaver(session, again, "s1")  # continues the journal: no new snapshot, the torn tail cut off
+    for k in range(4, 7):
+        autosave_child.stroke(session, k)
+    final = Project.open(project.root).read_labels("s1")
+    assert final.recovered_edits > 4  # the records after the cut are reachable (an eraser stroke on nothing writes none)
+    assert np.array_equal(final.labels, session.labels.labels)

@@ -51,11 +51,20 @@ def _flags(text: str) -> np.ndarray:
 class Journal:
     """Append edits of one series; :func:`replay` reads them back."""
 
-    def __init__(self, path: str, series: str, shape: tuple[int, int, int], base: str) -> None:
+    def __init__(self, path: str, series: str, shape: tuple[int, int, int], base: str, resume: bool = False) -> None:
+        """A fresh journal after snapshot ``base``; with ``resume``, continue an existing journal of that
+        snapshot (a torn tail left by a crash is cut off first, so later records stay reachable)."""
         self.path, self.series, self.shape, self.base = path, series, tuple(int(n) for n in shape), base
-        self.records = 0
-        header = MAGIC + json.dumps({"series": series, "shape": list(self.shape), "base": base}).encode() + b"\n"
-        write_bytes(path, header)  # a fresh journal replaces the old one atomically
+        records, end = scan(path, base, self.shape) if resume else ([], 0)
+        if end:
+            with open(path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+            self.records = len(records)
+        else:
+            header = MAGIC + json.dumps({"series": series, "shape": list(self.shape), "base": base}).encode() + b"\n"
+            write_bytes(path, header)  # a fresh journal replaces the old one atomically
+            self.records = 0
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for appends, closed in close()
 
     def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray) -> None:
@@ -78,22 +87,27 @@ class Journal:
 
 def replay(path: str, base: str, shape: tuple[int, int, int]) -> list[Record]:
     """The intact records of the journal at ``path`` that continue snapshot ``base`` (else none)."""
+    return scan(path, base, shape)[0]
+
+
+def scan(path: str, base: str, shape: tuple[int, int, int]) -> tuple[list[Record], int]:
+    """The intact records and the byte offset where they end (0: no usable journal for ``base``)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return []
+        return [], 0
     if not data.startswith(MAGIC):
-        return []
+        return [], 0
     end = data.find(b"\n", len(MAGIC))
     if end < 0:
-        return []
+        return [], 0
     try:
         header = json.loads(data[len(MAGIC):end])
     except ValueError:
-        return []
+        return [], 0
     if header.get("base") != base or tuple(header.get("shape", ())) != tuple(shape):
-        return []
+        return [], 0
     records, pos, plane_bytes = [], end + 1, shape[1] * shape[2]
     while pos + _HEAD.size <= len(data):
         magic, length, crc = _HEAD.unpack_from(data, pos)
@@ -109,4 +123,4 @@ def replay(path: str, base: str, shape: tuple[int, int, int]) -> list[Record]:
         planes = np.frombuffer(raw, np.uint8).reshape(len(slices), shape[1], shape[2])
         records.append(Record(slices, planes, _flags(meta["reviewed"]), _flags(meta["test"])))
         pos += _HEAD.size + length
-    return records
+    return records, pos

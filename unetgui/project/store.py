@@ -244,16 +244,29 @@ class Project:
             return 0
         return len(_journal.replay(self.journal_path(series_id), token, shape))
 
-    def start_journal(self, series_id: str, shape) -> _journal.Journal:
+    def start_journal(self, series_id: str, shape, resume: bool = False) -> _journal.Journal:
+        """Journal the edits of a series after its snapshot: a fresh journal, or (``resume``) continue
+        the one on disk, so that showing a series again needs no new snapshot."""
         old = self._journals.pop(series_id, None)
         if old is not None:
             old.close()
-        journal = _journal.Journal(self.journal_path(series_id), series_id, tuple(shape), self._tokens[series_id])
+        if series_id not in self._tokens:
+            try:
+                with np.load(self.labels_path(series_id)) as data:
+                    self._tokens[series_id] = str(data["token"])
+            except (OSError, ValueError, KeyError) as exc:
+                raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
+        journal = _journal.Journal(self.journal_path(series_id), series_id, tuple(shape), self._tokens[series_id], resume)
         self._journals[series_id] = journal
         return journal
 
     def journal(self, series_id: str) -> _journal.Journal | None:
         return self._journals.get(series_id)
+
+    def close_journal(self, series_id: str) -> None:
+        journal = self._journals.pop(series_id, None)
+        if journal is not None:
+            journal.close()
 
     def discard_journal(self, series_id: str) -> None:
         """Keep a crash's unrecovered edits aside (never deleted) and continue from the snapshot."""

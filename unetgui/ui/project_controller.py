@@ -89,11 +89,12 @@ class ProjectController(QObject):
         self._remember()
         self.project_changed.emit()
 
-    def _detach(self) -> None:
-        """Save the shown series completely and stop journaling it."""
+    def _detach(self, snapshot: bool = False) -> None:
+        """Stop journaling the shown series (all its edits are in the journal; ``snapshot``: fold them in)."""
         if self.autosaver is not None and self.autosaver.generation == self.session.generation:
             self.autosaver.flush()
-            self.autosaver.snapshot()
+            if snapshot:
+                self.autosaver.snapshot()
         if self.autosaver is not None:
             self.autosaver.detach()
             self.autosaver = None
@@ -162,7 +163,7 @@ class ProjectController(QObject):
         """Save and release the project (a clean close: no recovery offered next time)."""
         if self.project is None:
             return
-        self._detach()
+        self._detach(snapshot=True)
         self.project.save()
         self.project.unlock()
         QSettings().remove("open_project")
