@@ -206,3 +206,23 @@ def test_after_a_crash_the_journal_continues_past_its_torn_tail(tmp_path):
     final = Project.open(project.root).read_labels("s1")
     assert final.recovered_edits > 4  # the records after the cut are reachable (an eraser stroke on nothing writes none)
     assert np.array_equal(final.labels, session.labels.labels)
+
+
+def test_cli_exports_a_project_with_its_journaled_labels(tmp_path, capsys):
+    from unetgui import cli
+    from engine_fixtures import tiny_checkpoint
+
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    for k in range(5):
+        autosave_child.stroke(session, k)  # journaled only: the export must include them
+    project.add_model(tiny_checkpoint(), "m")
+    out = tmp_path / "out"
+    assert cli.main(["export", "--project", project.root, "--output", str(out), "--model", "current"]) == 0
+    written = capsys.readouterr().out.split()
+    labels = next(p for p in written if p.endswith("_labels.nii.gz"))
+    assert np.array_equal(nifti.read_labels(labels, volume).labels, session.labels.labels)
+    assert any(p.endswith("_model.unetgui") for p in written) and all(p.startswith(str(out / "s1")) for p in written)
+    assert cli.main(["export", "--project", project.root, "--input", "x", "--output", str(out)]) == 1

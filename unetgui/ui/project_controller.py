@@ -308,14 +308,19 @@ class ProjectController(QObject):
             project = Project.create(root)
             shutil.copytree(os.path.join(sample, "dicom"), project.path("dicom"))
             volume = open_image(project.path("dicom"), progress=progress).volume
-            labels = nifti.read_labels(os.path.join(sample, "labels.nii.gz"), volume)
+            model = os.path.join(sample, "model.unetgui")
+            table = None
+            if os.path.isfile(model):  # the label names live in the model file (NIfTI has none)
+                from unetgui.engine.checkpoint import load
+
+                table = load(model).labels
+            labels = nifti.read_labels(os.path.join(sample, "labels.nii.gz"), volume, table)
             annotated = (labels.labels != UNANNOTATED).all(axis=(1, 2))
             project.table = labels.table
             entry = project.add_series(project.path("dicom"), volume, "dicom")
             project.save_labels(entry.id, np.where(labels.labels == UNANNOTATED, 0, labels.labels).astype(np.uint8),
                                 annotated, np.zeros_like(annotated))
             project.unlock()
-            model = os.path.join(sample, "model.unetgui")
             if os.path.isfile(model):
                 os.makedirs(project.path("models"), exist_ok=True)
                 shutil.copyfile(model, project.path("models", "sample.unetgui"))
