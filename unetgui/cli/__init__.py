@@ -6,6 +6,7 @@ stderr, no traceback), 2 wrong usage.
   unetgui train --images PATH --labels PATH [...] --output MODEL [--init MODEL] [--minutes M] [--epochs N]
                 [--device auto|cpu|cuda] [--seed S]
   unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
+  unetgui suggest --model MODEL --input PATH [--labels PATH] [--count N] [--json FILE]
   unetgui evaluate --prediction P --truth T [--json FILE]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
                  [--nifti] [--image-nifti] [--dicom-seg] [--metrics] [--model MODEL] [--include-patient-id]
@@ -20,7 +21,7 @@ from unetgui import __version__
 from unetgui.cli import engine_commands, export_commands, formats_commands
 from unetgui.core.errors import UnetguiError
 
-COMMANDS = ("info", "convert", "train", "predict", "evaluate", "export")
+COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export")
 
 
 def _parser() -> argparse.ArgumentParser:

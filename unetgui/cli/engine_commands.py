@@ -17,7 +17,7 @@ import numpy as np
 
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.core.volume import Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 from unetgui.formats import nifti, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 from unetgui.formats.inputs import ImageInput, is_nifti, open_image, open_labels
@@ -59,6 +59,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     predict.add_argument("--tta", action="store_true", help="average over flipped copies (4x slower, smoother)")
     predict.set_defaults(run=_predict)
+    suggest = sub.add_parser("suggest", help="rank the slices to correct next by the model's uncertainty")
+    suggest.add_argument("--model", required=True, help="model file (.unetgui)")
+    suggest.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
+    suggest.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several)")
+    suggest.add_argument("--labels", help="the annotation so far: its annotated slices count as reviewed and are "
+                         "never suggested (sparse labels: slices without 255; dense: slices with a label)")
+    suggest.add_argument("--count", type=int, default=10, help="how many slices to list (default 10; 0: all)")
+    suggest.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    suggest.add_argument("--tta", action="store_true", help="flip test-time augmentation (its disagreement "
+                         "raises the uncertainty)")
+    suggest.add_argument("--json", help="also write the ranking to this JSON file")
+    suggest.set_defaults(run=_suggest)
     evaluate = sub.add_parser("evaluate", help="Dice, IoU, HD95 and volumes of a prediction against the truth")
     evaluate.add_argument("--prediction", required=True, help="NIfTI label volume or folder of label PNGs")
     evaluate.add_argument("--truth", required=True, help="NIfTI label volume or folder of masks (255 = not annotated)")
@@ -173,6 +185,51 @@ def _predict(args: argparse.Namespace) -> int:
     z = image.volume.shape[0]
     print(f"wrote {out}: {z} slice(s) in {prediction.seconds:.1f} s ({prediction.seconds / z * 1000:.0f} ms/slice, "
           f"{predictor.device_name})")
+    return 0
+
+
+def reviewed_slices(labels: np.ndarray) -> np.ndarray:
+    """Slices a label volume annotates: sparse annotation (some 255) -> the slices without 255; a dense
+    label volume -> the slices with any label (as the app marks loaded label slices reviewed)."""
+    unannotated = labels == UNANNOTATED
+    if unannotated.any():
+        return ~unannotated.any(axis=(1, 2))
+    return (labels > 0).any(axis=(1, 2))
+
+
+def _suggest(args: argparse.Namespace) -> int:
+    from unetgui.core.ranking import rank_slices, slice_scores
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.inference import Predictor
+
+    if args.count < 0:
+        raise UnetguiError("--count must be 0 (all) or more")
+    checkpoint = model_file.load(args.model)
+    image = open_image(args.input, args.series, progress=ProgressLine("loading"))
+    reviewed = np.zeros(image.volume.shape[0], bool)
+    if args.labels:
+        labels, notes = open_labels(args.labels, image, checkpoint.labels)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        reviewed = reviewed_slices(labels.labels)
+    predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
+    todo = [z for z in range(image.volume.shape[0]) if not reviewed[z]]
+    if not todo:
+        raise UnetguiError("every slice is annotated already: nothing to suggest")
+    bar = ProgressLine("segmenting")
+    prediction = predictor.predict(image.volume.voxels, todo, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False)
+    scores = np.full(image.volume.shape[0], np.nan)
+    scores[todo] = slice_scores(prediction.uncertainty[todo], prediction.labels[todo])
+    picks = rank_slices(scores, reviewed, args.count or None)
+    print("rank\tslice\tnumber\tscore\tpriority   (slice: 0-based index along z; number: 1-based, as the app shows)")
+    for rank, pick in enumerate(picks, start=1):
+        print(f"{rank}\t{pick.slice}\t{pick.slice + 1}\t{pick.score:.1f}\t{pick.priority:.1f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"reviewed": [int(z) for z in np.flatnonzero(reviewed)],
+                       "suggestions": [{"rank": r, "slice": p.slice, "score": p.score, "priority": p.priority}
+                                       for r, p in enumerate(picks, start=1)],
+                       "scores": [None if not np.isfinite(v) else float(v) for v in scores]}, f, indent=1)
     return 0
 
 

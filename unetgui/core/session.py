@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from unetgui.core import tools
+from unetgui.core import ranking, tools
 from unetgui.core.history import EditHistory, Step, diff_patch
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
@@ -39,6 +39,7 @@ class Listeners:
     reviewed_changed: list[Callable[[], None]] = field(default_factory=list)
     slice_changed: list[Callable[[int], None]] = field(default_factory=list)
     history_changed: list[Callable[[], None]] = field(default_factory=list)
+    uncertainty_changed: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Session:
@@ -49,6 +50,8 @@ class Session:
         self.labels: LabelMap | None = None
         self.reviewed = np.zeros(0, bool)
         self.test = np.zeros(0, bool)  # reviewed slices kept out of training, to evaluate the model on
+        self.uncertainty: np.ndarray | None = None  # (z, y, x) uint8 of the last segmentation (not saved)
+        self.slice_scores = np.zeros(0)  # per slice, NaN where not segmented (core.ranking.slice_scores)
         self.current_slice = 0
         self.active_label = 1
         self.history = EditHistory(history_bytes)
@@ -74,6 +77,8 @@ class Session:
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
+        self.uncertainty = None
+        self.slice_scores = np.full(volume.shape[0], np.nan)
         self.history.clear()
         self._stroke = None
         self.generation += 1
@@ -241,9 +246,18 @@ class Session:
         return self._replace_slices("interpolate", new)
 
     # -- predictions -----------------------------------------------------------------------------
-    def apply_prediction(self, slices: tuple[int, ...] | list[int], labels: np.ndarray) -> tuple[int, ...]:
+    def apply_prediction(self, slices: tuple[int, ...] | list[int], labels: np.ndarray,
+                         uncertainty: np.ndarray | None = None, scores: np.ndarray | None = None) -> tuple[int, ...]:
         """Write predicted labels ``(n, y, x)`` into ``slices``, skipping reviewed slices (the user's
-        corrections are never overwritten). Returns the slices written."""
+        corrections are never overwritten); keep the model's ``uncertainty`` ``(n, y, x)`` and slice
+        ``scores`` (see core.ranking) for every slice. Returns the slices written."""
+        if uncertainty is not None:
+            if self.uncertainty is None:
+                self.uncertainty = np.zeros(self.volume.shape, np.uint8)
+            self.uncertainty[list(slices)] = uncertainty
+            if scores is not None:
+                self.slice_scores[list(slices)] = scores
+            self._emit("uncertainty_changed")
         open_stroke = self._stroke.z if self._stroke is not None else None  # a drag in progress wins
         written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != open_stroke)
         for z, plane in zip(slices, labels):
@@ -262,6 +276,12 @@ class Session:
         self.history.push(step)
         self._emit("history_changed")
         return step
+
+    def suggestions(self, count: int | None = None) -> list:
+        """Unreviewed segmented slices in the order to correct them (core.ranking.rank_slices)."""
+        if not self.is_open:
+            return []
+        return ranking.rank_slices(self.slice_scores, self.reviewed, count)
 
     def training_labels(self) -> np.ndarray:
         """Labels of the reviewed slices that are not test slices, 255 ("not annotated") elsewhere."""

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
+from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.data import context_stack
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
@@ -41,6 +42,7 @@ class SliceBatch:
     done: int
     total: int
     eta: float  # seconds
+    uncertainty: np.ndarray | None = None  # (n, y, x) uint8: 1 - margin of the two top classes (core.ranking)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Prediction:
     probabilities: np.ndarray | None  # (z, classes, y, x) uint8, or None when not kept
     seconds: float
     device: str
+    uncertainty: np.ndarray | None = None  # (z, y, x) uint8 0..255 (see core.ranking.uncertainty)
 
 
 class Predictor:
@@ -197,7 +200,8 @@ class Predictor:
             labels, quantised = self.postprocess(probs, voxels.shape[1:])
             done += len(batch)
             elapsed = time.monotonic() - start
-            yield SliceBatch(tuple(batch), labels, quantised, done, len(order), elapsed / done * (len(order) - done))
+            yield SliceBatch(tuple(batch), labels, quantised, done, len(order), elapsed / done * (len(order) - done),
+                             margin_uncertainty(quantised))  # from the same probabilities: no extra pass
 
     def _out_of_memory(self) -> None:
         """GPU out of memory: halve the batch; at one slice, continue on the CPU (noted in ``notes``)."""
@@ -223,9 +227,11 @@ class Predictor:
         start = time.monotonic()
         labels = np.zeros(voxels.shape, np.uint8)
         probs = np.zeros((voxels.shape[0], self.config.classes, *voxels.shape[1:]), np.uint8) if keep_probabilities else None
+        uncert = np.zeros(voxels.shape, np.uint8)
         for batch in self.run(voxels, slices, cancel):
             labels[list(batch.slices)] = batch.labels
+            uncert[list(batch.slices)] = batch.uncertainty
             if probs is not None:
                 probs[list(batch.slices)] = batch.probabilities
             report(progress, batch.done, batch.total, f"segmenting: ETA {batch.eta:.0f} s")
-        return Prediction(labels, probs, time.monotonic() - start, self.device_name)
+        return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert)

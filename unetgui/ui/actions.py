@@ -16,6 +16,7 @@ from unetgui.ui.tool_state import ToolState
 class Actions:
     def __init__(self, parent: QWidget, session: Session, tools: ToolState, view: SliceView) -> None:
         self.session, self.tools, self.view = session, tools, view
+        self.message = lambda text: None  # the main window shows these in its status bar
 
         def make(text: str, shortcut: str | QKeySequence.StandardKey | None = None, slot=None, checkable=False) -> QAction:
             action = QAction(text, parent)
@@ -65,6 +66,9 @@ class Actions:
         self.toggle_overlay.setChecked(True)
         tools.overlay_changed.connect(lambda: self.toggle_overlay.setChecked(tools.overlay_visible))
         self.outline = make("Outline only", "O", lambda on: tools.set_overlay(outline=on), True)
+        self.uncertainty = make("Show model uncertainty", "U", lambda on: tools.set_overlay(uncertainty=on), True)
+        tools.overlay_changed.connect(lambda: self.uncertainty.setChecked(tools.uncertainty_visible))
+        self.next_suggestion = make("Next slice to correct", "N", self._next_suggestion)
         self.previous_slice = make("Previous slice", "PgDown", lambda: view.step_slice(-1))
         self.next_slice = make("Next slice", "PgUp", lambda: view.step_slice(1))
         self.axial = make("Axial", "1", lambda: view.set_plane("axial"))
@@ -86,6 +90,18 @@ class Actions:
     def _if_open(self, fn) -> None:
         if self.session.is_open:
             fn()
+
+    def _next_suggestion(self) -> None:
+        """Jump to the unreviewed slice where a correction should help the model most."""
+        if not self.session.is_open:
+            return
+        picks = self.session.suggestions(1)
+        if picks:
+            self.session.set_slice(picks[0].slice)
+            self.message(f"Slice {picks[0].slice + 1}: the most uncertain unreviewed slice "
+                                f"(score {picks[0].score:.0f}); correct it, it becomes reviewed, N goes on")
+        else:
+            self.message("No suggestion: segment the volume first (Ctrl+G), or every segmented slice is reviewed")
 
     def _toggle_reviewed(self) -> None:
         if self.session.is_open:

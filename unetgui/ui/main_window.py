@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         a.save_project_as.triggered.connect(self.projects.ask_save_as)
         a.sample.triggered.connect(self.open_sample)
         a.export.triggered.connect(self.show_export)
+        a.message = lambda text: self.statusBar().showMessage(text, 8000)
         a.quit.triggered.connect(self.close)
         a.shortcuts.triggered.connect(self._show_shortcuts)
         a.open_model.triggered.connect(self._ask_open_model)
@@ -115,8 +116,9 @@ class MainWindow(QMainWindow):
             "&File": [a.new_project, a.open_project, a.save_project, a.save_project_as, None, a.open_dicom, a.open_nifti,
                       a.open_labels, None, a.export, None, "recent", a.sample, None, a.quit],
             "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.eraser, a.fill, a.threshold, a.smaller, a.larger,
-                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_test],
-            "&View": [a.toggle_overlay, a.outline, None, a.axial, a.coronal, a.sagittal, a.fit, None,
+                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_test,
+                      None, a.next_suggestion],
+            "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.fit, None,
                       a.previous_slice, a.next_slice],
             "&Model": [a.segment_slice, a.segment_volume, a.train, None, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],

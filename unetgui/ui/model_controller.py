@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.ranking import slice_scores
 from unetgui.core.session import Session
 from unetgui.workers.jobs import Job, JobRunner
 
@@ -95,7 +96,7 @@ class ModelController(QObject):
             predictor = Predictor(checkpoint, device=device)
             self.device_name = predictor.device_name
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
-                yield batch
+                yield batch, slice_scores(batch.uncertainty, batch.labels)  # ranked here, not on the GUI thread
             self.device_name = predictor.device_name
             return predictor.notes
 
@@ -104,11 +105,12 @@ class ModelController(QObject):
         def same_document() -> bool:  # results for an image (or labels) opened since are dropped
             return self.session.generation == generation
 
-        def on_batch(batch) -> None:
+        def on_batch(item) -> None:
+            batch, scores = item
             if same_document():
                 for z in batch.slices:
                     backup.setdefault(z, self.session.labels.labels[z].copy())
-                self.session.apply_prediction(batch.slices, batch.labels)
+                self.session.apply_prediction(batch.slices, batch.labels, batch.uncertainty, scores)
             self.segment_progress.emit(batch.done, batch.total, batch.eta)
 
         def record() -> None:  # what was written becomes one undo step

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
 
 from unetgui.core.session import BrushSettings, Session
 from unetgui.core.volume import UNANNOTATED
@@ -57,6 +57,54 @@ class _ViewBox(pg.ViewBox):
         ev.accept()
 
 
+def _heat_lut() -> np.ndarray:
+    """Uncertainty 0..255 -> RGBA: transparent when sure, yellow to red and more opaque when unsure."""
+    u = np.arange(256) / 255.0
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, 0] = 255
+    lut[:, 1] = np.round(230 * (1 - u)).astype(np.uint8)
+    lut[:, 2] = np.round(40 * (1 - u)).astype(np.uint8)
+    lut[:, 3] = np.round(220 * np.clip((u - 0.1) / 0.9, 0, 1) ** 0.7).astype(np.uint8)
+    return lut
+
+
+HEAT_LUT = _heat_lut()
+
+
+class UncertaintyLegend(QLabel):
+    """The heat-map's colour scale, in the view's top-left corner while the heat-map is on."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        width, height = 160, 12
+        bar = np.zeros((height, width, 4), np.uint8)
+        bar[:] = HEAT_LUT[np.linspace(0, 255, width).astype(int)]
+        bar[..., 3] = np.maximum(bar[..., 3], 40)
+        self._bar = np.ascontiguousarray(bar)
+        image = QImage(self._bar.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
+        self._pixmap = QPixmap.fromImage(image.copy())
+        self.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); color: white; padding: 4px; }")
+        self.set_available(False)
+        self.move(8, 8)
+        self.hide()
+
+    def set_available(self, available: bool) -> None:
+        self._render("Model uncertainty" if available else "Model uncertainty: segment first")
+
+    def _render(self, text: str) -> None:
+        pixmap = QPixmap(200, 44)
+        pixmap.fill(QColor(0, 0, 0, 0))
+        painter = QPainter(pixmap)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(0, 12, text)
+        painter.drawPixmap(0, 16, self._pixmap)
+        painter.drawText(0, 42, "sure")
+        painter.drawText(128, 42, "unsure")
+        painter.end()
+        self.setPixmap(pixmap)
+        self.adjustSize()
+
+
 class SliceView(pg.GraphicsLayoutWidget):
     """Shows ``session``'s current slice with its labels; edits through the session's methods."""
 
@@ -74,8 +122,13 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay = pg.ImageItem(axisOrder="row-major")
         self.overlay.setZValue(10)
+        self.heat = pg.ImageItem(axisOrder="row-major")  # the model's uncertainty, above the labels
+        self.heat.setZValue(11)
+        self.heat.setVisible(False)
         self.vb.addItem(self.image)
         self.vb.addItem(self.overlay)
+        self.vb.addItem(self.heat)
+        self.legend = UncertaintyLegend(self)
         self.cursor = QGraphicsEllipseItem()
         self.cursor.setPen(QPen(QColor(255, 255, 0, 200), 0))
         self.cursor.setZValue(20)
@@ -90,6 +143,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         session.listeners.slice_changed.append(lambda z: self._refresh())
         session.listeners.labels_changed.append(self._on_labels_changed)
         session.listeners.table_changed.append(self._on_overlay_style_changed)
+        session.listeners.uncertainty_changed.append(self._refresh_heat)
         tools.overlay_changed.connect(self._on_overlay_style_changed)
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
         tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
@@ -221,6 +275,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         rect = QRectF(0, 0, w * dc, h * dr)
         self.image.setRect(rect)
         self.overlay.setRect(rect)
+        self.heat.setRect(rect)
         self.vb.setRange(rect, padding=0.02)
 
     def _on_labels_changed(self, slices: tuple[int, ...]) -> None:
@@ -255,6 +310,17 @@ class SliceView(pg.GraphicsLayoutWidget):
             labels = np.where(edge, labels, 0).astype(np.uint8)
         self.overlay.setVisible(self.tools.overlay_visible)
         self.overlay.setImage(labels, autoLevels=False, levels=(0, 255), lut=self._lut)
+        self._refresh_heat()
+
+    def _refresh_heat(self) -> None:
+        """The uncertainty heat-map (toggled with U): transparent where the model is sure."""
+        uncertainty = self.session.uncertainty if self.session.is_open else None
+        show = self.tools.uncertainty_visible and uncertainty is not None
+        self.heat.setVisible(show)
+        self.legend.setVisible(self.tools.uncertainty_visible)
+        self.legend.set_available(uncertainty is not None)
+        if show:
+            self.heat.setImage(self.plane_data(uncertainty), autoLevels=False, levels=(0, 255), lut=HEAT_LUT)
 
     def _update_cursor(self, view_point: QPointF | None = None) -> None:
         show = self.session.is_open and self.tools.tool in ("brush", "eraser") and self.plane == "axial"

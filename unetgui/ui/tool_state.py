@@ -24,6 +24,7 @@ class ToolState(QObject):
         self.threshold = (40.0, 200.0)
         self.opacity = 0.5
         self.overlay_visible = True
+        self.uncertainty_visible = False  # heat-map of the model's uncertainty over the image
         self.outline = False
         self.hidden_labels: set[int] = set()
 
@@ -57,7 +58,9 @@ class ToolState(QObject):
         self.threshold_changed.emit()
 
     def set_overlay(self, *, opacity: float | None = None, visible: bool | None = None, outline: bool | None = None,
-                    hidden: set[int] | None = None) -> None:
+                    hidden: set[int] | None = None, uncertainty: bool | None = None) -> None:
+        if uncertainty is not None:
+            self.uncertainty_visible = uncertainty
         if opacity is not None:
             self.opacity = float(min(1.0, max(0.0, opacity)))
         if visible is not None:

@@ -1,0 +1,63 @@
+"""The uncertainty overlay, the slider strip and "Next slice to correct" (N) in the window."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from conftest import phantom_hu
+from test_gui_viewer import window  # noqa: F401 - the fixture
+from unetgui.core.ranking import slice_scores
+from unetgui.core.volume import Volume
+
+
+def _segmented(window):  # noqa: F811
+    """A volume 'segmented' with a known uncertainty: slice 6 very unsure, slice 2 somewhat, others sure."""
+    s = window.session
+    s.open(Volume(phantom_hu((10, 64, 80)), np.diag([0.8, 0.8, 2.0, 1.0]), "CT"))
+    labels = np.zeros((10, 64, 80), np.uint8)
+    labels[:, 20:40, 20:50] = 1
+    u = np.zeros((10, 64, 80), np.uint8)
+    u[:, 19:41, 19:51] = 20  # a thin uncertain rim everywhere
+    u[6, 20:40, 20:50] = 250
+    u[2, 25:35, 25:45] = 200
+    s.apply_prediction(list(range(10)), labels, u, slice_scores(u, labels))
+    return s
+
+
+def test_next_slice_to_correct_jumps_to_the_top_ranked_unreviewed_slice(window, qtbot):  # noqa: F811
+    s = _segmented(window)
+    s.set_slice(0)
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_N)
+    assert s.current_slice == 6 == s.suggestions(1)[0].slice
+    assert "Slice 7" in window.statusBar().currentMessage()
+    s.set_reviewed(6)  # corrected: N goes on to the next candidate
+    qtbot.keyClick(window.view, Qt.Key.Key_N)
+    assert s.current_slice == 2
+
+
+def test_uncertainty_heat_map_toggles_with_u_and_shows_a_legend(window, qtbot):  # noqa: F811
+    s = _segmented(window)
+    s.set_slice(6)
+    assert not window.view.heat.isVisible()
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_U)
+    assert window.actions.uncertainty.isChecked() and window.view.heat.isVisible() and window.view.legend.isVisible()
+    shown = window.view.heat.image
+    assert shown.shape == (64, 80) and shown.max() == 250  # the current slice's uncertainty (axial)
+    assert np.isfinite(window.slider.slider.scores).all() and window.slider.slider.scores.argmax() == 6
+    qtbot.keyClick(window.view, Qt.Key.Key_U)
+    assert not window.view.heat.isVisible() and not window.view.legend.isVisible()
+
+
+def test_segmentation_fills_the_uncertainty_and_the_ranking(window, qtbot):  # noqa: F811
+    from engine_fixtures import tiny_checkpoint
+
+    s = window.session
+    s.open(Volume(phantom_hu((12, 64, 64)), np.diag([0.8, 0.8, 2.0, 1.0]), "CT"))
+    window.models.set_model(tiny_checkpoint())
+    window.models.segment()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    assert s.uncertainty is not None and s.uncertainty.shape == s.volume.shape
+    assert np.isfinite(s.slice_scores).all() and len(s.suggestions()) == 12
