@@ -1,4 +1,5 @@
-"""Screenshots of the first run: the welcome panel, the sample study segmented, the export dialog.
+"""Screenshots of the first run: the welcome panel, the sample study segmented, the uncertainty heat-map
+on the suggested slice (N, U), the export dialog.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots_project.py
 
@@ -41,7 +42,12 @@ def main() -> int:
     def segmented():
         window.session.set_slice(14)
         window.view.set_window(400, 40)
-        QTimer.singleShot(800, lambda: (shoot(window, "sample_segmented.png"), export()))
+        QTimer.singleShot(800, lambda: (shoot(window, "sample_segmented.png"), uncertain()))
+
+    def uncertain():
+        window.actions.next_suggestion.trigger()  # N: the top-ranked slice
+        window.actions.uncertainty.trigger()  # U: the heat-map
+        QTimer.singleShot(800, lambda: (shoot(window, "uncertainty.png"), window.actions.uncertainty.trigger(), export()))
 
     def export():
         window.show_export()

@@ -46,6 +46,11 @@ def test_uncertainty_heat_map_toggles_with_u_and_shows_a_legend(window, qtbot): 
     assert window.actions.uncertainty.isChecked() and window.view.heat.isVisible() and window.view.legend.isVisible()
     shown = window.view.heat.image
     assert shown.shape == (64, 80) and shown.max() == 250  # the current slice's uncertainty (axial)
+    view = window.view  # drawn exactly over the image (not scaled by its own pixel count)
+    assert view.heat.mapRectToScene(view.heat.boundingRect()) == view.image.mapRectToScene(view.image.boundingRect())
+    window.view.set_plane("coronal")
+    assert view.heat.image.shape == view.image.image.shape
+    assert view.heat.mapRectToScene(view.heat.boundingRect()) == view.image.mapRectToScene(view.image.boundingRect())
     assert np.isfinite(window.slider.slider.scores).all() and window.slider.slider.scores.argmax() == 6
     qtbot.keyClick(window.view, Qt.Key.Key_U)
     assert not window.view.heat.isVisible() and not window.view.legend.isVisible()

@@ -64,7 +64,7 @@ def _heat_lut() -> np.ndarray:
     lut[:, 0] = 255
     lut[:, 1] = np.round(230 * (1 - u)).astype(np.uint8)
     lut[:, 2] = np.round(40 * (1 - u)).astype(np.uint8)
-    lut[:, 3] = np.round(220 * np.clip((u - 0.1) / 0.9, 0, 1) ** 0.7).astype(np.uint8)
+    lut[:, 3] = np.round(235 * np.clip((u - 0.05) / 0.45, 0, 1) ** 0.6).astype(np.uint8)  # opaque from 0.5 up
     return lut
 
 
@@ -129,6 +129,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.vb.addItem(self.overlay)
         self.vb.addItem(self.heat)
         self.legend = UncertaintyLegend(self)
+        self._rect: QRectF | None = None  # the displayed plane in view coordinates (mm)
         self.cursor = QGraphicsEllipseItem()
         self.cursor.setPen(QPen(QColor(255, 255, 0, 200), 0))
         self.cursor.setZValue(20)
@@ -275,7 +276,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         rect = QRectF(0, 0, w * dc, h * dr)
         self.image.setRect(rect)
         self.overlay.setRect(rect)
-        self.heat.setRect(rect)
+        self._rect = rect
+        self._refresh_heat()
         self.vb.setRange(rect, padding=0.02)
 
     def _on_labels_changed(self, slices: tuple[int, ...]) -> None:
@@ -321,6 +323,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.legend.set_available(uncertainty is not None)
         if show:
             self.heat.setImage(self.plane_data(uncertainty), autoLevels=False, levels=(0, 255), lut=HEAT_LUT)
+            if self._rect is not None:
+                self.heat.setRect(self._rect)  # after setImage: an ImageItem scales its rect by the image size
 
     def _update_cursor(self, view_point: QPointF | None = None) -> None:
         show = self.session.is_open and self.tools.tool in ("brush", "eraser") and self.plane == "axial"
