@@ -181,3 +181,21 @@ def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, t
     assert np.array_equal(labels.labels, window.session.labels.labels)
     assert len(list(out.glob("*_labels/*.png"))) == 6 and len(list(out.glob("*_overlay/*.png"))) == 6
     dialog.close()
+
+
+def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  # noqa: F811
+    a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 64, 80), seed=1)
+    _open(window, qtbot, a)
+    _paint(window, 2, 30, 30)
+    _paint(window, 6, 30, 30)
+    _open(window, qtbot, b)
+    _paint(window, 3, 20, 40)
+    window.session.set_test(1)  # a test slice of another series stays out of training too
+    _open(window, qtbot, a)  # train from series a: series b's reviewed slices join
+    window.models.train(None, 1, 1e-3, 2, False, False, "cpu", "small")
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    trainer = window.models.trainer
+    assert len(trainer.cases) == 2
+    refs = sorted(trainer.train_refs + trainer.val_refs)
+    assert refs == [(0, 2), (0, 6), (1, 3)]
+    assert window.projects.project.models  # the result was kept in the project
