@@ -55,9 +55,13 @@ def self_test(argv: list[str], timeout_s: float = 300.0) -> int:
     import tempfile
     import time
 
-    from PySide6.QtCore import QTimer
+    from PySide6.QtCore import QSettings, QTimer
 
-    os.environ.setdefault("UNETGUI_DATA", tempfile.mkdtemp(prefix="unetgui-selftest-"))
+    scratch = None if os.environ.get("UNETGUI_DATA") else tempfile.mkdtemp(prefix="unetgui-selftest-")
+    if scratch:
+        os.environ["UNETGUI_DATA"] = scratch  # the sample copy goes here, removed at the end
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)  # the user's settings (recent projects) stay untouched
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, scratch or os.environ["UNETGUI_DATA"])
     app = create_app([a for a in argv if a != "--self-test"])
     window = MainWindow(resources=str(RESOURCES))
     window.show()
@@ -93,5 +97,9 @@ def self_test(argv: list[str], timeout_s: float = 300.0) -> int:
     watch.start(250)
     window.open_sample()
     app.exec()
+    if scratch:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
     print(f"unetgui {__version__}: {result['message']}" + ("" if result["code"] == 0 else f" ({window.io.last_error})"), flush=True)
     return result["code"]
