@@ -199,3 +199,49 @@ def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  #
     refs = sorted(trainer.train_refs + trainer.val_refs)
     assert refs == [(0, 2), (0, 6), (1, 3)]
     assert window.projects.project.models  # the result was kept in the project
+
+
+def test_a_project_that_fails_to_open_leaves_the_shown_one_autosaving(window, qtbot, tmp_path):  # noqa: F811
+    _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
+    shown = window.projects.project
+    broken = _nifti(tmp_path, "gone.nii.gz")
+    other = Project.create(str(tmp_path / "other"))
+    other.add_series(broken, nifti.read_image(broken), "nifti")
+    os.remove(broken)
+    window.projects.open_project(other.root)
+    qtbot.waitUntil(lambda: not window.runner.busy and bool(window.io.last_error), timeout=30_000)
+    assert "could not be opened" in window.io.last_error and window.projects.project is shown
+    _paint(window, 4, 30, 30)
+    assert Project.open(shown.root).read_labels("s1").labels[4].any()  # still journaled
+
+
+def test_clean_close_folds_every_series_journal_and_labels_bring_their_names(window, qtbot, tmp_path):  # noqa: F811
+    from unetgui.core.volume import Label, LabelMap, LabelTable
+
+    a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
+    _open(window, qtbot, a)
+    _paint(window, 3, 20, 20)
+    labels_file = str(tmp_path / "labels.nii.gz")
+    volume = window.session.volume
+    sparse = np.zeros(volume.shape, np.uint8)
+    sparse[5, 10:20, 10:20] = 2
+    nifti.write_labels(LabelMap(sparse, volume.affine.copy(), LabelTable((Label(2, "Spleen", (10, 200, 10)),))), labels_file)
+    window.io.open_labels(labels_file)
+    qtbot.waitUntil(lambda: not window.runner.busy and window.session.labels.labels[5].max() == 2, timeout=30_000)
+    assert 2 in window.projects.project.table.values  # the project keeps the new label
+    _open(window, qtbot, b)
+    root = window.projects.project.root
+    window.close()
+    project = Project.open(root)
+    assert project.pending_edits("s1") == 0 and project.pending_edits("s2") == 0
+    assert project.read_labels("s1").labels[5].max() == 2 and 2 in project.table.values
+
+
+def test_a_project_open_in_another_window_is_refused(window, qtbot, tmp_path):  # noqa: F811
+    import socket
+
+    project = Project.create(str(tmp_path / "p"))
+    with open(project.path(".lock"), "w") as f:
+        json.dump({"pid": os.getppid(), "host": socket.gethostname()}, f)
+    window.projects.open_project(project.root)
+    assert "open in another unetgui" in window.io.last_error and window.projects.project is None

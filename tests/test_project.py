@@ -226,3 +226,65 @@ def test_cli_exports_a_project_with_its_journaled_labels(tmp_path, capsys):
     assert np.array_equal(nifti.read_labels(labels, volume).labels, session.labels.labels)
     assert any(p.endswith("_model.unetgui") for p in written) and all(p.startswith(str(out / "s1")) for p in written)
     assert cli.main(["export", "--project", project.root, "--input", "x", "--output", str(out)]) == 1
+
+
+def test_fills_and_slice_copies_are_journaled_with_their_pixels(tmp_path):
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    session.set_slice(3)
+    session.flood_fill(20, 20)  # labels_changed comes before the commit: the filled slice is in the record
+    session.set_slice(4)
+    session.copy_from(3)
+    saved = Project.open(project.root).read_labels("s1")
+    assert saved.labels[3].all() and saved.labels[4].all() and saved.reviewed[3] and saved.reviewed[4]
+
+
+def test_a_failed_journal_write_is_cut_off_and_later_records_stay_readable(tmp_path, monkeypatch):
+    from unetgui.core.errors import FormatError
+
+    path = str(tmp_path / "j")
+    j = journal.Journal(path, "s1", (3, 8, 8), "tok")
+    plane = np.ones((1, 8, 8), np.uint8)
+    j.append([0], plane, np.zeros(3, bool), np.zeros(3, bool))
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(FormatError, match="No space left"):
+        j.append([1], plane, np.zeros(3, bool), np.zeros(3, bool))
+    monkeypatch.setattr(os, "fsync", real)
+    j.append([2], plane * 2, np.zeros(3, bool), np.zeros(3, bool))
+    j.close()
+    assert [r.slices for r in journal.replay(path, "tok", (3, 8, 8))] == [(0,), (2,)]
+
+
+def test_autosave_failure_is_reported_and_retried(tmp_path, monkeypatch):
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    saver = Autosaver(session, project, "s1")
+    messages = []
+    saver.failed = messages.append
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    autosave_child.stroke(session, 0)
+    assert messages and "Autosave failed" in messages[0] and saver.unsaved
+    monkeypatch.setattr(os, "fsync", real)
+    autosave_child.stroke(session, 1)  # the next edit writes the earlier one too
+    assert not saver.unsaved
+    assert np.array_equal(Project.open(project.root).read_labels("s1").labels, session.labels.labels)
+
+
+def test_a_project_open_in_a_running_process_is_recognised(tmp_path):
+    import json
+    import socket
+
+    from unetgui.project.store import inside
+
+    project, _ = _project(tmp_path)
+    with open(project.path(".lock"), "w") as f:
+        json.dump({"pid": os.getppid(), "host": socket.gethostname()}, f)  # our parent: alive
+    assert project.open_elsewhere() == os.getppid() and not project.crashed()
+    assert inside(str(tmp_path), project.root) and not inside(project.root, str(tmp_path))
+    with pytest.raises(FormatError, match="inside the project"):
+        project.copy_to(project.path("copy"))

@@ -148,3 +148,19 @@ def test_review_findings_in_core(session):
     generation = session.generation
     session.open(session.volume)
     assert session.generation == generation + 1
+
+
+def test_undoing_a_segmentation_drops_its_uncertainty_scores():
+    import numpy as np
+
+    from unetgui.core.session import Session
+    from unetgui.core.volume import Volume
+
+    s = Session()
+    s.open(Volume(np.zeros((4, 8, 8), np.int16), np.eye(4)))
+    befores = {z: s.labels.labels[z].copy() for z in range(4)}
+    s.apply_prediction([0, 1, 2, 3], np.ones((4, 8, 8), np.uint8), np.full((4, 8, 8), 200, np.uint8), np.arange(4.0))
+    s.commit_prediction(befores)
+    assert s.suggestions()[0].slice == 3
+    s.undo()
+    assert s.suggestions() == []  # nothing predicted on screen any more: nothing to suggest

@@ -40,6 +40,7 @@ class Listeners:
     slice_changed: list[Callable[[int], None]] = field(default_factory=list)
     history_changed: list[Callable[[], None]] = field(default_factory=list)
     uncertainty_changed: list[Callable[[], None]] = field(default_factory=list)
+    closed: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Session:
@@ -87,6 +88,17 @@ class Session:
         self._emit("volume_changed")
         self._emit("table_changed")
         self._emit("slice_changed", self.current_slice)
+        self._emit("history_changed")
+
+    def close(self) -> None:
+        """Show nothing (e.g. an empty project): the document is gone, listeners hear ``closed``."""
+        self.volume, self.labels = None, None
+        self.reviewed, self.test = np.zeros(0, bool), np.zeros(0, bool)
+        self.uncertainty, self.slice_scores = None, np.zeros(0)
+        self.history.clear()
+        self._stroke = None
+        self.generation += 1
+        self._emit("closed")
         self._emit("history_changed")
 
     @property
@@ -200,9 +212,8 @@ class Session:
         review = {z: bool(self.reviewed[z]) for z in new}
         for z, plane in new.items():
             self.labels.labels[z] = plane
-        step = self._commit(name, befores, review)
-        self._emit("labels_changed", tuple(new))
-        return step
+        self._emit("labels_changed", tuple(new))  # before the commit: listeners (autosave) see the slices first
+        return self._commit(name, befores, review)
 
     # -- slice operations ------------------------------------------------------------------------
     def flood_fill(self, y: int, x: int, tolerance: float | None = None) -> Step | None:
@@ -313,5 +324,8 @@ class Session:
             self.test[z] = before if undo else not before
         if step.patches:
             self._emit("labels_changed", step.slices)
+        if step.name == "segment" and step.patches:  # the uncertainty belonged to that prediction
+            self.slice_scores[list(step.slices)] = np.nan
+            self._emit("uncertainty_changed")
         self._emit("reviewed_changed")
         self._emit("history_changed")

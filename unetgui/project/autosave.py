@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.session import Session
 from unetgui.project.store import Project
 
@@ -22,6 +23,7 @@ class Autosaver:
     def __init__(self, session: Session, project: Project, series_id: str) -> None:
         self.session, self.project, self.series_id = session, project, series_id
         self.generation = session.generation  # the document this saver journals (a later open is not it)
+        self.failed = lambda message: None  # told when a write fails (the window shows it)
         self._dirty: set[int] = set()
         self._flags = (session.reviewed.copy(), session.test.copy())
         if project.journal(series_id) is None:
@@ -71,7 +73,14 @@ class Autosaver:
             return
         slices = sorted(self._dirty)
         journal = self.project.journal(self.series_id)
-        journal.append(slices, s.labels.labels[slices], s.reviewed, s.test)
+        try:
+            if journal is None:
+                raise FormatError("the autosave journal is not open")
+            journal.append(slices, s.labels.labels[slices], s.reviewed, s.test)
+        except (UnetguiError, OSError) as exc:  # kept dirty: the next edit (or Save) tries again
+            self.failed(f"Autosave failed: {exc}. Your edits are still on screen; free disk space or "
+                        "use File > Save project as to save them elsewhere.")
+            return
         self._dirty.clear()
         self._flags = (s.reviewed.copy(), s.test.copy())
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unetgui.core.errors import FormatError
 from unetgui.formats.atomic import write_bytes
 
 MAGIC = b"UNETGUI-JOURNAL 1\n"
@@ -75,9 +76,18 @@ class Journal:
             raise ValueError(f"planes {planes.shape} do not fit slices {slices} of {self.shape}")
         meta = json.dumps({"slices": list(slices), "reviewed": _bits(reviewed), "test": _bits(test)}).encode()
         payload = struct.pack("<I", len(meta)) + meta + zlib.compress(planes.tobytes(), 1)
-        self._file.write(_HEAD.pack(RECORD, len(payload), zlib.crc32(payload)) + payload)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        end = self._file.tell()
+        try:
+            self._file.write(_HEAD.pack(RECORD, len(payload), zlib.crc32(payload)) + payload)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # disk full, I/O error: cut the torn record so later ones stay readable
+            try:
+                self._file.truncate(end)
+                self._file.seek(end)
+            except OSError:
+                pass
+            raise FormatError(f"autosave could not write {self.path}: {exc}") from exc
         self.records += 1
 
     def close(self) -> None:

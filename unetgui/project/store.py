@@ -23,6 +23,7 @@ import re
 import shutil
 import socket
 import uuid
+import zipfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -34,6 +35,41 @@ from unetgui.formats.atomic import write_bytes
 from unetgui.project import journal as _journal
 
 PROJECT_FILE = "project.json"
+
+
+def inside(folder: str, path: str) -> bool:
+    """``path`` lies in ``folder`` (False across Windows drives, case-insensitive where the OS is)."""
+    folder, path = (os.path.normcase(os.path.abspath(p)) for p in (folder, path))
+    try:
+        return os.path.commonpath([folder, path]) == folder
+    except ValueError:  # different drives
+        return False
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (never signals it: os.kill kills on Windows)."""
+    if pid <= 0:
+        return False
+    if os.name == "nt":
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        kernel32.CloseHandle(handle)
+        return bool(ok) and code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
 FORMAT = "unetgui-project"
 FORMAT_VERSION = 1
 
@@ -139,10 +175,8 @@ class Project:
             project.current_model = d.get("current_model")
             project.state = dict(d.get("state", {}))
             project.created = d.get("created", project.created)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FormatError(f"{file} is damaged: {exc}") from exc
-        for sub in ("labels", "models"):
-            os.makedirs(project.path(sub), exist_ok=True)
         return project
 
     def to_json(self) -> dict:
@@ -175,8 +209,7 @@ class Project:
                     return entry
         used = {e.id for e in self.series}
         series_id = next(f"s{k}" for k in range(1, len(used) + 2) if f"s{k}" not in used)
-        inside = os.path.commonpath([self.root, source]) == self.root
-        entry = SeriesEntry(series_id, os.path.relpath(source, self.root) if inside else source, kind, uid,
+        entry = SeriesEntry(series_id, os.path.relpath(source, self.root) if inside(self.root, source) else source, kind, uid,
                             volume.info.series_description, volume.modality, tuple(volume.shape))
         self.series.append(entry)
         self.save()
@@ -217,7 +250,7 @@ class Project:
             with np.load(path) as data:
                 labels, reviewed, test = data["labels"].copy(), data["reviewed"].copy(), data["test"].copy()
                 token = str(data["token"])
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
         records = _journal.replay(self.journal_path(series_id), token, labels.shape)
         for record in records:
@@ -240,7 +273,7 @@ class Project:
         try:
             with np.load(path) as data:
                 token, shape = str(data["token"]), data["labels"].shape
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return 0
         return len(_journal.replay(self.journal_path(series_id), token, shape))
 
@@ -254,7 +287,7 @@ class Project:
             try:
                 with np.load(self.labels_path(series_id)) as data:
                     self._tokens[series_id] = str(data["token"])
-            except (OSError, ValueError, KeyError) as exc:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
                 raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
         journal = _journal.Journal(self.journal_path(series_id), series_id, tuple(shape), self._tokens[series_id], resume)
         self._journals[series_id] = journal
@@ -267,6 +300,13 @@ class Project:
         journal = self._journals.pop(series_id, None)
         if journal is not None:
             journal.close()
+
+    def compact(self, series_id: str) -> None:
+        """Fold a series' journal into a new snapshot (not the series on screen: its Autosaver does that)."""
+        if self.pending_edits(series_id):
+            saved = self.load_labels(series_id)
+            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test)
+            self.close_journal(series_id)
 
     def discard_journal(self, series_id: str) -> None:
         """Keep a crash's unrecovered edits aside (never deleted) and continue from the snapshot."""
@@ -330,19 +370,25 @@ class Project:
         if owner.get("host") != socket.gethostname():
             return True  # cannot check another machine's process; its journal is still safe to replay
         pid = int(owner.get("pid", 0))
-        if pid == os.getpid():
-            return False
+        return pid != os.getpid() and not process_alive(pid)
+
+    def open_elsewhere(self) -> int | None:
+        """The pid of another running unetgui that has this project open on this machine, else None."""
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+            with open(self.path(".lock"), encoding="utf-8") as f:
+                owner = json.load(f)
+        except (OSError, ValueError):
+            return None
+        pid = int(owner.get("pid", 0)) if isinstance(owner, dict) else 0
+        if owner.get("host") == socket.gethostname() and pid != os.getpid() and process_alive(pid):
+            return pid
+        return None
 
     def copy_to(self, root: str, cancel: CancelToken | None = None) -> Project:
         """Save as: a copy of this project in ``root`` (labels, journals, models, and sources kept inside the folder)."""
         if os.path.exists(root) and os.listdir(root):
             raise FormatError(f"{root} is not empty: choose an empty or new folder")
+        if inside(self.root, root):
+            raise FormatError(f"{root} lies inside the project itself: choose a folder elsewhere")
         shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", "*.partial"))
         return Project.open(root)  # sources inside the folder were copied along; others are absolute

@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self._menus()
         self._status()
         self.session.listeners.volume_changed.append(self._on_volume_changed)
+        self.session.listeners.closed.append(self._on_closed)
 
     def _centre(self) -> QWidget:
         centre = QWidget()
@@ -156,6 +157,12 @@ class MainWindow(QMainWindow):
         z, y, x = v.shape
         sz, sy, sx = v.spacing
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
+        self._update_title()
+
+    def _on_closed(self) -> None:
+        self.view.hide()
+        self.welcome.show()
+        self.device.setText("")
         self._update_title()
 
     def _update_title(self) -> None:

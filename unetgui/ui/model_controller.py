@@ -23,6 +23,7 @@ class ModelController(QObject):
     segment_done = Signal(str)  # message
     training_event = Signal(object)  # BatchStats | EpochStats
     training_done = Signal(str)  # message
+    training_started = Signal()
     evaluated = Signal(object)  # list of (set name, LabelMetrics)
     failed = Signal(str)
 
@@ -40,6 +41,8 @@ class ModelController(QObject):
         self.training_sources = lambda: None
         self.last_evaluation: list[dict] = []  # rows of the last evaluation, for the metrics CSV of an export
         self.evaluated.connect(self._keep_evaluation)
+        session.listeners.volume_changed.append(lambda: setattr(self, "last_evaluation", []))
+        self.last_trained = None  # the checkpoint the last training produced
 
     # -- model files -----------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
@@ -202,10 +205,12 @@ class ModelController(QObject):
             work, "train", on_item=self.training_event.emit, on_finished=lambda _: self._training_finished("finished"),
             on_cancelled=lambda: self._training_finished("stopped"), on_failed=self._training_failed,
             on_done=self._training_ended)
+        self.training_started.emit()
 
     def _training_finished(self, how: str) -> None:
         notes = "".join(f"\n{n}" for n in (self.trainer.notes if self.trainer is not None else []))
         if self._result is not None:
+            self.last_trained = self._result
             self.set_model(self._result)
             self.training_done.emit(f"Training {how}: the best epoch ({self.trainer.best_epoch}) is the current model{notes}")
         else:

@@ -20,7 +20,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
 from unetgui.project.autosave import Autosaver
-from unetgui.project.store import ModelEntry, Project, SeriesEntry
+from unetgui.project.store import ModelEntry, Project, SeriesEntry, inside
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.model_controller import ModelController
 from unetgui.workers.jobs import JobRunner
@@ -51,15 +51,19 @@ class ProjectController(QObject):
         self.entry: SeriesEntry | None = None
         self.autosaver: Autosaver | None = None
         self._project_model = None  # the checkpoint last loaded from / saved into the project
+        self._training_project: Project | None = None  # where the running training's model belongs
+        self._opening: Project | None = None  # the project whose image is loading
+        self._warned = False  # one autosave failure message per series shown
         io.present = self.show_volume
         io.replace_labels = self.replace_labels
         models.model_changed.connect(self._keep_model)
+        models.training_started.connect(lambda: setattr(self, "_training_project", self.project))
         models.training_sources = self.training_sources
 
     # -- state -----------------------------------------------------------------------------------
     @property
     def untitled(self) -> bool:
-        return self.project is not None and os.path.commonpath([self.project.root, data_folder()]) == data_folder() \
+        return self.project is not None and inside(data_folder(), self.project.root) \
             and os.path.basename(self.project.root).startswith("untitled")
 
     def title(self) -> str:
@@ -73,7 +77,8 @@ class ProjectController(QObject):
 
     def _remember(self) -> None:
         root = self.project.root
-        QSettings().setValue("recent_projects", ([root] + [p for p in self.recent() if p != root])[:MAX_RECENT])
+        if not inside(data_folder(), root):  # untitled projects and sample copies stay off the recent list
+            QSettings().setValue("recent_projects", ([root] + [p for p in self.recent() if p != root])[:MAX_RECENT])
         QSettings().setValue("open_project", root)  # cleared on a clean close: tells the next start about a crash
 
     # -- showing a series ----------------------------------------------------------------------------
@@ -102,11 +107,18 @@ class ProjectController(QObject):
             self.entry.state = {"slice": self.session.current_slice}
 
     def show_volume(self, volume: Volume, source: str, kind: str) -> None:
-        """Show a freshly loaded image; it joins the project (with its saved labels if it is in it)."""
-        project = self._ensure_project()
+        """Show a freshly loaded image; it joins the project (with its saved labels if it is in it).
+        What can fail (a damaged label file, an unwritable folder) fails before the shown series is let go."""
+        try:
+            project = self._ensure_project()
+            entry = project.add_series(source, volume, kind)
+            saved = project.read_labels(entry.id)
+        except (UnetguiError, OSError, ValueError) as exc:
+            self.io.error(f"The image could not be added to the project: {exc}")
+            return
         self._detach()
-        entry = project.add_series(source, volume, kind)
-        saved = project.load_labels(entry.id)
+        if saved is not None:
+            project.load_labels(entry.id)  # its journal continues from this snapshot
         if saved is None:
             self.session.open(volume, table=project.table if len(project.table) else None)
         else:
@@ -117,20 +129,33 @@ class ProjectController(QObject):
         if not len(project.table):
             project.table = self.session.table
         self.entry = entry
-        self.autosaver = Autosaver(self.session, project, entry.id)
+        self._attach(project, entry.id)
         project.state["current_series"] = entry.id
         project.save()
         self.series_changed.emit()
         self.project_changed.emit()
 
+    def _attach(self, project: Project, series_id: str) -> None:
+        self.autosaver = Autosaver(self.session, project, series_id)
+        self._warned = False
+        self.autosaver.failed = self._autosave_failed
+
+    def _autosave_failed(self, message: str) -> None:
+        if not self._warned:
+            self._warned = True
+            self.io.error(message)
+
     def replace_labels(self, labels: LabelMap, reviewed: np.ndarray) -> None:
-        """Labels opened from a file replace the shown series' labels (saved at once)."""
+        """Labels opened from a file replace the shown series' labels (saved at once, with their table)."""
         if self.autosaver is not None:
             self.autosaver.flush()
             self.autosaver.detach()
-        self.session.open(self.session.volume, labels, reviewed=reviewed)
+            self.autosaver = None
+        self.session.open(self.session.volume, labels, reviewed=reviewed, test=self.session.test)
         if self.project is not None and self.entry is not None:
-            self.autosaver = Autosaver(self.session, self.project, self.entry.id)
+            self.project.table = self.session.table
+            self.project.save()
+            self._attach(self.project, self.entry.id)
             self.autosaver.snapshot()
 
     def show_series(self, series_id: str) -> None:
@@ -146,11 +171,23 @@ class ProjectController(QObject):
 
     # -- project files ---------------------------------------------------------------------------
     def save(self) -> None:
-        """Everything of the shown series into its snapshot, and project.json (Ctrl+S)."""
+        """Every series' edits into its snapshot, and project.json (Ctrl+S)."""
         if self.project is None:
             return
         self._detach_keep()
+        self._compact_others()
         self.project.save()
+
+    def _compact_others(self) -> None:
+        """Fold the journals of the series not on screen into snapshots: after a clean save or close, a
+        journal only ever holds the edits of the session that wrote it (what a crash recovery offers)."""
+        shown = self.entry.id if self.entry is not None else None
+        for entry in self.project.series:
+            if entry.id != shown:
+                try:
+                    self.project.compact(entry.id)
+                except UnetguiError as exc:
+                    self.io.error(str(exc))
 
     def _detach_keep(self) -> None:
         if self.autosaver is not None and self.autosaver.generation == self.session.generation:
@@ -164,6 +201,7 @@ class ProjectController(QObject):
         if self.project is None:
             return
         self._detach(snapshot=True)
+        self._compact_others()
         self.project.save()
         self.project.unlock()
         QSettings().remove("open_project")
@@ -198,7 +236,9 @@ class ProjectController(QObject):
             self.show_volume(volume, copy.source_path(entry), entry.kind)
 
     def open_project(self, root: str) -> None:
-        """Open a project folder: offers recovery after a crash, then shows its last series and model."""
+        """Open a project folder: refuses one open in another unetgui, offers recovery after a crash,
+        then shows its last series and model. The project on screen stays open (and autosaved) until the
+        new one's image has loaded; if that fails, nothing changes."""
         try:
             project = Project.open(root)
         except UnetguiError as exc:
@@ -206,28 +246,50 @@ class ProjectController(QObject):
             return
         if self.project is not None and project.root == self.project.root:
             return
+        pid = project.open_elsewhere()
+        if pid is not None:
+            self.io.error(f"{project.root} is open in another unetgui window (process {pid}): close it there first.")
+            return
         pending = {e.id: project.pending_edits(e.id) for e in project.series}
         if project.crashed() and any(pending.values()) and not self._ask_recover(project, sum(pending.values())):
             for series_id, n in pending.items():
                 if n:
                     project.discard_journal(series_id)
-        self.close_project()
-        self._set_project(project)
-        if project.current_model:
-            self.runner.start(lambda progress, cancel: project.load_model(), "open project model",
-                              on_finished=self._project_model_loaded, on_failed=self.io.error)
-        current = project.state.get("current_series") or (project.series[0].id if project.series else None)
-        if current is None:
-            self.ready.emit()
+        self._opening = project
+        ids = [e.id for e in project.series]
+        current = project.state.get("current_series")
+        entry = project.find_series(current) if current in ids else (project.series[0] if ids else None)
+        if entry is None:  # an empty project: nothing to show yet
+            if self._switch_to(project):
+                self.session.close()
+                self.ready.emit()
             return
-        entry = project.find_series(current)
         self.io.busy.emit(f"Opening {project.name}...")
         self.runner.start(lambda progress, cancel: project.load_image(entry, progress), "open project",
-                          on_finished=lambda volume: self._project_shown(project, entry, volume),
-                          on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
+                          on_finished=lambda volume: self._project_loaded(project, entry, volume),
+                          on_failed=lambda message: self.io.error(f"The project {project.name} could not be opened: {message}"),
+                          on_done=lambda: self.io.busy.emit(""))
 
-    def _project_shown(self, project: Project, entry: SeriesEntry, volume: Volume) -> None:
-        if self.project is project:
+    def _switch_to(self, project: Project) -> bool:
+        """Close the project on screen (saved) and make ``project`` the open one, with its model."""
+        self.close_project()
+        try:
+            self._set_project(project)
+        except OSError as exc:
+            self.io.error(f"{project.root} cannot be written to: {exc}")
+            return False
+        self._project_model = None
+        self.models.set_model(None)  # another project's model does not carry over
+        if project.current_model:
+            self.runner.start(lambda progress, cancel: project.load_model(), "open project model",
+                              on_finished=lambda checkpoint: self.project is project and self._project_model_loaded(checkpoint),
+                              on_failed=self.io.error)
+        return True
+
+    def _project_loaded(self, project: Project, entry: SeriesEntry, volume: Volume) -> None:
+        if self._opening is not project:
+            return  # another project was asked for meanwhile
+        if self._switch_to(project):
             self.show_volume(volume, project.source_path(entry), entry.kind)
             self.ready.emit()
 
@@ -258,15 +320,24 @@ class ProjectController(QObject):
         self.models.set_model(checkpoint)
 
     def _keep_model(self) -> None:
-        """A newly trained or opened model is saved into the project (atomically) with its history."""
+        """A newly trained or opened model is saved into the project (atomically) with its history; a
+        training that ends after its project was closed saves into that project, not the open one."""
         checkpoint = self.models.checkpoint
         if checkpoint is None or checkpoint is self._project_model:
             return
-        self._ensure_project()
+        target = self.project
+        if checkpoint is self.models.last_trained and self._training_project is not None:
+            target = self._training_project
         try:
-            self.project.add_model(checkpoint)
-        except UnetguiError as exc:
+            target = target or self._ensure_project()
+            target.add_model(checkpoint)
+        except (UnetguiError, OSError) as exc:
             self.io.error(f"The model could not be saved into the project: {exc}")
+            return
+        if target is not self.project:
+            self.io.warn("A training ended after its project was closed", [
+                f"Its model was saved into {target.root}; the open project keeps its own model."])
+            self.models.set_model(self._project_model)
             return
         self._project_model = checkpoint
         self.project_changed.emit()
@@ -282,12 +353,15 @@ class ProjectController(QObject):
         def load(progress, cancel):
             cases = []
             for entry in others:
-                saved = project.read_labels(entry.id)
-                if saved is None or not (saved.reviewed & ~saved.test).any():
-                    continue
-                keep = saved.reviewed & ~saved.test
-                labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
-                cases.append((entry.description or entry.id, project.load_image(entry).voxels, labels))
+                try:
+                    saved = project.read_labels(entry.id)
+                    if saved is None or not (saved.reviewed & ~saved.test).any():
+                        continue
+                    keep = saved.reviewed & ~saved.test
+                    labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+                    cases.append((entry.description or entry.id, project.load_image(entry).voxels, labels))
+                except UnetguiError:
+                    continue  # a series whose image is missing cannot take part; the others still train
             return cases
 
         return load if others else None
@@ -346,7 +420,7 @@ class ProjectController(QObject):
         if folder:
             try:
                 self.new_project(folder)
-            except UnetguiError as exc:
+            except (UnetguiError, OSError) as exc:
                 self.io.error(str(exc))
 
     def ask_save_as(self) -> None:

@@ -261,7 +261,8 @@ class TrainingPanel(QWidget):
         self.train_button.setText("Train")
         self.progress.setValue(self.progress.maximum())
         self.status.setText(message)
-        if self.resegment.isChecked() and self.models.checkpoint is not None and self.session.is_open:
+        if (self.resegment.isChecked() and self.models.checkpoint is not None and self.session.is_open
+                and self.models.checkpoint is self.models.last_trained):  # not when the project changed meanwhile
             unreviewed = [int(z) for z in np.flatnonzero(~self.session.reviewed)]
             if unreviewed and not self.models.busy_segmenting:
                 self._segment(unreviewed)
