@@ -215,9 +215,10 @@ def test_a_project_that_fails_to_open_leaves_the_shown_one_autosaving(window, qt
     assert Project.open(shown.root).read_labels("s1").labels[4].any()  # still journaled
 
 
-def test_clean_close_folds_every_series_journal_and_labels_bring_their_names(window, qtbot, tmp_path):  # noqa: F811
+def test_clean_close_folds_every_series_journal_and_labels_bring_their_names(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
     from unetgui.core.volume import Label, LabelMap, LabelTable
 
+    monkeypatch.setattr(window.io, "may_replace_document", lambda: True)  # the user agrees to replace the edits
     a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
     _open(window, qtbot, a)
     _paint(window, 3, 20, 20)
