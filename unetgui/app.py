@@ -41,10 +41,8 @@ def run(argv: list[str]) -> int:
     paths = [a for a in argv if not a.startswith("-")]
     if "--sample" in argv:
         window.open_sample()
-    elif paths and os.path.isfile(os.path.join(paths[0], "project.json")):
-        window.projects.open_project(paths[0])
     elif paths:
-        window.io.open_path(paths[0])
+        window.open_path(paths[0])
     else:
         window.projects.check_crash()  # a crash last time: offer to recover its edits
     return app.exec()

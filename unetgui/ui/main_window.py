@@ -244,7 +244,14 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event) -> None:  # noqa: N802
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
-            self.io.open_path(paths[0])
+            self.open_path(paths[0])
+
+    def open_path(self, path: str) -> None:
+        """A project folder opens as a project; anything else as an image (DICOM folder, NIfTI)."""
+        if os.path.isfile(os.path.join(path, "project.json")):
+            self.projects.open_project(path)
+        else:
+            self.io.open_path(path)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.shutdown()  # cancel and wait until every thread ended: no "QThread destroyed while running"

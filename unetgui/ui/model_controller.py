@@ -99,7 +99,8 @@ class ModelController(QObject):
             predictor = Predictor(checkpoint, device=device)
             self.device_name = predictor.device_name
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
-                yield batch, slice_scores(batch.uncertainty, batch.labels)  # ranked here, not on the GUI thread
+                # the slice ranking is computed here, not on the GUI thread
+                yield batch, None if batch.uncertainty is None else slice_scores(batch.uncertainty, batch.labels)
             self.device_name = predictor.device_name
             return predictor.notes
 
