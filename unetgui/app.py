@@ -39,12 +39,14 @@ def run(argv: list[str]) -> int:
     window = MainWindow(resources=str(RESOURCES))
     window.show()
     paths = [a for a in argv if not a.startswith("-")]
-    if "--sample" in argv:
+    if window.projects.check_crash():  # a crash last time: its project first (its edits are offered back)
+        if paths or "--sample" in argv:
+            window.statusBar().showMessage("The project open at the crash was reopened first; open "
+                                           f"{paths[0] if paths else 'the sample'} again when you are ready.", 15000)
+    elif "--sample" in argv:
         window.open_sample()
     elif paths:
         window.open_path(paths[0])
-    else:
-        window.projects.check_crash()  # a crash last time: offer to recover its edits
     return app.exec()
 
 
