@@ -9,7 +9,10 @@ from collections.abc import Callable, Iterator
 
 
 def fsync_dir(folder: str) -> None:
-    """Make a rename in ``folder`` durable (no-op where folders cannot be opened, e.g. Windows)."""
+    """Make a rename in ``folder`` durable (no-op on Windows: folders cannot be opened for fsync there,
+    NTFS journals the renames)."""
+    if os.name != "posix":
+        return
     try:
         fd = os.open(folder or ".", os.O_RDONLY)
     except OSError:

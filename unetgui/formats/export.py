@@ -55,6 +55,7 @@ from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color
 from unetgui.formats import nifti, png
+from unetgui.formats.atomic import fsync_dir
 from unetgui.formats.dicom_seg import write_dicom_seg
 
 CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
@@ -379,20 +380,5 @@ def _commit(staged: list[tuple[str, str]], name: str) -> list[str]:
                         os.remove(os.path.join(folder, stale))
                     except OSError:
                         pass  # best effort: the new export itself is complete
-        _fsync_folder(folder)
+        fsync_dir(folder)
     return paths
-
-
-def _fsync_folder(folder: str) -> None:
-    if os.name != "posix":
-        return  # folders cannot be opened for fsync on Windows; NTFS journals the renames
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

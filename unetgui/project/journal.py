@@ -100,8 +100,9 @@ def replay(path: str, base: str, shape: tuple[int, int, int]) -> list[Record]:
     return scan(path, base, shape)[0]
 
 
-def scan(path: str, base: str, shape: tuple[int, int, int]) -> tuple[list[Record], int]:
-    """The intact records and the byte offset where they end (0: no usable journal for ``base``)."""
+def scan(path: str, base: str, shape: tuple[int, int, int] | None) -> tuple[list[Record], int]:
+    """The intact records and the byte offset where they end (0: no usable journal for ``base``).
+    ``shape`` None: the journal's own (to count records without reading the snapshot's labels)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -116,7 +117,9 @@ def scan(path: str, base: str, shape: tuple[int, int, int]) -> tuple[list[Record
         header = json.loads(data[len(MAGIC):end])
     except ValueError:
         return [], 0
-    if header.get("base") != base or tuple(header.get("shape", ())) != tuple(shape):
+    if shape is None:
+        shape = tuple(header.get("shape", ()))
+    if header.get("base") != base or len(shape) != 3 or tuple(header.get("shape", ())) != tuple(shape):
         return [], 0
     records, pos, plane_bytes = [], end + 1, shape[1] * shape[2]
     while pos + _HEAD.size <= len(data):

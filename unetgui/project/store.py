@@ -265,17 +265,23 @@ class Project:
             self._tokens[series_id] = saved.token
         return saved
 
+    def _snapshot_token(self, series_id: str) -> str:
+        """The token of a series' snapshot (reads only that member of the npz, not the labels)."""
+        try:
+            with np.load(self.labels_path(series_id)) as data:
+                return str(data["token"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
+
     def pending_edits(self, series_id: str) -> int:
         """Journal records not yet in the snapshot (what a crash left to recover)."""
-        path = self.labels_path(series_id)
-        if not os.path.isfile(path):
+        if not os.path.isfile(self.labels_path(series_id)):
             return 0
         try:
-            with np.load(path) as data:
-                token, shape = str(data["token"]), data["labels"].shape
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            token = self._snapshot_token(series_id)
+        except FormatError:
             return 0
-        return len(_journal.replay(self.journal_path(series_id), token, shape))
+        return len(_journal.scan(self.journal_path(series_id), token, None)[0])
 
     def start_journal(self, series_id: str, shape, resume: bool = False) -> _journal.Journal:
         """Journal the edits of a series after its snapshot: a fresh journal, or (``resume``) continue
@@ -284,11 +290,7 @@ class Project:
         if old is not None:
             old.close()
         if series_id not in self._tokens:
-            try:
-                with np.load(self.labels_path(series_id)) as data:
-                    self._tokens[series_id] = str(data["token"])
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-                raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
+            self._tokens[series_id] = self._snapshot_token(series_id)
         journal = _journal.Journal(self.journal_path(series_id), series_id, tuple(shape), self._tokens[series_id], resume)
         self._journals[series_id] = journal
         return journal

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import tempfile
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
@@ -112,13 +111,11 @@ class ProjectController(QObject):
         try:
             project = self._ensure_project()
             entry = project.add_series(source, volume, kind)
-            saved = project.read_labels(entry.id)
+            saved = project.load_labels(entry.id)  # its journal continues from this snapshot
         except (UnetguiError, OSError, ValueError) as exc:
             self.io.error(f"The image could not be added to the project: {exc}")
             return
         self._detach()
-        if saved is not None:
-            project.load_labels(entry.id)  # its journal continues from this snapshot
         if saved is None:
             self.session.open(volume, table=project.table if len(project.table) else None)
         else:
@@ -416,22 +413,15 @@ class ProjectController(QObject):
             self.open_project(folder)
 
     def ask_new(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "New project: choose an empty folder")
-        if folder:
-            try:
-                self.new_project(folder)
-            except (UnetguiError, OSError) as exc:
-                self.io.error(str(exc))
+        self._into_empty_folder("New project: choose an empty folder", self.new_project)
 
     def ask_save_as(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Save project as: choose an empty folder")
+        self._into_empty_folder("Save project as: choose an empty folder", self.save_as)
+
+    def _into_empty_folder(self, title: str, action) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, title)
         if folder:
             try:
-                self.save_as(folder)
+                action(folder)
             except (UnetguiError, OSError) as exc:
                 self.io.error(str(exc))
-
-
-def temporary_sample_root() -> str:
-    """A throw-away folder for the sample (self-test)."""
-    return os.path.join(tempfile.mkdtemp(prefix="unetgui-selftest-"), "sample")
