@@ -192,7 +192,8 @@ def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  #
     _paint(window, 3, 20, 40)
     window.session.set_test(1)  # a test slice of another series stays out of training too
     _open(window, qtbot, a)  # train from series a: series b's reviewed slices join
-    window.models.train(None, 1, 1e-3, 2, False, False, "cpu", "small")
+    window.models.train(None, {"epochs": 1, "learning_rate": 1e-3, "batch_size": 2, "augment": False, "preset": "small",
+                               "steps_per_epoch": 5}, False, "cpu")
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
     trainer = window.models.trainer
     assert len(trainer.cases) == 2

@@ -13,7 +13,18 @@ from test_gui_viewer import _drag, _line, window  # noqa: F401  (the window fixt
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
 
-def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
+@pytest.fixture
+def short_epochs(monkeypatch):
+    """Epochs of 20 steps (the planner sizes epochs to ~10 s; these tests need only a few steps)."""
+    from dataclasses import replace
+
+    from unetgui.engine import planner
+
+    monkeypatch.setattr(planner.TrainingPlan, "with_step_seconds",
+                        lambda plan, seconds: replace(plan, train=replace(plan.train, steps_per_epoch=20)))
+
+
+def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs):  # noqa: F811
     from PySide6.QtCore import QThread
 
     from unetgui.formats.dicom.writer import SeriesSpec, write_series
@@ -51,10 +62,14 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
     assert window.models.training
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
     assert window.models.checkpoint is not None, panel.status.text()
-    assert len(panel._batch_x) == 2 * 20 and len(panel.train_curve.getData()[0]) == 40
-    assert len(panel._epochs) == 2 and len(panel.val_curve.getData()[0]) == 2
+    steps = window.models.trainer.config.steps_per_epoch
+    assert len(panel._batch_x) == 2 * steps and len(panel.train_curve.getData()[0]) == 2 * steps
+    # 3 annotated slices: all train, the Dice shown is on them (no validation loss), the final weights are kept
+    assert len(panel._epochs) == 2 and panel.val_curve.getData()[0] in (None, []) or not len(panel.val_curve.getData()[0])
     assert 1 in panel.dice_curves and len(panel.dice_curves[1].getData()[0]) == 2
-    assert "best epoch" in panel.status.text()
+    assert "annotated" in panel.dice_plot.getPlotItem().titleLabel.text
+    assert "final weights kept" in panel.status.text() or "current model" in panel.status.text()
+    assert panel.plan.text().startswith("Plan: U-Net") and "set by you: learning_rate, epochs, preset" in panel.plan.text()
 
     window.actions.segment_volume.trigger()
     qtbot.waitUntil(lambda: not window.models.busy_segmenting and "Segmented" in panel.status.text(), timeout=120_000)
@@ -72,12 +87,12 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path):  # noqa: F811
     window.actions.mark_test.trigger()
     assert window.session.test[5] and window.session.reviewed[5] and window.session.training_labels()[5].min() == 255
     panel.evaluate_button.click()
-    qtbot.waitUntil(lambda: panel.metrics.rowCount() == 2, timeout=60_000)
-    sets = {panel.metrics.item(r, 0).text(): float(panel.metrics.item(r, 3).text()) for r in range(2)}
-    assert set(sets) == {"validation", "test"} and sets["test"] > 0.5
+    qtbot.waitUntil(lambda: panel.metrics.rowCount() == 1, timeout=60_000)
+    sets = {panel.metrics.item(r, 0).text(): float(panel.metrics.item(r, 3).text()) for r in range(1)}
+    assert set(sets) == {"test"} and sets["test"] > 0.5  # no validation slice: every reviewed slice trained
     panel.export_csv(str(tmp_path / "metrics.csv"))
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0].startswith("Set,Slices,Label,Dice") and len(lines) == 3
+    assert lines[0].startswith("Set,Slices,Label,Dice") and len(lines) == 2
     window.close()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
     assert not [t for t in window.findChildren(QThread) if t.isRunning()]
@@ -100,7 +115,7 @@ def _trained_window(window, qtbot, epochs=2):  # noqa: F811
     return panel, truth
 
 
-def test_slices_reviewed_while_training_join_the_training(window, qtbot):  # noqa: F811
+def test_slices_reviewed_while_training_join_the_training(window, qtbot, short_epochs):  # noqa: F811
     panel, truth = _trained_window(window, qtbot, epochs=3)
     panel.train_button.click()
     qtbot.waitUntil(lambda: len(panel._batch_x) > 0, timeout=60_000)  # training runs
@@ -111,7 +126,7 @@ def test_slices_reviewed_while_training_join_the_training(window, qtbot):  # noq
     assert refs == {2, 4, 5, 7}
 
 
-def test_segment_a_range_and_a_failed_segmentation_changes_nothing(window, qtbot, monkeypatch):  # noqa: F811
+def test_segment_a_range_and_a_failed_segmentation_changes_nothing(window, qtbot, monkeypatch, short_epochs):  # noqa: F811
     panel, _ = _trained_window(window, qtbot)
     panel.train_button.click()
     assert window.models.training, panel.status.text()

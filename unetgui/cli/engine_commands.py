@@ -39,7 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--preset", default="auto", choices=["auto", "cpu", "gpu", "small"],
-                       help="model size and working resolution (docs/engine.md)")
+                       help="model size and working resolution; auto: planned from the data and the device (docs/engine.md)")
     train.add_argument("--working-size", type=int, help="in-plane size the model works at (0 = native resolution)")
     train.add_argument("--context", type=int, default=0,
                        help="2.5-D: neighbouring slices on each side given to the model as extra channels (0-3)")
@@ -90,11 +90,8 @@ def _label_table(maps: list[LabelMap]) -> LabelTable:
 
 def _train(args: argparse.Namespace) -> int:
     from unetgui.engine import checkpoint as model_file
-    from unetgui.engine.data import prepare_case
-    from unetgui.engine.device import pick_device
-    from unetgui.engine.preprocessing import Preprocessing
-    from unetgui.engine.presets import preset
-    from unetgui.engine.training import BatchStats, Trainer
+    from unetgui.engine.training import BatchStats
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
     if len(args.images) != len(args.labels):
         raise UnetguiError(f"give one --labels per --images ({len(args.images)} images, {len(args.labels)} labels)")
@@ -120,30 +117,19 @@ def _train(args: argparse.Namespace) -> int:
                            f"(it knows {list(table.values)}); train from scratch to add labels")
     if not len(table):
         raise UnetguiError("the labels contain no structure (only background / not annotated)")
-    device = pick_device(args.device)
-    chosen = preset(args.preset, len(table) + 1, device)
-    largest = max(max(im.volume.shape[1:]) for im in images)
-    working = chosen.working_size if args.working_size is None else (args.working_size or None)
-    if working is not None and largest <= working:
-        working = None  # never upsample
-    if init:
-        pre = init.preprocessing
-    else:
-        pre = Preprocessing.for_modality(images[0].volume.modality, working).fit_statistics(
-            [im.volume.voxels for im in images], [lm.labels for lm in maps])
-    cases = [prepare_case(os.path.basename(os.path.normpath(im.path)), im.volume.voxels, lm.labels, pre)
-             for im, lm in zip(images, maps)]
     minutes = args.minutes if args.minutes is not None else (None if args.epochs else DEFAULT_MINUTES)
-    overrides = {k: v for k, v in {
-        "epochs": args.epochs or (100_000 if minutes else None), "batch_size": args.batch_size, "patch": args.patch,
-        "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
-        "threads": args.threads,
-    }.items() if v is not None}
-    cfg = replace(chosen.train, minutes=minutes, seed=args.seed, device=args.device, augment=not args.no_augment, **overrides)
-    trainer = Trainer(cases, table, pre, cfg, replace(chosen.model, context=args.context), init)
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "patch": args.patch,
+                 "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
+                 "threads": args.threads, "seed": args.seed, "preset": None if args.preset == "auto" else args.preset,
+                 "working_size": args.working_size, "context": args.context or None,
+                 "augment": False if args.no_augment else None}
+    volumes = [AnnotatedVolume(os.path.basename(os.path.normpath(im.path)), im.volume.voxels, lm.labels,
+                               im.volume.modality, tuple(im.volume.spacing[1:])) for im, lm in zip(images, maps)]
+    trainer = build_trainer(volumes, table, args.device, minutes, overrides, init)
+    cfg, plan = trainer.config, trainer.plan
     print(f"training on {trainer.device_name}: {len(trainer.train_refs)} training and {len(trainer.val_refs)} "
-          f"validation slices, {len(table)} label(s), working size {pre.working_size or 'native'}"
-          + (f", budget {minutes:g} min" if minutes else f", {cfg.epochs} epochs"))
+          f"validation slices, {len(table)} label(s)" + (f", budget {minutes:g} min" if minutes else f", {cfg.epochs} epochs"))
+    print(f"plan: {plan.summary()}")
     bar = ProgressLine("training")
     for event in trainer.run():
         if isinstance(event, BatchStats):
@@ -153,13 +139,17 @@ def _train(args: argparse.Namespace) -> int:
             continue
         dice = " ".join(f"{table.get(v).name}={d:.3f}" for v, d in event.val_dice.items())
         error = f"{event.val_pixel_error:.4f}" if event.val_pixel_error is not None else "n/a"
-        val = f" val loss {event.val_loss:.4f} pixel error {error} Dice {dice}" if event.val_loss is not None else ""
+        where = "val" if event.dice_on == "validation" else "annotated-slice"
+        val = f" {where} loss {event.val_loss:.4f} pixel error {error} Dice {dice}" if event.val_loss is not None else ""
         print(f"epoch {event.epoch:3d} {event.elapsed:7.0f} s  loss {event.train_loss:.4f}{val}"
-              f"{'  *best*' if event.is_best else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
+              f"{'  *best*' if event.is_best and event.dice_on == 'validation' else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
               flush=True)
     best = trainer.best_checkpoint()
     model_file.save(best, args.output)
-    print(f"wrote {args.output} (best epoch {trainer.best_epoch})")
+    kept = "best epoch" if trainer.val_refs else "final weights, epoch"
+    post = best.info.get("postprocessing") or {}
+    extra = f"; keeps the largest component of label(s) {post['largest_component']}" if post.get("largest_component") else ""
+    print(f"wrote {args.output} ({kept} {trainer.best_epoch}{extra})")
     return 0
 
 

@@ -1,7 +1,9 @@
 """Batched augmentation on the training device (torch), one random draw per sample.
 
-Spatial (the original U-Net's): rotation, scaling, flips, applied as one affine resampling (bilinear for
-images, nearest for labels; regions that come from outside the patch are "not annotated"). Cropping is
+Spatial (the original U-Net's): rotation, scaling, flips and, optionally, elastic deformation (a smooth
+random displacement interpolated from a coarse grid of Gaussian offsets, Ronneberger et al.'s "key"
+augmentation for few training images), applied as one resampling (bilinear for images, nearest for
+labels; regions that come from outside the patch are "not annotated"). Cropping is
 the patch sampling itself. Intensity (nnU-Net's list): multiplicative brightness, contrast, gamma and
 Gaussian noise.
 """
@@ -28,6 +30,9 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.7, 1.5)
     noise_std: float = 0.1
     intensity_probability: float = 0.3  # per transform and sample
+    elastic_probability: float = 0.0  # per sample (the planner turns it on)
+    elastic_grid: int = 3  # control points per side (the U-Net paper: 3 x 3)
+    elastic_std: float = 0.04  # offset std in grid units (-1..1 across the patch): ~10 px on 512 px, as the paper
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -69,9 +74,15 @@ def _spatial(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: 
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip_x, -sin * flip_y
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip_x, cos * flip_y
-    if not apply.any():
+    elastic = torch.rand(b, generator=g) < cfg.elastic_probability
+    if not (apply.any() or elastic.any()):
         return images, labels
     grid = F.affine_grid(theta.to(dev, images.dtype), list(images.shape), align_corners=False)
+    if elastic.any():
+        k = cfg.elastic_grid
+        offsets = torch.randn(b, 2, k, k, generator=g) * cfg.elastic_std * elastic.view(b, 1, 1, 1)
+        field = F.interpolate(offsets.to(dev, images.dtype), size=images.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     # labels + 1 so that 0 marks "came from outside" after zero padding; that becomes "not annotated"
     shifted = (labels + 1).unsqueeze(1).to(images.dtype)

@@ -44,13 +44,17 @@ def prepare_case(name: str, voxels: np.ndarray, labels: np.ndarray, pre: Preproc
     return Case(name, image, resize_slices(labels, target, nearest=True), annotated)
 
 
-def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0) -> tuple[list[SliceRef], list[SliceRef]]:
-    """Train and validation slices. Several volumes: split by volume (about ``val_fraction`` of them, at
-    least one, never all); one volume: every ~6th annotated slice, at least one, evenly spread."""
+def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
+          holdout_min: int = 0) -> tuple[list[SliceRef], list[SliceRef]]:
+    """Train and validation slices. Fewer than ``holdout_min`` annotated slices in all: every slice trains,
+    none validates. Several volumes: split by volume (about ``val_fraction`` of them, at least one, never
+    all); one volume: every ~6th annotated slice, at least one, evenly spread."""
     refs = [[(c, z) for z in case.annotated] for c, case in enumerate(cases)]
     with_data = [c for c, r in enumerate(refs) if r]
     if not with_data:
         raise UnetguiError("no annotated slice: mark or paint at least one slice before training")
+    if sum(len(r) for r in refs) < holdout_min:
+        return [r for c in with_data for r in refs[c]], []
     if len(with_data) >= 2:
         rng = np.random.default_rng(seed)
         n_val = min(len(with_data) - 1, max(1, round(len(with_data) * val_fraction)))
@@ -74,21 +78,23 @@ def context_stack(image: np.ndarray, z: int, context: int) -> np.ndarray:
 
 
 class PatchSampler:
-    """Random training patches; a share of them centred on a random labelled (foreground) voxel."""
+    """Random training patches ``(py, px)``; a share of them centred near a voxel of a randomly chosen label
+    (each label present in a slice equally often, so a rare label is sampled as much as a common one)."""
 
-    def __init__(self, cases: list[Case], refs: list[SliceRef], patch: int, context: int,
+    def __init__(self, cases: list[Case], refs: list[SliceRef], patch: int | tuple[int, int], context: int,
                  foreground_fraction: float = 0.5, seed: int = 0) -> None:
         if not refs:
             raise UnetguiError("no training slices")
-        self.cases, self.refs, self.patch, self.context = cases, list(refs), patch, context
+        self.cases, self.refs, self.context = cases, list(refs), context
+        self.patch = (patch, patch) if isinstance(patch, int) else tuple(patch)
         self.foreground_fraction = foreground_fraction
         self.rng = np.random.default_rng(seed)
-        self._foreground: dict[SliceRef, np.ndarray] = {}
+        self._foreground: dict[SliceRef, list[np.ndarray]] = {}
         for ref in self.refs:
             lab = cases[ref[0]].labels[ref[1]]
-            fg = np.flatnonzero((lab > 0) & (lab != UNANNOTATED))
-            if fg.size:
-                self._foreground[ref] = fg
+            per_label = [np.flatnonzero(lab == v) for v in np.unique(lab) if v not in (0, UNANNOTATED)]
+            if per_label:
+                self._foreground[ref] = per_label
 
     def set_refs(self, refs: list[SliceRef]) -> None:
         """Replace the training slices (slices reviewed during training join at the next epoch)."""
@@ -96,26 +102,27 @@ class PatchSampler:
         self.refs, self._foreground = fresh.refs, fresh._foreground
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(size, channels, p, p)`` float32 images and ``(size, p, p)`` uint8 labels (255 outside images)."""
-        p = self.patch
+        """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images)."""
+        py, px = self.patch
         c = 1 + 2 * self.context
-        images = np.zeros((size, c, p, p), np.float32)
-        labels = np.full((size, p, p), UNANNOTATED, np.uint8)
+        images = np.zeros((size, c, py, px), np.float32)
+        labels = np.full((size, py, px), UNANNOTATED, np.uint8)
         for b in range(size):
             ref = self.refs[self.rng.integers(len(self.refs))]
             case = self.cases[ref[0]]
             h, w = case.shape[1:]
             fg = self._foreground.get(ref)
             if fg is not None and self.rng.random() < self.foreground_fraction:
-                centre = divmod(int(fg[self.rng.integers(fg.size)]), w)
-                y0 = int(np.clip(centre[0] - p // 2 + self.rng.integers(-p // 4, p // 4 + 1), min(0, h - p), max(0, h - p)))
-                x0 = int(np.clip(centre[1] - p // 2 + self.rng.integers(-p // 4, p // 4 + 1), min(0, w - p), max(0, w - p)))
+                voxels = fg[self.rng.integers(len(fg))]
+                cy, cx = divmod(int(voxels[self.rng.integers(voxels.size)]), w)
+                y0 = int(np.clip(cy - py // 2 + self.rng.integers(-py // 4, py // 4 + 1), min(0, h - py), max(0, h - py)))
+                x0 = int(np.clip(cx - px // 2 + self.rng.integers(-px // 4, px // 4 + 1), min(0, w - px), max(0, w - px)))
             else:
-                y0 = int(self.rng.integers(min(0, h - p), max(0, h - p) + 1))
-                x0 = int(self.rng.integers(min(0, w - p), max(0, w - p) + 1))
-            # copy the overlap of [y0, y0+p) x [x0, x0+p) with the image (patches may stick out of small images)
+                y0 = int(self.rng.integers(min(0, h - py), max(0, h - py) + 1))
+                x0 = int(self.rng.integers(min(0, w - px), max(0, w - px) + 1))
+            # copy the overlap of the patch with the image (patches may stick out of small images)
             sy, sx = max(0, y0), max(0, x0)
-            ey, ex = min(h, y0 + p), min(w, x0 + p)
+            ey, ex = min(h, y0 + py), min(w, x0 + px)
             images[b, :, sy - y0:ey - y0, sx - x0:ex - x0] = context_stack(case.image, ref[1], self.context)[:, sy:ey, sx:ex]
             labels[b, sy - y0:ey - y0, sx - x0:ex - x0] = case.labels[ref[1], sy:ey, sx:ex]
         return images, labels

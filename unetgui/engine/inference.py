@@ -7,7 +7,7 @@
   test-time augmentation; slices larger than ``tile_limit`` go through a sliding window with Gaussian
   weighting;
 * postprocess: softmax probabilities resized back to the input grid (bilinear), argmax, class index ->
-  label value.
+  label value; a whole volume also gets the model's post-processing (engine/postprocess.py).
 Results stream per batch (:meth:`Predictor.run`) so a GUI can fill the overlay as they arrive.
 """
 
@@ -24,6 +24,7 @@ import torch
 
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.ranking import uncertainty as margin_uncertainty
+from unetgui.engine import postprocess as component_rules
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.data import context_stack
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
@@ -234,4 +235,6 @@ class Predictor:
             if probs is not None:
                 probs[list(batch.slices)] = batch.probabilities
             report(progress, batch.done, batch.total, f"segmenting: ETA {batch.eta:.0f} s")
+        if slices is None or len(set(slices)) == voxels.shape[0]:  # a whole volume: the model's post-processing
+            labels = component_rules.apply(labels, self.checkpoint.info.get("postprocessing"))
         return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert)

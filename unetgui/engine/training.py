@@ -1,10 +1,14 @@
 """Training: :class:`Trainer` runs as a generator of per-batch and per-epoch statistics.
 
-Recipe (nnU-Net's, scaled to a desktop): foreground-aware patches, batched augmentation on the device,
-masked Dice + cross-entropy, AdamW with linear warm-up then poly decay (chosen over cosine by the
-measurement in docs/engine.md), validation Dice per label each epoch, early stopping, the best epoch's
-weights kept, a wall-clock budget as well as an epoch limit, fine-tuning from a checkpoint. CUDA: AMP
-(bf16 where supported, else fp16 with a gradient scaler) and channels_last; CPU: fp32.
+Recipe (nnU-Net's, scaled to a desktop; the settings come from engine/planner.py): foreground-aware
+patches, batched augmentation on the device (elastic deformation optional), masked Dice + cross-entropy,
+AdamW with linear warm-up then poly decay (chosen over cosine by the measurement in docs/engine.md), an
+optional exponential moving average (EMA) of the weights, a wall-clock budget as well as an epoch limit,
+fine-tuning from a checkpoint. Model selection: with validation slices, the Dice on them each epoch,
+early stopping and the best epoch's weights; without (few annotations), the Dice on the annotated slices is
+reported and the final (EMA) weights are the model. After training, keeping only the largest 3-D connected
+component per label is tested on the annotated slices and recorded when it does not hurt (nnU-Net's rule).
+CUDA: AMP (bf16 where supported, else fp16 with a gradient scaler) and channels_last; CPU: fp32.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import copy
 import math
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -22,61 +26,15 @@ import torch
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import LabelTable
+from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, split
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
+from unetgui.engine.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from unetgui.engine.unet import UNet, UNetConfig
-
-SCHEDULES = ("poly", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 300
-    minutes: float | None = None  # wall-clock budget; training stops at whichever limit comes first
-    steps_per_epoch: int = 50
-    batch_size: int = 4
-    patch: int = 256
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 30
-    schedule: str = "poly"
-    patience: int = 25  # epochs without a better validation Dice before stopping
-    augment: bool = True
-    foreground_fraction: float = 0.5
-    val_fraction: float = 1 / 6
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    amp: bool = True
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise UnetguiError(f"schedule must be one of {SCHEDULES}")
-        if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
-            raise UnetguiError("epochs, steps per epoch and batch size must be at least 1")
-        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
-            raise UnetguiError("the time budget must be a positive number of minutes")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise UnetguiError("the learning rate must be a positive number")
-        if self.threads is not None and self.threads < 1:
-            raise UnetguiError("threads must be at least 1")
-        if self.patch < 16:
-            raise UnetguiError("patch must be at least 16 pixels")
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> TrainConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise UnetguiError(f"unknown training settings: {sorted(unknown)}")
-        return cls(**data)
-
 
 @dataclass(frozen=True)
 class BatchStats:
@@ -103,6 +61,7 @@ class EpochStats:
     train_slices: int
     val_slices: int
     stop_reason: str | None = None  # set on the last epoch: "epochs", "time budget", "early stopping"
+    dice_on: str = "validation"  # "validation" slices, or the "annotated" (training) slices when none is held out
 
     @property
     def mean_dice(self) -> float | None:
@@ -147,7 +106,11 @@ class Trainer:
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._amp == torch.float16)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
-        self._set_data(cases, *(split_refs or split(cases, config.val_fraction, config.seed)))
+        self._ema = copy.deepcopy(self.model).eval() if config.ema else None
+        for p in (self._ema.parameters() if self._ema is not None else ()):
+            p.requires_grad_(False)
+        self._ema_updates = 0
+        self._set_data(cases, *(split_refs or split(cases, config.val_fraction, config.seed, config.holdout_min)))
         self._pending: _Pending | None = None
         self._lock = threading.Lock()
         self.history: list[EpochStats] = []
@@ -157,12 +120,15 @@ class Trainer:
         self.device_name = describe(self.device)
         self.batch_size = config.batch_size  # may shrink after a GPU out-of-memory error
         self.notes: list[str] = []
+        self.postprocessing: dict | None = None  # decided by best_checkpoint()
+        self.plan = None  # the TrainingPlan this run came from, when it did (recorded in the model file)
 
     # -- data ------------------------------------------------------------------------------------
     def _set_data(self, cases: list[Case], train: list[SliceRef], val: list[SliceRef]) -> None:
         lut = np.full(256, 255, np.uint8)
         for index, value in enumerate(self._values):
             lut[value] = index
+        self.source_cases = list(cases)  # label values, as given (update_data takes the same)
         # label values -> class indices; values outside the table count as not annotated
         self.cases = [Case(c.name, c.image, lut[c.labels], c.annotated) for c in cases]
         if not train:
@@ -171,10 +137,13 @@ class Trainer:
         self.sampler = PatchSampler(self.cases, self.train_refs, self.config.patch, self.model_config.context,
                                     self.config.foreground_fraction, self.config.seed)
 
-    def update_data(self, cases: list[Case], train: list[SliceRef], val: list[SliceRef]) -> None:
-        """New annotated data, taken at the next epoch (safe to call from another thread)."""
+    def update_data(self, cases: list[Case], train: list[SliceRef] | None = None, val: list[SliceRef] | None = None) -> None:
+        """New annotated data, taken at the next epoch (safe to call from another thread); without ``train``
+        and ``val``, split by the run's own rule."""
+        if train is None:
+            train, val = split(cases, self.config.val_fraction, self.config.seed, self.config.holdout_min)
         with self._lock:
-            self._pending = _Pending(cases, train, val)
+            self._pending = _Pending(cases, train, val or [])
 
     # -- schedule --------------------------------------------------------------------------------
     def _learning_rate(self, step: int, progress: float) -> float:
@@ -201,7 +170,7 @@ class Trainer:
         cfg = self.config
         start = time.monotonic()
         step = 0
-        aug = AugmentConfig()
+        aug = AugmentConfig(elastic_probability=0.5 if cfg.elastic else 0.0)
         for epoch in range(1, cfg.epochs + 1):
             self._take_pending()
             self.model.train()
@@ -221,18 +190,21 @@ class Trainer:
                     stop = "time budget"
                     break
             check(cancel)
-            val_loss, dice, pixel_error = self._validate()
+            held_out = bool(self.val_refs)
+            val_loss, dice, pixel_error = self._validate(self.val_refs if held_out else self.train_refs)
             score = float(np.mean(list(dice.values()))) if dice else -float(np.mean(losses))
-            is_best = score > self._best_score + 1e-6
+            # without held-out slices the final weights are the model: every epoch replaces the last
+            is_best = score > self._best_score + 1e-6 or not held_out
             if is_best:
                 self._best_score, self.best_epoch = score, epoch
-                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self._eval_model().state_dict().items()}
             if stop is None and epoch == cfg.epochs:
                 stop = "epochs"
-            if stop is None and epoch - self.best_epoch >= cfg.patience:
+            if stop is None and held_out and epoch - self.best_epoch >= cfg.patience:
                 stop = "early stopping"
             stats = EpochStats(epoch, float(np.mean(losses)), val_loss, dice, pixel_error, lr, time.monotonic() - start,
-                               self.best_epoch, is_best, len(self.train_refs), len(self.val_refs), stop)
+                               self.best_epoch, is_best, len(self.train_refs), len(self.val_refs), stop,
+                               "validation" if held_out else "annotated")
             self.history.append(stats)
             yield stats
             if stop:
@@ -273,6 +245,8 @@ class Trainer:
         self.device = torch.device("cpu")
         configure_threads(self.config.threads)
         self.model = self.model.to(self.device, memory_format=torch.contiguous_format)
+        if self._ema is not None:
+            self._ema = self._ema.to(self.device, memory_format=torch.contiguous_format)
         for state in self.optimizer.state.values():
             for key, value in state.items():
                 if torch.is_tensor(value):
@@ -298,18 +272,37 @@ class Trainer:
         self._scaler.scale(loss).backward()
         self._scaler.step(self.optimizer)
         self._scaler.update()
+        self._update_ema()
         return float(loss.detach())
 
     @torch.no_grad()
-    def _validate(self) -> tuple[float | None, dict[int, float], float | None]:
-        if not self.val_refs:
+    def _update_ema(self) -> None:
+        if self._ema is None:
+            return
+        self._ema_updates += 1
+        decay = min(self.config.ema, (1 + self._ema_updates) / (10 + self._ema_updates))  # short memory at first
+        for avg, now in zip(self._ema.state_dict().values(), self.model.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(now.to(avg.dtype), 1 - decay)
+            else:
+                avg.copy_(now)
+
+    def _eval_model(self) -> torch.nn.Module:
+        """The model that is validated and kept: the moving average when there is one."""
+        return self._ema if self._ema is not None else self.model
+
+    @torch.no_grad()
+    def _validate(self, slices: list[SliceRef]) -> tuple[float | None, dict[int, float], float | None]:
+        """Loss, Dice per label and pixel error of the kept model on ``slices`` (whole slices, no augmentation)."""
+        if not slices:
             return None, {}, None
-        self.model.eval()
+        model = self._eval_model()
+        model.eval()
         counts = torch.zeros(self.model_config.classes, 3, dtype=torch.int64)
         losses = []
         m = self.model_config.multiple
-        for i in range(0, len(self.val_refs), self.config.batch_size):
-            refs = self.val_refs[i:i + self.config.batch_size]
+        for i in range(0, len(slices), self.config.batch_size):
+            refs = slices[i:i + self.config.batch_size]
             images = np.stack([context_stack(self.cases[c].image, z, self.model_config.context) for c, z in refs])
             labels = np.stack([self.cases[c].labels[z] for c, z in refs])
             h, w = labels.shape[1:]
@@ -318,7 +311,7 @@ class Trainer:
             y = torch.from_numpy(np.pad(labels, ((0, 0), (0, ph), (0, pw)), constant_values=255)).long()
             x, y = x.to(self.device), y.to(self.device)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
-                logits = self.model(x)
+                logits = model(x)
             losses.append(float(dice_ce_loss(logits, y)) * len(refs))
             counts += hard_dice_counts(logits.float().cpu(), y.cpu())
         dice = {}
@@ -327,15 +320,18 @@ class Trainer:
             dice[value] = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
         valid = int((counts[:, 0] + counts[:, 2]).sum())
         pixel_error = 1.0 - int(counts[:, 0].sum()) / valid if valid else None
-        return sum(losses) / len(self.val_refs), dice, pixel_error
+        return sum(losses) / len(slices), dice, pixel_error
 
     # -- result ----------------------------------------------------------------------------------
     def best_checkpoint(self) -> Checkpoint:
-        """The weights of the best epoch with metadata; the current weights if no epoch finished."""
-        model = copy.deepcopy(self.model).cpu()
+        """The kept weights (best validation epoch, or the final ones without validation) with metadata and
+        the post-processing decision; the current weights if no epoch finished."""
+        model = copy.deepcopy(self._eval_model()).cpu()
         if self._best_state is not None:
             model.load_state_dict(self._best_state)
-        model = model.to(memory_format=torch.contiguous_format)
+        model = model.to(memory_format=torch.contiguous_format).eval()
+        if self.postprocessing is None or self.postprocessing.get("epoch") != self.best_epoch:
+            self.postprocessing = self._decide_postprocessing(model)
         best = next((h for h in self.history if h.epoch == self.best_epoch), None)
         info = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -350,9 +346,70 @@ class Trainer:
             "metrics": {"val_dice": {str(k): v for k, v in (best.val_dice if best else {}).items()},
                         "val_loss": best.val_loss if best else None,
                         "val_pixel_error": best.val_pixel_error if best else None},
+            "plan": self.plan.to_json() if self.plan is not None else None,
+            "selection": "best validation epoch" if self.val_refs else "final weights (moving average)"
+                         if self._ema is not None else "final weights",
+            "dice_on": "validation" if self.val_refs else "annotated",
+            "postprocessing": self.postprocessing,
             "history": [{"epoch": h.epoch, "seconds": h.elapsed, "train_loss": h.train_loss, "val_loss": h.val_loss,
                          "val_pixel_error": h.val_pixel_error,
                          "val_dice": {str(k): v for k, v in h.val_dice.items()}} for h in self.history],
         }
         return Checkpoint.from_model(model, self.preprocessing, self.labels, info)
 
+
+    @torch.no_grad()
+    def _decide_postprocessing(self, model: torch.nn.Module, max_slices: int = 600) -> dict:
+        """Largest-component post-processing per label, decided on the annotated slices (whole volumes are
+        predicted at the working size: components run through the unannotated slices)."""
+        if sum(c.shape[0] for c in self.cases) > max_slices:
+            return {postprocess.KEY: [], "note": f"not measured (more than {max_slices} slices)", "epoch": self.best_epoch}
+        predicted, truth = [], []
+        for case in self.cases:
+            if not case.annotated:
+                continue
+            classes = np.concatenate([self._predict_slices(model, case, list(range(i, min(i + 8, case.shape[0]))))
+                                      for i in range(0, case.shape[0], 8)])
+            predicted.append(classes)
+            truth.append(case.labels)
+        record = postprocess.decide(predicted, truth, list(range(1, self.model_config.classes)))
+        # class indices -> label values for the model file
+        record[postprocess.KEY] = [self._values[c] for c in record[postprocess.KEY]]
+        record["scores"] = {str(self._values[int(k)]): v for k, v in record["scores"].items()}
+        return {**record, "epoch": self.best_epoch}
+
+    def _predict_slices(self, model: torch.nn.Module, case: Case, slices: list[int]) -> np.ndarray:
+        """Class indices ``(n, y, x)`` uint8 of ``slices`` of ``case`` (CPU model, working size)."""
+        images = np.stack([context_stack(case.image, z, self.model_config.context) for z in slices])
+        h, w = images.shape[-2:]
+        m = self.model_config.multiple
+        ph, pw = -h % m, -w % m
+        x = torch.from_numpy(np.pad(images, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge"))
+        return model(x).argmax(1)[:, :h, :w].numpy().astype(np.uint8)
+
+
+def measure_step_seconds(model_config: UNetConfig, config: TrainConfig, repeats: int = 2) -> float:
+    """Seconds one training step (augmentation, forward, backward, AdamW) takes for ``config``'s patch and
+    batch on its device, timed on a throwaway model after one warm-up step."""
+    device = pick_device(config.device)
+    if device.type == "cpu":
+        configure_threads(config.threads)
+    model = UNet(model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    aug = AugmentConfig(elastic_probability=0.5 if config.elastic else 0.0)
+    amp = amp_dtype(device) if config.amp else None
+    x = torch.randn(config.batch_size, model_config.in_channels, *config.patch, generator=g).to(device)
+    y = torch.randint(0, model_config.classes, (config.batch_size, *config.patch), generator=g).to(device)
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        xa, ya = augment(x, y, aug, g) if config.augment else (x, y)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss = dice_ce_loss(model(xa), ya)
+        loss.backward()
+        optimizer.step()
+        float(loss.detach())  # waits for the device
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))

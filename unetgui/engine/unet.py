@@ -8,63 +8,10 @@ head gives logits for background + K labels. Inputs must be a multiple of ``2 **
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import torch
 from torch import nn
 
-from unetgui.core.errors import UnetguiError
-
-NORMS = ("batch", "instance", "none")
-
-
-@dataclass(frozen=True)
-class UNetConfig:
-    """Architecture. ``in_channels`` = 1 + 2 * ``context`` for 2.5-D input (neighbouring slices)."""
-
-    classes: int = 2  # background + K labels
-    depth: int = 4  # number of poolings
-    base: int = 16  # channels of the first level; doubled at each level down
-    norm: str = "batch"
-    dropout: float = 0.0  # dropout before the bottleneck's second convolution
-    context: int = 0  # neighbouring slices on each side given as extra input channels (2.5-D)
-
-    def __post_init__(self) -> None:
-        for name in ("classes", "depth", "base", "context"):
-            if type(getattr(self, name)) is not int:
-                raise UnetguiError(f"U-Net setting {name} must be a whole number, got {getattr(self, name)!r}")
-        if self.classes < 2:
-            raise UnetguiError("a U-Net needs at least 2 classes (background + 1 label)")
-        if not 1 <= self.depth <= 6:
-            raise UnetguiError(f"depth must be 1..6, got {self.depth}")
-        if self.base < 2:
-            raise UnetguiError(f"base width must be >= 2, got {self.base}")
-        if self.norm not in NORMS:
-            raise UnetguiError(f"norm must be one of {NORMS}, got {self.norm!r}")
-        if not 0 <= self.dropout < 1:
-            raise UnetguiError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.context <= 3:
-            raise UnetguiError(f"context must be 0..3 slices, got {self.context}")
-
-    @property
-    def in_channels(self) -> int:
-        return 1 + 2 * self.context
-
-    @property
-    def multiple(self) -> int:
-        """Input y and x must be multiples of this."""
-        return 2**self.depth
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> UNetConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise UnetguiError(f"unknown U-Net settings in the model file: {sorted(unknown)}")
-        return cls(**data)
+from unetgui.engine.config import NORMS, UNetConfig  # noqa: F401  (re-exported)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -6,8 +6,6 @@ Session is changed. Reviewed slices are never overwritten by a prediction.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -72,10 +70,23 @@ class ModelController(QObject):
         names = {str(lab.value): lab.name for lab in self.checkpoint.labels}
         scores = ", ".join(f"{names.get(k, k)} {v:.3f}" for k, v in dice.items()) or "n/a"
         c = self.checkpoint.config
-        return (f"Labels: {', '.join(lab.name for lab in self.checkpoint.labels)}\n"
-                f"U-Net width {c.base}, depth {c.depth}; working size {self.checkpoint.preprocessing.working_size or 'native'}\n"
-                f"Trained on {training.get('train_slices', '?')} slices, validated on {training.get('val_slices', '?')}\n"
-                f"Validation Dice: {scores}\nDevice: {info.get('device', '?')}; {info.get('created', '')}")
+        on_annotated = info.get("dice_on") == "annotated"
+        plan = info.get("plan") or {}
+        post = (info.get("postprocessing") or {}).get("largest_component")
+        lines = [f"Labels: {', '.join(lab.name for lab in self.checkpoint.labels)}",
+                 f"U-Net width {c.base}, depth {c.depth}; working size {self.checkpoint.preprocessing.working_size or 'native'}",
+                 f"Trained on {training.get('train_slices', '?')} slices, validated on {training.get('val_slices', '?')}",
+                 f"{'Dice on the annotated (training) slices' if on_annotated else 'Validation Dice'}: {scores}"]
+        if info.get("selection"):
+            lines.append(f"Model: {info['selection']}")
+        if plan.get("overridden"):
+            lines.append(f"Planned; set by you: {', '.join(plan['overridden'])}")
+        elif plan:
+            lines.append("Settings: planned from the data")
+        if post:
+            lines.append("Post-processing: largest connected component of " + ", ".join(names.get(str(v), str(v)) for v in post))
+        lines.append(f"Device: {info.get('device', '?')}; {info.get('created', '')}")
+        return "\n".join(lines)
 
     # -- segmentation ----------------------------------------------------------------------------
     @property
@@ -150,9 +161,10 @@ class ModelController(QObject):
     def training(self) -> bool:
         return self._train_job is not None
 
-    def train(self, minutes: float | None, epochs: int, learning_rate: float, batch_size: int, augment: bool,
-              from_current: bool, device: str = "auto", preset_name: str = "auto") -> None:
-        """Train on the reviewed slices on a worker; EpochStats/BatchStats arrive as ``training_event``.
+    def train(self, minutes: float | None, overrides: dict, from_current: bool, device: str = "auto") -> None:
+        """Train on the reviewed slices on a worker. The engine's planner sets everything the user did not
+        (``overrides``: planner keys, see engine/planner.py). ``training_event`` carries the TrainingPlan
+        first, then BatchStats/EpochStats.
 
         Everything that touches the engine (and the first import of torch) happens on the worker thread.
         """
@@ -171,32 +183,25 @@ class ModelController(QObject):
         load_others = self.training_sources()
 
         def work(progress, cancel):
-            from unetgui.engine.data import prepare_case, split
-            from unetgui.engine.device import pick_device
-            from unetgui.engine.preprocessing import Preprocessing
-            from unetgui.engine.presets import preset
-            from unetgui.engine.training import EpochStats, Trainer
+            from unetgui.engine.data import prepare_case
+            from unetgui.engine.training import EpochStats
+            from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
-            chosen = preset(preset_name, len(table) + 1, pick_device(device))
-            cfg = replace(chosen.train, epochs=epochs, minutes=minutes, learning_rate=learning_rate,
-                          batch_size=batch_size, augment=augment, device=device)
             others = load_others(progress, cancel) if load_others else []  # the project's other annotated series
-            working = chosen.working_size if chosen.working_size and max(volume.shape[1:]) > chosen.working_size else None
-            pre = init.preprocessing if init else Preprocessing.for_modality(volume.modality, working).fit_statistics(
-                [volume.voxels] + [v for _, v, _ in others], [labels] + [lab for _, _, lab in others])
-            extra = [prepare_case(name, v, lab, pre) for name, v, lab in others]
-            case = prepare_case("open image", volume.voxels, labels, pre)
-            trainer = Trainer([case] + extra, table, pre, cfg, chosen.model, init, split([case] + extra, cfg.val_fraction, cfg.seed))
+            volumes = [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
+            volumes += [AnnotatedVolume(name, v.voxels, lab, v.modality, tuple(v.spacing[1:])) for name, v, lab in others]
+            trainer = build_trainer(volumes, table, device, minutes, overrides, init)
             self.trainer = trainer
+            yield trainer.plan
             try:
                 for event in trainer.run(cancel):
                     yield event
                     pending = self._pending_labels
                     if pending is not None:
                         self._pending_labels = None
-                    if isinstance(event, EpochStats) and pending is not None:
-                        fresh = [prepare_case("open image", volume.voxels, pending, pre)] + extra  # here, not on the GUI thread
-                        trainer.update_data(fresh, *split(fresh, cfg.val_fraction, cfg.seed))
+                    if isinstance(event, EpochStats) and pending is not None:  # prepared here, not on the GUI thread
+                        fresh = prepare_case("open image", volume.voxels, pending, trainer.preprocessing)
+                        trainer.update_data([fresh] + trainer.source_cases[1:])
                     elif pending is not None:
                         self._pending_labels = pending  # keep it for the end of the epoch
             finally:

@@ -341,7 +341,7 @@ class ProjectController(QObject):
 
     def training_sources(self):
         """A loader of the project's other series with reviewed slices, run on the training worker:
-        returns ``[(name, voxels, training labels)]``; the training set spans the whole project."""
+        returns ``[(name, Volume, training labels)]``; the training set spans the whole project."""
         if self.project is None:
             return None
         project, shown = self.project, self.entry.id if self.entry else None
@@ -356,7 +356,7 @@ class ProjectController(QObject):
                         continue
                     keep = saved.reviewed & ~saved.test
                     labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
-                    cases.append((entry.description or entry.id, project.load_image(entry).voxels, labels))
+                    cases.append((entry.description or entry.id, project.load_image(entry), labels))
                 except UnetguiError:
                     continue  # a series whose image is missing cannot take part; the others still train
             return cases

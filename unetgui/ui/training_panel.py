@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
     QHBoxLayout, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -24,17 +25,29 @@ class TrainingPanel(QWidget):
     def __init__(self, session: Session, models: ModelController) -> None:
         super().__init__()
         self.session, self.models = session, models
-        self.minutes = QDoubleSpinBox(minimum=0.1, maximum=600, value=3.0, suffix=" min", decimals=1)
-        self.epochs = QSpinBox(minimum=1, maximum=100000, value=200)
-        self.learning_rate = QDoubleSpinBox(minimum=1e-5, maximum=1.0, value=2e-3, decimals=5, singleStep=5e-4)
-        self.batch = QSpinBox(minimum=1, maximum=64, value=4)
+        # Qt applies constructor keywords in an order we do not control (a value set before decimals= is
+        # rounded to 2 decimals and clamped): set decimals and range first, then the value (_show_defaults)
+        self.minutes = _spin(QDoubleSpinBox(), 0.1, 600, decimals=1, suffix=" min")
+        self.epochs = _spin(QSpinBox(), 0, 100000, special="no limit")
+        self.learning_rate = _spin(QDoubleSpinBox(), 1e-5, 1.0, decimals=5, step=5e-4)
+        self.batch = _spin(QSpinBox(), 0, 256, special="auto")
         self.preset = QComboBox()
         self.preset.addItems(["auto", "cpu", "gpu", "small"])
-        self.preset.setToolTip("auto: gpu preset on a GPU, cpu preset otherwise; small: a quick first model")
+        self.preset.setToolTip("auto: planned from the annotated data and the device; small: a quick first model")
         self.augment = QCheckBox("Augmentation")
         self.augment.setChecked(True)
         self.from_current = QCheckBox("Start from the current model")
         self.from_current.setChecked(True)
+        self._edited: set[str] = set()  # settings the user changed (the planner's value otherwise)
+        for name, box in (("minutes", self.minutes), ("learning_rate", self.learning_rate)):
+            box.valueChanged.connect(lambda _v, name=name: self._edited.add(name))
+        self.from_current.toggled.connect(lambda _on: self._show_defaults())
+        models.model_changed.connect(self._show_defaults)
+        self.defaults_button = QPushButton("Planner's defaults")
+        self.defaults_button.setToolTip("Forget the settings you changed: the planner chooses them from the data")
+        self.defaults_button.clicked.connect(self._on_defaults_clicked)
+        self.plan = QLabel("Settings left at auto are planned from the annotated slices when training starts.")
+        self.plan.setWordWrap(True)
         self.resegment = QCheckBox("Re-segment unreviewed slices when done")
         self.resegment.setChecked(True)
         self.counts = QLabel()
@@ -49,6 +62,8 @@ class TrainingPanel(QWidget):
         form.addRow(self.from_current)
         form.addRow(self.resegment)
         form.addRow(self.counts)
+        form.addRow(self.defaults_button)
+        form.addRow(self.plan)
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(self._on_train_clicked)
         self.segment_slice = QPushButton("Segment slice")
@@ -112,6 +127,36 @@ class TrainingPanel(QWidget):
         session.listeners.reviewed_changed.append(self._show_counts)
         session.listeners.volume_changed.append(self._show_counts)
         self._show_counts()
+        self._show_defaults()
+
+    # -- settings --------------------------------------------------------------------------------
+    def _fine_tuning(self) -> bool:
+        return self.from_current.isChecked() and self.models.checkpoint is not None
+
+    def _show_defaults(self) -> None:
+        """The planner's defaults in every setting the user has not changed."""
+        from unetgui.engine.planner import panel_defaults  # torch-free
+
+        defaults = panel_defaults(self._fine_tuning())
+        for name, box in (("minutes", self.minutes), ("learning_rate", self.learning_rate)):
+            if name not in self._edited:
+                with QSignalBlocker(box):
+                    box.setValue(defaults[name])
+
+    def _on_defaults_clicked(self) -> None:
+        self._edited.clear()
+        self._show_defaults()
+        self.batch.setValue(0)
+        self.epochs.setValue(0)
+        self.preset.setCurrentText("auto")
+        self.augment.setChecked(True)
+
+    def overrides(self) -> dict:
+        """What the user set; the planner chooses the rest (engine/planner.py)."""
+        return {"learning_rate": self.learning_rate.value() if "learning_rate" in self._edited else None,
+                "batch_size": self.batch.value() or None, "epochs": self.epochs.value() or None,
+                "preset": None if self.preset.currentText() == "auto" else self.preset.currentText(),
+                "augment": None if self.augment.isChecked() else False}
 
     # -- evaluation ------------------------------------------------------------------------------
     def _evaluation_box(self) -> QGroupBox:
@@ -176,8 +221,13 @@ class TrainingPanel(QWidget):
             n_slices = self.session.volume.shape[0]
             for spin in (self.range_from, self.range_to):
                 spin.setMaximum(n_slices)
-        n = int(self.session.reviewed.sum()) if self.session.is_open else 0
-        val = 0 if n < 2 else max(1, round(n / 6))
+        from unetgui.engine.planner import FEW_SLICES  # torch-free
+
+        n = int((self.session.reviewed & ~self.session.test).sum()) if self.session.is_open else 0
+        if n < FEW_SLICES:
+            self.counts.setText(f"Reviewed slices: {n}, all train (validation from {FEW_SLICES} on)")
+            return
+        val = max(1, round(n / 6))
         self.counts.setText(f"Reviewed slices: {n} (training {n - val}, validation {val})")
 
     # -- actions ---------------------------------------------------------------------------------
@@ -188,9 +238,7 @@ class TrainingPanel(QWidget):
             return
         try:
             self._reset_curves()
-            self.models.train(self.minutes.value(), self.epochs.value(), self.learning_rate.value(),
-                              self.batch.value(), self.augment.isChecked(), self.from_current.isChecked(),
-                              preset_name=self.preset.currentText())
+            self.models.train(self.minutes.value(), self.overrides(), self.from_current.isChecked())
         except UnetguiError as exc:
             self.status.setText(str(exc))
             return
@@ -223,8 +271,12 @@ class TrainingPanel(QWidget):
             line.setVisible(False)
 
     def _on_training_event(self, event) -> None:
+        from unetgui.engine.planner import TrainingPlan
         from unetgui.engine.training import BatchStats
 
+        if isinstance(event, TrainingPlan):
+            self.plan.setText(f"Plan: {event.summary()}")
+            return
         if isinstance(event, BatchStats):
             self._smoothed = event.loss if self._smoothed is None else 0.9 * self._smoothed + 0.1 * event.loss
             self._batch_x.append(event.epoch - 1 + event.step / event.steps)
@@ -239,10 +291,13 @@ class TrainingPanel(QWidget):
                 self._last_plot = time.monotonic()
             return
         self.train_curve.setData(self._batch_x, self._batch_y)
+        self.dice_plot.setTitle("Validation Dice" if event.dice_on == "validation"
+                                else "Dice on the annotated (training) slices")
         if event.val_loss is not None:
             self._epochs.append(event.epoch)
-            self._val_loss.append(event.val_loss)
-            self.val_curve.setData(self._epochs, self._val_loss)
+            if event.dice_on == "validation":  # a loss on the training slices is not a validation loss
+                self._val_loss.append(event.val_loss)
+                self.val_curve.setData(self._epochs[-len(self._val_loss):], self._val_loss)
             for value, dice in event.val_dice.items():
                 self._dice.setdefault(value, []).append(dice)
                 if value not in self.dice_curves:
@@ -255,7 +310,8 @@ class TrainingPanel(QWidget):
             line.setPos(event.best_epoch)
             line.setVisible(True)
         if event.stop_reason:
-            self.status.setText(f"Stopped by {event.stop_reason}; best epoch {event.best_epoch}")
+            kept = f"best epoch {event.best_epoch}" if event.dice_on == "validation" else "final weights kept"
+            self.status.setText(f"Stopped by {event.stop_reason}; {kept}")
 
     def _on_training_done(self, message: str) -> None:
         self.train_button.setText("Train")
@@ -278,3 +334,18 @@ class TrainingPanel(QWidget):
     def _on_failed(self, message: str) -> None:
         self.train_button.setText("Stop" if self.models.training else "Train")
         self.status.setText(f"Failed: {message}\nThe labels were not changed by the failed job.")
+
+
+def _spin(box, minimum, maximum, decimals: int | None = None, step: float | None = None, suffix: str = "",
+          special: str = ""):
+    """A spin box configured in a safe order (decimals, then range); the value is set by the caller."""
+    if decimals is not None:
+        box.setDecimals(decimals)
+    box.setRange(minimum, maximum)
+    if step is not None:
+        box.setSingleStep(step)
+    if suffix:
+        box.setSuffix(suffix)
+    if special:
+        box.setSpecialValueText(special)
+    return box

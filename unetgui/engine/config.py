@@ -1,0 +1,117 @@
+"""Run settings as frozen, validated dataclasses: the U-Net architecture and the training recipe.
+
+No torch here, so the planner and the app can build and show settings before the engine is loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from unetgui.core.errors import UnetguiError
+
+NORMS = ("batch", "instance", "none")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture. ``in_channels`` = 1 + 2 * ``context`` for 2.5-D input (neighbouring slices)."""
+
+    classes: int = 2  # background + K labels
+    depth: int = 4  # number of poolings
+    base: int = 16  # channels of the first level; doubled at each level down
+    norm: str = "batch"
+    dropout: float = 0.0  # dropout before the bottleneck's second convolution
+    context: int = 0  # neighbouring slices on each side given as extra input channels (2.5-D)
+
+    def __post_init__(self) -> None:
+        for name in ("classes", "depth", "base", "context"):
+            if type(getattr(self, name)) is not int:
+                raise UnetguiError(f"U-Net setting {name} must be a whole number, got {getattr(self, name)!r}")
+        if self.classes < 2:
+            raise UnetguiError("a U-Net needs at least 2 classes (background + 1 label)")
+        if not 1 <= self.depth <= 6:
+            raise UnetguiError(f"depth must be 1..6, got {self.depth}")
+        if self.base < 2:
+            raise UnetguiError(f"base width must be >= 2, got {self.base}")
+        if self.norm not in NORMS:
+            raise UnetguiError(f"norm must be one of {NORMS}, got {self.norm!r}")
+        if not 0 <= self.dropout < 1:
+            raise UnetguiError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.context <= 3:
+            raise UnetguiError(f"context must be 0..3 slices, got {self.context}")
+
+    @property
+    def in_channels(self) -> int:
+        return 1 + 2 * self.context
+
+    @property
+    def multiple(self) -> int:
+        """Input y and x must be multiples of this."""
+        return 2**self.depth
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise UnetguiError(f"unknown U-Net settings in the model file: {sorted(unknown)}")
+        return cls(**data)
+
+
+SCHEDULES = ("poly", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 300
+    minutes: float | None = None  # wall-clock budget; training stops at whichever limit comes first
+    steps_per_epoch: int = 50
+    batch_size: int = 4
+    patch: tuple[int, int] = (256, 256)  # (y, x) pixels; a single int means a square
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 30
+    schedule: str = "poly"
+    patience: int = 25  # epochs without a better validation Dice before stopping
+    augment: bool = True
+    foreground_fraction: float = 0.5
+    val_fraction: float = 1 / 6
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    amp: bool = True
+    holdout_min: int = 0  # fewer annotated slices than this: no validation slice, all train (see split)
+    ema: float | None = None  # decay of an exponential moving average of the weights (None: off)
+    elastic: bool = False  # elastic deformation in the augmentation (the U-Net paper's)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise UnetguiError(f"schedule must be one of {SCHEDULES}")
+        if self.epochs < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
+            raise UnetguiError("epochs, steps per epoch and batch size must be at least 1")
+        if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
+            raise UnetguiError("the time budget must be a positive number of minutes")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UnetguiError("the learning rate must be a positive number")
+        if self.threads is not None and self.threads < 1:
+            raise UnetguiError("threads must be at least 1")
+        patch = (self.patch, self.patch) if isinstance(self.patch, (int, float)) else tuple(self.patch)
+        if len(patch) != 2 or any(type(p) is not int or p < 16 for p in patch):
+            raise UnetguiError(f"patch must be at least 16 x 16 whole pixels, got {self.patch!r}")
+        object.__setattr__(self, "patch", patch)
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise UnetguiError("the weight-averaging decay must lie between 0 and 1")
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "patch": list(self.patch)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TrainConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise UnetguiError(f"unknown training settings: {sorted(unknown)}")
+        return cls(**data)

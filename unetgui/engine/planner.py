@@ -1,0 +1,306 @@
+"""The training planner: one function turns a fingerprint of the annotated data, the device and the time
+budget into every setting of a training run (nnU-Net's self-configuration, for 2-D and a time budget).
+
+``unetgui train``, the app's training panel and ``unetgui tune`` all go through :func:`plan_training`; a
+user's settings arrive as ``overrides`` and are named in the plan, which the model file records.
+
+Rules (constants below; the measurements behind them are in docs/engine.md):
+
+* working size: native, unless the slice is larger than the device's compute cap (256 px on a CPU, 512 on
+  a GPU); then shrunk, but never so far that the thinnest annotated structure gets thinner than
+  ``MIN_STRUCTURE_PX`` (a thin structure keeps the native grid: membranes, grey matter, vessels);
+* patch: the whole slice (padded to the network's multiple) when it fits the device's patch cap, else the cap;
+  non-square slices get non-square patches, so a 42 x 76 MR slice is one 48 x 80 patch, not a 256 x 256
+  square of padding;
+* depth: the deepest network (up to 4 on a CPU, 5 on a GPU) whose bottleneck stays >= ``MIN_BOTTLENECK_PX``;
+* batch: a target number of pixels per batch (so a batch costs about the same whatever the slice size);
+  steps per epoch from the measured seconds per step and ``TARGET_EPOCH_S``, so an epoch takes about the same
+  time for a 40 x 76 MR and a 512 x 512 CT;
+* few annotations (fewer than ``FEW_SLICES`` annotated slices): every annotated slice trains, nothing is
+  held out, and the model is the exponential moving average of the weights at the end of the budget; the
+  curves show the Dice on the annotated slices. With more, every ~6th slice (or ~1/6 of the volumes)
+  validates and the best validation epoch is kept;
+* fine-tuning from a model: its architecture and preprocessing, a lower peak learning rate, a short warm-up.
+
+This module needs numpy and scipy only (no torch), so the app can show the plan's defaults at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage
+
+from unetgui.core.errors import UnetguiError
+from unetgui.core.volume import UNANNOTATED
+from unetgui.engine.config import TrainConfig
+from unetgui.engine.config import UNetConfig
+
+#: fewer annotated slices than this: no held-out validation slice, EMA weights at the end (docs/engine.md)
+FEW_SLICES = 10
+#: a structure thinner than this many pixels is not shrunk further by the working size
+MIN_STRUCTURE_PX = 6.0
+#: the U-Net's bottleneck keeps at least this many pixels along the patch's shorter side
+MIN_BOTTLENECK_PX = 4
+TARGET_EPOCH_S = 10.0
+LEARNING_RATE = 2e-3
+FINE_TUNE_RATE = 5e-4
+DEFAULT_MINUTES_APP = 3.0
+EMA_DECAY = 0.99
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """What one kind of device affords: caps on the working size and patch, pixels per batch, model size."""
+
+    kind: str
+    max_side: int  # working size cap (longer side), px
+    max_patch: int
+    batch_pixels: int
+    max_batch: int
+    max_depth: int
+    base: int
+
+
+PROFILES = {
+    "cpu": DeviceProfile("cpu", 256, 256, 4 * 256 * 256, 32, 4, 16),
+    "cuda": DeviceProfile("cuda", 512, 512, 16 * 384 * 384, 64, 5, 32),
+    "mps": DeviceProfile("mps", 512, 384, 8 * 384 * 384, 32, 5, 32),
+}
+#: named model sizes the user may pick instead of the planner's (``--preset``, the panel's "Model size")
+PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base": 32, "depth": 5, "working_size": 0},
+           "small": {"base": 8, "depth": 3, "working_size": 128}}
+OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
+             "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "preset")
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What the planner knows of the annotated data. Sizes are on the native grid, ``(y, x)`` order."""
+
+    modality: str
+    shapes_yx: tuple[tuple[int, int], ...]  # per volume
+    spacing_yx: tuple[float, float]  # median in-plane spacing, mm
+    annotated: tuple[int, ...]  # annotated slices per volume
+    widths: dict[int, float] = field(default_factory=dict)  # label value -> thinnest structure (px), see below
+    fractions: dict[int, float] = field(default_factory=dict)  # label value -> median share of an annotated slice
+    intensity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # foreground p0.5, p99.5, mean, std
+
+    @property
+    def annotated_total(self) -> int:
+        return sum(self.annotated)
+
+    @property
+    def shape_yx(self) -> tuple[int, int]:
+        """The largest slice, ``(y, x)``."""
+        return max(s[0] for s in self.shapes_yx), max(s[1] for s in self.shapes_yx)
+
+    @property
+    def thinnest(self) -> float:
+        return min(self.widths.values()) if self.widths else math.inf
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["widths"] = {str(k): round(v, 2) for k, v in self.widths.items()}
+        data["fractions"] = {str(k): round(v, 6) for k, v in self.fractions.items()}
+        return data
+
+
+def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: str = "",
+                spacings: list[tuple[float, float]] | None = None, max_slices: int = 40) -> Fingerprint:
+    """Fingerprint annotated volumes: ``images[i]`` ``(z, y, x)`` raw values, ``labels[i]`` label values
+    with 255 = not annotated; ``spacings`` in-plane ``(y, x)`` mm per volume.
+
+    A structure's width is the diameter of the largest disc inside one 2-D connected component (twice the
+    maximum of the distance transform); a label's width is the 10th percentile over its components (specks
+    under 4 px ignored), so one thin part sets it. At most ``max_slices`` annotated slices are measured.
+    """
+    if len(images) != len(labels):
+        raise UnetguiError("one label volume per image is needed")
+    annotated = [np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2))) for lab in labels]
+    widths: dict[int, list[float]] = {}
+    fractions: dict[int, list[float]] = {}
+    refs = [(i, int(z)) for i, zs in enumerate(annotated) for z in zs]
+    if len(refs) > max_slices:
+        refs = [refs[int(k)] for k in np.linspace(0, len(refs) - 1, max_slices).round()]
+    fg_values = []
+    rng = np.random.default_rng(0)
+    for i, z in refs:
+        plane = labels[i][z]
+        valid = int((plane != UNANNOTATED).sum())
+        for value in np.unique(plane):
+            if value in (0, UNANNOTATED):
+                continue
+            mask = plane == value
+            fractions.setdefault(int(value), []).append(mask.sum() / max(valid, 1))
+            comps, n = ndimage.label(mask)
+            edt = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+            areas = ndimage.sum_labels(mask, comps, range(1, n + 1))
+            radii = ndimage.maximum(edt, comps, range(1, n + 1))
+            widths.setdefault(int(value), []).extend(2.0 * float(r) for r, a in zip(np.atleast_1d(radii), np.atleast_1d(areas)) if a >= 4)
+        fg = images[i][z][(plane > 0) & (plane != UNANNOTATED)]
+        if fg.size:
+            fg_values.append(fg[rng.integers(0, fg.size, min(fg.size, 20_000))].astype(np.float32))
+    values = np.concatenate(fg_values) if fg_values else np.zeros(1, np.float32)
+    lo, hi = np.percentile(values, (0.5, 99.5))
+    spacing = tuple(float(np.median([s[k] for s in spacings])) for k in (0, 1)) if spacings else (1.0, 1.0)
+    return Fingerprint(
+        modality=modality.upper(), shapes_yx=tuple(tuple(int(v) for v in im.shape[1:]) for im in images),
+        spacing_yx=spacing, annotated=tuple(len(a) for a in annotated),
+        widths={v: float(np.percentile(w, 10)) for v, w in widths.items() if w},
+        fractions={v: float(np.median(f)) for v, f in fractions.items()},
+        intensity=(float(lo), float(hi), float(values.mean()), float(values.std())))
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Every setting of one training run, with the reasons and the user's overrides."""
+
+    model: UNetConfig
+    working_size: int | None  # longer side the model works at; None = native
+    train: TrainConfig
+    fingerprint: Fingerprint
+    overridden: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    fine_tune: bool = False
+
+    @property
+    def few_annotations(self) -> bool:
+        return self.train.holdout_min > self.fingerprint.annotated_total
+
+    @property
+    def selection(self) -> str:
+        return ("the final weights (moving average)" if self.few_annotations
+                else "the best validation epoch")
+
+    def with_step_seconds(self, seconds: float) -> TrainingPlan:
+        """Steps per epoch from a measured step time (unless the user set them)."""
+        if "steps_per_epoch" in self.overridden or not (seconds > 0 and math.isfinite(seconds)):
+            return self
+        steps = int(np.clip(round(TARGET_EPOCH_S / seconds), 5, 250))
+        return replace(self, train=replace(self.train, steps_per_epoch=steps),
+                       reasons=self.reasons + (f"{steps} steps per epoch: {seconds:.2f} s per step measured, "
+                                               f"~{TARGET_EPOCH_S:g} s epochs",))
+
+    def to_json(self) -> dict:
+        return {"model": self.model.to_json(), "working_size": self.working_size, "train": self.train.to_json(),
+                "fingerprint": self.fingerprint.to_json(), "overridden": list(self.overridden),
+                "reasons": list(self.reasons), "fine_tune": self.fine_tune, "selection": self.selection}
+
+    def summary(self) -> str:
+        """One paragraph for the CLI and the panel."""
+        t = self.train
+        size = f"{self.working_size} px" if self.working_size else "native"
+        over = f"; set by you: {', '.join(self.overridden)}" if self.overridden else ""
+        return (f"U-Net width {self.model.base}, depth {self.model.depth}; working size {size}; patch "
+                f"{t.patch[0]} x {t.patch[1]}, batch {t.batch_size}, {t.steps_per_epoch} steps per epoch; learning "
+                f"rate {t.learning_rate:g}{' (fine-tuning)' if self.fine_tune else ''}; model: {self.selection}{over}")
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = DEFAULT_MINUTES_APP,
+                  overrides: dict | None = None, init: tuple[UNetConfig, int | None] | None = None,
+                  classes: int | None = None) -> TrainingPlan:
+    """The full configuration of a run on ``device`` (``"cpu"``, ``"cuda"`` or ``"mps"``) for data ``fp``.
+
+    ``overrides``: the user's settings (keys in :data:`OVERRIDES`; ``None`` values are ignored);
+    ``init``: ``(architecture, working size)`` of the model to fine-tune, which are then kept;
+    ``classes``: background + labels (default: background + the labels found in the data).
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(overrides) - set(OVERRIDES)
+    if unknown:
+        raise UnetguiError(f"unknown training settings: {sorted(unknown)}")
+    named = tuple(k for k in overrides if k not in ("seed", "threads") and overrides[k] != "auto")
+    if overrides.get("preset", "auto") != "auto":
+        name = overrides.pop("preset")
+        if name not in PRESETS:
+            raise UnetguiError(f"unknown model size {name!r}; use one of auto, {', '.join(PRESETS)}")
+        overrides = {**PRESETS[name], **overrides}
+    overrides.pop("preset", None)
+    profile = PROFILES.get(device, PROFILES["cpu"])
+    classes = init[0].classes if init else (classes or 1 + max(len(fp.widths), 1))
+    reasons: list[str] = []
+    h, w = fp.shape_yx
+
+    # working size
+    if init is not None:
+        working = init[1]
+    elif "working_size" in overrides:
+        working = overrides["working_size"] or None
+    else:
+        working = None
+        if max(h, w) > profile.max_side:
+            scale = profile.max_side / max(h, w)
+            if fp.thinnest * scale < MIN_STRUCTURE_PX:
+                scale = min(1.0, MIN_STRUCTURE_PX / fp.thinnest)
+            working = None if scale >= 1.0 else _round_up(int(round(max(h, w) * scale)), 8)
+            reasons.append(f"working size {working or 'native'}: slices {h} x {w}, thinnest structure "
+                           f"{fp.thinnest:.1f} px")
+        else:
+            reasons.append(f"working size native: slices {h} x {w} fit the {device.upper()} cap of {profile.max_side} px")
+    if working is not None and working >= max(h, w) and "working_size" not in overrides and init is None:
+        working = None
+    f = (working / max(h, w)) if working else 1.0
+    wh, ww = max(1, round(h * f)), max(1, round(w * f))
+
+    # depth and patch
+    if init is not None:
+        depth = init[0].depth
+    else:
+        depth = overrides.get("depth")
+    if "patch" in overrides:
+        p = overrides["patch"]
+        patch = (p, p) if isinstance(p, int) else tuple(p)
+        if depth is None:
+            depth = _deepest(patch, profile.max_depth)
+    else:
+        depth_try = depth or profile.max_depth
+        while True:
+            m = 2**depth_try
+            patch = (min(_round_up(wh, m), _round_up(profile.max_patch, m)), min(_round_up(ww, m), _round_up(profile.max_patch, m)))
+            if depth is not None or depth_try == 1 or min(patch) // m >= MIN_BOTTLENECK_PX:
+                break
+            depth_try -= 1
+        depth = depth_try
+        whole = patch[0] >= wh and patch[1] >= ww
+        reasons.append(f"patch {patch[0]} x {patch[1]}{' (the whole slice)' if whole else ''}, depth {depth}: "
+                       f"bottleneck {patch[0] >> depth} x {patch[1] >> depth} px")
+    if init is not None:
+        model = init[0]
+    else:
+        model = UNetConfig(classes=classes, depth=depth, base=overrides.get("base", profile.base),
+                           context=overrides.get("context", 0))
+    batch = overrides.get("batch_size") or int(np.clip(profile.batch_pixels // (patch[0] * patch[1]), 2, profile.max_batch))
+    fine = init is not None
+    lr = overrides.get("learning_rate", FINE_TUNE_RATE if fine else LEARNING_RATE)
+    minutes = overrides.get("minutes", minutes)
+    epochs = overrides.get("epochs") or (100_000 if minutes else 200)
+    few = fp.annotated_total < FEW_SLICES
+    if few:
+        reasons.append(f"{fp.annotated_total} annotated slice(s) (< {FEW_SLICES}): all train, the model is the "
+                       f"moving average of the weights at the end")
+    train = TrainConfig(
+        epochs=epochs, minutes=minutes, steps_per_epoch=overrides.get("steps_per_epoch", 50), batch_size=batch,
+        patch=patch, learning_rate=lr, weight_decay=overrides.get("weight_decay", 1e-4),
+        warmup_steps=10 if fine else 30, schedule=overrides.get("schedule", "poly"),
+        augment=overrides.get("augment", True), seed=overrides.get("seed", 0), threads=overrides.get("threads"),
+        device=device, holdout_min=FEW_SLICES, ema=overrides.get("ema", EMA_DECAY), elastic=True)
+    return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
+
+
+def _deepest(patch: tuple[int, int], max_depth: int) -> int:
+    for depth in range(max_depth, 0, -1):
+        if min(patch) % 2**depth == 0 and min(patch) >> depth >= MIN_BOTTLENECK_PX:
+            return depth
+    return 1
+
+
+def panel_defaults(fine_tune: bool) -> dict:
+    """The settings the training panel opens with (the planner's: tested to agree)."""
+    return {"minutes": DEFAULT_MINUTES_APP, "learning_rate": FINE_TUNE_RATE if fine_tune else LEARNING_RATE}
