@@ -1,0 +1,180 @@
+"""Few-shot training benchmark: Dice on the unannotated slices after a CPU time budget, the recipe before the
+planner ("old": the cpu preset as `unetgui train` used it, with a held-out slice and the best validation
+epoch) beside the planned one ("new": engine.training_run.build_trainer, exactly as the CLI and the app
+call it), several seeds, on the development cases of benchmarks/dev_cases.py.
+
+    python benchmarks/dev_cases.py benchmarks/.cases           # once: the cases as .npz (needs the shared data)
+    python benchmarks/fewshot.py --cases benchmarks/.cases --minutes 1 --seeds 0 1 2 --jobs 1 --out result.json
+    python benchmarks/fewshot.py --table result.json            # the markdown table
+
+Each run is its own process with ``--threads`` CPU threads (default 2: the development machine), so several
+can run side by side on a machine with more cores (``--jobs``); the two recipes of a case and seed always
+run under the same conditions. Synthetic cases are a different volume per seed. Extra recipe variants for
+ablations: ``new-noema`` (no weight averaging), ``new-noelastic``, ``new-val`` (hold out a validation slice
+as the old recipe did), ``finetune`` (retraining from an old-recipe model with the planner's fine-tuning plan).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "finetune")
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    p, t = pred > 0, truth > 0
+    return float(2 * (p & t).sum() / max(p.sum() + t.sum(), 1))
+
+
+def _old_trainer(case, table, minutes: float, seed: int, threads: int):
+    """The recipe before the planner: cpu preset (base 16, depth 4, 256 px working size and square patch,
+    batch 4, 50 steps per epoch), every ~6th annotated slice held out, best validation epoch kept."""
+    from unetgui.engine.data import prepare_case
+    from unetgui.engine.preprocessing import Preprocessing
+    from unetgui.engine.training import TrainConfig, Trainer
+    from unetgui.engine.unet import UNetConfig
+
+    working = 256 if max(case.image.shape[1:]) > 256 else None
+    pre = Preprocessing.for_modality(case.modality, working).fit_statistics([case.image], [case.sparse])
+    cases = [prepare_case(case.name, case.image, case.sparse, pre)]
+    cfg = TrainConfig(epochs=100_000, minutes=minutes, batch_size=4, patch=256, seed=seed, device="cpu", threads=threads)
+    return Trainer(cases, table, pre, cfg, UNetConfig(classes=2, base=16, depth=4))
+
+
+def _new_trainer(case, table, minutes: float, seed: int, threads: int, extra: dict | None = None, init=None):
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+
+    volume = AnnotatedVolume(case.name, case.image, case.sparse, case.modality, case.spacing_yx)
+    return build_trainer([volume], table, "cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
+
+
+def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, threads: int) -> dict:
+    import torch
+
+    from dev_cases import load
+    from unetgui.core.volume import LabelTable
+    from unetgui.engine.inference import Predictor
+
+    torch.set_num_threads(threads)
+    case = load(cases_dir, name, seed)
+    table = LabelTable.from_names("structure")
+    start = time.monotonic()
+    if recipe == "old":
+        trainer = _old_trainer(case, table, minutes, seed, threads)
+    elif recipe == "finetune":  # half the budget from scratch (old recipe), then half fine-tuning with the plan
+        first = _old_trainer(case, table, minutes / 2, seed, threads)
+        for _ in first.run():
+            pass
+        trainer = _new_trainer(case, table, minutes / 2, seed, threads, init=first.best_checkpoint())
+    else:
+        trainer = _new_trainer(case, table, minutes, seed, threads)
+        if recipe == "new-noema":
+            trainer = _rebuild(trainer, ema=None)
+        elif recipe == "new-noelastic":
+            trainer = _rebuild(trainer, elastic=False)
+        elif recipe == "new-val":
+            trainer = _rebuild(trainer, holdout_min=0)
+    epochs = 0
+    for event in trainer.run():
+        epochs += hasattr(event, "val_dice")
+    checkpoint = trainer.best_checkpoint()
+    if recipe == "old":
+        checkpoint.info.pop("postprocessing", None)  # the old recipe had none
+    train_seconds = time.monotonic() - start
+    predictor = Predictor(checkpoint, device="cpu", threads=threads)
+    labels = predictor.predict(case.image, keep_probabilities=False).labels
+    rest = case.unannotated
+    return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "dice": _dice(labels[rest], case.truth[rest]),
+            "epochs": epochs, "train_seconds": round(train_seconds, 1),
+            "postprocessing": (checkpoint.info.get("postprocessing") or {}).get("largest_component"),
+            "plan": trainer.plan.summary() if trainer.plan is not None else "old recipe",
+            "misclassified": float(((labels[rest] > 0) != (case.truth[rest] > 0)).mean())}
+
+
+def _rebuild(trainer, **changes):
+    """The same planned run with some training settings changed (ablations)."""
+    from unetgui.engine.training import Trainer
+
+    plan = replace(trainer.plan, train=replace(trainer.plan.train, **changes))
+    fresh = Trainer(trainer.source_cases, trainer.labels, trainer.preprocessing, plan.train, plan.model)
+    fresh.plan = plan
+    return fresh
+
+
+def _spawn(args, job) -> dict:
+    name, seed, recipe, minutes = job
+    cmd = [sys.executable, __file__, "--run", name, str(seed), recipe, str(minutes), "--cases", str(args.cases),
+           "--threads", str(args.threads)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode or not lines:
+        return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "error": out.stderr[-800:]}
+    result = json.loads(lines[-1])
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    """Markdown: one row per case and budget, mean +- std over seeds per recipe."""
+    recipes = [r for r in RECIPES if any(x["recipe"] == r for x in results)]
+    keys = sorted({(x["case"], x["minutes"]) for x in results}, key=lambda k: (k[1], k[0]))
+    rows = ["| case | budget | " + " | ".join(recipes) + " |", "|---|---|" + "---|" * len(recipes)]
+    for case, minutes in keys:
+        cells = []
+        for recipe in recipes:
+            values = [x["dice"] for x in results if (x["case"], x["minutes"], x["recipe"]) == (case, minutes, recipe) and "dice" in x]
+            cells.append(f"{np.mean(values):.3f} +- {np.std(values):.3f} (n={len(values)})" if values else "")
+        rows.append(f"| {case} | {minutes:g} min | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=Path(__file__).resolve().parent / ".cases")
+    parser.add_argument("--only", nargs="*", help="case names (default: all)")
+    parser.add_argument("--recipes", nargs="*", default=["old", "new"], choices=RECIPES)
+    parser.add_argument("--minutes", type=float, nargs="*", default=[1.0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--table", type=Path, help="print the table of a result file and exit")
+    parser.add_argument("--run", nargs=4, metavar=("CASE", "SEED", "RECIPE", "MINUTES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return
+    if args.run:
+        name, seed, recipe, minutes = args.run
+        print(json.dumps(run_one(args.cases, name, int(seed), recipe, float(minutes), args.threads)), flush=True)
+        return
+    from dev_cases import CASES
+
+    names = args.only or CASES
+    jobs = [(n, s, r, m) for m in args.minutes for n in names for s in args.seeds for r in args.recipes]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        results = list(pool.map(lambda job: _spawn(args, job), jobs))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    print(table(results))
+    for r in results:
+        if "error" in r:
+            print(f"FAILED {r['case']} seed {r['seed']} {r['recipe']}: {r['error']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
