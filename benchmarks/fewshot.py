@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -31,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+_LOCK = threading.Lock()
 RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "finetune")
 
 
@@ -125,6 +127,9 @@ def _spawn(args, job) -> dict:
         return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "error": out.stderr[-800:]}
     result = json.loads(lines[-1])
     print(json.dumps(result), flush=True)
+    if args.out:  # one line per finished run, so a run cut short keeps what it measured
+        with _LOCK, open(args.out.with_suffix(".jsonl"), "a") as f:
+            f.write(json.dumps(result) + "\n")
     return result
 
 
@@ -156,7 +161,8 @@ def main() -> None:
     parser.add_argument("--run", nargs=4, metavar=("CASE", "SEED", "RECIPE", "MINUTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(args.table.read_text())))
+        text = args.table.read_text()
+        print(table(json.loads(text) if args.table.suffix == ".json" else [json.loads(ln) for ln in text.splitlines() if ln]))
         return
     if args.run:
         name, seed, recipe, minutes = args.run

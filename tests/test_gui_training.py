@@ -158,3 +158,64 @@ def test_segment_a_range_and_a_failed_segmentation_changes_nothing(window, qtbot
     assert "Failed" in panel.status.text(), panel.status.text()
     assert "simulated crash" in panel.status.text()
     assert np.array_equal(window.session.labels.labels, before)  # the batches already shown were taken back
+
+
+def test_the_panel_opens_with_the_planners_defaults(window, qtbot):  # noqa: F811
+    from unetgui.engine import planner
+
+    panel = window.training_panel
+    labels = np.full((8, 64, 64), 255, np.uint8)
+    labels[[2, 5]] = 0
+    labels[[2, 5], 20:40, 20:40] = 1
+    plan = planner.plan_training(planner.fingerprint([np.zeros(labels.shape, np.int16)], [labels]), "cpu",
+                                 planner.DEFAULT_MINUTES_APP)
+    assert panel.learning_rate.value() == pytest.approx(plan.train.learning_rate)  # 0.002, not clamped to 1e-5
+    assert panel.minutes.value() == pytest.approx(plan.train.minutes)
+    assert panel.batch.text() == "auto" and panel.epochs.text() == "no limit" and panel.preset.currentText() == "auto"
+    assert all(v is None for v in panel.overrides().values())  # nothing overridden: the planner decides
+    window.models.set_model(_tiny_checkpoint())  # with a model, "start from the current model" fine-tunes
+    assert panel.learning_rate.value() == pytest.approx(planner.FINE_TUNE_RATE)
+    panel.learning_rate.setValue(0.004)  # the user's value stays, and is passed on as theirs
+    panel.from_current.setChecked(False)
+    assert panel.learning_rate.value() == pytest.approx(0.004) and panel.overrides()["learning_rate"] == 0.004
+    panel.defaults_button.click()
+    assert panel.learning_rate.value() == pytest.approx(plan.train.learning_rate) and panel.overrides()["learning_rate"] is None
+
+
+def _tiny_checkpoint():
+    from engine_fixtures import tiny_checkpoint
+
+    return tiny_checkpoint()
+
+
+def test_train_with_the_panel_as_it_opens_segments_the_phantom(window, qtbot):  # noqa: F811
+    """A new user's first run: the sample's CT phantom, its 4 annotated liver slices, Train pressed with every
+    setting as the panel opens (3 minutes); the unannotated slices are segmented when training ends."""
+    import importlib.util
+    from pathlib import Path
+
+    from unetgui.core.volume import Volume
+
+    path = Path(__file__).resolve().parents[1] / "resources" / "build_sample.py"
+    spec = importlib.util.spec_from_file_location("build_sample", path)
+    build_sample = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_sample)
+    hu, liver = build_sample.phantom()
+    window.session.open(Volume(hu, np.eye(4), "CT"))
+    annotated = build_sample.annotated_slices(liver)
+    for z in annotated:
+        window.session.labels.labels[z] = liver[z]
+        window.session.set_reviewed(z)
+    panel = window.training_panel
+    panel.train_button.click()
+    assert window.models.training, panel.status.text()
+    qtbot.waitUntil(lambda: not window.models.training, timeout=400_000)
+    assert window.models.checkpoint is not None, panel.status.text()
+    qtbot.waitUntil(lambda: "Segmented" in panel.status.text(), timeout=120_000)
+    others = [z for z in range(hu.shape[0]) if z not in annotated]
+    predicted = window.session.labels.labels[others] == 1
+    truth = liver[others].astype(bool)
+    score = 2 * (predicted & truth).sum() / (predicted.sum() + truth.sum())
+    assert score >= 0.8, (score, panel.plan.text())
+    card = panel.card.text()
+    assert "Dice on the annotated (training) slices" in card and "planned from the data" in card

@@ -11,7 +11,9 @@ Rules (constants below; the measurements behind them are in docs/engine.md):
   ``MIN_STRUCTURE_PX`` (a thin structure keeps the native grid: membranes, grey matter, vessels);
 * patch: the whole slice (padded to the network's multiple) when it fits the device's patch cap, else the cap;
   non-square slices get non-square patches, so a 42 x 76 MR slice is one 48 x 80 patch, not a 256 x 256
-  square of padding;
+  square of padding. Small structures in large slices lower the cap to ``CONTEXT_FACTOR`` times the
+  largest structure's extent (at least ``MIN_PATCH``): a batch of the same cost then holds many more
+  examples of the structure (a 15 px structure in a 320 px slice: 96 px patches, batch 28, not 256 px, batch 4);
 * depth: the deepest network (up to 4 on a CPU, 5 on a GPU) whose bottleneck stays >= ``MIN_BOTTLENECK_PX``;
 * batch: a target number of pixels per batch (so a batch costs about the same whatever the slice size);
   steps per epoch from the measured seconds per step and ``TARGET_EPOCH_S``, so an epoch takes about the same
@@ -44,6 +46,9 @@ FEW_SLICES = 10
 MIN_STRUCTURE_PX = 6.0
 #: the U-Net's bottleneck keeps at least this many pixels along the patch's shorter side
 MIN_BOTTLENECK_PX = 4
+#: a patch spans at least this many times the largest annotated structure (its bounding box), and MIN_PATCH px
+CONTEXT_FACTOR = 4
+MIN_PATCH = 96
 TARGET_EPOCH_S = 10.0
 LEARNING_RATE = 2e-3
 FINE_TUNE_RATE = 5e-4
@@ -86,6 +91,7 @@ class Fingerprint:
     annotated: tuple[int, ...]  # annotated slices per volume
     widths: dict[int, float] = field(default_factory=dict)  # label value -> thinnest structure (px), see below
     fractions: dict[int, float] = field(default_factory=dict)  # label value -> median share of an annotated slice
+    extents: dict[int, float] = field(default_factory=dict)  # label value -> largest structure's bounding box side (px)
     intensity: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)  # foreground p0.5, p99.5, mean, std
 
     @property
@@ -105,6 +111,7 @@ class Fingerprint:
         data = asdict(self)
         data["widths"] = {str(k): round(v, 2) for k, v in self.widths.items()}
         data["fractions"] = {str(k): round(v, 6) for k, v in self.fractions.items()}
+        data["extents"] = {str(k): round(v, 1) for k, v in self.extents.items()}
         return data
 
 
@@ -121,6 +128,7 @@ def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: st
         raise UnetguiError("one label volume per image is needed")
     annotated = [np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2))) for lab in labels]
     widths: dict[int, list[float]] = {}
+    extents: dict[int, list[float]] = {}
     fractions: dict[int, list[float]] = {}
     refs = [(i, int(z)) for i, zs in enumerate(annotated) for z in zs]
     if len(refs) > max_slices:
@@ -139,6 +147,8 @@ def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: st
             edt = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
             areas = ndimage.sum_labels(mask, comps, range(1, n + 1))
             radii = ndimage.maximum(edt, comps, range(1, n + 1))
+            boxes = ndimage.find_objects(comps)
+            extents.setdefault(int(value), []).extend(max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes if b)
             widths.setdefault(int(value), []).extend(2.0 * float(r) for r, a in zip(np.atleast_1d(radii), np.atleast_1d(areas)) if a >= 4)
         fg = images[i][z][(plane > 0) & (plane != UNANNOTATED)]
         if fg.size:
@@ -151,6 +161,7 @@ def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: st
         spacing_yx=spacing, annotated=tuple(len(a) for a in annotated),
         widths={v: float(np.percentile(w, 10)) for v, w in widths.items() if w},
         fractions={v: float(np.median(f)) for v, f in fractions.items()},
+        extents={v: float(np.percentile(e, 90)) for v, e in extents.items() if e},
         intensity=(float(lo), float(hi), float(values.mean()), float(values.std())))
 
 
@@ -217,6 +228,7 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     if unknown:
         raise UnetguiError(f"unknown training settings: {sorted(unknown)}")
     named = tuple(k for k in overrides if k not in ("seed", "threads") and overrides[k] != "auto")
+    explicit = set(overrides)  # a preset's working size never enlarges; a working size given by hand may
     if overrides.get("preset", "auto") != "auto":
         name = overrides.pop("preset")
         if name not in PRESETS:
@@ -239,12 +251,13 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
             scale = profile.max_side / max(h, w)
             if fp.thinnest * scale < MIN_STRUCTURE_PX:
                 scale = min(1.0, MIN_STRUCTURE_PX / fp.thinnest)
-            working = None if scale >= 1.0 else _round_up(int(round(max(h, w) * scale)), 8)
+            # shrinking by less than a quarter saves little compute and blurs: keep the native grid then
+            working = None if scale > 0.75 else _round_up(int(round(max(h, w) * scale)), 8)
             reasons.append(f"working size {working or 'native'}: slices {h} x {w}, thinnest structure "
                            f"{fp.thinnest:.1f} px")
         else:
             reasons.append(f"working size native: slices {h} x {w} fit the {device.upper()} cap of {profile.max_side} px")
-    if working is not None and working >= max(h, w) and "working_size" not in overrides and init is None:
+    if working is not None and working >= max(h, w) and "working_size" not in explicit and init is None:
         working = None
     f = (working / max(h, w)) if working else 1.0
     wh, ww = max(1, round(h * f)), max(1, round(w * f))
@@ -260,10 +273,13 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         if depth is None:
             depth = _deepest(patch, profile.max_depth)
     else:
+        cap = profile.max_patch
+        if fp.extents:
+            cap = int(min(cap, max(MIN_PATCH, CONTEXT_FACTOR * max(fp.extents.values()) * f)))
         depth_try = depth or profile.max_depth
         while True:
             m = 2**depth_try
-            patch = (min(_round_up(wh, m), _round_up(profile.max_patch, m)), min(_round_up(ww, m), _round_up(profile.max_patch, m)))
+            patch = (min(_round_up(wh, m), _round_up(cap, m)), min(_round_up(ww, m), _round_up(cap, m)))
             if depth is not None or depth_try == 1 or min(patch) // m >= MIN_BOTTLENECK_PX:
                 break
             depth_try -= 1
