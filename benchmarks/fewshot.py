@@ -98,8 +98,10 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
     train_seconds = time.monotonic() - start
     predictor = Predictor(checkpoint, device="cpu", threads=threads)
     labels = predictor.predict(case.image, keep_probabilities=False).labels
+    raw = predictor.predict(case.image, keep_probabilities=False, postprocess=False).labels
     rest = case.unannotated
     return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "dice": _dice(labels[rest], case.truth[rest]),
+            "dice_without_postprocessing": _dice(raw[rest], case.truth[rest]),
             "epochs": epochs, "train_seconds": round(train_seconds, 1),
             "postprocessing": (checkpoint.info.get("postprocessing") or {}).get("largest_component"),
             "plan": trainer.plan.summary() if trainer.plan is not None else "old recipe",

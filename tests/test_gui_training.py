@@ -219,3 +219,35 @@ def test_train_with_the_panel_as_it_opens_segments_the_phantom(window, qtbot):  
     assert score >= 0.8, (score, panel.plan.text())
     card = panel.card.text()
     assert "Dice on the annotated (training) slices" in card and "planned from the data" in card
+
+
+def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot, monkeypatch):  # noqa: F811
+    from unetgui.core.volume import Volume
+    from unetgui.engine import inference
+
+    hu = phantom_hu((8, 48, 48))
+    window.session.open(Volume(hu, np.eye(4), "CT"))
+    window.session.labels.labels[3] = 0
+    window.session.set_reviewed(3)  # a reviewed slice is never overwritten, also not by the post-processing
+    checkpoint = _tiny_checkpoint()
+    checkpoint.info["postprocessing"] = {"largest_component": [1]}
+    window.models.set_model(checkpoint)
+
+    def fake_run(self, voxels, slices=None, cancel=None):
+        for start in range(0, 8, 4):
+            batch = list(range(start, start + 4))
+            labels = np.zeros((4, 48, 48), np.uint8)
+            labels[:, 10:30, 10:30] = 1  # one structure through every slice
+            if 5 in batch:
+                labels[batch.index(5), 40:44, 40:44] = 1  # and a speck on slice 5
+            yield inference.SliceBatch(tuple(batch), labels, np.zeros((4, 2, 48, 48), np.uint8), start + 4, 8, 0.0,
+                                       np.zeros((4, 48, 48), np.uint8))
+
+    monkeypatch.setattr(inference.Predictor, "run", fake_run)
+    window.training_panel.segment_volume.click()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    labels = window.session.labels.labels
+    assert labels[5, 40:44, 40:44].max() == 0 and labels[5, 10:30, 10:30].all()  # the speck is gone
+    assert labels[3].max() == 0  # the reviewed slice kept the user's (empty) labels
+    window.session.undo()  # the segmentation and its post-processing are one undo step
+    assert labels[[0, 1, 2, 4, 5, 6, 7]].max() == 0

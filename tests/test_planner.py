@@ -161,3 +161,26 @@ def test_a_planned_run_on_the_gpu_uses_the_gpu_profile_and_learns():
     others = [z for z in range(16) if z not in (4, 8, 12)]
     p, t = labels[others] == 1, truth[others] == 1
     assert 2 * (p & t).sum() / (p.sum() + t.sum()) > 0.9
+
+
+def test_predict_applies_the_rule_to_whole_volumes_only(monkeypatch):
+    from engine_fixtures import tiny_checkpoint
+    from unetgui.engine import inference
+
+    checkpoint = tiny_checkpoint()
+    checkpoint.info["postprocessing"] = {"largest_component": [1]}
+
+    def fake_run(self, voxels, slices=None, cancel=None):
+        order = list(range(voxels.shape[0])) if slices is None else list(slices)
+        labels = np.zeros((len(order), *voxels.shape[1:]), np.uint8)
+        labels[:, 4:20, 4:20] = 1
+        labels[:, 40:42, 40:42] = 1  # a second, smaller component on every slice
+        yield inference.SliceBatch(tuple(order), labels, np.zeros((len(order), 2, *voxels.shape[1:]), np.uint8),
+                                   len(order), len(order), 0.0, np.zeros(labels.shape, np.uint8))
+
+    monkeypatch.setattr(inference.Predictor, "run", fake_run)
+    predictor = inference.Predictor(checkpoint, device="cpu")
+    hu = phantom_hu((6, 64, 64))
+    assert predictor.predict(hu).labels[:, 40:42, 40:42].max() == 0
+    assert predictor.predict(hu, postprocess=False).labels[:, 40:42, 40:42].min() == 1
+    assert predictor.predict(hu, [1, 2]).labels[1:3, 40:42, 40:42].min() == 1  # a part of a volume: no 3-D rule

@@ -223,8 +223,9 @@ class Predictor:
         self.notes.append("GPU out of memory even for one slice: segmenting on the CPU")
 
     def predict(self, voxels: np.ndarray, slices: list[int] | None = None, cancel: CancelToken | None = None,
-                progress: ProgressFn | None = None, keep_probabilities: bool = True) -> Prediction:
-        """Segment and collect the whole result."""
+                progress: ProgressFn | None = None, keep_probabilities: bool = True, postprocess: bool = True) -> Prediction:
+        """Segment and collect the whole result; a whole volume gets the model's post-processing unless
+        ``postprocess`` is False."""
         start = time.monotonic()
         labels = np.zeros(voxels.shape, np.uint8)
         probs = np.zeros((voxels.shape[0], self.config.classes, *voxels.shape[1:]), np.uint8) if keep_probabilities else None
@@ -235,6 +236,6 @@ class Predictor:
             if probs is not None:
                 probs[list(batch.slices)] = batch.probabilities
             report(progress, batch.done, batch.total, f"segmenting: ETA {batch.eta:.0f} s")
-        if slices is None or len(set(slices)) == voxels.shape[0]:  # a whole volume: the model's post-processing
+        if postprocess and (slices is None or len(set(slices)) == voxels.shape[0]):  # a whole volume
             labels = component_rules.apply(labels, self.checkpoint.info.get("postprocessing"))
         return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert)

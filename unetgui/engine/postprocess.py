@@ -47,6 +47,11 @@ def decide(predicted: list[np.ndarray], truth: list[np.ndarray], values: list[in
     return {KEY: chosen, "measured_on": "annotated slices", "scores": scores}
 
 
+def wanted(record: dict | None) -> bool:
+    """Whether a model's stored post-processing changes anything (so a whole volume must be collected)."""
+    return bool((record or {}).get(KEY))
+
+
 def apply(labels: np.ndarray, record: dict | None) -> np.ndarray:
     """Apply a model's stored post-processing to a whole predicted volume ``(z, y, x)`` of label values."""
     values = [int(v) for v in (record or {}).get(KEY, [])]

@@ -105,13 +105,24 @@ class ModelController(QObject):
         order = list(range(volume.shape[0])) if slices is None else list(slices)
 
         def work(progress, cancel):
-            from unetgui.engine.inference import Predictor
+            from unetgui.engine import postprocess
+            from unetgui.engine.inference import Predictor, SliceBatch
 
             predictor = Predictor(checkpoint, device=device)
             self.device_name = predictor.device_name
+            rule = checkpoint.info.get("postprocessing")
+            # the model's post-processing needs the whole volume: collect it, then send the slices it changes
+            whole = np.zeros(volume.shape, np.uint8) if postprocess.wanted(rule) and len(set(order)) == volume.shape[0] else None
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
+                if whole is not None:
+                    whole[list(batch.slices)] = batch.labels
                 # the slice ranking is computed here, not on the GUI thread
                 yield batch, None if batch.uncertainty is None else slice_scores(batch.uncertainty, batch.labels)
+            if whole is not None:
+                cleaned = postprocess.apply(whole, rule)
+                changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))))
+                if changed:
+                    yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None
             self.device_name = predictor.device_name
             return predictor.notes
 
