@@ -11,7 +11,7 @@ Each run is its own process with ``--threads`` CPU threads (default 2: the devel
 can run side by side on a machine with more cores (``--jobs``); the two recipes of a case and seed always
 run under the same conditions. Synthetic cases are a different volume per seed. Extra recipe variants for
 ablations: ``new-noema`` (no weight averaging), ``new-noelastic``, ``new-val`` (hold out a validation slice
-as the old recipe did), ``finetune`` (retraining from an old-recipe model with the planner's fine-tuning plan).
+as the old recipe did), ``finetune`` (retraining after a correction: see run_one).
 """
 
 from __future__ import annotations
@@ -76,11 +76,17 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
     start = time.monotonic()
     if recipe == "old":
         trainer = _old_trainer(case, table, minutes, seed, threads)
-    elif recipe == "finetune":  # half the budget from scratch (old recipe), then half fine-tuning with the plan
-        first = _old_trainer(case, table, minutes / 2, seed, threads)
+    elif recipe == "finetune":
+        # retraining after a correction: a model planned on all annotated slices but the middle one (trained
+        # for the same budget, not counted), then the corrected middle slice joins and the model is fine-tuned
+        # for the budget; "new" is the same budget from scratch on all of them
+        middle = case.annotated[len(case.annotated) // 2]
+        first_case = replace(case, annotated=[z for z in case.annotated if z != middle])
+        first = _new_trainer(first_case, table, minutes, seed, threads)
         for _ in first.run():
             pass
-        trainer = _new_trainer(case, table, minutes / 2, seed, threads, init=first.best_checkpoint())
+        start = time.monotonic()
+        trainer = _new_trainer(case, table, minutes, seed, threads, init=first.best_checkpoint())
     else:
         trainer = _new_trainer(case, table, minutes, seed, threads)
         if recipe == "new-noema":

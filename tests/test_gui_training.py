@@ -69,7 +69,7 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     assert 1 in panel.dice_curves and len(panel.dice_curves[1].getData()[0]) == 2
     assert "annotated" in panel.dice_plot.getPlotItem().titleLabel.text
     assert "final weights kept" in panel.status.text() or "current model" in panel.status.text()
-    assert panel.plan.text().startswith("Plan: U-Net") and "set by you: learning_rate, epochs, preset" in panel.plan.text()
+    assert panel.plan.text().startswith("Plan: U-Net") and "set by you: learning rate, epochs, preset" in panel.plan.text()
 
     window.actions.segment_volume.trigger()
     qtbot.waitUntil(lambda: not window.models.busy_segmenting and "Segmented" in panel.status.text(), timeout=120_000)

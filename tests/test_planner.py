@@ -62,7 +62,7 @@ def test_overrides_are_named_and_unknown_settings_are_refused():
     fp = fingerprint([np.zeros(labels.shape, np.int16)], [labels])
     plan = plan_training(fp, "cpu", 3.0, {"learning_rate": 0.01, "batch_size": None, "preset": "small"})
     assert plan.train.learning_rate == 0.01 and plan.model.base == 8 and plan.working_size is None  # 64 < 128
-    assert plan.overridden == ("learning_rate", "preset") and "set by you: learning_rate, preset" in plan.summary()
+    assert plan.overridden == ("learning_rate", "preset") and "set by you: learning rate, preset" in plan.summary()
     with pytest.raises(UnetguiError, match="unknown training settings"):
         plan_training(fp, "cpu", 3.0, {"learnin_rate": 0.01})
 

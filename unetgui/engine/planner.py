@@ -54,6 +54,7 @@ LEARNING_RATE = 2e-3
 FINE_TUNE_RATE = 5e-4
 DEFAULT_MINUTES_APP = 3.0
 EMA_DECAY = 0.99
+ELASTIC = True
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ PROFILES = {
 PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base": 32, "depth": 5, "working_size": 0},
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
-             "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "preset")
+             "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset")
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ class TrainingPlan:
         """One paragraph for the CLI and the panel."""
         t = self.train
         size = f"{self.working_size} px" if self.working_size else "native"
-        over = f"; set by you: {', '.join(self.overridden)}" if self.overridden else ""
+        over = f"; set by you: {', '.join(k.replace('_', ' ') for k in self.overridden)}" if self.overridden else ""
         return (f"U-Net width {self.model.base}, depth {self.model.depth}; working size {size}; patch "
                 f"{t.patch[0]} x {t.patch[1]}, batch {t.batch_size}, {t.steps_per_epoch} steps per epoch; learning "
                 f"rate {t.learning_rate:g}{' (fine-tuning)' if self.fine_tune else ''}; model: {self.selection}{over}")
@@ -306,7 +307,7 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         patch=patch, learning_rate=lr, weight_decay=overrides.get("weight_decay", 1e-4),
         warmup_steps=10 if fine else 30, schedule=overrides.get("schedule", "poly"),
         augment=overrides.get("augment", True), seed=overrides.get("seed", 0), threads=overrides.get("threads"),
-        device=device, holdout_min=FEW_SLICES, ema=overrides.get("ema", EMA_DECAY), elastic=True)
+        device=device, holdout_min=FEW_SLICES, ema=overrides.get("ema", EMA_DECAY), elastic=overrides.get("elastic", ELASTIC))
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

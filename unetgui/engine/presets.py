@@ -1,4 +1,5 @@
-"""Model presets, picked from measurements on the development machine (docs/engine.md).
+"""Fixed model presets for benchmarks and the sample builder; training runs are planned by engine/planner.py,
+where the user may pick one of these model sizes instead of the planned one.
 
 * ``cpu``: base width 16, depth 4, slices resized to 256 px on their longer side. ONNX Runtime runs it at
   ~60 ms per slice on 2 Zen 3 cores, so a 200-slice CT segments in ~15 s (goal: 30 s); base 16 at the
@@ -15,6 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from unetgui.core.errors import UnetguiError
+from unetgui.engine.planner import PRESETS as MODEL_SIZES
 from unetgui.engine.training import TrainConfig
 from unetgui.engine.unet import UNetConfig
 
@@ -27,11 +29,11 @@ class Preset:
     train: TrainConfig
 
 
-PRESETS = {
-    "cpu": Preset("cpu", UNetConfig(base=16, depth=4), 256, TrainConfig(batch_size=4, patch=256)),
-    "gpu": Preset("gpu", UNetConfig(base=32, depth=5), None, TrainConfig(batch_size=16, patch=384)),
-    "small": Preset("small", UNetConfig(base=8, depth=3), 128, TrainConfig(batch_size=4, patch=128, steps_per_epoch=20)),
-}
+_TRAIN = {"cpu": TrainConfig(batch_size=4, patch=256), "gpu": TrainConfig(batch_size=16, patch=384),
+          "small": TrainConfig(batch_size=4, patch=128, steps_per_epoch=20)}
+# the model sizes are the planner's (one place); the fixed training settings serve benchmarks and the sample
+PRESETS = {name: Preset(name, UNetConfig(base=size["base"], depth=size["depth"]), size["working_size"] or None, _TRAIN[name])
+           for name, size in MODEL_SIZES.items()}
 
 
 def preset(name: str, classes: int, device: torch.device | None = None) -> Preset:

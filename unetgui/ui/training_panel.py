@@ -63,7 +63,6 @@ class TrainingPanel(QWidget):
         form.addRow(self.resegment)
         form.addRow(self.counts)
         form.addRow(self.defaults_button)
-        form.addRow(self.plan)
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(self._on_train_clicked)
         self.segment_slice = QPushButton("Segment slice")
@@ -107,6 +106,7 @@ class TrainingPanel(QWidget):
         self.card.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.addWidget(settings)
+        layout.addWidget(self.plan)  # outside the form: a wrapped label in a form row is cut to one line
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
