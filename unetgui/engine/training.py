@@ -29,11 +29,11 @@ from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
+from unetgui.engine.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, split
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
-from unetgui.engine.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
 from unetgui.engine.unet import UNet, UNetConfig
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class Trainer:
                     break
             check(cancel)
             held_out = bool(self.val_refs)
-            val_loss, dice, pixel_error = self._validate(self.val_refs if held_out else self.train_refs)
+            val_loss, dice, pixel_error = self._validate(self.val_refs if held_out else self._curve_refs())
             score = float(np.mean(list(dice.values()))) if dice else -float(np.mean(losses))
             # without held-out slices the final weights are the model: every epoch replaces the last
             is_best = score > self._best_score + 1e-6 or not held_out
@@ -290,6 +290,13 @@ class Trainer:
     def _eval_model(self) -> torch.nn.Module:
         """The model that is validated and kept: the moving average when there is one."""
         return self._ema if self._ema is not None else self.model
+
+    def _curve_refs(self, most: int = 4) -> list[SliceRef]:
+        """Without held-out slices the curves show the Dice on (up to ``most``, evenly spread) annotated
+        slices: it informs, it selects nothing, so it need not cost a pass over every slice."""
+        if len(self.train_refs) <= most:
+            return self.train_refs
+        return [self.train_refs[int(i)] for i in np.linspace(0, len(self.train_refs) - 1, most).round()]
 
     @torch.no_grad()
     def _validate(self, slices: list[SliceRef]) -> tuple[float | None, dict[int, float], float | None]:
