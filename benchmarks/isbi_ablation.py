@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-VARIANTS = {"planned": {}, "no-elastic": {"elastic": False}, "no-ema": {"ema": None}}
+VARIANTS = {"planned": {}, "no-elastic": {"elastic": False}, "no-ema": {"ema": 0}}
 
 
 def run(cases: Path, device: str, minutes: float, variant: str, threads: int) -> dict:

@@ -228,6 +228,7 @@ def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot,
     hu = phantom_hu((8, 48, 48))
     window.session.open(Volume(hu, np.eye(4), "CT"))
     window.session.labels.labels[3] = 0
+    window.session.labels.labels[3, 10:30, 10:30] = 1  # the user's slice joins the structure above and below
     window.session.set_reviewed(3)  # a reviewed slice is never overwritten, also not by the post-processing
     checkpoint = _tiny_checkpoint()
     checkpoint.info["postprocessing"] = {"largest_component": [1]}
@@ -248,6 +249,10 @@ def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot,
     qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
     labels = window.session.labels.labels
     assert labels[5, 40:44, 40:44].max() == 0 and labels[5, 10:30, 10:30].all()  # the speck is gone
-    assert labels[3].max() == 0  # the reviewed slice kept the user's (empty) labels
+    assert labels[3].sum() == 400  # the reviewed slice kept the user's labels
     window.session.undo()  # the segmentation and its post-processing are one undo step
-    assert labels[[0, 1, 2, 4, 5, 6, 7]].max() == 0
+    assert labels[[0, 1, 2, 4, 5, 6, 7]].max() == 0 and labels[3].sum() == 400
+    # re-segmenting only the unreviewed slices (what Train does when it ends) covers the volume too
+    window.models.segment([0, 1, 2, 4, 5, 6, 7])
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    assert labels[5, 40:44, 40:44].max() == 0 and labels[[0, 5, 7], 10:30, 10:30].all() and labels[3].sum() == 400

@@ -229,7 +229,7 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     if unknown:
         raise UnetguiError(f"unknown training settings: {sorted(unknown)}")
     named = tuple(k for k in overrides if k not in ("seed", "threads") and overrides[k] != "auto")
-    explicit = set(overrides)  # a preset's working size never enlarges; a working size given by hand may
+    explicit = set(overrides)
     if overrides.get("preset", "auto") != "auto":
         name = overrides.pop("preset")
         if name not in PRESETS:
@@ -239,76 +239,73 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     profile = PROFILES.get(device, PROFILES["cpu"])
     classes = init[0].classes if init else (classes or 1 + max(len(fp.widths), 1))
     reasons: list[str] = []
+    working = _working_size(fp, profile, overrides, "working_size" in explicit, init, reasons)
     h, w = fp.shape_yx
-
-    # working size
-    if init is not None:
-        working = init[1]
-    elif "working_size" in overrides:
-        working = overrides["working_size"] or None
-    else:
-        working = None
-        if max(h, w) > profile.max_side:
-            scale = profile.max_side / max(h, w)
-            if fp.thinnest * scale < MIN_STRUCTURE_PX:
-                scale = min(1.0, MIN_STRUCTURE_PX / fp.thinnest)
-            # shrinking by less than a quarter saves little compute and blurs: keep the native grid then
-            working = None if scale > 0.75 else _round_up(int(round(max(h, w) * scale)), 8)
-            reasons.append(f"working size {working or 'native'}: slices {h} x {w}, thinnest structure "
-                           f"{fp.thinnest:.1f} px")
-        else:
-            reasons.append(f"working size native: slices {h} x {w} fit the {device.upper()} cap of {profile.max_side} px")
-    if working is not None and working >= max(h, w) and "working_size" not in explicit and init is None:
-        working = None
     f = (working / max(h, w)) if working else 1.0
-    wh, ww = max(1, round(h * f)), max(1, round(w * f))
-
-    # depth and patch
-    if init is not None:
-        depth = init[0].depth
-    else:
-        depth = overrides.get("depth")
-    if "patch" in overrides:
-        p = overrides["patch"]
-        patch = (p, p) if isinstance(p, int) else tuple(p)
-        if depth is None:
-            depth = _deepest(patch, profile.max_depth)
-    else:
-        cap = profile.max_patch
-        if fp.extents:
-            cap = int(min(cap, max(MIN_PATCH, CONTEXT_FACTOR * max(fp.extents.values()) * f)))
-        depth_try = depth or profile.max_depth
-        while True:
-            m = 2**depth_try
-            patch = (min(_round_up(wh, m), _round_up(cap, m)), min(_round_up(ww, m), _round_up(cap, m)))
-            if depth is not None or depth_try == 1 or min(patch) // m >= MIN_BOTTLENECK_PX:
-                break
-            depth_try -= 1
-        depth = depth_try
-        whole = patch[0] >= wh and patch[1] >= ww
-        reasons.append(f"patch {patch[0]} x {patch[1]}{' (the whole slice)' if whole else ''}, depth {depth}: "
-                       f"bottleneck {patch[0] >> depth} x {patch[1] >> depth} px")
-    if init is not None:
-        model = init[0]
-    else:
-        model = UNetConfig(classes=classes, depth=depth, base=overrides.get("base", profile.base),
-                           context=overrides.get("context", 0))
+    depth, patch = _depth_and_patch(fp, profile, overrides, (max(1, round(h * f)), max(1, round(w * f))), f, init, reasons)
+    model = init[0] if init is not None else UNetConfig(
+        classes=classes, depth=depth, base=overrides.get("base", profile.base), context=overrides.get("context", 0))
     batch = overrides.get("batch_size") or int(np.clip(profile.batch_pixels // (patch[0] * patch[1]), 2, profile.max_batch))
     fine = init is not None
-    lr = overrides.get("learning_rate", FINE_TUNE_RATE if fine else LEARNING_RATE)
     minutes = overrides.get("minutes", minutes)
-    epochs = overrides.get("epochs") or (100_000 if minutes else 200)
-    few = fp.annotated_total < FEW_SLICES
-    if few:
+    if fp.annotated_total < FEW_SLICES:
         reasons.append(f"{fp.annotated_total} annotated slice(s) (< {FEW_SLICES}): all train, the model is the "
                        f"moving average of the weights at the end")
     train = TrainConfig(
-        epochs=epochs, minutes=minutes, steps_per_epoch=overrides.get("steps_per_epoch", 50), batch_size=batch,
-        patch=patch, learning_rate=lr, weight_decay=overrides.get("weight_decay", 1e-4),
-        warmup_steps=10 if fine else 30, schedule=overrides.get("schedule", "poly"),
-        augment=overrides.get("augment", True), seed=overrides.get("seed", 0), threads=overrides.get("threads"),
-        device=device, holdout_min=FEW_SLICES, ema=overrides.get("ema", EMA_DECAY), elastic=overrides.get("elastic", ELASTIC))
+        epochs=overrides.get("epochs") or (100_000 if minutes else 200), minutes=minutes,
+        steps_per_epoch=overrides.get("steps_per_epoch", 50), batch_size=batch, patch=patch,
+        learning_rate=overrides.get("learning_rate", FINE_TUNE_RATE if fine else LEARNING_RATE),
+        weight_decay=overrides.get("weight_decay", 1e-4), warmup_steps=10 if fine else 30,
+        schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
+        seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
+        ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC))
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
+
+
+def _working_size(fp: Fingerprint, profile: DeviceProfile, overrides: dict, by_hand: bool,
+                  init: tuple[UNetConfig, int | None] | None, reasons: list[str]) -> int | None:
+    """Longer side the model works at (None: native); see the module docstring."""
+    h, w = fp.shape_yx
+    if init is not None:
+        return init[1]
+    if "working_size" in overrides:
+        working = overrides["working_size"] or None
+        # a preset's working size never enlarges a small image; one given by hand may
+        return None if working is not None and working >= max(h, w) and not by_hand else working
+    if max(h, w) <= profile.max_side:
+        reasons.append(f"working size native: slices {h} x {w} fit the {profile.kind.upper()} cap of {profile.max_side} px")
+        return None
+    scale = profile.max_side / max(h, w)
+    if fp.thinnest * scale < MIN_STRUCTURE_PX:
+        scale = min(1.0, MIN_STRUCTURE_PX / fp.thinnest)
+    # shrinking by less than a quarter saves little compute and blurs: keep the native grid then
+    working = None if scale > 0.75 else _round_up(int(round(max(h, w) * scale)), 8)
+    reasons.append(f"working size {working or 'native'}: slices {h} x {w}, thinnest structure {fp.thinnest:.1f} px")
+    return working
+
+
+def _depth_and_patch(fp: Fingerprint, profile: DeviceProfile, overrides: dict, shape: tuple[int, int], scale: float,
+                     init: tuple[UNetConfig, int | None] | None, reasons: list[str]) -> tuple[int, tuple[int, int]]:
+    """Network depth and patch ``(py, px)`` for working-size slices of ``shape``."""
+    depth = init[0].depth if init is not None else overrides.get("depth")
+    if "patch" in overrides:
+        p = overrides["patch"]
+        patch = (p, p) if isinstance(p, int) else tuple(p)
+        return depth or _deepest(patch, profile.max_depth), patch
+    cap = profile.max_patch
+    if fp.extents:
+        cap = int(min(cap, max(MIN_PATCH, CONTEXT_FACTOR * max(fp.extents.values()) * scale)))
+    trial = depth or profile.max_depth
+    while True:
+        m = 2**trial
+        patch = (min(_round_up(shape[0], m), _round_up(cap, m)), min(_round_up(shape[1], m), _round_up(cap, m)))
+        if depth is not None or trial == 1 or min(patch) // m >= MIN_BOTTLENECK_PX:
+            break
+        trial -= 1
+    whole = patch[0] >= shape[0] and patch[1] >= shape[1]
+    reasons.append(f"patch {patch[0]} x {patch[1]}{' (the whole slice)' if whole else ''}, depth {trial}: "
+                   f"bottleneck {patch[0] >> trial} x {patch[1] >> trial} px")
+    return trial, patch
 
 
 def _deepest(patch: tuple[int, int], max_depth: int) -> int:

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 from unetgui.core.errors import UnetguiError
 from unetgui.core.ranking import slice_scores
 from unetgui.core.session import Session
+from unetgui.engine import postprocess  # torch-free, like the planner
 from unetgui.workers.jobs import Job, JobRunner
 
 
@@ -103,24 +104,29 @@ class ModelController(QObject):
             raise UnetguiError("a segmentation is already running")
         volume, checkpoint, generation = self.session.volume, self.checkpoint, self.session.generation
         order = list(range(volume.shape[0])) if slices is None else list(slices)
+        # the model's post-processing is 3-D: it runs when the prediction and the reviewed slices (kept as the
+        # user drew them) cover the whole volume, e.g. re-segmenting every unreviewed slice after training
+        rule = checkpoint.info.get("postprocessing")
+        covered = set(order) | {int(z) for z in np.flatnonzero(self.session.reviewed)}
+        whole = self.session.labels.labels.copy() if postprocess.wanted(rule) and len(covered) == volume.shape[0] else None
+
+        reviewed = self.session.reviewed.copy()
 
         def work(progress, cancel):
-            from unetgui.engine import postprocess
             from unetgui.engine.inference import Predictor, SliceBatch
 
             predictor = Predictor(checkpoint, device=device)
             self.device_name = predictor.device_name
-            rule = checkpoint.info.get("postprocessing")
-            # the model's post-processing needs the whole volume: collect it, then send the slices it changes
-            whole = np.zeros(volume.shape, np.uint8) if postprocess.wanted(rule) and len(set(order)) == volume.shape[0] else None
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
-                if whole is not None:
-                    whole[list(batch.slices)] = batch.labels
+                if whole is not None:  # the worker's own copy: predictions over the user's reviewed slices
+                    for z, plane in zip(batch.slices, batch.labels):
+                        if not reviewed[z]:
+                            whole[z] = plane
                 # the slice ranking is computed here, not on the GUI thread
                 yield batch, None if batch.uncertainty is None else slice_scores(batch.uncertainty, batch.labels)
             if whole is not None:
                 cleaned = postprocess.apply(whole, rule)
-                changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))))
+                changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))) if not reviewed[z])
                 if changed:
                     yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None
             self.device_name = predictor.device_name

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
+from unetgui.engine.planner import FEW_SLICES, TrainingPlan, panel_defaults  # torch-free
 from unetgui.ui.model_controller import ModelController
 
 METRIC_COLUMNS = ["Set", "Slices", "Label", "Dice", "IoU", "HD95 (mm)", "Volume pred (mL)", "Volume truth (mL)"]
@@ -135,8 +136,6 @@ class TrainingPanel(QWidget):
 
     def _show_defaults(self) -> None:
         """The planner's defaults in every setting the user has not changed."""
-        from unetgui.engine.planner import panel_defaults  # torch-free
-
         defaults = panel_defaults(self._fine_tuning())
         for name, box in (("minutes", self.minutes), ("learning_rate", self.learning_rate)):
             if name not in self._edited:
@@ -221,8 +220,6 @@ class TrainingPanel(QWidget):
             n_slices = self.session.volume.shape[0]
             for spin in (self.range_from, self.range_to):
                 spin.setMaximum(n_slices)
-        from unetgui.engine.planner import FEW_SLICES  # torch-free
-
         n = int((self.session.reviewed & ~self.session.test).sum()) if self.session.is_open else 0
         if n < FEW_SLICES:
             self.counts.setText(f"Reviewed slices: {n}, all train (validation from {FEW_SLICES} on)")
@@ -271,7 +268,6 @@ class TrainingPanel(QWidget):
             line.setVisible(False)
 
     def _on_training_event(self, event) -> None:
-        from unetgui.engine.planner import TrainingPlan
         from unetgui.engine.training import BatchStats
 
         if isinstance(event, TrainingPlan):
