@@ -284,6 +284,7 @@ def test_a_plane_change_mid_drag_still_ends_the_stroke(window, qtbot):
 
 def test_results_for_a_replaced_document_are_dropped(window, qtbot, monkeypatch):
     import time as _time
+    from types import SimpleNamespace
 
     from unetgui.engine import inference
     from unetgui.engine.inference import SliceBatch
@@ -301,7 +302,7 @@ def test_results_for_a_replaced_document_are_dropped(window, qtbot, monkeypatch)
                                  i + 1, len(slices), 0.0)
 
     monkeypatch.setattr(inference, "Predictor", SlowPredictor)
-    window.models.checkpoint = object()  # any model: the predictor above ignores it
+    window.models.checkpoint = SimpleNamespace(info={})  # any model: the predictor above ignores it
     volume = window.session.volume
     window.models.segment()
     qtbot.waitUntil(lambda: window.session.labels.labels.any(), timeout=10_000)
