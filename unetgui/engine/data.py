@@ -71,6 +71,17 @@ def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
     return [r for r in only if r not in val], val
 
 
+def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
+    """Pad the last two axes ``(..., y, x)`` at their ends to multiples of ``multiple``: mirrored where the image
+    is larger than the padding, else its edge repeated (the U-Net's input rule, for training and inference)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
+
+
 def context_stack(image: np.ndarray, z: int, context: int) -> np.ndarray:
     """Slice ``z`` with ``context`` neighbours on each side as channels ``(1 + 2*context, y, x)``; edges repeat."""
     idx = np.clip(np.arange(z - context, z + context + 1), 0, image.shape[0] - 1)

@@ -26,7 +26,7 @@ from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine import postprocess as component_rules
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.data import context_stack
+from unetgui.engine.data import context_stack, pad_to_multiple
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.preprocessing import resize_slices
 
@@ -127,10 +127,7 @@ class Predictor:
 
     def _forward_whole(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[-2:]
-        m = self.config.multiple
-        ph, pw = -h % m, -w % m
-        mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-        padded = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode) if ph or pw else x
+        padded = pad_to_multiple(x, self.config.multiple)
         probs = self._probabilities(padded)
         if self.tta:
             for axes in ((3,), (2,), (2, 3)):

@@ -52,12 +52,22 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> flo
     return float(np.percentile(distances, 95))
 
 
-def label_metrics(pred: np.ndarray, truth: np.ndarray, label: int, spacing: tuple[float, ...]) -> LabelMetrics:
-    """Metrics of one label for arrays of any dimension (``spacing`` in mm, same axis order)."""
+def _masks(pred: np.ndarray, truth: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Prediction and truth masks of ``label`` on the annotated voxels, their overlap and sizes."""
     valid = truth != UNANNOTATED
     p, t = (pred == label) & valid, (truth == label) & valid
-    inter = int(np.count_nonzero(p & t))
-    sp, st = int(np.count_nonzero(p)), int(np.count_nonzero(t))
+    return p, t, int(np.count_nonzero(p & t)), int(np.count_nonzero(p)), int(np.count_nonzero(t))
+
+
+def dice(pred: np.ndarray, truth: np.ndarray, label: int) -> float:
+    """Dice of one label over the annotated voxels (truth 255 excluded); 1 when both are empty."""
+    _, _, inter, sp, st = _masks(pred, truth, label)
+    return 1.0 if sp + st == 0 else 2 * inter / (sp + st)
+
+
+def label_metrics(pred: np.ndarray, truth: np.ndarray, label: int, spacing: tuple[float, ...]) -> LabelMetrics:
+    """Metrics of one label for arrays of any dimension (``spacing`` in mm, same axis order)."""
+    p, t, inter, sp, st = _masks(pred, truth, label)
     union = sp + st - inter
     dice = 1.0 if sp + st == 0 else 2 * inter / (sp + st)
     iou = 1.0 if union == 0 else inter / union

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from unetgui.core.volume import UNANNOTATED
+from unetgui.engine.metrics import dice
 
 KEY = "largest_component"  # label values whose largest 3-D component alone is kept
 
@@ -27,20 +27,13 @@ def largest_component(labels: np.ndarray, values: list[int]) -> np.ndarray:
     return out
 
 
-def _dice(pred: np.ndarray, truth: np.ndarray, value: int) -> float:
-    valid = truth != UNANNOTATED
-    p, t = (pred == value) & valid, (truth == value) & valid
-    total = int(p.sum() + t.sum())
-    return 1.0 if total == 0 else 2.0 * int((p & t).sum()) / total
-
-
 def decide(predicted: list[np.ndarray], truth: list[np.ndarray], values: list[int]) -> dict:
     """Which labels get :func:`largest_component`: those whose Dice over the annotated voxels of all volumes
     (``truth`` 255 = not annotated) is not lower with it. Returns the record stored in the model file."""
     chosen, scores = [], {}
     for value in values:
-        before = np.mean([_dice(p, t, value) for p, t in zip(predicted, truth)])
-        after = np.mean([_dice(largest_component(p, [value]), t, value) for p, t in zip(predicted, truth)])
+        before = np.mean([dice(p, t, value) for p, t in zip(predicted, truth)])
+        after = np.mean([dice(largest_component(p, [value]), t, value) for p, t in zip(predicted, truth)])
         scores[str(value)] = {"dice": round(float(before), 4), "dice_largest_component": round(float(after), 4)}
         if after >= before - 1e-6:
             chosen.append(int(value))

@@ -30,7 +30,7 @@ from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
-from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, split
+from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
@@ -313,9 +313,8 @@ class Trainer:
             images = np.stack([context_stack(self.cases[c].image, z, self.model_config.context) for c, z in refs])
             labels = np.stack([self.cases[c].labels[z] for c, z in refs])
             h, w = labels.shape[1:]
-            ph, pw = -h % m, -w % m
-            x = torch.from_numpy(np.pad(images, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge"))
-            y = torch.from_numpy(np.pad(labels, ((0, 0), (0, ph), (0, pw)), constant_values=255)).long()
+            x = torch.from_numpy(pad_to_multiple(images, m))
+            y = torch.from_numpy(np.pad(labels, ((0, 0), (0, -h % m), (0, -w % m)), constant_values=255)).long()
             x, y = x.to(self.device), y.to(self.device)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
                 logits = model(x)
@@ -389,9 +388,7 @@ class Trainer:
         """Class indices ``(n, y, x)`` uint8 of ``slices`` of ``case`` (CPU model, working size)."""
         images = np.stack([context_stack(case.image, z, self.model_config.context) for z in slices])
         h, w = images.shape[-2:]
-        m = self.model_config.multiple
-        ph, pw = -h % m, -w % m
-        x = torch.from_numpy(np.pad(images, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > max(ph, pw) else "edge"))
+        x = torch.from_numpy(pad_to_multiple(images, self.model_config.multiple))
         return model(x).argmax(1)[:, :h, :w].numpy().astype(np.uint8)
 
 
