@@ -52,6 +52,31 @@ def test_train_predict_evaluate_round_trip(study, tmp_path):
     assert result["label"] == 1 and result["dice"] > 0.85 and result["hd95_defined"]
 
 
+def test_train_with_the_cli_defaults_plans_from_the_data(study, tmp_path):
+    """Only the required arguments and a time budget, as a user types it: the planner sets everything else."""
+    from unetgui.engine import checkpoint
+
+    root, volume, _ = study
+    model = tmp_path / "planned.unetgui"
+    run = subprocess.run([sys.executable, "-m", "unetgui", "train", "--images", str(root / "ct"), "--labels",
+                          str(root / "sparse.nii.gz"), "--output", str(model), "--minutes", "0.3"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "4 training and 0 validation slices" in run.stdout  # 4 annotated slices: none held out
+    assert "plan: U-Net width 16, depth 4; working size native; patch 64 x 64" in run.stdout
+    assert "set by you" not in run.stdout and "final weights" in run.stdout
+    info = checkpoint.load(str(model)).info
+    assert info["plan"]["train"]["patch"] == [64, 64] and info["plan"]["overridden"] == []
+    assert info["dice_on"] == "annotated" and info["postprocessing"]["measured_on"] == "annotated slices"
+    out = tmp_path / "pred.nii.gz"
+    assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(out)]) == 0
+    predicted = np.asarray(nib.load(out).dataobj).transpose(2, 1, 0)
+    truth = volume.voxels > 65
+    others = [z for z in range(12) if z not in (2, 5, 8, 10)]
+    p, t = predicted[others] == 1, truth[others]
+    assert 2 * (p & t).sum() / (p.sum() + t.sum()) > 0.85
+
+
 def test_predict_to_dicom_seg_and_pngs(study, tmp_path):
     root, volume, model = study
     seg = tmp_path / "pred.dcm"

@@ -37,8 +37,7 @@ from scipy import ndimage
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import UNANNOTATED
-from unetgui.engine.config import TrainConfig
-from unetgui.engine.config import UNetConfig
+from unetgui.engine.config import TrainConfig, UNetConfig
 
 #: fewer annotated slices than this: no held-out validation slice, EMA weights at the end (docs/engine.md)
 FEW_SLICES = 10
