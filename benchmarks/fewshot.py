@@ -11,7 +11,9 @@ Each run is its own process with ``--threads`` CPU threads (default 2: the devel
 can run side by side on a machine with more cores (``--jobs``); the two recipes of a case and seed always
 run under the same conditions. Synthetic cases are a different volume per seed. Extra recipe variants for
 ablations: ``new-noema`` (no weight averaging), ``new-noelastic``, ``new-val`` (hold out a validation slice
-as the old recipe did), ``finetune`` (retraining after a correction: see run_one).
+as the old recipe did), ``new-pseudo`` / ``new-nopseudo`` (self-training on the unannotated slices on / off),
+``new-context1`` (2.5-D: one neighbouring slice on each side as input channels), ``new-border`` (the U-Net
+paper's border weight map), ``finetune`` (retraining after a correction: see run_one).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _LOCK = threading.Lock()
-RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "finetune")
+RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "new-pseudo", "new-nopseudo", "new-context1",
+           "new-border", "finetune")
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -95,6 +98,14 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
             trainer = _rebuild(trainer, elastic=False)
         elif recipe == "new-val":
             trainer = _rebuild(trainer, holdout_min=0)
+        elif recipe == "new-pseudo":
+            trainer = _rebuild(trainer, pseudo_labels=0.9)
+        elif recipe == "new-nopseudo":
+            trainer = _rebuild(trainer, pseudo_labels=None)
+        elif recipe == "new-context1":
+            trainer = _rebuild(trainer, model={"context": 1})
+        elif recipe == "new-border":
+            trainer = _rebuild(trainer, border_weight=10.0)
     epochs = 0
     for event in trainer.run():
         epochs += hasattr(event, "val_dice")
@@ -114,11 +125,12 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
             "misclassified": float(((labels[rest] > 0) != (case.truth[rest] > 0)).mean())}
 
 
-def _rebuild(trainer, **changes):
-    """The same planned run with some training settings changed (ablations)."""
+def _rebuild(trainer, model: dict | None = None, **changes):
+    """The same planned run with some training (and model) settings changed (ablations)."""
     from unetgui.engine.training import Trainer
 
-    plan = replace(trainer.plan, train=replace(trainer.plan.train, **changes))
+    plan = replace(trainer.plan, train=replace(trainer.plan.train, **changes),
+                   model=replace(trainer.plan.model, **(model or {})))
     fresh = Trainer(trainer.source_cases, trainer.labels, trainer.preprocessing, plan.train, plan.model)
     fresh.plan = plan
     return fresh

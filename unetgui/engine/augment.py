@@ -39,10 +39,17 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.dev
     return torch.rand(n, generator=g, device="cpu").to(device) * (hi - lo) + lo
 
 
-def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """``images`` (B, C, H, W) float, ``labels`` (B, H, W) int64 -> augmented copies (same shapes)."""
+def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator,
+            weights: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """``images`` (B, C, H, W) float, ``labels`` (B, H, W) int64 -> augmented copies (same shapes); with
+    ``weights`` (B, H, W) float (a loss weight map), it is moved with the labels and returned third."""
     b, dev = images.shape[0], images.device
+    channels = images.shape[1]
+    if weights is not None:  # resampled (bilinear) as one more image channel, untouched by the intensity changes
+        images = torch.cat([images, weights.unsqueeze(1).to(images.dtype)], 1)
     images, labels = _spatial(images, labels, cfg, g)
+    if weights is not None:
+        images, weights = images[:, :channels], images[:, channels]
     p = cfg.intensity_probability
 
     def chosen() -> torch.Tensor:
@@ -57,7 +64,7 @@ def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: t
     images = torch.where(chosen(), ((images - lo) / span).clamp(0, 1) ** gamma * span + lo, images)
     noise = torch.randn(images.shape, generator=g).to(dev) * _uniform(b, 0.0, cfg.noise_std, g, dev).view(b, 1, 1, 1)
     images = torch.where(chosen(), images + noise, images)
-    return images, labels
+    return (images, labels) if weights is None else (images, labels, weights)
 
 
 def _spatial(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,6 +100,7 @@ class PatchSampler:
         self.patch = (patch, patch) if isinstance(patch, int) else tuple(patch)
         self.foreground_fraction = foreground_fraction
         self.rng = np.random.default_rng(seed)
+        self.weights: dict[SliceRef, np.ndarray] = {}  # loss weight maps of some slices (others weigh 1)
         self._foreground: dict[SliceRef, list[np.ndarray]] = {}
         for ref in self.refs:
             lab = cases[ref[0]].labels[ref[1]]
@@ -107,17 +108,19 @@ class PatchSampler:
             if per_label:
                 self._foreground[ref] = per_label
 
-    def set_refs(self, refs: list[SliceRef]) -> None:
-        """Replace the training slices (slices reviewed during training join at the next epoch)."""
-        fresh = PatchSampler(self.cases, refs, self.patch, self.context, self.foreground_fraction)
-        self.refs, self._foreground = fresh.refs, fresh._foreground
+    def set_refs(self, refs: list[SliceRef], cases: list[Case] | None = None) -> None:
+        """Replace the training slices (and the cases they index, if given); the random stream goes on."""
+        fresh = PatchSampler(cases or self.cases, refs, self.patch, self.context, self.foreground_fraction)
+        self.cases, self.refs, self._foreground = fresh.cases, fresh.refs, fresh._foreground
 
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images)."""
+    def batch(self, size: int, with_weights: bool = False) -> tuple[np.ndarray, ...]:
+        """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images);
+        ``with_weights``: also the ``(size, py, px)`` float32 loss weights (see :attr:`weights`)."""
         py, px = self.patch
         c = 1 + 2 * self.context
         images = np.zeros((size, c, py, px), np.float32)
         labels = np.full((size, py, px), UNANNOTATED, np.uint8)
+        weights = np.ones((size, py, px), np.float32)
         for b in range(size):
             ref = self.refs[self.rng.integers(len(self.refs))]
             case = self.cases[ref[0]]
@@ -136,4 +139,6 @@ class PatchSampler:
             ey, ex = min(h, y0 + py), min(w, x0 + px)
             images[b, :, sy - y0:ey - y0, sx - x0:ex - x0] = context_stack(case.image, ref[1], self.context)[:, sy:ey, sx:ex]
             labels[b, sy - y0:ey - y0, sx - x0:ex - x0] = case.labels[ref[1], sy:ey, sx:ex]
-        return images, labels
+            if ref in self.weights:
+                weights[b, sy - y0:ey - y0, sx - x0:ex - x0] = self.weights[ref][sy:ey, sx:ex]
+        return (images, labels, weights) if with_weights else (images, labels)

@@ -8,16 +8,22 @@ import torch.nn.functional as F
 from unetgui.core.volume import UNANNOTATED
 
 
-def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
     """``logits`` (B, C, H, W), ``labels`` (B, H, W) int64 with 255 = ignore -> scalar loss.
 
-    Cross-entropy averaged over annotated pixels plus (1 - soft Dice) averaged over the foreground
-    classes, computed over the whole batch ("batch Dice", as nnU-Net does for 2-D).
+    Cross-entropy averaged over annotated pixels (each pixel's term times ``weights`` (B, H, W) when given:
+    the border weight map) plus (1 - soft Dice) averaged over the foreground classes, computed over the whole
+    batch ("batch Dice", as nnU-Net does for 2-D).
     """
     valid = labels != UNANNOTATED
     if not valid.any():
         return logits.sum() * 0.0  # keeps the graph; no annotated pixel in this batch
-    ce = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED)
+    if weights is None:
+        ce = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED)
+    else:
+        per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED, reduction="none")
+        ce = (per_pixel * weights).sum() / valid.sum()
     probs = torch.softmax(logits.float(), dim=1)
     classes = logits.shape[1]
     target = F.one_hot(torch.where(valid, labels, 0), classes).permute(0, 3, 1, 2).float()
