@@ -2,9 +2,9 @@
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/screenshots_training.py
 
-Opens the dcmqi CT with its DICOM-SEG liver, keeps slices 1 and 3 as the reviewed training data, trains the
-`small` model for 40 s (screenshot of the live curves mid-training), lets it re-segment slice 2, corrects
-that prediction with a brush stroke (screenshot of the corrected overlay).
+Opens the dcmqi CT with its DICOM-SEG liver, keeps slices 1 and 3 as the reviewed training data, trains with
+the panel as it opens (the planner's defaults, 3 minutes; screenshot of the live curves after ~70 s), lets it
+re-segment slice 2, corrects that prediction with a brush stroke (screenshot of the corrected overlay).
 """
 
 from __future__ import annotations
@@ -32,10 +32,7 @@ def main() -> int:
         s.set_reviewed(0)
         s.set_reviewed(2)
         s.set_slice(1)
-        panel.preset.setCurrentText("small")
-        panel.minutes.setValue(0.7)
-        panel.learning_rate.setValue(0.005)
-        panel.train_button.click()
+        panel.train_button.click()  # the panel as it opens: the planner's defaults, a 3-minute budget
 
     def when_trained() -> None:
         if window.models.training or window.models.busy_segmenting or window.models.checkpoint is None:
@@ -57,8 +54,8 @@ def main() -> int:
         (1500, lambda: window.io.load_series(series)),
         (3500, lambda: window.io.open_labels(str(DATA / "seg" / "liver_seg.dcm"))),
         (5500, prepare),
-        (30000, lambda: shoot(window, "training_live.png")),
-        (31000, when_trained),
+        (75000, lambda: shoot(window, "training_live.png")),
+        (76000, when_trained),
     ]
     for delay, step in steps:
         QTimer.singleShot(delay, step)

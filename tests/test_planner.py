@@ -76,6 +76,20 @@ def test_steps_per_epoch_follow_the_measured_step_time():
     assert fixed.with_step_seconds(0.1).train.steps_per_epoch == 7
 
 
+def test_elastic_deformation_needs_a_budget_of_enough_steps():
+    labels = _disc_labels((10, 64, 64), 10, [2, 5])
+    fp = fingerprint([np.zeros(labels.shape, np.int16)], [labels])
+    three = plan_training(fp, "cpu", 3.0)  # the app's default budget
+    assert three.train.elastic
+    short = three.with_step_seconds(1.0 * 180 / (planner.ELASTIC_MIN_STEPS - 10))  # a big slice on a slow CPU
+    assert not short.train.elastic and "no elastic deformation" in short.reasons[-1]
+    assert three.with_step_seconds(0.1).train.elastic  # 1800 steps
+    by_epochs = plan_training(fp, "cpu", None, {"epochs": 2, "steps_per_epoch": 20})
+    assert not by_epochs.with_step_seconds(0.1).train.elastic  # 40 steps, however fast
+    asked = plan_training(fp, "cpu", 3.0, {"elastic": True})
+    assert asked.with_step_seconds(10.0).train.elastic  # the user's choice stands
+
+
 def test_fine_tuning_keeps_the_model_and_lowers_the_rate():
     labels = _disc_labels((10, 64, 64), 10, [2, 5])
     fp = fingerprint([np.zeros(labels.shape, np.int16)], [labels])

@@ -49,6 +49,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--schedule", choices=["poly", "cosine"], help="learning-rate decay after the warm-up")
     train.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     train.add_argument("--no-augment", action="store_true")
+    train.add_argument("--border-weight", type=float, metavar="W0",
+                       help="the U-Net paper's border weight map for touching objects (e.g. cells): pixels between two "
+                            "objects weigh up to 1 + W0 in the loss (the paper: 10; 0 = off, the default)")
     train.set_defaults(run=_train)
     predict = sub.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument("--model", required=True)
@@ -121,7 +124,7 @@ def _train(args: argparse.Namespace) -> int:
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
                  "threads": args.threads, "seed": args.seed, "preset": None if args.preset == "auto" else args.preset,
                  "working_size": args.working_size, "context": args.context or None,
-                 "augment": False if args.no_augment else None}
+                 "augment": False if args.no_augment else None, "border_weight": args.border_weight}
     volumes = [AnnotatedVolume(os.path.basename(os.path.normpath(im.path)), im.volume.voxels, lm.labels,
                                im.volume.modality, tuple(im.volume.spacing[1:])) for im, lm in zip(images, maps)]
     trainer = build_trainer(volumes, table, args.device, minutes, overrides, init)

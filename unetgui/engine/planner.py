@@ -54,6 +54,12 @@ FINE_TUNE_RATE = 5e-4
 DEFAULT_MINUTES_APP = 3.0
 EMA_DECAY = 0.99
 ELASTIC = True
+#: elastic deformation slows the first hundred steps down and pays off only over longer runs (docs/engine.md)
+ELASTIC_MIN_STEPS = 150
+#: self-training on the unannotated slices (confidence of the model's labels; None: off) - docs/engine.md
+PSEUDO_LABELS: float | None = None
+#: the U-Net paper's border weight map (w0; None: off; a user's option for touching objects) - docs/engine.md
+BORDER_WEIGHT: float | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ PROFILES = {
 PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base": 32, "depth": 5, "working_size": 0},
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
-             "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset")
+             "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
+             "pseudo_labels", "border_weight")
 
 
 @dataclass(frozen=True)
@@ -187,13 +194,25 @@ class TrainingPlan:
                 else "the best validation epoch")
 
     def with_step_seconds(self, seconds: float) -> TrainingPlan:
-        """Steps per epoch from a measured step time (unless the user set them)."""
-        if "steps_per_epoch" in self.overridden or not (seconds > 0 and math.isfinite(seconds)):
+        """Steps per epoch from a measured step time (unless the user set them); elastic deformation off when
+        the budget affords fewer than ``ELASTIC_MIN_STEPS`` steps (unless the user turned it on)."""
+        if not (seconds > 0 and math.isfinite(seconds)):
             return self
-        steps = int(np.clip(round(TARGET_EPOCH_S / seconds), 5, 250))
-        return replace(self, train=replace(self.train, steps_per_epoch=steps),
-                       reasons=self.reasons + (f"{steps} steps per epoch: {seconds:.2f} s per step measured, "
-                                               f"~{TARGET_EPOCH_S:g} s epochs",))
+        plan = self
+        if "steps_per_epoch" not in self.overridden:
+            steps = int(np.clip(round(TARGET_EPOCH_S / seconds), 5, 250))
+            plan = replace(plan, train=replace(plan.train, steps_per_epoch=steps),
+                           reasons=plan.reasons + (f"{steps} steps per epoch: {seconds:.2f} s per step measured, "
+                                                   f"~{TARGET_EPOCH_S:g} s epochs",))
+        t = plan.train
+        budget = t.minutes * 60 / seconds if t.minutes else t.epochs * t.steps_per_epoch
+        if t.minutes and t.epochs * t.steps_per_epoch < budget:
+            budget = t.epochs * t.steps_per_epoch
+        if t.elastic and "elastic" not in self.overridden and budget < ELASTIC_MIN_STEPS:
+            plan = replace(plan, train=replace(t, elastic=False),
+                           reasons=plan.reasons + (f"no elastic deformation: the budget affords ~{budget:.0f} steps "
+                                                   f"(< {ELASTIC_MIN_STEPS}), too few for it to pay",))
+        return plan
 
     def to_json(self) -> dict:
         return {"model": self.model.to_json(), "working_size": self.working_size, "train": self.train.to_json(),
@@ -250,6 +269,9 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     if fp.annotated_total < FEW_SLICES:
         reasons.append(f"{fp.annotated_total} annotated slice(s) (< {FEW_SLICES}): all train, the model is the "
                        f"moving average of the weights at the end")
+    if overrides.get("border_weight"):
+        reasons.append(f"border weight map (w0 = {overrides['border_weight']:g}): pixels between touching objects "
+                       f"weigh more in the loss")
     train = TrainConfig(
         epochs=overrides.get("epochs") or (100_000 if minutes else 200), minutes=minutes,
         steps_per_epoch=overrides.get("steps_per_epoch", 50), batch_size=batch, patch=patch,
@@ -257,7 +279,9 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         weight_decay=overrides.get("weight_decay", 1e-4), warmup_steps=10 if fine else 30,
         schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
-        ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC))
+        ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
+        pseudo_labels=overrides.get("pseudo_labels", PSEUDO_LABELS) or None,
+        border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None)
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

@@ -93,10 +93,11 @@ class TrainingPanel(QWidget):
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
         self.loss_plot.setLogMode(y=True)  # the first validation losses would flatten everything after them
         for plot in (self.loss_plot, self.dice_plot):
-            plot.setMinimumHeight(110)
+            plot.setMinimumHeight(150)  # below this the axis labels overlap
             plot.addLegend(offset=(-5, 5))
             plot.setLabel("bottom", "epoch")
         self.dice_plot.setYRange(0, 1)
+        self.dice_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)]])
         self.train_curve = self.loss_plot.plot(pen=pg.mkPen((120, 170, 255), width=1), name="training (smoothed)")
         self.val_curve = self.loss_plot.plot(pen=pg.mkPen((255, 170, 60), width=2), symbol="o", symbolSize=5, name="validation")
         self.best_lines = [pg.InfiniteLine(angle=90, pen=pg.mkPen((90, 220, 90), style=pg.QtCore.Qt.PenStyle.DashLine)) for _ in range(2)]
