@@ -11,8 +11,7 @@ Each run is its own process with ``--threads`` CPU threads (default 2: the devel
 can run side by side on a machine with more cores (``--jobs``); the two recipes of a case and seed always
 run under the same conditions. Synthetic cases are a different volume per seed. Extra recipe variants for
 ablations: ``new-noema`` (no weight averaging), ``new-noelastic``, ``new-val`` (hold out a validation slice
-as the old recipe did), ``new-pseudo`` / ``new-nopseudo`` (self-training on the unannotated slices on / off),
-``new-context1`` (2.5-D: one neighbouring slice on each side as input channels), ``new-border`` (the U-Net
+as the old recipe did), ``new-context1`` (2.5-D: one neighbouring slice on each side as input channels), ``new-border`` (the U-Net
 paper's border weight map), ``finetune`` (retraining after a correction: see run_one).
 """
 
@@ -35,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _LOCK = threading.Lock()
-RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "new-pseudo", "new-nopseudo", "new-context1",
-           "new-border", "finetune")
+RECIPES = ("old", "new", "new-noema", "new-noelastic", "new-val", "new-context1", "new-border", "finetune")
 
 
 def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -98,10 +96,6 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
             trainer = _rebuild(trainer, elastic=False)
         elif recipe == "new-val":
             trainer = _rebuild(trainer, holdout_min=0)
-        elif recipe == "new-pseudo":
-            trainer = _rebuild(trainer, pseudo_labels=0.9)
-        elif recipe == "new-nopseudo":
-            trainer = _rebuild(trainer, pseudo_labels=None)
         elif recipe == "new-context1":
             trainer = _rebuild(trainer, model={"context": 1})
         elif recipe == "new-border":

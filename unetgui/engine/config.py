@@ -87,9 +87,6 @@ class TrainConfig:
     holdout_min: int = 0  # fewer annotated slices than this: no validation slice, all train (see split)
     ema: float | None = None  # decay of an exponential moving average of the weights (None: off)
     elastic: bool = False  # elastic deformation in the augmentation (the U-Net paper's)
-    # self-training: from a third of the run on, some unannotated slices train on the kept model's labels
-    # where its probability reaches this confidence, every epoch anew (None: off)
-    pseudo_labels: float | None = None
     # the U-Net paper's border weight map on the cross-entropy (engine/weightmap.py): w0, or None for off
     border_weight: float | None = None
 
@@ -112,8 +109,6 @@ class TrainConfig:
             raise UnetguiError("the weight-averaging decay must lie between 0 and 1")
         if self.border_weight is not None and not (math.isfinite(self.border_weight) and self.border_weight > 0):
             raise UnetguiError("the border weight must be a positive number")
-        if self.pseudo_labels is not None and not 0.5 <= self.pseudo_labels < 1.0:
-            raise UnetguiError("the pseudo-label confidence must lie between 0.5 and 1")
 
     def to_json(self) -> dict:
         return {**asdict(self), "patch": list(self.patch)}

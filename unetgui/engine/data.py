@@ -108,10 +108,10 @@ class PatchSampler:
             if per_label:
                 self._foreground[ref] = per_label
 
-    def set_refs(self, refs: list[SliceRef], cases: list[Case] | None = None) -> None:
-        """Replace the training slices (and the cases they index, if given); the random stream goes on."""
-        fresh = PatchSampler(cases or self.cases, refs, self.patch, self.context, self.foreground_fraction)
-        self.cases, self.refs, self._foreground = fresh.cases, fresh.refs, fresh._foreground
+    def set_refs(self, refs: list[SliceRef]) -> None:
+        """Replace the training slices (slices reviewed during training join at the next epoch)."""
+        fresh = PatchSampler(self.cases, refs, self.patch, self.context, self.foreground_fraction)
+        self.refs, self._foreground = fresh.refs, fresh._foreground
 
     def batch(self, size: int, with_weights: bool = False) -> tuple[np.ndarray, ...]:
         """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images);

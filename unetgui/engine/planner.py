@@ -56,8 +56,6 @@ EMA_DECAY = 0.99
 ELASTIC = True
 #: elastic deformation slows the first hundred steps down and pays off only over longer runs (docs/engine.md)
 ELASTIC_MIN_STEPS = 150
-#: self-training on the unannotated slices (confidence of the model's labels; None: off) - docs/engine.md
-PSEUDO_LABELS: float | None = None
 #: the U-Net paper's border weight map (w0; None: off; a user's option for touching objects) - docs/engine.md
 BORDER_WEIGHT: float | None = None
 
@@ -85,7 +83,7 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "pseudo_labels", "border_weight")
+             "border_weight")
 
 
 @dataclass(frozen=True)
@@ -280,7 +278,6 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
         ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
-        pseudo_labels=overrides.get("pseudo_labels", PSEUDO_LABELS) or None,
         border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None)
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 

@@ -25,7 +25,7 @@ import torch
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
-from unetgui.core.volume import UNANNOTATED, LabelTable
+from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
@@ -36,9 +36,6 @@ from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.unet import UNet, UNetConfig
 from unetgui.engine.weightmap import border_weights
-
-PSEUDO_START = 1 / 3  # share of the run (by time or epochs) after which self-training begins
-PSEUDO_MOST = 16  # most unannotated slices labelled by the model per epoch
 
 
 @dataclass(frozen=True)
@@ -115,8 +112,6 @@ class Trainer:
         for p in (self._ema.parameters() if self._ema is not None else ()):
             p.requires_grad_(False)
         self._ema_updates = 0
-        self._pseudo_rng = np.random.default_rng(config.seed + 1)
-        self.pseudo_slices = 0  # unannotated slices in the last epoch's self-training
         self._set_data(cases, *(split_refs or split(cases, config.val_fraction, config.seed, config.holdout_min)))
         self._pending: _Pending | None = None
         self._lock = threading.Lock()
@@ -183,8 +178,6 @@ class Trainer:
         aug = AugmentConfig(elastic_probability=0.5 if cfg.elastic else 0.0)
         for epoch in range(1, cfg.epochs + 1):
             self._take_pending()
-            if cfg.pseudo_labels and self._progress(step, time.monotonic() - start) >= PSEUDO_START:
-                self._refresh_pseudo_labels()
             self.model.train()
             losses = []
             stop = None
@@ -221,44 +214,6 @@ class Trainer:
             yield stats
             if stop:
                 return
-
-    @torch.no_grad()
-    def _refresh_pseudo_labels(self) -> None:
-        """Self-training: a few randomly chosen unannotated slices of the training volumes get the kept model's
-        classes where its probability reaches ``pseudo_labels`` (elsewhere they stay unannotated) and make up
-        about half of the next epoch's patches; the annotated slices, the curves and the post-processing
-        decision never see them."""
-        real = self.train_refs
-        candidates = [(c, z) for c in sorted({c for c, _ in real})
-                      for z in sorted(set(range(self.cases[c].shape[0])) - set(self.cases[c].annotated))]
-        count = min(len(candidates), PSEUDO_MOST, max(4, 2 * len(real)))
-        if not count:
-            return
-        chosen = [candidates[i] for i in sorted(self._pseudo_rng.choice(len(candidates), count, replace=False))]
-        model = self._eval_model()
-        model.eval()
-        pseudo: dict[int, Case] = {}
-        for c, z in chosen:
-            case = self.cases[c]
-            if c not in pseudo:
-                pseudo[c] = Case(case.name + " (model's labels)", case.image,
-                                 np.full(case.shape, UNANNOTATED, np.uint8), ())
-            pseudo[c].labels[z] = self._confident_classes(model, case, z)
-        order = {c: len(self.cases) + i for i, c in enumerate(pseudo)}
-        refs = real * max(1, round(count / len(real))) + [(order[c], z) for c, z in chosen]
-        self.sampler.set_refs(refs, self.cases + list(pseudo.values()))
-        self.pseudo_slices = count
-
-    def _confident_classes(self, model: torch.nn.Module, case: Case, z: int) -> np.ndarray:
-        """Class indices of slice ``z`` where the model's probability reaches the confidence, else 255."""
-        image = context_stack(case.image, z, self.model_config.context)[None]
-        h, w = image.shape[-2:]
-        x = torch.from_numpy(pad_to_multiple(image, self.model_config.multiple)).to(self.device)
-        with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
-            logits = model(x)
-        confidence, classes = torch.softmax(logits.float(), 1)[0, :, :h, :w].max(0)
-        classes[confidence < self.config.pseudo_labels] = UNANNOTATED
-        return classes.to(torch.uint8).cpu().numpy()
 
     def _eta(self, step: int, elapsed: float) -> float:
         total = self.config.epochs * self.config.steps_per_epoch

@@ -1,4 +1,4 @@
-"""Options for little data: the U-Net paper's border weight map and self-training on the unannotated slices."""
+"""The U-Net paper's border weight map, an option for labels with touching objects."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ import numpy as np
 import torch
 
 from conftest import DATA
-from unetgui.core.volume import LabelTable
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.data import Case, PatchSampler
 from unetgui.engine.loss import dice_ce_loss
-from unetgui.engine.preprocessing import Preprocessing
-from unetgui.engine.training import TrainConfig, Trainer
-from unetgui.engine.unet import UNetConfig
 from unetgui.engine.weightmap import SIGMA, W0, border_weights
 
 ISBI_LABEL = DATA / "isbi2012-membrane" / "train" / "label"
@@ -71,39 +67,21 @@ def test_weighted_loss_and_augmentation_carry_the_weights():
     assert (patch_weights[patch_labels != 255] == 5).all() and (patch_weights[patch_labels == 255] == 1).all()
 
 
-def _stack(slices: int = 8, size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A bright disc drifting through a noisy stack: (image, truth)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    truth = np.stack([((yy - 20 - z) ** 2 + (xx - 24) ** 2 < 64) for z in range(slices)]).astype(np.uint8)
-    image = (truth * 2.0 + rng.normal(0, 0.5, truth.shape)).astype(np.float32)
-    return image, truth
+def test_a_planned_run_with_the_border_weight_trains_on_the_weight_maps():
+    from unetgui.core.volume import LabelTable
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
-
-def test_self_training_labels_only_confident_pixels_of_unannotated_slices(monkeypatch):
-    import unetgui.engine.training as training
-
-    monkeypatch.setattr(training, "PSEUDO_START", 0.0)
-    image, truth = _stack()
-    labels = np.full(truth.shape, 255, np.uint8)
-    labels[[2, 5]] = truth[[2, 5]]
-    source = labels.copy()
-    cfg = TrainConfig(epochs=3, steps_per_epoch=15, batch_size=4, patch=48, device="cpu", threads=2, holdout_min=10,
-                      ema=0.9, pseudo_labels=0.9, warmup_steps=2)
-    trainer = Trainer([Case("v", image, labels, (2, 5))], LabelTable.from_names("disc"),
-                      Preprocessing.for_modality("OT", None), cfg, UNetConfig(classes=2, base=8, depth=2))
-    for _ in trainer.run():
-        pass
-    assert trainer.pseudo_slices == 4  # at least 4, at most 2 per annotated slice
-    pseudo_refs = [r for r in trainer.sampler.refs if r[0] == 1]
-    assert len(pseudo_refs) == 4 and {z for _, z in pseudo_refs}.isdisjoint({2, 5})
-    assert trainer.sampler.refs.count((0, 2)) == 2  # the annotated slices keep half of the draws
-    pseudo = trainer.sampler.cases[1].labels
-    for _, z in pseudo_refs:
-        decided = pseudo[z] != 255
-        assert decided.mean() > 0.5  # the model is confident on most of a slice ...
-        assert (pseudo[z][decided] == truth[z][decided]).mean() > 0.9  # ... and mostly right there
-    # the user's labels, the curves and the post-processing decision never see the model's labels
-    assert np.array_equal(labels, source) and trainer.train_refs == [(0, 2), (0, 5)]
-    assert np.array_equal(trainer.cases[0].labels == 255, source == 255)
-    assert trainer.best_checkpoint().info["training"]["config"]["pseudo_labels"] == 0.9
+    classes = np.zeros((4, 64, 64), np.uint8)
+    classes[:, 8:56, 8:30] = 1
+    classes[:, 8:56, 33:56] = 1  # two touching cells on every slice
+    image = (classes * 100 + np.random.default_rng(0).normal(0, 20, classes.shape)).astype(np.int16)
+    labels = np.full(classes.shape, 255, np.uint8)
+    labels[[0, 2]] = classes[[0, 2]]
+    trainer = build_trainer([AnnotatedVolume("cells", image, labels, "OT")], LabelTable.from_names("cell"), "cpu",
+                            None, {"epochs": 2, "steps_per_epoch": 3, "border_weight": 10, "threads": 2}, measure=False)
+    assert trainer.config.border_weight == 10 and "border_weight" in trainer.plan.overridden
+    assert any("border weight" in r for r in trainer.plan.reasons)
+    assert set(trainer.sampler.weights) == {(0, 0), (0, 2)}
+    assert trainer.sampler.weights[(0, 0)][30, 31] > 8  # the gap between the cells
+    losses = [e.train_loss for e in trainer.run() if hasattr(e, "train_loss")]
+    assert len(losses) == 2 and all(np.isfinite(losses))
