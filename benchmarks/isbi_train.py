@@ -11,7 +11,7 @@ Two pixel errors are printed for the held-out slices:
   thresholds of the predicted probability. The U-Net paper's 0.0611 is this metric on the official test
   set (whose labels are unpublished), so the comparison is indicative only.
 
-Usage: python benchmarks/isbi_train.py [--minutes 10] [--defaults] [--schedule poly|cosine] [--out DIR]
+Usage: python benchmarks/isbi_train.py [--minutes 10] [--defaults] [--border-weight 10] [--schedule poly|cosine] [--out DIR]
 Goal (issue 3): pixel error <= 0.06.
 """
 
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--defaults", action="store_true", help="train with the CLI's defaults (the planner's plan)")
+    parser.add_argument("--border-weight", type=float, help="pass the U-Net paper's border weight map to the CLI (w0)")
     args = parser.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="isbi_"))
     root.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,8 @@ def main() -> None:
     if not args.defaults:  # the settings of the runs before the planner (docs/engine.md)
         train += ["--working-size", "0", "--patch", "256", "--batch-size", "4", "--steps-per-epoch", "25",
                   "--schedule", args.schedule, "--learning-rate", str(args.learning_rate)]
+    if args.border_weight:
+        train += ["--border-weight", str(args.border_weight)]
     subprocess.run(train, check=True)
     print(f"training wall time {time.monotonic() - start:.0f} s")
     subprocess.run([*unetgui, "predict", "--model", str(root / "isbi.unetgui"), "--input", str(root / "test" / "images"),

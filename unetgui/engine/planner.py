@@ -22,6 +22,8 @@ Rules (constants below; the measurements behind them are in docs/engine.md):
   held out, and the model is the exponential moving average of the weights at the end of the budget; the
   curves show the Dice on the annotated slices. With more, every ~6th slice (or ~1/6 of the volumes)
   validates and the best validation epoch is kept;
+* elastic deformation (the U-Net paper's) when the budget affords at least ``ELASTIC_MIN_STEPS`` steps: in
+  shorter runs it slows learning down more than it regularises;
 * fine-tuning from a model: its architecture and preprocessing, a lower peak learning rate, a short warm-up.
 
 This module needs numpy and scipy only (no torch), so the app can show the plan's defaults at once.
