@@ -222,6 +222,26 @@ def test_metrics_csv_volumes_and_evaluation_rows(tmp_path, dcmqi):
     assert eval_absent["hd95_mm"] == "" and eval_absent["case"] == "ct-3slice" and eval_absent["name"] == "absent"
 
 
+def test_metrics_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path, dcmqi):
+    from unetgui.core import csvcell
+
+    volume, liver = dcmqi
+    names = ["=HYPERLINK(\"http://x\",\"click\")", "+1+2", "-cmd", "@SUM(A1)", "\tTab", "\rCR", "Liver (left)"]
+    table = liver.table
+    for value, name in enumerate(names, start=2):
+        table = table.with_label(Label(value, name, (1, 2, 3)))
+    labels = LabelMap(liver.labels.copy(), liver.affine, table)
+    evaluation = [{"set": "test", "label": 2, "name": "=1+1", "dice": -0.0, "iou": 0.5, "hd95_mm": -1.5,
+                   "hd95_defined": True, "volume_pred_ml": 1.0, "volume_truth_ml": 1.0}]
+    (path,) = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, nifti=False), evaluation=evaluation)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    written = [r["name"] for r in rows if r["section"] == "labels"][1:]
+    assert written == ["'" + n for n in names[:-1]] + ["Liver (left)"]
+    assert rows[-1]["name"] == "'=1+1" and rows[-1]["hd95_mm"] == "-1.5"  # numbers stay numbers
+    assert csvcell.escape("-0.25") == "-0.25" and csvcell.escape("a=b") == "a=b"
+
+
 def test_cancel_mid_way_leaves_the_previous_export_untouched(tmp_path, dcmqi):
     volume, liver = dcmqi
     out = tmp_path / "out"

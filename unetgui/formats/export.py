@@ -16,7 +16,9 @@ Everything lands in one folder, under a base name built from the series (:func:`
 The value 255 ("not annotated") never reaches an exported file: it is written as 0 (background) in the
 PNGs, the NIfTI and the SEG, and is counted in no label row of the CSV.
 
-CSV layout (UTF-8, comma separated, one header row, readable with ``csv.DictReader`` or pandas)::
+CSV layout (UTF-8, comma separated, CRLF line ends as RFC 4180, one header row, readable with
+``csv.DictReader`` or pandas; text cells starting with ``= + - @``, a tab or a CR get a leading apostrophe so
+that spreadsheets show them instead of running them, see core/csvcell.py)::
 
     section,set,label,name,voxels,volume_ml,slices_with_label,first_slice,last_slice,dice,iou,hd95_mm,volume_pred_ml,volume_truth_ml
 
@@ -51,6 +53,7 @@ import cv2
 import numpy as np
 import pydicom
 
+from unetgui.core import csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color
@@ -294,7 +297,7 @@ def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None 
         columns += [k for k in row if k not in columns]
         rows.append(row)
     out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer = csv.DictWriter(out, columns, lineterminator="\r\n")  # RFC 4180; a CR in a name gets quoted
     writer.writeheader()
     writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
@@ -305,7 +308,7 @@ def _cell(value) -> str:
         return ""  # undefined (e.g. HD95 with one side empty)
     if isinstance(value, float):
         return format(value, ".10g")
-    return str(value)
+    return csvcell.escape(str(value))  # label names are the user's text
 
 
 def _temp_path(path: str) -> str:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from unetgui.core import csvcell
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
 from unetgui.engine.planner import FEW_SLICES, TrainingPlan, panel_defaults  # torch-free
@@ -204,7 +205,7 @@ class TrainingPanel(QWidget):
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(METRIC_COLUMNS)
-            writer.writerows(self._metric_rows)
+            writer.writerows([[csvcell.escape(cell) for cell in row] for row in self._metric_rows])
 
     def _on_export_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
