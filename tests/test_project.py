@@ -144,6 +144,50 @@ def test_bad_projects_give_clear_errors(tmp_path):
         Project.open(project.root)
 
 
+def test_crafted_project_files_cannot_reach_outside_the_project(tmp_path, capsys):
+    import json
+
+    from unetgui import cli
+    from engine_fixtures import tiny_checkpoint
+
+    project, volume = _project(tmp_path)
+    project.save_labels("s1", np.zeros(volume.shape, np.uint8), np.zeros(volume.shape[0], bool), np.zeros(volume.shape[0], bool))
+    project.add_model(tiny_checkpoint(), "m")
+    good = json.loads(Path(project.path("project.json")).read_text())
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a model")
+    crafted = {
+        "series id as a path": {"series": [{**good["series"][0], "id": str(outside / "x")}]},
+        "series id climbing out": {"series": [{**good["series"][0], "id": "../../outside/x"}]},
+        "a series twice": {"series": [good["series"][0], good["series"][0]]},
+        "current model elsewhere": {"current_model": str(secret)},
+        "current model climbing out": {"current_model": "models/../../secret.txt"},
+        "a model entry elsewhere": {"models": [{**good["models"][0], "file": str(secret)}], "current_model": None},
+        "current model not listed": {"current_model": "models/other.unetgui"},
+    }
+    for what, change in crafted.items():
+        Path(project.path("project.json")).write_text(json.dumps({**good, **change}))
+        with pytest.raises(FormatError, match="damaged"):
+            Project.open(project.root)
+        assert cli.main(["export", "--project", project.root, "--output", str(tmp_path / "out"), "--model", "current"]) == 1, what
+        assert "damaged" in capsys.readouterr().err
+    assert os.listdir(outside) == [] and not (tmp_path / "out").exists()
+    # a model file that is a link out of the project, or not a model, is never copied into an export
+    Path(project.path("project.json")).write_text(json.dumps(good))
+    os.remove(project.path(good["current_model"]))
+    os.symlink(secret, project.path(good["current_model"]))
+    assert cli.main(["export", "--project", project.root, "--output", str(tmp_path / "out"), "--model", "current"]) == 1
+    assert "not a model file inside" in capsys.readouterr().err
+    os.remove(project.path(good["current_model"]))
+    Path(project.path(good["current_model"])).write_text("not a model")
+    assert cli.main(["export", "--project", project.root, "--output", str(tmp_path / "out"), "--model", "current"]) == 1
+    assert "not a unetgui model" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    with pytest.raises(FormatError, match="not a series id"):
+        Project.open(project.root).labels_path("../x")
+
+
 def test_moved_source_is_reported(tmp_path):
     project, _ = _project(tmp_path)
     os.rename(tmp_path / "ct.nii.gz", tmp_path / "elsewhere.nii.gz")

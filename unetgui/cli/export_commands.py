@@ -57,9 +57,18 @@ def _export(args: argparse.Namespace) -> int:
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     options = _options(args, image, labels)
+    _check_model(args.model)
     paths = export(image.volume, labels, args.output, options, ProgressLine("exporting"), model_path=args.model)
     print("\n".join(paths))
     return 0
+
+
+def _check_model(path: str | None) -> None:
+    """A model file is read (and so validated) before it is copied into an export."""
+    if path is not None:
+        from unetgui.engine import checkpoint
+
+        checkpoint.load(path)
 
 
 def _export_project(args: argparse.Namespace) -> int:
@@ -74,9 +83,10 @@ def _export_project(args: argparse.Namespace) -> int:
     entries = [project.find_series(args.series)] if args.series else project.series
     if not entries:
         raise UnetguiError(f"{args.project}: the project has no series")
-    model = project.path(project.current_model) if args.model == "current" and project.current_model else args.model
+    model = project.model_path(project.current_model) if args.model == "current" and project.current_model else args.model
     if args.model == "current" and not project.current_model:
         raise UnetguiError(f"{args.project}: the project has no model yet")
+    _check_model(model)
     for entry in entries:
         saved = project.read_labels(entry.id)
         if saved is None:

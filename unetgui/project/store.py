@@ -37,6 +37,11 @@ from unetgui.project import journal as _journal
 PROJECT_FILE = "project.json"
 
 
+#: the names this module gives: a project.json is untrusted input, so nothing else is used as a file name
+SERIES_ID = re.compile(r"s[1-9][0-9]{0,8}")
+MODEL_FILE = re.compile(r"models/[A-Za-z0-9_-]{1,120}\.unetgui")
+
+
 def inside(folder: str, path: str) -> bool:
     """``path`` lies in ``folder`` (False across Windows drives, case-insensitive where the OS is)."""
     folder, path = (os.path.normcase(os.path.abspath(p)) for p in (folder, path))
@@ -44,6 +49,12 @@ def inside(folder: str, path: str) -> bool:
         return os.path.commonpath([folder, path]) == folder
     except ValueError:  # different drives
         return False
+
+
+def _checked_id(series_id: str) -> str:
+    if not SERIES_ID.fullmatch(series_id):
+        raise FormatError(f"{series_id[:80]!r} is not a series id of a unetgui project")
+    return series_id
 
 
 def process_alive(pid: int) -> bool:
@@ -136,10 +147,10 @@ class Project:
         return os.path.join(self.root, *parts)
 
     def labels_path(self, series_id: str) -> str:
-        return self.path("labels", f"{series_id}.npz")
+        return self.path("labels", f"{_checked_id(series_id)}.npz")
 
     def journal_path(self, series_id: str) -> str:
-        return self.path("labels", f"{series_id}.journal")
+        return self.path("labels", f"{_checked_id(series_id)}.journal")
 
     @classmethod
     def create(cls, root: str, table: LabelTable | None = None) -> Project:
@@ -177,7 +188,23 @@ class Project:
             project.created = d.get("created", project.created)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise FormatError(f"{file} is damaged: {exc}") from exc
+        project._check_names(file)
         return project
+
+    def _check_names(self, file: str) -> None:
+        """Series ids and model files name files inside the project: only the names unetgui makes pass (a crafted
+        ``"id": "/elsewhere/x"`` would otherwise read and write outside the folder)."""
+        ids = [entry.id for entry in self.series]
+        for series_id in ids:
+            if not SERIES_ID.fullmatch(series_id):
+                raise FormatError(f"{file} is damaged: {series_id[:80]!r} is not a series id unetgui makes (s1, s2, ...)")
+        if len(set(ids)) != len(ids):
+            raise FormatError(f"{file} is damaged: a series id appears twice")
+        for model in [m.file for m in self.models] + [self.current_model or "models/none.unetgui"]:
+            if not isinstance(model, str) or not MODEL_FILE.fullmatch(model):
+                raise FormatError(f"{file} is damaged: {str(model)[:80]!r} is not a model file inside its models folder")
+        if self.current_model is not None and self.current_model not in {m.file for m in self.models}:
+            raise FormatError(f"{file} is damaged: its current model {self.current_model!r} is not among its models")
 
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": FORMAT_VERSION, "created": self.created,
@@ -349,7 +376,14 @@ class Project:
             return None
         from unetgui.engine import checkpoint as model_file
 
-        return model_file.load(self.path(file))
+        return model_file.load(self.model_path(file))
+
+    def model_path(self, file: str) -> str:
+        """The path of one of the project's model files, which must lie in its models folder (links included)."""
+        path = self.path(file) if MODEL_FILE.fullmatch(file) else ""
+        if not path or not inside(os.path.realpath(self.path("models")), os.path.realpath(path)):
+            raise FormatError(f"{file[:80]!r} is not a model file inside the project's models folder")
+        return path
 
     # -- lock: tells the next start whether the app closed cleanly -----------------------------------
     def lock(self) -> None:

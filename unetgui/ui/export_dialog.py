@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from unetgui.core.errors import FormatError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export, export_basename
@@ -90,7 +91,10 @@ class ExportDialog(QDialog):
     def _model_path(self) -> str | None:
         project = self.projects.project
         if project is not None and project.current_model and os.path.isfile(project.path(project.current_model)):
-            return project.path(project.current_model)
+            try:
+                return project.model_path(project.current_model)  # it must lie in the project's models folder
+            except FormatError:
+                return None
         return None
 
     def _show_name(self) -> None:
