@@ -256,3 +256,30 @@ def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot,
     window.models.segment([0, 1, 2, 4, 5, 6, 7])
     qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
     assert labels[5, 40:44, 40:44].max() == 0 and labels[[0, 5, 7], 10:30, 10:30].all() and labels[3].sum() == 400
+
+
+def test_slices_reviewed_during_training_join_the_run(window, qtbot, tmp_path, short_epochs):  # noqa: F811
+    from unetgui.formats.dicom.writer import SeriesSpec, write_series
+
+    write_series(phantom_hu((12, 64, 64)), str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    dialog = window.io.open_dicom_folder(str(tmp_path / "ct"))
+    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
+    window.tools.tool = "brush"
+    window.tools.brush_size = 30
+    for z in (3, 6):
+        window.session.set_slice(z)
+        _drag(qtbot, window.view, _line(window.view, 30, 20, 30, n=4))
+    panel = window.training_panel
+    panel.preset.setCurrentText("small")
+    panel.epochs.setValue(4)
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: window.models.trainer is not None and bool(window.models.trainer.history), timeout=60_000)
+    for z in (9, 10):  # two reviews in a row while it trains: the newer set (both slices) must arrive
+        window.session.set_slice(z)
+        _drag(qtbot, window.view, _line(window.view, 30, 20, 30, n=4))
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    trainer = window.models.trainer
+    assert len(trainer.history) == 4, "the run ended before the reviews could join"
+    assert {z for _, z in trainer.train_refs + trainer.val_refs} == {3, 6, 9, 10}

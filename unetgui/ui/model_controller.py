@@ -10,6 +10,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.latest import Latest
 from unetgui.core.ranking import slice_scores
 from unetgui.core.session import Session
 from unetgui.engine import postprocess  # torch-free, like the planner
@@ -33,7 +34,7 @@ class ModelController(QObject):
         self.device_name = ""
         self._segment_job: Job | None = None
         self._train_generation = -1
-        self._pending_labels = None
+        self._pending_labels: Latest[np.ndarray] = Latest()  # reviewed slices for the running training
         self._train_job: Job | None = None
         self.trainer = None
         # set by the project: returns a loader of the project's other annotated series, run on the worker
@@ -195,7 +196,7 @@ class ModelController(QObject):
         table, volume, labels = session.table, session.volume, session.training_labels()
         self._train_generation = session.generation
         init = self.checkpoint if from_current and self.checkpoint is not None else None
-        self._pending_labels = None
+        self._pending_labels.clear()
         self._result = None
         load_others = self.training_sources()
 
@@ -213,14 +214,11 @@ class ModelController(QObject):
             try:
                 for event in trainer.run(cancel):
                     yield event
-                    pending = self._pending_labels
+                    # the newest reviewed slices join at the end of an epoch (prepared here, not on the GUI thread)
+                    pending = self._pending_labels.take() if isinstance(event, EpochStats) else None
                     if pending is not None:
-                        self._pending_labels = None
-                    if isinstance(event, EpochStats) and pending is not None:  # prepared here, not on the GUI thread
                         fresh = prepare_case("open image", volume.voxels, pending, trainer.preprocessing)
                         trainer.update_data([fresh] + trainer.source_cases[1:])
-                    elif pending is not None:
-                        self._pending_labels = pending  # keep it for the end of the epoch
             finally:
                 self._result = trainer.best_checkpoint() if trainer.history else None
 
@@ -292,4 +290,4 @@ class ModelController(QObject):
         """Train while correcting: slices reviewed during training join at the next epoch."""
         if (self._train_job is not None and self.session.reviewed.any()
                 and self.session.generation == self._train_generation):  # reviews of another image stay out
-            self._pending_labels = self.session.training_labels()
+            self._pending_labels.put(self.session.training_labels())
