@@ -93,8 +93,12 @@ class TrainingPanel(QWidget):
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
         self.loss_plot.setLogMode(y=True)  # the first validation losses would flatten everything after them
+        # fixed 1-2-5 ticks: the log axis's own labels every minor tick, which overlap in a plot this small
+        self.loss_plot.getAxis("left").setTicks(
+            [[(float(np.log10(v)), f"{v:g}") for e in range(-4, 3) for v in (10.0**e, 2 * 10.0**e, 5 * 10.0**e)]])
         for plot in (self.loss_plot, self.dice_plot):
             plot.setMinimumHeight(150)  # below this the axis labels overlap
+            plot.setMaximumHeight(230)  # in a scrolled dock a plot would otherwise take its 480 px size hint
             plot.addLegend(offset=(-5, 5))
             plot.setLabel("bottom", "epoch")
         self.dice_plot.setYRange(0, 1)
@@ -171,6 +175,7 @@ class TrainingPanel(QWidget):
         self.metrics.setHorizontalHeaderLabels(METRIC_COLUMNS)
         self.metrics.verticalHeader().setVisible(False)
         self.metrics.setMinimumHeight(60)
+        self.metrics.setMaximumHeight(180)
         layout = QGridLayout(box)
         layout.addWidget(self.evaluate_button, 0, 0)
         layout.addWidget(self.export_button, 0, 1)
