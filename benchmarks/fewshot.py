@@ -11,8 +11,8 @@ Each run is its own process with ``--threads`` CPU threads (default 2: the devel
 can run side by side on a machine with more cores (``--jobs``); the two recipes of a case and seed always
 run under the same conditions. Synthetic cases are a different volume per seed. Extra recipe variants for
 ablations: ``new-noema`` (no weight averaging), ``new-noelastic``, ``new-val`` (hold out a validation slice
-as the old recipe did), ``new-context1`` (2.5-D: one neighbouring slice on each side as input channels), ``new-border`` (the U-Net
-paper's border weight map), ``finetune`` (retraining after a correction: see run_one).
+as the old recipe did), ``new-context1`` (2.5-D: one neighbouring slice on each side as input channels),
+``new-border`` (the U-Net paper's border weight map), ``finetune`` (retraining after a correction: see run_one).
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@ class Project:
                 raise FormatError(f"{file} is damaged: {series_id[:80]!r} is not a series id unetgui makes (s1, s2, ...)")
         if len(set(ids)) != len(ids):
             raise FormatError(f"{file} is damaged: a series id appears twice")
-        for model in [m.file for m in self.models] + [self.current_model or "models/none.unetgui"]:
+        for model in [m.file for m in self.models] + ([self.current_model] if self.current_model is not None else []):
             if not isinstance(model, str) or not MODEL_FILE.fullmatch(model):
                 raise FormatError(f"{file} is damaged: {str(model)[:80]!r} is not a model file inside its models folder")
         if self.current_model is not None and self.current_model not in {m.file for m in self.models}:

@@ -93,7 +93,7 @@ class TrainingPanel(QWidget):
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
         self.loss_plot.setLogMode(y=True)  # the first validation losses would flatten everything after them
-        # fixed 1-2-5 ticks: the log axis's own labels every minor tick, which overlap in a plot this small
+        # fixed 1-2-5 ticks: the log axis labels every minor tick itself, and they overlap in a plot this small
         self.loss_plot.getAxis("left").setTicks(
             [[(float(np.log10(v)), f"{v:g}") for e in range(-4, 3) for v in (10.0**e, 2 * 10.0**e, 5 * 10.0**e)]])
         for plot in (self.loss_plot, self.dice_plot):
