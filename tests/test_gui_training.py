@@ -24,20 +24,25 @@ def short_epochs(monkeypatch):
                         lambda plan, seconds: replace(plan, train=replace(plan.train, steps_per_epoch=20)))
 
 
-def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs):  # noqa: F811
-    from PySide6.QtCore import QThread
-
+def _open_series(window, qtbot, hu: np.ndarray, tmp_path) -> None:  # noqa: F811
+    """Write ``hu`` as a DICOM series and open it through the app's DICOM dialog, as a user does."""
     from unetgui.formats.dicom.writer import SeriesSpec, write_series
 
-    hu = phantom_hu((12, 64, 64))
-    yy, xx = np.mgrid[0:64, 0:64]
-    liver = np.hypot(yy - 28 - np.arange(12)[:, None, None] * 0.5, xx - 26) < 10  # a tube through every slice
-    hu = (hu.astype(np.int32) - np.where(hu > 65, 50, 0) + np.where(liver, 50, 0)).astype(np.int16)  # blob -> tube
     write_series(hu, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
     dialog = window.io.open_dicom_folder(str(tmp_path / "ct"))
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
     dialog.accept()
     qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
+
+
+def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs):  # noqa: F811
+    from PySide6.QtCore import QThread
+
+    hu = phantom_hu((12, 64, 64))
+    yy, xx = np.mgrid[0:64, 0:64]
+    liver = np.hypot(yy - 28 - np.arange(12)[:, None, None] * 0.5, xx - 26) < 10  # a tube through every slice
+    hu = (hu.astype(np.int32) - np.where(hu > 65, 50, 0) + np.where(liver, 50, 0)).astype(np.int16)  # blob -> tube
+    _open_series(window, qtbot, hu, tmp_path)
 
     # paint the liver on 3 slices with the threshold brush (HU 65..200), a big brush over its centre
     window.tools.tool = "brush"
@@ -259,13 +264,7 @@ def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot,
 
 
 def test_slices_reviewed_during_training_join_the_run(window, qtbot, tmp_path, short_epochs):  # noqa: F811
-    from unetgui.formats.dicom.writer import SeriesSpec, write_series
-
-    write_series(phantom_hu((12, 64, 64)), str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
-    dialog = window.io.open_dicom_folder(str(tmp_path / "ct"))
-    qtbot.waitUntil(lambda: dialog.table.rowCount() == 1, timeout=30_000)
-    dialog.accept()
-    qtbot.waitUntil(lambda: window.session.is_open, timeout=30_000)
+    _open_series(window, qtbot, phantom_hu((12, 64, 64)), tmp_path)
     window.tools.tool = "brush"
     window.tools.brush_size = 30
     for z in (3, 6):
