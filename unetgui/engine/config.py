@@ -65,6 +65,13 @@ class UNetConfig:
 SCHEDULES = ("poly", "cosine")
 
 
+def selection(validated: bool, averaged: bool) -> str:
+    """Which weights a run keeps, in words (the plan, the model file and the app say it the same way)."""
+    if validated:
+        return "best validation epoch"
+    return "final weights (moving average)" if averaged else "final weights"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 300

@@ -39,7 +39,7 @@ from scipy import ndimage
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import UNANNOTATED
-from unetgui.engine.config import TrainConfig, UNetConfig
+from unetgui.engine.config import TrainConfig, UNetConfig, selection
 
 #: fewer annotated slices than this: no held-out validation slice, EMA weights at the end (docs/engine.md)
 FEW_SLICES = 10
@@ -190,8 +190,7 @@ class TrainingPlan:
 
     @property
     def selection(self) -> str:
-        return ("the final weights (moving average)" if self.few_annotations
-                else "the best validation epoch")
+        return "the " + selection(not self.few_annotations, self.train.ema is not None)
 
     def with_step_seconds(self, seconds: float) -> TrainingPlan:
         """Steps per epoch from a measured step time (unless the user set them); elastic deformation off when

@@ -29,7 +29,7 @@ from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.config import SCHEDULES, TrainConfig  # noqa: F401  (re-exported)
+from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
 from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
@@ -361,8 +361,7 @@ class Trainer:
                         "val_loss": best.val_loss if best else None,
                         "val_pixel_error": best.val_pixel_error if best else None},
             "plan": self.plan.to_json() if self.plan is not None else None,
-            "selection": "best validation epoch" if self.val_refs else "final weights (moving average)"
-                         if self._ema is not None else "final weights",
+            "selection": selection(bool(self.val_refs), self._ema is not None),
             "dice_on": "validation" if self.val_refs else "annotated",
             "postprocessing": self.postprocessing,
             "history": [{"epoch": h.epoch, "seconds": h.elapsed, "train_loss": h.train_loss, "val_loss": h.val_loss,
