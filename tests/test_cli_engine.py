@@ -95,6 +95,18 @@ def test_fine_tune_from_a_model(study, tmp_path):
     assert code == 0 and out.exists()
 
 
+def test_train_with_the_border_weight_map(study, tmp_path, capsys):
+    from unetgui.engine import checkpoint
+
+    root, _, _ = study
+    out = tmp_path / "border.unetgui"
+    assert cli.main(["train", "--images", str(root / "ct"), "--labels", str(root / "sparse.nii.gz"), "--output", str(out),
+                     "--border-weight", "10", "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu"]) == 0
+    assert "set by you: epochs, steps per epoch, border weight" in capsys.readouterr().out
+    plan = checkpoint.load(str(out)).info["plan"]
+    assert plan["train"]["border_weight"] == 10 and any("border weight map" in r for r in plan["reasons"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["predict", "--model", "missing.unetgui", "--input", ".", "--output", "x.nii.gz"], "no such model file"),
     (["evaluate", "--prediction", "a.nii.gz", "--truth", "missing.nii.gz"], "no such file"),
@@ -147,6 +159,7 @@ def test_several_cases_and_2_5d_context(study, tmp_path, capsys):
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--minutes", "nan"], "positive number of minutes"),
     (["--learning-rate", "-1", "--epochs", "1"], "learning rate"),
+    (["--border-weight", "-1", "--epochs", "1"], "border weight must be a positive number"),
 ])
 def test_bad_training_options_are_one_line_errors(study, tmp_path, capsys, extra, message):
     root, _, _ = study
