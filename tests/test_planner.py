@@ -82,12 +82,26 @@ def test_elastic_deformation_needs_a_budget_of_enough_steps():
     three = plan_training(fp, "cpu", 3.0)  # the app's default budget
     assert three.train.elastic
     short = three.with_step_seconds(1.0 * 180 / (planner.ELASTIC_MIN_STEPS - 10))  # a big slice on a slow CPU
-    assert not short.train.elastic and "no elastic deformation" in short.reasons[-1]
+    assert not short.train.elastic and any("no elastic deformation" in r for r in short.reasons)
     assert three.with_step_seconds(0.1).train.elastic  # 1800 steps
     by_epochs = plan_training(fp, "cpu", None, {"epochs": 2, "steps_per_epoch": 20})
     assert not by_epochs.with_step_seconds(0.1).train.elastic  # 40 steps, however fast
     asked = plan_training(fp, "cpu", 3.0, {"elastic": True})
     assert asked.with_step_seconds(10.0).train.elastic  # the user's choice stands
+
+
+def test_the_warm_up_is_a_tenth_of_a_short_budget_at_most():
+    labels = _disc_labels((10, 64, 64), 10, [2, 5])
+    fp = fingerprint([np.zeros(labels.shape, np.int16)], [labels])
+    one = plan_training(fp, "cpu", 1.0)
+    assert one.train.warmup_steps == 30
+    assert one.with_step_seconds(0.05).train.warmup_steps == 30  # 1200 steps: the full warm-up
+    short = one.with_step_seconds(60 / 96)  # a 1-minute run of ~96 steps (the phantom on 2 cores)
+    assert short.train.warmup_steps == 10 and "warm-up 10 steps" in short.reasons[-1]
+    assert one.with_step_seconds(30.0).train.warmup_steps == planner.MIN_WARMUP  # 2 steps: never below the floor
+    fine = plan_training(fp, "cpu", 1.0, init=(UNetConfig(classes=2, depth=2, base=4), 48))
+    assert fine.with_step_seconds(60 / 96).train.warmup_steps == 10  # fine-tuning's own 10 steps stay
+    assert fine.with_step_seconds(60 / 60).train.warmup_steps == 6
 
 
 def test_fine_tuning_keeps_the_model_and_lowers_the_rate():

@@ -24,6 +24,7 @@ Rules (constants below; the measurements behind them are in docs/engine.md):
   validates and the best validation epoch is kept;
 * elastic deformation (the U-Net paper's) when the budget affords at least ``ELASTIC_MIN_STEPS`` steps: in
   shorter runs it slows learning down more than it regularises;
+* a linear warm-up of 30 steps, or 10% of the steps the budget affords when that is fewer;
 * fine-tuning from a model: its architecture and preprocessing, a lower peak learning rate, a short warm-up.
 
 This module needs numpy and scipy only (no torch), so the app can show the plan's defaults at once.
@@ -58,6 +59,9 @@ EMA_DECAY = 0.99
 ELASTIC = True
 #: elastic deformation slows the first hundred steps down and pays off only over longer runs (docs/engine.md)
 ELASTIC_MIN_STEPS = 150
+#: the linear warm-up takes at most this share of the budgeted steps (30 steps, 10 when fine-tuning, otherwise)
+WARMUP_SHARE = 0.1
+MIN_WARMUP = 5
 #: the U-Net paper's border weight map (w0; None: off; a user's option for touching objects) - docs/engine.md
 BORDER_WEIGHT: float | None = None
 
@@ -194,7 +198,8 @@ class TrainingPlan:
 
     def with_step_seconds(self, seconds: float) -> TrainingPlan:
         """Steps per epoch from a measured step time (unless the user set them); elastic deformation off when
-        the budget affords fewer than ``ELASTIC_MIN_STEPS`` steps (unless the user turned it on)."""
+        the budget affords fewer than ``ELASTIC_MIN_STEPS`` steps (unless the user turned it on); the warm-up
+        at most ``WARMUP_SHARE`` of the budgeted steps, so a short run spends its steps near the peak rate."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return self
         plan = self
@@ -211,6 +216,11 @@ class TrainingPlan:
             plan = replace(plan, train=replace(t, elastic=False),
                            reasons=plan.reasons + (f"no elastic deformation: the budget affords ~{budget:.0f} steps "
                                                    f"(< {ELASTIC_MIN_STEPS}), too few for it to pay",))
+        warmup = max(MIN_WARMUP, round(budget * WARMUP_SHARE))
+        if warmup < plan.train.warmup_steps:
+            plan = replace(plan, train=replace(plan.train, warmup_steps=warmup),
+                           reasons=plan.reasons + (f"warm-up {warmup} steps: {WARMUP_SHARE:.0%} of the ~{budget:.0f} "
+                                                   f"steps the budget affords",))
         return plan
 
     def to_json(self) -> dict:
