@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import nrrd
 import numpy as np
 import pydicom
@@ -116,3 +118,25 @@ def test_highdicom_test_seg_on_its_16x16_ct_series():
     labels, _ = read_dicom_seg(str(DATA / "highdicom-seg-test-files" / "seg_image_ct_binary.dcm"), volume)
     assert labels.shape == volume.shape
     assert labels.labels.any()
+
+
+def test_a_failed_write_leaves_the_previous_seg_whole_and_no_temporary_file(tmp_path, phantom, monkeypatch):
+    write_series(phantom, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    (series,) = scan(str(tmp_path / "ct")).series
+    volume = load_series(series)
+    lm = LabelMap.empty_like(volume, LabelTable((Label(1, "liver", (200, 90, 60)),)))
+    lm.labels[volume.voxels > 60] = 1
+    out = tmp_path / "out"
+    out.mkdir()
+    write_dicom_seg(lm, volume, str(out / "seg.dcm"))
+    before = (out / "seg.dcm").read_bytes()
+
+    def disk_full(self, filename, *args, **kwargs):
+        with open(filename, "wb") as f:
+            f.write(b"DICM partial")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", disk_full)
+    with pytest.raises(FormatError, match="No space left"):
+        write_dicom_seg(lm, volume, str(out / "seg.dcm"))
+    assert (out / "seg.dcm").read_bytes() == before and os.listdir(out) == ["seg.dcm"]

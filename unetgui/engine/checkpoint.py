@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from unetgui import __version__
+from unetgui.core import atomic
 from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.volume import LabelTable
 from unetgui.engine.preprocessing import Preprocessing
@@ -42,7 +43,14 @@ class Checkpoint:
         return cls(model.config, preprocessing, labels, weights, dict(info or {}))
 
     def build(self, device: torch.device | str = "cpu") -> UNet:
-        """The model with these weights, in eval mode, on ``device``."""
+        """The model with these weights, in eval mode, on ``device``. The architecture is first built on
+        the meta device (no memory) and its shapes compared with the weights', so a crafted file that
+        claims a huge model is refused before anything is allocated."""
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in UNet(self.config).state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in self.weights.items()}:
+            wrong = sorted(set(shapes.items()) ^ {(k, tuple(v.shape)) for k, v in self.weights.items()})[:2]
+            raise FormatError(f"the model file's weights do not fit its architecture (e.g. {wrong})")
         model = UNet(self.config)
         try:
             model.load_state_dict(self.weights, strict=True)
@@ -63,15 +71,9 @@ def save(checkpoint: Checkpoint, path: str) -> None:
     """Write ``checkpoint`` to ``path`` atomically (a reader never sees a half-written model)."""
     meta = checkpoint.metadata()
     meta["info"] = {**meta["info"], "saved": datetime.datetime.now().isoformat(timespec="seconds")}
-    tmp = f"{path}.partial"
     try:
-        save_file(checkpoint.weights, tmp, metadata={"unetgui": json.dumps(meta)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.write_with(path, lambda tmp: save_file(checkpoint.weights, tmp, metadata={"unetgui": json.dumps(meta)}))
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise FormatError(f"cannot write the model file {path}: {exc}") from exc
 
 

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from unetgui.core.errors import UnetguiError
 
 NORMS = ("batch", "instance", "none")
+#: widest first level (nnU-Net's 2-D U-Net uses 32; 128 at depth 4 is 1.2e8 parameters, 0.5 GB)
+MAX_BASE = 128
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,12 @@ class UNetConfig:
         for name in ("classes", "depth", "base", "context"):
             if type(getattr(self, name)) is not int:
                 raise UnetguiError(f"U-Net setting {name} must be a whole number, got {getattr(self, name)!r}")
-        if self.classes < 2:
-            raise UnetguiError("a U-Net needs at least 2 classes (background + 1 label)")
+        if not 2 <= self.classes <= 255:
+            raise UnetguiError(f"a U-Net has 2..255 classes (background + 1..254 labels), got {self.classes}")
         if not 1 <= self.depth <= 6:
             raise UnetguiError(f"depth must be 1..6, got {self.depth}")
-        if self.base < 2:
-            raise UnetguiError(f"base width must be >= 2, got {self.base}")
+        if not 2 <= self.base <= MAX_BASE:
+            raise UnetguiError(f"base width must be 2..{MAX_BASE}, got {self.base}")
         if self.norm not in NORMS:
             raise UnetguiError(f"norm must be one of {NORMS}, got {self.norm!r}")
         if not 0 <= self.dropout < 1:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import cv2
 import numpy as np
 
+from unetgui.core import limits
 from unetgui.core.errors import UnetguiError
 
 MODES = ("ct", "per_volume")
@@ -41,8 +42,8 @@ class Preprocessing:
             raise UnetguiError(f"preprocessing window must be finite with low < high, got {self.window}")
         if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise UnetguiError(f"preprocessing percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
-        if self.working_size is not None and self.working_size < 16:
-            raise UnetguiError(f"working size must be at least 16 pixels, got {self.working_size}")
+        if self.working_size is not None and not 16 <= self.working_size <= limits.MAX_SIDE:
+            raise UnetguiError(f"working size must be 16..{limits.MAX_SIDE} pixels, got {self.working_size}")
 
     @classmethod
     def for_modality(cls, modality: str, working_size: int | None = None) -> Preprocessing:

@@ -22,6 +22,7 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from unetgui import __version__
+from unetgui.core import atomic
 from unetgui.core.errors import FormatError
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
@@ -76,10 +77,8 @@ def write_dicom_seg(
         raise FormatError(f"cannot build a DICOM-SEG: the source images lack an attribute it must copy ({exc})") from exc
     except (ValueError, TypeError, KeyError) as exc:
         raise FormatError(f"cannot build a DICOM-SEG for this series: {exc}") from exc
-    tmp = f"{path}.partial"
     try:
-        seg.save_as(tmp)
-        os.replace(tmp, path)
+        atomic.write_with(path, seg.save_as)
     except OSError as exc:
         raise FormatError(f"cannot write {path}: {exc}") from exc
 

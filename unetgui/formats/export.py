@@ -40,11 +40,11 @@ itself fails, e.g. the drive is unplugged).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import os
 import re
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,12 +53,11 @@ import cv2
 import numpy as np
 import pydicom
 
-from unetgui.core import csvcell
+from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color
 from unetgui.formats import nifti, png
-from unetgui.formats.atomic import fsync_dir
 from unetgui.formats.dicom_seg import write_dicom_seg
 
 CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
@@ -66,7 +65,6 @@ OVERLAY_ALPHA = 0.4
 LABEL_COLUMNS = ("section", "set", "label", "name", "voxels", "volume_ml", "slices_with_label", "first_slice",
                  "last_slice", "dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-_TEMP_PREFIX = ".partial-"
 
 
 @dataclass(frozen=True)
@@ -80,6 +78,18 @@ class ExportOptions:
     dicom_seg: bool = False
     metrics_csv: bool = True
     include_patient_id: bool = False  # only then may file names contain the (sanitized) PatientID
+    overwrite: bool = False  # replace the files of an earlier export with the same names
+
+
+class ExportExists(FormatError):
+    """The folder already holds files with the names this export writes (and ``overwrite`` is off)."""
+
+    def __init__(self, folder: str, paths: list[str]) -> None:
+        names = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in paths})
+        super().__init__(f"{folder} already holds an export with these names ({', '.join(names[:3])}"
+                         f"{', ...' if len(names) > 3 else ''}; {len(paths)} file(s)): nothing was written. Choose "
+                         "another folder, or replace them (--overwrite)")
+        self.paths = paths
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,9 @@ class _Job:
 
 
 def export_basename(volume: Volume, include_patient_id: bool = False) -> str:
-    """File-name stem from modality, SeriesNumber and SeriesDescription, e.g. ``CT_s3_abdomen``.
+    """File-name stem from modality, SeriesNumber, SeriesDescription and a short hash of the
+    SeriesInstanceUID, e.g. ``CT_s3_abdomen_1a2b3c``: two series of one study that share number and
+    description (a re-scan, two studies of one patient) get different names.
 
     Only ``[A-Za-z0-9_-]``. Never the patient's name or birth date; the PatientID only when
     ``include_patient_id``. A description that mentions the patient's name or ID is left out.
@@ -103,6 +115,8 @@ def export_basename(volume: Volume, include_patient_id: bool = False) -> str:
     parts += [f"s{number}" if number else "", description]
     if not number and not description:
         parts.append("image")
+    if info.series_uid:
+        parts.append(hashlib.sha256(info.series_uid.encode()).hexdigest()[:6])
     return "_".join(p for p in parts if p)
 
 
@@ -165,13 +179,14 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
     jobs = _plan(volume, exported, folder, name, options, evaluation, model_path)
     if not jobs:
         raise FormatError("nothing to export: choose at least one output")
+    _check_targets([j.path for j in jobs], folder, options.overwrite)
     created = _make_folders([folder] + sorted({os.path.dirname(j.path) for j in jobs} - {folder}))
     staged: list[tuple[str, str]] = []
     try:
         report(progress, 0, len(jobs), "exporting")
         for done, job in enumerate(jobs, start=1):
             check(cancel)
-            staged.append((_temp_path(job.path), job.path))
+            staged.append((atomic.temp_path(job.path), job.path))
             _write_synced(job, staged[-1][0])
             report(progress, done, len(jobs), job.message)
         check(cancel)
@@ -311,9 +326,18 @@ def _cell(value) -> str:
     return csvcell.escape(str(value))  # label names are the user's text
 
 
-def _temp_path(path: str) -> str:
-    """A hidden name in the same folder that keeps the suffix (nibabel picks compression by it)."""
-    return os.path.join(os.path.dirname(path), f"{_TEMP_PREFIX}{secrets.token_hex(4)}-{os.path.basename(path)}")
+def _check_targets(paths: list[str], folder: str, overwrite: bool) -> None:
+    """Before anything is written: no target is a folder or sits under a file (the renames at the end
+    could not all succeed), and no earlier file is replaced unless asked."""
+    for path in paths:
+        if os.path.isdir(path):
+            raise FormatError(f"{path} is a folder: the export cannot put a file there; move it away")
+        parent = os.path.dirname(path)
+        if parent != folder and os.path.exists(parent) and not os.path.isdir(parent):
+            raise FormatError(f"{parent} is a file: the export needs a folder there; move it away")
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        raise ExportExists(folder, existing)
 
 
 def _write_bytes(path: str, data: bytes) -> None:
@@ -324,9 +348,7 @@ def _write_bytes(path: str, data: bytes) -> None:
 def _write_synced(job: _Job, tmp: str) -> None:
     try:
         job.write(tmp)
-        with open(tmp, "r+b") as f:  # r+ because Windows refuses to fsync a read-only handle
-            f.flush()
-            os.fsync(f.fileno())
+        atomic.fsync_file(tmp)
     except OSError as exc:
         raise FormatError(f"cannot write {job.path}: {exc}") from exc
 
@@ -352,10 +374,7 @@ def _make_folders(folders: list[str]) -> list[str]:
 
 def _discard(staged: list[tuple[str, str]], created: list[str]) -> None:
     for tmp, _ in staged:
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
+        atomic.remove_quietly(tmp)
     for folder in reversed(created):
         try:
             os.rmdir(folder)  # only if empty: never removes anything else
@@ -383,5 +402,5 @@ def _commit(staged: list[tuple[str, str]], name: str) -> list[str]:
                         os.remove(os.path.join(folder, stale))
                     except OSError:
                         pass  # best effort: the new export itself is complete
-        fsync_dir(folder)
+        atomic.fsync_dir(folder)
     return paths

@@ -13,6 +13,7 @@ import os
 import nibabel as nib
 import numpy as np
 
+from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.geometry import index_transform
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
@@ -21,6 +22,8 @@ _SCANNER_ANAT = 1  # NIfTI xform code: coordinates of the scanner (DICOM patient
 
 
 def _load(path: str) -> nib.Nifti1Image:
+    """The image with its header checked (size limits); no voxel is read yet."""
+    limits.check_regular_file(path)
     try:
         img = nib.load(path)
     except FileNotFoundError:
@@ -29,7 +32,19 @@ def _load(path: str) -> nib.Nifti1Image:
         raise FormatError(f"{os.path.basename(path)}: not a readable NIfTI file ({exc})") from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise FormatError(f"{os.path.basename(path)}: not a NIfTI image ({type(img).__name__})")
+    limits.check_shape(tuple(reversed(img.header.get_data_shape())), os.path.basename(path))
     return img
+
+
+def describe(path: str) -> str:
+    """One line from the header alone (``unetgui info``): size, spacing, data type, orientation codes."""
+    img = _load(path)
+    shape = img.header.get_data_shape()
+    zooms = img.header.get_zooms()
+    size = " x ".join(str(n) for n in shape)
+    spacing = " x ".join(f"{z:.4g}" for z in zooms[:3])
+    codes = f"qform code {int(img.header['qform_code'])}, sform code {int(img.header['sform_code'])}"
+    return f"NIfTI {path}: {size} voxels of {spacing} mm, {img.header.get_data_dtype()}, {codes}"
 
 
 def _data_xyz(img: nib.Nifti1Image, warnings: list[str]) -> np.ndarray:
@@ -151,11 +166,7 @@ def write_labels(labels: LabelMap, path: str) -> None:
 
 
 def _save(img: nib.Nifti1Image, path: str) -> None:
-    tmp = f"{path}.partial{'.nii.gz' if path.endswith('.gz') else '.nii'}"
     try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)  # never leave a half-written file under the final name
+        atomic.write_with(path, lambda tmp: nib.save(img, tmp))  # the temporary name keeps the suffix
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise FormatError(f"cannot write {path}: {exc}") from exc

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 
 import cv2
 import numpy as np
 
+from unetgui.core import limits
 from unetgui.core.errors import FormatError
 from unetgui.core.volume import UNANNOTATED, Volume
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _natural_key(name: str) -> list:
@@ -34,10 +37,18 @@ def list_images(folder: str) -> list[str]:
 
 
 def _imread(path: str) -> np.ndarray:
+    limits.check_regular_file(path)
     data = np.fromfile(path, np.uint8)  # not cv2.imread: it fails silently on non-ASCII paths on Windows
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    name = os.path.basename(path)
+    if data[:16].tobytes() == _PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR" and data.size >= 24:
+        width, height = struct.unpack(">II", data[16:24].tobytes())  # checked before OpenCV allocates
+        limits.check_shape((height, width), name)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error as exc:  # e.g. a TIFF or JPEG header beyond OpenCV's own pixel limit
+        raise FormatError(f"{name}: not a readable image ({str(exc).strip().splitlines()[-1][:200]})") from None
     if image is None:
-        raise FormatError(f"{os.path.basename(path)}: not a readable image")
+        raise FormatError(f"{name}: not a readable image")
     return image
 
 
@@ -83,7 +94,9 @@ def read_image_folder(folder: str) -> tuple[Volume, list[str]]:
     paths = list_images(folder)
     if not paths:
         raise FormatError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    images = [read_image(p) for p in paths]
+    first = read_image(paths[0])
+    limits.check_shape((len(paths), *first.shape), folder)  # before reading the others
+    images = [first] + [read_image(p) for p in paths[1:]]
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         odd, image = next((p, im) for p, im in zip(paths, images) if im.shape != images[0].shape)

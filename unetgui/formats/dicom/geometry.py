@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from unetgui.core import limits
 from unetgui.core.errors import DicomError
 from unetgui.core.geometry import affine_from_dicom
 from unetgui.formats.dicom.headers import FrameRef
@@ -70,6 +71,10 @@ def stack_geometry(frames: tuple[FrameRef, ...]) -> StackGeometry:
     for i, s in enumerate(steps):
         k = int(round(s / step))
         if k >= 2 and abs(s - k * step) <= _GAP_TOLERANCE * step:
+            if len(slots) + k > limits.MAX_SLICES:  # checked before the gap's slots are made
+                raise DicomError(f"{os.path.basename(frames[i + 1].path)}: lies {s:.4g} mm ({k - 1:,} missing slices) "
+                                 f"past the slice before it; filling that gap would make more than {limits.MAX_SLICES:,} "
+                                 "slices: remove the stray file or check the series")
             gaps.append((i, k - 1, s))
             slots.extend([None] * (k - 1))
         elif abs(s - step) > _UNIFORM_TOLERANCE * step + _POSITION_ROUNDING_MM:

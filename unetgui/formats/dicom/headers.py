@@ -6,6 +6,7 @@ position, orientation, spacing and rescale taken from the per-frame or shared fu
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -15,7 +16,13 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from unetgui.core import limits
+from unetgui.core.errors import FormatError
+
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+#: transfer syntaxes whose pixel data is stored raw (empty: no file meta, read as implicit little endian)
+_NATIVE_SYNTAXES = {"", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 
 # files with these suffixes are never DICOM; skipping them avoids a forced parse of arbitrary bytes
@@ -197,6 +204,22 @@ def file_header(ds: pydicom.Dataset, path: str) -> FileHeader:
         has_modality_lut=_get(ds, "ModalityLUTSequence") is not None,
         number_of_frames=max(1, _int(_get(ds, "NumberOfFrames"), 1)),
     )
+
+
+def check_pixel_claim(header: FileHeader, file_size: int) -> None:
+    """Raise :class:`~unetgui.core.errors.FormatError` when the image size a header claims is beyond the
+    limits or cannot be in a file of ``file_size`` bytes: raw pixels need every byte, and a compressed
+    frame at least its 8-byte item header (deflate: one byte per frame as a floor)."""
+    name = os.path.basename(header.path)
+    limits.check_shape((header.number_of_frames, header.rows, header.columns), name)
+    if header.transfer_syntax in _NATIVE_SYNTAXES:
+        need = math.ceil(header.number_of_frames * header.rows * header.columns * max(1, header.samples_per_pixel)
+                         * max(1, header.bits_allocated) / 8)
+    else:
+        need = header.number_of_frames * (1 if header.transfer_syntax == _DEFLATED else 8)
+    if need > file_size:
+        raise FormatError(f"{name}: the header claims {header.number_of_frames} frame(s) of {header.rows} x "
+                         f"{header.columns} ({need:,} bytes at least), but the file has {file_size:,} bytes")
 
 
 def frames_of(ds: pydicom.Dataset, header: FileHeader) -> list[FrameRef]:

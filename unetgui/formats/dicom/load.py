@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 
+from unetgui.core import limits
 from unetgui.core.errors import DicomError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import SliceSource, Volume
@@ -30,6 +31,7 @@ def load_series(series: Series, progress: ProgressFn | None = None, cancel: Canc
     frames = series.frames
     geometry = stack_geometry(frames)
     rows, cols = series.size
+    limits.check_shape((len(geometry.slots), rows, cols), f"series {series.key}", DicomError)
     out = np.empty((len(geometry.slots), rows, cols), _output_dtype(frames))
     out_index = {frame: k for k, frame in enumerate(geometry.slots) if frame is not None}
     by_file: dict[str, list[int]] = {}
@@ -116,9 +118,12 @@ def _decode(header: FileHeader) -> np.ndarray:
         raise DicomError(
             f"{name}: pixel data cannot be decoded ({getattr(syntax, 'name', syntax)}: {type(exc).__name__}: {exc})"
         ) from exc
-    spatial = arr.shape[-3:-1] if _is_colour(header) else arr.shape[-2:]
-    if tuple(spatial) != (header.rows, header.columns):
-        raise DicomError(f"{name}: decoded image is {spatial}, the header says {header.rows} x {header.columns}")
+    expected = (header.rows, header.columns, 3) if _is_colour(header) else (header.rows, header.columns)
+    if header.number_of_frames > 1:
+        expected = (header.number_of_frames, *expected)
+    if tuple(arr.shape) != expected:
+        raise DicomError(f"{name}: the decoded pixel data is {' x '.join(map(str, arr.shape))}, the header says "
+                         f"{' x '.join(map(str, expected))}")
     return arr
 
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unetgui.core.errors import DicomError
+from unetgui.core import limits
+from unetgui.core.errors import DicomError, FormatError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import SeriesInfo
 from unetgui.formats.dicom.headers import (
-    DICOMDIR_SOP_CLASS, SEG_SOP_CLASS, FileHeader, FrameRef, file_header, frames_of, read_dataset,
+    DICOMDIR_SOP_CLASS, SEG_SOP_CLASS, FileHeader, FrameRef, check_pixel_claim, file_header, frames_of, read_dataset,
 )
 
 #: positions closer than this (mm) are the same slice position
@@ -164,6 +165,9 @@ def scan_files(paths: list[str], progress: ProgressFn | None = None, cancel: Can
 
 
 def _read_one(path: str, result: ScanResult) -> list[FrameRef]:
+    if not limits.is_regular_file(path):  # a FIFO or a link to /dev/zero would block or never end
+        result.skipped.append((path, "not a regular file: a pipe, device or socket"))
+        return []
     try:
         ds = read_dataset(path)
     except Exception as exc:  # a DICOM file broken beyond parsing: report, go on
@@ -186,7 +190,11 @@ def _read_one(path: str, result: ScanResult) -> list[FrameRef]:
         if header.rows <= 0 or header.columns <= 0:
             result.skipped.append((path, f"no image data: SOP class {header.sop_class_uid or 'unknown'}"))
             return []
+        check_pixel_claim(header, os.path.getsize(path))
         return frames_of(ds, header)
+    except FormatError as exc:
+        result.skipped.append((path, f"implausible size: {exc}"[:300]))
+        return []
     except Exception as exc:
         result.skipped.append((path, f"unreadable: {type(exc).__name__}: {exc}"[:300]))
         return []
