@@ -130,7 +130,7 @@ def test_model_is_saved_atomically_into_the_project_and_reopened(tmp_path):
     assert again.models[0].name == "first-model"
     for key, value in checkpoint.weights.items():
         assert (loaded.weights[key] == value).all()
-    assert not [n for n in os.listdir(project.path("models")) if n.endswith(".partial")]
+    assert os.listdir(project.path("models")) == ["first-model.unetgui"]  # no temporary file left
 
 
 def test_bad_projects_give_clear_errors(tmp_path):
@@ -323,12 +323,34 @@ def test_a_project_open_in_a_running_process_is_recognised(tmp_path):
     import json
     import socket
 
+    from unetgui.project import lock
     from unetgui.project.store import inside
 
     project, _ = _project(tmp_path)
-    with open(project.path(".lock"), "w") as f:
-        json.dump({"pid": os.getppid(), "host": socket.gethostname()}, f)  # our parent: alive
-    assert project.open_elsewhere() == os.getppid() and not project.crashed()
+
+    def held_by(**owner) -> lock.LockOwner:
+        with open(project.path(".lock"), "w") as f:
+            json.dump({"host": socket.gethostname(), **owner}, f)
+        return project.lock_owner()
+
+    parent = os.getppid()  # alive
+    assert held_by(pid=parent) == lock.LockOwner(lock.RUNNING, parent, socket.gethostname())
+    assert not project.crashed()
+    assert held_by(pid=parent, boot=lock.boot_id(), start=lock.process_start(parent)).state == lock.RUNNING
+    if lock.boot_id():  # Linux: a pid reused after a reboot, or by a later process, is not the lock's owner
+        assert held_by(pid=1, boot="another boot", start="12").state == lock.CRASHED
+        assert held_by(pid=parent, boot=lock.boot_id(), start="1").state == lock.CRASHED
+        assert project.crashed()
+    assert held_by(pid=parent, host="workstation-7").state == lock.OTHER_HOST  # never called a crash
+    assert not project.crashed()
+    for damaged in ("{not json", "[1, 2]", '{"pid": "abc"}', ""):  # cut short by a crash, or by hand
+        with open(project.path(".lock"), "w") as f:
+            f.write(damaged)
+        assert project.lock_owner().state == lock.CRASHED
+    project.lock()
+    assert project.lock_owner().state == lock.OURS
+    project.unlock()
+    assert project.lock_owner().state == lock.NONE
     assert inside(str(tmp_path), project.root) and not inside(project.root, str(tmp_path))
     with pytest.raises(FormatError, match="inside the project"):
         project.copy_to(project.path("copy"))

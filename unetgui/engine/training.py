@@ -352,7 +352,9 @@ class Trainer:
             "device": self.device_name,
             "training": {
                 "config": self.config.to_json(),
-                "cases": [c.name for c in self.cases],
+                # anonymous: a folder name or series description can name the patient
+                "cases": [{"case": i, "shape": list(c.shape), "annotated_slices": len(c.annotated)}
+                          for i, c in enumerate(self.cases, start=1)],
                 "train_slices": len(self.train_refs), "val_slices": len(self.val_refs),
                 "epochs_run": len(self.history), "best_epoch": self.best_epoch,
                 "seconds": self.history[-1].elapsed if self.history else 0.0,

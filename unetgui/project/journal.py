@@ -12,21 +12,30 @@ Layout::
 
 ``base`` is the token of the label snapshot the journal continues; a journal whose base differs from the
 snapshot's (a crash between writing a new snapshot and starting a fresh journal) is already contained in
-that snapshot and is ignored. Reading stops at the first torn or corrupt record.
+that snapshot and is ignored.
+
+Damage (a flipped bit, a torn write, a crafted file) never costs more than the damaged records: records
+are checksummed and self-delimiting, so reading skips a bad one and resynchronises on the next record
+marker whose checksum holds. A record whose checksum holds but whose content does not fit the series
+(slice out of range, flags of the wrong length, JSON that is not an object) counts as damaged too. When
+a damaged journal is continued, it is first copied aside (``<name>.damaged-<time>``), then rewritten with
+its intact records; :attr:`JournalScan.note` tells the user what was kept.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from unetgui.core import atomic
 from unetgui.core.errors import FormatError
-from unetgui.formats.atomic import write_bytes
 
 MAGIC = b"UNETGUI-JOURNAL 1\n"
 RECORD = b"UJR1"
@@ -49,6 +58,32 @@ def _flags(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), np.uint8) == ord("1")
 
 
+@dataclass
+class JournalScan:
+    """What reading a journal found."""
+
+    records: list[Record] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # byte range of each intact record
+    header_end: int = 0  # 0: no usable journal for this snapshot (absent, another snapshot's, or damaged)
+    damaged: int = 0  # damaged stretches skipped (a torn tail included)
+    header_damaged: bool = False
+
+    @property
+    def end(self) -> int:
+        """Where the intact data ends (appends continue here when nothing was damaged)."""
+        return self.spans[-1][1] if self.spans else self.header_end
+
+    @property
+    def note(self) -> str:
+        """For the user: empty when the journal was whole."""
+        if self.header_damaged:
+            return "the autosave journal's header is damaged: the edits after the last save could not be recovered"
+        if not self.damaged:
+            return ""
+        return (f"the autosave journal was damaged: {len(self.records)} edit(s) recovered, {self.damaged} damaged "
+                "part(s) skipped (a stroke cut short by a crash, or a disk error)")
+
+
 class Journal:
     """Append edits of one series; :func:`replay` reads them back."""
 
@@ -56,16 +91,24 @@ class Journal:
         """A fresh journal after snapshot ``base``; with ``resume``, continue an existing journal of that
         snapshot (a torn tail left by a crash is cut off first, so later records stay reachable)."""
         self.path, self.series, self.shape, self.base = path, series, tuple(int(n) for n in shape), base
-        records, end = scan(path, base, self.shape) if resume else ([], 0)
-        if end:
+        found = scan(path, base, self.shape) if resume else JournalScan()
+        self.kept_aside = ""  # where a damaged journal was copied before it was rewritten
+        if found.damaged or found.header_damaged:
+            self.kept_aside = f"{path}.damaged-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+            shutil.copyfile(path, self.kept_aside)
+        if found.header_end and not found.damaged:
             with open(path, "r+b") as f:
-                f.truncate(end)
+                f.truncate(found.end)
                 os.fsync(f.fileno())
-            self.records = len(records)
-        else:
+        else:  # fresh, or damaged: the header and the intact records, atomically
             header = MAGIC + json.dumps({"series": series, "shape": list(self.shape), "base": base}).encode() + b"\n"
-            write_bytes(path, header)  # a fresh journal replaces the old one atomically
-            self.records = 0
+            kept = b""
+            if found.spans:
+                with open(path, "rb") as f:
+                    data = f.read()
+                kept = b"".join(data[start:stop] for start, stop in found.spans)
+            atomic.write_bytes(path, header + kept)
+        self.records = len(found.records)
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for appends, closed in close()
 
     def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray) -> None:
@@ -97,43 +140,74 @@ class Journal:
 
 def replay(path: str, base: str, shape: tuple[int, int, int]) -> list[Record]:
     """The intact records of the journal at ``path`` that continue snapshot ``base`` (else none)."""
-    return scan(path, base, shape)[0]
+    return scan(path, base, shape).records
 
 
-def scan(path: str, base: str, shape: tuple[int, int, int] | None) -> tuple[list[Record], int]:
-    """The intact records and the byte offset where they end (0: no usable journal for ``base``).
-    ``shape`` None: the journal's own (to count records without reading the snapshot's labels)."""
+def scan(path: str, base: str, shape: tuple[int, int, int] | None) -> JournalScan:
+    """The intact records of the journal at ``path`` if it continues snapshot ``base`` (see the module
+    docstring). ``shape`` None: the journal's own (to count records without reading the snapshot)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return [], 0
-    if not data.startswith(MAGIC):
-        return [], 0
-    end = data.find(b"\n", len(MAGIC))
-    if end < 0:
-        return [], 0
+        return JournalScan()
+    end = data.find(b"\n", len(MAGIC)) if data.startswith(MAGIC) else -1
     try:
-        header = json.loads(data[len(MAGIC):end])
+        header = json.loads(data[len(MAGIC):end]) if end > 0 else None
     except ValueError:
-        return [], 0
+        header = None
+    if not isinstance(header, dict) or not _is_shape(header.get("shape")):
+        return JournalScan(header_damaged=bool(data))
     if shape is None:
-        shape = tuple(header.get("shape", ()))
-    if header.get("base") != base or len(shape) != 3 or tuple(header.get("shape", ())) != tuple(shape):
-        return [], 0
-    records, pos, plane_bytes = [], end + 1, shape[1] * shape[2]
-    while pos + _HEAD.size <= len(data):
-        magic, length, crc = _HEAD.unpack_from(data, pos)
-        payload = data[pos + _HEAD.size:pos + _HEAD.size + length]
-        if magic != RECORD or len(payload) != length or zlib.crc32(payload) != crc:
-            break  # torn tail of a killed write: everything before it is intact
-        (n,) = struct.unpack_from("<I", payload)
+        shape = tuple(header["shape"])
+    if header.get("base") != base or tuple(header["shape"]) != tuple(shape):
+        return JournalScan()  # another snapshot's journal: already in it
+    found = JournalScan(header_end=end + 1)
+    pos, bad = end + 1, False
+    while pos < len(data):
+        record = _record_at(data, pos, shape)
+        if record is None:  # damaged: resynchronise on the next record marker
+            bad = True
+            pos = data.find(RECORD, pos + 1)
+            if pos < 0:
+                break
+            continue
+        found.damaged += bad
+        bad = False
+        length = _HEAD.size + _HEAD.unpack_from(data, pos)[1]
+        found.records.append(record)
+        found.spans.append((pos, pos + length))
+        pos += length
+    found.damaged += bad
+    return found
+
+
+def _is_shape(value) -> bool:
+    return isinstance(value, list) and len(value) == 3 and all(type(n) is int and n > 0 for n in value)
+
+
+def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | None:
+    """The record at ``pos`` if it is intact and fits the series, else None."""
+    if pos + _HEAD.size > len(data):
+        return None
+    magic, length, crc = _HEAD.unpack_from(data, pos)
+    payload = data[pos + _HEAD.size:pos + _HEAD.size + length]
+    if magic != RECORD or len(payload) != length or length < 4 or zlib.crc32(payload) != crc:
+        return None
+    (n,) = struct.unpack_from("<I", payload)
+    try:
         meta = json.loads(payload[4:4 + n])
         slices = tuple(meta["slices"])
-        raw = zlib.decompress(payload[4 + n:])
-        if len(raw) != len(slices) * plane_bytes:
-            break
-        planes = np.frombuffer(raw, np.uint8).reshape(len(slices), shape[1], shape[2])
-        records.append(Record(slices, planes, _flags(meta["reviewed"]), _flags(meta["test"])))
-        pos += _HEAD.size + length
-    return records, pos
+        reviewed, test = meta["reviewed"], meta["test"]
+        if (not all(type(z) is int and 0 <= z < shape[0] for z in slices) or len(set(slices)) != len(slices)
+                or not all(isinstance(f, str) and len(f) == shape[0] and set(f) <= {"0", "1"} for f in (reviewed, test))):
+            return None
+        expected = len(slices) * shape[1] * shape[2]
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(payload[4 + n:], expected + 1)  # never more than the slices can hold
+    except (ValueError, TypeError, KeyError, zlib.error):
+        return None
+    if len(raw) != expected or not inflate.eof:
+        return None
+    planes = np.frombuffer(raw, np.uint8).reshape(len(slices), shape[1], shape[2])
+    return Record(slices, planes, _flags(reviewed), _flags(test))

@@ -21,18 +21,18 @@ import json
 import os
 import re
 import shutil
-import socket
 import uuid
 import zipfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.core.volume import LabelTable, Volume
-from unetgui.formats.atomic import write_bytes
 from unetgui.project import journal as _journal
+from unetgui.project import lock as _lock
 
 PROJECT_FILE = "project.json"
 
@@ -57,30 +57,6 @@ def _checked_id(series_id: str) -> str:
     return series_id
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this machine (never signals it: os.kill kills on Windows)."""
-    if pid <= 0:
-        return False
-    if os.name == "nt":
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return bool(ok) and code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    return True
 FORMAT = "unetgui-project"
 FORMAT_VERSION = 1
 
@@ -122,6 +98,7 @@ class SeriesLabels:
     test: np.ndarray
     recovered_edits: int = 0  # journal records replayed on top of the snapshot
     token: str = ""  # of the snapshot
+    note: str = ""  # for the user when the journal was damaged (what was kept)
 
 
 class Project:
@@ -214,7 +191,7 @@ class Project:
     def save(self) -> None:
         """Write project.json atomically (the labels are saved per series, see :meth:`save_labels`)."""
         os.makedirs(self.root, exist_ok=True)
-        write_bytes(self.path(PROJECT_FILE), json.dumps(self.to_json(), indent=1).encode("utf-8"))
+        atomic.write_bytes(self.path(PROJECT_FILE), json.dumps(self.to_json(), indent=1).encode("utf-8"))
 
     # -- series ----------------------------------------------------------------------------------
     def source_path(self, entry: SeriesEntry) -> str:
@@ -264,7 +241,7 @@ class Project:
         np.savez_compressed(buffer, labels=labels, reviewed=np.asarray(reviewed, bool), test=np.asarray(test, bool),
                             token=np.array(token))
         os.makedirs(self.path("labels"), exist_ok=True)
-        write_bytes(self.labels_path(series_id), buffer.getvalue())
+        atomic.write_bytes(self.labels_path(series_id), buffer.getvalue())
         self._tokens[series_id] = token
         self.start_journal(series_id, labels.shape)
 
@@ -274,16 +251,34 @@ class Project:
         if not os.path.isfile(path):
             return None
         try:
+            self._check_snapshot(series_id, path)
             with np.load(path) as data:
                 labels, reviewed, test = data["labels"].copy(), data["reviewed"].copy(), data["test"].copy()
                 token = str(data["token"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
-        records = _journal.replay(self.journal_path(series_id), token, labels.shape)
-        for record in records:
+        found = _journal.scan(self.journal_path(series_id), token, labels.shape)
+        for record in found.records:
             labels[list(record.slices)] = record.planes
             reviewed, test = record.reviewed.copy(), record.test.copy()
-        return SeriesLabels(labels, reviewed, test, len(records), token)
+        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note)
+
+    def _check_snapshot(self, series_id: str, path: str) -> None:
+        """The array headers of a labels snapshot match its series' shape, before any array is read (a
+        crafted header can claim terabytes in a few bytes)."""
+        entry = next((e for e in self.series if e.id == series_id), None)
+        z, y, x = entry.shape if entry is not None and all(entry.shape) else (0, 0, 0)
+        expected = {"labels": ((z, y, x), np.uint8), "reviewed": ((z,), np.bool_), "test": ((z,), np.bool_)}
+        with zipfile.ZipFile(path) as archive:
+            for name, (shape, dtype) in expected.items():
+                with archive.open(f"{name}.npy") as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    found, _, found_dtype = read_header(member)
+                limits.check_shape(found, f"{os.path.basename(path)} ({name})")
+                if (z and found != shape) or found_dtype != dtype or len(found) != len(shape):
+                    raise FormatError(f"{path} is damaged: {name} is {found_dtype} {found}, the series needs "
+                                      f"{np.dtype(dtype)} {shape if z else len(shape) * ('n',)}")
 
     def load_labels(self, series_id: str) -> SeriesLabels | None:
         """:meth:`read_labels`, for the series about to be edited (its journal continues this snapshot)."""
@@ -308,7 +303,7 @@ class Project:
             token = self._snapshot_token(series_id)
         except FormatError:
             return 0
-        return len(_journal.scan(self.journal_path(series_id), token, None)[0])
+        return len(_journal.scan(self.journal_path(series_id), token, None).records)
 
     def start_journal(self, series_id: str, shape, resume: bool = False) -> _journal.Journal:
         """Journal the edits of a series after its snapshot: a fresh journal, or (``resume``) continue
@@ -387,7 +382,7 @@ class Project:
 
     # -- lock: tells the next start whether the app closed cleanly -----------------------------------
     def lock(self) -> None:
-        write_bytes(self.path(".lock"), json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+        _lock.write(self.path(".lock"))
 
     def unlock(self) -> None:
         for journal in self._journals.values():
@@ -396,29 +391,13 @@ class Project:
         if os.path.exists(self.path(".lock")):
             os.remove(self.path(".lock"))
 
+    def lock_owner(self) -> _lock.LockOwner:
+        """Who has the project open (project/lock.py)."""
+        return _lock.owner(self.path(".lock"))
+
     def crashed(self) -> bool:
         """True when the project was left open by a process that is gone (a crash or a kill)."""
-        try:
-            with open(self.path(".lock"), encoding="utf-8") as f:
-                owner = json.load(f)
-        except (OSError, ValueError):
-            return False
-        if owner.get("host") != socket.gethostname():
-            return True  # cannot check another machine's process; its journal is still safe to replay
-        pid = int(owner.get("pid", 0))
-        return pid != os.getpid() and not process_alive(pid)
-
-    def open_elsewhere(self) -> int | None:
-        """The pid of another running unetgui that has this project open on this machine, else None."""
-        try:
-            with open(self.path(".lock"), encoding="utf-8") as f:
-                owner = json.load(f)
-        except (OSError, ValueError):
-            return None
-        pid = int(owner.get("pid", 0)) if isinstance(owner, dict) else 0
-        if owner.get("host") == socket.gethostname() and pid != os.getpid() and process_alive(pid):
-            return pid
-        return None
+        return self.lock_owner().state == _lock.CRASHED
 
     def copy_to(self, root: str, cancel: CancelToken | None = None) -> Project:
         """Save as: a copy of this project in ``root`` (labels, journals, models, and sources kept inside the folder)."""
@@ -426,5 +405,5 @@ class Project:
             raise FormatError(f"{root} is not empty: choose an empty or new folder")
         if inside(self.root, root):
             raise FormatError(f"{root} lies inside the project itself: choose a folder elsewhere")
-        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", "*.partial"))
+        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", f"{atomic.TEMP_PREFIX}*"))
         return Project.open(root)  # sources inside the folder were copied along; others are absolute

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
+from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
 from unetgui.project.store import ModelEntry, Project, SeriesEntry, inside
 from unetgui.ui.document_io import DocumentIO
@@ -53,6 +54,7 @@ class ProjectController(QObject):
         self._training_project: Project | None = None  # where the running training's model belongs
         self._opening: Project | None = None  # the project whose image is loading
         self._warned = False  # one autosave failure message per series shown
+        self.retired: tuple[list[str], list[str]] | None = None  # what retire_old did (None: not yet)
         io.present = self.show_volume
         io.replace_labels = self.replace_labels
         models.model_changed.connect(self._keep_model)
@@ -127,6 +129,10 @@ class ProjectController(QObject):
             project.table = self.session.table
         self.entry = entry
         self._attach(project, entry.id)
+        journal = project.journal(entry.id)
+        if saved is not None and saved.note:
+            aside = f" The damaged file is kept as {journal.kept_aside}." if journal and journal.kept_aside else ""
+            self.io.warn("The autosaved edits were partly recovered", [saved.note + "." + aside])
         project.state["current_series"] = entry.id
         project.save()
         self.series_changed.emit()
@@ -233,8 +239,8 @@ class ProjectController(QObject):
             self.show_volume(volume, copy.source_path(entry), entry.kind)
 
     def open_project(self, root: str) -> None:
-        """Open a project folder: refuses one open in another unetgui, offers recovery after a crash,
-        then shows its last series and model. The project on screen stays open (and autosaved) until the
+        """Open a project folder: asks before opening one open in another unetgui or on another machine,
+        offers recovery after a crash, then shows its last series and model. The project on screen stays open (and autosaved) until the
         new one's image has loaded; if that fails, nothing changes."""
         try:
             project = Project.open(root)
@@ -243,12 +249,14 @@ class ProjectController(QObject):
             return
         if self.project is not None and project.root == self.project.root:
             return
-        pid = project.open_elsewhere()
-        if pid is not None:
-            self.io.error(f"{project.root} is open in another unetgui window (process {pid}): close it there first.")
+        owner = project.lock_owner()
+        where = {lock.RUNNING: f"in another unetgui window on this computer (process {owner.pid})",
+                 lock.OTHER_HOST: f"on {owner.host or 'another computer'}"}.get(owner.state)
+        if where and not self._ask_open_anyway(project, where):
             return
         pending = {e.id: project.pending_edits(e.id) for e in project.series}
-        if project.crashed() and any(pending.values()) and not self._ask_recover(project, sum(pending.values())):
+        left_open = owner.state in (lock.CRASHED, lock.OTHER_HOST)
+        if left_open and any(pending.values()) and not self._ask_recover(project, sum(pending.values())):
             for series_id, n in pending.items():
                 if n:
                     project.discard_journal(series_id)
@@ -289,6 +297,14 @@ class ProjectController(QObject):
         if self._switch_to(project):
             self.show_volume(volume, project.source_path(entry), entry.kind)
             self.ready.emit()
+
+    def _ask_open_anyway(self, project: Project, where: str) -> bool:
+        answer = QMessageBox.question(
+            self.window, "unetgui", f"The project \"{project.name}\" is open {where}.\n\nTwo programs editing one "
+            "project overwrite each other's work: close it there first. Open it anyway only if that program has "
+            "stopped (for example after a crash).", QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Open
 
     def _ask_recover(self, project: Project, edits: int) -> bool:
         answer = QMessageBox.question(
@@ -362,6 +378,21 @@ class ProjectController(QObject):
             return cases
 
         return load if others else None
+
+    def retire_old(self) -> None:
+        """At start, on a worker: untitled projects and sample copies unused for a month are retired, their
+        annotations exported first (project/housekeeping.py)."""
+        folder = data_folder()
+
+        def done(result) -> None:
+            kept_in, problems = result
+            if kept_in:
+                self.window.statusBar().showMessage(
+                    f"{len(kept_in)} untitled project(s) unused for {housekeeping.KEEP_DAYS} days were removed; their "
+                    f"annotations are in {os.path.dirname(kept_in[0])}", 15000)
+            self.retired = (kept_in, problems)
+
+        self.runner.start(lambda progress, cancel: housekeeping.retire_expired(folder), "housekeeping", on_finished=done)
 
     # -- sample ----------------------------------------------------------------------------------
     def open_sample(self, resources: str, root: str | None = None) -> None:
