@@ -87,6 +87,60 @@ def test_predict_to_dicom_seg_and_pngs(study, tmp_path):
     assert len(list((tmp_path / "png").glob("slice_*.png"))) == 12
 
 
+def test_predict_refuses_image_names_that_would_write_one_png_twice(study, tmp_path, capsys):
+    import cv2
+
+    root, volume, model = study
+    images = tmp_path / "images"
+    images.mkdir()
+    for name, z in (("case1.png", 3), ("case1.tif", 4), ("case2.png", 5)):
+        cv2.imwrite(str(images / name), np.clip(volume.voxels[z] + 1024, 0, 65535).astype(np.uint16))
+    out = tmp_path / "pred"
+    assert cli.main(["predict", "--model", str(model), "--input", str(images), "--output", str(out)]) == 1
+    assert "case1.png and case1.tif would both be written as case1.png" in capsys.readouterr().err
+    assert not out.exists()
+    (images / "case1.tif").rename(images / "case3.tif")
+    assert cli.main(["predict", "--model", str(model), "--input", str(images), "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["case1.png", "case2.png", "case3.png"]
+
+
+def test_json_outputs_are_checked_before_the_work(study, tmp_path, capsys):
+    root, _, model = study
+    for bad in (str(tmp_path / "missing" / "r.json"), str(tmp_path)):
+        assert cli.main(["suggest", "--model", str(model), "--input", str(root / "ct"), "--json", bad]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("unetgui: error: --json") and "segmenting" not in err and len(err.splitlines()) == 1
+    assert cli.main(["evaluate", "--prediction", str(root / "truth.nii.gz"), "--truth", str(root / "truth.nii.gz"),
+                     "--json", str(tmp_path / "nope" / "m.json")]) == 1
+    assert "its folder does not exist" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_and_a_log_file(study, tmp_path, capsys, monkeypatch):
+    """The last resort (core/crashlog.py): a bug gives exit code 3, one line naming the log, and the log
+    holds the traceback; a full disk (OSError) gives exit code 1 and one line."""
+    from unetgui.cli import formats_commands
+
+    monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
+
+    def bug(path):
+        raise KeyError("series_uid")
+
+    monkeypatch.setattr(formats_commands, "_info", bug)
+    assert cli.main(["info", str(study[0])]) == 3
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "an unexpected error (a bug in unetgui): KeyError" in err
+    (log,) = (tmp_path / "data" / "logs").iterdir()
+    assert f"(details: {log})" in err and "Traceback" in log.read_text() and "def bug" not in err
+
+    def disk_full(path):
+        raise OSError(28, "No space left on device", str(tmp_path / "x.nii.gz"))
+
+    monkeypatch.setattr(formats_commands, "_info", disk_full)
+    assert cli.main(["info", str(study[0])]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unetgui: error: No space left on device") and len(err.splitlines()) == 1
+
+
 def test_fine_tune_from_a_model(study, tmp_path):
     root, _, model = study
     out = tmp_path / "tuned.unetgui"
@@ -150,7 +204,10 @@ def test_several_cases_and_2_5d_context(study, tmp_path, capsys):
     from unetgui.engine import checkpoint
 
     model = checkpoint.load(str(out))
-    assert model.config.context == 1 and model.info["training"]["cases"] == ["ct", "ct2"]
+    assert model.config.context == 1
+    # no folder names or descriptions in a model file (they can name the patient): numbered cases
+    assert [c["case"] for c in model.info["training"]["cases"]] == [1, 2]
+    assert "ct2" not in json.dumps(model.info)
     assert cli.main(["predict", "--model", str(out), "--input", str(tmp_path / "ct2"), "--output",
                      str(tmp_path / "p.nii.gz")]) == 0
 

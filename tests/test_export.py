@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import os
 import re
+from dataclasses import replace
 
 import cv2
 import nibabel as nib
@@ -64,7 +66,7 @@ def test_nifti_is_on_the_dicom_world_geometry(tmp_path, dcmqi):
     volume, liver = dcmqi
     labels = _mixed_labels(volume, liver)
     paths = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, metrics_csv=False, image_nifti=True))
-    assert [os.path.basename(p) for p in paths] == ["CT_s2_labels.nii.gz", "CT_s2_image.nii.gz"]
+    assert [os.path.basename(p) for p in paths] == ["CT_s2_0bbbf5_labels.nii.gz", "CT_s2_0bbbf5_image.nii.gz"]
     img = nib.load(paths[0])
     assert img.header["sform_code"] == 1 and img.header.get_intent()[0] == "label"
     assert np.allclose(img.affine, volume.affine, atol=1e-5)
@@ -106,7 +108,7 @@ def test_dicom_seg_reads_back_equal(tmp_path, dcmqi):
     labels = _mixed_labels(volume, liver)
     (path,) = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, nifti=False, metrics_csv=False,
                                                                   dicom_seg=True))
-    assert os.path.basename(path) == "CT_s2_seg.dcm"
+    assert os.path.basename(path) == "CT_s2_0bbbf5_seg.dcm"
     back, notes = read_dicom_seg(path, volume)
     assert np.array_equal(back.labels, np.where(labels.labels == UNANNOTATED, 0, labels.labels))
     assert [(lab.value, lab.name) for lab in back.table] == [(1, "Liver"), (3, "spine")]
@@ -118,7 +120,7 @@ def test_label_pngs_hold_the_exact_values_one_per_slice_in_order(tmp_path, dcmqi
     volume, liver = dcmqi
     labels = _mixed_labels(volume, liver)
     paths = export(volume, labels, str(tmp_path), ExportOptions(nifti=False, metrics_csv=False))
-    assert [os.path.relpath(p, tmp_path) for p in paths] == [f"CT_s2_labels/CT_s2_000{k}.png" for k in (1, 2, 3)]
+    assert [os.path.relpath(p, tmp_path) for p in paths] == [f"CT_s2_0bbbf5_labels/CT_s2_0bbbf5_000{k}.png" for k in (1, 2, 3)]
     for k, path in enumerate(paths):
         data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         assert data.dtype == np.uint8 and data.shape == (512, 512)
@@ -146,8 +148,9 @@ def test_file_names_carry_no_patient_data(tmp_path, doe_series):
     out = tmp_path / "out"
     export(volume, labels, str(out), everything, model_path=str(model))
     names = _files(out)
-    assert len(names) == 2 * 12 + 5 and "CT_s1_model.unetgui" in names
-    assert (out / "CT_s1_model.unetgui").read_bytes() == b"model bytes"
+    model_copy = f"{export_basename(volume)}_model.unetgui"
+    assert len(names) == 2 * 12 + 5 and model_copy in names and model_copy.startswith("CT_s1_")
+    assert (out / model_copy).read_bytes() == b"model bytes"
     for name in names:
         assert re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)?\.(png|nii\.gz|dcm|csv|unetgui)", name), name
         assert not re.search(r"doe|jane|12345", name, re.IGNORECASE), name
@@ -168,13 +171,16 @@ def test_basename_uses_series_fields_and_falls_back_to_image():
     assert export_basename(volume(modality="")) == "image"
     assert export_basename(volume()) == "CT_image"
     assert export_basename(volume(patient_id="a/b 7", series_number="2"), include_patient_id=True) == "a_b_7_CT_s2"
+    # a re-scan with the same number and description is another series: another name
+    rescan = [export_basename(volume(series_number="3", series_uid=uid)) for uid in ("1.2.826.0.1.1", "1.2.826.0.1.2")]
+    assert rescan == ["CT_s3_" + hashlib.sha256(uid.encode()).hexdigest()[:6] for uid in ("1.2.826.0.1.1", "1.2.826.0.1.2")]
 
 
 def test_overlay_is_rgb_and_coloured_only_where_labels_are(tmp_path, dcmqi):
     volume, liver = dcmqi
     paths = export(volume, liver, str(tmp_path), ExportOptions(label_png=False, nifti=False, metrics_csv=False,
                                                                overlay_png=True))
-    assert [os.path.relpath(p, tmp_path) for p in paths] == [f"CT_s2_overlay/CT_s2_000{k}.png" for k in (1, 2, 3)]
+    assert [os.path.relpath(p, tmp_path) for p in paths] == [f"CT_s2_0bbbf5_overlay/CT_s2_0bbbf5_000{k}.png" for k in (1, 2, 3)]
     for k, path in enumerate(paths):
         bgr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
         assert bgr.shape == (512, 512, 3) and bgr.dtype == np.uint8
@@ -208,7 +214,7 @@ def test_metrics_csv_volumes_and_evaluation_rows(tmp_path, dcmqi):
                   {"set": "validation", "label": 7, "dice": 0.0, "iou": 0.0, "hd95_mm": None, "hd95_defined": False,
                    "volume_pred_ml": 0.2, "volume_truth_ml": 0.0, "case": "ct-3slice"}]
     (path,) = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, nifti=False), evaluation=evaluation)
-    assert os.path.basename(path) == "CT_s2_metrics.csv"
+    assert os.path.basename(path) == "CT_s2_0bbbf5_metrics.csv"
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     liver_row, absent, eval_liver, eval_absent = rows
@@ -256,8 +262,8 @@ def test_cancel_mid_way_leaves_the_previous_export_untouched(tmp_path, dcmqi):
         if done == 4:
             token.set()
 
-    with pytest.raises(Cancelled):
-        export(volume, changed, str(out), options, progress=progress, cancel=token)
+    with pytest.raises(Cancelled):  # replacing the earlier export, as asked
+        export(volume, changed, str(out), replace(options, overwrite=True), progress=progress, cancel=token)
     assert seen[-1] == (4, 9)
     assert {name: (out / name).read_bytes() for name in _files(out)} == before  # no temp file, nothing replaced
     token = CancelToken()
@@ -282,12 +288,12 @@ def test_dicom_seg_of_a_nifti_volume_is_refused_before_writing(tmp_path, dcmqi):
 
 def test_a_new_export_with_fewer_slices_drops_stale_slice_files(tmp_path, dcmqi):
     volume, liver = dcmqi
-    stale = tmp_path / "CT_s2_labels" / "CT_s2_0004.png"
-    mine = tmp_path / "CT_s2_labels" / "notes.txt"
+    stale = tmp_path / "CT_s2_0bbbf5_labels" / "CT_s2_0bbbf5_0004.png"
+    mine = tmp_path / "CT_s2_0bbbf5_labels" / "notes.txt"
     stale.parent.mkdir()
     stale.write_bytes(b"old")
     mine.write_text("kept")
-    export(volume, liver, str(tmp_path), ExportOptions(nifti=False, metrics_csv=False))
+    export(volume, liver, str(tmp_path), ExportOptions(nifti=False, metrics_csv=False, overwrite=True))
     assert not stale.exists() and mine.read_text() == "kept"
 
 
@@ -309,10 +315,11 @@ def test_cli_export_end_to_end(tmp_path, monkeypatch, capsys):
     assert _main(monkeypatch, argv) == 0
     printed = capsys.readouterr().out.split()
     assert sorted(os.path.relpath(p, out) for p in printed) == _files(out)
-    assert _files(out) == ["CT_s2_labels.nii.gz", "CT_s2_labels/CT_s2_0001.png", "CT_s2_labels/CT_s2_0002.png",
-                           "CT_s2_labels/CT_s2_0003.png", "CT_s2_metrics.csv", "CT_s2_seg.dcm"]
+    name = "CT_s2_0bbbf5"  # modality, series number, hash of the SeriesInstanceUID
+    assert _files(out) == [f"{name}_labels.nii.gz", f"{name}_labels/{name}_0001.png", f"{name}_labels/{name}_0002.png",
+                           f"{name}_labels/{name}_0003.png", f"{name}_metrics.csv", f"{name}_seg.dcm"]
     assert _main(monkeypatch, argv[:5] + ["--output", str(tmp_path / "ov"), "--overlay", "--include-patient-id"]) == 0
-    assert _files(tmp_path / "ov") == [f"99000_CT_s2_overlay/99000_CT_s2_000{k}.png" for k in (1, 2, 3)]
+    assert _files(tmp_path / "ov") == [f"99000_{name}_overlay/99000_{name}_000{k}.png" for k in (1, 2, 3)]
 
 
 def test_cli_export_bad_input_is_one_line(tmp_path, monkeypatch, capsys, dcmqi):
@@ -327,3 +334,41 @@ def test_cli_export_bad_input_is_one_line(tmp_path, monkeypatch, capsys, dcmqi):
         errors = [line for line in captured.err.splitlines() if not line.startswith("warning: ")]
         assert captured.out == "" and len(errors) == 1 and errors[0].startswith("unetgui: error: "), captured.err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_never_silently_replaces_another(tmp_path, dcmqi, monkeypatch, capsys):
+    """Issue 12, item 7: a different image (NIfTI: no series UID, so the same name) exported into a folder
+    that holds an export is refused with nothing written; --overwrite replaces; a target that is a folder
+    fails before anything is written."""
+    volume, liver = dcmqi
+    big = tmp_path / "big.nii.gz"
+    small = tmp_path / "small.nii.gz"
+    nifti.write_image(volume, str(big))
+    nifti.write_image(Volume(volume.voxels[:2].copy(), volume.affine.copy(), "CT"), str(small))
+    nifti.write_labels(liver, str(tmp_path / "big_labels.nii.gz"))
+    nifti.write_labels(LabelMap(liver.labels[:2].copy(), liver.affine.copy(), liver.table), str(tmp_path / "small_labels.nii.gz"))
+    out = tmp_path / "out"
+    first = ["export", "--input", str(big), "--labels", str(tmp_path / "big_labels.nii.gz"), "--output", str(out)]
+    assert _main(monkeypatch, first) == 0
+    before = {name: (out / name).read_bytes() for name in _files(out)}
+    second = ["export", "--input", str(small), "--labels", str(tmp_path / "small_labels.nii.gz"), "--output", str(out)]
+    capsys.readouterr()
+    assert _main(monkeypatch, second) == 1
+    err = capsys.readouterr().err
+    (error,) = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert "already holds an export with these names" in error and "--overwrite" in error
+    assert {name: (out / name).read_bytes() for name in _files(out)} == before
+    assert _main(monkeypatch, second + ["--overwrite"]) == 0
+    (name,) = {n.split("_labels")[0] for n in _files(out) if n.endswith("_labels.nii.gz")}
+    assert nib.load(out / f"{name}_labels.nii.gz").shape[2] == 2
+    assert len([n for n in _files(out) if n.endswith(".png")]) == 2  # the third slice's PNG went with the old export
+
+    # a target that is a folder: refused before the NIfTI or anything else is replaced, no folder left behind
+    (out / f"{name}_metrics.csv").unlink()
+    (out / f"{name}_metrics.csv").mkdir()
+    before = {n: (out / n).read_bytes() for n in _files(out)}
+    image = nifti.read_image(str(small))
+    labels = nifti.read_labels(str(tmp_path / "small_labels.nii.gz"), image)
+    with pytest.raises(FormatError, match="is a folder: the export cannot put a file there"):
+        export(image, labels, str(out), ExportOptions(overlay_png=True, overwrite=True))
+    assert {n: (out / n).read_bytes() for n in _files(out)} == before and not list(out.glob("*_overlay"))

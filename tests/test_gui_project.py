@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -145,15 +144,9 @@ def test_discarded_recovery_keeps_the_edits_aside(tmp_path):
 
 
 @pytest.mark.skipif(not (REPO / "resources" / "sample" / "model.unetgui").is_file(), reason="sample not built")
-def test_self_test_opens_and_segments_the_sample():
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run([sys.executable, "-m", "unetgui", "--self-test"], capture_output=True, text=True,
-                            timeout=240, env=env, cwd=REPO)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "self-test passed" in result.stdout
+def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
+    from PySide6.QtWidgets import QMessageBox
 
-
-def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, tmp_path):  # noqa: F811
     from unetgui.formats.dicom.writer import SeriesSpec, write_series
     from unetgui.formats.dicom_seg import read_dicom_seg
     from unetgui.formats.inputs import open_image
@@ -180,6 +173,21 @@ def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, t
     labels, _ = read_dicom_seg(str(seg), volume)
     assert np.array_equal(labels.labels, window.session.labels.labels)
     assert len(list(out.glob("*_labels/*.png"))) == 6 and len(list(out.glob("*_overlay/*.png"))) == 6
+
+    # exporting again into the same folder asks first; Cancel writes nothing, Yes replaces the files
+    _paint(window, 3, 20, 20)
+    before = seg.read_bytes()
+    asked, answer = [], [QMessageBox.StandardButton.Cancel]
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: asked.append(args[2]) or answer[0])
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None and bool(asked), timeout=30_000)
+    assert "already holds 15 file(s)" in asked[-1] and "nothing was written" in dialog.status.text()
+    assert seg.read_bytes() == before
+    answer[0] = QMessageBox.StandardButton.Yes
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None and "Wrote" in dialog.status.text(), timeout=30_000)
+    labels, _ = read_dicom_seg(str(seg), volume)
+    assert np.array_equal(labels.labels, window.session.labels.labels) and labels.labels[3].any()
     dialog.close()
 
 
@@ -239,11 +247,87 @@ def test_clean_close_folds_every_series_journal_and_labels_bring_their_names(win
     assert project.read_labels("s1").labels[5].max() == 2 and 2 in project.table.values
 
 
-def test_a_project_open_in_another_window_is_refused(window, qtbot, tmp_path):  # noqa: F811
+def test_a_project_open_elsewhere_is_opened_only_when_the_user_says_so(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
     import socket
 
+    from PySide6.QtWidgets import QMessageBox
+
     project = Project.create(str(tmp_path / "p"))
+    asked, answer = [], [QMessageBox.StandardButton.Cancel]
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: asked.append(args[2]) or answer[0])
     with open(project.path(".lock"), "w") as f:
         json.dump({"pid": os.getppid(), "host": socket.gethostname()}, f)
     window.projects.open_project(project.root)
-    assert "open in another unetgui" in window.io.last_error and window.projects.project is None
+    assert "open in another unetgui window on this computer" in asked[-1] and window.projects.project is None
+    with open(project.path(".lock"), "w") as f:
+        json.dump({"pid": 4242, "host": "workstation-7"}, f)
+    window.projects.open_project(project.root)
+    assert "is open on workstation-7" in asked[-1] and window.projects.project is None
+    answer[0] = QMessageBox.StandardButton.Open  # that program has stopped: open anyway
+    window.projects.open_project(project.root)
+    qtbot.waitUntil(lambda: window.projects.project is not None, timeout=10_000)
+    assert window.projects.project.root == project.root and window.projects.project.lock_owner().state == "ours"
+
+
+def test_closing_never_waits_forever_for_a_blocked_worker(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
+    """A read that cannot be cancelled (a stalled network drive) must not hang the close: the edits are saved,
+    the lock removed, and the process ends after the wait (here 0.3 s; os._exit replaced)."""
+    import threading
+
+    monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
+    _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
+    _paint(window, 4, 30, 30)
+    project = window.projects.project
+    release = threading.Event()
+    window.runner.start(lambda progress, cancel: release.wait(30), "read from a stalled drive")
+    exited = []
+    monkeypatch.setattr(window, "CLOSE_WAIT_MS", 300)
+    monkeypatch.setattr(window, "_exit_now", lambda: exited.append(window.runner.running_names()))
+    window.close()
+    assert exited == [["read from a stalled drive"]]
+    assert project.lock_owner().state == "none" and project.pending_edits("s1") == 0  # saved cleanly
+    assert Project.open(project.root).read_labels("s1").labels[4].any()
+    release.set()
+    window.runner.shutdown()
+
+
+def test_an_error_nobody_caught_is_logged_and_shown_in_one_line(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
+    from unetgui.app import install_last_resort
+
+    monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    shown = []
+    monkeypatch.setattr(window.io, "warn", lambda title, lines: shown.append((title, list(lines))))
+    install_last_resort(window)
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        sys.excepthook(KeyError, exc, exc.__traceback__)
+        sys.excepthook(KeyError, exc, exc.__traceback__)  # the same error again: no second box
+    ((title, (line,)),) = shown
+    assert "unexpected error" in title and "a bug in unetgui): KeyError: 'missing'" in line
+    log = line.split("(details: ")[1].rstrip(")")
+    assert os.path.dirname(log) == str(tmp_path / "data" / "logs") and "KeyError: 'missing'" in open(log).read()
+
+
+def test_untitled_projects_unused_for_a_month_are_retired_at_start(window, qtbot, tmp_path, monkeypatch):  # noqa: F811
+    """What `unetgui` does after opening its window (app.run calls retire_old): the old untitled project's
+    annotation is exported, the project removed, and the status bar says where the annotation went."""
+    import time
+
+    from unetgui.project import housekeeping
+
+    monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
+    _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
+    _paint(window, 4, 30, 30)
+    old = window.projects.project.root
+    window.projects.close_project()
+    past = time.time() - (housekeeping.KEEP_DAYS + 1) * 86400
+    for folder, _, files in os.walk(old):
+        for name in files + [""]:
+            os.utime(os.path.join(folder, name), (past, past))
+    window.projects.retire_old()
+    qtbot.waitUntil(lambda: window.projects.retired is not None, timeout=30_000)
+    (keep,), problems = window.projects.retired
+    assert not problems and not os.path.exists(old) and os.path.isfile(os.path.join(keep, "s1_labels.nii.gz"))
+    assert "untitled project(s) unused for 30 days were removed" in window.statusBar().currentMessage()

@@ -10,10 +10,21 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from unetgui import __version__
+from unetgui.core import crashlog
 from unetgui.ui.main_window import MainWindow
 
-# the repo's resources/ (an installed bundle carries it next to the code: PyInstaller's _MEIPASS)
-RESOURCES = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1])) / "resources"
+
+
+def _resources() -> Path:
+    """The icon and the sample study: in a PyInstaller bundle under _MEIPASS, in an installed wheel inside
+    the package (unetgui/resources, see pyproject.toml), in a source checkout the repo's resources/."""
+    if hasattr(sys, "_MEIPASS"):
+        return Path(sys._MEIPASS) / "resources"
+    here = Path(__file__).resolve().parent
+    return here / "resources" if (here / "resources").is_dir() else here.parent / "resources"
+
+
+RESOURCES = _resources()
 
 
 def create_app(argv: list[str]) -> QApplication:
@@ -37,7 +48,9 @@ def run(argv: list[str]) -> int:
         return self_test(argv)
     app = create_app(argv)
     window = MainWindow(resources=str(RESOURCES))
+    install_last_resort(window)
     window.show()
+    window.projects.retire_old()
     paths = [a for a in argv if not a.startswith("-")]
     if window.projects.check_crash():  # a crash last time: its project first (its edits are offered back)
         if paths or "--sample" in argv:
@@ -48,6 +61,25 @@ def run(argv: list[str]) -> int:
     elif paths:
         window.open_path(paths[0])
     return app.exec()
+
+
+def install_last_resort(window: MainWindow) -> None:
+    """An exception that escapes an event handler (a bug, a file error nobody caught) is logged with its
+    traceback (core/crashlog.py) and shown in one line; the app goes on, the annotation is autosaved."""
+    shown: set[str] = set()
+
+    def hook(kind, exc, tb) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        message = crashlog.report(exc.with_traceback(tb), "app")
+        key = crashlog.summary(exc)
+        if key not in shown:  # one box per kind of error, not one per repaint
+            shown.add(key)
+            window.io.warn("unetgui met an unexpected error; your annotation is autosaved and you can go on",
+                           [message])
+
+    sys.excepthook = hook
 
 
 def self_test(argv: list[str], timeout_s: float = 300.0) -> int:

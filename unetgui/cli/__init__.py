@@ -1,5 +1,6 @@
-"""Headless commands. Exit codes: 0 success, 1 the input could not be used (a one-line reason on
-stderr, no traceback), 2 wrong usage.
+"""Headless commands. Exit codes: 0 success, 1 the input could not be used, a file could not be read or
+written, or memory ran out (a one-line reason on stderr, no traceback), 2 wrong usage, 3 an unexpected
+error (a bug: one line on stderr, the traceback in a log file, see core/crashlog.py).
 
   unetgui info PATH
   unetgui convert --input DICOM --output image.nii.gz [--series KEY]
@@ -19,6 +20,7 @@ import sys
 
 from unetgui import __version__
 from unetgui.cli import engine_commands, export_commands, formats_commands
+from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
 
 COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export")
@@ -48,3 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early
         sys.stderr.close()
         return 0
+    except (OSError, MemoryError) as exc:  # a full disk, a file gone, memory: the user's to fix
+        print(f"unetgui: error: {crashlog.report(exc, args.command)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported in one line and logged
+        print(f"unetgui: error: {crashlog.report(exc, args.command)}", file=sys.stderr)
+        return 3

@@ -7,13 +7,14 @@ The engine (and with it torch) is imported only when one of these commands runs,
 from __future__ import annotations
 
 import argparse
-import json
+from collections import Counter
 import math
 import os
 import sys
 
 import numpy as np
 
+from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
@@ -102,8 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.init and (args.context or args.working_size is not None or args.preset != "auto"):
         raise UnetguiError("--init keeps the model's architecture and working size: drop --context, --working-size "
                            "and --preset, or train from scratch")
-    if os.path.dirname(os.path.abspath(args.output)) and not os.path.isdir(os.path.dirname(os.path.abspath(args.output))):
-        raise UnetguiError(f"{args.output}: its folder does not exist")
+    check_writable(args.output, "--output")
     init = model_file.load(args.init) if args.init else None
     images = [open_image(p, progress=ProgressLine(f"loading {os.path.basename(p)}")) for p in args.images]
     maps = []
@@ -169,6 +169,7 @@ def _predict(args: argparse.Namespace) -> int:
     image = open_image(args.input, progress=ProgressLine("loading"))
     if out.lower().endswith(".dcm") and image.kind != "dicom":
         raise UnetguiError("a DICOM-SEG output needs a DICOM input")
+    _png_names(image, out)  # a collision is found before the work, not after
     predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
     bar = ProgressLine("segmenting")
     prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False)
@@ -196,6 +197,8 @@ def _suggest(args: argparse.Namespace) -> int:
 
     if args.count < 0:
         raise UnetguiError("--count must be 0 (all) or more")
+    if args.json:
+        check_writable(args.json, "--json")
     checkpoint = model_file.load(args.model)
     image = open_image(args.input, args.series, progress=ProgressLine("loading"))
     reviewed = np.zeros(image.volume.shape[0], bool)
@@ -217,11 +220,10 @@ def _suggest(args: argparse.Namespace) -> int:
     for rank, pick in enumerate(picks, start=1):
         print(f"{rank}\t{pick.slice}\t{pick.slice + 1}\t{pick.score:.1f}\t{pick.priority:.1f}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"reviewed": [int(z) for z in np.flatnonzero(reviewed)],
-                       "suggestions": [{"rank": r, "slice": p.slice, "score": p.score, "priority": p.priority}
-                                       for r, p in enumerate(picks, start=1)],
-                       "scores": [None if not np.isfinite(v) else float(v) for v in scores]}, f, indent=1)
+        write_json(args.json, {"reviewed": [int(z) for z in np.flatnonzero(reviewed)],
+                               "suggestions": [{"rank": r, "slice": p.slice, "score": p.score, "priority": p.priority}
+                                               for r, p in enumerate(picks, start=1)],
+                               "scores": [None if not np.isfinite(v) else float(v) for v in scores]})
     return 0
 
 
@@ -231,10 +233,23 @@ def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
     elif out.lower().endswith(".dcm"):
         write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction")
     elif os.path.splitext(out)[1] == "":
-        names = [os.path.splitext(n)[0] + ".png" for n in image.slice_names] or None
-        png.write_label_pngs(labels.labels, out, names=names)
+        png.write_label_pngs(labels.labels, out, names=_png_names(image, out))
     else:
         raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
+
+
+def _png_names(image: ImageInput, out: str) -> list[str] | None:
+    """The PNG names of a prediction into folder ``out``: the inputs' stems (``12.tif`` -> ``12.png``), which
+    must not collide (``case1.png`` and ``case1.tif`` would write one file twice)."""
+    if is_nifti(out) or out.lower().endswith(".dcm") or not image.slice_names:
+        return None
+    names = [os.path.splitext(n)[0] + ".png" for n in image.slice_names]
+    twins = sorted(n for n, k in Counter(names).items() if k > 1)
+    if twins:
+        clash = [n for n in image.slice_names if os.path.splitext(n)[0] + ".png" == twins[0]]
+        raise UnetguiError(f"{' and '.join(clash)} would both be written as {twins[0]} in {out}: rename one "
+                           f"({len(twins)} such name(s))")
+    return names
 
 
 def _grid_of(labels: LabelMap) -> Volume:
@@ -245,6 +260,8 @@ def _grid_of(labels: LabelMap) -> Volume:
 def _evaluate(args: argparse.Namespace) -> int:
     from unetgui.engine.metrics import evaluate
 
+    if args.json:
+        check_writable(args.json, "--json")
     if is_nifti(args.truth):
         truth = nifti.read_labels(args.truth)
         if not is_nifti(args.prediction):
@@ -267,6 +284,5 @@ def _evaluate(args: argparse.Namespace) -> int:
         hd = f"{m.hd95_mm:9.2f}" if math.isfinite(m.hd95_mm) else f"{'n/a':>9}"
         print(f"{m.label:5d} {m.dice:7.4f} {m.iou:7.4f} {hd} {m.volume_pred_ml:10.3f} {m.volume_truth_ml:10.3f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"metrics": [m.to_json() for m in results], "spacing_mm": list(spacing)}, f, indent=2)
+        write_json(args.json, {"metrics": [m.to_json() for m in results], "spacing_mm": list(spacing)})
     return 0

@@ -40,6 +40,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--model", help="model file to copy alongside as <name>_model.unetgui (with --project: "
                      "'current' for the project's current model)")
     cmd.add_argument("--include-patient-id", action="store_true", help="put the PatientID into the file names")
+    cmd.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export with the "
+                     "same names (without it, an export into a folder that holds them writes nothing)")
     cmd.set_defaults(run=_export)
 
 
@@ -92,6 +94,8 @@ def _export_project(args: argparse.Namespace) -> int:
         if saved is None:
             print(f"warning: series {entry.id} has no labels yet: skipped", file=sys.stderr)
             continue
+        if saved.note:
+            print(f"warning: series {entry.id}: {saved.note}", file=sys.stderr)
         image = ImageInput(project.source_path(entry), project.load_image(entry, ProgressLine("reading")), entry.kind)
         labels = LabelMap(np.where(saved.labels == UNANNOTATED, 0, saved.labels).astype(np.uint8),
                           image.volume.affine.copy(), project.table)
@@ -106,9 +110,9 @@ def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptio
     if any(getattr(args, flag) for flag in _FORMAT_FLAGS):
         return ExportOptions(label_png=args.png, overlay_png=args.overlay, nifti=args.nifti,
                              image_nifti=args.image_nifti, dicom_seg=args.dicom_seg, metrics_csv=args.metrics,
-                             include_patient_id=args.include_patient_id)
+                             include_patient_id=args.include_patient_id, overwrite=args.overwrite)
     seg = image.kind == "dicom"
     if seg and (problem := dicom_seg_problem(image.volume, labels)):
         print(f"warning: DICOM-SEG skipped: {problem}", file=sys.stderr)
         seg = False
-    return ExportOptions(dicom_seg=seg, include_patient_id=args.include_patient_id)
+    return ExportOptions(dicom_seg=seg, include_patient_id=args.include_patient_id, overwrite=args.overwrite)

@@ -29,12 +29,7 @@ def _info(path: str) -> int:
     if not os.path.exists(path):
         raise UnetguiError(f"{path}: no such file or folder")
     if os.path.isfile(path) and is_nifti(path):
-        volume = nifti.read_image(path)
-        z, y, x = volume.shape
-        sz, sy, sx = volume.spacing
-        print(f"NIfTI {path}: {x} x {y} x {z} voxels of {sx:.4g} x {sy:.4g} x {sz:.4g} mm, {volume.voxels.dtype}")
-        for w in volume.warnings:
-            print(f"  warning: {w}")
+        print(nifti.describe(path))  # the header only: info never reads the voxels
         return 0
     result = scan(path, ProgressLine("scanning"))
     _print_scan(result)

@@ -4,17 +4,18 @@ named without patient data unless asked; runs on a worker with a progress bar an
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import (
-    QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QVBoxLayout,
-    QWidget,
+    QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
+    QVBoxLayout, QWidget,
 )
 
 from unetgui.core.errors import FormatError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
-from unetgui.formats.export import ExportOptions, dicom_seg_problem, export, export_basename
+from unetgui.formats.export import ExportExists, ExportOptions, dicom_seg_problem, export, export_basename
 from unetgui.ui.model_controller import ModelController
 from unetgui.ui.project_controller import ProjectController
 from unetgui.workers.jobs import Job, JobRunner
@@ -28,6 +29,7 @@ class ExportDialog(QDialog):
         self.session, self.runner, self.models, self.projects = session, runner, models, projects
         self.job: Job | None = None
         self.written: list[str] = []
+        self._exists: list[str] | None = None  # set by a worker that found an earlier export (see _failed)
         volume = session.volume
         self.folder = QLineEdit(QSettings().value("export_folder", os.path.expanduser("~")))
         browse = QPushButton("Browse...")
@@ -111,20 +113,25 @@ class ExportDialog(QDialog):
                              dicom_seg=self.dicom_seg.isChecked() and self.dicom_seg.isEnabled(),
                              metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked())
 
-    def start(self) -> None:
-        """Export on a worker (a copy of the labels: the user may keep editing meanwhile)."""
+    def start(self, overwrite: bool = False) -> None:
+        """Export on a worker (a copy of the labels: the user may keep editing meanwhile); files of an
+        earlier export with the same names are replaced only after the user says so."""
         folder = self.folder.text().strip()
         if not folder:
             self.status.setText("Choose a folder to export into.")
             return
         s = self.session
         volume, labels = s.volume, LabelMap(s.labels.labels.copy(), s.labels.affine.copy(), s.table)
-        options, evaluation = self.options(), list(self.models.last_evaluation)
+        options, evaluation = replace(self.options(), overwrite=overwrite), list(self.models.last_evaluation)
         model = self._model_path() if self.model.isChecked() else None
         QSettings().setValue("export_folder", folder)
 
         def work(progress, cancel):
-            return export(volume, labels, folder, options, progress, cancel, evaluation or None, model)
+            try:
+                return export(volume, labels, folder, options, progress, cancel, evaluation or None, model)
+            except ExportExists as exc:
+                self._exists = exc.paths  # read on the GUI thread in _failed, which this failure reaches next
+                raise
 
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -145,7 +152,19 @@ class ExportDialog(QDialog):
         self.status.setText(f"Wrote {len(paths)} file(s) into {folder}:\n" + "\n".join(shown))
 
     def _failed(self, message: str) -> None:
+        if self._exists is not None:
+            paths, self._exists = self._exists, None
+            message = "the folder holds an earlier export with these names"
+            QTimer.singleShot(0, lambda: self._ask_overwrite(paths))  # once this job is done
         self.status.setText(f"Export failed, nothing was written: {message}")
+
+    def _ask_overwrite(self, paths: list[str]) -> None:
+        answer = QMessageBox.question(
+            self, "unetgui", f"{self.folder.text().strip()} already holds {len(paths)} file(s) with the names of "
+            "this export (an earlier export of this series).\n\nReplace them?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes and self.job is None:
+            self.start(overwrite=True)
 
     def _done(self) -> None:
         self.job = None

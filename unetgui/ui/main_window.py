@@ -258,10 +258,24 @@ class MainWindow(QMainWindow):
         else:
             self.io.open_path(path)
 
+    #: how long closing waits for cancelled work to stop (a read from a stalled network drive cannot be cancelled)
+    CLOSE_WAIT_MS = 15_000
+
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.runner.shutdown()  # cancel and wait until every thread ended: no "QThread destroyed while running"
+        stopped = self.runner.shutdown(self.CLOSE_WAIT_MS)  # cancel, wait: no "QThread destroyed while running"
         self.projects.close_project()  # the last edits into the snapshot, the lock removed: a clean close
         super().closeEvent(event)
+        if not stopped:
+            self._exit_now()
+
+    def _exit_now(self) -> None:
+        """A worker still blocks after the wait: the edits are saved, so end the process rather than hang
+        (Qt aborts when a running thread is destroyed at exit)."""
+        from unetgui.core import crashlog
+
+        crashlog.write_log(TimeoutError(f"work still running {self.CLOSE_WAIT_MS} ms after close: "
+                                        f"{', '.join(self.runner.running_names())}"), "close")
+        os._exit(0)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         step = {Qt.Key.Key_Up: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Down: -1, Qt.Key.Key_Left: -1}.get(event.key())

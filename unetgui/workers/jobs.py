@@ -9,16 +9,14 @@ inside itself, so waiting for it from the GUI thread cannot deadlock (see TOOLCH
 from __future__ import annotations
 
 import inspect
-import logging
-import traceback
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from unetgui.core import crashlog
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken
 
-log = logging.getLogger(__name__)
 WorkFn = Callable[..., Any]
 
 
@@ -59,9 +57,8 @@ class Job(QObject):
             self.failed.emit(str(exc))
         except MemoryError:
             self.failed.emit(f"{self.name}: out of memory; close other programs or use a smaller input")
-        except Exception as exc:  # a bug: report it readably and keep the app alive
-            log.error("%s failed:\n%s", self.name, traceback.format_exc())
-            self.failed.emit(f"{self.name} failed unexpectedly: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug: report it readably (the traceback in a log file), keep the app alive
+            self.failed.emit(f"{self.name} failed: {crashlog.report(exc, self.name)}")
         finally:
             self.done.emit()
             QThread.currentThread().quit()
@@ -114,6 +111,9 @@ class JobRunner(QObject):
     @property
     def busy(self) -> bool:
         return bool(self._running)
+
+    def running_names(self) -> list[str]:
+        return [job.name for job in self._running]
 
     def cancel_all(self) -> None:
         for job in list(self._running):

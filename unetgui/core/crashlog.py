@@ -1,0 +1,70 @@
+"""The last resort for errors nobody expected: one clear line for the user, the traceback in a log file.
+
+The CLI's ``main``, the app's ``sys.excepthook`` and its background jobs call :func:`report`. It never
+raises: a failure to write the log (a full disk) still gives the user the line, without the log's path.
+
+Log folder (``UNETGUI_DATA`` overrides it, e.g. in tests): ``%LOCALAPPDATA%\\unetgui\\logs`` on Windows,
+``~/Library/Logs/unetgui`` on macOS, ``$XDG_STATE_HOME/unetgui/logs`` (``~/.local/state``) elsewhere.
+The newest ``KEEP`` logs are kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import traceback
+
+KEEP = 20
+_PREFIX = "crash-"
+
+
+def log_folder() -> str:
+    if os.environ.get("UNETGUI_DATA"):
+        return os.path.join(os.environ["UNETGUI_DATA"], "logs")
+    if sys.platform == "win32":
+        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~"), "unetgui", "logs")
+    if sys.platform == "darwin":
+        return os.path.expanduser("~/Library/Logs/unetgui")
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(state, "unetgui", "logs")
+
+
+def summary(exc: BaseException) -> str:
+    """One line for the user: what happened and what to do, without a traceback."""
+    if isinstance(exc, MemoryError):
+        return "out of memory: close other programs, or use a smaller image, model or batch"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    text = " ".join(str(exc).split())[:300]
+    return f"an unexpected error (a bug in unetgui): {type(exc).__name__}{': ' + text if text else ''}"
+
+
+def write_log(exc: BaseException, context: str = "") -> str | None:
+    """Write the traceback (with versions and ``context``) to a new log file; its path, or None if that failed."""
+    try:
+        from unetgui import __version__
+
+        folder = log_folder()
+        os.makedirs(folder, exist_ok=True)
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+        path = os.path.join(folder, f"{_PREFIX}{stamp}.log")
+        lines = [f"unetgui {__version__}, Python {platform.python_version()}, {platform.platform()}",
+                 f"time: {stamp}", f"context: {context or '-'}", f"command line: {sys.argv}", "",
+                 *traceback.format_exception(type(exc), exc, exc.__traceback__)]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(line.rstrip("\n") for line in lines) + "\n")
+        logs = sorted(n for n in os.listdir(folder) if n.startswith(_PREFIX))
+        for old in logs[:-KEEP]:
+            os.remove(os.path.join(folder, old))
+        return path
+    except Exception:  # noqa: BLE001 - the last resort must not fail in turn
+        return None
+
+
+def report(exc: BaseException, context: str = "") -> str:
+    """:func:`summary`, with the log file's path when the traceback could be written."""
+    path = write_log(exc, context)
+    return summary(exc) + (f" (details: {path})" if path else "")
