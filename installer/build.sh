@@ -15,7 +15,7 @@
 #
 # Build venv (once), from the repository root:
 #   python3 -m venv /work/buildvenv
-#   /work/buildvenv/bin/pip install torch==2.13.0 -e . pyinstaller
+#   /work/buildvenv/bin/pip install -c constraints.txt torch==2.13.0 -e . pyinstaller   (the versions CI tested)
 #   PYTHON=/work/buildvenv/bin/python installer/build.sh --archive
 # (torch==2.13.0 gives the CPU wheel on Linux where the index has it; a CUDA torch makes a ~4 GB bundle.)
 #
