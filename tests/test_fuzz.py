@@ -1,0 +1,33 @@
+"""Fuzz (issue 12): a few hundred mutated DICOM files, NIfTI headers, model files, journals and project.json
+files (bit flips, truncation, huge dimensions) through `info`, `convert`, `predict`, `export --project` and
+project open: no traceback, no hang, no file written outside the output. The cases run in one subprocess
+(tests/fuzz_driver.py) under a time limit, so a hang fails the test instead of blocking the suite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+
+PER_CASE_S = 20.0
+
+
+@pytest.mark.slow
+def test_mutated_inputs_give_one_line_errors_and_write_only_the_output(tmp_path):
+    driver = Path(__file__).with_name("fuzz_driver.py")
+    run = subprocess.run([sys.executable, str(driver), str(tmp_path / "work"), str(DATA), "20261130"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert len(results) >= 280
+    failed = [r for r in results if not r["ok"]]
+    assert not failed, "\n".join(f"{r['case']}: {r['why']}" for r in failed[:20])
+    slow = [r for r in results if r["seconds"] > PER_CASE_S]
+    assert not slow, slow[:5]
+    kinds = {r["case"].split()[0] for r in results}
+    assert kinds == {"dicom", "nifti", "model", "journal", "project.json"}
