@@ -140,3 +140,24 @@ def test_a_failed_write_leaves_the_previous_seg_whole_and_no_temporary_file(tmp_
     with pytest.raises(FormatError, match="No space left"):
         write_dicom_seg(lm, volume, str(out / "seg.dcm"))
     assert (out / "seg.dcm").read_bytes() == before and os.listdir(out) == ["seg.dcm"]
+
+
+def test_a_segment_colour_of_the_wrong_length_falls_back_to_the_default(tmp_path, phantom):
+    """Issue 12, item 4: a crafted RecommendedDisplayCIELabValue (2 values, or text) must not stop the read."""
+    from unetgui.core.volume import default_color
+
+    write_series(phantom, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    (series,) = scan(str(tmp_path / "ct")).series
+    volume = load_series(series)
+    lm = LabelMap.empty_like(volume, LabelTable((Label(1, "liver", (200, 90, 60)), Label(2, "cyst", (9, 9, 200)))))
+    lm.labels[volume.voxels > 60] = 1
+    lm.labels[5, 20:30, 20:30] = 2
+    path = str(tmp_path / "seg.dcm")
+    write_dicom_seg(lm, volume, path)
+    ds = pydicom.dcmread(path)
+    ds.SegmentSequence[0].RecommendedDisplayCIELabValue = [100, 200]
+    ds.SegmentSequence[1].RecommendedDisplayCIELabValue = [1, 2, 3, 4]
+    ds.save_as(path)
+    back, _ = read_dicom_seg(path, volume)
+    assert np.array_equal(back.labels, lm.labels)
+    assert [lab.color for lab in back.table] == [default_color(1), default_color(2)]

@@ -106,6 +106,22 @@ def test_journal_alone_restores_the_edits_since_the_snapshot(tmp_path):
     assert np.array_equal(saved.reviewed, session.reviewed)
 
 
+def test_a_failed_segmentation_is_taken_back_in_the_journal_at_once(tmp_path):
+    """Issue 12, item 10: batches of a segmentation can reach the journal before it fails (any flush while it
+    runs writes the dirty slices); the rollback must be journaled at once, or a crash brings them back."""
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    before = {z: session.labels.labels[z].copy() for z in (2, 3)}
+    session.apply_prediction([2, 3], np.ones((2, *volume.shape[1:]), np.uint8))  # two batches shown
+    session.set_reviewed(7)  # the user marks another slice meanwhile: a flush journals slices 2 and 3
+    assert Project.open(project.root).read_labels("s1").labels[2].all()
+    assert session.discard_prediction(before) == (2, 3)  # the job failed
+    on_disk = Project.open(project.root).read_labels("s1")  # what a crash now would recover
+    assert np.array_equal(on_disk.labels, session.labels.labels) and not on_disk.labels[2].any()
+
+
 def test_a_stroke_in_progress_is_not_journaled_until_it_ends(tmp_path):
     project, volume = _project(tmp_path)
     session = Session()

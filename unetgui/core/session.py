@@ -39,6 +39,7 @@ class Listeners:
     reviewed_changed: list[Callable[[], None]] = field(default_factory=list)
     slice_changed: list[Callable[[int], None]] = field(default_factory=list)
     history_changed: list[Callable[[], None]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)  # a final change without an undo step
     uncertainty_changed: list[Callable[[], None]] = field(default_factory=list)
     closed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -287,6 +288,19 @@ class Session:
         self.history.push(step)
         self._emit("history_changed")
         return step
+
+    def discard_prediction(self, befores: dict[int, np.ndarray]) -> tuple[int, ...]:
+        """Take back a segmentation that failed: the slices it wrote get their content back (reviewed
+        slices were never written). Autosave is told at once (``committed``), so that a crash after the
+        failure cannot bring the partial result back. Returns the slices restored."""
+        open_stroke = self._stroke.z if self._stroke is not None else None  # a drag in progress wins
+        restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != open_stroke)
+        for z in restored:
+            self.labels.labels[z] = befores[z]
+        if restored:
+            self._emit("labels_changed", restored)
+            self._emit("committed")
+        return restored
 
     def suggestions(self, count: int | None = None) -> list:
         """Unreviewed segmented slices in the order to correct them (core.ranking.rank_slices)."""

@@ -183,14 +183,20 @@ def _segment_values(seg: hd.seg.Segmentation, numbers: list[int]) -> tuple[list[
         value = int(match.group(1)) if match else n
         if not 1 <= value < UNANNOTATED:
             raise FormatError(f"segment {n} cannot be mapped to a label value 1..254 (it would be {value})")
-        color = default_color(value)
-        if "RecommendedDisplayCIELabValue" in desc:
-            lab = hd.color.CIELabColor.from_dicom_value(desc.RecommendedDisplayCIELabValue)
-            color = tuple(int(c) for c in lab.to_rgb())
-        labels.append(Label(value, desc.segment_label or f"Label {value}", color))
+        labels.append(Label(value, desc.segment_label or f"Label {value}", _display_color(desc, value)))
     if len({lab.value for lab in labels}) != len(labels):
         raise FormatError("the segmentation's segments cannot be mapped to distinct label values 1..254")
     return [lab.value for lab in labels], LabelTable(tuple(labels))
+
+
+def _display_color(desc, value: int) -> tuple[int, int, int]:
+    """The segment's recommended colour as RGB; the label's default colour when it is absent or not three
+    CIELab values (a colour is never worth refusing the segmentation)."""
+    try:
+        lab = hd.color.CIELabColor.from_dicom_value(desc.RecommendedDisplayCIELabValue)
+        return tuple(int(np.clip(c, 0, 255)) for c in lab.to_rgb())  # type: ignore[return-value]
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+        return default_color(value)
 
 
 def _referenced_instances(seg: hd.seg.Segmentation) -> list:

@@ -32,7 +32,7 @@ class Autosaver:
             else:  # the session shows the snapshot + journal: keep appending to that journal
                 project.start_journal(series_id, session.labels.shape, resume=True)
         self._callbacks = (("labels_changed", self._changed), ("history_changed", self.flush),
-                           ("reviewed_changed", self.flush), ("table_changed", self._table))
+                           ("reviewed_changed", self.flush), ("committed", self.flush), ("table_changed", self._table))
         for name, callback in self._callbacks:
             getattr(session.listeners, name).append(callback)
 

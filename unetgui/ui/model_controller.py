@@ -153,9 +153,7 @@ class ModelController(QObject):
         def failed(message: str) -> None:
             # a failed job leaves the document as it was: take back the batches already shown
             if same_document() and backup:
-                slices = [z for z in backup if not self.session.reviewed[z]]
-                if slices:
-                    self.session.apply_prediction(slices, np.stack([backup[z] for z in slices]))
+                self.session.discard_prediction(backup)
             self.failed.emit(message)
 
         def finished(notes) -> None:
