@@ -145,6 +145,8 @@ class Runner:
             os.chdir(cwd)
         seconds = time.monotonic() - start
         text = err.getvalue()
+        if "out of memory" in text:  # an allocation the limits should have prevented (the address space is capped)
+            why = why or f"ran out of memory: {text.strip()[-200:]}"
         if "Traceback" in text:
             why = why or "a traceback on stderr"
         errors = [line for line in text.splitlines() if line.startswith("unetgui: error")]
@@ -174,6 +176,12 @@ def main(work: Path, data: Path, seed: int, scale: float = 1.0) -> None:
     from unetgui.project.store import Project
 
     rng = random.Random(seed)
+    try:  # an allocation a limit should have refused fails here as MemoryError instead of swapping
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+    except (ImportError, ValueError, OSError):
+        pass
     work.mkdir(parents=True, exist_ok=True)
     os.environ["UNETGUI_DATA"] = str(work / "data")
     run = Runner(work / "cases")

@@ -111,7 +111,7 @@ def test_a_crash_is_offered_for_recovery_at_the_next_start(window, qtbot, tmp_pa
     with open(os.path.join(root, ".lock"), "w") as f:  # as if a killed process had held it
         json.dump({"pid": 2**22 + 12345, "host": os.uname().nodename}, f)
     project = Project.open(root)
-    assert project.crashed() and project.pending_edits("s1") == 1
+    assert project.lock_owner().state == "crashed" and project.pending_edits("s1") == 1
     # a new start: the settings still name the project that was open
     window.projects.project.unlock = lambda: None  # keep the stale lock while the old window goes away
     window.runner.shutdown()

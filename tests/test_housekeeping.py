@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from unetgui.core.volume import LabelTable, Volume
 from unetgui.formats import nifti
@@ -51,7 +53,7 @@ def test_old_untitled_projects_are_retired_and_nothing_annotated_is_lost(tmp_pat
     recent = _untitled(data, "untitled-3", images[0])
     crashed = _untitled(data, "untitled-4", images[0])
     with open(crashed.path(".lock"), "w") as f:
-        json.dump({"pid": 2**22 + 7, "host": os.uname().nodename}, f)
+        json.dump({"pid": 2**22 + 7, "host": socket.gethostname()}, f)
     gone = _untitled(data, "untitled-5", images[1])
     os.remove(images[1])  # its image was deleted: its annotation cannot be exported on its grid
     for project in (old, empty, crashed, gone):
@@ -71,10 +73,33 @@ def test_an_exported_annotation_is_on_the_image_grid(tmp_path):
     nifti.write_image(Volume(np.zeros((3, 8, 8), np.int16), affine, "CT"), image)
     old = _untitled(data, "untitled-1", image)
     _age(old.root, 45)
+    aside = old.path("labels", "s1.journal.discarded-20261001-120000-000000")  # edits a user once set aside
+    with open(aside, "wb") as f:
+        f.write(b"kept")
+    _age(old.root, 45)
     kept_in, problems = housekeeping.retire_expired(str(data))
     assert not problems and not os.path.exists(old.root)
     (keep,) = kept_in
-    assert sorted(os.listdir(keep)) == ["project.json", "s1_labels.nii.gz"]
+    assert sorted(os.listdir(keep)) == ["project.json", "s1.journal.discarded-20261001-120000-000000", "s1_labels.nii.gz"]
     img = nib.load(os.path.join(keep, "s1_labels.nii.gz"))
     labels = np.asanyarray(img.dataobj).transpose(2, 1, 0)
     assert np.allclose(img.affine, affine) and labels[1, 2:5, 2:5].all() and labels.sum() == 9
+
+
+def test_a_project_opened_meanwhile_is_not_retired(tmp_path):
+    """expired() and retire() are two steps: a unetgui that opens the project between them holds its lock,
+    and retire() takes the lock exclusively, so it backs off and leaves that lock alone."""
+    from unetgui.core.errors import UnetguiError
+
+    data = tmp_path / "data"
+    image = str(tmp_path / "ct.nii.gz")
+    nifti.write_image(Volume(np.zeros((3, 8, 8), np.int16), np.eye(4), "CT"), image)
+    old = _untitled(data, "untitled-1", image)
+    _age(old.root, 45)
+    assert housekeeping.expired(str(data)) == [old.root]
+    opened = Project.open(old.root)
+    opened.lock()  # another window opens it now
+    with pytest.raises(UnetguiError, match="it is open"):
+        housekeeping.retire(old.root, str(data))
+    assert os.path.isfile(old.path("project.json")) and opened.lock_owner().state == "ours"
+    opened.unlock()

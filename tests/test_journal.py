@@ -136,3 +136,13 @@ def test_the_project_reports_what_it_recovered(tmp_path, capsys):
     assert "3 edit(s) recovered" in saved.note
     assert cli.main(["export", "--project", project.root, "--output", str(tmp_path / "out"), "--nifti"]) == 0
     assert f"series {entry.id}: the autosave journal was damaged" in capsys.readouterr().err
+
+
+def test_markers_with_huge_lengths_are_skipped_without_copying(tmp_path):
+    """Record markers claiming 4 GB payloads (a crafted file): each is refused from its header alone."""
+    path = str(tmp_path / "s1.journal")
+    planes = _write(path, 2)
+    with open(path, "ab") as f:
+        f.write((journal._HEAD.pack(journal.RECORD, 0xFFFFFFFF, 0) + b"x" * 4) * 20_000)
+    found = journal.scan(path, "tok", SHAPE)
+    assert len(found.records) == 2 and found.damaged == 1 and np.array_equal(found.records[1].planes, planes[1])

@@ -148,12 +148,21 @@ def _png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
 
 
-def test_a_png_claiming_ten_billion_pixels_is_a_one_line_error(tmp_path, capsys):
-    (tmp_path / "imgs").mkdir()
-    (tmp_path / "imgs" / "a.png").write_bytes(_png_claiming(100_000, 100_000))
-    assert len(_png_claiming(100_000, 100_000)) < 200
+def test_a_png_claiming_ten_billion_pixels_is_a_one_line_error(tmp_path):
+    (tmp_path / "a.png").write_bytes(_png_claiming(100_000, 100_000))  # 70 bytes
     with pytest.raises(FormatError, match="a.png: slices of 100000 x 100000 pixels are larger than unetgui opens"):
-        png.read_image(str(tmp_path / "imgs" / "a.png"))
+        png.read_image(str(tmp_path / "a.png"))
+    # formats whose headers unetgui does not read: OpenCV's own limit, set to the app's when unetgui is imported
+    assert os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == str(limits.MAX_SIDE ** 2)
+
+
+def test_a_nifti_claiming_more_bytes_than_its_file_is_refused_before_reading(tmp_path):
+    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float64), np.eye(4))
+    img.header.set_data_shape((1000, 1000, 1000))  # 8 GB of float64 in a ~400-byte file
+    path = tmp_path / "x.nii.gz"
+    path.write_bytes(gzip.compress(img.header.binaryblock + b"\0" * 4))
+    with pytest.raises(FormatError, match="the header claims 8,000,000,000 bytes of voxels"):
+        nifti.read_image(str(path))
 
 
 def test_info_on_nifti_reads_the_header_only(tmp_path, capsys):

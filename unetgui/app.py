@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from PySide6.QtGui import QIcon
@@ -73,8 +74,9 @@ def install_last_resort(window: MainWindow) -> None:
             sys.__excepthook__(kind, exc, tb)
             return
         message = crashlog.report(exc.with_traceback(tb), "app")
-        key = crashlog.summary(exc)
-        if key not in shown:  # one box per kind of error, not one per repaint
+        last = traceback.extract_tb(tb)[-1:] if tb is not None else []
+        key = f"{kind.__name__} {last[0].filename}:{last[0].lineno}" if last else kind.__name__
+        if key not in shown:  # one box per error and place, not one per repaint
             shown.add(key)
             window.io.warn("unetgui met an unexpected error; your annotation is autosaved and you can go on",
                            [message])

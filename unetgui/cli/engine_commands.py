@@ -244,9 +244,10 @@ def _png_names(image: ImageInput, out: str) -> list[str] | None:
     if is_nifti(out) or out.lower().endswith(".dcm") or not image.slice_names:
         return None
     names = [os.path.splitext(n)[0] + ".png" for n in image.slice_names]
-    twins = sorted(n for n, k in Counter(names).items() if k > 1)
+    # casefold: Case1.png and case1.png are one file on Windows and macOS
+    twins = sorted(n for n, k in Counter(n.casefold() for n in names).items() if k > 1)
     if twins:
-        clash = [n for n in image.slice_names if os.path.splitext(n)[0] + ".png" == twins[0]]
+        clash = [n for n in image.slice_names if (os.path.splitext(n)[0] + ".png").casefold() == twins[0]]
         raise UnetguiError(f"{' and '.join(clash)} would both be written as {twins[0]} in {out}: rename one "
                            f"({len(twins)} such name(s))")
     return names

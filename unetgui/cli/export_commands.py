@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
@@ -78,7 +76,7 @@ def _export_project(args: argparse.Namespace) -> int:
     its own subfolder named by series (``s1``, ...): names from different series never collide."""
     import os
 
-    from unetgui.core.volume import UNANNOTATED, LabelMap
+    from unetgui.core.volume import LabelMap, without_unannotated
     from unetgui.project.store import Project
 
     project = Project.open(args.project)
@@ -97,7 +95,7 @@ def _export_project(args: argparse.Namespace) -> int:
         if saved.note:
             print(f"warning: series {entry.id}: {saved.note}", file=sys.stderr)
         image = ImageInput(project.source_path(entry), project.load_image(entry, ProgressLine("reading")), entry.kind)
-        labels = LabelMap(np.where(saved.labels == UNANNOTATED, 0, saved.labels).astype(np.uint8),
+        labels = LabelMap(without_unannotated(saved.labels),
                           image.volume.affine.copy(), project.table)
         options = _options(args, image, labels)
         paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),

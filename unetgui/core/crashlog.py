@@ -37,7 +37,7 @@ def summary(exc: BaseException) -> str:
         return "out of memory: close other programs, or use a smaller image, model or batch"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        return f"{exc.strerror or type(exc).__name__}{where}"
+        return f"{exc.strerror or str(exc) or type(exc).__name__}{where}"
     text = " ".join(str(exc).split())[:300]
     return f"an unexpected error (a bug in unetgui): {type(exc).__name__}{': ' + text if text else ''}"
 
@@ -56,12 +56,14 @@ def write_log(exc: BaseException, context: str = "") -> str | None:
                  *traceback.format_exception(type(exc), exc, exc.__traceback__)]
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(line.rstrip("\n") for line in lines) + "\n")
-        logs = sorted(n for n in os.listdir(folder) if n.startswith(_PREFIX))
-        for old in logs[:-KEEP]:
-            os.remove(os.path.join(folder, old))
-        return path
     except Exception:  # noqa: BLE001 - the last resort must not fail in turn
         return None
+    try:
+        for old in sorted(n for n in os.listdir(folder) if n.startswith(_PREFIX))[:-KEEP]:
+            os.remove(os.path.join(folder, old))
+    except OSError:
+        pass  # another process pruned them first
+    return path
 
 
 def report(exc: BaseException, context: str = "") -> str:

@@ -23,6 +23,11 @@ _PALETTE = (
 )
 
 
+def without_unannotated(labels: np.ndarray) -> np.ndarray:
+    """A uint8 copy of ``labels`` with 255 ("not annotated") written as 0: what every export writes."""
+    return np.where(labels == UNANNOTATED, 0, labels).astype(np.uint8)
+
+
 def default_color(value: int) -> tuple[int, int, int]:
     """A distinct RGB colour for label ``value`` (1-based)."""
     return _PALETTE[(value - 1) % len(_PALETTE)]

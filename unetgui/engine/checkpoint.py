@@ -43,20 +43,25 @@ class Checkpoint:
         return cls(model.config, preprocessing, labels, weights, dict(info or {}))
 
     def build(self, device: torch.device | str = "cpu") -> UNet:
-        """The model with these weights, in eval mode, on ``device``. The architecture is first built on
-        the meta device (no memory) and its shapes compared with the weights', so a crafted file that
-        claims a huge model is refused before anything is allocated."""
-        with torch.device("meta"):
-            shapes = {k: tuple(v.shape) for k, v in UNet(self.config).state_dict().items()}
-        if shapes != {k: tuple(v.shape) for k, v in self.weights.items()}:
-            wrong = sorted(set(shapes.items()) ^ {(k, tuple(v.shape)) for k, v in self.weights.items()})[:2]
-            raise FormatError(f"the model file's weights do not fit its architecture (e.g. {wrong})")
+        """The model with these weights, in eval mode, on ``device``."""
+        self.check_weights()
         model = UNet(self.config)
         try:
             model.load_state_dict(self.weights, strict=True)
         except RuntimeError as exc:
             raise FormatError(f"the model file's weights do not fit its architecture: {str(exc)[:300]}") from exc
         return model.to(device).eval()
+
+    def check_weights(self) -> None:
+        """Raise :class:`FormatError` unless the weights have exactly the architecture's names and shapes.
+        The architecture is built on the meta device (no memory), so a crafted file that claims a huge
+        model is refused before anything is allocated."""
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in UNet(self.config).state_dict().items()}
+        given = {k: tuple(v.shape) for k, v in self.weights.items()}
+        if shapes != given:
+            wrong = sorted(set(shapes.items()) ^ set(given.items()))[:2]
+            raise FormatError(f"the model file's weights do not fit its architecture (e.g. {wrong})")
 
     def metadata(self) -> dict:
         return {
@@ -108,9 +113,9 @@ def load(path: str) -> Checkpoint:
         if checkpoint.config.classes != len(checkpoint.labels) + 1:
             raise FormatError(f"{name}: the model has {checkpoint.config.classes} classes but "
                               f"{len(checkpoint.labels)} labels")
-        checkpoint.build()  # the weights must fit the architecture exactly
+        checkpoint.check_weights()  # the weights must fit the architecture exactly
         return checkpoint
     except FormatError:
         raise
-    except (UnetguiError, KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as exc:
+    except (UnetguiError, KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
         raise FormatError(f"{name}: the model's metadata is invalid ({type(exc).__name__}: {exc})") from exc

@@ -56,7 +56,7 @@ import pydicom
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
-from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color
+from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color, without_unannotated
 from unetgui.formats import nifti, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 
@@ -174,7 +174,7 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FormatError(f"{folder}: exists and is not a folder")
     name = export_basename(volume, options.include_patient_id)
-    clean = np.where(labels.labels == UNANNOTATED, 0, labels.labels).astype(np.uint8)
+    clean = without_unannotated(labels.labels)
     exported = LabelMap(clean, volume.affine.copy(), labels.table)
     jobs = _plan(volume, exported, folder, name, options, evaluation, model_path)
     if not jobs:

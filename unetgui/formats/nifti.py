@@ -8,6 +8,7 @@ extent) raises :class:`~unetgui.core.errors.GeometryError`: unetgui never resamp
 
 from __future__ import annotations
 
+import math
 import os
 
 import nibabel as nib
@@ -36,6 +37,22 @@ def _load(path: str) -> nib.Nifti1Image:
     return img
 
 
+#: deflate's largest compression ratio: a .nii.gz of n bytes holds at most this many times n
+_GZIP_RATIO = 1032
+
+
+def _check_bytes(img: nib.Nifti1Image, name: str) -> None:
+    """Refuse a header that claims more voxel bytes than its file can hold, before nibabel allocates them."""
+    path = img.get_filename()
+    if not path or not os.path.isfile(path):
+        return
+    need = math.prod(img.header.get_data_shape()) * img.header.get_data_dtype().itemsize
+    size = os.path.getsize(path)
+    if need > size * (_GZIP_RATIO if path.endswith(".gz") else 1):
+        raise FormatError(f"{name}: the header claims {need:,} bytes of voxels, more than a file of {size:,} "
+                          "bytes can hold (truncated or damaged)")
+
+
 def describe(path: str) -> str:
     """One line from the header alone (``unetgui info``): size, spacing, data type, orientation codes."""
     img = _load(path)
@@ -50,6 +67,7 @@ def describe(path: str) -> str:
 def _data_xyz(img: nib.Nifti1Image, warnings: list[str]) -> np.ndarray:
     """The voxel array indexed (x, y, z), in float32 only when the header scales it."""
     name = os.path.basename(img.get_filename() or "image")
+    _check_bytes(img, name)
     try:
         raw = np.asanyarray(img.dataobj.get_unscaled())
     except Exception as exc:

@@ -94,14 +94,13 @@ def read_image_folder(folder: str) -> tuple[Volume, list[str]]:
     paths = list_images(folder)
     if not paths:
         raise FormatError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    first = read_image(paths[0])
-    limits.check_shape((len(paths), *first.shape), folder)  # before reading the others
-    images = [first] + [read_image(p) for p in paths[1:]]
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        odd, image = next((p, im) for p, im in zip(paths, images) if im.shape != images[0].shape)
-        raise FormatError(f"{folder}: images differ in size ({os.path.basename(paths[0])} is {images[0].shape}, "
-                          f"{os.path.basename(odd)} is {image.shape}); a stack needs one size")
+    images = [read_image(paths[0])]
+    limits.check_shape((len(paths), *images[0].shape), folder)  # before reading the others
+    for path in paths[1:]:
+        images.append(read_image(path))
+        if images[-1].shape != images[0].shape:  # at once: the rest are never read
+            raise FormatError(f"{folder}: images differ in size ({os.path.basename(paths[0])} is {images[0].shape}, "
+                              f"{os.path.basename(path)} is {images[-1].shape}); a stack needs one size")
     dtype = np.result_type(*[im.dtype for im in images])
     voxels = np.stack(images).astype(dtype, copy=False)
     return Volume(voxels, np.eye(4), "OT", ("2-D images: 1 mm pixels assumed",)), [os.path.basename(p) for p in paths]

@@ -6,9 +6,12 @@ there that nobody has touched for ``KEEP_DAYS`` days is retired, but never at th
 
 * a project that is open, or was left open by a crash (its lock is present), is never touched: its edits
   are offered for recovery when it is opened;
+* it is locked (exclusively) while it is retired, so that no unetgui opens it meanwhile, and its age is
+  checked again under the lock;
 * its journals are first folded into the label snapshots (the edits since the last save are kept);
 * every series with an annotation is exported as ``<series id>_labels.nii.gz`` on its image's grid, next
-  to a copy of ``project.json``, into ``retired/<project name>/`` in the data folder;
+  to a copy of ``project.json``, the current model and any journal kept aside (``*.discarded-*``,
+  ``*.damaged-*``), into ``retired/<project name>/`` in the data folder;
 * if a series with an annotation cannot be exported (its image is gone), the project stays.
 
 Only then is the project folder deleted. No Qt: the app runs :func:`retire_expired` on a worker at start.
@@ -16,14 +19,14 @@ Only then is the project folder deleted. No Qt: the app runs :func:`retire_expir
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import time
 
-import numpy as np
-
 from unetgui.core.errors import UnetguiError
-from unetgui.core.volume import UNANNOTATED, LabelMap
+from unetgui.core.progress import CancelToken, check
+from unetgui.core.volume import LabelMap, without_unannotated
 from unetgui.formats import nifti
 from unetgui.project import lock
 from unetgui.project.store import PROJECT_FILE, Project
@@ -33,10 +36,12 @@ KINDS = (("projects", "untitled-"), ("samples", "sample-"))
 
 
 def last_used(root: str) -> float:
-    """The newest modification time of the project's files (opening a project saves project.json)."""
-    newest = os.path.getmtime(root)
+    """The newest modification time of the project's files but its lock (opening a project saves project.json)."""
+    newest = os.path.getmtime(os.path.join(root, PROJECT_FILE))
     for folder, _, files in os.walk(root):
         for name in files:
+            if name == ".lock":
+                continue
             try:
                 newest = max(newest, os.path.getmtime(os.path.join(folder, name)))
             except OSError:
@@ -63,38 +68,53 @@ def expired(data_folder: str, days: float = KEEP_DAYS, now: float | None = None)
     return found
 
 
-def retire(root: str, data_folder: str) -> str | None:
+def retire(root: str, data_folder: str, days: float = KEEP_DAYS, now: float | None = None) -> str | None:
     """Export the annotations of the project at ``root`` and delete it; the folder the annotations went to
-    (None when there were none). Raises :class:`UnetguiError` (the project stays) when one cannot be kept."""
-    project = Project.open(root)
+    (None when there were none). Raises :class:`UnetguiError` (the project stays) when one cannot be kept,
+    or when the project is in use."""
+    now = time.time() if now is None else now
+    lock_path = os.path.join(root, ".lock")
+    if not lock.acquire(lock_path):
+        raise UnetguiError("it is open (or was left by a crash)")
     try:
+        if now - last_used(root) <= days * 86400:
+            raise UnetguiError("it was used meanwhile")
+        project = Project.open(root)
         keep = os.path.join(data_folder, "retired", os.path.basename(root))
-        written = False
+        kept: list[str] = []
         for entry in project.series:
             project.compact(entry.id)  # fold the journal into the snapshot first
+            project.close_journal(entry.id)
             saved = project.read_labels(entry.id)
-            if saved is None or not ((saved.labels > 0) & (saved.labels != UNANNOTATED)).any():
+            if saved is None or not (without_unannotated(saved.labels) > 0).any():
                 continue
             volume = project.load_image(entry)  # raises when the image is gone: the project stays
             os.makedirs(keep, exist_ok=True)
-            labels = np.where(saved.labels == UNANNOTATED, 0, saved.labels).astype(np.uint8)
-            nifti.write_labels(LabelMap(labels, volume.affine.copy(), project.table),
+            nifti.write_labels(LabelMap(without_unannotated(saved.labels), volume.affine.copy(), project.table),
                                os.path.join(keep, f"{entry.id}_labels.nii.gz"))
-            written = True
-        if written:
-            shutil.copyfile(project.path(PROJECT_FILE), os.path.join(keep, PROJECT_FILE))
-    finally:
-        project.unlock()
+            kept.append(entry.id)
+        aside = glob.glob(os.path.join(glob.escape(project.path("labels")), "*.journal.*-*"))
+        model = [project.model_path(project.current_model)] if project.current_model else []
+        if kept or aside:
+            os.makedirs(keep, exist_ok=True)
+            for path in [project.path(PROJECT_FILE), *model, *aside]:
+                shutil.copyfile(path, os.path.join(keep, os.path.basename(path)))
+    except BaseException:
+        lock.release(lock_path)
+        raise
     shutil.rmtree(root)
-    return keep if written else None
+    return keep if kept or aside else None
 
 
-def retire_expired(data_folder: str, days: float = KEEP_DAYS, now: float | None = None) -> tuple[list[str], list[str]]:
-    """Retire every expired project; (folders the annotations went to, one line per project kept)."""
+def retire_expired(data_folder: str, days: float = KEEP_DAYS, now: float | None = None,
+                   cancel: CancelToken | None = None) -> tuple[list[str], list[str]]:
+    """Retire every expired project (``cancel`` is checked between projects); (folders the annotations went to,
+    one line per project kept)."""
     kept_in, problems = [], []
     for root in expired(data_folder, days, now):
+        check(cancel)
         try:
-            where = retire(root, data_folder)
+            where = retire(root, data_folder, days, now)
         except (UnetguiError, OSError) as exc:
             problems.append(f"{os.path.basename(root)} kept: {exc}")
             continue

@@ -94,8 +94,7 @@ class Journal:
         found = scan(path, base, self.shape) if resume else JournalScan()
         self.kept_aside = ""  # where a damaged journal was copied before it was rewritten
         if found.damaged or found.header_damaged:
-            self.kept_aside = f"{path}.damaged-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
-            shutil.copyfile(path, self.kept_aside)
+            self.kept_aside = keep_aside(path, "damaged")
         if found.header_end and not found.damaged:
             with open(path, "r+b") as f:
                 f.truncate(found.end)
@@ -138,6 +137,16 @@ class Journal:
             self._file.close()
 
 
+def keep_aside(path: str, why: str, move: bool = False) -> str:
+    """Copy (or move) a journal to ``<path>.<why>-<time>`` (never deleted by unetgui); the new path."""
+    aside = f"{path}.{why}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}"
+    if move:
+        os.replace(path, aside)
+    else:
+        shutil.copyfile(path, aside)
+    return aside
+
+
 def replay(path: str, base: str, shape: tuple[int, int, int]) -> list[Record]:
     """The intact records of the journal at ``path`` that continue snapshot ``base`` (else none)."""
     return scan(path, base, shape).records
@@ -154,7 +163,7 @@ def scan(path: str, base: str, shape: tuple[int, int, int] | None) -> JournalSca
     end = data.find(b"\n", len(MAGIC)) if data.startswith(MAGIC) else -1
     try:
         header = json.loads(data[len(MAGIC):end]) if end > 0 else None
-    except ValueError:
+    except (ValueError, RecursionError):
         header = None
     if not isinstance(header, dict) or not _is_shape(header.get("shape")):
         return JournalScan(header_damaged=bool(data))
@@ -191,12 +200,14 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
     if pos + _HEAD.size > len(data):
         return None
     magic, length, crc = _HEAD.unpack_from(data, pos)
-    payload = data[pos + _HEAD.size:pos + _HEAD.size + length]
-    if magic != RECORD or len(payload) != length or length < 4 or zlib.crc32(payload) != crc:
+    if magic != RECORD or length < 4 or pos + _HEAD.size + length > len(data):
+        return None  # checked before any copy: a crafted length must not cost a pass over the file
+    payload = memoryview(data)[pos + _HEAD.size:pos + _HEAD.size + length]
+    if zlib.crc32(payload) != crc:
         return None
     (n,) = struct.unpack_from("<I", payload)
     try:
-        meta = json.loads(payload[4:4 + n])
+        meta = json.loads(bytes(payload[4:4 + n]))
         slices = tuple(meta["slices"])
         reviewed, test = meta["reviewed"], meta["test"]
         if (not all(type(z) is int and 0 <= z < shape[0] for z in slices) or len(set(slices)) != len(slices)
@@ -205,7 +216,7 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
         expected = len(slices) * shape[1] * shape[2]
         inflate = zlib.decompressobj()
         raw = inflate.decompress(payload[4 + n:], expected + 1)  # never more than the slices can hold
-    except (ValueError, TypeError, KeyError, zlib.error):
+    except (ValueError, TypeError, KeyError, RecursionError, zlib.error):
         return None
     if len(raw) != expected or not inflate.eof:
         return None

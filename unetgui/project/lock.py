@@ -79,10 +79,30 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def write(path: str) -> None:
+def _this_process() -> bytes:
     pid = os.getpid()
-    owner = {"pid": pid, "host": socket.gethostname(), "boot": boot_id(), "start": process_start(pid)}
-    atomic.write_bytes(path, json.dumps(owner).encode())
+    return json.dumps({"pid": pid, "host": socket.gethostname(), "boot": boot_id(), "start": process_start(pid)}).encode()
+
+
+def write(path: str) -> None:
+    atomic.write_bytes(path, _this_process())
+
+
+def acquire(path: str) -> bool:
+    """Take the lock only if nobody holds it (exclusive create): False when a lock is there."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(_this_process())
+    return True
+
+
+def release(path: str) -> None:
+    """Remove the lock if this process holds it (never another's)."""
+    if owner(path).state == OURS:
+        os.remove(path)
 
 
 def owner(path: str) -> LockOwner:
@@ -93,12 +113,14 @@ def owner(path: str) -> LockOwner:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
         pid, host = int(data.get("pid", 0)), str(data.get("host", ""))
-    except (OSError, ValueError, TypeError, AttributeError):  # torn, hand-written or not an object
+        boot, start = str(data.get("boot") or ""), str(data.get("start") or "")
+    except (OSError, ValueError, TypeError, AttributeError, OverflowError, RecursionError):  # torn, hand-written
+        return LockOwner(CRASHED)
+    if not 0 < pid < 2**31:
         return LockOwner(CRASHED)
     if host != socket.gethostname():
         return LockOwner(OTHER_HOST, pid, host)
-    if pid == os.getpid():
-        return LockOwner(OURS, pid, host)
-    boot, start = str(data.get("boot") or ""), str(data.get("start") or "")
     same = (not boot or boot == boot_id()) and (not start or start == process_start(pid))
+    if pid == os.getpid():  # this process, unless the pid is reused (a container's pid 1 after a restart)
+        return LockOwner(OURS if same else CRASHED, pid, host)
     return LockOwner(RUNNING if same and process_alive(pid) else CRASHED, pid, host)

@@ -163,8 +163,8 @@ class Project:
             project.current_model = d.get("current_model")
             project.state = dict(d.get("state", {}))
             project.created = d.get("created", project.created)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise FormatError(f"{file} is damaged: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
+            raise FormatError(f"{file} is damaged: {type(exc).__name__}: {str(exc)[:200]}") from exc
         project._check_names(file)
         return project
 
@@ -329,6 +329,8 @@ class Project:
         """Fold a series' journal into a new snapshot (not the series on screen: its Autosaver does that)."""
         if self.pending_edits(series_id):
             saved = self.load_labels(series_id)
+            if saved.note:  # a damaged journal is not overwritten without a copy
+                _journal.keep_aside(self.journal_path(series_id), "damaged")
             self.save_labels(series_id, saved.labels, saved.reviewed, saved.test)
             self.close_journal(series_id)
 
@@ -336,8 +338,7 @@ class Project:
         """Keep a crash's unrecovered edits aside (never deleted) and continue from the snapshot."""
         path = self.journal_path(series_id)
         if os.path.isfile(path):
-            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-            os.replace(path, f"{path}.discarded-{stamp}")
+            _journal.keep_aside(path, "discarded", move=True)
 
     # -- models ----------------------------------------------------------------------------------
     def add_model(self, checkpoint, name: str | None = None) -> ModelEntry:
@@ -394,10 +395,6 @@ class Project:
     def lock_owner(self) -> _lock.LockOwner:
         """Who has the project open (project/lock.py)."""
         return _lock.owner(self.path(".lock"))
-
-    def crashed(self) -> bool:
-        """True when the project was left open by a process that is gone (a crash or a kill)."""
-        return self.lock_owner().state == _lock.CRASHED
 
     def copy_to(self, root: str, cancel: CancelToken | None = None) -> Project:
         """Save as: a copy of this project in ``root`` (labels, journals, models, and sources kept inside the folder)."""

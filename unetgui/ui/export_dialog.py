@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
     QVBoxLayout, QWidget,
@@ -153,9 +153,7 @@ class ExportDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         if self._exists is not None:
-            paths, self._exists = self._exists, None
             message = "the folder holds an earlier export with these names"
-            QTimer.singleShot(0, lambda: self._ask_overwrite(paths))  # once this job is done
         self.status.setText(f"Export failed, nothing was written: {message}")
 
     def _ask_overwrite(self, paths: list[str]) -> None:
@@ -163,13 +161,16 @@ class ExportDialog(QDialog):
             self, "unetgui", f"{self.folder.text().strip()} already holds {len(paths)} file(s) with the names of "
             "this export (an earlier export of this series).\n\nReplace them?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        if answer == QMessageBox.StandardButton.Yes and self.job is None:
+        if answer == QMessageBox.StandardButton.Yes:
             self.start(overwrite=True)
 
     def _done(self) -> None:
         self.job = None
         self.export_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if self._exists is not None:  # asked here, after the job is over (done always follows failed)
+            paths, self._exists = self._exists, None
+            self._ask_overwrite(paths)
 
     def closeEvent(self, event) -> None:  # noqa: N802
         if self.job is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -263,10 +263,12 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         stopped = self.runner.shutdown(self.CLOSE_WAIT_MS)  # cancel, wait: no "QThread destroyed while running"
-        self.projects.close_project()  # the last edits into the snapshot, the lock removed: a clean close
-        super().closeEvent(event)
-        if not stopped:
-            self._exit_now()
+        try:
+            self.projects.close_project()  # the last edits into the snapshot, the lock removed: a clean close
+            super().closeEvent(event)
+        finally:
+            if not stopped:
+                self._exit_now()
 
     def _exit_now(self) -> None:
         """A worker still blocks after the wait: the edits are saved, so end the process rather than hang
@@ -275,6 +277,7 @@ class MainWindow(QMainWindow):
 
         crashlog.write_log(TimeoutError(f"work still running {self.CLOSE_WAIT_MS} ms after close: "
                                         f"{', '.join(self.runner.running_names())}"), "close")
+        QSettings().sync()  # os._exit skips the settings' own flush (recent projects, folders)
         os._exit(0)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
-from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
+from unetgui.core.volume import UNANNOTATED, LabelMap, Volume, without_unannotated
 from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
 from unetgui.project.store import ModelEntry, Project, SeriesEntry, inside
@@ -322,7 +322,7 @@ class ProjectController(QObject):
             project = Project.open(root)
         except UnetguiError:
             return False
-        if not project.crashed():
+        if project.lock_owner().state not in (lock.CRASHED, lock.OTHER_HOST):  # OTHER_HOST: a renamed machine
             return False
         self.open_project(root)  # asks whether to recover the journaled edits
         return True
@@ -392,7 +392,8 @@ class ProjectController(QObject):
                     f"annotations are in {os.path.dirname(kept_in[0])}", 15000)
             self.retired = (kept_in, problems)
 
-        self.runner.start(lambda progress, cancel: housekeeping.retire_expired(folder), "housekeeping", on_finished=done)
+        self.runner.start(lambda progress, cancel: housekeeping.retire_expired(folder, cancel=cancel), "housekeeping",
+                          on_finished=done)
 
     # -- sample ----------------------------------------------------------------------------------
     def open_sample(self, resources: str, root: str | None = None) -> None:
@@ -420,7 +421,7 @@ class ProjectController(QObject):
             annotated = (labels.labels != UNANNOTATED).all(axis=(1, 2))
             project.table = labels.table
             entry = project.add_series(project.path("dicom"), volume, "dicom")
-            project.save_labels(entry.id, np.where(labels.labels == UNANNOTATED, 0, labels.labels).astype(np.uint8),
+            project.save_labels(entry.id, without_unannotated(labels.labels),
                                 annotated, np.zeros_like(annotated))
             project.unlock()
             if os.path.isfile(model):

@@ -9,6 +9,7 @@ inside itself, so waiting for it from the GUI thread cannot deadlock (see TOOLCH
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -124,9 +125,11 @@ class JobRunner(QObject):
         cancelled, such as reading one file, always ends). True when all stopped. A thread still running
         after the timeout stays referenced, so Qt never destroys a running thread."""
         self.cancel_all()
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
         ok = True
-        for job, thread in list(self._running.items()):
-            finished = thread.wait() if timeout_ms is None else thread.wait(timeout_ms)
+        for job, thread in list(self._running.items()):  # one deadline for all, not one per thread
+            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            finished = thread.wait() if left is None else thread.wait(left)
             if finished:
                 self._running.pop(job, None)
             ok &= finished
