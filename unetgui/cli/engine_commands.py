@@ -27,11 +27,19 @@ DEFAULT_MINUTES = 10.0
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train (or fine-tune) a U-Net on annotated images")
-    train.add_argument("--images", action="append", required=True,
+    train.add_argument("--images", action="append",
                        help="DICOM series folder, NIfTI file or folder of 2-D images (repeat for several cases)")
-    train.add_argument("--labels", action="append", required=True,
+    train.add_argument("--labels", action="append",
                        help="NIfTI label volume on the image grid (255 = not annotated), DICOM-SEG, or folder of "
                             "masks with the images' file names (one per --images)")
+    train.add_argument("--dataset", help="a data set instead of --images/--labels: an nnU-Net / Decathlon folder "
+                       "(dataset.json, imagesTr, labelsTr), a LiTS folder (volume-N, segmentation-N) or a CSV "
+                       "manifest (image,label[,id,split]); split by case into training, validation and test "
+                       "(stored in the model; see evaluate --dataset)")
+    train.add_argument("--test-fraction", type=float, default=0.2,
+                       help="with --dataset: the share of cases held out for testing (default 0.2; 0: none)")
+    train.add_argument("--cache", help="with --dataset: the folder of the preprocessed cache (default: "
+                       ".unetgui-cache in the data set folder); later runs reuse it")
     train.add_argument("--output", required=True, help="model file to write (.unetgui)")
     train.add_argument("--init", help="start from this model (fine-tuning)")
     train.add_argument("--minutes", type=float, help=f"time budget (default {DEFAULT_MINUTES:g} if --epochs is not given)")
@@ -74,9 +82,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "raises the uncertainty)")
     suggest.add_argument("--json", help="also write the ranking to this JSON file")
     suggest.set_defaults(run=_suggest)
-    evaluate = sub.add_parser("evaluate", help="Dice, IoU, HD95 and volumes of a prediction against the truth")
-    evaluate.add_argument("--prediction", required=True, help="NIfTI label volume or folder of label PNGs")
-    evaluate.add_argument("--truth", required=True, help="NIfTI label volume or folder of masks (255 = not annotated)")
+    evaluate = sub.add_parser("evaluate", help="Dice, IoU, HD95 and volumes of a prediction against the truth, "
+                              "or of a model on a data set's test cases")
+    evaluate.add_argument("--prediction", help="NIfTI label volume or folder of label PNGs")
+    evaluate.add_argument("--truth", help="NIfTI label volume or folder of masks (255 = not annotated)")
+    evaluate.add_argument("--model", help="with --dataset: the model to segment the cases with")
+    evaluate.add_argument("--dataset", help="with --model: a data set folder or manifest (as for train --dataset)")
+    evaluate.add_argument("--split", default="test", choices=["test", "val", "train", "all"],
+                          help="with --dataset: the cases of this split, as stored in the model (default test)")
+    evaluate.add_argument("--csv", help="with --dataset: also write one row per case and label to this CSV file")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     evaluate.add_argument("--json", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
 
@@ -93,11 +108,16 @@ def _label_table(maps: list[LabelMap]) -> LabelTable:
 
 def _train(args: argparse.Namespace) -> int:
     from unetgui.engine import checkpoint as model_file
-    from unetgui.engine.training import BatchStats
     from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
-    if len(args.images) != len(args.labels):
+    if args.dataset and (args.images or args.labels):
+        raise UnetguiError("give either --dataset, or --images with --labels")
+    if not args.dataset and not (args.images and args.labels):
+        raise UnetguiError("give --images and --labels (one per image), or --dataset")
+    if not args.dataset and len(args.images) != len(args.labels):
         raise UnetguiError(f"give one --labels per --images ({len(args.images)} images, {len(args.labels)} labels)")
+    if not 0 <= args.test_fraction < 1:
+        raise UnetguiError("--test-fraction must be at least 0 and below 1")
     if args.epochs is not None and args.epochs < 1:
         raise UnetguiError("--epochs must be at least 1")
     if args.init and (args.context or args.working_size is not None or args.preset != "auto"):
@@ -105,29 +125,100 @@ def _train(args: argparse.Namespace) -> int:
                            "and --preset, or train from scratch")
     check_writable(args.output, "--output")
     init = model_file.load(args.init) if args.init else None
-    images = [open_image(p, progress=ProgressLine(f"loading {os.path.basename(p)}")) for p in args.images]
-    maps = []
-    for path, image in zip(args.labels, images):
-        lm, notes = open_labels(path, image, init.labels if init else None)
+    if args.dataset:
+        return _train_dataset(args, init)
+    names = [os.path.basename(os.path.normpath(p)) for p in args.images]
+    images, maps = [], []
+    for name, image_path, label_path in zip(names, args.images, args.labels):
+        image = open_image(image_path, progress=ProgressLine(f"loading {name}"))
+        lm, notes = open_labels(label_path, image, init.labels if init else None)
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
+        images.append(image)
         maps.append(lm)
     table = init.labels if init else _label_table(maps)
-    unknown = sorted({v for lm in maps for v in lm.used_values()} - set(table.values))
+    volumes = [AnnotatedVolume(name, im.volume.voxels, lm.labels, im.volume.modality, tuple(im.volume.spacing[1:]))
+               for name, im, lm in zip(names, images, maps)]
+    _check_table(table, {v for lm in maps for v in lm.used_values()}, init)
+    trainer = build_trainer(volumes, table, args.device, *_budget(args), init)
+    _run_and_save(trainer, table, args)
+    return 0
+
+
+def _check_table(table: LabelTable, used: set[int], init) -> None:
+    unknown = sorted(used - set(table.values))
     if unknown:
-        raise UnetguiError(f"the labels contain values {unknown} that the starting model does not segment "
-                           f"(it knows {list(table.values)}); train from scratch to add labels")
+        what = "the starting model does not segment" if init else "the data set's label names do not list"
+        raise UnetguiError(f"the labels contain values {unknown} that {what} (it knows {list(table.values)})"
+                           + ("; train from scratch to add labels" if init else ""))
     if not len(table):
         raise UnetguiError("the labels contain no structure (only background / not annotated)")
+
+
+def _budget(args: argparse.Namespace) -> tuple[float | None, dict]:
     minutes = args.minutes if args.minutes is not None else (None if args.epochs else DEFAULT_MINUTES)
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "patch": args.patch,
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
                  "threads": args.threads, "seed": args.seed, "preset": None if args.preset == "auto" else args.preset,
                  "working_size": args.working_size, "context": args.context or None,
                  "augment": False if args.no_augment else None, "border_weight": args.border_weight}
-    volumes = [AnnotatedVolume(os.path.basename(os.path.normpath(im.path)), im.volume.voxels, lm.labels,
-                               im.volume.modality, tuple(im.volume.spacing[1:])) for im, lm in zip(images, maps)]
-    trainer = build_trainer(volumes, table, args.device, minutes, overrides, init)
+    return minutes, overrides
+
+
+def _train_dataset(args: argparse.Namespace, init) -> int:
+    """Train on a data set folder: its training and validation cases go through the cache on disk one at a
+    time (engine/cache.py), so memory stays bounded; the split by case is stored in the model."""
+    from unetgui.engine import cache
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+
+    dataset, splits = _dataset_split(args.dataset, args.seed, args.test_fraction)
+    table = init.labels if init else dataset.table
+    root = args.cache or os.path.join(dataset.root if os.path.isdir(dataset.root) else os.path.dirname(dataset.root),
+                                      ".unetgui-cache")
+    used = splits["train"] + splits["val"]
+    volumes, values, read = [], set(), 0
+    bar = ProgressLine("reading cases")
+    for k, index in enumerate(used):
+        case = dataset.cases[index]
+        bar(k, len(used), case.id)
+
+        def load(case=case):
+            image = open_image(case.image)
+            lm, notes = open_labels(case.label, image, table)
+            for note in notes:
+                print(f"warning: {case.id}: {note}", file=sys.stderr)
+            return image.volume.voxels, lm.labels, image.volume.modality, tuple(image.volume.spacing[1:])
+
+        try:
+            entry, written = cache.native(root, case.id, [case.image, case.label], load)
+        except OSError as exc:
+            raise UnetguiError(f"the cache {root} cannot be written ({exc.strerror or exc}): choose another with --cache") from exc
+        read += written
+        values |= set(entry.values)
+        volumes.append(AnnotatedVolume(case.id, entry.voxels, entry.labels, entry.modality or dataset.modality,
+                                       entry.spacing_yx))
+    bar(len(used), len(used))
+    if table is None:
+        table = LabelTable(tuple(Label(v, f"Label {v}", default_color(v)) for v in sorted(values)))
+    _check_table(table, values, init)
+    print(f"data set {dataset.root}: {len(dataset.cases)} cases ({dataset.layout}); cache {root}: "
+          f"{read} case(s) read now, {len(used) - read} reused")
+    minutes, overrides = _budget(args)
+    trainer = build_trainer(volumes, table, args.device, minutes, overrides, init,
+                            val_cases=list(range(len(splits["train"]), len(volumes))), cache_root=root)
+    trainer.dataset_split = {"layout": dataset.layout, "cases": len(dataset.cases),
+                             **{name: [dataset.cases[i].id for i in splits[name]] for name in ("train", "val", "test")}}
+    print(f"split by case: {len(splits['train'])} training, {len(splits['val'])} validation, "
+          f"{len(splits['test'])} test case(s) (stored in the model)")
+    _run_and_save(trainer, table, args)
+    return 0
+
+
+def _run_and_save(trainer, table: LabelTable, args: argparse.Namespace) -> None:
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.training import BatchStats
+
+    minutes = trainer.config.minutes
     cfg, plan = trainer.config, trainer.plan
     print(f"training on {trainer.device_name}: {len(trainer.train_refs)} training and {len(trainer.val_refs)} "
           f"validation slices, {len(table)} label(s)" + (f", budget {minutes:g} min" if minutes else f", {cfg.epochs} epochs"))
@@ -147,12 +238,14 @@ def _train(args: argparse.Namespace) -> int:
               f"{'  *best*' if event.is_best and event.dice_on == 'validation' else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
               flush=True)
     best = trainer.best_checkpoint()
+    split = getattr(trainer, "dataset_split", None)
+    if split is not None:  # case ids of a data set are the file names it gave, not patient data
+        best.info["dataset"] = split
     model_file.save(best, args.output)
     kept = "best epoch" if trainer.val_refs else "final weights, epoch"
     post = best.info.get("postprocessing") or {}
     extra = f"; keeps the largest component of label(s) {post['largest_component']}" if post.get("largest_component") else ""
     print(f"wrote {args.output} ({kept} {trainer.best_epoch}{extra})")
-    return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -238,6 +331,77 @@ def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
         raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
 
 
+def _evaluate_dataset(args: argparse.Namespace) -> int:
+    """One row per case and label of the split, then the mean and median per label (and a CSV)."""
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.inference import Predictor
+    from unetgui.engine.metrics import evaluate
+    from unetgui.formats.dataset import read_dataset
+
+    for flag in ("csv", "json"):
+        if getattr(args, flag):
+            check_writable(getattr(args, flag), f"--{flag}")
+    checkpoint = model_file.load(args.model)
+    dataset = read_dataset(args.dataset)
+    stored = checkpoint.info.get("dataset") or {}
+    if args.split == "all":
+        ids = [c.id for c in dataset.cases]
+    elif args.split in stored:
+        ids = list(stored[args.split])
+    else:
+        raise UnetguiError(f"{args.model} was not trained with --dataset, so it has no {args.split} split: "
+                           "use --split all")
+    if not ids:
+        raise UnetguiError(f"the model's {args.split} split has no cases (train with --test-fraction above 0)")
+    predictor = Predictor(checkpoint, device=args.device)
+    rows = []
+    bar = ProgressLine("evaluating")
+    print(f"{'case':<24} {'label':<12} {'Dice':>7} {'IoU':>7} {'HD95 mm':>9} {'pred mL':>10} {'truth mL':>10}")
+    for k, case_id in enumerate(ids):
+        bar(k, len(ids), case_id)
+        case = dataset.find(case_id)
+        image = open_image(case.image)
+        truth, _ = open_labels(case.label, image, checkpoint.labels)
+        prediction = predictor.predict(image.volume.voxels, keep_probabilities=False)
+        for m in evaluate(prediction.labels, truth.labels, image.volume.spacing):
+            name = checkpoint.labels.get(m.label).name if checkpoint.labels.get(m.label) else str(m.label)
+            rows.append({"case": case_id, "name": name, **m.to_json()})
+            hd = f"{m.hd95_mm:9.2f}" if math.isfinite(m.hd95_mm) else f"{'n/a':>9}"
+            print(f"{case_id[:24]:<24} {name[:12]:<12} {m.dice:7.4f} {m.iou:7.4f} {hd} {m.volume_pred_ml:10.3f} "
+                  f"{m.volume_truth_ml:10.3f}", flush=True)
+    bar(len(ids), len(ids))
+    summary = []
+    for name in dict.fromkeys(r["name"] for r in rows):
+        mine = [r for r in rows if r["name"] == name]
+        for stat, fn in (("mean", np.mean), ("median", np.median)):
+            values = {k: float(fn([r[k] for r in mine if r[k] is not None and math.isfinite(r[k])] or [math.nan]))
+                      for k in ("dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")}
+            summary.append({"case": stat, "name": name, "label": mine[0]["label"], **values})
+            print(f"{stat:<24} {name[:12]:<12} {values['dice']:7.4f} {values['iou']:7.4f} {values['hd95_mm']:9.2f}")
+    print(f"{len(ids)} case(s) of the {args.split} split")
+    if args.csv:
+        _write_case_csv(args.csv, rows + summary)
+    if args.json:
+        write_json(args.json, {"split": args.split, "cases": rows, "summary": summary})
+    return 0
+
+
+def _write_case_csv(path: str, rows: list[dict]) -> None:
+    import csv
+    import io
+
+    from unetgui.core import atomic, csvcell
+
+    columns = ["case", "label", "name", "dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None or (isinstance(row.get(k), float) and not math.isfinite(row[k]))
+                         else csvcell.escape(str(row[k])) if isinstance(row.get(k), str) else row[k] for k in columns})
+    atomic.write_bytes(path, out.getvalue().encode("utf-8"))
+
+
 def _png_names(image: ImageInput, out: str) -> list[str] | None:
     """The PNG names of a prediction into folder ``out``: the inputs' stems (``12.tif`` -> ``12.png``), which
     must not collide (``case1.png`` and ``case1.tif`` would write one file twice)."""
@@ -258,9 +422,24 @@ def _grid_of(labels: LabelMap) -> Volume:
     return Volume(np.broadcast_to(np.uint8(0), labels.shape), labels.affine)
 
 
+def _dataset_split(path: str, seed: int, test_fraction: float):
+    from unetgui.engine.data import split_cases
+    from unetgui.formats.dataset import read_dataset
+
+    dataset = read_dataset(path)
+    splits = split_cases(len(dataset.cases), seed, [c.split for c in dataset.cases], test_fraction)
+    return dataset, splits
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from unetgui.engine.metrics import evaluate
 
+    if args.dataset or args.model:
+        if args.prediction or args.truth or not (args.dataset and args.model):
+            raise UnetguiError("give --model with --dataset, or --prediction with --truth")
+        return _evaluate_dataset(args)
+    if not (args.prediction and args.truth):
+        raise UnetguiError("give --prediction and --truth (or --model with --dataset)")
     if args.json:
         check_writable(args.json, "--json")
     if is_nifti(args.truth):

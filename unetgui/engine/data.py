@@ -21,13 +21,27 @@ class Case:
     """One volume prepared for training: normalised float32 image and labels at the working size."""
 
     name: str
-    image: np.ndarray  # (z, y, x) float32, normalised
+    image: np.ndarray  # (z, y, x) float32, normalised (in memory, or memory-mapped from the cache)
     labels: np.ndarray  # (z, y, x) uint8, 255 = not annotated
     annotated: tuple[int, ...]  # slices with at least one annotated voxel
+    # label value -> sampled foreground locations (n, 3) (z, y, x): the cache's index (engine/cache.py), so
+    # that foreground patches are drawn without scanning memory-mapped labels; None: found per slice
+    foreground: dict[int, np.ndarray] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.image.shape)  # type: ignore[return-value]
+
+
+class LabelView:
+    """Labels mapped through a lookup table on access, so a memory-mapped volume stays on disk."""
+
+    def __init__(self, labels: np.ndarray, lut: np.ndarray) -> None:
+        self.labels, self.lut = labels, lut
+        self.shape, self.dtype = labels.shape, lut.dtype
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self.lut[np.asarray(self.labels[index])]
 
 
 SliceRef = tuple[int, int]  # (case index, slice index)
@@ -71,6 +85,38 @@ def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
     return [r for r in only if r not in val], val
 
 
+def split_cases(count: int, seed: int = 0, given: list[str] | None = None, test_fraction: float = 0.2,
+                val_fraction: float = 1 / 6) -> dict[str, list[int]]:
+    """Split ``count`` cases of a data set into ``train``, ``val`` and ``test`` (indices), by case: the
+    splits a case was given (``"train"``, ``"val"``, ``"test"``; ``""`` for none) are kept, and the others are
+    drawn (seeded) so that about ``test_fraction`` of all cases test and ``val_fraction`` of the rest
+    validate. With fewer than 3 cases nothing is held out for testing; with fewer than 2 left, none validates."""
+    given = list(given or [""] * count)
+    if len(given) != count:
+        raise UnetguiError("one split (or none) per case")
+    out: dict[str, list[int]] = {name: [i for i, g in enumerate(given) if g == name] for name in ("train", "val", "test")}
+    free = [i for i, g in enumerate(given) if not g]
+    rng = np.random.default_rng(seed)
+    free = [free[i] for i in rng.permutation(len(free))]
+    n_test = max(0, round(count * test_fraction) - len(out["test"])) if count >= 3 else 0
+    out["test"] += free[:n_test]
+    free = free[n_test:]
+    left = len(free) + len(out["train"]) + len(out["val"])
+    n_val = max(0, min(len(free) - 1, round(left * val_fraction) - len(out["val"]))) if left >= 2 else 0
+    if not out["val"] and left >= 2:
+        n_val = max(n_val, 1)
+    out["val"] += free[:n_val]
+    out["train"] += free[n_val:]
+    if not out["train"]:
+        raise UnetguiError("no case left to train on: the split gives every case to validation or testing")
+    return {name: sorted(indices) for name, indices in out.items()}
+
+
+def refs_of_cases(cases: list[Case], train: list[int], val: list[int]) -> tuple[list[SliceRef], list[SliceRef]]:
+    """Training and validation slices of a split made by case (see :func:`split_cases`)."""
+    return ([(c, z) for c in train for z in cases[c].annotated], [(c, z) for c in val for z in cases[c].annotated])
+
+
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     """Pad the last two axes ``(..., y, x)`` at their ends to multiples of ``multiple``: mirrored where the image
     is larger than the padding, else its edge repeated (the U-Net's input rule, for training and inference)."""
@@ -102,7 +148,20 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         self.weights: dict[SliceRef, np.ndarray] = {}  # loss weight maps of some slices (others weigh 1)
         self._foreground: dict[SliceRef, list[np.ndarray]] = {}
+        # cached cases: their foreground locations in the training slices, per label (see Case.foreground)
+        self._located: dict[int, list[np.ndarray]] = {}
+        wanted: dict[int, set[int]] = {}
+        for c, z in self.refs:
+            wanted.setdefault(c, set()).add(z)
+        for c, zs in wanted.items():
+            if cases[c].foreground is not None:
+                keep = np.fromiter(zs, np.int64)
+                per_label = [loc[np.isin(loc[:, 0], keep)] for loc in cases[c].foreground.values()]
+                if any(len(p) for p in per_label):
+                    self._located[c] = [p for p in per_label if len(p)]
         for ref in self.refs:
+            if cases[ref[0]].foreground is not None:
+                continue
             lab = cases[ref[0]].labels[ref[1]]
             per_label = [np.flatnonzero(lab == v) for v in np.unique(lab) if v not in (0, UNANNOTATED)]
             if per_label:
@@ -111,7 +170,7 @@ class PatchSampler:
     def set_refs(self, refs: list[SliceRef]) -> None:
         """Replace the training slices (slices reviewed during training join at the next epoch)."""
         fresh = PatchSampler(self.cases, refs, self.patch, self.context, self.foreground_fraction)
-        self.refs, self._foreground = fresh.refs, fresh._foreground
+        self.refs, self._foreground, self._located = fresh.refs, fresh._foreground, fresh._located
 
     def batch(self, size: int, with_weights: bool = False) -> tuple[np.ndarray, ...]:
         """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images);
@@ -126,9 +185,18 @@ class PatchSampler:
             case = self.cases[ref[0]]
             h, w = case.shape[1:]
             fg = self._foreground.get(ref)
-            if fg is not None and self.rng.random() < self.foreground_fraction:
-                voxels = fg[self.rng.integers(len(fg))]
-                cy, cx = divmod(int(voxels[self.rng.integers(voxels.size)]), w)
+            located = self._located.get(ref[0])
+            centred = False
+            if (fg is not None or located is not None) and self.rng.random() < self.foreground_fraction:
+                if located is not None:  # a cached case: a location of a random label, which picks the slice
+                    places = located[self.rng.integers(len(located))]
+                    z, cy, cx = (int(v) for v in places[self.rng.integers(len(places))])
+                    ref = (ref[0], z)
+                else:
+                    voxels = fg[self.rng.integers(len(fg))]
+                    cy, cx = divmod(int(voxels[self.rng.integers(voxels.size)]), w)
+                centred = True
+            if centred:
                 y0 = int(np.clip(cy - py // 2 + self.rng.integers(-py // 4, py // 4 + 1), min(0, h - py), max(0, h - py)))
                 x0 = int(np.clip(cx - px // 2 + self.rng.integers(-px // 4, px // 4 + 1), min(0, w - px), max(0, w - px)))
             else:

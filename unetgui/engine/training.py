@@ -30,12 +30,15 @@ from unetgui.engine import postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
-from unetgui.engine.data import Case, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
+from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.unet import UNet, UNetConfig
 from unetgui.engine.weightmap import border_weights
+
+#: validation slices per epoch at most (evenly spread over the held-out ones)
+VAL_SLICES = 400
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ class Trainer:
             lut[value] = index
         self.source_cases = list(cases)  # label values, as given (update_data takes the same)
         # label values -> class indices; values outside the table count as not annotated
-        self.cases = [Case(c.name, c.image, lut[c.labels], c.annotated) for c in cases]
+        self.cases = [Case(c.name, c.image, lut[c.labels] if type(c.labels) is np.ndarray else LabelView(c.labels, lut),
+                           c.annotated, c.foreground) for c in cases]
         if not train:
             raise UnetguiError("no training slices")
         self.train_refs, self.val_refs = list(train), list(val)
@@ -196,7 +200,7 @@ class Trainer:
                     break
             check(cancel)
             held_out = bool(self.val_refs)
-            val_loss, dice, pixel_error = self._validate(self.val_refs if held_out else self._curve_refs())
+            val_loss, dice, pixel_error = self._validate(self._val_sample() if held_out else self._curve_refs())
             score = float(np.mean(list(dice.values()))) if dice else -float(np.mean(losses))
             # without held-out slices the final weights are the model: every epoch replaces the last
             is_best = score > self._best_score + 1e-6 or not held_out
@@ -299,6 +303,13 @@ class Trainer:
         """The model that is validated and kept: the moving average when there is one."""
         return self._ema if self._ema is not None else self.model
 
+    def _val_sample(self) -> list[SliceRef]:
+        """The validation slices, at most ``VAL_SLICES`` of them evenly spread (a data set's validation cases
+        hold thousands of slices: every epoch cannot pass over all of them)."""
+        if len(self.val_refs) <= VAL_SLICES:
+            return self.val_refs
+        return [self.val_refs[int(i)] for i in np.linspace(0, len(self.val_refs) - 1, VAL_SLICES).round()]
+
     def _curve_refs(self, most: int = 4) -> list[SliceRef]:
         """Without held-out slices the curves show the Dice on (up to ``most``, evenly spread) annotated
         slices: it informs, it selects nothing, so it need not cost a pass over every slice."""
@@ -386,7 +397,7 @@ class Trainer:
             classes = np.concatenate([self._predict_slices(model, case, list(range(i, min(i + 8, case.shape[0]))))
                                       for i in range(0, case.shape[0], 8)])
             predicted.append(classes)
-            truth.append(case.labels)
+            truth.append(np.asarray(case.labels[:]))
         record = postprocess.decide(predicted, truth, list(range(1, self.model_config.classes)))
         # class indices -> label values for the model file
         record[postprocess.KEY] = [self._values[c] for c in record[postprocess.KEY]]

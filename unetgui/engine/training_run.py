@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import LabelTable
+from unetgui.engine import cache
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.data import Case, prepare_case
+from unetgui.engine.data import Case, prepare_case, refs_of_cases
 from unetgui.engine.device import pick_device
 from unetgui.engine.planner import TrainingPlan, fingerprint, plan_training
 from unetgui.engine.preprocessing import Preprocessing
@@ -40,26 +42,45 @@ def plan_run(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "a
     return plan_training(fp, dev.type, minutes, overrides, base, classes=len(table) + 1)
 
 
-def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Checkpoint | None = None) -> tuple[Preprocessing, list[Case]]:
-    """The run's preprocessing (the starting model's, or fitted to the training foreground) and cases."""
+def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Checkpoint | None = None,
+                  cache_root: str | None = None) -> tuple[Preprocessing, list[Case]]:
+    """The run's preprocessing (the starting model's, or fitted to the training foreground) and cases.
+
+    ``cache_root``: volumes memory-mapped from the cache's native entries (engine/cache.py) become cases
+    memory-mapped from its preprocessed entries, written once and reused; nothing holds a whole volume."""
     if init is not None:
         pre = init.preprocessing
     else:
         pre = Preprocessing.for_modality(volumes[0].modality, plan.working_size).fit_statistics(
             [v.voxels for v in volumes], [v.labels for v in volumes])
-    return pre, [prepare_case(v.name, v.voxels, v.labels, pre) for v in volumes]
+    if cache_root is None:
+        return pre, [prepare_case(v.name, v.voxels, v.labels, pre) for v in volumes]
+    cases = []
+    for v in volumes:
+        folder = cache.native_folder(v.voxels)
+        if folder is None:
+            raise UnetguiError(f"{v.name}: not from the data set cache")
+        entry = cache.NativeEntry(v.name, folder, v.voxels, v.labels, v.modality, v.spacing_yx)
+        cases.append(cache.preprocessed(cache_root, entry, pre)[0])
+    return pre, cases
 
 
 def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "auto", minutes: float | None = None,
-                  overrides: dict | None = None, init: Checkpoint | None = None, measure: bool = True) -> Trainer:
+                  overrides: dict | None = None, init: Checkpoint | None = None, measure: bool = True,
+                  val_cases: list[int] | None = None, cache_root: str | None = None) -> Trainer:
     """A ready :class:`Trainer` for ``volumes``; ``trainer.plan`` holds the plan (recorded in the model file).
 
     ``measure``: time a few steps on the device to size the epochs (about a second or two on a CPU).
+    ``val_cases``: the volumes that validate (a data set's split by case); default: the run's own rule.
+    ``cache_root``: see :func:`prepare_cases`.
     """
     plan = plan_run(volumes, table, device, minutes, overrides, init)
-    pre, cases = prepare_cases(volumes, plan, init)
+    pre, cases = prepare_cases(volumes, plan, init, cache_root)
     if measure:
         plan = plan.with_step_seconds(measure_step_seconds(plan.model, plan.train))
-    trainer = Trainer(cases, table, pre, plan.train, plan.model, init)
+    refs = None
+    if val_cases is not None:
+        refs = refs_of_cases(cases, [i for i in range(len(cases)) if i not in set(val_cases)], list(val_cases))
+    trainer = Trainer(cases, table, pre, plan.train, plan.model, init, split_refs=refs)
     trainer.plan = plan
     return trainer
