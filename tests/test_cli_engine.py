@@ -77,6 +77,26 @@ def test_train_with_the_cli_defaults_plans_from_the_data(study, tmp_path):
     assert 2 * (p & t).sum() / (p.sum() + t.sum()) > 0.85
 
 
+@pytest.mark.slow
+def test_torchrun_with_two_cpu_processes_writes_one_model(study, tmp_path):
+    """`unetgui train` unchanged under torchrun (gloo on CPUs): rank 0 alone prints and writes the model,
+    which loads and predicts."""
+    root, volume, _ = study
+    model = tmp_path / "ddp.unetgui"
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "unetgui", "train", "--images", str(root / "ct"), "--labels", str(root / "sparse.nii.gz"),
+                          "--output", str(model), *FAST[:4], "--device", "cpu", "--threads", "1", "--patch", "64",
+                          "--batch-size", "4"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "x 2 processes (DDP)" in run.stdout
+    assert run.stdout.count("epoch   8") == 1 and run.stdout.count("wrote ") == 1  # one rank prints
+    out = tmp_path / "p.nii.gz"
+    assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(out)]) == 0
+    from unetgui.engine import checkpoint
+
+    assert "x 2 processes (DDP)" in checkpoint.load(str(model)).info["device"]
+
+
 def test_predict_to_dicom_seg_and_pngs(study, tmp_path):
     root, volume, model = study
     seg = tmp_path / "pred.dcm"

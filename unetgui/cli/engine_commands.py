@@ -7,6 +7,7 @@ The engine (and with it torch) is imported only when one of these commands runs,
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections import Counter
 import math
 import os
@@ -107,9 +108,6 @@ def _label_table(maps: list[LabelMap]) -> LabelTable:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from unetgui.engine import checkpoint as model_file
-    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
-
     if args.dataset and (args.images or args.labels):
         raise UnetguiError("give either --dataset, or --images with --labels")
     if not args.dataset and not (args.images and args.labels):
@@ -124,6 +122,17 @@ def _train(args: argparse.Namespace) -> int:
         raise UnetguiError("--init keeps the model's architecture and working size: drop --context, --working-size "
                            "and --preset, or train from scratch")
     check_writable(args.output, "--output")
+    from unetgui.engine import distributed
+
+    rank, _ = distributed.init_from_env(args.device)  # under torchrun: rank 0 alone prints and writes the model
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet if rank else sys.stdout):
+        return _train_in_process(args)
+
+
+def _train_in_process(args: argparse.Namespace) -> int:
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+
     init = model_file.load(args.init) if args.init else None
     if args.dataset:
         return _train_dataset(args, init)
@@ -168,7 +177,7 @@ def _budget(args: argparse.Namespace) -> tuple[float | None, dict]:
 def _train_dataset(args: argparse.Namespace, init) -> int:
     """Train on a data set folder: its training and validation cases go through the cache on disk one at a
     time (engine/cache.py), so memory stays bounded; the split by case is stored in the model."""
-    from unetgui.engine import cache
+    from unetgui.engine import cache, distributed
     from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
     dataset, splits = _dataset_split(args.dataset, args.seed, args.test_fraction)
@@ -189,8 +198,9 @@ def _train_dataset(args: argparse.Namespace, init) -> int:
                 print(f"warning: {case.id}: {note}", file=sys.stderr)
             return image.volume.voxels, lm.labels, image.volume.modality, tuple(image.volume.spacing[1:])
 
-        try:
-            entry, written = cache.native(root, case.id, [case.image, case.label], load)
+        try:  # under torchrun rank 0 writes the entry, the others then read it
+            entry, written = distributed.rank_zero_first(lambda case=case, load=load: cache.native(
+                root, case.id, [case.image, case.label], load))
         except OSError as exc:
             raise UnetguiError(f"the cache {root} cannot be written ({exc.strerror or exc}): choose another with --cache") from exc
         read += written
@@ -237,6 +247,8 @@ def _run_and_save(trainer, table: LabelTable, args: argparse.Namespace) -> None:
         print(f"epoch {event.epoch:3d} {event.elapsed:7.0f} s  loss {event.train_loss:.4f}{val}"
               f"{'  *best*' if event.is_best and event.dice_on == 'validation' else ''}{f'  [stop: {event.stop_reason}]' if event.stop_reason else ''}",
               flush=True)
+    if trainer.rank != 0:
+        return  # rank 0 writes the model (the weights are the same on every rank)
     best = trainer.best_checkpoint()
     split = getattr(trainer, "dataset_split", None)
     if split is not None:  # case ids of a data set are the file names it gave, not patient data

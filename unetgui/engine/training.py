@@ -27,6 +27,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
+from unetgui.engine import distributed
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
@@ -90,8 +91,9 @@ class Trainer:
         self.device = pick_device(config.device)
         if self.device.type == "cpu":
             configure_threads(config.threads)
-        torch.manual_seed(config.seed)
-        self._generator = torch.Generator().manual_seed(config.seed)
+        self.rank, self.world = distributed.world()
+        torch.manual_seed(config.seed)  # the same initial weights on every rank (DDP also broadcasts them)
+        self._generator = torch.Generator().manual_seed(config.seed + self.rank)  # each rank its own augmentation
         classes = len(labels) + 1
         self._values = [0, *labels.values]  # class index -> label value
         if init is not None:
@@ -107,6 +109,7 @@ class Trainer:
             self.model = UNet(self.model_config).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._trained = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self._amp = amp_dtype(self.device) if config.amp else None
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._amp == torch.float16)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
@@ -122,7 +125,7 @@ class Trainer:
         self._best_state: dict[str, torch.Tensor] | None = None
         self._best_score = -math.inf
         self.best_epoch = 0
-        self.device_name = describe(self.device)
+        self.device_name = describe(self.device) + (f" x {self.world} processes (DDP)" if self.world > 1 else "")
         self.batch_size = config.batch_size  # may shrink after a GPU out-of-memory error
         self.notes: list[str] = []
         self.postprocessing: dict | None = None  # decided by best_checkpoint()
@@ -141,7 +144,7 @@ class Trainer:
             raise UnetguiError("no training slices")
         self.train_refs, self.val_refs = list(train), list(val)
         self.sampler = PatchSampler(self.cases, self.train_refs, self.config.patch, self.model_config.context,
-                                    self.config.foreground_fraction, self.config.seed)
+                                    self.config.foreground_fraction, self.config.seed + self.rank)
         if self.config.border_weight:
             self.sampler.weights = {(c, z): border_weights(self.cases[c].labels[z], self.config.border_weight)
                                     for c, z in self.train_refs}
@@ -187,13 +190,13 @@ class Trainer:
             stop = None
             for s in range(1, cfg.steps_per_epoch + 1):
                 check(cancel)
-                elapsed = time.monotonic() - start
+                elapsed = self._elapsed(start)
                 lr = self._learning_rate(step, self._progress(step, elapsed))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 losses.append(self._step(aug))
                 step += 1
-                elapsed = time.monotonic() - start
+                elapsed = self._elapsed(start)
                 yield BatchStats(epoch, s, cfg.steps_per_epoch, losses[-1], lr, elapsed, self._eta(step, elapsed))
                 if cfg.minutes and elapsed >= cfg.minutes * 60:
                     stop = "time budget"
@@ -218,6 +221,11 @@ class Trainer:
             yield stats
             if stop:
                 return
+
+    def _elapsed(self, start: float) -> float:
+        """Seconds since ``start``; under torchrun the largest over the ranks, so that every rank takes the same
+        learning rate and stops at the same step."""
+        return distributed.agree_max([time.monotonic() - start])[0]
 
     def _eta(self, step: int, elapsed: float) -> float:
         total = self.config.epochs * self.config.steps_per_epoch
@@ -254,6 +262,7 @@ class Trainer:
         self.device = torch.device("cpu")
         configure_threads(self.config.threads)
         self.model = self.model.to(self.device, memory_format=torch.contiguous_format)
+        self._trained = self.model  # (one process: DDP runs on GPUs of its own and never falls back)
         if self._ema is not None:
             self._ema = self._ema.to(self.device, memory_format=torch.contiguous_format)
         for state in self.optimizer.state.values():
@@ -277,7 +286,7 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
-            logits = self.model(x)
+            logits = self._trained(x)
         loss = dice_ce_loss(logits, y, weights=w)
         if not torch.isfinite(loss):
             raise UnetguiError("training diverged (the loss is not finite); try a lower learning rate")
@@ -327,8 +336,9 @@ class Trainer:
         counts = torch.zeros(self.model_config.classes, 3, dtype=torch.int64)
         losses = []
         m = self.model_config.multiple
-        for i in range(0, len(slices), self.config.batch_size):
-            refs = slices[i:i + self.config.batch_size]
+        mine = slices[self.rank::self.world]  # under torchrun each rank validates its share; counts are summed
+        for i in range(0, len(mine), self.config.batch_size):
+            refs = mine[i:i + self.config.batch_size]
             images = np.stack([context_stack(self.cases[c].image, z, self.model_config.context) for c, z in refs])
             labels = np.stack([self.cases[c].labels[z] for c, z in refs])
             h, w = labels.shape[1:]
@@ -339,6 +349,9 @@ class Trainer:
                 logits = model(x)
             losses.append(float(dice_ce_loss(logits, y)) * len(refs))
             counts += hard_dice_counts(logits.float().cpu(), y.cpu())
+        if self.world > 1:
+            counts = distributed.sum_over_ranks(counts)
+            losses = [float(distributed.sum_over_ranks(torch.tensor([sum(losses)], dtype=torch.float64))[0])]
         dice = {}
         for index, value in enumerate(self._values[1:], start=1):
             tp, fp, fn = counts[index].tolist()

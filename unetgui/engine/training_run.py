@@ -11,7 +11,7 @@ import numpy as np
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import LabelTable
-from unetgui.engine import cache
+from unetgui.engine import cache, distributed
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.data import Case, prepare_case, refs_of_cases
 from unetgui.engine.device import pick_device
@@ -61,7 +61,8 @@ def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Chec
         if folder is None:
             raise UnetguiError(f"{v.name}: not from the data set cache")
         entry = cache.NativeEntry(v.name, folder, v.voxels, v.labels, v.modality, v.spacing_yx)
-        cases.append(cache.preprocessed(cache_root, entry, pre)[0])
+        # under torchrun rank 0 writes the entry and the others then read it
+        cases.append(distributed.rank_zero_first(lambda entry=entry: cache.preprocessed(cache_root, entry, pre))[0])
     return pre, cases
 
 
@@ -76,8 +77,8 @@ def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str
     """
     plan = plan_run(volumes, table, device, minutes, overrides, init)
     pre, cases = prepare_cases(volumes, plan, init, cache_root)
-    if measure:
-        plan = plan.with_step_seconds(measure_step_seconds(plan.model, plan.train))
+    if measure:  # the ranks of a torchrun agree on one step time, so that their epochs have the same length
+        plan = plan.with_step_seconds(distributed.agree_max([measure_step_seconds(plan.model, plan.train)])[0])
     refs = None
     if val_cases is not None:
         refs = refs_of_cases(cases, [i for i in range(len(cases)) if i not in set(val_cases)], list(val_cases))
