@@ -189,3 +189,38 @@ def test_cached_cases_train_from_memory_maps_with_their_foreground_index(tmp_pat
     sampler = PatchSampler([case], [(0, z) for z in case.annotated], 32, 0, foreground_fraction=1.0, seed=0)
     images, patches = sampler.batch(16)
     assert images.dtype == np.float32 and (patches > 0).any(axis=(1, 2)).all()  # every patch holds foreground
+
+
+def test_loader_workers_draw_batches_from_the_cache_without_copying_the_volumes(tmp_path, capsys):
+    import pickle
+
+    import torch
+
+    from unetgui.engine import cache, loader
+    from unetgui.engine.preprocessing import Preprocessing
+
+    hu, labels, _ = synth_case(6, size=64, slices=40)
+    entry, _ = cache.native(str(tmp_path), "c1", [], lambda: (hu, labels, "CT", (0.8, 0.8)))
+    case, _ = cache.preprocessed(str(tmp_path), entry, Preprocessing.for_modality("CT"))
+    assert loader.mapped(case)
+    refs = [(0, z) for z in case.annotated]
+    source = loader.CachedBatches([case], refs, (32, 32), 0, 1.0, 0, 8)
+    assert len(pickle.dumps(source)) < case.image.nbytes / 4  # what a spawned worker receives: paths, not volumes
+    stream = loader.batches([case], refs, (32, 32), 0, 1.0, 0, 8, 2, torch.device("cpu"))
+    images, patches = next(stream)
+    assert images.shape == (8, 1, 32, 32) and images.dtype == torch.float32 and (patches > 0).any()
+    del stream
+    from unetgui.core.volume import LabelTable
+    from unetgui.engine.training import TrainConfig, Trainer
+    from unetgui.engine.unet import UNetConfig
+
+    config = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=4, patch=(32, 32), device="cpu", loader_workers=2)
+    trainer = Trainer([case], LabelTable.from_names("liver", "tumour"), Preprocessing.for_modality("CT"), config,
+                      UNetConfig(classes=3, depth=2, base=4), split_refs=(refs, []))
+    assert trainer._batches is not None  # the batches come from the workers
+    assert [type(e).__name__ for e in trainer.run()][-1] == "EpochStats" and trainer._batches is None
+    # and as a user starts it: train --dataset --workers 2
+    write_lits(tmp_path / "lits", 3, **SMALL)
+    assert cli.main(["train", "--dataset", str(tmp_path / "lits"), "--output", str(tmp_path / "w.unetgui"),
+                     "--epochs", "1", "--steps-per-epoch", "3", "--device", "cpu", "--workers", "2"]) == 0
+    assert "set by you: epochs, steps per epoch, workers" in capsys.readouterr().out

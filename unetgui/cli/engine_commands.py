@@ -39,6 +39,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        "(stored in the model; see evaluate --dataset)")
     train.add_argument("--test-fraction", type=float, default=0.2,
                        help="with --dataset: the share of cases held out for testing (default 0.2; 0: none)")
+    train.add_argument("--workers", type=int, help="with --dataset: DataLoader processes that draw the batches "
+                       "from the cache (default: 2 on a GPU, 0 on a CPU, where a step outlasts the drawing)")
     train.add_argument("--cache", help="with --dataset: the folder of the preprocessed cache (default: "
                        ".unetgui-cache in the data set folder); later runs reuse it")
     train.add_argument("--output", required=True, help="model file to write (.unetgui)")
@@ -214,6 +216,12 @@ def _train_dataset(args: argparse.Namespace, init) -> int:
     print(f"data set {dataset.root}: {len(dataset.cases)} cases ({dataset.layout}); cache {root}: "
           f"{read} case(s) read now, {len(used) - read} reused")
     minutes, overrides = _budget(args)
+    from unetgui.engine.device import pick_device
+
+    workers = args.workers if args.workers is not None else (2 if pick_device(args.device).type == "cuda" else 0)
+    if workers < 0:
+        raise UnetguiError("--workers must be 0 or more")
+    overrides["workers"] = workers or None
     trainer = build_trainer(volumes, table, args.device, minutes, overrides, init,
                             val_cases=list(range(len(splits["train"]), len(volumes))), cache_root=root)
     trainer.dataset_split = {"layout": dataset.layout, "cases": len(dataset.cases),

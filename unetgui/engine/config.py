@@ -98,6 +98,7 @@ class TrainConfig:
     elastic: bool = False  # elastic deformation in the augmentation (the U-Net paper's)
     # the U-Net paper's border weight map on the cross-entropy (engine/weightmap.py): w0, or None for off
     border_weight: float | None = None
+    loader_workers: int = 0  # DataLoader processes drawing batches from cached cases (engine/loader.py); 0: none
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

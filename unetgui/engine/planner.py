@@ -89,7 +89,7 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "border_weight")
+             "border_weight", "workers")
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
         ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
-        border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None)
+        border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None, loader_workers=overrides.get("workers", 0))
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

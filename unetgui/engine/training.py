@@ -27,7 +27,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
-from unetgui.engine import distributed
+from unetgui.engine import distributed, loader
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
@@ -145,6 +145,12 @@ class Trainer:
         self.train_refs, self.val_refs = list(train), list(val)
         self.sampler = PatchSampler(self.cases, self.train_refs, self.config.patch, self.model_config.context,
                                     self.config.foreground_fraction, self.config.seed + self.rank)
+        self._batches = None  # batches from DataLoader workers, for cases memory-mapped from the cache
+        cfg = self.config
+        if cfg.loader_workers and not cfg.border_weight and all(loader.mapped(c) for c in self.cases):
+            self._batches = loader.batches(self.cases, self.train_refs, self.sampler.patch, self.model_config.context,
+                                           cfg.foreground_fraction, cfg.seed + 1000 * self.rank, cfg.batch_size,
+                                           cfg.loader_workers, self.device)
         if self.config.border_weight:
             self.sampler.weights = {(c, z): border_weights(self.cases[c].labels[z], self.config.border_weight)
                                     for c, z in self.train_refs}
@@ -220,6 +226,7 @@ class Trainer:
             self.history.append(stats)
             yield stats
             if stop:
+                self._batches = None  # the loader's worker processes end with their iterator
                 return
 
     def _elapsed(self, start: float) -> float:
@@ -275,9 +282,12 @@ class Trainer:
 
     def _try_step(self, aug: AugmentConfig) -> float:
         weighted = bool(self.config.border_weight)
-        images, labels, *weights = self.sampler.batch(self.batch_size, with_weights=weighted)
-        x = torch.from_numpy(images).to(self.device, non_blocking=True)
-        y = torch.from_numpy(labels).to(self.device, non_blocking=True).long()
+        if self._batches is not None:  # drawn by the workers at the configured size (smaller after an OOM)
+            images, labels = (t[:self.batch_size] for t in next(self._batches))
+        else:
+            images, labels, *weights = self.sampler.batch(self.batch_size, with_weights=weighted)
+        x = torch.as_tensor(images).to(self.device, non_blocking=True)
+        y = torch.as_tensor(labels).to(self.device, non_blocking=True).long()
         w = torch.from_numpy(weights[0]).to(self.device, non_blocking=True) if weighted else None
         if self.config.augment:
             x, y, *rest = augment(x, y, aug, self._generator, w)
