@@ -208,6 +208,17 @@ def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  #
     refs = sorted(trainer.train_refs + trainer.val_refs)
     assert refs == [(0, 2), (0, 6), (1, 3)]
     assert window.projects.project.models  # the result was kept in the project
+    assert window.training_panel.counts.text() == "Training: 3 slices of 2 series; validation: 0 slices of 0 series"
+    # the images trained from the project's cache, memory-mapped: no normalised copy of each series in memory
+    assert all(isinstance(case.image, np.memmap) for case in trainer.cases)
+    cache = Path(window.projects.project.path("cache"))
+    assert len(list((cache / "images").iterdir())) == 2 and len(list(cache.glob("prep-*/*/image.npy"))) == 2
+    # a second training reuses both entries
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("image.npy")}
+    window.models.train(None, {"epochs": 1, "batch_size": 2, "augment": False, "preset": "small", "steps_per_epoch": 2},
+                        False, "cpu")
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("image.npy")} == before
 
 
 def test_a_project_that_fails_to_open_leaves_the_shown_one_autosaving(window, qtbot, tmp_path):  # noqa: F811

@@ -13,6 +13,10 @@ needs; nothing holds a whole volume):
   hashes the preprocessing (mode, window, statistics, working size) and the native entry, so a change of
   either makes a new entry and an unchanged one is reused, never rewritten.
 
+The app's projects use the image half of both levels (``images/<series>-<source key>/`` and the normalised
+image in ``prep-<key>/``): a project's labels change with every edit, so they stay in memory (one byte
+per voxel at the working size) and only the images, four bytes per voxel once normalised, live on disk.
+
 ``meta.json`` is written last in each entry: an entry without it (a run killed while writing) is rebuilt.
 """
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from unetgui.core import atomic
 from unetgui.core.errors import UnetguiError
+from unetgui.core.memory import release
 from unetgui.core.volume import UNANNOTATED
 from unetgui.engine.data import Case
 from unetgui.engine.preprocessing import Preprocessing, resize_slices
@@ -109,22 +114,77 @@ def native(root: str, case_id: str, paths: list[str],
 
 
 def native_folder(voxels: np.ndarray) -> str | None:
-    """The native entry a memory-mapped image comes from, else None."""
+    """The native entry (or app image entry) a memory-mapped image comes from, else None."""
     name = getattr(voxels, "filename", None)
     return os.path.dirname(name) if name and os.path.basename(name) == "image.npy" else None
+
+
+def native_image(root: str, case_id: str, paths: list[str],
+                 load: Callable[[], tuple[np.ndarray, str, tuple[float, float]]]) -> tuple[np.ndarray, str, tuple[float, float], bool]:
+    """An image alone on its own grid, memory-mapped (the app's series: their labels stay in memory);
+    ``load()`` gives voxels, modality and spacing when it must be written. (voxels, modality, spacing, written)."""
+    folder = os.path.join(root, "images", f"{_safe(case_id)}-{source_key(paths)}")
+    meta = _load_meta(folder)
+    written = meta is None
+    if written:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        voxels, modality, spacing = load()
+        integer = voxels.dtype.kind in "iu" and voxels.size and voxels.min() >= -32768 and voxels.max() <= 32767
+        _save_array(folder, "image", voxels.astype(np.int16 if integer else np.float32, copy=False))
+        meta = {"format": FORMAT, "case": case_id, "modality": modality, "spacing_yx": list(spacing)}
+        atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
+    return _open(folder, "image"), str(meta["modality"]), tuple(meta["spacing_yx"]), written  # type: ignore[return-value]
+
+
+def preprocessed_image(root: str, voxels: np.ndarray, pre: Preprocessing) -> tuple[np.ndarray, bool]:
+    """The normalised image at the working size of a memory-mapped native image, memory-mapped; written once."""
+    folder = os.path.join(root, f"prep-{_prep_key(pre)}", os.path.basename(_native(voxels)))
+    meta = _load_meta(folder)
+    written = meta is None
+    if written:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.makedirs(folder)
+        _write_image(folder, voxels, pre)
+        atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps({"format": FORMAT, "image_only": True}).encode())
+    release(voxels)
+    return _open(folder, "image"), written
+
+
+def _native(voxels: np.ndarray) -> str:
+    folder = native_folder(voxels)
+    if folder is None:
+        raise UnetguiError("the image is not memory-mapped from the cache")
+    return folder
+
+
+def _prep_key(pre: Preprocessing) -> str:
+    return hashlib.sha256(json.dumps([FORMAT, pre.to_json()], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _write_image(folder: str, voxels: np.ndarray, pre: Preprocessing) -> None:
+    z = voxels.shape[0]
+    target = pre.working_shape(voxels.shape[1:])
+    stats = pre.volume_stats(voxels)
+    image = np.lib.format.open_memmap(os.path.join(folder, "image.npy"), "w+", np.float32, (z, *target))
+    for start in range(0, z, _CHUNK):  # a chunk of slices in memory at a time
+        stop = min(z, start + _CHUNK)
+        image[start:stop] = resize_slices(pre.normalize(np.asarray(voxels[start:stop]), stats), target)
+    image.flush()
+    del image
 
 
 def preprocessed(root: str, entry: NativeEntry, pre: Preprocessing) -> tuple[Case, bool]:
     """The case normalised at the working size, with its foreground index (see the module docstring); and
     whether it was written now."""
-    key = hashlib.sha256(json.dumps([FORMAT, pre.to_json()], sort_keys=True).encode()).hexdigest()[:16]
-    folder = os.path.join(root, f"prep-{key}", os.path.basename(entry.folder))  # the native entry's name: its source
+    folder = os.path.join(root, f"prep-{_prep_key(pre)}", os.path.basename(entry.folder))  # the native entry: its source
     meta = _load_meta(folder)
     written = meta is None
     if written:
         shutil.rmtree(folder, ignore_errors=True)
         os.makedirs(folder)
         meta = _write_preprocessed(folder, entry, pre)
+    release(entry.voxels, entry.labels)
     fg = np.load(os.path.join(folder, "foreground.npz"), allow_pickle=False)
     foreground = {int(k[1:]): fg[k] for k in fg.files}
     case = Case(entry.case_id, _open(folder, "image"), _open(folder, "labels"), tuple(meta["annotated"]), foreground)
@@ -134,23 +194,20 @@ def preprocessed(root: str, entry: NativeEntry, pre: Preprocessing) -> tuple[Cas
 def _write_preprocessed(folder: str, entry: NativeEntry, pre: Preprocessing) -> dict:
     z = entry.voxels.shape[0]
     target = pre.working_shape(entry.voxels.shape[1:])
-    stats = pre.volume_stats(entry.voxels)
-    image = np.lib.format.open_memmap(os.path.join(folder, "image.npy"), "w+", np.float32, (z, *target))
+    _write_image(folder, entry.voxels, pre)
     labels = np.lib.format.open_memmap(os.path.join(folder, "labels.npy"), "w+", np.uint8, (z, *target))
     annotated: list[int] = []
     counts: dict[int, int] = {}
-    for start in range(0, z, _CHUNK):  # a chunk of slices in memory at a time
+    for start in range(0, z, _CHUNK):
         stop = min(z, start + _CHUNK)
-        image[start:stop] = resize_slices(pre.normalize(np.asarray(entry.voxels[start:stop]), stats), target)
         lab = resize_slices(np.asarray(entry.labels[start:stop]), target, nearest=True)
         labels[start:stop] = lab
         annotated += [start + int(k) for k in np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2)))]
         values, n = np.unique(lab, return_counts=True)
         for v, c in zip(values.tolist(), n.tolist()):
             counts[v] = counts.get(v, 0) + c
-    image.flush()
     labels.flush()
-    del image, labels
+    del labels
     rng = np.random.default_rng(0)
     foreground = {}
     for value, total in counts.items():

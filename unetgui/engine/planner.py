@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.memory import release
 from unetgui.core.volume import UNANNOTATED
 from unetgui.engine.config import TrainConfig, UNetConfig, selection
 
@@ -137,7 +138,10 @@ def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: st
     """
     if len(images) != len(labels):
         raise UnetguiError("one label volume per image is needed")
-    annotated = [np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2))) for lab in labels]
+    annotated = []
+    for lab in labels:
+        annotated.append(np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2))))
+        release(lab)  # a memory-mapped volume (the data set cache): read, not kept resident
     widths: dict[int, list[float]] = {}
     extents: dict[int, list[float]] = {}
     fractions: dict[int, list[float]] = {}

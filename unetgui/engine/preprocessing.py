@@ -18,6 +18,7 @@ import numpy as np
 
 from unetgui.core import limits
 from unetgui.core.errors import UnetguiError
+from unetgui.core.memory import release
 
 MODES = ("ct", "per_volume")
 #: narrowest CT window (HU) the training foreground may set; keeps some context around the structure
@@ -82,6 +83,8 @@ class Preprocessing:
                 idx = np.flatnonzero((lab > 0) & (lab < 255))
                 if idx.size:
                     fg.append(flat[idx[rng.integers(0, idx.size, min(idx.size, 200_000))]].astype(np.float32))
+                release(labels[i])
+            release(v)  # a memory-mapped volume (the data set cache): read, not kept resident
         if fg:
             values = np.concatenate(fg)
             lo, hi = (float(p) for p in np.percentile(values, self.percentiles))

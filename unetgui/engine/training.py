@@ -27,6 +27,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
+from unetgui.core.memory import release
 from unetgui.engine import distributed, loader
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
@@ -68,6 +69,8 @@ class EpochStats:
     val_slices: int
     stop_reason: str | None = None  # set on the last epoch: "epochs", "time budget", "early stopping"
     dice_on: str = "validation"  # "validation" slices, or the "annotated" (training) slices when none is held out
+    train_cases: int = 1  # volumes (series, data set cases) the training slices come from
+    val_cases: int = 0
 
     @property
     def mean_dice(self) -> float | None:
@@ -220,9 +223,12 @@ class Trainer:
                 stop = "epochs"
             if stop is None and held_out and epoch - self.best_epoch >= cfg.patience:
                 stop = "early stopping"
+            for case in self.cases:  # memory-mapped cases: what this epoch read need not stay resident
+                release(case.image, case.labels)
             stats = EpochStats(epoch, float(np.mean(losses)), val_loss, dice, pixel_error, lr, time.monotonic() - start,
                                self.best_epoch, is_best, len(self.train_refs), len(self.val_refs), stop,
-                               "validation" if held_out else "annotated")
+                               "validation" if held_out else "annotated", len({c for c, _ in self.train_refs}),
+                               len({c for c, _ in self.val_refs}))
             self.history.append(stats)
             yield stats
             if stop:

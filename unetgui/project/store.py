@@ -8,6 +8,7 @@ Layout::
     labels/<series id>.journal   autosave journal of the edits since that snapshot (see journal.py)
     models/<name>.unetgui        model files (safetensors + JSON metadata)
     .lock                        present while the project is open; left behind by a crash
+    cache/                       the series' images as memory maps for training (engine/cache.py); rebuilt when missing
 
 Source paths inside the project folder are stored relative to it (the folder can be moved); others
 absolute. The images themselves are never copied: a DICOM folder stays where the user keeps it.
@@ -402,5 +403,5 @@ class Project:
             raise FormatError(f"{root} is not empty: choose an empty or new folder")
         if inside(self.root, root):
             raise FormatError(f"{root} lies inside the project itself: choose a folder elsewhere")
-        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", f"{atomic.TEMP_PREFIX}*"))
+        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", f"{atomic.TEMP_PREFIX}*", "cache"))
         return Project.open(root)  # sources inside the folder were copied along; others are absolute

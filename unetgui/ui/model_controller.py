@@ -196,17 +196,20 @@ class ModelController(QObject):
         init = self.checkpoint if from_current and self.checkpoint is not None else None
         self._pending_labels.clear()
         self._result = None
-        load_others = self.training_sources()
+        sources = self.training_sources()
 
         def work(progress, cancel):
-            from unetgui.engine.data import prepare_case
             from unetgui.engine.training import EpochStats
-            from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+            from unetgui.engine.training_run import AnnotatedVolume, build_trainer, with_labels
 
-            others = load_others(progress, cancel) if load_others else []  # the project's other annotated series
-            volumes = [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
-            volumes += [AnnotatedVolume(name, v.voxels, lab, v.modality, tuple(v.spacing[1:])) for name, v, lab in others]
-            trainer = build_trainer(volumes, table, device, minutes, overrides, init)
+            if sources is None:  # no project: the open image alone, in memory
+                volumes = [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
+            else:  # the project's series, their images memory-mapped from its cache
+                voxels, modality, spacing = sources.shown_image(volume)
+                volumes = [AnnotatedVolume("open image", voxels, labels, modality, spacing)]
+                volumes += [AnnotatedVolume(*case) for case in sources.others(progress, cancel)]
+            trainer = build_trainer(volumes, table, device, minutes, overrides, init,
+                                    cache_root=sources.cache_root if sources else None)
             self.trainer = trainer
             yield trainer.plan
             try:
@@ -214,9 +217,8 @@ class ModelController(QObject):
                     yield event
                     # the newest reviewed slices join at the end of an epoch (prepared here, not on the GUI thread)
                     pending = self._pending_labels.take() if isinstance(event, EpochStats) else None
-                    if pending is not None:
-                        fresh = prepare_case("open image", volume.voxels, pending, trainer.preprocessing)
-                        trainer.update_data([fresh] + trainer.source_cases[1:])
+                    if pending is not None:  # the same image (no new copy), the newest labels
+                        trainer.update_data([with_labels(trainer.source_cases[0], pending)] + trainer.source_cases[1:])
             finally:
                 self._result = trainer.best_checkpoint() if trainer.history else None
 

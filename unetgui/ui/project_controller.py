@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.progress import check
 from unetgui.core.session import Session
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume, without_unannotated
 from unetgui.project import housekeeping, lock
@@ -26,6 +29,15 @@ from unetgui.ui.model_controller import ModelController
 from unetgui.workers.jobs import JobRunner
 
 MAX_RECENT = 8
+
+
+@dataclass(frozen=True)
+class TrainingSources:
+    """See :meth:`ProjectController.training_sources`."""
+
+    cache_root: str
+    shown_image: Callable  # Volume -> (voxels memory-mapped from the cache, modality, in-plane spacing)
+    others: Callable  # (progress, cancel) -> [(name, voxels, training labels, modality, spacing)]
 
 
 def data_folder() -> str:
@@ -355,29 +367,49 @@ class ProjectController(QObject):
         self._project_model = checkpoint
         self.project_changed.emit()
 
-    def training_sources(self):
-        """A loader of the project's other series with reviewed slices, run on the training worker:
-        returns ``[(name, Volume, training labels)]``; the training set spans the whole project."""
+    def training_sources(self) -> TrainingSources | None:
+        """What training takes from the project (run on the training worker): its cache folder, the shown
+        series' image through the cache, and the other series with reviewed slices, each image read into
+        the cache once and memory-mapped from there (engine/cache.py), so that a project of many series
+        trains without a copy of every image in memory."""
         if self.project is None:
             return None
-        project, shown = self.project, self.entry.id if self.entry else None
-        others = [e for e in project.series if e.id != shown]
+        project, shown = self.project, self.entry
+        others = [e for e in project.series if shown is None or e.id != shown.id]
+        root = project.path("cache")
 
-        def load(progress, cancel):
+        def cached(entry: SeriesEntry, load):
+            from unetgui.engine import cache
+
+            return cache.native_image(root, entry.id, [project.source_path(entry)], load)[:3]
+
+        def shown_image(volume: Volume):
+            if shown is None:
+                return volume.voxels, volume.modality, tuple(volume.spacing[1:])
+            return cached(shown, lambda: (volume.voxels, volume.modality, tuple(volume.spacing[1:])))
+
+        def load_others(progress, cancel):
             cases = []
             for entry in others:
+                check(cancel)
                 try:
                     saved = project.read_labels(entry.id)
                     if saved is None or not (saved.reviewed & ~saved.test).any():
                         continue
                     keep = saved.reviewed & ~saved.test
                     labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
-                    cases.append((entry.description or entry.id, project.load_image(entry), labels))
-                except UnetguiError:
+
+                    def load(entry=entry):
+                        volume = project.load_image(entry)
+                        return volume.voxels, volume.modality, tuple(volume.spacing[1:])
+
+                    voxels, modality, spacing = cached(entry, load)
+                    cases.append((entry.description or entry.id, voxels, labels, modality, spacing))
+                except (UnetguiError, OSError):
                     continue  # a series whose image is missing cannot take part; the others still train
             return cases
 
-        return load if others else None
+        return TrainingSources(root, shown_image, load_others)
 
     def retire_old(self) -> None:
         """At start, on a worker: untitled projects and sample copies unused for a month are retired, their

@@ -294,6 +294,8 @@ class TrainingPanel(QWidget):
                 self._last_plot = time.monotonic()
             return
         self.train_curve.setData(self._batch_x, self._batch_y)
+        self.counts.setText(f"Training: {event.train_slices} slices of {event.train_cases} series; validation: "
+                            f"{event.val_slices} slices of {event.val_cases} series")
         self.dice_plot.setTitle("Validation Dice" if event.dice_on == "validation"
                                 else "Dice on the annotated (training) slices")
         if event.val_loss is not None:
