@@ -9,6 +9,8 @@ error (a bug: one line on stderr, the traceback in a log file, see core/crashlog
   unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
   unetgui suggest --model MODEL --input PATH [--labels PATH] [--count N] [--json FILE]
   unetgui evaluate --prediction P --truth T [--json FILE]
+  unetgui tune (--images PATH --labels PATH ... | --dataset DIR) --output MODEL (--trials N | --minutes M)
+               [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
                  [--nifti] [--image-nifti] [--dicom-seg] [--metrics] [--model MODEL] [--include-patient-id]
 """
@@ -19,11 +21,11 @@ import argparse
 import sys
 
 from unetgui import __version__
-from unetgui.cli import engine_commands, export_commands, formats_commands
+from unetgui.cli import engine_commands, export_commands, formats_commands, tune_commands
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
 
-COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export")
+COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export", "tune")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     formats_commands.add_parsers(sub)
     engine_commands.add_parsers(sub)
     export_commands.add_parsers(sub)
+    tune_commands.add_parsers(sub)
     return parser
 
 

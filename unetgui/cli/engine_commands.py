@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="with --dataset: the share of cases held out for testing (default 0.2; 0: none)")
     train.add_argument("--workers", type=int, help="with --dataset: DataLoader processes that draw the batches "
                        "from the cache (default: 2 on a GPU, 0 on a CPU, where a step outlasts the drawing)")
+    train.add_argument("--config", help="a JSON file of settings, e.g. the best.json of unetgui tune; the flags "
+                       "given on the command line win")
     train.add_argument("--cache", help="with --dataset: the folder of the preprocessed cache (default: "
                        ".unetgui-cache in the data set folder); later runs reuse it")
     train.add_argument("--output", required=True, help="model file to write (.unetgui)")
@@ -173,14 +175,36 @@ def _budget(args: argparse.Namespace) -> tuple[float | None, dict]:
                  "threads": args.threads, "seed": args.seed, "preset": None if args.preset == "auto" else args.preset,
                  "working_size": args.working_size, "context": args.context or None,
                  "augment": False if args.no_augment else None, "border_weight": args.border_weight}
+    if args.config:
+        overrides = {**_config_file(args.config), **{k: v for k, v in overrides.items() if v is not None}}
     return minutes, overrides
 
 
-def _train_dataset(args: argparse.Namespace, init) -> int:
-    """Train on a data set folder: its training and validation cases go through the cache on disk one at a
-    time (engine/cache.py), so memory stays bounded; the split by case is stored in the model."""
+def _config_file(path: str) -> dict:
+    """The settings of a JSON file: ``{"overrides": {...}}`` (unetgui tune's best.json) or a plain object."""
+    import json
+
+    from unetgui.engine.planner import OVERRIDES
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        settings = data.get("overrides", data) if isinstance(data, dict) else None
+        if not isinstance(settings, dict):
+            raise ValueError("not a JSON object of settings")
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UnetguiError(f"--config {path}: {exc}") from exc
+    unknown = sorted(set(settings) - set(OVERRIDES))
+    if unknown:
+        raise UnetguiError(f"--config {path}: unknown settings {unknown} (known: {', '.join(OVERRIDES)})")
+    return settings
+
+
+def dataset_volumes(args: argparse.Namespace, init):
+    """The training and validation cases of ``--dataset`` through the cache on disk, one at a time
+    (engine/cache.py), memory-mapped: (dataset, splits, volumes, label table, cache folder)."""
     from unetgui.engine import cache, distributed
-    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+    from unetgui.engine.training_run import AnnotatedVolume
 
     dataset, splits = _dataset_split(args.dataset, args.seed, args.test_fraction)
     table = init.labels if init else dataset.table
@@ -215,6 +239,14 @@ def _train_dataset(args: argparse.Namespace, init) -> int:
     _check_table(table, values, init)
     print(f"data set {dataset.root}: {len(dataset.cases)} cases ({dataset.layout}); cache {root}: "
           f"{read} case(s) read now, {len(used) - read} reused")
+    return dataset, splits, volumes, table, root
+
+
+def _train_dataset(args: argparse.Namespace, init) -> int:
+    """Train on a data set folder; the split by case is stored in the model."""
+    from unetgui.engine.training_run import build_trainer
+
+    dataset, splits, volumes, table, root = dataset_volumes(args, init)
     minutes, overrides = _budget(args)
     from unetgui.engine.device import pick_device
 

@@ -1,0 +1,113 @@
+"""`unetgui tune` (issue 15): a tiny search writes a study, a trial table, a best JSON that `train --config`
+takes, and a model; it resumes in the same storage; two processes share one SQLite study; a failing trial is
+recorded and the search goes on; the pruner stops a trial that reports worse than the others."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from lits_synth import write_lits
+from unetgui import cli
+from unetgui.cli import tune_commands
+from unetgui.core.errors import UnetguiError
+from unetgui.engine import tuning
+
+SMALL = {"size": 48, "slices": (8, 10)}
+FAST = ["--trial-minutes", "0.04", "--device", "cpu", "--threads", "1", "--params", "learning_rate", "depth"]
+
+
+@pytest.fixture(scope="module")
+def lits(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lits")
+    write_lits(folder, 4, **SMALL)
+    return folder
+
+
+def _rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_parser_offers_the_engines_search_space():
+    assert set(tune_commands.PARAMS) == set(tuning.SPACE) and set(tune_commands.DEFAULT_PARAMS) <= set(tuning.SPACE)
+
+
+def test_a_tiny_search_writes_its_results_and_resumes(lits, tmp_path, capsys):
+    out = tmp_path / "best.unetgui"
+    argv = ["tune", "--dataset", str(lits), "--output", str(out), "--trials", "3", "--test-fraction", "0", *FAST]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "study 'unetgui' in sqlite:///" in printed and "0 trial(s) so far" in printed
+    rows = _rows(tmp_path / "best.trials.csv")
+    assert [r["trial"] for r in rows] == ["0", "1", "2"] and {r["state"] for r in rows} <= {"complete", "pruned"}
+    best = json.loads((tmp_path / "best.best.json").read_text())
+    assert set(best["overrides"]) == {"learning_rate", "depth"} and 0 <= best["dice"] <= 1
+    from unetgui.engine import checkpoint
+
+    model = checkpoint.load(str(out))
+    assert model.config.depth == best["overrides"]["depth"]
+    # started again: the same study goes on
+    assert cli.main(argv[:6] + ["1", *argv[7:]]) == 0
+    assert "3 trial(s) so far" in capsys.readouterr().out
+    assert [r["trial"] for r in _rows(tmp_path / "best.trials.csv")] == ["0", "1", "2", "3"]
+    # the best configuration trains as it is
+    trained = tmp_path / "again.unetgui"
+    assert cli.main(["train", "--dataset", str(lits), "--output", str(trained), "--config", str(tmp_path / "best.best.json"),
+                     "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu", "--test-fraction", "0"]) == 0
+    assert checkpoint.load(str(trained)).config.depth == best["overrides"]["depth"]
+    (tmp_path / "bad.json").write_text('{"overrides": {"dept": 3}}')
+    assert cli.main(["train", "--dataset", str(lits), "--output", str(trained), "--config", str(tmp_path / "bad.json"),
+                     "--epochs", "1"]) == 1
+    assert "unknown settings ['dept']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_sqlite_study(lits, tmp_path):
+    out = tmp_path / "shared.unetgui"
+    cmd = [sys.executable, "-m", "unetgui", "tune", "--dataset", str(lits), "--output", str(out), "--trials", "2",
+           "--test-fraction", "0", *FAST]
+    # the cache is filled first, so that the two processes do not both write it
+    assert cli.main(["tune", "--dataset", str(lits), "--output", str(out), "--trials", "1", "--test-fraction", "0", *FAST]) == 0
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [r[1][-2000:] for r in results]
+    study = tuning.open_study(f"sqlite:///{tmp_path / 'shared.optuna.db'}", "unetgui")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == 5 and len(set(numbers)) == 5
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
+    study = tuning.open_study(f"sqlite:///{tmp_path / 's.db'}", "fail")
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number == 1:
+            trial.set_user_attr("reason", "out of memory even for a batch of one patch")
+            raise UnetguiError("out of memory even for a batch of one patch")
+        return x
+
+    tuning.run(study, objective, 3, None)
+    rows = tuning.results(study)
+    assert [r.state for r in rows] == ["complete", "failed", "complete"]
+    assert rows[1].reason == "out of memory even for a batch of one patch"
+
+
+def test_the_pruner_stops_a_trial_worse_than_the_others(tmp_path):
+    study = tuning.open_study(f"sqlite:///{tmp_path / 'p.db'}", "prune")
+
+    def objective(trial: optuna.Trial) -> float:
+        good = trial.number < 2
+        for epoch in range(1, 5):
+            trial.report(0.9 if good else 0.1, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return 0.9 if good else 0.1
+
+    tuning.run(study, objective, 3, None)
+    assert [r.state for r in tuning.results(study)] == ["complete", "complete", "pruned"]

@@ -1,0 +1,148 @@
+"""Hyperparameter search on Optuna (``unetgui tune``): every trial is the planner's configuration with some
+values overridden, trained by :func:`~unetgui.engine.training_run.build_trainer` like any run.
+
+* The objective is the validation Dice of the trial's kept weights, on the same split for every trial
+  (the split depends on the data and the seed only). Each epoch's Dice is reported to Optuna and a median
+  pruner stops unpromising trials, so a budget tries more configurations.
+* The study lives in its storage (an SQLite file by default): a search interrupted and started again
+  continues it, and several processes with the same storage work on one study at once.
+* A trial that fails (out of memory, a combination the planner refuses) is recorded as failed with its
+  one-line reason and the search goes on.
+* Whenever a trial beats the best so far, its model is written to the output (atomically).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+
+from unetgui.core.errors import Cancelled, UnetguiError
+from unetgui.core.progress import CancelToken, check
+from unetgui.core.volume import LabelTable
+from unetgui.engine import checkpoint as model_file
+from unetgui.engine.training import EpochStats
+from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+
+#: what can be searched, and how: (kind, low, high) around nothing (fixed ranges) or the planner's value
+SPACE = {
+    "depth": ("int", 2, 5),
+    "base": ("choice", (8, 16, 24, 32)),
+    "batch_size": ("choice", (2, 4, 8, 16)),
+    "patch": ("choice", (64, 96, 128, 160, 192, 256)),
+    "learning_rate": ("log", 3e-4, 1e-2),
+    "weight_decay": ("log", 1e-6, 1e-2),
+    "context": ("int", 0, 2),
+}
+
+
+@dataclass
+class TrialResult:
+    number: int
+    state: str  # "complete", "pruned", "failed", "running"
+    value: float | None
+    params: dict
+    minutes: float
+    reason: str = ""
+
+
+def open_study(storage: str, name: str, seed: int = 0) -> optuna.Study:
+    """The study ``name`` in ``storage`` (created, or loaded to continue it), maximising the Dice."""
+    if storage.startswith("sqlite:"):  # several processes on one SQLite file: wait for its lock, do not fail
+        storage = optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                               sampler=optuna.samplers.TPESampler(seed=seed),
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+
+
+def suggest(trial: optuna.Trial, params: tuple[str, ...]) -> dict:
+    """The trial's overrides for the planner."""
+    out = {}
+    for name in params:
+        kind, *spec = SPACE[name]
+        if kind == "int":
+            out[name] = trial.suggest_int(name, spec[0], spec[1])
+        elif kind == "log":
+            out[name] = trial.suggest_float(name, spec[0], spec[1], log=True)
+        else:
+            out[name] = trial.suggest_categorical(name, list(spec[0]))
+    return out
+
+
+def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str, trial_minutes: float,
+                  params: tuple[str, ...], fixed: dict, output: str | None,
+                  cancel: CancelToken | None = None, on_epoch: Callable | None = None,
+                  build: dict | None = None) -> Callable:
+    """The Optuna objective: train one configuration for ``trial_minutes``, report each epoch's Dice;
+    ``build``: more arguments of build_trainer (a data set's validation cases and cache)."""
+    def objective(trial: optuna.Trial) -> float:
+        overrides = {**fixed, **suggest(trial, params)}
+        start = time.monotonic()
+        try:
+            trainer = build_trainer(volumes, table, device, trial_minutes, overrides, **(build or {}))
+            if not trainer.val_refs:
+                raise UnetguiError("no validation slices: a search needs at least 10 annotated slices or 2 volumes")
+            best = -math.inf
+            for event in trainer.run(cancel):
+                if not isinstance(event, EpochStats) or event.mean_dice is None:
+                    continue
+                best = max(best, event.mean_dice)
+                trial.report(event.mean_dice, event.epoch)
+                if on_epoch is not None:
+                    on_epoch(trial.number, event)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        except (optuna.TrialPruned, Cancelled):
+            trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
+            raise
+        except (UnetguiError, RuntimeError, MemoryError, ValueError) as exc:  # recorded; the search goes on
+            trial.set_user_attr("reason", " ".join(str(exc).split())[:300] or type(exc).__name__)
+            trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
+            raise
+        trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
+        trial.set_user_attr("overrides", {k: v for k, v in overrides.items() if k in params})
+        if output is not None and _is_best(trial, best):
+            model_file.save(trainer.best_checkpoint(), output)
+        return best
+    return objective
+
+
+def _is_best(trial: optuna.Trial, value: float) -> bool:
+    try:
+        return value > trial.study.best_value
+    except ValueError:  # no completed trial yet
+        return True
+
+
+def run(study: optuna.Study, objective: Callable, trials: int | None, minutes: float | None,
+        cancel: CancelToken | None = None) -> None:
+    """Optimise until ``trials`` more trials ran or ``minutes`` passed (or ``cancel``); failed trials
+    are recorded and the search goes on."""
+    def stop_when_cancelled(study_: optuna.Study, _trial) -> None:
+        try:
+            check(cancel)
+        except Cancelled:
+            study_.stop()
+
+    study.optimize(objective, n_trials=trials, timeout=minutes * 60 if minutes else None,
+                   catch=(UnetguiError, RuntimeError, MemoryError, ValueError), callbacks=[stop_when_cancelled],
+                   gc_after_trial=True)
+
+
+def results(study: optuna.Study) -> list[TrialResult]:
+    states = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned",
+              optuna.trial.TrialState.FAIL: "failed", optuna.trial.TrialState.RUNNING: "running"}
+    return [TrialResult(t.number, states.get(t.state, t.state.name.lower()), t.value, dict(t.params),
+                        float(t.user_attrs.get("minutes", 0.0)), str(t.user_attrs.get("reason", "")))
+            for t in study.trials]
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """Optuna's parameter importances (empty until two trials completed with different values)."""
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}
