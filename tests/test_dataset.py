@@ -224,3 +224,24 @@ def test_loader_workers_draw_batches_from_the_cache_without_copying_the_volumes(
     assert cli.main(["train", "--dataset", str(tmp_path / "lits"), "--output", str(tmp_path / "w.unetgui"),
                      "--epochs", "1", "--steps-per-epoch", "3", "--device", "cpu", "--workers", "2"]) == 0
     assert "set by you: epochs, steps per epoch, workers" in capsys.readouterr().out
+
+
+def test_an_entry_without_its_meta_is_rebuilt_and_a_finished_one_is_never_half_visible(tmp_path):
+    """A run killed while writing leaves a folder without meta.json: it is built again. Entries are built in a
+    temporary folder and renamed into place, so a reader never sees one half-written."""
+    from unetgui.engine import cache
+
+    hu, labels, _ = synth_case(7, size=32, slices=6)
+    calls = []
+
+    def load():
+        calls.append(1)
+        return hu, labels, "CT", (0.8, 0.8)
+
+    entry, written = cache.native(str(tmp_path), "c1", [], load)
+    assert written and calls == [1]
+    os.remove(os.path.join(entry.folder, "meta.json"))  # as if killed before the meta
+    again, written = cache.native(str(tmp_path), "c1", [], load)
+    assert written and calls == [1, 1] and np.array_equal(np.asarray(again.voxels), hu)
+    assert cache.native(str(tmp_path), "c1", [], load)[1] is False and calls == [1, 1]
+    assert not [p for p in (tmp_path / "native").iterdir() if ".tmp-" in p.name]

@@ -248,12 +248,9 @@ def _train_dataset(args: argparse.Namespace, init) -> int:
 
     dataset, splits, volumes, table, root = dataset_volumes(args, init)
     minutes, overrides = _budget(args)
-    from unetgui.engine.device import pick_device
-
-    workers = args.workers if args.workers is not None else (2 if pick_device(args.device).type == "cuda" else 0)
-    if workers < 0:
+    if args.workers is not None and args.workers < 0:
         raise UnetguiError("--workers must be 0 or more")
-    overrides["workers"] = workers or None
+    overrides["workers"] = args.workers  # default: the planner's (2 on a GPU, 0 on a CPU)
     trainer = build_trainer(volumes, table, args.device, minutes, overrides, init,
                             val_cases=list(range(len(splits["train"]), len(volumes))), cache_root=root)
     trainer.dataset_split = {"layout": dataset.layout, "cases": len(dataset.cases),
@@ -403,6 +400,10 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
     else:
         raise UnetguiError(f"{args.model} was not trained with --dataset, so it has no {args.split} split: "
                            "use --split all")
+    missing = [i for i in ids if i not in {c.id for c in dataset.cases}]
+    if missing:
+        raise UnetguiError(f"the model's {args.split} split names {len(missing)} case(s) this data set lacks "
+                           f"(e.g. {missing[0]}): is it the data set the model was trained on?")
     if not ids:
         raise UnetguiError(f"the model's {args.split} split has no cases (train with --test-fraction above 0)")
     predictor = Predictor(checkpoint, device=args.device)
@@ -426,10 +427,11 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(r["name"] for r in rows):
         mine = [r for r in rows if r["name"] == name]
         for stat, fn in (("mean", np.mean), ("median", np.median)):
-            values = {k: float(fn([r[k] for r in mine if r[k] is not None and math.isfinite(r[k])] or [math.nan]))
-                      for k in ("dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")}
+            values = {k: float(fn(finite)) if (finite := [r[k] for r in mine if r[k] is not None and math.isfinite(r[k])])
+                      else None for k in ("dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")}
             summary.append({"case": stat, "name": name, "label": mine[0]["label"], **values})
-            print(f"{stat:<24} {name[:12]:<12} {values['dice']:7.4f} {values['iou']:7.4f} {values['hd95_mm']:9.2f}")
+            hd = f"{values['hd95_mm']:9.2f}" if values["hd95_mm"] is not None else f"{'n/a':>9}"
+            print(f"{stat:<24} {name[:12]:<12} {values['dice']:7.4f} {values['iou']:7.4f} {hd}")
     print(f"{len(ids)} case(s) of the {args.split} split")
     if args.csv:
         _write_case_csv(args.csv, rows + summary)

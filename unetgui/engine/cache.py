@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,7 +83,40 @@ def _load_meta(folder: str) -> dict | None:
 
 
 def _save_array(folder: str, name: str, array: np.ndarray) -> None:
-    atomic.write_with(os.path.join(folder, f"{name}.npy"), lambda tmp: np.save(tmp, array, allow_pickle=False))
+    np.save(os.path.join(folder, f"{name}.npy"), array, allow_pickle=False)
+
+
+def _entry(folder: str, write: Callable[[str], dict]) -> tuple[dict, bool]:
+    """The meta of the complete entry at ``folder``, building it first when it is missing: ``write(tmp)``
+    fills a private temporary folder and returns the meta, and the folder is renamed into place, so that
+    a reader (another run, another rank) sees a whole entry or none. When another writer got there first,
+    its entry is used. Returns (meta, written now)."""
+    meta = _load_meta(folder)
+    if meta is not None:
+        return meta, False
+    tmp = f"{folder}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    os.makedirs(tmp)
+    try:
+        meta = {"format": FORMAT, **write(tmp)}
+        atomic.write_bytes(os.path.join(tmp, "meta.json"), json.dumps(meta).encode())
+        if os.path.isdir(folder) and _load_meta(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)  # a half-written entry of an older version or a killed run
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if _load_meta(folder) is None:
+                raise
+            return _load_meta(folder), False  # another writer renamed its entry first
+        return meta, True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _native_arrays(folder: str, voxels: np.ndarray, labels: np.ndarray | None) -> None:
+    integer = voxels.dtype.kind in "iu" and voxels.size and voxels.min() >= -32768 and voxels.max() <= 32767
+    _save_array(folder, "image", voxels.astype(np.int16 if integer else np.float32, copy=False))
+    if labels is not None:
+        _save_array(folder, "labels", labels.astype(np.uint8, copy=False))
 
 
 def _open(folder: str, name: str) -> np.ndarray:
@@ -94,21 +128,17 @@ def native(root: str, case_id: str, paths: list[str],
     """The native entry of a case (``load()`` gives voxels, labels, modality, spacing when it must be
     written); and whether it was written now (False: reused)."""
     folder = os.path.join(root, "native", f"{_safe(case_id)}-{source_key(paths)}")
-    meta = _load_meta(folder)
-    written = meta is None
-    if written:
-        shutil.rmtree(folder, ignore_errors=True)  # a half-written entry from a killed run
-        os.makedirs(folder)
+
+    def write(tmp: str) -> dict:
         voxels, labels, modality, spacing = load()
         if voxels.shape != labels.shape:
             raise UnetguiError(f"case {case_id}: image {voxels.shape} and labels {labels.shape} differ in shape")
-        integer = voxels.dtype.kind in "iu" and voxels.size and voxels.min() >= -32768 and voxels.max() <= 32767
-        _save_array(folder, "image", voxels.astype(np.int16 if integer else np.float32, copy=False))
-        _save_array(folder, "labels", labels.astype(np.uint8, copy=False))
+        _native_arrays(tmp, voxels, labels)
         present = np.flatnonzero(np.bincount(labels.reshape(-1), minlength=256)) if labels.size else []
-        meta = {"format": FORMAT, "case": case_id, "modality": modality, "spacing_yx": list(spacing),
+        return {"case": case_id, "modality": modality, "spacing_yx": list(spacing),
                 "values": [int(v) for v in present if 0 < v < UNANNOTATED]}
-        atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
+
+    meta, written = _entry(folder, write)
     return NativeEntry(case_id, folder, _open(folder, "image"), _open(folder, "labels"), str(meta["modality"]),
                        tuple(meta["spacing_yx"]), tuple(meta.get("values", ()))), written  # type: ignore[arg-type]
 
@@ -124,31 +154,37 @@ def native_image(root: str, case_id: str, paths: list[str],
     """An image alone on its own grid, memory-mapped (the app's series: their labels stay in memory);
     ``load()`` gives voxels, modality and spacing when it must be written. (voxels, modality, spacing, written)."""
     folder = os.path.join(root, "images", f"{_safe(case_id)}-{source_key(paths)}")
-    meta = _load_meta(folder)
-    written = meta is None
-    if written:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
+
+    def write(tmp: str) -> dict:
         voxels, modality, spacing = load()
-        integer = voxels.dtype.kind in "iu" and voxels.size and voxels.min() >= -32768 and voxels.max() <= 32767
-        _save_array(folder, "image", voxels.astype(np.int16 if integer else np.float32, copy=False))
-        meta = {"format": FORMAT, "case": case_id, "modality": modality, "spacing_yx": list(spacing)}
-        atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
+        _native_arrays(tmp, voxels, None)
+        return {"case": case_id, "modality": modality, "spacing_yx": list(spacing)}
+
+    meta, written = _entry(folder, write)
     return _open(folder, "image"), str(meta["modality"]), tuple(meta["spacing_yx"]), written  # type: ignore[return-value]
 
 
 def preprocessed_image(root: str, voxels: np.ndarray, pre: Preprocessing) -> tuple[np.ndarray, bool]:
     """The normalised image at the working size of a memory-mapped native image, memory-mapped; written once."""
     folder = os.path.join(root, f"prep-{_prep_key(pre)}", os.path.basename(_native(voxels)))
-    meta = _load_meta(folder)
-    written = meta is None
-    if written:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
-        _write_image(folder, voxels, pre)
-        atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps({"format": FORMAT, "image_only": True}).encode())
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+
+    def write(tmp: str) -> dict:
+        _write_image(tmp, voxels, pre)
+        return {"image_only": True}
+
+    _, written = _entry(folder, write)
     release(voxels)
     return _open(folder, "image"), written
+
+
+def prune(root: str, pre: Preprocessing) -> None:
+    """Remove the preprocessed entries of other preprocessings (a project's CT statistics change as the user
+    reviews slices, so its cache would keep a float32 copy of every series per training otherwise)."""
+    keep = f"prep-{_prep_key(pre)}"
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        if name.startswith("prep-") and name != keep:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
 
 
 def _native(voxels: np.ndarray) -> str:
@@ -178,12 +214,8 @@ def preprocessed(root: str, entry: NativeEntry, pre: Preprocessing) -> tuple[Cas
     """The case normalised at the working size, with its foreground index (see the module docstring); and
     whether it was written now."""
     folder = os.path.join(root, f"prep-{_prep_key(pre)}", os.path.basename(entry.folder))  # the native entry: its source
-    meta = _load_meta(folder)
-    written = meta is None
-    if written:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
-        meta = _write_preprocessed(folder, entry, pre)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    meta, written = _entry(folder, lambda tmp: _write_preprocessed(tmp, entry, pre))
     release(entry.voxels, entry.labels)
     fg = np.load(os.path.join(folder, "foreground.npz"), allow_pickle=False)
     foreground = {int(k[1:]): fg[k] for k in fg.files}
@@ -223,8 +255,6 @@ def _write_preprocessed(folder: str, entry: NativeEntry, pre: Preprocessing) -> 
             chosen[:, 0] += start
             picked.append(chosen.astype(np.int32))
         foreground[f"v{value}"] = np.concatenate(picked) if picked else np.zeros((0, 3), np.int32)
-    atomic.write_with(os.path.join(folder, "foreground.npz"), lambda tmp: np.savez(tmp, **foreground))
-    meta = {"format": FORMAT, "case": entry.case_id, "annotated": annotated, "shape": [z, *target],
-            "preprocessing": pre.to_json()}
-    atomic.write_bytes(os.path.join(folder, "meta.json"), json.dumps(meta).encode())
-    return meta
+        del labels  # unmapped before the folder is renamed (Windows refuses to rename mapped files)
+    np.savez(os.path.join(folder, "foreground.npz"), **foreground)
+    return {"case": entry.case_id, "annotated": annotated, "shape": [z, *target], "preprocessing": pre.to_json()}

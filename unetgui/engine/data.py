@@ -48,14 +48,20 @@ SliceRef = tuple[int, int]  # (case index, slice index)
 
 
 def prepare_case(name: str, voxels: np.ndarray, labels: np.ndarray, pre: Preprocessing) -> Case:
-    """Normalise and resize one annotated volume; only annotated slices are kept in memory at full cost."""
+    """Normalise and resize one annotated volume."""
     if voxels.shape != labels.shape:
         raise UnetguiError(f"{name}: image {voxels.shape} and labels {labels.shape} differ in shape")
+    image = resize_slices(pre.normalize(voxels, pre.volume_stats(voxels)), pre.working_shape(voxels.shape[1:]))
+    return with_labels(Case(name, image, np.zeros((0, 0, 0), np.uint8), ()), labels)
+
+
+def with_labels(case: Case, labels: np.ndarray) -> Case:
+    """``case`` (its image as it is: in memory or memory-mapped) with labels on the native grid resized to
+    the image's working size, e.g. the slices reviewed while training runs; no new copy of the image."""
+    if labels.shape[0] != case.image.shape[0]:
+        raise UnetguiError(f"{case.name}: {labels.shape[0]} label slices for {case.image.shape[0]} image slices")
     annotated = tuple(int(z) for z in np.flatnonzero((labels != UNANNOTATED).any(axis=(1, 2))))
-    stats = pre.volume_stats(voxels)
-    target = pre.working_shape(voxels.shape[1:])
-    image = resize_slices(pre.normalize(voxels, stats), target)
-    return Case(name, image, resize_slices(labels, target, nearest=True), annotated)
+    return Case(case.name, case.image, resize_slices(labels, case.image.shape[1:], nearest=True), annotated)
 
 
 def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,

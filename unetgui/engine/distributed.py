@@ -69,9 +69,10 @@ def rank_zero_first(fn: Callable[[], T]) -> T:
     if size == 1:
         return fn()
     if rank == 0:
-        result = fn()
-        dist.barrier()
-        return result
+        try:
+            return fn()
+        finally:  # also when it fails: the other ranks then fail on their own, instead of waiting forever
+            dist.barrier()
     dist.barrier()
     return fn()
 

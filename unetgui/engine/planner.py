@@ -63,6 +63,9 @@ ELASTIC_MIN_STEPS = 150
 #: the linear warm-up takes at most this share of the budgeted steps (30 steps, 10 when fine-tuning, otherwise)
 WARMUP_SHARE = 0.1
 MIN_WARMUP = 5
+#: DataLoader processes drawing the batches of cached data sets (engine/loader.py): a GPU step outlasts no
+#: batch drawing, a CPU step (~0.5 s) outlasts it a hundredfold
+LOADER_WORKERS = {"cuda": 2}
 #: the U-Net paper's border weight map (w0; None: off; a user's option for touching objects) - docs/engine.md
 BORDER_WEIGHT: float | None = None
 
@@ -293,7 +296,8 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
         ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
-        border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None, loader_workers=overrides.get("workers", 0))
+        border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None,
+        loader_workers=overrides.get("workers", LOADER_WORKERS.get(device, 0)))
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

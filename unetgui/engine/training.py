@@ -260,6 +260,8 @@ class Trainer:
             try:
                 return self._try_step(aug)
             except torch.cuda.OutOfMemoryError:
+                if self.world > 1:  # the ranks' collectives must match: no rank may change its batch alone
+                    raise UnetguiError("GPU out of memory under torchrun: lower --batch-size or --patch") from None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 if self.batch_size > 1:

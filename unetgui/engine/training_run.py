@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from unetgui.core.errors import UnetguiError
-from unetgui.core.volume import UNANNOTATED, LabelTable
+from unetgui.core.volume import LabelTable
 from unetgui.engine import cache, distributed
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.data import Case, prepare_case, refs_of_cases
+from unetgui.engine.data import Case, prepare_case, refs_of_cases, with_labels
 from unetgui.engine.device import pick_device
 from unetgui.engine.planner import TrainingPlan, fingerprint, plan_training
-from unetgui.engine.preprocessing import Preprocessing, resize_slices
+from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.training import Trainer, measure_step_seconds
 
 
@@ -56,30 +56,25 @@ def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Chec
             [v.voxels for v in volumes], [v.labels for v in volumes])
     if cache_root is None:
         return pre, [prepare_case(v.name, v.voxels, v.labels, pre) for v in volumes]
-    cases = []
+    cases, app = [], False
     for v in volumes:
         folder = cache.native_folder(v.voxels)
         if folder is None:  # an image in memory (no project): normalised in memory as without a cache
             cases.append(prepare_case(v.name, v.voxels, v.labels, pre))
             continue
         if getattr(v.labels, "filename", None) is None:  # the app: labels in memory, the image on disk
+            if v.voxels.shape != v.labels.shape:
+                raise UnetguiError(f"{v.name}: image {v.voxels.shape} and labels {v.labels.shape} differ in shape")
             image = cache.preprocessed_image(cache_root, v.voxels, pre)[0]
             cases.append(with_labels(Case(v.name, image, np.zeros((0, 0, 0), np.uint8), ()), v.labels))
+            app = True
             continue
         entry = cache.NativeEntry(v.name, folder, v.voxels, v.labels, v.modality, v.spacing_yx)
         # under torchrun rank 0 writes the entry and the others then read it
         cases.append(distributed.rank_zero_first(lambda entry=entry: cache.preprocessed(cache_root, entry, pre))[0])
+    if app:
+        cache.prune(cache_root, pre)
     return pre, cases
-
-
-def with_labels(case: Case, labels: np.ndarray) -> Case:
-    """``case`` (its image as it is: in memory or memory-mapped) with new labels on the native grid, e.g. the
-    slices reviewed while training runs; no new copy of the image."""
-    target = case.image.shape[1:]
-    if labels.shape[0] != case.image.shape[0]:
-        raise UnetguiError(f"{case.name}: {labels.shape[0]} label slices for {case.image.shape[0]} image slices")
-    annotated = tuple(int(z) for z in np.flatnonzero((labels != UNANNOTATED).any(axis=(1, 2))))
-    return Case(case.name, case.image, resize_slices(labels, target, nearest=True), annotated)
 
 
 def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "auto", minutes: float | None = None,

@@ -403,5 +403,9 @@ class Project:
             raise FormatError(f"{root} is not empty: choose an empty or new folder")
         if inside(self.root, root):
             raise FormatError(f"{root} lies inside the project itself: choose a folder elsewhere")
-        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".lock", f"{atomic.TEMP_PREFIX}*", "cache"))
+        def skipped(folder: str, names: list[str]) -> list[str]:  # the lock, temporary files, the top-level cache
+            top = os.path.abspath(folder) == os.path.abspath(self.root)
+            return [n for n in names if n == ".lock" or n.startswith(atomic.TEMP_PREFIX) or (top and n == "cache")]
+
+        shutil.copytree(self.root, root, dirs_exist_ok=True, ignore=skipped)
         return Project.open(root)  # sources inside the folder were copied along; others are absolute

@@ -199,8 +199,9 @@ class ModelController(QObject):
         sources = self.training_sources()
 
         def work(progress, cancel):
+            from unetgui.engine.data import with_labels
             from unetgui.engine.training import EpochStats
-            from unetgui.engine.training_run import AnnotatedVolume, build_trainer, with_labels
+            from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
             if sources is None:  # no project: the open image alone, in memory
                 volumes = [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
@@ -210,6 +211,7 @@ class ModelController(QObject):
                 volumes += [AnnotatedVolume(*case) for case in sources.others(progress, cancel)]
             trainer = build_trainer(volumes, table, device, minutes, overrides, init,
                                     cache_root=sources.cache_root if sources else None)
+            del volumes  # the native labels of every series: the trainer holds what it needs
             self.trainer = trainer
             yield trainer.plan
             try:

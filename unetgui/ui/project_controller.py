@@ -381,12 +381,18 @@ class ProjectController(QObject):
         def cached(entry: SeriesEntry, load):
             from unetgui.engine import cache
 
-            return cache.native_image(root, entry.id, [project.source_path(entry)], load)[:3]
+            try:
+                voxels, modality, spacing, _ = cache.native_image(root, entry.id, [project.source_path(entry)], load)
+            except OSError:  # an unwritable project folder or a full disk: train from memory as before
+                return load()
+            return voxels, modality, spacing
 
         def shown_image(volume: Volume):
+            in_memory = (volume.voxels, volume.modality, tuple(volume.spacing[1:]))
             if shown is None:
-                return volume.voxels, volume.modality, tuple(volume.spacing[1:])
-            return cached(shown, lambda: (volume.voxels, volume.modality, tuple(volume.spacing[1:])))
+                return in_memory
+            voxels, modality, spacing = cached(shown, lambda: in_memory)
+            return (voxels, modality, spacing) if voxels.shape == volume.voxels.shape else in_memory
 
         def load_others(progress, cancel):
             cases = []
