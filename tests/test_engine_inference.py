@@ -235,3 +235,23 @@ def test_out_of_memory_shrinks_the_batch_then_falls_back(checkpoint, monkeypatch
     monkeypatch.setattr(predictor, "_probabilities", flaky)
     assert np.array_equal(predictor.predict(hu).labels, reference)  # same result, one slice at a time
     assert predictor.batch_size == 1 and any("batch size reduced to 1" in n for n in predictor.notes)
+
+
+def test_a_kernel_of_5_is_a_setting_the_model_file_keeps(tmp_path):
+    """Issue 15 searches the kernel size: 5 x 5 convolutions keep the input's size, and the model file says so
+    (files without the setting are 3 x 3)."""
+    from unetgui.core.volume import LabelTable
+    from unetgui.engine.unet import flops_per_pixel
+
+    config = UNetConfig(classes=2, depth=2, base=4, kernel=5)
+    model = UNet(config).eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 1, 32, 48)).shape == (1, 2, 32, 48)
+    assert model.down[0][0].kernel_size == (5, 5)
+    assert flops_per_pixel(config) > flops_per_pixel(UNetConfig(classes=2, depth=2, base=4))
+    path = str(tmp_path / "k5.unetgui")
+    model_file.save(Checkpoint.from_model(model, Preprocessing(), LabelTable.from_names("x"), {}), path)
+    assert model_file.load(path).config.kernel == 5
+    assert UNetConfig.from_json({"classes": 2, "depth": 2, "base": 4}).kernel == 3  # an older file
+    with pytest.raises(UnetguiError, match="kernel size must be 3 or 5"):
+        UNetConfig(kernel=4)

@@ -17,7 +17,7 @@ from unetgui.core.errors import UnetguiError
 
 DEFAULT_TRIAL_MINUTES = 2.0
 # the search space's names (engine/tuning.py SPACE; kept here so that the parser does not import torch)
-PARAMS = ("depth", "base", "batch_size", "patch", "learning_rate", "weight_decay", "context")
+PARAMS = ("depth", "base", "batch_size", "patch", "learning_rate", "weight_decay", "context", "kernel")
 DEFAULT_PARAMS = ("depth", "base", "batch_size", "learning_rate")
 
 

@@ -25,9 +25,10 @@ class UNetConfig:
     norm: str = "batch"
     dropout: float = 0.0  # dropout before the bottleneck's second convolution
     context: int = 0  # neighbouring slices on each side given as extra input channels (2.5-D)
+    kernel: int = 3  # convolution kernel size (3 or 5); model files without it are 3
 
     def __post_init__(self) -> None:
-        for name in ("classes", "depth", "base", "context"):
+        for name in ("classes", "depth", "base", "context", "kernel"):
             if type(getattr(self, name)) is not int:
                 raise UnetguiError(f"U-Net setting {name} must be a whole number, got {getattr(self, name)!r}")
         if not 2 <= self.classes <= 255:
@@ -42,6 +43,8 @@ class UNetConfig:
             raise UnetguiError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.context <= 3:
             raise UnetguiError(f"context must be 0..3 slices, got {self.context}")
+        if self.kernel not in (3, 5):
+            raise UnetguiError(f"kernel size must be 3 or 5, got {self.kernel}")
 
     @property
     def in_channels(self) -> int:

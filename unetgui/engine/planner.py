@@ -93,7 +93,7 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "border_weight", "workers")
+             "border_weight", "workers", "kernel")
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,8 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     f = (working / max(h, w)) if working else 1.0
     depth, patch = _depth_and_patch(fp, profile, overrides, (max(1, round(h * f)), max(1, round(w * f))), f, init, reasons)
     model = init[0] if init is not None else UNetConfig(
-        classes=classes, depth=depth, base=overrides.get("base", profile.base), context=overrides.get("context", 0))
+        classes=classes, depth=depth, base=overrides.get("base", profile.base), context=overrides.get("context", 0),
+        kernel=overrides.get("kernel", 3))
     batch = overrides.get("batch_size") or int(np.clip(profile.batch_pixels // (patch[0] * patch[1]), 2, profile.max_batch))
     fine = init is not None
     minutes = overrides.get("minutes", minutes)

@@ -24,11 +24,10 @@ import numpy as np
 import torch
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.memory import release
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import LabelTable
-from unetgui.engine import postprocess
-from unetgui.core.memory import release
-from unetgui.engine import distributed, loader
+from unetgui.engine import distributed, loader, postprocess
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)

@@ -36,6 +36,7 @@ SPACE = {
     "learning_rate": ("log", 3e-4, 1e-2),
     "weight_decay": ("log", 1e-6, 1e-2),
     "context": ("int", 0, 2),
+    "kernel": ("choice", (3, 5)),
 }
 
 
