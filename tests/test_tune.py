@@ -111,3 +111,31 @@ def test_the_pruner_stops_a_trial_worse_than_the_others(tmp_path):
 
     tuning.run(study, objective, 3, None)
     assert [r.state for r in tuning.results(study)] == ["complete", "complete", "pruned"]
+
+
+def test_the_loss_weighting_and_the_augmentation_strength_are_settings_the_search_can_set():
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from unetgui.engine.augment import AugmentConfig
+    from unetgui.engine.loss import dice_ce_loss
+    from unetgui.engine.planner import fingerprint, plan_training
+
+    base = AugmentConfig()
+    assert base.scaled(1.0) == base
+    still = base.scaled(0.0)
+    assert still.rotation_degrees == 0 and still.scale == (1, 1) and still.gamma == (1, 1) and still.noise_std == 0
+    assert base.scaled(0.5).brightness == (0.875, 1.125)
+    logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    ce = F.cross_entropy(logits, labels)
+    assert torch.isclose(dice_ce_loss(logits, labels, dice_weight=0.0), ce)
+    one, two = dice_ce_loss(logits, labels), dice_ce_loss(logits, labels, dice_weight=2.0)
+    assert torch.isclose(two - ce, 2 * (one - ce))
+    labels_np = np.zeros((10, 32, 32), np.uint8)
+    labels_np[:, 10:20, 10:20] = 1
+    plan = plan_training(fingerprint([np.zeros(labels_np.shape, np.int16)], [labels_np]), "cpu", 1.0,
+                         {"dice_weight": 2.0, "augment_strength": 0.5, "kernel": 5})
+    assert (plan.train.dice_weight, plan.train.augment_strength, plan.model.kernel) == (2.0, 0.5, 5)
+    assert "dice weight" in plan.summary() and "augment strength" in plan.summary()

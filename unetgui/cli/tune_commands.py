@@ -17,7 +17,8 @@ from unetgui.core.errors import UnetguiError
 
 DEFAULT_TRIAL_MINUTES = 2.0
 # the search space's names (engine/tuning.py SPACE; kept here so that the parser does not import torch)
-PARAMS = ("depth", "base", "batch_size", "patch", "learning_rate", "weight_decay", "context", "kernel")
+PARAMS = ("depth", "base", "batch_size", "patch", "learning_rate", "weight_decay", "context", "kernel", "dice_weight",
+          "augment_strength")
 DEFAULT_PARAMS = ("depth", "base", "batch_size", "learning_rate")
 
 

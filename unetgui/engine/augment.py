@@ -11,7 +11,7 @@ Gaussian noise.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,17 @@ class AugmentConfig:
     elastic_probability: float = 0.0  # per sample (the planner turns it on)
     elastic_grid: int = 3  # control points per side (the U-Net paper: 3 x 3)
     elastic_std: float = 0.04  # offset std in grid units (-1..1 across the patch): ~10 px on 512 px, as the paper
+
+    def scaled(self, strength: float) -> AugmentConfig:
+        """The magnitudes (rotation, scaling, intensity ranges, noise, elastic offsets) times ``strength``
+        around "no change"; 1 is this configuration, 0 leaves only the flips. Probabilities stay."""
+        def around_one(r: tuple[float, float]) -> tuple[float, float]:
+            return 1 + (r[0] - 1) * strength, 1 + (r[1] - 1) * strength
+
+        return replace(self, rotation_degrees=self.rotation_degrees * strength, scale=around_one(self.scale),
+                       brightness=around_one(self.brightness), contrast=around_one(self.contrast),
+                       gamma=around_one(self.gamma), noise_std=self.noise_std * strength,
+                       elastic_std=self.elastic_std * strength)
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:

@@ -102,6 +102,8 @@ class TrainConfig:
     # the U-Net paper's border weight map on the cross-entropy (engine/weightmap.py): w0, or None for off
     border_weight: float | None = None
     loader_workers: int = 0  # DataLoader processes drawing batches from cached cases (engine/loader.py); 0: none
+    dice_weight: float = 1.0  # the loss is cross-entropy + dice_weight x (1 - soft Dice)
+    augment_strength: float = 1.0  # the augmentation's magnitudes times this (AugmentConfig.scaled)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -110,6 +112,10 @@ class TrainConfig:
             raise UnetguiError("epochs, steps per epoch and batch size must be at least 1")
         if self.minutes is not None and not (math.isfinite(self.minutes) and self.minutes > 0):
             raise UnetguiError("the time budget must be a positive number of minutes")
+        if not (math.isfinite(self.dice_weight) and 0 <= self.dice_weight <= 100):
+            raise UnetguiError(f"the Dice weight must be 0..100, got {self.dice_weight}")
+        if not (math.isfinite(self.augment_strength) and 0 <= self.augment_strength <= 2):
+            raise UnetguiError(f"the augmentation strength must be 0..2, got {self.augment_strength}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise UnetguiError("the learning rate must be a positive number")
         if self.threads is not None and self.threads < 1:

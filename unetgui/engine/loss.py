@@ -9,12 +9,12 @@ from unetgui.core.volume import UNANNOTATED
 
 
 def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
+                 weights: torch.Tensor | None = None, dice_weight: float = 1.0) -> torch.Tensor:
     """``logits`` (B, C, H, W), ``labels`` (B, H, W) int64 with 255 = ignore -> scalar loss.
 
     Cross-entropy averaged over annotated pixels (each pixel's term times ``weights`` (B, H, W) when given:
-    the border weight map) plus (1 - soft Dice) averaged over the foreground classes, computed over the whole
-    batch ("batch Dice", as nnU-Net does for 2-D).
+    the border weight map) plus ``dice_weight`` x (1 - soft Dice) averaged over the foreground classes,
+    computed over the whole batch ("batch Dice", as nnU-Net does for 2-D; nnU-Net weighs both 1).
     """
     valid = labels != UNANNOTATED
     if not valid.any():
@@ -32,7 +32,7 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-
     intersection = (probs * target * mask).sum(dims)
     denominator = (probs * mask).sum(dims) + (target * mask).sum(dims)
     dice = (2 * intersection + smooth) / (denominator + smooth)
-    return ce + (1 - dice[1:].mean())
+    return ce + dice_weight * (1 - dice[1:].mean())
 
 
 def hard_dice_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

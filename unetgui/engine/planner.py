@@ -93,7 +93,7 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "border_weight", "workers", "kernel")
+             "border_weight", "workers", "kernel", "dice_weight", "augment_strength")
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,8 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
         ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
         border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None,
-        loader_workers=overrides.get("workers", LOADER_WORKERS.get(device, 0)))
+        loader_workers=overrides.get("workers", LOADER_WORKERS.get(device, 0)),
+        dice_weight=overrides.get("dice_weight", 1.0), augment_strength=overrides.get("augment_strength", 1.0))
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

@@ -190,7 +190,7 @@ class Trainer:
         cfg = self.config
         start = time.monotonic()
         step = 0
-        aug = AugmentConfig(elastic_probability=0.5 if cfg.elastic else 0.0)
+        aug = AugmentConfig(elastic_probability=0.5 if cfg.elastic else 0.0).scaled(cfg.augment_strength)
         for epoch in range(1, cfg.epochs + 1):
             self._take_pending()
             self.model.train()
@@ -304,7 +304,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
             logits = self._trained(x)
-        loss = dice_ce_loss(logits, y, weights=w)
+        loss = dice_ce_loss(logits, y, weights=w, dice_weight=self.config.dice_weight)
         if not torch.isfinite(loss):
             raise UnetguiError("training diverged (the loss is not finite); try a lower learning rate")
         self._scaler.scale(loss).backward()
@@ -364,7 +364,7 @@ class Trainer:
             x, y = x.to(self.device), y.to(self.device)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
                 logits = model(x)
-            losses.append(float(dice_ce_loss(logits, y)) * len(refs))
+            losses.append(float(dice_ce_loss(logits, y, dice_weight=self.config.dice_weight)) * len(refs))
             counts += hard_dice_counts(logits.float().cpu(), y.cpu())
         if self.world > 1:
             counts = distributed.sum_over_ranks(counts)

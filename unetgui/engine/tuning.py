@@ -37,6 +37,8 @@ SPACE = {
     "weight_decay": ("log", 1e-6, 1e-2),
     "context": ("int", 0, 2),
     "kernel": ("choice", (3, 5)),
+    "dice_weight": ("log", 0.25, 4.0),
+    "augment_strength": ("float", 0.25, 1.5),
 }
 
 
@@ -66,8 +68,8 @@ def suggest(trial: optuna.Trial, params: tuple[str, ...]) -> dict:
         kind, *spec = SPACE[name]
         if kind == "int":
             out[name] = trial.suggest_int(name, spec[0], spec[1])
-        elif kind == "log":
-            out[name] = trial.suggest_float(name, spec[0], spec[1], log=True)
+        elif kind in ("log", "float"):
+            out[name] = trial.suggest_float(name, spec[0], spec[1], log=kind == "log")
         else:
             out[name] = trial.suggest_categorical(name, list(spec[0]))
     return out
