@@ -139,3 +139,47 @@ def test_the_loss_weighting_and_the_augmentation_strength_are_settings_the_searc
                          {"dice_weight": 2.0, "augment_strength": 0.5, "kernel": 5})
     assert (plan.train.dice_weight, plan.train.augment_strength, plan.model.kernel) == (2.0, 0.5, 5)
     assert "dice weight" in plan.summary() and "augment strength" in plan.summary()
+
+
+def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypatch):
+    """Model > Tune... as a user runs it: a search on the reviewed slices, a live table and scatter, "Use best"
+    makes the best trial's model current and its learning rate the panel's."""
+    import numpy as np
+
+    from test_gui_project import _nifti, _open, _paint
+
+    monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    from unetgui.app import create_app
+    from unetgui.ui.main_window import MainWindow
+
+    create_app([])
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
+    for z in range(10):  # 10 reviewed slices: two of them validate
+        _paint(window, z, 30, 30)
+    window.show_tune()
+    dialog = window.tune_dialog
+    assert [n for n, b in dialog.boxes.items() if b.isChecked()] == ["depth", "base", "batch_size", "learning_rate"]
+    for name, box in dialog.boxes.items():
+        box.setChecked(name == "learning_rate")
+    dialog.trial_minutes.setValue(0.05)
+    dialog.minutes.setValue(0.5)
+    dialog.start_button.click()
+    assert window.models.tuning and dialog.start_button.text() == "Stop"
+    qtbot.waitUntil(lambda: not window.models.tuning, timeout=300_000)
+    assert dialog.table.rowCount() >= 2 and dialog.start_button.text() == "Start"
+    assert "Search finished" in dialog.status.text()
+    assert dialog.use_button.isEnabled()
+    dialog.use_button.click()
+    qtbot.waitUntil(lambda: window.models.checkpoint is not None, timeout=30_000)
+    best = max((t for t in dialog.trials if t.state == "complete"), key=lambda t: t.value)
+    assert np.isclose(window.training_panel.learning_rate.value(), round(best.params["learning_rate"], 5), atol=1e-5)
+    assert window.training_panel.overrides()["learning_rate"] is not None
+    dialog.close()
+    window.close()

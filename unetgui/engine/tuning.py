@@ -121,17 +121,19 @@ def _is_best(trial: optuna.Trial, value: float) -> bool:
 
 
 def run(study: optuna.Study, objective: Callable, trials: int | None, minutes: float | None,
-        cancel: CancelToken | None = None) -> None:
+        cancel: CancelToken | None = None, on_trial: Callable[[TrialResult], None] | None = None) -> None:
     """Optimise until ``trials`` more trials ran or ``minutes`` passed (or ``cancel``); failed trials
-    are recorded and the search goes on."""
-    def stop_when_cancelled(study_: optuna.Study, _trial) -> None:
+    are recorded and the search goes on; ``on_trial`` is told each finished trial."""
+    def after_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(next(r for r in results(study_) if r.number == trial.number))
         try:
             check(cancel)
         except Cancelled:
             study_.stop()
 
     study.optimize(objective, n_trials=trials, timeout=minutes * 60 if minutes else None,
-                   catch=(UnetguiError, RuntimeError, MemoryError, ValueError), callbacks=[stop_when_cancelled],
+                   catch=(UnetguiError, RuntimeError, MemoryError, ValueError), callbacks=[after_trial],
                    gc_after_trial=True)
 
 

@@ -81,6 +81,7 @@ class Actions:
         self.segment_slice = make("Segment &slice", "G")
         self.segment_volume = make("Segment &volume", "Ctrl+G")
         self.train = make("&Train / stop", "Ctrl+T")
+        self.tune = make("T&une...")
         self.shortcuts = make("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents)
         self.about = make("&About unetgui")
 

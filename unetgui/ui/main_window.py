@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         a.segment_slice.triggered.connect(self.training_panel.segment_slice.click)
         a.segment_volume.triggered.connect(self.training_panel.segment_volume.click)
         a.train.triggered.connect(self.training_panel.train_button.click)
+        a.tune.triggered.connect(self.show_tune)
         self.models.segment_done.connect(lambda text: self.device.setText(self.models.device_name))
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
@@ -126,7 +127,7 @@ class MainWindow(QMainWindow):
                       None, a.next_suggestion],
             "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.fit, None,
                       a.previous_slice, a.next_slice],
-            "&Model": [a.segment_slice, a.segment_volume, a.train, None, a.open_model, a.save_model],
+            "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],
         }
         for title, items in menus.items():
@@ -189,6 +190,19 @@ class MainWindow(QMainWindow):
             return
         self.projects.save()
         self.statusBar().showMessage(f"Saved {self.projects.project.root} (edits are also saved automatically)", 4000)
+
+    def show_tune(self) -> None:
+        """Model > Tune...: the search's study and best model go into the project (or the app's data folder)."""
+        from unetgui.ui.project_controller import data_folder
+        from unetgui.ui.tune_dialog import TuneDialog
+
+        if not self.session.is_open:
+            self.statusBar().showMessage("Open an image first", 4000)
+            return
+        project = self.projects.project
+        folder = project.path("tune") if project is not None else os.path.join(data_folder(), "tune")
+        self.tune_dialog = TuneDialog(self, self.models, folder, self.training_panel.apply_tuned)
+        self.tune_dialog.show()
 
     def show_export(self) -> None:
         from unetgui.ui.export_dialog import ExportDialog

@@ -17,6 +17,18 @@ from unetgui.engine import postprocess  # torch-free, like the planner
 from unetgui.workers.jobs import Job, JobRunner
 
 
+def _training_volumes(sources, volume, labels, progress, cancel) -> list:
+    """The volumes a training or a search takes: the open image with its training labels, and the project's
+    other series with reviewed slices, their images memory-mapped from the project's cache (on the worker)."""
+    from unetgui.engine.training_run import AnnotatedVolume
+
+    if sources is None:  # no project: the open image alone, in memory
+        return [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
+    voxels, modality, spacing = sources.shown_image(volume)
+    return [AnnotatedVolume("open image", voxels, labels, modality, spacing),
+            *(AnnotatedVolume(*case) for case in sources.others(progress, cancel))]
+
+
 class ModelController(QObject):
     model_changed = Signal()
     segment_progress = Signal(int, int, float)  # done, total, eta seconds
@@ -26,6 +38,9 @@ class ModelController(QObject):
     training_started = Signal()
     evaluated = Signal(object)  # list of (set name, LabelMetrics)
     failed = Signal(str)
+    tune_trial = Signal(object)  # engine.tuning.TrialResult, after each trial of a search
+    tune_epoch = Signal(int, float)  # trial number, its epoch's validation Dice
+    tune_done = Signal(object)  # {"model": path or None, "params": best params or None, "how": ...}
 
     def __init__(self, session: Session, runner: JobRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -36,6 +51,7 @@ class ModelController(QObject):
         self._train_generation = -1
         self._pending_labels: Latest[np.ndarray] = Latest()  # reviewed slices for the running training
         self._train_job: Job | None = None
+        self._tune_job: Job | None = None
         self.trainer = None
         # set by the project: returns a loader of the project's other annotated series, run on the worker
         self.training_sources = lambda: None
@@ -186,6 +202,8 @@ class ModelController(QObject):
         """
         if self._train_job is not None:
             raise UnetguiError("training is already running")
+        if self._tune_job is not None:
+            raise UnetguiError("a hyperparameter search is running: stop it first")
         session = self.session
         if not session.is_open:
             raise UnetguiError("open an image first")
@@ -201,14 +219,9 @@ class ModelController(QObject):
         def work(progress, cancel):
             from unetgui.engine.data import with_labels
             from unetgui.engine.training import EpochStats
-            from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+            from unetgui.engine.training_run import build_trainer
 
-            if sources is None:  # no project: the open image alone, in memory
-                volumes = [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
-            else:  # the project's series, their images memory-mapped from its cache
-                voxels, modality, spacing = sources.shown_image(volume)
-                volumes = [AnnotatedVolume("open image", voxels, labels, modality, spacing)]
-                volumes += [AnnotatedVolume(*case) for case in sources.others(progress, cancel)]
+            volumes = _training_volumes(sources, volume, labels, progress, cancel)
             trainer = build_trainer(volumes, table, device, minutes, overrides, init,
                                     cache_root=sources.cache_root if sources else None)
             del volumes  # the native labels of every series: the trainer holds what it needs
@@ -229,6 +242,50 @@ class ModelController(QObject):
             on_cancelled=lambda: self._training_finished("stopped"), on_failed=self._training_failed,
             on_done=self._training_ended)
         self.training_started.emit()
+
+    # -- hyperparameter search ---------------------------------------------------------------------
+    @property
+    def tuning(self) -> bool:
+        return self._tune_job is not None
+
+    def tune(self, params: tuple[str, ...], trial_minutes: float, minutes: float, folder: str, device: str = "auto") -> None:
+        """Search ``params`` (engine/tuning.py) on the reviewed slices for ``minutes``, each trial
+        ``trial_minutes``, on a worker; the study and the best trial's model go into ``folder``."""
+        import os
+
+        if self._train_job is not None or self._tune_job is not None:
+            raise UnetguiError("a training or a search is already running")
+        session = self.session
+        if not session.is_open or not session.reviewed.any():
+            raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
+        table, volume, labels = session.table, session.volume, session.training_labels()
+        sources = self.training_sources()
+        os.makedirs(folder, exist_ok=True)
+        output = os.path.join(folder, "tuned-best.unetgui")
+
+        def work(progress, cancel):
+            from unetgui.engine import tuning
+
+            volumes = _training_volumes(sources, volume, labels, progress, cancel)
+            study = tuning.open_study(f"sqlite:///{os.path.join(folder, 'tune.optuna.db')}", "app")
+            objective = tuning.objective_for(volumes, table, device, trial_minutes, params, {}, output, cancel,
+                                             on_epoch=lambda n, e: self.tune_epoch.emit(n, e.mean_dice),
+                                             build={"cache_root": sources.cache_root} if sources else None)
+            tuning.run(study, objective, None, minutes, cancel, on_trial=self.tune_trial.emit)
+            done = [r for r in tuning.results(study) if r.state == "complete"]
+            best = max(done, key=lambda r: r.value) if done else None
+            return {"model": output if best and os.path.isfile(output) else None, "params": best.params if best else None}
+
+        self._tune_job = self.runner.start(
+            work, "tune", on_finished=lambda result: self.tune_done.emit({**result, "how": "finished"}),
+            on_cancelled=lambda: self.tune_done.emit({"model": output if os.path.isfile(output) else None,
+                                                      "params": None, "how": "stopped"}),
+            on_failed=self.failed.emit, on_done=lambda: setattr(self, "_tune_job", None))
+
+    def stop_tuning(self) -> None:
+        """Stop the search within the running trial's current batch (the trials so far stay in the study)."""
+        if self._tune_job is not None:
+            self._tune_job.cancel()
 
     def _training_finished(self, how: str) -> None:
         notes = "".join(f"\n{n}" for n in (self.trainer.notes if self.trainer is not None else []))

@@ -41,6 +41,7 @@ class TrainingPanel(QWidget):
         self.from_current = QCheckBox("Start from the current model")
         self.from_current.setChecked(True)
         self._edited: set[str] = set()  # settings the user changed (the planner's value otherwise)
+        self._tuned: dict = {}  # a search's best settings the panel has no box for (apply_tuned)
         for name, box in (("minutes", self.minutes), ("learning_rate", self.learning_rate)):
             box.valueChanged.connect(lambda _v, name=name: self._edited.add(name))
         self.from_current.toggled.connect(lambda _on: self._show_defaults())
@@ -150,6 +151,7 @@ class TrainingPanel(QWidget):
 
     def _on_defaults_clicked(self) -> None:
         self._edited.clear()
+        self._tuned = {}
         self._show_defaults()
         self.batch.setValue(0)
         self.epochs.setValue(0)
@@ -157,11 +159,22 @@ class TrainingPanel(QWidget):
         self.augment.setChecked(True)
 
     def overrides(self) -> dict:
-        """What the user set; the planner chooses the rest (engine/planner.py)."""
-        return {"learning_rate": self.learning_rate.value() if "learning_rate" in self._edited else None,
-                "batch_size": self.batch.value() or None, "epochs": self.epochs.value() or None,
+        """What the user set (and a search's best settings, after "Use best"); the planner chooses the rest."""
+        return {**self._tuned,
+                "learning_rate": self.learning_rate.value() if "learning_rate" in self._edited else None,
+                "batch_size": self.batch.value() or self._tuned.get("batch_size"), "epochs": self.epochs.value() or None,
                 "preset": None if self.preset.currentText() == "auto" else self.preset.currentText(),
                 "augment": None if self.augment.isChecked() else False}
+
+    def apply_tuned(self, params: dict) -> None:
+        """A search's best settings become this panel's: the learning rate and batch size in their boxes, the
+        others (depth, width, ...) kept for the next training until "Planner's defaults"."""
+        self._tuned = {k: v for k, v in params.items() if k not in ("learning_rate", "batch_size")}
+        if "learning_rate" in params:
+            self.learning_rate.setValue(float(params["learning_rate"]))  # marks it edited
+        if "batch_size" in params:
+            self.batch.setValue(int(params["batch_size"]))
+            self._tuned["batch_size"] = int(params["batch_size"])
 
     # -- evaluation ------------------------------------------------------------------------------
     def _evaluation_box(self) -> QGroupBox:
