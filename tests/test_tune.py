@@ -183,3 +183,21 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     assert window.training_panel.overrides()["learning_rate"] is not None
     dialog.close()
     window.close()
+
+
+def test_stopping_a_search_ends_the_running_trial_and_keeps_the_study(lits, tmp_path):
+    from unetgui.cli.engine_commands import dataset_volumes
+    from unetgui.core.progress import CancelToken
+
+    class Args:
+        dataset, seed, test_fraction, cache = str(lits), 0, 0.0, None
+
+    _, splits, volumes, table, root = dataset_volumes(Args, None)
+    cancel = CancelToken()
+    study = tuning.open_study(f"sqlite:///{tmp_path / 'stop.db'}", "stop")
+    objective = tuning.objective_for(volumes, table, "cpu", 0.5, ("learning_rate",), {"threads": 1}, None, cancel,
+                                     on_epoch=lambda n, e: cancel.set(),
+                                     build={"val_cases": list(range(len(splits["train"]), len(volumes))), "cache_root": root})
+    tuning.run(study, objective, 5, None, cancel)
+    (trial,) = tuning.results(study)  # the search stopped after the running trial
+    assert trial.state == "pruned" and trial.reason == "stopped by the user"

@@ -98,9 +98,13 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
                     on_epoch(trial.number, event)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
-        except (optuna.TrialPruned, Cancelled):
+        except optuna.TrialPruned:
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
             raise
+        except Cancelled:  # the user stopped the search: this trial ends as pruned, run() stops the study
+            trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
+            trial.set_user_attr("reason", "stopped by the user")
+            raise optuna.TrialPruned() from None
         except (UnetguiError, RuntimeError, MemoryError, ValueError) as exc:  # recorded; the search goes on
             trial.set_user_attr("reason", " ".join(str(exc).split())[:300] or type(exc).__name__)
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)

@@ -274,10 +274,11 @@ class ModelController(QObject):
             tuning.run(study, objective, None, minutes, cancel, on_trial=self.tune_trial.emit)
             done = [r for r in tuning.results(study) if r.state == "complete"]
             best = max(done, key=lambda r: r.value) if done else None
-            return {"model": output if best and os.path.isfile(output) else None, "params": best.params if best else None}
+            return {"model": output if best and os.path.isfile(output) else None, "params": best.params if best else None,
+                    "how": "stopped" if cancel is not None and cancel.is_set else "finished"}
 
         self._tune_job = self.runner.start(
-            work, "tune", on_finished=lambda result: self.tune_done.emit({**result, "how": "finished"}),
+            work, "tune", on_finished=self.tune_done.emit,
             on_cancelled=lambda: self.tune_done.emit({"model": output if os.path.isfile(output) else None,
                                                       "params": None, "how": "stopped"}),
             on_failed=self.failed.emit, on_done=lambda: setattr(self, "_tune_job", None))
