@@ -171,7 +171,7 @@ def _cli(argv: list[str]):
 def main(work: Path, data: Path, seed: int, scale: float = 1.0) -> None:
     import numpy as np
 
-    from unetgui.core.volume import LabelTable, Volume
+    from unetgui.core.volume import Volume
     from unetgui.formats import nifti
     from unetgui.project.store import Project
 
@@ -238,18 +238,10 @@ def main(work: Path, data: Path, seed: int, scale: float = 1.0) -> None:
         emit(run.case(f"model {kind}", {"in/m.unetgui": blob}, _cli(argv)))
 
     # a project with two edits in its journal: journals and project.json mutated; open, read, export
+    from project_fixtures import project_with_edits
+
     template = work / "template"
-    volume = Volume(np.zeros((4, 16, 16), np.int16), np.eye(4), "CT")
-    nifti.write_image(volume, str(work / "ct.nii.gz"))
-    project = Project.create(str(template), LabelTable.from_names("Liver"))
-    entry = project.add_series(str(work / "ct.nii.gz"), volume, "nifti")
-    project.save_labels(entry.id, np.zeros((4, 16, 16), np.uint8), np.zeros(4, bool), np.zeros(4, bool))
-    journal = project.journal(entry.id)
-    for z in range(3):
-        journal.append([z], np.full((1, 16, 16), 1, np.uint8), np.arange(4) <= z, np.zeros(4, bool))
-    project.close_journal(entry.id)
-    project.save()
-    project.unlock()
+    _, entry = project_with_edits(template, work / "ct.nii.gz", (4, 16, 16), 3)
     files = {str(Path("project") / p.relative_to(template)): p.read_bytes() for p in template.rglob("*") if p.is_file()}
     journal_key = f"project/labels/{entry.id}.journal"
 

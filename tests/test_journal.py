@@ -113,22 +113,11 @@ def test_a_header_that_is_not_an_object_is_reported_and_continued_fresh(tmp_path
 
 
 def test_the_project_reports_what_it_recovered(tmp_path, capsys):
+    from project_fixtures import project_with_edits
     from unetgui import cli
-    from unetgui.core.volume import LabelTable, Volume
-    from unetgui.formats import nifti
     from unetgui.project.store import Project
 
-    volume = Volume(np.zeros(SHAPE, np.int16), np.eye(4), "CT")
-    nifti.write_image(volume, str(tmp_path / "ct.nii.gz"))
-    project = Project.create(str(tmp_path / "proj"), LabelTable.from_names("Liver"))
-    entry = project.add_series(str(tmp_path / "ct.nii.gz"), volume, "nifti")
-    project.save_labels(entry.id, np.zeros(SHAPE, np.uint8), np.zeros(4, bool), np.zeros(4, bool))
-    j = project.journal(entry.id)
-    for z in range(4):
-        j.append([z], np.full((1, 8, 8), 1, np.uint8), np.arange(4) <= z, np.zeros(4, bool))
-    project.close_journal(entry.id)
-    project.save()
-    project.unlock()
+    project, entry = project_with_edits(tmp_path / "proj", tmp_path / "ct.nii.gz", SHAPE, 4)
     path = project.journal_path(entry.id)
     _flip(path, _record_offsets(path)[1] + 30)
     saved = Project.open(project.root).read_labels(entry.id)
