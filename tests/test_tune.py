@@ -142,8 +142,9 @@ def test_the_loss_weighting_and_the_augmentation_strength_are_settings_the_searc
 
 
 def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypatch):
-    """Model > Tune... as a user runs it: a search on the reviewed slices, a live table and scatter, "Use best"
-    makes the best trial's model current and its learning rate the panel's."""
+    """Model > Tune... as a user runs it: a search on the reviewed slices (4: too few to hold some out, so the
+    trials are cross-validated and the best configuration is trained on all 4 at the end), a live table and
+    scatter, "Use best" makes that model current and the best trial's learning rate the panel's."""
     import numpy as np
 
     from test_gui_project import _nifti, _open, _paint
@@ -161,8 +162,10 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     qtbot.addWidget(window)
     window.show()
     _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
-    for z in range(10):  # 10 reviewed slices: two of them validate
+    for z in range(4):
         _paint(window, z, 30, 30)
+    epochs = []
+    window.models.tune_epoch.connect(lambda n, dice: epochs.append(n))
     window.show_tune()
     dialog = window.tune_dialog
     assert [n for n, b in dialog.boxes.items() if b.isChecked()] == ["depth", "base", "batch_size", "learning_rate"]
@@ -178,6 +181,7 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     assert dialog.use_button.isEnabled()
     dialog.use_button.click()
     qtbot.waitUntil(lambda: window.models.checkpoint is not None, timeout=30_000)
+    assert epochs[-1] == -1 and window.models.checkpoint.info["training"]["train_slices"] == 4  # the refit
     best = max((t for t in dialog.trials if t.state == "complete"), key=lambda t: t.value)
     assert np.isclose(window.training_panel.learning_rate.value(), round(best.params["learning_rate"], 5), atol=1e-5)
     assert window.training_panel.overrides()["learning_rate"] is not None
@@ -201,3 +205,48 @@ def test_stopping_a_search_ends_the_running_trial_and_keeps_the_study(lits, tmp_
     tuning.run(study, objective, 5, None, cancel)
     (trial,) = tuning.results(study)  # the search stopped after the running trial
     assert trial.state == "pruned" and trial.reason == "stopped by the user"
+    assert len(study.trials[0].intermediate_values) == 1  # at the end of the epoch in which the stop came
+
+
+def test_cross_validation_folds_validate_every_annotated_slice_once():
+    import numpy as np
+
+    from unetgui.engine.data import Case, slice_folds
+
+    cases = [Case("a", np.zeros((9, 4, 4), np.float32), np.zeros((9, 4, 4), np.uint8), (1, 2, 5, 7)),
+             Case("b", np.zeros((3, 4, 4), np.float32), np.zeros((3, 4, 4), np.uint8), (0,))]
+    folds = slice_folds(cases, 3)
+    assert len(folds) == 3
+    assert sorted(r for _, val in folds for r in val) == [(0, 1), (0, 2), (0, 5), (0, 7), (1, 0)]
+    for train, val in folds:
+        assert val and train and not set(train) & set(val) and len(train) + len(val) == 5
+    assert [val for _, val in folds][0] == [(0, 1), (0, 7)]  # every third slice: spread along the volume
+    assert len(slice_folds(cases[:1], 9)) == 4  # never more folds than slices
+    with pytest.raises(UnetguiError, match="at least 2"):
+        slice_folds([Case("c", np.zeros((2, 4, 4), np.float32), np.zeros((2, 4, 4), np.uint8), (1,))], 3)
+
+
+def test_a_search_on_few_annotated_slices_cross_validates_and_refits_the_best(tmp_path, capsys):
+    """One volume with 5 annotated slices (fewer than the 10 a validation split needs), as a user gives it to
+    `unetgui tune`: each trial is 3 folds over the slices, the best configuration is trained on all of them."""
+    from lits_synth import _save, synth_case
+    from unetgui.engine import checkpoint
+
+    hu, labels, affine = synth_case(3, 48, 5)
+    _save(hu, affine, tmp_path / "ct.nii.gz")
+    _save(labels, affine, tmp_path / "liver.nii.gz")
+    out = tmp_path / "few.unetgui"
+    assert cli.main(["tune", "--images", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "liver.nii.gz"),
+                     "--output", str(out), "--trials", "2", "--trial-minutes", "0.06", "--device", "cpu", "--threads", "1",
+                     "--params", "learning_rate"]) == 0
+    printed = capsys.readouterr().out
+    assert "cross-validated over the annotated slices" in printed
+    assert "the best configuration trained on every annotated slice" in printed
+    study = tuning.open_study(f"sqlite:///{tmp_path / 'few.optuna.db'}", "unetgui")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.user_attrs["folds"] == 3 and 0 <= t.value <= 1 for t in done)
+    assert study.user_attrs["refit_of"] == study.best_trial.number and not tuning.needs_refit(study)
+    model = checkpoint.load(str(out))
+    training = model.info["training"]
+    assert training["train_slices"] == 5 and training["val_slices"] == 0  # the refit saw every slice
+    assert len((tmp_path / "few.trials.csv").read_text().splitlines()) == 3

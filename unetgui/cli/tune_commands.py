@@ -87,6 +87,10 @@ def _tune(args: argparse.Namespace) -> int:
     objective = tuning.objective_for(volumes, table, args.device, args.trial_minutes, tuple(args.params), fixed,
                                      args.output, on_epoch=on_epoch, build=build)
     tuning.run(study, objective, args.trials, args.minutes)
+    if tuning.needs_refit(study):
+        print(f"the trials were cross-validated over the annotated slices: training the best configuration on all "
+              f"of them ({args.trial_minutes:g} min)", flush=True)
+        tuning.refit(study, volumes, table, args.device, args.trial_minutes, fixed, args.output, build=build)
     _report(study, args, base)
     return 0
 
@@ -121,4 +125,5 @@ def _report(study, args: argparse.Namespace, base: str) -> None:
     print(f"best: trial {best.number}, Dice {best.value:.4f}: {best.params}")
     if importances:
         print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in importances.items()))
-    print(f"wrote {args.output} (the best trial's model), {base}.best.json (train --config takes it), {base}.trials.csv")
+    what = "the best configuration trained on every annotated slice" if best.user_attrs.get("folds") else "the best trial's model"
+    print(f"wrote {args.output} ({what}), {base}.best.json (train --config takes it), {base}.trials.csv")

@@ -91,6 +91,17 @@ def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
     return [r for r in only if r not in val], val
 
 
+def slice_folds(cases: list[Case], count: int) -> list[tuple[list[SliceRef], list[SliceRef]]]:
+    """``count`` cross-validation folds over the annotated slices of all cases (for too few annotated slices to
+    hold some out): fold ``i`` validates every ``count``-th slice from the ``i``-th, so each fold's validation
+    slices are spread along the volume, and together the folds validate every annotated slice once."""
+    refs = [(c, z) for c, case in enumerate(cases) for z in case.annotated]
+    if len(refs) < 2:
+        raise UnetguiError(f"{len(refs)} annotated slice(s): cross-validation needs at least 2")
+    count = max(2, min(count, len(refs)))
+    return [([r for j, r in enumerate(refs) if j % count != i], refs[i::count]) for i in range(count)]
+
+
 def split_cases(count: int, seed: int = 0, given: list[str] | None = None, test_fraction: float = 0.2,
                 val_fraction: float = 1 / 6) -> dict[str, list[int]]:
     """Split ``count`` cases of a data set into ``train``, ``val`` and ``test`` (indices), by case: the

@@ -13,7 +13,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import LabelTable
 from unetgui.engine import cache, distributed
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.data import Case, prepare_case, refs_of_cases, with_labels
+from unetgui.engine.data import Case, prepare_case, refs_of_cases, slice_folds, with_labels
 from unetgui.engine.device import pick_device
 from unetgui.engine.planner import TrainingPlan, fingerprint, plan_training
 from unetgui.engine.preprocessing import Preprocessing
@@ -79,12 +79,15 @@ def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Chec
 
 def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "auto", minutes: float | None = None,
                   overrides: dict | None = None, init: Checkpoint | None = None, measure: bool = True,
-                  val_cases: list[int] | None = None, cache_root: str | None = None) -> Trainer:
+                  val_cases: list[int] | None = None, cache_root: str | None = None,
+                  fold: tuple[int, int] | None = None) -> Trainer:
     """A ready :class:`Trainer` for ``volumes``; ``trainer.plan`` holds the plan (recorded in the model file).
 
     ``measure``: time a few steps on the device to size the epochs (about a second or two on a CPU).
     ``val_cases``: the volumes that validate (a data set's split by case); default: the run's own rule.
     ``cache_root``: see :func:`prepare_cases`.
+    ``fold``: ``(i, k)``: train and validate on fold ``i`` of ``k`` folds over the annotated slices
+    (:func:`~unetgui.engine.data.slice_folds`; a search's cross-validation when too few slices are annotated).
     """
     plan = plan_run(volumes, table, device, minutes, overrides, init)
     pre, cases = prepare_cases(volumes, plan, init, cache_root)
@@ -93,6 +96,8 @@ def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str
     refs = None
     if val_cases is not None:
         refs = refs_of_cases(cases, [i for i in range(len(cases)) if i not in set(val_cases)], list(val_cases))
+    elif fold is not None:
+        refs = slice_folds(cases, fold[1])[fold[0]]
     trainer = Trainer(cases, table, pre, plan.train, plan.model, init, split_refs=refs)
     trainer.plan = plan
     return trainer

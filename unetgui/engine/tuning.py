@@ -9,6 +9,8 @@ values overridden, trained by :func:`~unetgui.engine.training_run.build_trainer`
 * A trial that fails (out of memory, a combination the planner refuses) is recorded as failed with its
   one-line reason and the search goes on.
 * Whenever a trial beats the best so far, its model is written to the output (atomically).
+* Too few annotated slices to hold some out: each trial is cross-validated over the slices, and the best
+  configuration is refitted on all of them at the end (:func:`refit`).
 """
 
 from __future__ import annotations
@@ -75,29 +77,58 @@ def suggest(trial: optuna.Trial, params: tuple[str, ...]) -> dict:
     return out
 
 
+#: cross-validation folds when too few slices are annotated to hold some out (each fold has 1/FOLDS of the time)
+FOLDS = 3
+
+
 def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str, trial_minutes: float,
                   params: tuple[str, ...], fixed: dict, output: str | None,
                   cancel: CancelToken | None = None, on_epoch: Callable | None = None,
                   build: dict | None = None) -> Callable:
     """The Optuna objective: train one configuration for ``trial_minutes``, report each epoch's Dice;
-    ``build``: more arguments of build_trainer (a data set's validation cases and cache)."""
+    ``build``: more arguments of build_trainer (a data set's validation cases and cache).
+
+    With too few annotated slices for a validation split (one volume, fewer than the planner's 10), a trial
+    is :data:`FOLDS` cross-validation folds over the annotated slices, each trained for its share of the
+    minutes; its value is the folds' mean Dice, and what it reports after each epoch is the mean so far (the
+    folds done, and the running fold's best). The model written is then the best fold's: :func:`refit` trains
+    the best configuration on every annotated slice.
+    A stop (``cancel``) takes effect at the end of the running trial's current epoch."""
     def objective(trial: optuna.Trial) -> float:
         overrides = {**fixed, **suggest(trial, params)}
         start = time.monotonic()
+        folds = [None]
+        step = 0
         try:
             trainer = build_trainer(volumes, table, device, trial_minutes, overrides, **(build or {}))
             if not trainer.val_refs:
-                raise UnetguiError("no validation slices: a search needs at least 10 annotated slices or 2 volumes")
-            best = -math.inf
-            for event in trainer.run(cancel):
-                if not isinstance(event, EpochStats) or event.mean_dice is None:
-                    continue
-                best = max(best, event.mean_dice)
-                trial.report(event.mean_dice, event.epoch)
-                if on_epoch is not None:
-                    on_epoch(trial.number, event)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
+                annotated = len(trainer.train_refs)
+                if annotated < 2 or build and build.get("val_cases") is not None:
+                    raise UnetguiError("no validation slices: a search needs at least 2 annotated slices")
+                folds = list(range(min(FOLDS, annotated)))
+                trial.set_user_attr("folds", len(folds))
+            scores, best_model, best_score = [], None, -math.inf
+            for fold in folds:
+                if fold is not None:
+                    trainer = build_trainer(volumes, table, device, trial_minutes / len(folds), overrides,
+                                            **(build or {}), fold=(fold, len(folds)))
+                best = -math.inf
+                for event in trainer.run():  # not cancelled within an epoch: the check comes after each
+                    if not isinstance(event, EpochStats):
+                        continue
+                    if event.mean_dice is not None:
+                        best = max(best, event.mean_dice)
+                        step += 1
+                        value = (sum(scores) + best) / (len(scores) + 1)
+                        trial.report(value, step)
+                        if on_epoch is not None:
+                            on_epoch(trial.number, event)
+                        if trial.should_prune():
+                            raise optuna.TrialPruned()
+                    check(cancel)
+                scores.append(best)
+                if best > best_score:
+                    best_model, best_score = trainer.best_checkpoint(), best
         except optuna.TrialPruned:
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
             raise
@@ -109,12 +140,41 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
             trial.set_user_attr("reason", " ".join(str(exc).split())[:300] or type(exc).__name__)
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
             raise
+        if best_model is None or not math.isfinite(best_score):
+            trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
+            trial.set_user_attr("reason", "no epoch ended within the trial's minutes")
+            raise UnetguiError("no epoch ended within the trial's minutes")
+        value = sum(scores) / len(scores)
         trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
         trial.set_user_attr("overrides", {k: v for k, v in overrides.items() if k in params})
-        if output is not None and _is_best(trial, best):
-            model_file.save(trainer.best_checkpoint(), output)
-        return best
+        if output is not None and _is_best(trial, value):
+            model_file.save(best_model, output)
+        return value
     return objective
+
+
+def needs_refit(study: optuna.Study) -> bool:
+    """Whether the best trial was cross-validated (its model trained on a fold) and not yet refitted."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        return False
+    return bool(best.user_attrs.get("folds")) and study.user_attrs.get("refit_of") != best.number
+
+
+def refit(study: optuna.Study, volumes: list[AnnotatedVolume], table: LabelTable, device: str, minutes: float,
+          fixed: dict, output: str, cancel: CancelToken | None = None, build: dict | None = None,
+          on_epoch: Callable | None = None) -> None:
+    """Train the best trial's configuration on every annotated slice for ``minutes`` and write it to
+    ``output`` (after a cross-validated search, whose trials' models each saw a fold's slices only)."""
+    best = study.best_trial
+    overrides = {**fixed, **best.user_attrs.get("overrides", best.params)}
+    trainer = build_trainer(volumes, table, device, minutes, overrides, **(build or {}))
+    for event in trainer.run(cancel):
+        if on_epoch is not None and isinstance(event, EpochStats):
+            on_epoch(best.number, event)
+    model_file.save(trainer.best_checkpoint(), output)
+    study.set_user_attr("refit_of", best.number)
 
 
 def _is_best(trial: optuna.Trial, value: float) -> bool:

@@ -6,6 +6,8 @@ Session is changed. Reviewed slices are never overwritten by a prediction.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
@@ -272,6 +274,12 @@ class ModelController(QObject):
                                              on_epoch=lambda n, e: self.tune_epoch.emit(n, e.mean_dice),
                                              build={"cache_root": sources.cache_root} if sources else None)
             tuning.run(study, objective, None, minutes, cancel, on_trial=self.tune_trial.emit)
+            if tuning.needs_refit(study) and not (cancel is not None and cancel.is_set):
+                # the trials were cross-validated (too few reviewed slices to hold some out): the best
+                # configuration trains on every reviewed slice; its epochs are told as trial -1
+                tuning.refit(study, volumes, table, device, trial_minutes, {}, output, cancel,
+                             build={"cache_root": sources.cache_root} if sources else None,
+                             on_epoch=lambda n, e: self.tune_epoch.emit(-1, e.mean_dice if e.mean_dice is not None else math.nan))
             done = [r for r in tuning.results(study) if r.state == "complete"]
             best = max(done, key=lambda r: r.value) if done else None
             return {"model": output if best and os.path.isfile(output) else None, "params": best.params if best else None,
@@ -284,7 +292,7 @@ class ModelController(QObject):
             on_failed=self.failed.emit, on_done=lambda: setattr(self, "_tune_job", None))
 
     def stop_tuning(self) -> None:
-        """Stop the search within the running trial's current batch (the trials so far stay in the study)."""
+        """Stop the search at the end of the running trial's current epoch (the trials so far stay in the study)."""
         if self._tune_job is not None:
             self._tune_job.cancel()
 

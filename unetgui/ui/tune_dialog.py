@@ -69,8 +69,14 @@ class TuneDialog(QDialog):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.plot)
         models.tune_trial.connect(self._on_trial)
-        models.tune_epoch.connect(lambda n, dice: self.status.setText(f"Trial {n}: validation Dice {dice:.4f}"))
+        models.tune_epoch.connect(self._on_epoch)
         models.tune_done.connect(self._on_done)
+
+    def _on_epoch(self, number: int, dice: float) -> None:
+        if number < 0:  # after a cross-validated search: the best configuration on every reviewed slice
+            self.status.setText(f"Training the best configuration on every reviewed slice: Dice {dice:.4f}")
+        else:
+            self.status.setText(f"Trial {number}: validation Dice {dice:.4f}")
 
     def selected(self) -> tuple[str, ...]:
         return tuple(name for name, box in self.boxes.items() if box.isChecked())
@@ -78,7 +84,7 @@ class TuneDialog(QDialog):
     def _start_or_stop(self) -> None:
         if self.models.tuning:
             self.models.stop_tuning()
-            self.status.setText("Stopping after the running trial's current batch...")
+            self.status.setText("Stopping after the running trial's current epoch...")
             return
         if not self.selected():
             self.status.setText("Choose at least one setting to search.")
