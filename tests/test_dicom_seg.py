@@ -161,3 +161,82 @@ def test_a_segment_colour_of_the_wrong_length_falls_back_to_the_default(tmp_path
     back, _ = read_dicom_seg(path, volume)
     assert np.array_equal(back.labels, lm.labels)
     assert [lab.color for lab in back.table] == [default_color(1), default_color(2)]
+
+
+@pytest.fixture
+def phantom_series(tmp_path, phantom):
+    write_series(phantom, str(tmp_path / "ct"), SeriesSpec(slice_spacing=2.0))
+    (series,) = scan(str(tmp_path / "ct")).series
+    return load_series(series)
+
+
+def _coded(path) -> list[tuple]:
+    """(category, type, type modifier, anatomic region, algorithm type) of each segment, as SNOMED code values."""
+    out = []
+    for s in pydicom.dcmread(path).SegmentSequence:
+        kind = s.SegmentedPropertyTypeCodeSequence[0]
+        modifier = kind.get("SegmentedPropertyTypeModifierCodeSequence")
+        region = s.get("AnatomicRegionSequence")
+        out.append((s.SegmentedPropertyCategoryCodeSequence[0].CodeValue, kind.CodeValue,
+                    modifier[0].CodeValue if modifier else None, region[0].CodeValue if region else None,
+                    s.SegmentAlgorithmType))
+    return out
+
+
+def test_segments_are_coded_from_their_label_names(phantom_series, tmp_path):
+    """Issue 16: SNOMED CT codes from pydicom's dictionary; an unknown name stays Tissue/Tissue."""
+    table = LabelTable((Label(1, "Liver", (200, 90, 60)), Label(2, "liver tumour", (30, 220, 40)),
+                        Label(3, "Left kidney", (1, 2, 3)), Label(4, "Whatsit 7", (9, 9, 9))))
+    lm = LabelMap.empty_like(phantom_series, table)
+    lm.labels[phantom_series.voxels > 60] = 1
+    lm.labels[5, 20:30, 20:30] = 2
+    path = str(tmp_path / "seg.dcm")
+    write_dicom_seg(lm, phantom_series, path)
+    anatomy, abnormal, tissue = "91723000", "49755003", "85756007"
+    liver, neoplasm, kidney, left = "10200004", "108369006", "64033007", "7771000"
+    assert [c[:4] for c in _coded(path)] == [(anatomy, liver, None, None), (abnormal, neoplasm, None, liver),
+                                             (anatomy, kidney, left, None), (tissue, tissue, None, None)]
+    back, _ = read_dicom_seg(path, phantom_series)
+    assert np.array_equal(back.labels, lm.labels) and [lab.name for lab in back.table] == [lab.name for lab in table]
+
+
+def test_names_match_case_spelling_and_plural_tolerantly():
+    from pydicom.sr.codedict import codes
+
+    from unetgui.formats.dicom_seg import TISSUE, segment_coding
+
+    assert segment_coding("liver").type == segment_coding("LIVER_1").type == codes.SCT.Liver
+    assert segment_coding("Grey matter").type == codes.SCT.GrayMatter
+    assert segment_coding("kidneys").type == codes.SCT.Kidney and segment_coding("kidneys").modifier is None
+    assert segment_coding("spinal cord").category == codes.SCT.AnatomicalStructure
+    tumour = segment_coding("Tumor of the liver")
+    assert (tumour.category, tumour.type, tumour.region) == (codes.SCT.MorphologicallyAbnormalStructure,
+                                                             codes.SCT.Neoplasm, codes.SCT.Liver)
+    assert segment_coding("bone").category == codes.SCT.Tissue
+    assert segment_coding("membrane") == segment_coding("bone marrow") == segment_coding("Label 3") == TISSUE
+
+
+def test_algorithm_type_says_who_made_each_segment(phantom_series, tmp_path):
+    """AUTOMATIC: model output untouched; SEMIAUTOMATIC: model output corrected on a slice holding the
+    segment; MANUAL: drawn by hand with no model; unknown provenance stays SEMIAUTOMATIC."""
+    table = LabelTable((Label(1, "liver", (200, 90, 60)), Label(2, "spleen", (30, 220, 40))))
+    lm = LabelMap.empty_like(phantom_series, table)
+    lm.labels[2:5, 10:20, 10:20] = 1
+    lm.labels[8, 40:50, 40:50] = 2
+    edited = np.zeros(phantom_series.shape[0], bool)
+    edited[8] = True  # the spleen's slice was corrected, the liver's were not
+
+    def kinds(**kwargs) -> list[str]:
+        path = str(tmp_path / "seg.dcm")
+        write_dicom_seg(lm, phantom_series, path, **kwargs)
+        assert np.array_equal(read_dicom_seg(path, phantom_series)[0].labels, lm.labels)
+        return [c[4] for c in _coded(path)]
+
+    assert kinds() == ["SEMIAUTOMATIC", "SEMIAUTOMATIC"]
+    assert kinds(model_made=True) == ["AUTOMATIC", "AUTOMATIC"]
+    assert kinds(model_made=True, edited=edited) == ["AUTOMATIC", "SEMIAUTOMATIC"]
+    assert kinds(model_made=False, edited=edited) == ["MANUAL", "MANUAL"]
+    by_model = np.zeros(phantom_series.shape[0], bool)
+    by_model[:6] = True  # a model wrote slices 0-5; slice 8 was drawn from scratch
+    assert kinds(model_made=by_model, edited=edited) == ["AUTOMATIC", "MANUAL"]
+    assert "SegmentAlgorithmName" not in pydicom.dcmread(str(tmp_path / "seg.dcm")).SegmentSequence[1]

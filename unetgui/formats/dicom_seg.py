@@ -5,6 +5,14 @@ kept in each segment's TrackingID (``unetgui-label-<value>``) so that a round tr
 maps frames to the image slices through the referenced SOP instances, so it is exact regardless of
 frame order; segments that overlap are resolved in segment order (the higher segment wins) with a
 warning.
+
+Each segment is coded from its label name (:func:`segment_coding`): the name is looked up among the
+DICOM segmentation property types (CID 7191 tissue, 7192 anatomical structure, 7194 morphologically
+abnormal structure, as pydicom's code dictionary holds them; no code is made up here), with a few
+spellings and synonyms folded ("grey matter", "tumour", "kidneys"), a "left"/"right" becoming a
+laterality modifier, and an abnormal structure with an organ ("liver tumour") becoming the abnormality in
+that anatomic region. A name that matches nothing stays Tissue/Tissue. The algorithm type says who made
+each segment (:func:`algorithm_type`).
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ import io
 import os
 import re
 import warnings as _warnings
+from dataclasses import dataclass
+from functools import lru_cache
 
 import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.filewriter import dcmwrite
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from unetgui import __version__
@@ -31,9 +42,14 @@ _TRACKING = re.compile(r"^unetgui-label-(\d+)$")
 
 def write_dicom_seg(
     labels: LabelMap, volume: Volume, path: str, series_description: str = "unetgui segmentation",
-    algorithm: str = "unetgui",
+    algorithm: str = "unetgui", edited: np.ndarray | None = None, model_made: bool | np.ndarray | None = None,
 ) -> None:
     """Write ``labels`` (on ``volume``'s grid) as a BINARY DICOM-SEG that references the source images.
+
+    ``edited`` ``(z,)`` bool: the slices the user drew or corrected by hand; ``model_made``: True when the
+    labels came from a model (then corrected where ``edited``), a ``(z,)`` bool array of the slices a model
+    wrote, False when no model took part, None (the default) when unknown. Together they set each segment's
+    algorithm type (:func:`algorithm_type`); unknown is SEMIAUTOMATIC.
 
     Raises :class:`FormatError` when the volume does not come from DICOM files with SOP instance UIDs.
     """
@@ -61,8 +77,10 @@ def write_dicom_seg(
         full = np.zeros((int(sources[0].get("NumberOfFrames", 1)), *pixels.shape[1:]), np.uint8)
         full[frames] = pixels
         pixels = full
-    descriptions = [_description(n, labels.table.get(v) or Label(v, f"Label {v}", default_color(v)), algorithm)
-                    for n, v in enumerate(values, start=1)]
+    present = np.stack([(labels.labels == v).any(axis=(1, 2)) for v in values])  # (segments, z)
+    kinds = [algorithm_type(p, edited, model_made) for p in present]
+    descriptions = [_description(n, labels.table.get(v) or Label(v, f"Label {v}", default_color(v)), algorithm, kind)
+                    for n, (v, kind) in enumerate(zip(values, kinds), start=1)]
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
@@ -99,17 +117,117 @@ def _source_datasets(volume: Volume, slices: list[int]) -> list[pydicom.Dataset]
     return datasets
 
 
-def _description(number: int, label: Label, algorithm: str) -> hd.seg.SegmentDescription:
-    return hd.seg.SegmentDescription(
+def algorithm_type(present: np.ndarray, edited: np.ndarray | None,
+                   model_made: bool | np.ndarray | None) -> hd.seg.SegmentAlgorithmTypeValues:
+    """Who made a segment found on the slices ``present`` ``(z,)`` bool (see :func:`write_dicom_seg` for
+    ``edited`` and ``model_made``): MANUAL when no slice holding it came from a model, AUTOMATIC when a model
+    made it and no slice holding it was edited, SEMIAUTOMATIC when model output was corrected or provenance
+    is unknown. An empty segment is judged on all slices."""
+    kinds = hd.seg.SegmentAlgorithmTypeValues
+    if model_made is None:
+        return kinds.SEMIAUTOMATIC
+    present = np.asarray(present, bool)
+    on = present if present.any() else np.ones_like(present)
+    model = np.broadcast_to(np.asarray(model_made, bool), on.shape)
+    hand = np.zeros_like(on) if edited is None else np.asarray(edited, bool)
+    if hand.shape != on.shape or model.shape != on.shape:
+        raise ValueError(f"edited and model_made must have one flag per slice ({on.shape[0]})")
+    if not (model & on).any():
+        return kinds.MANUAL
+    return kinds.SEMIAUTOMATIC if (hand & on).any() else kinds.AUTOMATIC
+
+
+# -- coding of segments by their label names ------------------------------------------------------
+
+@dataclass(frozen=True)
+class SegmentCoding:
+    """Segmented property category and type of a segment, with an optional laterality modifier of the
+    type and an anatomic region (where an abnormal structure lies)."""
+
+    category: Code
+    type: Code
+    modifier: Code | None = None
+    region: Code | None = None
+
+
+TISSUE = SegmentCoding(codes.SCT.Tissue, codes.SCT.Tissue)
+_SPELLINGS = {"grey": "gray", "tumour": "tumor", "tumours": "tumors", "oesophagus": "esophagus", "haemorrhage": "hemorrhage",
+              "oedema": "edema", "haematoma": "hematoma", "foetus": "fetus", "colour": "color"}
+# folded names -> keywords of pydicom's code dictionary (synonyms that the property-type lists spell otherwise)
+_ALIASES = {"tumor": "neoplasm", "tumors": "neoplasm", "metastasis": "neoplasmsecondary",
+            "metastases": "neoplasmsecondary", "bone": "bonetissue", "bones": "bonetissue", "fat": "adiposetissue",
+            "muscle": "muscletissue", "urinarybladder": "bladder", "vessel": "bloodvessel", "vessels": "bloodvessel"}
+_IGNORED = {"of", "the", "structure", "whole", "label", "segment"}
+_SIDES = {"left": codes.SCT.Left, "right": codes.SCT.Right}
+_NOT_SEGMENTS = {"background", "normal"}  # in CID 7194, but no label is named so to mean that structure
+
+
+@lru_cache(maxsize=1)
+def _property_types() -> tuple[dict[str, SegmentCoding], dict[str, SegmentCoding]]:
+    """(tissue and anatomical structure types, morphologically abnormal structure types), by lowercase
+    keyword, from the DICOM context groups of segmentation property types as pydicom holds them."""
+    normal: dict[str, SegmentCoding] = {}
+    for category, cid in ((codes.SCT.Tissue, codes.cid7191), (codes.SCT.AnatomicalStructure, codes.cid7192)):
+        for keyword in cid.dir():
+            normal[keyword.lower()] = SegmentCoding(category, getattr(cid, keyword))
+    abnormal = {k.lower(): SegmentCoding(codes.SCT.MorphologicallyAbnormalStructure, getattr(codes.cid7194, k))
+                for k in codes.cid7194.dir() if k.lower() not in _NOT_SEGMENTS}
+    return normal, abnormal
+
+
+def _lookup(words: list[str], table: dict[str, SegmentCoding]) -> SegmentCoding | None:
+    """The entry of ``words`` run together, through the aliases; a plural ``s`` may be dropped."""
+    if not words:
+        return None
+    key = "".join(words)
+    for candidate in (key, key[:-1] if key.endswith("s") else key):
+        found = table.get(_ALIASES.get(candidate, candidate))
+        if found is not None:
+            return found
+    return None
+
+
+def segment_coding(name: str) -> SegmentCoding:
+    """The SNOMED CT category and type (and laterality, anatomic region) for a label called ``name``:
+    case, punctuation, numbers, British spelling and plurals do not matter; Tissue/Tissue when nothing fits."""
+    words = [_SPELLINGS.get(w, w) for w in re.findall(r"[a-z]+", name.lower())]
+    words = [w for w in words if w not in _IGNORED]
+    normal, abnormal = _property_types()
+    found = _lookup(words, abnormal) or _lookup(words, normal)
+    if found is not None:
+        return found
+    for i, word in enumerate(words):  # "liver tumour", "tumour of the liver", "enhancing lesion"
+        kind = _lookup([word], abnormal)
+        if kind is not None:
+            region = _lookup(words[:i] + words[i + 1:], normal)
+            if region is not None:
+                return SegmentCoding(kind.category, kind.type, region=region.type)
+    sides = [w for w in words if w in _SIDES]
+    if len(sides) == 1:  # "left kidney", "kidney right": the structure with a laterality modifier
+        part = _lookup([w for w in words if w not in _SIDES], normal)
+        if part is not None and part.category == codes.SCT.AnatomicalStructure:
+            return SegmentCoding(part.category, part.type, modifier=_SIDES[sides[0]])
+    return TISSUE
+
+
+def _description(number: int, label: Label, algorithm: str,
+                 kind: hd.seg.SegmentAlgorithmTypeValues) -> hd.seg.SegmentDescription:
+    coding = segment_coding(label.name)
+    description = hd.seg.SegmentDescription(
         segment_number=number, segment_label=label.name,
-        segmented_property_category=codes.SCT.Tissue, segmented_property_type=codes.SCT.Tissue,
-        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
-        algorithm_identification=hd.AlgorithmIdentificationSequence(
-            name=algorithm, version=__version__, family=codes.cid7162.ArtificialIntelligence,
-        ),
+        segmented_property_category=coding.category, segmented_property_type=coding.type,
+        algorithm_type=kind,
+        algorithm_identification=None if kind == hd.seg.SegmentAlgorithmTypeValues.MANUAL else
+        hd.AlgorithmIdentificationSequence(name=algorithm, version=__version__,
+                                           family=codes.cid7162.ArtificialIntelligence),
         tracking_uid=hd.UID(), tracking_id=f"unetgui-label-{label.value}",
+        anatomic_regions=[coding.region] if coding.region is not None else None,
         display_color=hd.color.CIELabColor.from_rgb(*label.color),
     )
+    if coding.modifier is not None:
+        description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            hd.sr.CodedConcept.from_code(coding.modifier)]
+    return description
 
 
 def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, ...]]:
