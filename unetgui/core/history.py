@@ -1,4 +1,8 @@
-"""Undo/redo of label edits as bounded diffs: one step per stroke, only the changed boxes, capped by bytes."""
+"""Undo/redo of label edits as bounded diffs: one step per stroke, only the changed boxes, capped by bytes.
+
+A patch is a 3-D box of the label volume ``(z, y, x)``: one slice thick for an edit in an axial plane, one
+row (coronal) or one column (sagittal) thick for an edit in the other planes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Patch:
-    """The box ``[y0:y0+h, x0:x0+w]`` of slice ``z`` before and after an edit."""
+    """The box ``[z:z+d, y0:y0+h, x0:x0+w]`` of the label volume before and after an edit (3-D arrays)."""
 
     z: int
     y0: int
@@ -22,6 +26,15 @@ class Patch:
     def nbytes(self) -> int:
         return self.before.nbytes + self.after.nbytes
 
+    @property
+    def box(self) -> tuple[slice, slice, slice]:
+        d, h, w = self.before.shape
+        return slice(self.z, self.z + d), slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
+
+    @property
+    def slices(self) -> range:
+        return range(self.z, self.z + self.before.shape[0])
+
 
 @dataclass(frozen=True)
 class Step:
@@ -29,8 +42,9 @@ class Step:
 
     name: str
     patches: tuple[Patch, ...]
-    reviewed_before: tuple[tuple[int, bool], ...] = ()  # slice review flags the action changed
+    reviewed_before: tuple[tuple[int, bool], ...] = ()  # axial slice review flags the action changed
     test_before: tuple[tuple[int, bool], ...] = ()  # test-slice flags the action changed
+    planes_before: tuple[tuple[int, int, bool], ...] = ()  # (axis 1 or 2, index, flag): coronal/sagittal reviews
 
     @property
     def nbytes(self) -> int:
@@ -38,17 +52,37 @@ class Step:
 
     @property
     def slices(self) -> tuple[int, ...]:
-        return tuple(sorted({p.z for p in self.patches}))
+        """The axial slices the patches cross."""
+        return tuple(sorted({z for p in self.patches for z in p.slices}))
+
+    @property
+    def box(self) -> tuple[slice, slice, slice] | None:
+        """The box holding every patch (None without patches)."""
+        if not self.patches:
+            return None
+        boxes = [p.box for p in self.patches]
+        return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
 
 
-def diff_patch(z: int, before: np.ndarray, after: np.ndarray) -> Patch | None:
-    """The smallest box of slice ``z`` where ``before`` and ``after`` (2-D) differ, or None."""
+def plane_patch(axis: int, index: int, before: np.ndarray, after: np.ndarray) -> Patch | None:
+    """The smallest box where plane ``index`` along ``axis`` (0 axial: ``(y, x)``, 1 coronal: ``(z, x)``,
+    2 sagittal: ``(z, y)``) differs between ``before`` and ``after`` (2-D), as a 3-D patch; or None."""
     changed = before != after
     rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
     if rows.size == 0:
         return None
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    return Patch(z, int(y0), int(x0), before[y0:y1, x0:x1].copy(), after[y0:y1, x0:x1].copy())
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    a, b = before[r0:r1, c0:c1].copy(), after[r0:r1, c0:c1].copy()
+    if axis == 0:
+        return Patch(index, r0, c0, a[None], b[None])
+    if axis == 1:
+        return Patch(r0, index, c0, a[:, None, :], b[:, None, :])
+    return Patch(r0, c0, index, a[:, :, None], b[:, :, None])
+
+
+def diff_patch(z: int, before: np.ndarray, after: np.ndarray) -> Patch | None:
+    """The smallest box of axial slice ``z`` where ``before`` and ``after`` (2-D) differ, or None."""
+    return plane_patch(0, z, before, after)
 
 
 class EditHistory:
@@ -71,7 +105,7 @@ class EditHistory:
         return bool(self._redo)
 
     def push(self, step: Step) -> None:
-        if not step.patches and not step.reviewed_before and not step.test_before:
+        if not step.patches and not step.reviewed_before and not step.test_before and not step.planes_before:
             return
         self._undo.append(step)
         self._bytes += step.nbytes

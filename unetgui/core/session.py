@@ -2,6 +2,12 @@
 
 Widgets draw it and change it only through its methods; it tells listeners what changed through plain
 callbacks (no Qt here: a Qt adapter turns them into signals). Only the GUI thread calls its methods.
+
+Editing happens in any of the three planes: axis 0 (axial, a slice ``z`` shows ``(y, x)``), 1 (coronal, a
+row ``y`` shows ``(z, x)``) and 2 (sagittal, a column ``x`` shows ``(z, y)``). The session's ``axis`` and
+``position`` say which plane is shown. Review flags are kept per plane of each axis: a reviewed sagittal
+plane marks its voxels as annotated, so the axial slices it crosses are partially annotated
+(:func:`training_labels`: the rest of them stays "not annotated", 255, which training leaves out of the loss).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from unetgui.core import ranking, tools
-from unetgui.core.history import EditHistory, Step, diff_patch
+from unetgui.core.history import EditHistory, Patch, Step, diff_patch, plane_patch
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
 
@@ -23,10 +29,49 @@ class BrushSettings:
     threshold: tuple[float, float] | None = None  # paint only where the image lies in [low, high]
 
 
+AXES = ("axial", "coronal", "sagittal")
+
+
+def plane_of(array: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """The 2-D plane ``index`` along ``axis`` of a ``(z, y, x)`` array (a view: writing to it writes the array)."""
+    return array[(slice(None),) * axis + (index,)]
+
+
+def training_mask(reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | None = None,
+                  sagittal: np.ndarray | None = None) -> np.ndarray:
+    """``(z, y, x)`` bool (broadcast): the voxels a training learns from: those of reviewed axial slices and of
+    reviewed coronal / sagittal planes, none of a test slice."""
+    keep = (reviewed & ~test)[:, None, None]
+    if coronal is not None and sagittal is not None and (coronal.any() or sagittal.any()):
+        crossed = coronal[None, :, None] | sagittal[None, None, :]
+        keep = keep | (crossed & ~test[:, None, None])
+    return keep
+
+
+def training_labels(labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | None = None,
+                    sagittal: np.ndarray | None = None) -> np.ndarray:
+    """``labels`` where :func:`training_mask` holds, 255 ("not annotated") elsewhere."""
+    return np.where(training_mask(reviewed, test, coronal, sagittal), labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+
+
+def _box(axis: int, index: int, r0: int, r1: int, c0: int, c1: int) -> tuple[slice, slice, slice]:
+    """The 3-D box of rows ``r0:r1`` and columns ``c0:c1`` of plane ``index`` along ``axis``."""
+    if axis == 0:
+        return slice(index, index + 1), slice(r0, r1), slice(c0, c1)
+    if axis == 1:
+        return slice(r0, r1), slice(index, index + 1), slice(c0, c1)
+    return slice(r0, r1), slice(c0, c1), slice(index, index + 1)
+
+
+def _union(a: tuple[slice, ...] | None, b: tuple[slice, ...]) -> tuple[slice, ...]:
+    return b if a is None else tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
+
+
 @dataclass
 class _Stroke:
     name: str
-    z: int
+    axis: int
+    index: int
     before: np.ndarray
     review_before: bool
 
@@ -34,10 +79,12 @@ class _Stroke:
 @dataclass
 class Listeners:
     volume_changed: list[Callable[[], None]] = field(default_factory=list)
-    labels_changed: list[Callable[[tuple[int, ...]], None]] = field(default_factory=list)  # slices
+    # (axial slices, box): the box (3 slices z, y, x) holds every change; None: the whole slices changed
+    labels_changed: list[Callable[[tuple[int, ...], tuple[slice, slice, slice] | None], None]] = field(default_factory=list)
     table_changed: list[Callable[[], None]] = field(default_factory=list)
     reviewed_changed: list[Callable[[], None]] = field(default_factory=list)
-    slice_changed: list[Callable[[int], None]] = field(default_factory=list)
+    slice_changed: list[Callable[[int], None]] = field(default_factory=list)  # the shown plane's index
+    axis_changed: list[Callable[[int], None]] = field(default_factory=list)  # another plane shown
     history_changed: list[Callable[[], None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)  # a final change without an undo step
     uncertainty_changed: list[Callable[[], None]] = field(default_factory=list)
@@ -50,11 +97,14 @@ class Session:
     def __init__(self, history_bytes: int = 64 * 2**20) -> None:
         self.volume: Volume | None = None
         self.labels: LabelMap | None = None
-        self.reviewed = np.zeros(0, bool)
-        self.test = np.zeros(0, bool)  # reviewed slices kept out of training, to evaluate the model on
+        self.reviewed = np.zeros(0, bool)  # per axial slice
+        self.reviewed_coronal = np.zeros(0, bool)  # per coronal plane (y)
+        self.reviewed_sagittal = np.zeros(0, bool)  # per sagittal plane (x)
+        self.test = np.zeros(0, bool)  # reviewed axial slices kept out of training, to evaluate the model on
         self.uncertainty: np.ndarray | None = None  # (z, y, x) uint8 of the last segmentation (not saved)
         self.slice_scores = np.zeros(0)  # per slice, NaN where not segmented (core.ranking.slice_scores)
-        self.current_slice = 0
+        self.axis = 0  # the plane shown and edited (AXES)
+        self.position = [0, 0, 0]  # the shown plane's index along each axis
         self.active_label = 1
         self.history = EditHistory(history_bytes)
         self.listeners = Listeners()
@@ -68,8 +118,10 @@ class Session:
 
     # -- document --------------------------------------------------------------------------------
     def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None,
-             reviewed: np.ndarray | None = None, test: np.ndarray | None = None) -> None:
-        """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags; clears the undo history."""
+             reviewed: np.ndarray | None = None, test: np.ndarray | None = None,
+             planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags and the reviewed
+        coronal and sagittal ``planes``; clears the undo history."""
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
         default = table or (labels.table if labels is not None and len(labels.table) else LabelTable.from_names("Label 1"))
@@ -79,22 +131,28 @@ class Session:
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
+        z, y, x = volume.shape
+        self.reviewed_coronal = np.zeros(y, bool) if planes is None else np.asarray(planes[0], bool).copy()
+        self.reviewed_sagittal = np.zeros(x, bool) if planes is None else np.asarray(planes[1], bool).copy()
+        if self.reviewed_coronal.shape != (y,) or self.reviewed_sagittal.shape != (x,):
+            raise ValueError("the reviewed planes do not fit the volume")
         self.uncertainty = None
         self.slice_scores = np.full(volume.shape[0], np.nan)
         self.history.clear()
         self._stroke = None
         self.generation += 1
-        self.current_slice = volume.shape[0] // 2
+        self.position = [z // 2, y // 2, x // 2]
         self.active_label = self.labels.table.values[0]
         self._emit("volume_changed")
         self._emit("table_changed")
-        self._emit("slice_changed", self.current_slice)
+        self._emit("slice_changed", self.index)
         self._emit("history_changed")
 
     def close(self) -> None:
         """Show nothing (e.g. an empty project): the document is gone, listeners hear ``closed``."""
         self.volume, self.labels = None, None
         self.reviewed, self.test = np.zeros(0, bool), np.zeros(0, bool)
+        self.reviewed_coronal, self.reviewed_sagittal = np.zeros(0, bool), np.zeros(0, bool)
         self.uncertainty, self.slice_scores = None, np.zeros(0)
         self.history.clear()
         self._stroke = None
@@ -115,13 +173,50 @@ class Session:
     def table(self) -> LabelTable:
         return self.labels.table if self.labels is not None else LabelTable()
 
+    @property
+    def current_slice(self) -> int:
+        """The axial slice at the position (the one shown when the axial plane is)."""
+        return self.position[0]
+
+    @property
+    def index(self) -> int:
+        """The shown plane's index along the shown axis."""
+        return self.position[self.axis]
+
+    def reviewed_in(self, axis: int) -> np.ndarray:
+        """The review flags of the planes along ``axis`` (the array itself)."""
+        return (self.reviewed, self.reviewed_coronal, self.reviewed_sagittal)[axis]
+
+    def plane(self, array: np.ndarray, index: int | None = None) -> np.ndarray:
+        """The shown plane (or plane ``index`` along the shown axis) of a ``(z, y, x)`` array."""
+        return plane_of(array, self.axis, self.index if index is None else index)
+
+    def set_axis(self, axis: int) -> None:
+        """Show (and edit) the planes along ``axis`` (0 axial, 1 coronal, 2 sagittal)."""
+        if axis not in (0, 1, 2):
+            raise ValueError(f"no axis {axis}")
+        if axis != self.axis:
+            self.axis = axis
+            self._emit("axis_changed", axis)
+            if self.is_open:
+                self._emit("slice_changed", self.index)
+
     def set_slice(self, z: int) -> None:
+        """Go to axial slice ``z`` (shown when the axial plane is)."""
+        self._set_position(0, z)
+
+    def set_index(self, index: int) -> None:
+        """Go to plane ``index`` along the shown axis."""
+        self._set_position(self.axis, index)
+
+    def _set_position(self, axis: int, index: int) -> None:
         if self.volume is None:
             return
-        z = int(np.clip(z, 0, self.volume.shape[0] - 1))
-        if z != self.current_slice:
-            self.current_slice = z
-            self._emit("slice_changed", z)
+        index = int(np.clip(index, 0, self.volume.shape[axis] - 1))
+        if index != self.position[axis]:
+            self.position[axis] = index
+            if axis == self.axis:
+                self._emit("slice_changed", index)
 
     # -- label table -----------------------------------------------------------------------------
     def set_active_label(self, value: int) -> None:
@@ -142,11 +237,15 @@ class Session:
         self._emit("table_changed")
 
     # -- review flags ----------------------------------------------------------------------------
-    def set_reviewed(self, z: int, reviewed: bool = True) -> None:
-        if self.reviewed[z] == reviewed:
+    def set_reviewed(self, index: int, reviewed: bool = True, axis: int = 0) -> None:
+        """Mark plane ``index`` along ``axis`` (default: the axial slice ``index``) reviewed or not."""
+        flags = self.reviewed_in(axis)
+        if flags[index] == reviewed:
             return
-        self.history.push(Step("review" if reviewed else "unreview", (), ((z, bool(self.reviewed[z])),)))
-        self.reviewed[z] = reviewed
+        name = "review" if reviewed else "unreview"
+        before = bool(flags[index])
+        self.history.push(Step(name, (), ((index, before),)) if axis == 0 else Step(name, (), planes_before=((axis, index, before),)))
+        flags[index] = reviewed
         self._emit("reviewed_changed")
         self._emit("history_changed")
 
@@ -164,98 +263,113 @@ class Session:
 
     # -- strokes ---------------------------------------------------------------------------------
     def begin_stroke(self, name: str = "brush") -> None:
-        z = self.current_slice
-        self._stroke = _Stroke(name, z, self.labels.labels[z].copy(), bool(self.reviewed[z]))
+        """Start a stroke in the shown plane."""
+        axis, index = self.axis, self.index
+        self._stroke = _Stroke(name, axis, index, plane_of(self.labels.labels, axis, index).copy(),
+                               bool(self.reviewed_in(axis)[index]))
 
-    def paint_segment(self, y0: float, x0: float, y1: float, x1: float, brush: BrushSettings) -> None:
-        """Paint (or erase) along a segment of the current stroke, on the current slice."""
+    def paint_segment(self, r0: float, c0: float, r1: float, c1: float, brush: BrushSettings) -> None:
+        """Paint (or erase) along a segment of the current stroke, in (row, column) of the stroke's plane
+        (an axial slice's rows are y and columns x; coronal: z and x; sagittal: z and y)."""
         if self._stroke is None:
             self.begin_stroke("eraser" if brush.erase else "brush")
-        z = self._stroke.z
-        plane = self.labels.labels[z]
+        axis, index = self._stroke.axis, self._stroke.index
+        plane = plane_of(self.labels.labels, axis, index)
         allowed = None
         if brush.threshold is not None:
-            image = self.volume.voxels[z]
+            image = plane_of(self.volume.voxels, axis, index)
             allowed = (image >= brush.threshold[0]) & (image <= brush.threshold[1])
         value, only = (0, self.active_label) if brush.erase else (self.active_label, None)
-        touched = False
-        for cy, cx in tools.stroke_points(y0, x0, y1, x1, brush.radius):
-            touched |= tools.dab(plane, cy, cx, brush.radius, value, allowed, only) is not None
-        if touched:
-            self._emit("labels_changed", (z,))
+        box = None
+        for cy, cx in tools.stroke_points(r0, c0, r1, c1, brush.radius):
+            touched = tools.dab(plane, cy, cx, brush.radius, value, allowed, only)
+            if touched is not None:
+                box = _union(box, _box(axis, index, *touched))
+        if box is not None:
+            self._emit("labels_changed", tuple(range(box[0].start, box[0].stop)), box)
 
     def end_stroke(self) -> Step | None:
-        """Close the stroke: one undo step; an edited slice is marked reviewed."""
+        """Close the stroke: one undo step; an edited plane is marked reviewed."""
         stroke, self._stroke = self._stroke, None
         if stroke is None:
             return None
-        return self._commit(stroke.name, {stroke.z: stroke.before}, {stroke.z: stroke.review_before})
+        patch = plane_patch(stroke.axis, stroke.index, stroke.before, plane_of(self.labels.labels, stroke.axis, stroke.index))
+        return self._commit(stroke.name, stroke.axis, {stroke.index: patch}, {stroke.index: stroke.review_before})
 
-    def _commit(self, name: str, befores: dict[int, np.ndarray], review_before: dict[int, bool]) -> Step | None:
-        patches = []
-        for z, before in befores.items():
-            patch = diff_patch(z, before, self.labels.labels[z])
-            if patch is not None:
-                patches.append(patch)
-        if not patches:
+    def _commit(self, name: str, axis: int, patches: dict[int, Patch | None], review_before: dict[int, bool]) -> Step | None:
+        """One undo step of the planes along ``axis`` that changed (``patches`` by plane index); each is
+        marked reviewed."""
+        changed = {k: p for k, p in patches.items() if p is not None}
+        if not changed:
             return None
-        reviewed = tuple((z, review_before[z]) for z in sorted({p.z for p in patches}))
-        for z, _ in reviewed:
-            self.reviewed[z] = True
-        step = Step(name, tuple(patches), reviewed)
+        flags = self.reviewed_in(axis)
+        before = tuple((k, review_before[k]) for k in sorted(changed))
+        for k in changed:
+            flags[k] = True
+        step = (Step(name, tuple(changed.values()), before) if axis == 0 else
+                Step(name, tuple(changed.values()), planes_before=tuple((axis, k, b) for k, b in before)))
         self.history.push(step)
         self._emit("reviewed_changed")
         self._emit("history_changed")
         return step
 
-    def _replace_slices(self, name: str, new: dict[int, np.ndarray]) -> Step | None:
-        befores = {z: self.labels.labels[z].copy() for z in new}
-        review = {z: bool(self.reviewed[z]) for z in new}
-        for z, plane in new.items():
-            self.labels.labels[z] = plane
-        self._emit("labels_changed", tuple(new))  # before the commit: listeners (autosave) see the slices first
-        return self._commit(name, befores, review)
+    def _replace_planes(self, name: str, new: dict[int, np.ndarray]) -> Step | None:
+        """Replace planes (by index along the shown axis) as one undo step."""
+        axis, labels = self.axis, self.labels.labels
+        patches = {k: plane_patch(axis, k, plane_of(labels, axis, k), plane) for k, plane in new.items()}
+        review = {k: bool(self.reviewed_in(axis)[k]) for k in new}
+        box = None
+        for k, plane in new.items():
+            plane_of(labels, axis, k)[...] = plane
+            if patches[k] is not None:
+                box = _union(box, patches[k].box)
+        if box is not None:  # before the commit: listeners (autosave) see the change first
+            self._emit("labels_changed", tuple(range(box[0].start, box[0].stop)), box)
+        return self._commit(name, axis, patches, review)
 
-    # -- slice operations ------------------------------------------------------------------------
-    def flood_fill(self, y: int, x: int, tolerance: float | None = None) -> Step | None:
-        z = self.current_slice
-        image = self.volume.voxels[z] if tolerance is not None else None
-        return self._replace_slices("fill", {z: tools.flood_fill(self.labels.labels[z], (y, x), self.active_label, image, tolerance)})
+    # -- plane operations (in the shown plane) ---------------------------------------------------
+    def flood_fill(self, row: int, col: int, tolerance: float | None = None) -> Step | None:
+        """Fill the region of the shown plane around (row, col) with the active label."""
+        image = self.plane(self.volume.voxels) if tolerance is not None else None
+        filled = tools.flood_fill(self.plane(self.labels.labels), (row, col), self.active_label, image, tolerance)
+        return self._replace_planes("fill", {self.index: filled})
 
     def fill_holes(self) -> Step | None:
-        z = self.current_slice
-        return self._replace_slices("fill holes", {z: tools.fill_holes(self.labels.labels[z], self.active_label)})
+        return self._replace_planes("fill holes", {self.index: tools.fill_holes(self.plane(self.labels.labels), self.active_label)})
 
-    def copy_from(self, source_z: int) -> Step | None:
-        """Copy the active label of slice ``source_z`` onto the current slice (added to what is there)."""
-        z = self.current_slice
-        if not 0 <= source_z < self.volume.shape[0] or source_z == z:
+    def copy_from(self, source: int) -> Step | None:
+        """Copy the active label of plane ``source`` (along the shown axis) onto the shown plane (added to
+        what is there)."""
+        if not 0 <= source < self.volume.shape[self.axis] or source == self.index:
             return None
-        plane = self.labels.labels[z].copy()
-        plane[self.labels.labels[source_z] == self.active_label] = self.active_label
-        return self._replace_slices("copy slice", {z: plane})
+        plane = self.plane(self.labels.labels).copy()
+        plane[self.plane(self.labels.labels, source) == self.active_label] = self.active_label
+        return self._replace_planes("copy slice", {self.index: plane})
 
     def interpolate(self) -> Step | None:
-        """Fill the active label in the slices between the nearest annotated slices around the current one."""
-        has = np.flatnonzero((self.labels.labels == self.active_label).any(axis=(1, 2)))
-        z = self.current_slice
-        below, above = has[has < z], has[has > z]
-        if z in has:  # from an annotated slice: interpolate towards the next annotated one above, else below
-            below, above = has[has <= z], has[has > z]
+        """Fill the active label in the planes between the nearest annotated planes around the shown one
+        (along the shown axis)."""
+        others = tuple(a for a in range(3) if a != self.axis)
+        has = np.flatnonzero((self.labels.labels == self.active_label).any(axis=others))
+        k = self.index
+        below, above = has[has < k], has[has > k]
+        if k in has:  # from an annotated plane: interpolate towards the next annotated one above, else below
+            below, above = has[has <= k], has[has > k]
             if not above.size:
-                below, above = has[has < z], has[has >= z]
+                below, above = has[has < k], has[has >= k]
         if not below.size or not above.size:
             return None
         a, b = int(below.max()), int(above.min())
         if b - a < 2:
             return None
-        masks = tools.interpolate(self.labels.labels[a] == self.active_label, self.labels.labels[b] == self.active_label, b - a - 1)
+        labels = self.labels.labels
+        masks = tools.interpolate(self.plane(labels, a) == self.active_label, self.plane(labels, b) == self.active_label, b - a - 1)
         new = {}
-        for k, mask in enumerate(masks, start=a + 1):
-            plane = self.labels.labels[k].copy()
+        for i, mask in enumerate(masks, start=a + 1):
+            plane = self.plane(labels, i).copy()
             plane[mask & ((plane == 0) | (plane == UNANNOTATED))] = self.active_label
-            new[k] = plane
-        return self._replace_slices("interpolate", new)
+            new[i] = plane
+        return self._replace_planes("interpolate", new)
 
     # -- predictions -----------------------------------------------------------------------------
     def apply_prediction(self, slices: tuple[int, ...] | list[int], labels: np.ndarray,
@@ -270,14 +384,27 @@ class Session:
             if scores is not None:
                 self.slice_scores[list(slices)] = scores
             self._emit("uncertainty_changed")
-        open_stroke = self._stroke.z if self._stroke is not None else None  # a drag in progress wins
-        written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != open_stroke)
+        keep = self._kept_voxels()
+        written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != self._axial_stroke())
         for z, plane in zip(slices, labels):
             if z in written:
-                self.labels.labels[z] = plane
+                self.labels.labels[z] = plane if keep is None else np.where(keep, self.labels.labels[z], plane)
         if written:
-            self._emit("labels_changed", written)
+            self._emit("labels_changed", written, None)
         return written
+
+    def _axial_stroke(self) -> int | None:
+        return self._stroke.index if self._stroke is not None and self._stroke.axis == 0 else None
+
+    def _kept_voxels(self) -> np.ndarray | None:
+        """``(y, x)`` bool: what a prediction must not write in an axial slice (the voxels of reviewed coronal
+        and sagittal planes, and of a drag in progress in one of them); None: nothing."""
+        coronal, sagittal = self.reviewed_coronal.copy(), self.reviewed_sagittal.copy()
+        if self._stroke is not None and self._stroke.axis:
+            (coronal if self._stroke.axis == 1 else sagittal)[self._stroke.index] = True
+        if not (coronal.any() or sagittal.any()):
+            return None
+        return coronal[:, None] | sagittal[None, :]
 
     def commit_prediction(self, befores: dict[int, np.ndarray]) -> Step | None:
         """Make a finished segmentation one undo step (``befores``: the slices before it wrote them)."""
@@ -293,12 +420,12 @@ class Session:
         """Take back a segmentation that failed: the slices it wrote get their content back (reviewed
         slices were never written). Autosave is told at once (``committed``), so that a crash after the
         failure cannot bring the partial result back. Returns the slices restored."""
-        open_stroke = self._stroke.z if self._stroke is not None else None  # a drag in progress wins
-        restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != open_stroke)
+        keep = self._kept_voxels()
+        restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != self._axial_stroke())
         for z in restored:
-            self.labels.labels[z] = befores[z]
+            self.labels.labels[z] = befores[z] if keep is None else np.where(keep, self.labels.labels[z], befores[z])
         if restored:
-            self._emit("labels_changed", restored)
+            self._emit("labels_changed", restored, None)
             self._emit("committed")
         return restored
 
@@ -309,9 +436,14 @@ class Session:
         return ranking.rank_slices(self.slice_scores, self.reviewed, count)
 
     def training_labels(self) -> np.ndarray:
-        """Labels of the reviewed slices that are not test slices, 255 ("not annotated") elsewhere."""
-        keep = self.reviewed & ~self.test
-        return np.where(keep[:, None, None], self.labels.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+        """Labels of the reviewed planes (not of test slices), 255 ("not annotated") elsewhere."""
+        return training_labels(self.labels.labels, self.reviewed, self.test, self.reviewed_coronal, self.reviewed_sagittal)
+
+    @property
+    def has_training_data(self) -> bool:
+        """Some voxels are reviewed outside the test slices."""
+        return bool((self.reviewed & ~self.test).any() or ((self.reviewed_coronal.any() or self.reviewed_sagittal.any())
+                                                            and not self.test.all()))
 
     # -- undo ------------------------------------------------------------------------------------
     def undo(self) -> bool:
@@ -330,14 +462,15 @@ class Session:
 
     def _apply(self, step: Step, undo: bool) -> None:
         for p in step.patches:
-            data = p.before if undo else p.after
-            self.labels.labels[p.z, p.y0:p.y0 + data.shape[0], p.x0:p.x0 + data.shape[1]] = data
+            self.labels.labels[p.box] = p.before if undo else p.after
         for z, before in step.reviewed_before:
             self.reviewed[z] = before if undo else (True if step.patches or step.test_before else not before)
+        for axis, k, before in step.planes_before:
+            self.reviewed_in(axis)[k] = before if undo else (True if step.patches else not before)
         for z, before in step.test_before:
             self.test[z] = before if undo else not before
         if step.patches:
-            self._emit("labels_changed", step.slices)
+            self._emit("labels_changed", step.slices, step.box)
         if step.name == "segment" and step.patches:  # the uncertainty belonged to that prediction
             self.slice_scores[list(step.slices)] = np.nan
             self._emit("uncertainty_changed")

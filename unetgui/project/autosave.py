@@ -24,8 +24,9 @@ class Autosaver:
         self.session, self.project, self.series_id = session, project, series_id
         self.generation = session.generation  # the document this saver journals (a later open is not it)
         self.failed = lambda message: None  # told when a write fails (the window shows it)
-        self._dirty: set[int] = set()
-        self._flags = (session.reviewed.copy(), session.test.copy())
+        self._dirty: set[int] = set()  # whole axial slices (a segmentation's)
+        self._box: tuple[slice, slice, slice] | None = None  # the box holding the edits since the last flush
+        self._flags = self._current_flags()
         if project.journal(series_id) is None:
             if not os.path.isfile(project.labels_path(series_id)):
                 self.snapshot()  # the first save of the series
@@ -50,9 +51,18 @@ class Autosaver:
             return False
         return True
 
-    def _changed(self, slices) -> None:
-        if self._ours():
+    def _current_flags(self) -> tuple[np.ndarray, ...]:
+        s = self.session
+        return s.reviewed.copy(), s.test.copy(), s.reviewed_coronal.copy(), s.reviewed_sagittal.copy()
+
+    def _changed(self, slices, box=None) -> None:
+        if not self._ours():
+            return
+        if box is None:
             self._dirty.update(int(z) for z in slices)
+        else:
+            self._box = box if self._box is None else tuple(
+                slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(self._box, box))
 
     def _table(self) -> None:
         if self._ours() and self.project.table != self.session.table:
@@ -62,33 +72,42 @@ class Autosaver:
     @property
     def unsaved(self) -> bool:
         """Changes seen but not journaled yet (a stroke or a segmentation still running)."""
-        return bool(self._dirty)
+        return bool(self._dirty) or self._box is not None
 
     def flush(self) -> None:
         """Journal what changed since the last flush (called on every committed edit)."""
         if self.session.stroke_open or not self._ours():
             return  # the stroke's end flushes it
         s = self.session
-        if not self._dirty and np.array_equal(self._flags[0], s.reviewed) and np.array_equal(self._flags[1], s.test):
+        flags = self._current_flags()
+        if not self.unsaved and all(np.array_equal(a, b) for a, b in zip(self._flags, flags)):
             return
         slices = sorted(self._dirty)
+        planes = (s.reviewed_coronal, s.reviewed_sagittal)
         journal = self.project.journal(self.series_id)
         try:
             if journal is None:
                 raise FormatError("the autosave journal is not open")
-            journal.append(slices, s.labels.labels[slices], s.reviewed, s.test)
+            if slices or self._box is None:
+                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes)
+                self._dirty.clear()
+            if self._box is not None:
+                box = self._box
+                journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes)
+                self._box = None
         except (UnetguiError, OSError) as exc:  # kept dirty: the next edit (or Save) tries again
             self.failed(f"Autosave failed: {exc}. Your edits are still on screen; free disk space or "
                         "use File > Save project as to save them elsewhere.")
             return
-        self._dirty.clear()
-        self._flags = (s.reviewed.copy(), s.test.copy())
+        self._flags = flags
 
     def snapshot(self) -> None:
         """Save all labels of the series and start an empty journal."""
         s = self.session
         if s.generation != self.generation:
             raise RuntimeError("the session shows another document than this autosaver's")
-        self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test)
+        self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test,
+                                 (s.reviewed_coronal, s.reviewed_sagittal))
         self._dirty.clear()
-        self._flags = (s.reviewed.copy(), s.test.copy())
+        self._box = None
+        self._flags = self._current_flags()

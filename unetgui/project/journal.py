@@ -10,6 +10,11 @@ Layout::
     then records: b"UJR1" + uint32 length + uint32 crc32(payload) + payload
     payload: uint32 n + n bytes JSON {"slices": [...], "reviewed": "0101..", "test": "00.."} + zlib(planes)
 
+A record of an edit in a coronal or sagittal plane holds a 3-D box instead of whole slices:
+``{"box": [z0, y0, x0, depth, height, width], ...}`` + zlib(the box's labels), so that a stroke across 300
+axial slices costs kilobytes, not 300 slices. Records carry the review flags of the coronal and sagittal
+planes too (``"coronal"``, ``"sagittal"``: bit strings), absent from journals written before planes had them.
+
 ``base`` is the token of the label snapshot the journal continues; a journal whose base differs from the
 snapshot's (a crash between writing a new snapshot and starting a fresh journal) is already contained in
 that snapshot and is ignored.
@@ -45,9 +50,21 @@ _HEAD = struct.Struct("<4sII")
 @dataclass
 class Record:
     slices: tuple[int, ...]
-    planes: np.ndarray  # (n, y, x) uint8
+    planes: np.ndarray  # (n, y, x) uint8: the slices; or the box's labels (depth, height, width)
     reviewed: np.ndarray
     test: np.ndarray
+    origin: tuple[int, int, int] | None = None  # (z0, y0, x0) of the box; None: whole slices
+    coronal: np.ndarray | None = None  # review flags of the coronal planes (y); None: not recorded
+    sagittal: np.ndarray | None = None  # and of the sagittal planes (x)
+
+    def apply(self, labels: np.ndarray) -> None:
+        """Write this record's labels into the label volume."""
+        if self.origin is None:
+            labels[list(self.slices)] = self.planes
+        else:
+            z, y, x = self.origin
+            d, h, w = self.planes.shape
+            labels[z:z + d, y:y + h, x:x + w] = self.planes
 
 
 def _bits(flags: np.ndarray) -> str:
@@ -110,14 +127,31 @@ class Journal:
         self.records = len(found.records)
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for appends, closed in close()
 
-    def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray) -> None:
-        """Write one record and fsync it (durable when this returns)."""
+    def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Write one record of whole slices and fsync it (durable when this returns)."""
         slices = tuple(int(z) for z in slices)
         planes = np.ascontiguousarray(planes, np.uint8)
         if planes.shape != (len(slices), *self.shape[1:]):
             raise ValueError(f"planes {planes.shape} do not fit slices {slices} of {self.shape}")
-        meta = json.dumps({"slices": list(slices), "reviewed": _bits(reviewed), "test": _bits(test)}).encode()
-        payload = struct.pack("<I", len(meta)) + meta + zlib.compress(planes.tobytes(), 1)
+        self._write({"slices": list(slices)}, planes, reviewed, test, reviewed_planes)
+
+    def append_box(self, origin: tuple[int, int, int], block: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
+                   reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Write one record of a 3-D box of labels (``block`` at ``origin``) and fsync it."""
+        block = np.ascontiguousarray(block, np.uint8)
+        origin = tuple(int(v) for v in origin)
+        if block.ndim != 3 or not all(0 <= o and o + n <= s for o, n, s in zip(origin, block.shape, self.shape)):
+            raise ValueError(f"box {block.shape} at {origin} does not fit {self.shape}")
+        self._write({"slices": [], "box": [*origin, *block.shape]}, block, reviewed, test, reviewed_planes)
+
+    def _write(self, head: dict, data: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None) -> None:
+        head = {**head, "reviewed": _bits(reviewed), "test": _bits(test)}
+        if reviewed_planes is not None:
+            head["coronal"], head["sagittal"] = _bits(reviewed_planes[0]), _bits(reviewed_planes[1])
+        meta = json.dumps(head).encode()
+        payload = struct.pack("<I", len(meta)) + meta + zlib.compress(data.tobytes(), 1)
         end = self._file.tell()
         try:
             self._file.write(_HEAD.pack(RECORD, len(payload), zlib.crc32(payload)) + payload)
@@ -213,12 +247,26 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
         if (not all(type(z) is int and 0 <= z < shape[0] for z in slices) or len(set(slices)) != len(slices)
                 or not all(isinstance(f, str) and len(f) == shape[0] and set(f) <= {"0", "1"} for f in (reviewed, test))):
             return None
-        expected = len(slices) * shape[1] * shape[2]
+        coronal, sagittal = meta.get("coronal"), meta.get("sagittal")
+        if (coronal is None) != (sagittal is None) or coronal is not None and not all(
+                isinstance(f, str) and len(f) == n_ and set(f) <= {"0", "1"} for f, n_ in ((coronal, shape[1]), (sagittal, shape[2]))):
+            return None
+        box = meta.get("box")
+        if box is not None:
+            if (slices or not isinstance(box, list) or len(box) != 6 or not all(type(v) is int for v in box)
+                    or not all(0 <= o and 0 < d and o + d <= s for o, d, s in zip(box[:3], box[3:], shape))):
+                return None
+            expected = box[3] * box[4] * box[5]
+        else:
+            expected = len(slices) * shape[1] * shape[2]
         inflate = zlib.decompressobj()
         raw = inflate.decompress(payload[4 + n:], expected + 1)  # never more than the slices can hold
     except (ValueError, TypeError, KeyError, RecursionError, zlib.error):
         return None
     if len(raw) != expected or not inflate.eof:
         return None
-    planes = np.frombuffer(raw, np.uint8).reshape(len(slices), shape[1], shape[2])
-    return Record(slices, planes, _flags(reviewed), _flags(test))
+    data = np.frombuffer(raw, np.uint8)
+    flags = (_flags(coronal), _flags(sagittal)) if coronal is not None else (None, None)
+    if box is not None:
+        return Record((), data.reshape(box[3:]), _flags(reviewed), _flags(test), tuple(box[:3]), *flags)
+    return Record(slices, data.reshape(len(slices), shape[1], shape[2]), _flags(reviewed), _flags(test), None, *flags)

@@ -100,6 +100,7 @@ class SeriesLabels:
     recovered_edits: int = 0  # journal records replayed on top of the snapshot
     token: str = ""  # of the snapshot
     note: str = ""  # for the user when the journal was damaged (what was kept)
+    planes: tuple[np.ndarray, np.ndarray] | None = None  # reviewed coronal (y) and sagittal (x) planes
 
 
 class Project:
@@ -235,11 +236,16 @@ class Project:
         return volume
 
     # -- labels ----------------------------------------------------------------------------------
-    def save_labels(self, series_id: str, labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray) -> None:
-        """Snapshot the labels of a series atomically and start an empty journal after it."""
+    def save_labels(self, series_id: str, labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
+                    planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Snapshot the labels of a series atomically (with the reviewed axial slices, test slices, and
+        reviewed coronal and sagittal ``planes``) and start an empty journal after it."""
         token = uuid.uuid4().hex
         buffer = io.BytesIO()
+        _, y, x = labels.shape
+        coronal, sagittal = planes if planes is not None else (np.zeros(y, bool), np.zeros(x, bool))
         np.savez_compressed(buffer, labels=labels, reviewed=np.asarray(reviewed, bool), test=np.asarray(test, bool),
+                            reviewed_coronal=np.asarray(coronal, bool), reviewed_sagittal=np.asarray(sagittal, bool),
                             token=np.array(token))
         os.makedirs(self.path("labels"), exist_ok=True)
         atomic.write_bytes(self.labels_path(series_id), buffer.getvalue())
@@ -256,22 +262,32 @@ class Project:
             with np.load(path) as data:
                 labels, reviewed, test = data["labels"].copy(), data["reviewed"].copy(), data["test"].copy()
                 token = str(data["token"])
+                _, y, x = labels.shape  # snapshots from before planes had review flags have none
+                coronal = data["reviewed_coronal"].copy() if "reviewed_coronal" in data.files else np.zeros(y, bool)
+                sagittal = data["reviewed_sagittal"].copy() if "reviewed_sagittal" in data.files else np.zeros(x, bool)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
         found = _journal.scan(self.journal_path(series_id), token, labels.shape)
         for record in found.records:
-            labels[list(record.slices)] = record.planes
+            record.apply(labels)
             reviewed, test = record.reviewed.copy(), record.test.copy()
-        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note)
+            if record.coronal is not None:
+                coronal, sagittal = record.coronal.copy(), record.sagittal.copy()
+        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note, (coronal, sagittal))
 
     def _check_snapshot(self, series_id: str, path: str) -> None:
         """The array headers of a labels snapshot match its series' shape, before any array is read (a
         crafted header can claim terabytes in a few bytes)."""
         entry = next((e for e in self.series if e.id == series_id), None)
         z, y, x = entry.shape if entry is not None and all(entry.shape) else (0, 0, 0)
-        expected = {"labels": ((z, y, x), np.uint8), "reviewed": ((z,), np.bool_), "test": ((z,), np.bool_)}
+        expected = {"labels": ((z, y, x), np.uint8), "reviewed": ((z,), np.bool_), "test": ((z,), np.bool_),
+                    "reviewed_coronal": ((y,), np.bool_), "reviewed_sagittal": ((x,), np.bool_)}
+        optional = {"reviewed_coronal", "reviewed_sagittal"}  # absent from snapshots written before them
         with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
             for name, (shape, dtype) in expected.items():
+                if name in optional and f"{name}.npy" not in members:
+                    continue
                 with archive.open(f"{name}.npy") as member:
                     version = np.lib.format.read_magic(member)
                     read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -332,7 +348,7 @@ class Project:
             saved = self.load_labels(series_id)
             if saved.note:  # a damaged journal is not overwritten without a copy
                 _journal.keep_aside(self.journal_path(series_id), "damaged")
-            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test)
+            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test, saved.planes)
             self.close_journal(series_id)
 
     def discard_journal(self, series_id: str) -> None:

@@ -1,0 +1,233 @@
+"""Editing in the coronal and sagittal planes (core, no Qt): strokes, fills, copy, interpolation, undo/redo,
+review flags per plane, partial annotation of the axial slices a reviewed plane crosses, predictions that
+leave reviewed planes alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import phantom_hu
+from unetgui.core.session import BrushSettings, Session, plane_of, training_labels
+from unetgui.core.volume import UNANNOTATED, Volume
+
+SHAPE = (12, 40, 48)
+
+
+@pytest.fixture
+def session() -> Session:
+    s = Session()
+    s.open(Volume(phantom_hu(SHAPE), np.eye(4), "CT"))
+    return s
+
+
+def test_a_coronal_stroke_paints_its_plane_and_undoes_exactly(session):
+    session.set_axis(1)
+    y = session.index
+    assert y == SHAPE[1] // 2 and session.current_slice == SHAPE[0] // 2
+    original = session.labels.labels.copy()
+    session.begin_stroke()
+    session.paint_segment(2, 10, 9, 30, BrushSettings(radius=1.5))  # rows are z, columns x
+    step = session.end_stroke()
+    painted = session.labels.labels != original
+    assert painted[:, y].any() and not painted[:, np.arange(SHAPE[1]) != y].any()  # only row y of each slice
+    assert set(np.flatnonzero(painted.any(axis=(1, 2)))) == set(step.slices) and min(step.slices) <= 2
+    assert session.reviewed_coronal[y] and not session.reviewed.any()  # the plane is reviewed, no axial slice
+    after = session.labels.labels.copy()
+    assert session.undo() and np.array_equal(session.labels.labels, original) and not session.reviewed_coronal[y]
+    assert session.redo() and np.array_equal(session.labels.labels, after) and session.reviewed_coronal[y]
+    assert step.nbytes <= 2 * 12 * 48  # the patch is the plane's box, not whole slices
+
+
+def test_a_reviewed_sagittal_plane_annotates_the_axial_slices_it_crosses_partly(session):
+    session.set_axis(2)
+    x = session.index
+    session.begin_stroke()
+    session.paint_segment(3, 10, 8, 10, BrushSettings(radius=2))  # rows z, columns y
+    session.end_stroke()
+    train = session.training_labels()
+    assert (train[:, :, x] != UNANNOTATED).all()  # the whole sagittal plane is annotated
+    assert (np.delete(train, x, axis=2) == UNANNOTATED).all()  # the rest of every axial slice is not
+    assert (train[3:9, 10, x] == 1).all()
+    session.set_axis(0)
+    session.set_test(4)  # a test slice stays out of training, crossed or not
+    assert (session.training_labels()[4] == UNANNOTATED).all()
+    assert session.has_training_data
+
+
+def test_training_labels_of_reviewed_planes_combine():
+    labels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    out = training_labels(labels, np.array([True, False]), np.zeros(2, bool), np.array([False, True, False]),
+                          np.array([False, False, False, True]))
+    assert (out[0] == labels[0]).all()  # a reviewed axial slice
+    assert out[1, 1].tolist() == labels[1, 1].tolist() and out[1, 0, 3] == labels[1, 0, 3]
+    assert out[1, 0, 0] == UNANNOTATED and out[1, 2, 1] == UNANNOTATED
+
+
+def test_fill_copy_and_interpolate_work_along_the_shown_axis(session):
+    session.set_axis(2)
+    labels = session.labels.labels
+    plane_of(labels, 2, 10)[2:10, 5:15] = 1
+    plane_of(labels, 2, 20)[2:10, 10:20] = 1
+    session.set_index(15)
+    step = session.interpolate()
+    assert step is not None and session.reviewed_sagittal[11:20].all() and not session.reviewed_sagittal[[10, 20]].any()
+    assert all(plane_of(labels, 2, x)[5, 12] == 1 for x in range(11, 20))
+    assert session.undo() and not (labels[:, :, 11:20] == 1).any()
+    session.set_index(30)
+    assert session.copy_from(29) is None  # nothing of the active label there: no step
+    session.set_index(11)
+    session.copy_from(10)
+    assert (plane_of(labels, 2, 11) == plane_of(labels, 2, 10)).all() and session.reviewed_sagittal[11]
+    session.set_axis(1)
+    session.set_index(0)
+    ring = np.zeros((12, 48), bool)
+    ring[2:10, 5:25] = True
+    ring[4:8, 10:20] = False
+    plane_of(labels, 1, 0)[ring] = 1
+    session.fill_holes()
+    assert (plane_of(labels, 1, 0)[4:8, 10:20] == 1).all() and session.reviewed_coronal[0]
+    session.set_index(1)
+    session.flood_fill(0, 0)
+    assert (plane_of(labels, 1, 1) == 1).all() and session.reviewed_coronal[1]
+
+
+def test_a_prediction_leaves_reviewed_planes_and_a_drag_in_progress_alone(session):
+    session.set_axis(2)
+    x = session.index
+    session.begin_stroke()
+    session.paint_segment(0, 5, 11, 5, BrushSettings(radius=1))
+    session.end_stroke()
+    mine = session.labels.labels[:, :, x].copy()
+    session.set_axis(1)
+    session.begin_stroke()  # a coronal drag in progress while the segmentation streams in
+    session.paint_segment(6, 3, 6, 3, BrushSettings(radius=1))
+    y = session.index
+    drag = session.labels.labels[:, y, :].copy()
+    predicted = np.full((SHAPE[0], *SHAPE[1:]), 2, np.uint8)
+    written = session.apply_prediction(list(range(SHAPE[0])), predicted)
+    assert written == tuple(range(SHAPE[0]))
+    labels = session.labels.labels
+    assert np.array_equal(labels[:, :, x], mine) and np.array_equal(labels[:, y, :], drag)
+    assert (labels[:, :y, :x] == 2).all()
+    session.end_stroke()
+
+
+def test_review_flags_of_any_plane_undo(session):
+    session.set_reviewed(7, True, axis=2)
+    session.set_reviewed(3, True, axis=1)
+    assert session.reviewed_sagittal[7] and session.reviewed_coronal[3]
+    assert session.undo() and not session.reviewed_coronal[3]
+    assert session.undo() and not session.reviewed_sagittal[7]
+    assert session.redo() and session.reviewed_sagittal[7]
+
+
+def test_the_position_is_kept_per_axis(session):
+    session.set_axis(1)
+    session.set_index(3)
+    session.set_axis(2)
+    session.set_index(40)
+    session.set_axis(0)
+    session.set_slice(1)
+    assert session.position == [1, 3, 40]
+    session.set_axis(2)
+    assert session.index == 40
+    session.set_index(999)
+    assert session.index == SHAPE[2] - 1
+    with pytest.raises(ValueError):
+        session.set_axis(3)
+
+
+# -- autosave and project snapshots ------------------------------------------------------------------------
+
+def _project(tmp_path):
+    from unetgui.core.volume import LabelTable
+    from unetgui.formats import nifti
+    from unetgui.project.store import Project
+
+    path = str(tmp_path / "ct.nii.gz")
+    nifti.write_image(Volume(phantom_hu(SHAPE), np.diag([0.8, 0.8, 2.5, 1.0]), "CT"), path)
+    volume = nifti.read_image(path)
+    project = Project.create(str(tmp_path / "proj"), LabelTable.from_names("Liver"))
+    project.add_series(path, volume, "nifti")
+    return project, volume
+
+
+def test_plane_edits_are_journaled_as_boxes_and_replayed_with_their_review_flags(tmp_path):
+    import os
+
+    from unetgui.project import journal
+    from unetgui.project.autosave import Autosaver
+    from unetgui.project.store import Project
+
+    project, volume = _project(tmp_path)
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    size = os.path.getsize(project.journal_path("s1"))
+    session.set_axis(2)
+    session.begin_stroke()
+    session.paint_segment(0, 5, 11, 30, BrushSettings(radius=2))  # across every axial slice
+    session.end_stroke()
+    session.set_axis(1)
+    session.set_index(7)
+    session.fill_holes()  # nothing to fill: no record
+    session.set_reviewed(7, True, axis=1)
+    grown = os.path.getsize(project.journal_path("s1")) - size
+    assert grown < 2000  # a box of one sagittal plane, not 12 whole slices
+    records = journal.replay(project.journal_path("s1"), project._tokens["s1"], SHAPE)
+    assert records[0].origin is not None and records[0].planes.shape[2] == 1
+    saved = Project.open(project.root).read_labels("s1")
+    assert np.array_equal(saved.labels, session.labels.labels)
+    assert np.array_equal(saved.planes[0], session.reviewed_coronal) and saved.planes[0][7]
+    assert np.array_equal(saved.planes[1], session.reviewed_sagittal) and saved.planes[1].sum() == 1
+    session.undo()  # the coronal review flag
+    session.undo()  # the stroke
+    saved = Project.open(project.root).read_labels("s1")
+    assert not saved.labels.any() and not saved.planes[0].any() and not saved.planes[1].any()
+
+
+def test_a_snapshot_keeps_the_plane_flags_and_an_older_snapshot_has_none(tmp_path):
+    import io
+
+    from unetgui.project.store import Project
+
+    project, volume = _project(tmp_path)
+    coronal, sagittal = np.zeros(SHAPE[1], bool), np.zeros(SHAPE[2], bool)
+    coronal[3], sagittal[[1, 2]] = True, True
+    labels = np.zeros(SHAPE, np.uint8)
+    project.save_labels("s1", labels, np.zeros(SHAPE[0], bool), np.zeros(SHAPE[0], bool), (coronal, sagittal))
+    saved = project.read_labels("s1")
+    assert saved.planes[0].tolist() == coronal.tolist() and saved.planes[1].tolist() == sagittal.tolist()
+    old = io.BytesIO()  # as written before planes had flags
+    np.savez_compressed(old, labels=labels, reviewed=np.zeros(SHAPE[0], bool), test=np.zeros(SHAPE[0], bool),
+                        token=np.array("t0"))
+    with open(project.labels_path("s1"), "wb") as f:
+        f.write(old.getvalue())
+    saved = Project.open(project.root).read_labels("s1")
+    assert not saved.planes[0].any() and saved.planes[0].shape == (SHAPE[1],) and saved.planes[1].shape == (SHAPE[2],)
+
+
+def test_a_box_record_that_does_not_fit_the_series_counts_as_damaged(tmp_path):
+    import json
+    import struct
+    import zlib
+
+    from unetgui.project import journal
+
+    path = str(tmp_path / "j")
+    j = journal.Journal(path, "s1", (3, 8, 8), "tok")
+    flags = np.zeros(3, bool)
+    j.append_box((1, 2, 3), np.ones((2, 1, 4), np.uint8), flags, flags, (np.ones(8, bool), np.zeros(8, bool)))
+    with pytest.raises(ValueError):
+        j.append_box((2, 0, 0), np.ones((2, 1, 1), np.uint8), flags, flags)
+    meta = json.dumps({"slices": [], "box": [2, 0, 0, 5, 1, 1], "reviewed": "000", "test": "000"}).encode()
+    payload = struct.pack("<I", len(meta)) + meta + zlib.compress(b"\1" * 5)
+    j._file.write(journal._HEAD.pack(journal.RECORD, len(payload), zlib.crc32(payload)) + payload)
+    j.close()
+    found = journal.scan(path, "tok", (3, 8, 8))
+    assert len(found.records) == 1 and found.damaged == 1
+    (record,) = found.records
+    labels = np.zeros((3, 8, 8), np.uint8)
+    record.apply(labels)
+    assert labels.sum() == 8 and (labels[1:3, 2, 3:7] == 1).all() and record.coronal.all()
