@@ -66,7 +66,8 @@ def test_nifti_is_on_the_dicom_world_geometry(tmp_path, dcmqi):
     volume, liver = dcmqi
     labels = _mixed_labels(volume, liver)
     paths = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, metrics_csv=False, image_nifti=True))
-    assert [os.path.basename(p) for p in paths] == ["CT_s2_0bbbf5_labels.nii.gz", "CT_s2_0bbbf5_image.nii.gz"]
+    assert [os.path.basename(p) for p in paths] == ["CT_s2_0bbbf5_labels.nii.gz", "CT_s2_0bbbf5_labels.itksnap.txt",
+                                                    "CT_s2_0bbbf5_labels.ctbl", "CT_s2_0bbbf5_image.nii.gz"]
     img = nib.load(paths[0])
     assert img.header["sform_code"] == 1 and img.header.get_intent()[0] == "label"
     assert np.allclose(img.affine, volume.affine, atol=1e-5)
@@ -81,7 +82,7 @@ def test_nifti_is_on_the_dicom_world_geometry(tmp_path, dcmqi):
     expected = np.where(labels.labels == UNANNOTATED, 0, labels.labels)
     assert np.array_equal(np.asanyarray(img.dataobj).transpose(2, 1, 0), expected)
     assert np.array_equal(nifti.read_labels(paths[0], volume).labels, expected)
-    image = nib.load(paths[1])
+    image = nib.load(paths[3])
     assert np.allclose(image.affine, volume.affine, atol=1e-5)
     assert np.array_equal(np.asanyarray(image.dataobj).transpose(2, 1, 0), volume.voxels)
 
@@ -90,7 +91,8 @@ def test_nifti_geometry_of_the_20_slice_ct(tmp_path):
     volume = _load(TOTALSEG)
     labels = LabelMap.empty_like(volume, LabelTable.from_names("body"))
     labels.labels[volume.voxels > -300] = 1
-    (path,) = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, metrics_csv=False))
+    path, *tables = export(volume, labels, str(tmp_path), ExportOptions(label_png=False, metrics_csv=False))
+    assert [os.path.splitext(t)[1] for t in tables] == [".txt", ".ctbl"]  # the names for ITK-SNAP and Slicer
     img = nib.load(path)
     first, last = (pydicom.dcmread(volume.sources[k].path, stop_before_pixels=True) for k in (0, 19))
     assert img.affine @ [0, 0, 0, 1] == pytest.approx(LPS_TO_RAS @ [*first.ImagePositionPatient, 1], abs=1e-3)
@@ -149,10 +151,10 @@ def test_file_names_carry_no_patient_data(tmp_path, doe_series):
     export(volume, labels, str(out), everything, model_path=str(model))
     names = _files(out)
     model_copy = f"{export_basename(volume)}_model.unetgui"
-    assert len(names) == 2 * 12 + 5 and model_copy in names and model_copy.startswith("CT_s1_")
+    assert len(names) == 2 * 12 + 7 and model_copy in names and model_copy.startswith("CT_s1_")
     assert (out / model_copy).read_bytes() == b"model bytes"
     for name in names:
-        assert re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)?\.(png|nii\.gz|dcm|csv|unetgui)", name), name
+        assert re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)?\.(png|nii\.gz|dcm|csv|unetgui|itksnap\.txt|ctbl)", name), name
         assert not re.search(r"doe|jane|12345", name, re.IGNORECASE), name
     with_id = tmp_path / "with_id"
     export(volume, labels, str(with_id), ExportOptions(include_patient_id=True))
@@ -264,7 +266,7 @@ def test_cancel_mid_way_leaves_the_previous_export_untouched(tmp_path, dcmqi):
 
     with pytest.raises(Cancelled):  # replacing the earlier export, as asked
         export(volume, changed, str(out), replace(options, overwrite=True), progress=progress, cancel=token)
-    assert seen[-1] == (4, 9)
+    assert seen[-1] == (4, 11)
     assert {name: (out / name).read_bytes() for name in _files(out)} == before  # no temp file, nothing replaced
     token = CancelToken()
     token.set()
@@ -316,7 +318,8 @@ def test_cli_export_end_to_end(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out.split()
     assert sorted(os.path.relpath(p, out) for p in printed) == _files(out)
     name = "CT_s2_0bbbf5"  # modality, series number, hash of the SeriesInstanceUID
-    assert _files(out) == [f"{name}_labels.nii.gz", f"{name}_labels/{name}_0001.png", f"{name}_labels/{name}_0002.png",
+    assert _files(out) == [f"{name}_labels.ctbl", f"{name}_labels.itksnap.txt", f"{name}_labels.nii.gz",
+                           f"{name}_labels/{name}_0001.png", f"{name}_labels/{name}_0002.png",
                            f"{name}_labels/{name}_0003.png", f"{name}_metrics.csv", f"{name}_seg.dcm"]
     assert _main(monkeypatch, argv[:5] + ["--output", str(tmp_path / "ov"), "--overlay", "--include-patient-id"]) == 0
     assert _files(tmp_path / "ov") == [f"99000_{name}_overlay/99000_{name}_000{k}.png" for k in (1, 2, 3)]

@@ -19,7 +19,7 @@ from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
-from unetgui.formats import nifti, png
+from unetgui.formats import label_tables, nifti, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 from unetgui.formats.inputs import ImageInput, is_nifti, open_image, open_labels
 
@@ -71,7 +71,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--model", required=True)
     predict.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
     predict.add_argument("--output", required=True,
-                         help=".nii.gz (labels on the input grid), .dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
+                         help=".nii.gz (labels on the input grid, with their names as .itksnap.txt and .ctbl next to it), "
+                              ".dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     predict.add_argument("--tta", action="store_true", help="average over flipped copies (4x slower, smoother)")
     predict.set_defaults(run=_predict)
@@ -372,6 +373,7 @@ def _suggest(args: argparse.Namespace) -> int:
 def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
     if is_nifti(out):
         nifti.write_labels(labels, out)
+        label_tables.write_tables_next_to(out, labels.table)  # names and colours for ITK-SNAP and Slicer
     elif out.lower().endswith(".dcm"):
         write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction")
     elif os.path.splitext(out)[1] == "":

@@ -7,7 +7,9 @@ Everything lands in one folder, under a base name built from the series (:func:`
 * ``<name>_overlay/<name>_0001.png ...``: RGB, the slice windowed to 8 bits (CT: W400/L40 HU; other
   modalities: the volume's 1st-99th percentile) with each label's colour blended at 40 % and its outline
   drawn opaque.
-* ``<name>_labels.nii.gz``: uint8 label volume on the source grid (sform = the image affine, RAS mm).
+* ``<name>_labels.nii.gz``: uint8 label volume on the source grid (sform = the image affine, RAS mm), with
+  its label names and colours next to it as ``<name>_labels.itksnap.txt`` (ITK-SNAP label description) and
+  ``<name>_labels.ctbl`` (3D Slicer colour table); unetgui's NIfTI import reads the names back from them.
 * ``<name>_image.nii.gz``: the image itself (optional).
 * ``<name>_seg.dcm``: BINARY DICOM-SEG referencing the source series (DICOM input only).
 * ``<name>_metrics.csv``: the table below.
@@ -57,7 +59,7 @@ from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color, without_unannotated
-from unetgui.formats import nifti, png
+from unetgui.formats import label_tables, nifti, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 
 CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
@@ -204,7 +206,13 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
     if options.dicom_seg:
         jobs.append(_Job(f"{base}_seg.dcm", lambda tmp: write_dicom_seg(labels, volume, tmp), "DICOM-SEG"))
     if options.nifti:
-        jobs.append(_Job(f"{base}_labels.nii.gz", lambda tmp: nifti.write_labels(labels, tmp), "NIfTI labels"))
+        path = f"{base}_labels.nii.gz"
+        jobs.append(_Job(path, lambda tmp: nifti.write_labels(labels, tmp), "NIfTI labels"))
+        table = nifti.name_labels(labels.labels, labels.table)
+        itk, ctbl = label_tables.table_paths(path)
+        itk_text, ctbl_text = label_tables.itksnap_text(table), label_tables.slicer_text(table, os.path.basename(ctbl))
+        jobs.append(_Job(itk, lambda tmp: _write_bytes(tmp, itk_text.encode()), "ITK-SNAP label description"))
+        jobs.append(_Job(ctbl, lambda tmp: _write_bytes(tmp, ctbl_text.encode()), "Slicer colour table"))
     if options.image_nifti:
         jobs.append(_Job(f"{base}_image.nii.gz", lambda tmp: nifti.write_image(volume, tmp), "NIfTI image"))
     if options.metrics_csv:

@@ -57,12 +57,15 @@ def open_image(path: str, series: str | None = None, progress: ProgressFn | None
 
 def open_labels(path: str, image: ImageInput, table: LabelTable | None = None) -> tuple[LabelMap, tuple[str, ...]]:
     """Labels for ``image``: a NIfTI label volume on its grid, a DICOM-SEG (.dcm) of its series, or a
-    folder of masks named like the image files. Returns the label map and warnings."""
+    folder of masks named like the image files. Returns the label map and warnings.
+
+    ``table`` names the values it defines; other values of a NIfTI file take their names from a table next
+    to it (:func:`unetgui.formats.label_tables.find_table`)."""
     if not os.path.exists(path):
         raise FormatError(f"{path}: no such file or folder")
     volume = image.volume
     if os.path.isfile(path) and is_nifti(path):
-        return nifti.read_labels(path, volume, table), ()
+        return nifti.read_labels_noted(path, volume, table)
     if os.path.isfile(path) and path.lower().endswith(".dcm"):
         return read_dicom_seg(path, volume)
     if os.path.isdir(path):

@@ -4,6 +4,9 @@ A label volume made by another tool from the same DICOM (ITK-SNAP, Slicer, dcm2n
 stores the same grid with permuted or flipped axes; :func:`read_labels` maps it onto the image exactly
 by axis permutation and flips, using the affines. Any other difference (spacing, shift, rotation,
 extent) raises :class:`~unetgui.core.errors.GeometryError`: unetgui never resamples labels silently.
+The label names come from a table next to the file when there is one (ITK-SNAP, Slicer, nnU-Net's
+``dataset.json``: :mod:`unetgui.formats.label_tables`). The checks and the mapping onto the image grid are
+shared with the NRRD reader (:func:`label_values`, :func:`onto_grid`, :func:`name_labels`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.geometry import index_transform
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.formats import label_tables
 
 _SCANNER_ANAT = 1  # NIfTI xform code: coordinates of the scanner (DICOM patient) frame
 
@@ -114,41 +118,109 @@ def _regular(affine: np.ndarray) -> bool:
 
 
 def read_labels(path: str, reference: Volume | None = None, table: LabelTable | None = None) -> LabelMap:
-    """A NIfTI label volume, mapped onto ``reference``'s grid when given.
+    """A NIfTI label volume, mapped onto ``reference``'s grid when given (see :func:`read_labels_noted`)."""
+    return read_labels_noted(path, reference, table)[0]
 
-    Values must be integers 0..255 (255 = not annotated). Raises :class:`GeometryError` when the grid
-    differs from the reference by more than axis permutations and flips.
+
+def read_labels_noted(path: str, reference: Volume | None = None,
+                      table: LabelTable | None = None) -> tuple[LabelMap, tuple[str, ...]]:
+    """A NIfTI label volume and notes for the user.
+
+    Values must be integers 0..255 (255 = not annotated); a volume of only {0, 255} is a binary mask and
+    reads as {0, 1} (with a note). Names and colours: ``table`` where it defines a value, else a table found
+    next to the file (:func:`~unetgui.formats.label_tables.find_table`), else "Label N". Raises
+    :class:`GeometryError` when the grid differs from the reference by more than axis permutations and flips.
     """
     img = _load(path)
     name = os.path.basename(path)
     if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
         raise FormatError(f"{name}: a label volume must be 3-D, this one is {img.shape} (one label value per voxel, "
                           "not one channel per label)")
-    data = _data_xyz(img, [])
-    if data.dtype.kind == "f":
-        if not np.array_equal(data, np.round(data)):
-            raise FormatError(f"{name}: label values must be whole numbers (this looks like an image or "
-                              "probabilities, not a label volume)")
+    data, notes = label_values(_data_xyz(img, []), name)
+    labels, affine = onto_grid(data, img.affine.copy(), name, reference)
+    found, found_notes = label_tables.find_table(path)
+    return LabelMap(labels, affine, name_labels(labels, table, found)), notes + found_notes
+
+
+def label_values(data: np.ndarray, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Label values of any numeric array as uint8, checked: whole numbers 0..255. Only {0, 255} (with 255
+    present) is a binary mask and becomes {0, 1}, as for PNG masks; the note says so."""
+    if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
+        raise FormatError(f"{name}: label values must be whole numbers (this looks like an image or "
+                          "probabilities, not a label volume)")
+    if data.dtype.kind not in "biuf":
+        raise FormatError(f"{name}: label values must be numbers, not {data.dtype}")
     if data.size and (data.min() < 0 or data.max() > UNANNOTATED):
         raise FormatError(f"{name}: label values must lie in 0..255, found {data.min()}..{data.max()}")
     data = data.astype(np.uint8)
-    affine = img.affine.copy()
-    if reference is not None:
-        ref_shape_xyz = reference.shape[::-1]
-        mapping = index_transform(affine, data.shape, reference.affine, ref_shape_xyz)
-        if mapping is None:
-            raise GeometryError(_grid_mismatch(name, data.shape, affine, ref_shape_xyz, reference.affine))
-        order, flips = mapping
-        data = data.transpose(order)
-        data = np.flip(data, axis=[a for a in range(3) if flips[a]]) if any(flips) else data
-        affine = reference.affine.copy()
-    labels = np.ascontiguousarray(data.transpose(2, 1, 0))
-    present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if 0 < v < UNANNOTATED]
-    table = table or LabelTable()
-    for v in present:
-        if table.get(v) is None:
-            table = table.with_label(Label(v, f"Label {v}", default_color(v)))
-    return LabelMap(labels, affine, table)
+    present = np.flatnonzero(np.bincount(data.ravel(), minlength=256))
+    if present.size and set(present.tolist()) <= {0, UNANNOTATED} and present[-1] == UNANNOTATED:
+        return (data == UNANNOTATED).astype(np.uint8), (f"{name}: values {{0, 255}}: read as a binary mask "
+                                                          "(255 = label 1)",)
+    return data, ()
+
+
+def onto_grid(data_xyz: np.ndarray, affine: np.ndarray, name: str, reference: Volume | None,
+              embed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Labels indexed (x, y, z) with their RAS ``affine`` as ``(z, y, x)`` on ``reference``'s grid, and that grid's
+    affine (the file's own grid without a reference).
+
+    Only axis permutations and flips are allowed; with ``embed`` the labels may also cover an axis-aligned
+    sub-box of the reference (same spacing and directions, whole-voxel offset: a cropped 3D Slicer
+    segmentation), and background fills the rest. Anything else raises :class:`GeometryError`.
+    """
+    if reference is None:
+        return np.ascontiguousarray(data_xyz.transpose(2, 1, 0)), affine
+    ref_shape_xyz = reference.shape[::-1]
+    mapping = index_transform(affine, data_xyz.shape, reference.affine, ref_shape_xyz)
+    offset = (0, 0, 0)
+    if mapping is None and embed:
+        mapping, offset = _sub_box(affine, data_xyz.shape, reference.affine, ref_shape_xyz)
+    if mapping is None:
+        raise GeometryError(_grid_mismatch(name, data_xyz.shape, affine, ref_shape_xyz, reference.affine))
+    order, flips = mapping
+    data = data_xyz.transpose(order)
+    data = np.flip(data, axis=[a for a in range(3) if flips[a]]) if any(flips) else data
+    if data.shape != tuple(ref_shape_xyz):
+        full = np.zeros(ref_shape_xyz, data.dtype)
+        full[tuple(slice(o, o + n) for o, n in zip(offset, data.shape))] = data
+        data = full
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), reference.affine.copy()
+
+
+def _sub_box(affine: np.ndarray, shape_xyz: tuple[int, ...], ref_affine: np.ndarray, ref_shape_xyz: tuple[int, ...],
+             tolerance: float = 0.05):
+    """``((order, flips), offset)`` placing a grid inside the reference by permutation, flips and a whole-voxel
+    offset (in reference voxels, x y z), or ``(None, None)``."""
+    try:
+        t = np.linalg.solve(np.asarray(ref_affine, float), np.asarray(affine, float))
+    except np.linalg.LinAlgError:
+        return None, None
+    perm = np.rint(t[:3, :3])
+    if (np.abs(t[:3, :3] - perm) @ (np.asarray(shape_xyz, float) - 1.0)).max() > tolerance:
+        return None, None
+    if not (np.abs(perm).sum(axis=0) == 1).all() or not (np.abs(perm).sum(axis=1) == 1).all():
+        return None, None
+    order, flips, offset = [0, 0, 0], [False, False, False], [0, 0, 0]
+    for axis in range(3):
+        src = int(np.flatnonzero(perm[axis])[0])
+        order[axis], flips[axis] = src, bool(perm[axis, src] < 0)
+        low = t[axis, 3] - (shape_xyz[src] - 1 if flips[axis] else 0)  # reference index of the box's first voxel
+        if abs(low - round(low)) > tolerance or round(low) < 0 or round(low) + shape_xyz[src] > ref_shape_xyz[axis]:
+            return None, None
+        offset[axis] = int(round(low))
+    return (tuple(order), tuple(flips)), tuple(offset)
+
+
+def name_labels(labels: np.ndarray, table: LabelTable | None, found: LabelTable | None = None) -> LabelTable:
+    """``table`` (kept whole), plus a label for each other value present in ``labels`` (0 and 255 aside): its
+    entry in ``found`` (a table found next to the file), else "Label N" in a default colour."""
+    out = table or LabelTable()
+    for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)):
+        if 0 < v < UNANNOTATED and out.get(int(v)) is None:
+            v = int(v)
+            out = out.with_label((found.get(v) if found else None) or Label(v, f"Label {v}", default_color(v)))
+    return out
 
 
 def _grid_mismatch(name: str, shape, affine, ref_shape, ref_affine) -> str:
