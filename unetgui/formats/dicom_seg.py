@@ -151,8 +151,8 @@ class SegmentCoding:
 
 
 TISSUE = SegmentCoding(codes.SCT.Tissue, codes.SCT.Tissue)
-_SPELLINGS = {"grey": "gray", "tumour": "tumor", "tumours": "tumors", "oesophagus": "esophagus", "haemorrhage": "hemorrhage",
-              "oedema": "edema", "haematoma": "hematoma", "foetus": "fetus", "colour": "color"}
+_SPELLINGS = {"grey": "gray", "tumour": "tumor", "tumours": "tumors", "oesophagus": "esophagus",
+              "haemorrhage": "hemorrhage", "oedema": "edema", "haematoma": "hematoma", "foetus": "fetus"}
 # folded names -> keywords of pydicom's code dictionary (synonyms that the property-type lists spell otherwise)
 _ALIASES = {"tumor": "neoplasm", "tumors": "neoplasm", "metastasis": "neoplasmsecondary",
             "metastases": "neoplasmsecondary", "bone": "bonetissue", "bones": "bonetissue", "fat": "adiposetissue",
