@@ -13,6 +13,7 @@ error (a bug: one line on stderr, the traceback in a log file, see core/crashlog
                [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
                  [--nifti] [--image-nifti] [--dicom-seg] [--metrics] [--model MODEL] [--include-patient-id]
+  unetgui export-model --model MODEL --onnx OUT.onnx
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import argparse
 import sys
 
 from unetgui import __version__
-from unetgui.cli import engine_commands, export_commands, formats_commands, tune_commands
+from unetgui.cli import engine_commands, export_commands, formats_commands, model_commands, tune_commands
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
 
-COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export", "tune")
+COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export", "tune", "export-model")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     engine_commands.add_parsers(sub)
     export_commands.add_parsers(sub)
     tune_commands.add_parsers(sub)
+    model_commands.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,36 @@
+"""``unetgui export-model``: a trained model as ONNX with its preprocessing and label table in the file's
+metadata, for tools that do not run unetgui (docs/models.md). torch is imported only when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from unetgui.cli.outputs import check_writable
+from unetgui.core.errors import UnetguiError
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    cmd = sub.add_parser("export-model", help="write a model as ONNX (opset 17) with its preprocessing and labels "
+                         "in the metadata (docs/models.md)")
+    cmd.add_argument("--model", required=True, help="model file (.unetgui)")
+    cmd.add_argument("--onnx", required=True, help="ONNX file to write (.onnx)")
+    cmd.set_defaults(run=_export_model)
+
+
+def _export_model(args: argparse.Namespace) -> int:
+    if os.path.splitext(args.onnx)[1].lower() != ".onnx":
+        raise UnetguiError(f"--onnx {args.onnx}: give a file name ending in .onnx")
+    check_writable(args.onnx, "--onnx")
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.model_export import OPSET, export_onnx
+
+    checkpoint = model_file.load(args.model)
+    written = export_onnx(checkpoint, args.onnx)
+    config = checkpoint.config
+    difference = written.max_difference
+    check = "" if difference is None else f"; ONNX Runtime differs from torch by {difference:.1e}"
+    size = f"{written.size / 1e6:.1f} MB" if written.size >= 1e6 else f"{written.size / 1e3:.0f} kB"
+    print(f"wrote {written.path}: {size}, opset {OPSET}, input 'image' (batch, {config.in_channels}, "
+          f"H, W) with H and W multiples of {config.multiple}, output 'logits' (batch, {config.classes}, H, W){check}")
+    return 0
