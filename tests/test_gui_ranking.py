@@ -37,6 +37,19 @@ def test_next_slice_to_correct_jumps_to_the_top_ranked_unreviewed_slice(window, 
     assert s.current_slice == 2
 
 
+def test_next_plane_to_correct_in_the_sagittal_view_is_a_sagittal_plane(window, qtbot):  # noqa: F811
+    s = _segmented(window)
+    s.uncertainty[:, :, 44] = 255  # one sagittal plane the model is very unsure of
+    s.apply_prediction(list(range(10)), s.labels.labels.copy(), s.uncertainty.copy(), slice_scores(s.uncertainty, s.labels.labels))
+    window.view.set_plane("sagittal")
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_N)
+    assert s.axis == 2 and s.index == 44 and "Sagittal plane 45" in window.statusBar().currentMessage()
+    s.set_reviewed(44, axis=2)
+    qtbot.keyClick(window.view, Qt.Key.Key_N)
+    assert s.index != 44 and s.axis == 2
+
+
 def test_uncertainty_heat_map_toggles_with_u_and_shows_a_legend(window, qtbot):  # noqa: F811
     s = _segmented(window)
     s.set_slice(6)
@@ -51,6 +64,8 @@ def test_uncertainty_heat_map_toggles_with_u_and_shows_a_legend(window, qtbot): 
     window.view.set_plane("coronal")
     assert view.heat.image.shape == view.image.image.shape
     assert view.heat.mapRectToScene(view.heat.boundingRect()) == view.image.mapRectToScene(view.image.boundingRect())
+    assert window.slider.slider.scores.size == 0  # the strip scores axial slices: not drawn under coronal planes
+    window.view.set_plane("axial")
     assert np.isfinite(window.slider.slider.scores).all() and window.slider.slider.scores.argmax() == 6
     qtbot.keyClick(window.view, Qt.Key.Key_U)
     assert not window.view.heat.isVisible() and not window.view.legend.isVisible()

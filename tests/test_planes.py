@@ -231,3 +231,63 @@ def test_a_box_record_that_does_not_fit_the_series_counts_as_damaged(tmp_path):
     labels = np.zeros((3, 8, 8), np.uint8)
     record.apply(labels)
     assert labels.sum() == 8 and (labels[1:3, 2, 3:7] == 1).all() and record.coronal.all()
+
+
+# -- training and segmenting in the plane of the annotation --------------------------------------------------
+
+def _sagittal_case():
+    """A CT-like volume whose structure is annotated only in a few sagittal planes (as reviewed in that view)."""
+    rng = np.random.default_rng(0)
+    z, y, x = 16, 32, 40
+    hu = rng.normal(0, 20, (z, y, x)).astype(np.float32)
+    truth = np.zeros((z, y, x), np.uint8)
+    zz, yy, xx = np.mgrid[0:z, 0:y, 0:x]
+    truth[((zz - 8) / 6) ** 2 + ((yy - 16) / 9) ** 2 + ((xx - 20) / 12) ** 2 < 1] = 1
+    hu[truth == 1] += 200
+    labels = np.full(truth.shape, UNANNOTATED, np.uint8)
+    for plane in (12, 20, 26):
+        labels[:, :, plane] = truth[:, :, plane]
+    return hu.astype(np.int16), truth, labels
+
+
+def test_annotation_in_sagittal_planes_trains_and_segments_in_sagittal_planes():
+    from unetgui.core.volume import LabelTable
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.inference import Predictor
+    from unetgui.engine.planner import choose_axis
+    from unetgui.engine.training_run import AnnotatedVolume, build_trainer
+
+    hu, truth, labels = _sagittal_case()
+    assert choose_axis([labels])[0] == 2
+    full = np.where(np.arange(16)[:, None, None] % 4 == 0, truth, UNANNOTATED).astype(np.uint8)
+    assert choose_axis([full]) == (0, "")  # reviewed axial slices: axial, as always
+    volume = AnnotatedVolume("v", hu, labels, "CT", (0.8, 0.7), 2.5)
+    trainer = build_trainer([volume], LabelTable.from_names("ball"), "cpu", None,
+                            {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "threads": 1})
+    assert trainer.plan.axis == 2 and "sagittal planes" in trainer.plan.summary()
+    assert len(trainer.train_refs) == 3 and all(c.shape == (40, 16, 32) for c in trainer.cases)  # (x, z, y)
+    for _ in trainer.run():
+        pass
+    saved = trainer.best_checkpoint()
+    assert saved.preprocessing.axis == 2
+    again = model_file.Checkpoint(saved.config, saved.preprocessing, saved.labels, saved.weights, saved.info)
+    predictor = Predictor(again, device="cpu", runtime="torch", threads=1)
+    batches = list(predictor.run(hu, [3, 5], None))
+    assert all(not b.slices for b in batches[:-1]) and batches[-1].slices == (3, 5)
+    assert batches[-1].labels.shape == (2, 32, 40) and batches[-1].probabilities.shape == (2, 2, 32, 40)
+    whole = predictor.predict(hu, keep_probabilities=False)
+    assert whole.labels.shape == hu.shape and np.array_equal(whole.labels[[3, 5]], batches[-1].labels)
+
+
+def test_the_axis_is_kept_in_the_model_file_and_old_files_are_axial(tmp_path):
+    from engine_fixtures import tiny_checkpoint
+    from unetgui.engine import checkpoint as model_file
+    from unetgui.engine.preprocessing import Preprocessing
+
+    model = tiny_checkpoint()
+    model.preprocessing = Preprocessing(mode="ct", axis=1)
+    model_file.save(model, str(tmp_path / "m.unetgui"))
+    assert model_file.load(str(tmp_path / "m.unetgui")).preprocessing.axis == 1
+    assert Preprocessing.from_json({"mode": "ct"}).axis == 0
+    with pytest.raises(Exception, match="axis"):
+        Preprocessing(axis=3)

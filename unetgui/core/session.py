@@ -109,6 +109,7 @@ class Session:
         self.history = EditHistory(history_bytes)
         self.listeners = Listeners()
         self._stroke: _Stroke | None = None
+        self._plane_scores: dict[int, np.ndarray] = {}  # coronal / sagittal scores of the last segmentation
         self.generation = 0  # counts opens: background results for an older document are dropped
 
     # -- notifications ---------------------------------------------------------------------------
@@ -137,6 +138,7 @@ class Session:
         if self.reviewed_coronal.shape != (y,) or self.reviewed_sagittal.shape != (x,):
             raise ValueError("the reviewed planes do not fit the volume")
         self.uncertainty = None
+        self._plane_scores.clear()
         self.slice_scores = np.full(volume.shape[0], np.nan)
         self.history.clear()
         self._stroke = None
@@ -200,6 +202,16 @@ class Session:
             self._emit("axis_changed", axis)
             if self.is_open:
                 self._emit("slice_changed", self.index)
+
+    def set_view(self, axis: int, position) -> None:
+        """Show the planes along ``axis`` at ``position`` (an index per axis, clipped to the volume)."""
+        if self.volume is None:
+            return
+        self.position = [int(np.clip(int(v), 0, n - 1)) for v, n in zip(position, self.volume.shape)]
+        if axis != self.axis:
+            self.set_axis(axis)
+        else:
+            self._emit("slice_changed", self.index)
 
     def set_slice(self, z: int) -> None:
         """Go to axial slice ``z`` (shown when the axial plane is)."""
@@ -377,12 +389,15 @@ class Session:
         """Write predicted labels ``(n, y, x)`` into ``slices``, skipping reviewed slices (the user's
         corrections are never overwritten); keep the model's ``uncertainty`` ``(n, y, x)`` and slice
         ``scores`` (see core.ranking) for every slice. Returns the slices written."""
+        if not len(slices):  # a progress report without slices (a model of coronal or sagittal planes)
+            return ()
         if uncertainty is not None:
             if self.uncertainty is None:
                 self.uncertainty = np.zeros(self.volume.shape, np.uint8)
             self.uncertainty[list(slices)] = uncertainty
             if scores is not None:
                 self.slice_scores[list(slices)] = scores
+            self._plane_scores.clear()
             self._emit("uncertainty_changed")
         keep = self._kept_voxels()
         written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != self._axial_stroke())
@@ -429,11 +444,20 @@ class Session:
             self._emit("committed")
         return restored
 
-    def suggestions(self, count: int | None = None) -> list:
-        """Unreviewed segmented slices in the order to correct them (core.ranking.rank_slices)."""
+    def suggestions(self, count: int | None = None, axis: int | None = None) -> list:
+        """Unreviewed segmented planes along ``axis`` (default: the shown one) in the order to correct them
+        (core.ranking.rank_slices). Coronal and sagittal planes are scored once the whole volume is segmented."""
         if not self.is_open:
             return []
-        return ranking.rank_slices(self.slice_scores, self.reviewed, count)
+        axis = self.axis if axis is None else axis
+        if axis == 0:
+            return ranking.rank_slices(self.slice_scores, self.reviewed, count)
+        if self.uncertainty is None or not np.isfinite(self.slice_scores).all():
+            return []
+        if axis not in self._plane_scores:
+            self._plane_scores[axis] = ranking.slice_scores(np.moveaxis(self.uncertainty, axis, 0),
+                                                            np.moveaxis(self.labels.labels, axis, 0))
+        return ranking.rank_slices(self._plane_scores[axis], self.reviewed_in(axis), count)
 
     def training_labels(self) -> np.ndarray:
         """Labels of the reviewed planes (not of test slices), 255 ("not annotated") elsewhere."""
@@ -473,6 +497,7 @@ class Session:
             self._emit("labels_changed", step.slices, step.box)
         if step.name == "segment" and step.patches:  # the uncertainty belonged to that prediction
             self.slice_scores[list(step.slices)] = np.nan
+            self._plane_scores.clear()
             self._emit("uncertainty_changed")
         self._emit("reviewed_changed")
         self._emit("history_changed")

@@ -8,7 +8,9 @@
   weighting;
 * postprocess: softmax probabilities resized back to the input grid (bilinear), argmax, class index ->
   label value; a whole volume also gets the model's post-processing (engine/postprocess.py).
-Results stream per batch (:meth:`Predictor.run`) so a GUI can fill the overlay as they arrive.
+Results stream per batch (:meth:`Predictor.run`) so a GUI can fill the overlay as they arrive. A model
+trained on coronal or sagittal planes (``Preprocessing.axis``) segments every plane along its axis; the
+axial slices asked for then come in one batch at the end (progress batches before it hold no slice).
 """
 
 from __future__ import annotations
@@ -182,7 +184,36 @@ class Predictor:
     # -- driving ---------------------------------------------------------------------------------
     def run(self, voxels: np.ndarray, slices: list[int] | None = None,
             cancel: CancelToken | None = None) -> Iterator[SliceBatch]:
-        """Segment ``slices`` (default all) of ``voxels`` ``(z, y, x)``; yields each finished batch."""
+        """Segment axial ``slices`` (default all) of ``voxels`` ``(z, y, x)``; yields each finished batch."""
+        if self.pre.axis:
+            yield from self._run_across(voxels, slices, cancel)
+        else:
+            yield from self._run_planes(voxels, slices, cancel)
+
+    def _run_across(self, voxels: np.ndarray, slices: list[int] | None, cancel: CancelToken | None) -> Iterator[SliceBatch]:
+        """A model of coronal or sagittal planes: all its planes, then the axial ``slices`` in one batch."""
+        axis = self.pre.axis
+        planes = np.moveaxis(voxels, axis, 0)
+        labels = np.zeros(planes.shape, np.uint8)
+        probs = np.zeros((planes.shape[0], self.config.classes, *planes.shape[1:]), np.uint8)
+        empty = np.zeros((0, *voxels.shape[1:]), np.uint8)
+        for batch in self._run_planes(planes, None, cancel):
+            labels[list(batch.slices)] = batch.labels
+            probs[list(batch.slices)] = batch.probabilities
+            if batch.done < batch.total:
+                yield SliceBatch((), empty, np.zeros((0, self.config.classes, *voxels.shape[1:]), np.uint8),
+                                 batch.done, batch.total, batch.eta, empty)
+        order = list(range(voxels.shape[0])) if slices is None else list(slices)
+        labels = np.moveaxis(labels, 0, axis)[order]
+        # (plane, class, rows, columns) -> (z, class, y, x)
+        probs = np.moveaxis(np.moveaxis(np.moveaxis(probs, 1, -1), 0, axis), -1, 1)[order]
+        total = planes.shape[0]
+        yield SliceBatch(tuple(order), np.ascontiguousarray(labels), np.ascontiguousarray(probs), total, total, 0.0,
+                         margin_uncertainty(probs))
+
+    def _run_planes(self, voxels: np.ndarray, slices: list[int] | None,
+                    cancel: CancelToken | None) -> Iterator[SliceBatch]:
+        """Segment ``slices`` (default all) along the first axis of ``voxels``; yields each finished batch."""
         order = list(range(voxels.shape[0])) if slices is None else list(slices)
         stats = self.pre.volume_stats(voxels)
         start = time.monotonic()

@@ -25,7 +25,9 @@ Rules (constants below; the measurements behind them are in docs/engine.md):
 * elastic deformation (the U-Net paper's) when the budget affords at least ``ELASTIC_MIN_STEPS`` steps: in
   shorter runs it slows learning down more than it regularises;
 * a linear warm-up of 30 steps, or 10% of the steps the budget affords when that is fewer;
-* fine-tuning from a model: its architecture and preprocessing, a lower peak learning rate, a short warm-up.
+* fine-tuning from a model: its architecture and preprocessing, a lower peak learning rate, a short warm-up;
+* the slicing axis (:func:`choose_axis`): the planes the model trains on and segments, axial unless most of
+  the annotation lies in (nearly) complete coronal or sagittal planes, e.g. planes reviewed in those views.
 
 This module needs numpy and scipy only (no torch), so the app can show the plan's defaults at once.
 """
@@ -93,7 +95,11 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "border_weight", "workers", "kernel", "dice_weight", "augment_strength")
+             "border_weight", "workers", "kernel", "dice_weight", "augment_strength", "axis")
+#: the slicing axes: 0 axial (planes (y, x)), 1 coronal ((z, x)), 2 sagittal ((z, y))
+AXIS_NAMES = ("axial", "coronal", "sagittal")
+#: a plane whose voxels are at least this much annotated counts as an annotated plane of its axis
+PLANE_COVERAGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,7 @@ class TrainingPlan:
     overridden: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     fine_tune: bool = False
+    axis: int = 0  # the planes trained on (AXIS_NAMES)
 
     @property
     def few_annotations(self) -> bool:
@@ -240,9 +247,33 @@ class TrainingPlan:
         t = self.train
         size = f"{self.working_size} px" if self.working_size else "native"
         over = f"; set by you: {', '.join(k.replace('_', ' ') for k in self.overridden)}" if self.overridden else ""
-        return (f"U-Net width {self.model.base}, depth {self.model.depth}; working size {size}; patch "
+        planes = f"{AXIS_NAMES[self.axis]} planes; " if self.axis else ""
+        return (f"{planes}U-Net width {self.model.base}, depth {self.model.depth}; working size {size}; patch "
                 f"{t.patch[0]} x {t.patch[1]}, batch {t.batch_size}, {t.steps_per_epoch} steps per epoch; learning "
                 f"rate {t.learning_rate:g}{' (fine-tuning)' if self.fine_tune else ''}; model: {self.selection}{over}")
+
+
+def choose_axis(labels: list[np.ndarray]) -> tuple[int, str]:
+    """The axis to slice the volumes along for training: axial (0) when every annotated voxel lies in a
+    (nearly) completely annotated axial slice, the usual case and the acquisition plane of a series; else
+    the axis whose planes annotated to at least ``PLANE_COVERAGE`` hold the most annotated voxels (coronal
+    or sagittal planes reviewed in those views: the axial slices they cross are annotated along one line
+    only). Returns the axis and the reason."""
+    held, total = np.zeros(3), 0
+    for lab in labels:
+        annotated = np.asarray(lab) != UNANNOTATED
+        release(lab)
+        total += int(annotated.sum())
+        for axis in range(3):
+            per_plane = annotated.sum(axis=tuple(a for a in range(3) if a != axis))
+            held[axis] += per_plane[per_plane >= PLANE_COVERAGE * (annotated.size // annotated.shape[axis])].sum()
+    if held[0] >= total:
+        return 0, ""
+    axis = int(np.argmax(held)) if held.max() > held[0] else 0
+    if axis == 0:
+        return 0, ""
+    return axis, (f"{AXIS_NAMES[axis]} planes: most of the annotation lies in {AXIS_NAMES[axis]} planes "
+                  f"({held[axis]:.0f} annotated voxels, {held[0]:.0f} in axial slices)")
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -33,6 +33,7 @@ class Preprocessing:
     std: float = 1.0
     percentiles: tuple[float, float] = (0.5, 99.5)  # per-volume clip
     working_size: int | None = None
+    axis: int = 0  # the planes the model works on: 0 axial, 1 coronal (z, x), 2 sagittal (z, y)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -43,6 +44,8 @@ class Preprocessing:
             raise UnetguiError(f"preprocessing window must be finite with low < high, got {self.window}")
         if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             raise UnetguiError(f"preprocessing percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        if self.axis not in (0, 1, 2):
+            raise UnetguiError(f"preprocessing axis must be 0, 1 or 2, got {self.axis!r}")
         if self.working_size is not None and not 16 <= self.working_size <= limits.MAX_SIDE:
             raise UnetguiError(f"working size must be 16..{limits.MAX_SIDE} pixels, got {self.working_size}")
 

@@ -5,7 +5,7 @@ step time -> :class:`~unetgui.engine.training.Trainer`. The one place a run is p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from unetgui.engine import cache, distributed
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.data import Case, prepare_case, refs_of_cases, slice_folds, with_labels
 from unetgui.engine.device import pick_device
-from unetgui.engine.planner import TrainingPlan, fingerprint, plan_training
+from unetgui.engine.planner import AXIS_NAMES, TrainingPlan, choose_axis, fingerprint, plan_training
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.training import Trainer, measure_step_seconds
 
@@ -23,24 +23,57 @@ from unetgui.engine.training import Trainer, measure_step_seconds
 @dataclass(frozen=True)
 class AnnotatedVolume:
     """One image with its (sparse) labels: ``voxels`` ``(z, y, x)`` raw values (HU for CT), ``labels`` label
-    values with 255 = not annotated, ``spacing_yx`` in-plane pixel size in mm."""
+    values with 255 = not annotated, ``spacing_yx`` in-plane pixel size in mm, ``spacing_z`` the slice
+    distance (None: unknown)."""
 
     name: str
     voxels: np.ndarray
     labels: np.ndarray
     modality: str = ""
     spacing_yx: tuple[float, float] = (1.0, 1.0)
+    spacing_z: float | None = None
+
+    def along(self, axis: int) -> AnnotatedVolume:
+        """This volume sliced along ``axis`` (0 axial: itself; 1 coronal, 2 sagittal: a copy with that axis first)."""
+        if axis == 0:
+            return self
+        sz = self.spacing_z or self.spacing_yx[0]
+        spacing = (sz, self.spacing_yx[1]) if axis == 1 else (sz, self.spacing_yx[0])
+        return AnnotatedVolume(self.name, np.ascontiguousarray(np.moveaxis(self.voxels, axis, 0)),
+                               np.ascontiguousarray(np.moveaxis(self.labels, axis, 0)), self.modality, spacing,
+                               self.spacing_yx[0] if axis == 1 else self.spacing_yx[1])
 
 
 def plan_run(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "auto", minutes: float | None = None,
-             overrides: dict | None = None, init: Checkpoint | None = None) -> TrainingPlan:
-    """The plan for training on ``volumes`` (no step timing yet)."""
+             overrides: dict | None = None, init: Checkpoint | None = None, data_set: bool = False) -> TrainingPlan:
+    """The plan for training on ``volumes`` (no step timing yet), in the planes of the chosen axis (the
+    starting model's, the user's ``axis`` override, else :func:`~unetgui.engine.planner.choose_axis`; a
+    ``data_set``'s volumes are annotated whole and train axially unless the user says otherwise)."""
     dev = pick_device(device)
+    axis, reason = _axis(volumes, overrides, init, data_set)
+    volumes = [v.along(axis) for v in volumes]
     fp = fingerprint([v.voxels for v in volumes], [v.labels for v in volumes], volumes[0].modality,
                      [v.spacing_yx for v in volumes])
 
     base = (init.config, init.preprocessing.working_size) if init is not None else None
-    return plan_training(fp, dev.type, minutes, overrides, base, classes=len(table) + 1)
+    plan = plan_training(fp, dev.type, minutes, overrides, base, classes=len(table) + 1)
+    return replace(plan, axis=axis, reasons=plan.reasons + ((reason,) if reason else ()))
+
+
+def _axis(volumes: list[AnnotatedVolume], overrides: dict | None, init: Checkpoint | None,
+          data_set: bool) -> tuple[int, str]:
+    given = (overrides or {}).get("axis")
+    if init is not None:
+        if given not in (None, "auto", init.preprocessing.axis, AXIS_NAMES[init.preprocessing.axis]):
+            raise UnetguiError(f"the model to fine-tune works on {AXIS_NAMES[init.preprocessing.axis]} planes")
+        axis = init.preprocessing.axis
+        return axis, (f"{AXIS_NAMES[axis]} planes: the model's" if axis else "")
+    if given not in (None, "auto"):
+        axis = AXIS_NAMES.index(given) if given in AXIS_NAMES else given
+        if axis not in (0, 1, 2):
+            raise UnetguiError(f"axis must be one of {', '.join(AXIS_NAMES)} (or 0, 1, 2), got {given!r}")
+        return axis, ""
+    return (0, "") if data_set else choose_axis([v.labels for v in volumes])
 
 
 def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Checkpoint | None = None,
@@ -52,8 +85,8 @@ def prepare_cases(volumes: list[AnnotatedVolume], plan: TrainingPlan, init: Chec
     if init is not None:
         pre = init.preprocessing
     else:
-        pre = Preprocessing.for_modality(volumes[0].modality, plan.working_size).fit_statistics(
-            [v.voxels for v in volumes], [v.labels for v in volumes])
+        pre = replace(Preprocessing.for_modality(volumes[0].modality, plan.working_size).fit_statistics(
+            [v.voxels for v in volumes], [v.labels for v in volumes]), axis=plan.axis)
     if cache_root is None:
         return pre, [prepare_case(v.name, v.voxels, v.labels, pre) for v in volumes]
     cases, app = [], False
@@ -89,7 +122,8 @@ def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str
     ``fold``: ``(i, k)``: train and validate on fold ``i`` of ``k`` folds over the annotated slices
     (:func:`~unetgui.engine.data.slice_folds`; a search's cross-validation when too few slices are annotated).
     """
-    plan = plan_run(volumes, table, device, minutes, overrides, init)
+    plan = plan_run(volumes, table, device, minutes, overrides, init, data_set=val_cases is not None)
+    volumes = [v.along(plan.axis) for v in volumes]
     pre, cases = prepare_cases(volumes, plan, init, cache_root)
     if measure:  # the ranks of a torchrun agree on one step time, so that their epochs have the same length
         plan = plan.with_step_seconds(distributed.agree_max([measure_step_seconds(plan.model, plan.train)])[0])

@@ -57,8 +57,8 @@ class Actions:
         self.threshold = make("Threshold brush", "T", lambda on: tools.set_threshold(on), True)
         self.fill_holes = make("Fill holes", "Shift+F", lambda: self._if_open(session.fill_holes))
         self.interpolate = make("Interpolate", "I", lambda: self._if_open(session.interpolate))
-        self.copy_previous = make("Copy previous", "C", lambda: self._if_open(lambda: session.copy_from(session.current_slice - 1)))
-        self.copy_next = make("Copy next", "Shift+C", lambda: self._if_open(lambda: session.copy_from(session.current_slice + 1)))
+        self.copy_previous = make("Copy previous", "C", lambda: self._if_open(lambda: session.copy_from(session.index - 1)))
+        self.copy_next = make("Copy next", "Shift+C", lambda: self._if_open(lambda: session.copy_from(session.index + 1)))
         self.mark_reviewed = make("Reviewed", "R", self._toggle_reviewed)
         self.mark_test = make("Test slice", "Shift+R", self._toggle_test)
         # view
@@ -93,26 +93,33 @@ class Actions:
             fn()
 
     def _next_suggestion(self) -> None:
-        """Jump to the unreviewed slice where a correction should help the model most."""
+        """Jump to the unreviewed plane (of the shown axis) where a correction should help the model most."""
         if not self.session.is_open:
             return
+        plane = ("slice", "coronal plane", "sagittal plane")[self.session.axis]
         picks = self.session.suggestions(1)
         if picks:
-            self.session.set_slice(picks[0].slice)
-            self.message(f"Slice {picks[0].slice + 1}: the most uncertain unreviewed slice "
-                                f"(score {picks[0].score:.0f}); correct it, it becomes reviewed, N goes on")
+            self.session.set_index(picks[0].slice)
+            self.message(f"{plane.capitalize()} {picks[0].slice + 1}: the most uncertain unreviewed {plane} "
+                         f"(score {picks[0].score:.0f}); correct it, it becomes reviewed, N goes on")
+        elif self.session.axis:
+            self.message(f"No suggestion: segment the whole volume first (Ctrl+G), or every segmented {plane} is reviewed")
         else:
             self.message("No suggestion: segment the volume first (Ctrl+G), or every segmented slice is reviewed")
 
     def _toggle_reviewed(self) -> None:
         if self.session.is_open:
-            z = self.session.current_slice
-            self.session.set_reviewed(z, not self.session.reviewed[z])
+            s = self.session
+            s.set_reviewed(s.index, not s.reviewed_in(s.axis)[s.index], s.axis)
 
     def _toggle_test(self) -> None:
-        if self.session.is_open:
-            z = self.session.current_slice
-            self.session.set_test(z, not self.session.test[z])
+        if not self.session.is_open:
+            return
+        if self.session.axis:
+            self.message("Test slices are axial slices: show the axial plane (1) to mark one")
+            return
+        z = self.session.current_slice
+        self.session.set_test(z, not self.session.test[z])
 
     def listing(self) -> list[tuple[str, str]]:
         """(action, shortcut) pairs for the shortcuts dialog, plus the mouse and arrow keys."""

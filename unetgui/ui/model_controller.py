@@ -209,7 +209,7 @@ class ModelController(QObject):
         session = self.session
         if not session.is_open:
             raise UnetguiError("open an image first")
-        if not session.reviewed.any():
+        if not session.has_training_data:
             raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
         table, volume, labels = session.table, session.volume, session.training_labels()
         self._train_generation = session.generation
@@ -258,7 +258,7 @@ class ModelController(QObject):
         if self._train_job is not None or self._tune_job is not None:
             raise UnetguiError("a training or a search is already running")
         session = self.session
-        if not session.is_open or not session.reviewed.any():
+        if not session.is_open or not session.has_training_data:
             raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
         table, volume, labels = session.table, session.volume, session.training_labels()
         sources = self.training_sources()
@@ -356,6 +356,6 @@ class ModelController(QObject):
 
     def reviewed_changed(self) -> None:
         """Train while correcting: slices reviewed during training join at the next epoch."""
-        if (self._train_job is not None and self.session.reviewed.any()
+        if (self._train_job is not None and self.session.has_training_data
                 and self.session.generation == self._train_generation):  # reviews of another image stay out
             self._pending_labels.put(self.session.training_labels())

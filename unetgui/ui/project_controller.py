@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import check
-from unetgui.core.session import Session
+from unetgui.core.session import Session, training_labels
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume, without_unannotated
 from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
@@ -117,7 +117,18 @@ class ProjectController(QObject):
             self.autosaver.detach()
             self.autosaver = None
         if self.entry is not None and self.session.is_open:
-            self.entry.state = {"slice": self.session.current_slice}
+            self.entry.state = self._view_state()
+
+    def _view_state(self) -> dict:
+        """Where the user was in a series: the plane shown and the position along each axis."""
+        return {"slice": self.session.current_slice, "axis": self.session.axis, "position": list(self.session.position)}
+
+    def _restore_view(self, state: dict) -> None:
+        position = state.get("position")
+        if not (isinstance(position, list) and len(position) == 3 and all(type(v) is int for v in position)):
+            position = [state["slice"], *self.session.position[1:]] if type(state.get("slice")) is int else None
+        axis = state.get("axis") if state.get("axis") in (0, 1, 2) else self.session.axis
+        self.session.set_view(axis, position or self.session.position)
 
     def show_volume(self, volume: Volume, source: str, kind: str) -> None:
         """Show a freshly loaded image; it joins the project (with its saved labels if it is in it).
@@ -134,9 +145,8 @@ class ProjectController(QObject):
             self.session.open(volume, table=project.table if len(project.table) else None)
         else:
             self.session.open(volume, LabelMap(saved.labels, volume.affine.copy(), project.table),
-                              reviewed=saved.reviewed, test=saved.test)
-        if "slice" in entry.state:
-            self.session.set_slice(int(entry.state["slice"]))
+                              reviewed=saved.reviewed, test=saved.test, planes=saved.planes)
+        self._restore_view(entry.state)
         if not len(project.table):
             project.table = self.session.table
         self.entry = entry
@@ -209,7 +219,7 @@ class ProjectController(QObject):
             self.autosaver.flush()
             self.autosaver.snapshot()
         if self.entry is not None and self.session.is_open:
-            self.entry.state = {"slice": self.session.current_slice}
+            self.entry.state = self._view_state()
 
     def close_project(self) -> None:
         """Save and release the project (a clean close: no recovery offered next time)."""
@@ -226,7 +236,9 @@ class ProjectController(QObject):
         """A new project in an empty folder; the shown image (if any) moves into it with its labels."""
         project = Project.create(root, self.session.table if self.session.is_open else None)
         carry = (self.session.volume, self.project.source_path(self.entry), self.entry.kind) if self.entry else None
-        labels = (self.session.labels.labels.copy(), self.session.reviewed.copy(), self.session.test.copy()) if carry else None
+        s = self.session
+        labels = (s.labels.labels.copy(), s.reviewed.copy(), s.test.copy(),
+                  (s.reviewed_coronal.copy(), s.reviewed_sagittal.copy())) if carry else None
         self.close_project()
         self._set_project(project)
         if carry:
@@ -400,10 +412,11 @@ class ProjectController(QObject):
                 check(cancel)
                 try:
                     saved = project.read_labels(entry.id)
-                    if saved is None or not (saved.reviewed & ~saved.test).any():
+                    if saved is None:
                         continue
-                    keep = saved.reviewed & ~saved.test
-                    labels = np.where(keep[:, None, None], saved.labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+                    labels = training_labels(saved.labels, saved.reviewed, saved.test, *saved.planes)
+                    if (labels == UNANNOTATED).all():
+                        continue
 
                     def load(entry=entry):
                         volume = project.load_image(entry)

@@ -1,5 +1,6 @@
-"""Slice slider with the slice number, reviewed slices marked as ticks below it, and the model's
-uncertainty per slice as a strip above it (yellow to red: where a correction helps most)."""
+"""Slice slider of the shown plane with its number, reviewed planes marked as ticks below it (planes crossed
+by annotation made in another plane as shorter, dimmer ticks: partly annotated), and the model's uncertainty
+per axial slice as a strip above it (yellow to red: where a correction helps most)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class _MarkedSlider(QSlider):
     def __init__(self) -> None:
         super().__init__(Qt.Orientation.Horizontal)
         self.marks = np.zeros(0, bool)
+        self.partial = np.zeros(0, bool)  # partly annotated (crossed by a reviewed plane of another axis)
         self.scores = np.zeros(0)  # per-slice uncertainty score (NaN: not segmented): a strip above the groove
 
     def paintEvent(self, event) -> None:  # noqa: N802
@@ -38,18 +40,21 @@ class _MarkedSlider(QSlider):
                 x = groove.left() + handle.width() / 2 + span * (z - self.minimum()) / n
                 painter.fillRect(QRectF(x - step / 2, 0, max(step, 1.0), max(2.0, groove.top() - 1)),
                                  QColor(255, int(230 * (1 - u)), 40, int(40 + 215 * u)))
-        if not self.marks.any():
-            painter.end()
-            return
+        def tick(z: int, top: int) -> None:
+            x = groove.left() + handle.width() / 2 + span * (z - self.minimum()) / (self.maximum() - self.minimum())
+            painter.drawLine(int(x), top, int(x), self.height() - 1)
+
+        painter.setPen(QPen(QColor(60, 200, 90, 110), 1))
+        for z in np.flatnonzero(self.partial & ~self.marks[:self.partial.size] if self.marks.size == self.partial.size else self.partial):
+            tick(int(z), (groove.bottom() + self.height()) // 2)
         painter.setPen(QPen(QColor(60, 200, 90), 2))
         for z in np.flatnonzero(self.marks):
-            x = groove.left() + handle.width() / 2 + span * (z - self.minimum()) / (self.maximum() - self.minimum())
-            painter.drawLine(int(x), groove.bottom() + 1, int(x), self.height() - 1)
+            tick(int(z), groove.bottom() + 1)
         painter.end()
 
 
 class SliceSlider(QWidget):
-    """Shows and sets the session's current slice; green ticks mark reviewed slices."""
+    """Shows and sets the shown plane's index; green ticks mark reviewed planes, short ones partly annotated."""
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -62,32 +67,46 @@ class SliceSlider(QWidget):
         layout.setContentsMargins(6, 0, 6, 0)
         layout.addWidget(self.slider, 1)
         layout.addWidget(self.label)
-        self.slider.valueChanged.connect(session.set_slice)
+        self.slider.valueChanged.connect(session.set_index)
         session.listeners.volume_changed.append(self._on_volume_changed)
+        session.listeners.axis_changed.append(lambda axis: self._on_volume_changed() if session.is_open else None)
         session.listeners.slice_changed.append(self._show_slice)
         session.listeners.reviewed_changed.append(self._on_reviewed_changed)
         session.listeners.uncertainty_changed.append(self._on_scores_changed)
 
-    def _on_scores_changed(self) -> None:
-        self.slider.scores = self.session.slice_scores.copy()
+    def _on_scores_changed(self) -> None:  # the scores are per axial slice
+        self.slider.scores = self.session.slice_scores.copy() if self.session.axis == 0 else np.zeros(0)
         self.slider.update()
 
     def _on_volume_changed(self) -> None:
-        self.slider.scores = self.session.slice_scores.copy()
+        self._on_scores_changed()
         with QSignalBlocker(self.slider):
-            self.slider.setRange(0, self.session.volume.shape[0] - 1)
+            self.slider.setRange(0, self.session.volume.shape[self.session.axis] - 1)
         self._on_reviewed_changed()
-        self._show_slice(self.session.current_slice)
 
-    def _show_slice(self, z: int) -> None:
+    def _show_slice(self, index: int) -> None:
+        s = self.session
         with QSignalBlocker(self.slider):
-            self.slider.setValue(z)
-        n = self.session.volume.shape[0]
-        mark = "  test" if self.session.test[z] else ("  reviewed" if self.session.reviewed[z] else "")
-        self.label.setText(f"{z + 1} / {n}{mark}")
+            self.slider.setValue(index)
+        n = s.volume.shape[s.axis]
+        if s.axis == 0 and s.test[index]:
+            mark = "  test"
+        elif s.reviewed_in(s.axis)[index]:
+            mark = "  reviewed"
+        else:
+            mark = "  partly" if self.slider.partial.size > index and self.slider.partial[index] else ""
+        self.label.setText(f"{index + 1} / {n}{mark}")
 
     def _on_reviewed_changed(self) -> None:
-        self.slider.marks = self.session.reviewed.copy()
+        s = self.session
+        if not s.is_open:
+            return
+        self.slider.marks = s.reviewed_in(s.axis).copy()
+        # crossed by a reviewed plane of another axis (a test slice never trains: not marked)
+        others = [s.reviewed_in(a).any() for a in range(3) if a != s.axis]
+        partial = np.full(s.volume.shape[s.axis], any(others))
+        if s.axis == 0:
+            partial &= ~s.test
+        self.slider.partial = partial
         self.slider.update()
-        if self.session.is_open:
-            self._show_slice(self.session.current_slice)
+        self._show_slice(s.index)

@@ -2,7 +2,9 @@
 
 Mouse: left paints with the active tool (navigate: pans), right-drag sets window/level, middle-drag pans,
 wheel changes slice, Ctrl+wheel zooms. Pixels are shown at their physical size (mm) so the aspect ratio
-is right. Editing happens in the axial (acquisition) plane; coronal and sagittal are for looking.
+is right. Every plane (axial, coronal, sagittal) is edited the same way: the session holds which plane is
+shown and where (``Session.axis``, ``Session.position``); this view draws it and sends edits in the plane's
+(row, column) to the session.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
 
-from unetgui.core.session import BrushSettings, Session
+from unetgui.core.session import AXES, BrushSettings, Session
 from unetgui.core.volume import UNANNOTATED
 from unetgui.ui.tool_state import ToolState
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
-PLANES = ("axial", "coronal", "sagittal")
+PLANES = AXES
 
 
 class _ViewBox(pg.ViewBox):
@@ -115,8 +117,6 @@ class SliceView(pg.GraphicsLayoutWidget):
     def __init__(self, session: Session, tools: ToolState) -> None:
         super().__init__()
         self.session, self.tools = session, tools
-        self.plane = "axial"
-        self.index = {"axial": 0, "coronal": 0, "sagittal": 0}
         self.vb = _ViewBox(self)
         self.addItem(self.vb)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -141,13 +141,19 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._lut = np.zeros((256, 4), np.uint8)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.listeners.volume_changed.append(self._on_volume_changed)
-        session.listeners.slice_changed.append(lambda z: self._refresh())
+        session.listeners.slice_changed.append(lambda index: self._refresh())
+        session.listeners.axis_changed.append(self._on_axis_changed)
         session.listeners.labels_changed.append(self._on_labels_changed)
         session.listeners.table_changed.append(self._on_overlay_style_changed)
         session.listeners.uncertainty_changed.append(self._refresh_heat)
         tools.overlay_changed.connect(self._on_overlay_style_changed)
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
         tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
+
+    @property
+    def plane(self) -> str:
+        """The plane shown (the session's)."""
+        return PLANES[self.session.axis]
 
     # -- geometry --------------------------------------------------------------------------------
     def _plane_spacing(self) -> tuple[float, float]:
@@ -166,12 +172,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         return bool(flip_rows), bool(flip_cols)
 
     def _section(self, array: np.ndarray) -> np.ndarray:
-        v = self.session.volume.shape
-        if self.plane == "axial":
-            return array[self.session.current_slice]
-        if self.plane == "coronal":
-            return array[:, min(self.index["coronal"], v[1] - 1), :]
-        return array[:, :, min(self.index["sagittal"], v[2] - 1)]
+        return self.session.plane(array)
 
     def plane_data(self, array: np.ndarray) -> np.ndarray:
         """The displayed 2-D section of a ``(z, y, x)`` array (flipped for display, see :meth:`_flips`)."""
@@ -198,16 +199,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         """(z, y, x) of the voxel under a point in view coordinates (mm), or None outside the volume."""
         dr, dc = self._plane_spacing()
         row, col = (int(v) for v in self._to_array(np.floor(view_point.y() / dr), np.floor(view_point.x() / dc)))
-        z_n, y_n, x_n = self.session.volume.shape
-        if self.plane == "axial":
-            zyx = (self.session.current_slice, row, col)
-        elif self.plane == "coronal":
-            zyx = (row, self.index["coronal"], col)
-        else:
-            zyx = (row, col, self.index["sagittal"])
-        if not all(0 <= c < n for c, n in zip(zyx, (z_n, y_n, x_n))):
+        zyx = [row, col]
+        zyx.insert(self.session.axis, self.session.index)
+        if not all(0 <= c < n for c, n in zip(zyx, self.session.volume.shape)):
             return None
-        return zyx
+        return tuple(zyx)
 
     def _pixel(self, view_point: QPointF) -> tuple[float, float]:
         """Fractional (row, col) of the section under a view point (for painting)."""
@@ -225,9 +221,12 @@ class SliceView(pg.GraphicsLayoutWidget):
         if plane not in PLANES or plane == self.plane:
             return
         self._finish_stroke()
-        self.plane = plane
+        self.session.set_axis(PLANES.index(plane))
+
+    def _on_axis_changed(self, axis: int) -> None:
+        self._finish_stroke()
         self._reset_geometry()
-        self.plane_changed.emit(plane)
+        self.plane_changed.emit(PLANES[axis])
 
     def fit(self) -> None:
         """Zoom so that the whole slice fits the view."""
@@ -252,18 +251,10 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.set_window(max(hi - lo, 1.0), (hi + lo) / 2)
 
     def step_slice(self, step: int) -> None:
-        if not self.session.is_open:
-            return
-        if self.plane == "axial":
-            self.session.set_slice(self.session.current_slice + step)
-        else:
-            axis = 1 if self.plane == "coronal" else 2
-            self.index[self.plane] = int(np.clip(self.index[self.plane] + step, 0, self.session.volume.shape[axis] - 1))
-            self._refresh()
+        if self.session.is_open:
+            self.session.set_index(self.session.index + step)
 
     def _on_volume_changed(self) -> None:
-        z, y, x = self.session.volume.shape
-        self.index = {"axial": z // 2, "coronal": y // 2, "sagittal": x // 2}
         self._reset_geometry()
         self.auto_window()
 
@@ -280,8 +271,13 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._refresh_heat()
         self.vb.setRange(rect, padding=0.02)
 
-    def _on_labels_changed(self, slices: tuple[int, ...]) -> None:
-        if self.plane != "axial" or self.session.current_slice in slices:
+    def _on_labels_changed(self, slices: tuple[int, ...], box=None) -> None:
+        axis, index = self.session.axis, self.session.index
+        if axis == 0:
+            shown = index in slices
+        else:  # whole axial slices cross every coronal and sagittal plane; a box only those it holds
+            shown = bool(slices) and (box is None or box[axis].start <= index < box[axis].stop)
+        if shown:
             self._refresh_overlay()
 
     def _on_overlay_style_changed(self) -> None:
@@ -327,7 +323,7 @@ class SliceView(pg.GraphicsLayoutWidget):
                 self.heat.setRect(self._rect)  # after setImage: an ImageItem scales its rect by the image size
 
     def _update_cursor(self, view_point: QPointF | None = None) -> None:
-        show = self.session.is_open and self.tools.tool in ("brush", "eraser") and self.plane == "axial"
+        show = self.session.is_open and self.tools.tool in ("brush", "eraser")
         if view_point is not None and show:
             dr, dc = self._plane_spacing()
             r = self.tools.brush_size / 2
@@ -336,7 +332,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     # -- mouse -----------------------------------------------------------------------------------
     def can_paint(self) -> bool:
-        return self.session.is_open and self.plane == "axial" and self.tools.tool in ("brush", "eraser", "fill")
+        return self.session.is_open and self.tools.tool in ("brush", "eraser", "fill")
 
     def _brush(self) -> BrushSettings:
         return BrushSettings(radius=self.tools.brush_size / 2, erase=self.tools.tool == "eraser",
@@ -367,7 +363,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         if voxel is None:
             return
         if self.tools.tool == "fill":
-            self.session.flood_fill(voxel[1], voxel[2])
+            row, col = (v for a, v in enumerate(voxel) if a != self.session.axis)
+            self.session.flood_fill(row, col)
             return
         y, x = self._pixel(point)
         self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")

@@ -240,7 +240,13 @@ class TrainingPanel(QWidget):
             n_slices = self.session.volume.shape[0]
             for spin in (self.range_from, self.range_to):
                 spin.setMaximum(n_slices)
-        n = int((self.session.reviewed & ~self.session.test).sum()) if self.session.is_open else 0
+        s = self.session
+        n = int((s.reviewed & ~s.test).sum()) if s.is_open else 0
+        planes = (int(s.reviewed_coronal.sum()), int(s.reviewed_sagittal.sum())) if s.is_open else (0, 0)
+        extra = "".join(f", {k} {name}" for k, name in zip(planes, ("coronal", "sagittal")) if k)
+        if any(planes):  # the planner trains in the plane most of the annotation lies in
+            self.counts.setText(f"Reviewed slices: {n} axial{extra}")
+            return
         if n < FEW_SLICES:
             self.counts.setText(f"Reviewed slices: {n}, all train (validation from {FEW_SLICES} on)")
             return
