@@ -160,6 +160,10 @@ def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, t
     window.show_export()
     dialog = window.export_dialog
     assert dialog.dicom_seg.isEnabled() and dialog.dicom_seg.isChecked()
+    assert not dialog.options().seg_nrrd  # the Slicer segmentation is asked for with its checkbox
+    dialog.seg_nrrd.setChecked(True)
+    assert dialog.options().seg_nrrd
+    dialog.seg_nrrd.setChecked(False)
     out = tmp_path / "out"
     dialog.folder.setText(str(out))
     dialog.overlay_png.setChecked(True)
@@ -181,7 +185,7 @@ def test_export_dialog_writes_every_format_without_patient_data(window, qtbot, t
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kw: asked.append(args[2]) or answer[0])
     dialog.start()
     qtbot.waitUntil(lambda: dialog.job is None and bool(asked), timeout=30_000)
-    assert "already holds 15 file(s)" in asked[-1] and "nothing was written" in dialog.status.text()
+    assert "already holds 17 file(s)" in asked[-1] and "nothing was written" in dialog.status.text()
     assert seg.read_bytes() == before
     answer[0] = QMessageBox.StandardButton.Yes
     dialog.start()

@@ -19,7 +19,7 @@ from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
-from unetgui.formats import label_tables, nifti, png
+from unetgui.formats import label_tables, nifti, nrrd, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 from unetgui.formats.inputs import ImageInput, is_nifti, open_image, open_labels
 
@@ -72,7 +72,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
     predict.add_argument("--output", required=True,
                          help=".nii.gz (labels on the input grid, with their names as .itksnap.txt and .ctbl next to it), "
-                              ".dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
+                              ".seg.nrrd (3D Slicer segmentation), .dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     predict.add_argument("--tta", action="store_true", help="average over flipped copies (4x slower, smoother)")
     predict.set_defaults(run=_predict)
@@ -304,13 +304,13 @@ def _predict(args: argparse.Namespace) -> int:
 
     out = args.output
     parent = os.path.dirname(os.path.abspath(out))
-    if not (is_nifti(out) or out.lower().endswith(".dcm") or os.path.splitext(out)[1] == ""):
-        raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
+    if _output_kind(out) is None:
+        raise UnetguiError(f"{out}: {_OUTPUTS}")
     if not os.path.isdir(parent):
         raise UnetguiError(f"{out}: its folder {parent} does not exist")
     checkpoint = model_file.load(args.model)
     image = open_image(args.input, progress=ProgressLine("loading"))
-    if out.lower().endswith(".dcm") and image.kind != "dicom":
+    if _output_kind(out) == "dicom-seg" and image.kind != "dicom":
         raise UnetguiError("a DICOM-SEG output needs a DICOM input")
     _png_names(image, out)  # a collision is found before the work, not after
     predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
@@ -370,16 +370,34 @@ def _suggest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
+_OUTPUTS = "the output must be .nii/.nii.gz, .seg.nrrd, .dcm or a folder"
+
+
+def _output_kind(out: str) -> str | None:
+    """What ``predict --output`` writes, told by the name: nifti, seg-nrrd, dicom-seg, png (a folder) or None."""
+    lower = out.lower()
     if is_nifti(out):
+        return "nifti"
+    if lower.endswith(".seg.nrrd"):
+        return "seg-nrrd"
+    if lower.endswith(".dcm"):
+        return "dicom-seg"
+    return "png" if os.path.splitext(out)[1] == "" else None
+
+
+def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
+    kind = _output_kind(out)
+    if kind == "nifti":
         nifti.write_labels(labels, out)
         label_tables.write_tables_next_to(out, labels.table)  # names and colours for ITK-SNAP and Slicer
-    elif out.lower().endswith(".dcm"):
+    elif kind == "seg-nrrd":
+        nrrd.write_segmentation(labels, out)
+    elif kind == "dicom-seg":
         write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction")
-    elif os.path.splitext(out)[1] == "":
+    elif kind == "png":
         png.write_label_pngs(labels.labels, out, names=_png_names(image, out))
     else:
-        raise UnetguiError(f"{out}: the output must be .nii/.nii.gz, .dcm or a folder")
+        raise UnetguiError(f"{out}: {_OUTPUTS}")
 
 
 def _evaluate_dataset(args: argparse.Namespace) -> int:
@@ -461,7 +479,7 @@ def _write_case_csv(path: str, rows: list[dict]) -> None:
 def _png_names(image: ImageInput, out: str) -> list[str] | None:
     """The PNG names of a prediction into folder ``out``: the inputs' stems (``12.tif`` -> ``12.png``), which
     must not collide (``case1.png`` and ``case1.tif`` would write one file twice)."""
-    if is_nifti(out) or out.lower().endswith(".dcm") or not image.slice_names:
+    if _output_kind(out) != "png" or not image.slice_names:
         return None
     names = [os.path.splitext(n)[0] + ".png" for n in image.slice_names]
     # casefold: Case1.png and case1.png are one file on Windows and macOS

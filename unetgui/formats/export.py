@@ -1,4 +1,4 @@
-"""Export a label map with its image: label PNGs, overlay PNGs, NIfTI, DICOM-SEG, a metrics CSV, the model.
+"""Export a label map with its image: label PNGs, overlay PNGs, NIfTI, .seg.nrrd, DICOM-SEG, a metrics CSV, the model.
 
 Everything lands in one folder, under a base name built from the series (:func:`export_basename`):
 
@@ -10,13 +10,14 @@ Everything lands in one folder, under a base name built from the series (:func:`
 * ``<name>_labels.nii.gz``: uint8 label volume on the source grid (sform = the image affine, RAS mm), with
   its label names and colours next to it as ``<name>_labels.itksnap.txt`` (ITK-SNAP label description) and
   ``<name>_labels.ctbl`` (3D Slicer colour table); unetgui's NIfTI import reads the names back from them.
+* ``<name>_labels.seg.nrrd``: a 3D Slicer segmentation on the source grid, one segment per label (optional).
 * ``<name>_image.nii.gz``: the image itself (optional).
 * ``<name>_seg.dcm``: BINARY DICOM-SEG referencing the source series (DICOM input only).
 * ``<name>_metrics.csv``: the table below.
 * ``<name>_model.unetgui``: a copy of the model that made the labels (when one is given).
 
 The value 255 ("not annotated") never reaches an exported file: it is written as 0 (background) in the
-PNGs, the NIfTI and the SEG, and is counted in no label row of the CSV.
+PNGs, the NIfTI, the .seg.nrrd and the SEG, and is counted in no label row of the CSV.
 
 CSV layout (UTF-8, comma separated, CRLF line ends as RFC 4180, one header row, readable with
 ``csv.DictReader`` or pandas; text cells starting with ``= + - @``, a tab or a CR get a leading apostrophe so
@@ -59,7 +60,7 @@ from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color, without_unannotated
-from unetgui.formats import label_tables, nifti, png
+from unetgui.formats import label_tables, nifti, nrrd, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 
 CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
@@ -78,6 +79,7 @@ class ExportOptions:
     nifti: bool = True
     image_nifti: bool = False
     dicom_seg: bool = False
+    seg_nrrd: bool = False  # 3D Slicer segmentation
     metrics_csv: bool = True
     include_patient_id: bool = False  # only then may file names contain the (sanitized) PatientID
     overwrite: bool = False  # replace the files of an earlier export with the same names
@@ -213,6 +215,8 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
         itk_text, ctbl_text = label_tables.itksnap_text(table), label_tables.slicer_text(table, os.path.basename(ctbl))
         jobs.append(_Job(itk, lambda tmp: _write_bytes(tmp, itk_text.encode()), "ITK-SNAP label description"))
         jobs.append(_Job(ctbl, lambda tmp: _write_bytes(tmp, ctbl_text.encode()), "Slicer colour table"))
+    if options.seg_nrrd:
+        jobs.append(_Job(f"{base}_labels.seg.nrrd", lambda tmp: nrrd.write_segmentation(labels, tmp), "Slicer segmentation"))
     if options.image_nifti:
         jobs.append(_Job(f"{base}_image.nii.gz", lambda tmp: nifti.write_image(volume, tmp), "NIfTI image"))
     if options.metrics_csv:

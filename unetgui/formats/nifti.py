@@ -107,10 +107,16 @@ def read_image(path: str, modality: str = "") -> Volume:
         warnings.append("the NIfTI affine is degenerate: 1 mm voxels without orientation are assumed")
         affine = np.diag([*(img.header.get_zooms()[:3] if all(z > 0 for z in img.header.get_zooms()[:3]) else (1, 1, 1)), 1.0])
     voxels = np.ascontiguousarray(data.transpose(2, 1, 0))
-    if not modality and voxels.size and voxels.min() <= -900 and voxels.max() <= 4000:
-        modality = "CT"  # NIfTI has no modality field; air at about -1000 means Hounsfield units
+    if not modality and looks_like_hu(voxels):
+        modality = "CT"  # NIfTI has no modality field
         warnings.append("no modality in NIfTI: treated as CT because the values look like Hounsfield units")
     return Volume(voxels, affine, modality, tuple(warnings))
+
+
+def looks_like_hu(voxels: np.ndarray) -> bool:
+    """True when values look like Hounsfield units (air at about -1000): how a file without a modality
+    field (NIfTI, NRRD) is told to be CT."""
+    return bool(voxels.size and voxels.min() <= -900 and voxels.max() <= 4000)
 
 
 def _regular(affine: np.ndarray) -> bool:

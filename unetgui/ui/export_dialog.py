@@ -1,5 +1,5 @@
-"""File > Export: label PNGs, overlay PNGs, NIfTI, DICOM-SEG, metrics CSV and the model, into a folder,
-named without patient data unless asked; runs on a worker with a progress bar and Cancel."""
+"""File > Export: label PNGs, overlay PNGs, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, metrics CSV and the model,
+into a folder, named without patient data unless asked; runs on a worker with a progress bar and Cancel."""
 
 from __future__ import annotations
 
@@ -40,14 +40,16 @@ class ExportDialog(QDialog):
         self.label_png = QCheckBox("Label PNG per slice (pixel values 0..K = label values)")
         self.overlay_png = QCheckBox("Colour overlay PNG per slice (image with labels)")
         self.nifti = QCheckBox("NIfTI labels (.nii.gz) on the source geometry: aligned in 3D Slicer, ITK-SNAP")
+        self.seg_nrrd = QCheckBox("3D Slicer segmentation (.seg.nrrd) with the label names and colours")
         self.image_nifti = QCheckBox("NIfTI image (.nii.gz)")
         self.dicom_seg = QCheckBox("DICOM-SEG referencing the source series")
         self.metrics = QCheckBox("Metrics CSV (volume per label; last evaluation)")
         self.model = QCheckBox("Model file (current model)")
         self.patient = QCheckBox("Put the PatientID into the file names")
         self.patient.setToolTip("Off: file names carry no patient name or ID (safe to share)")
-        for box, on in ((self.label_png, True), (self.overlay_png, False), (self.nifti, True), (self.image_nifti, False),
-                        (self.dicom_seg, False), (self.metrics, True), (self.model, False), (self.patient, False)):
+        for box, on in ((self.label_png, True), (self.overlay_png, False), (self.nifti, True), (self.seg_nrrd, False),
+                        (self.image_nifti, False), (self.dicom_seg, False), (self.metrics, True), (self.model, False),
+                        (self.patient, False)):
             box.setChecked(on)
         problem = dicom_seg_problem(volume)
         self.dicom_seg.setEnabled(problem is None)
@@ -75,8 +77,8 @@ class ExportDialog(QDialog):
         form.addRow("Folder", folder_row)
         form.addRow("Files", self.name)
         boxes = QVBoxLayout()
-        for box in (self.label_png, self.overlay_png, self.nifti, self.image_nifti, self.dicom_seg, self.metrics,
-                    self.model, self.patient):
+        for box in (self.label_png, self.overlay_png, self.nifti, self.seg_nrrd, self.image_nifti, self.dicom_seg,
+                    self.metrics, self.model, self.patient):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -109,7 +111,8 @@ class ExportDialog(QDialog):
 
     def options(self) -> ExportOptions:
         return ExportOptions(label_png=self.label_png.isChecked(), overlay_png=self.overlay_png.isChecked(),
-                             nifti=self.nifti.isChecked(), image_nifti=self.image_nifti.isChecked(),
+                             nifti=self.nifti.isChecked(), seg_nrrd=self.seg_nrrd.isChecked(),
+                             image_nifti=self.image_nifti.isChecked(),
                              dicom_seg=self.dicom_seg.isChecked() and self.dicom_seg.isEnabled(),
                              metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked())
 
