@@ -291,3 +291,28 @@ def test_the_axis_is_kept_in_the_model_file_and_old_files_are_axial(tmp_path):
     assert Preprocessing.from_json({"mode": "ct"}).axis == 0
     with pytest.raises(Exception, match="axis"):
         Preprocessing(axis=3)
+
+
+def test_the_session_tells_the_dicom_seg_who_made_each_slice(session):
+    from unetgui.formats.dicom_seg import algorithm_type
+
+    z = SHAPE[0]
+    predicted = np.zeros((z, *SHAPE[1:]), np.uint8)
+    predicted[:, 10:20, 10:20] = 1
+    befores = {k: session.labels.labels[k].copy() for k in range(z)}
+    session.apply_prediction(list(range(z)), predicted)
+    session.commit_prediction(befores)  # as the app does when a segmentation ends: one undo step
+    edited, made = session.provenance()
+    assert made.all() and not edited.any()
+    present = np.ones(z, bool)
+    assert algorithm_type(present, edited, made).value == "AUTOMATIC"
+    session.set_slice(3)
+    session.begin_stroke()
+    session.paint_segment(30, 30, 30, 35, BrushSettings(radius=2))  # a correction
+    session.end_stroke()
+    edited, made = session.provenance()
+    assert edited[3] and made[3] and algorithm_type(present, edited, made).value == "SEMIAUTOMATIC"
+    session.undo()
+    session.undo()  # the segmentation itself: nothing of it is left
+    edited, made = session.provenance()
+    assert not made.any() and algorithm_type(present, edited, made).value == "MANUAL"

@@ -393,7 +393,7 @@ def _write_prediction(labels: LabelMap, image: ImageInput, out: str) -> None:
     elif kind == "seg-nrrd":
         nrrd.write_segmentation(labels, out)
     elif kind == "dicom-seg":
-        write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction")
+        write_dicom_seg(labels, image.volume, out, series_description="unetgui prediction", model_made=True)
     elif kind == "png":
         png.write_label_pngs(labels.labels, out, names=_png_names(image, out))
     else:

@@ -101,6 +101,7 @@ class Session:
         self.reviewed_coronal = np.zeros(0, bool)  # per coronal plane (y)
         self.reviewed_sagittal = np.zeros(0, bool)  # per sagittal plane (x)
         self.test = np.zeros(0, bool)  # reviewed axial slices kept out of training, to evaluate the model on
+        self.predicted = np.zeros(0, bool)  # axial slices a segmentation wrote (since the document was opened)
         self.uncertainty: np.ndarray | None = None  # (z, y, x) uint8 of the last segmentation (not saved)
         self.slice_scores = np.zeros(0)  # per slice, NaN where not segmented (core.ranking.slice_scores)
         self.axis = 0  # the plane shown and edited (AXES)
@@ -132,6 +133,7 @@ class Session:
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
+        self.predicted = np.zeros(volume.shape[0], bool)
         z, y, x = volume.shape
         self.reviewed_coronal = np.zeros(y, bool) if planes is None else np.asarray(planes[0], bool).copy()
         self.reviewed_sagittal = np.zeros(x, bool) if planes is None else np.asarray(planes[1], bool).copy()
@@ -405,6 +407,7 @@ class Session:
             if z in written:
                 self.labels.labels[z] = plane if keep is None else np.where(keep, self.labels.labels[z], plane)
         if written:
+            self.predicted[list(written)] = True
             self._emit("labels_changed", written, None)
         return written
 
@@ -439,6 +442,7 @@ class Session:
         restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != self._axial_stroke())
         for z in restored:
             self.labels.labels[z] = befores[z] if keep is None else np.where(keep, self.labels.labels[z], befores[z])
+            self.predicted[z] = False
         if restored:
             self._emit("labels_changed", restored, None)
             self._emit("committed")
@@ -458,6 +462,12 @@ class Session:
             self._plane_scores[axis] = ranking.slice_scores(np.moveaxis(self.uncertainty, axis, 0),
                                                             np.moveaxis(self.labels.labels, axis, 0))
         return ranking.rank_slices(self._plane_scores[axis], self.reviewed_in(axis), count)
+
+    def provenance(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per axial slice: edited by the user (reviewed, or crossed by a reviewed coronal or sagittal plane)
+        and written by a segmentation; what a DICOM-SEG records as each segment's algorithm type."""
+        crossed = bool(self.reviewed_coronal.any() or self.reviewed_sagittal.any())
+        return self.reviewed | crossed, self.predicted.copy()
 
     def training_labels(self) -> np.ndarray:
         """Labels of the reviewed planes (not of test slices), 255 ("not annotated") elsewhere."""
@@ -496,6 +506,7 @@ class Session:
         if step.patches:
             self._emit("labels_changed", step.slices, step.box)
         if step.name == "segment" and step.patches:  # the uncertainty belonged to that prediction
+            self.predicted[list(step.slices)] = not undo
             self.slice_scores[list(step.slices)] = np.nan
             self._plane_scores.clear()
             self._emit("uncertainty_changed")

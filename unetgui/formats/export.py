@@ -159,8 +159,12 @@ def dicom_seg_problem(volume: Volume, labels: LabelMap | None = None) -> str | N
 
 def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions, progress: ProgressFn | None = None,
            cancel: CancelToken | None = None, evaluation: list[dict] | None = None,
-           model_path: str | None = None) -> list[str]:
+           model_path: str | None = None, provenance: tuple[np.ndarray, np.ndarray | bool] | None = None) -> list[str]:
     """Write the outputs chosen in ``options`` into ``folder`` (created if missing); return their paths.
+
+    ``provenance``: ``(edited, model_made)`` per axial slice, the slices the user drew or corrected and those a
+    model wrote (see :func:`~unetgui.formats.dicom_seg.write_dicom_seg`: each DICOM-SEG segment's algorithm
+    type); None: unknown.
 
     ``labels`` must lie on ``volume``'s grid. Progress is reported once per file (each PNG slice is a
     file); ``cancel`` is checked between files and raises :class:`~unetgui.core.errors.Cancelled`,
@@ -180,7 +184,7 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
     name = export_basename(volume, options.include_patient_id)
     clean = without_unannotated(labels.labels)
     exported = LabelMap(clean, volume.affine.copy(), labels.table)
-    jobs = _plan(volume, exported, folder, name, options, evaluation, model_path)
+    jobs = _plan(volume, exported, folder, name, options, evaluation, model_path, provenance)
     if not jobs:
         raise FormatError("nothing to export: choose at least one output")
     _check_targets([j.path for j in jobs], folder, options.overwrite)
@@ -201,12 +205,15 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
 
 
 def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: ExportOptions,
-          evaluation: list[dict] | None, model_path: str | None) -> list[_Job]:
+          evaluation: list[dict] | None, model_path: str | None,
+          provenance: tuple[np.ndarray, np.ndarray | bool] | None = None) -> list[_Job]:
     """The files to write, cheapest to fail first (the SEG re-reads the source files)."""
     base = os.path.join(folder, name)
     jobs: list[_Job] = []
     if options.dicom_seg:
-        jobs.append(_Job(f"{base}_seg.dcm", lambda tmp: write_dicom_seg(labels, volume, tmp), "DICOM-SEG"))
+        edited, made = provenance if provenance is not None else (None, None)
+        jobs.append(_Job(f"{base}_seg.dcm", lambda tmp: write_dicom_seg(labels, volume, tmp, edited=edited, model_made=made),
+                         "DICOM-SEG"))
     if options.nifti:
         path = f"{base}_labels.nii.gz"
         jobs.append(_Job(path, lambda tmp: nifti.write_labels(labels, tmp), "NIfTI labels"))

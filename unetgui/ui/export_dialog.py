@@ -127,11 +127,12 @@ class ExportDialog(QDialog):
         volume, labels = s.volume, LabelMap(s.labels.labels.copy(), s.labels.affine.copy(), s.table)
         options, evaluation = replace(self.options(), overwrite=overwrite), list(self.models.last_evaluation)
         model = self._model_path() if self.model.isChecked() else None
+        provenance = s.provenance()
         QSettings().setValue("export_folder", folder)
 
         def work(progress, cancel):
             try:
-                return export(volume, labels, folder, options, progress, cancel, evaluation or None, model)
+                return export(volume, labels, folder, options, progress, cancel, evaluation or None, model, provenance)
             except ExportExists as exc:
                 self._exists = exc.paths  # read on the GUI thread in _failed, which this failure reaches next
                 raise
