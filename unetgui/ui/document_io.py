@@ -12,11 +12,14 @@ from unetgui.core.session import Session
 from unetgui.core.volume import Volume
 from unetgui.formats import nifti
 from unetgui.formats.dicom import Series, load_series
-from unetgui.formats.dicom_seg import read_dicom_seg
+from unetgui.formats.inputs import ImageInput, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
 from unetgui.workers.jobs import JobRunner
 
 MAX_RECENT = 8
+# what File > Open labels offers; formats.inputs.open_labels reads each of them
+LABEL_FILTER = ("Labels (*.nii *.nii.gz *.nrrd *.nhdr *.seg.nrrd *.dcm);;NIfTI (*.nii *.nii.gz);;"
+                "NRRD and 3D Slicer segmentations (*.nrrd *.nhdr *.seg.nrrd);;DICOM-SEG (*.dcm);;All files (*)")
 
 
 def folder_of(series: Series) -> str:
@@ -73,7 +76,7 @@ class DocumentIO(QObject):
         if not self.session.is_open:
             self.error("Open an image first, then its labels.")
             return
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open labels", "", "Labels (*.nii *.nii.gz *.dcm)")
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open labels", "", LABEL_FILTER)
         if path:
             self.open_labels(path)
 
@@ -107,12 +110,13 @@ class DocumentIO(QObject):
                           on_done=lambda: self.busy.emit(""))
 
     def open_labels(self, path: str) -> None:
+        """Labels for the open image, read like the CLI reads them (NIfTI, NRRD, .seg.nrrd, DICOM-SEG); the
+        reader's notes (a {0, 255} mask read as binary, overlapping segments, an unused table) are shown."""
         volume = self.session.volume
+        image = ImageInput(path="", volume=volume, kind="image")  # the grid the labels must land on
 
         def read(progress, cancel):
-            if path.lower().endswith(".dcm"):
-                return read_dicom_seg(path, volume)
-            return nifti.read_labels(path, volume), ()
+            return open_labels(path, image)
 
         def show(result) -> None:
             labels, notes = result
