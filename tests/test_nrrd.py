@@ -272,3 +272,23 @@ def test_encodings_byte_orders_and_spaces(tmp_path, encoding, dtype, space, sign
     assert np.array_equal(volume.voxels, data.transpose(2, 1, 0)) and volume.voxels.dtype.isnative
     assert np.allclose(volume.affine[:3, :3], np.diag(signs) @ directions)
     assert np.allclose(volume.affine[:3, 3], np.asarray(signs) * [10.0, 20.0, 30.0])
+
+
+def test_cli_info_describes_nrrd_and_export_writes_seg_nrrd(tmp_path, capsys):
+    from unetgui import cli
+
+    assert cli.main(["info", str(MAPS / "liver_seg.nrrd")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("NRRD ") and "512 x 512 x 3 voxels" in out and "space left-posterior-superior" in out
+    assert cli.main(["export", "--input", str(DCMQI / "ct"), "--labels", str(MAPS / "liver_seg.nrrd"),
+                     "--output", str(tmp_path / "out"), "--seg-nrrd"]) == 0
+    (written,) = capsys.readouterr().out.split()
+    assert written.endswith("_labels.seg.nrrd")
+    image = open_image(str(DCMQI / "ct"))
+    back, notes = open_labels(written, image)
+    seg, _ = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), image.volume)
+    assert np.array_equal(back.labels, seg.labels) and notes == ()
+    with pytest.raises(SystemExit):
+        cli.main(["export", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--seg-nrrd" in text and "NIfTI or NRRD file" in text and "(.seg.nrrd)" in text

@@ -1,4 +1,4 @@
-"""``unetgui export``: labels with their image as PNG slices, overlays, NIfTI, DICOM-SEG and a metrics CSV.
+"""``unetgui export``: labels with their image as PNG slices, overlays, NIfTI, .seg.nrrd, DICOM-SEG and a metrics CSV.
 
 No torch: the export is :mod:`unetgui.formats.export`. File names never contain patient data unless
 ``--include-patient-id`` (then the PatientID only).
@@ -14,18 +14,19 @@ from unetgui.core.errors import UnetguiError
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 
-_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "dicom_seg", "metrics")
+_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    cmd = sub.add_parser("export", help="export labels with their image (PNG slices, overlays, NIfTI, DICOM-SEG, "
+    cmd = sub.add_parser("export", help="export labels with their image (PNG slices, overlays, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, "
                          "metrics CSV) into a folder, named without patient data",
                          description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus "
                          "a DICOM-SEG when the input is a DICOM series. Written paths are printed one per line.")
-    cmd.add_argument("--input", help="DICOM series folder, NIfTI file or folder of 2-D images")
+    cmd.add_argument("--input", help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
     cmd.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several); "
                      "with --project: the project's series id (s1, s2, ...; default: every series)")
-    cmd.add_argument("--labels", help="NIfTI label volume on the image grid, DICOM-SEG (.dcm) or folder of masks")
+    cmd.add_argument("--labels", help="NIfTI or NRRD label volume on the image grid, 3D Slicer segmentation "
+                     "(.seg.nrrd), DICOM-SEG (.dcm) or folder of masks")
     cmd.add_argument("--project", help="a unetgui project folder: exports its series with their saved labels "
                      "(and its current model with --model current)")
     cmd.add_argument("--output", required=True, help="folder to write into (created if missing)")
@@ -33,6 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--overlay", action="store_true", help="colour overlay PNG per slice")
     cmd.add_argument("--nifti", action="store_true", help="<name>_labels.nii.gz on the image grid")
     cmd.add_argument("--image-nifti", action="store_true", help="the image as <name>_image.nii.gz")
+    cmd.add_argument("--seg-nrrd", action="store_true", help="<name>_labels.seg.nrrd: a 3D Slicer segmentation, "
+                     "one segment per label, on the image grid")
     cmd.add_argument("--dicom-seg", action="store_true", help="<name>_seg.dcm (DICOM input only)")
     cmd.add_argument("--metrics", action="store_true", help="<name>_metrics.csv: voxels, mL and slices per label")
     cmd.add_argument("--model", help="model file to copy alongside as <name>_model.unetgui (with --project: "
@@ -107,7 +110,8 @@ def _export_project(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptions:
     if any(getattr(args, flag) for flag in _FORMAT_FLAGS):
         return ExportOptions(label_png=args.png, overlay_png=args.overlay, nifti=args.nifti,
-                             image_nifti=args.image_nifti, dicom_seg=args.dicom_seg, metrics_csv=args.metrics,
+                             image_nifti=args.image_nifti, seg_nrrd=args.seg_nrrd, dicom_seg=args.dicom_seg,
+                             metrics_csv=args.metrics,
                              include_patient_id=args.include_patient_id, overwrite=args.overwrite)
     seg = image.kind == "dicom"
     if seg and (problem := dicom_seg_problem(image.volume, labels)):

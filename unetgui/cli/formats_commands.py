@@ -1,4 +1,4 @@
-"""``unetgui info`` and ``unetgui convert``: DICOM/NIfTI inspection and conversion (no torch)."""
+"""``unetgui info`` and ``unetgui convert``: DICOM/NIfTI/NRRD inspection and DICOM conversion (no torch)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import sys
 
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.formats import nifti
+from unetgui.formats import nifti, nrrd
 from unetgui.formats.dicom import ScanResult, load_series, scan
 from unetgui.formats.inputs import is_nifti
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    info = sub.add_parser("info", help="list the image series found in a DICOM folder, or describe a NIfTI file")
+    info = sub.add_parser("info", help="list the image series found in a DICOM folder, or describe a NIfTI or "
+                          "NRRD file (.nrrd, .nhdr, .seg.nrrd)")
     info.add_argument("path")
     info.set_defaults(run=lambda a: _info(a.path))
     convert = sub.add_parser("convert", help="convert a DICOM series to NIfTI with its exact geometry")
@@ -30,6 +31,9 @@ def _info(path: str) -> int:
         raise UnetguiError(f"{path}: no such file or folder")
     if os.path.isfile(path) and is_nifti(path):
         print(nifti.describe(path))  # the header only: info never reads the voxels
+        return 0
+    if os.path.isfile(path) and nrrd.is_nrrd(path):
+        print(nrrd.describe(path))
         return 0
     result = scan(path, ProgressLine("scanning"))
     _print_scan(result)
