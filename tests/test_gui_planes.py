@@ -157,10 +157,11 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
         s.set_index(plane)
         s.labels.labels[:, :, plane] = ball[:, :, plane]
         s.set_reviewed(plane, axis=2)
-    window.training_panel._show_counts()
-    assert "5 sagittal" in window.training_panel.counts.text()
-    window.models.train(None, {"epochs": 4, "steps_per_epoch": 6, "batch_size": 4, "threads": 1, "preset": "small"},
-                        False, "cpu")
+    panel = window.training_panel
+    assert "5 sagittal" in panel.counts.text() and panel.planes.currentText() == "auto"
+    panel.minutes.setValue(0.25)  # the panel as it opens, with a short budget: the planner picks the planes
+    panel.train_button.click()
+    qtbot.waitUntil(lambda: window.models.training, timeout=10_000)
     qtbot.waitUntil(lambda: not window.models.training, timeout=180_000)
     trainer = window.models.trainer
     assert trainer.plan.axis == 2 and window.models.checkpoint.preprocessing.axis == 2
@@ -172,3 +173,5 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
     predicted = s.labels.labels == 1
     dice = 2 * (predicted & ball).sum() / (predicted.sum() + ball.sum())
     assert dice > 0.5, dice
+    panel.planes.setCurrentText("coronal")  # or the user picks them
+    assert panel.overrides()["axis"] == "coronal"

@@ -316,3 +316,23 @@ def test_the_session_tells_the_dicom_seg_who_made_each_slice(session):
     session.undo()  # the segmentation itself: nothing of it is left
     edited, made = session.provenance()
     assert not made.any() and algorithm_type(present, edited, made).value == "MANUAL"
+
+
+def test_the_user_picks_the_planes_on_the_command_line(tmp_path, capsys):
+    from lits_synth import _save, synth_case
+    from unetgui import cli
+    from unetgui.engine import checkpoint as model_file
+
+    hu, labels, affine = synth_case(1, 48, 8)
+    _save(hu, affine, tmp_path / "ct.nii.gz")
+    _save(labels, affine, tmp_path / "liver.nii.gz")
+    out = tmp_path / "m.unetgui"
+    argv = ["train", "--images", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "liver.nii.gz"), "--output",
+            str(out), "--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu", "--threads", "1"]
+    assert cli.main([*argv, "--axis", "coronal"]) == 0
+    assert "coronal planes" in capsys.readouterr().out
+    assert model_file.load(str(out)).preprocessing.axis == 1
+    assert cli.main(argv) == 0  # whole annotated volume: axial, as always
+    assert model_file.load(str(out)).preprocessing.axis == 0
+    assert cli.main(["predict", "--model", str(out), "--input", str(tmp_path / "ct.nii.gz"), "--output",
+                     str(tmp_path / "p.nii.gz")]) == 0

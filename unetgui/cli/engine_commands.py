@@ -56,6 +56,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--working-size", type=int, help="in-plane size the model works at (0 = native resolution)")
     train.add_argument("--context", type=int, default=0,
                        help="2.5-D: neighbouring slices on each side given to the model as extra channels (0-3)")
+    train.add_argument("--axis", default="auto", choices=["auto", "axial", "coronal", "sagittal"],
+                       help="the planes the model trains on and segments (auto: axial unless most of the annotation "
+                       "lies in coronal or sagittal planes); kept in the model file")
     train.add_argument("--batch-size", type=int)
     train.add_argument("--patch", type=int)
     train.add_argument("--steps-per-epoch", type=int)
@@ -175,7 +178,8 @@ def _budget(args: argparse.Namespace) -> tuple[float | None, dict]:
                  "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate, "schedule": args.schedule,
                  "threads": args.threads, "seed": args.seed, "preset": None if args.preset == "auto" else args.preset,
                  "working_size": args.working_size, "context": args.context or None,
-                 "augment": False if args.no_augment else None, "border_weight": args.border_weight}
+                 "augment": False if args.no_augment else None, "border_weight": args.border_weight,
+                 "axis": None if args.axis == "auto" else args.axis}
     if args.config:
         overrides = {**_config_file(args.config), **{k: v for k, v in overrides.items() if v is not None}}
     return minutes, overrides

@@ -370,7 +370,8 @@ def _depth_and_patch(fp: Fingerprint, profile: DeviceProfile, overrides: dict, s
     trial = depth or profile.max_depth
     while True:
         m = 2**trial
-        patch = (min(_round_up(shape[0], m), _round_up(cap, m)), min(_round_up(shape[1], m), _round_up(cap, m)))
+        # a side shorter than 16 px (a coronal plane of a thin slab) is padded: 16 is the least patch side
+        patch = (min(_round_up(max(shape[0], 16), m), _round_up(cap, m)), min(_round_up(max(shape[1], 16), m), _round_up(cap, m)))
         if depth is not None or trial == 1 or min(patch) // m >= MIN_BOTTLENECK_PX:
             break
         trial -= 1

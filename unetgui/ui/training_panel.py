@@ -36,6 +36,10 @@ class TrainingPanel(QWidget):
         self.preset = QComboBox()
         self.preset.addItems(["auto", "cpu", "gpu", "small"])
         self.preset.setToolTip("auto: planned from the annotated data and the device; small: a quick first model")
+        self.planes = QComboBox()
+        self.planes.addItems(["auto", "axial", "coronal", "sagittal"])
+        self.planes.setToolTip("The planes the model learns from and segments; auto: axial, unless most of the "
+                               "reviewed annotation lies in coronal or sagittal planes (a model started from keeps its own)")
         self.augment = QCheckBox("Augmentation")
         self.augment.setChecked(True)
         self.from_current = QCheckBox("Start from the current model")
@@ -61,6 +65,7 @@ class TrainingPanel(QWidget):
         form.addRow("Learning rate", self.learning_rate)
         form.addRow("Batch size", self.batch)
         form.addRow("Model size", self.preset)
+        form.addRow("Planes", self.planes)
         form.addRow(self.augment)
         form.addRow(self.from_current)
         form.addRow(self.resegment)
@@ -156,6 +161,7 @@ class TrainingPanel(QWidget):
         self.batch.setValue(0)
         self.epochs.setValue(0)
         self.preset.setCurrentText("auto")
+        self.planes.setCurrentText("auto")
         self.augment.setChecked(True)
 
     def overrides(self) -> dict:
@@ -164,6 +170,7 @@ class TrainingPanel(QWidget):
                 "learning_rate": self.learning_rate.value() if "learning_rate" in self._edited else None,
                 "batch_size": self.batch.value() or self._tuned.get("batch_size"), "epochs": self.epochs.value() or None,
                 "preset": None if self.preset.currentText() == "auto" else self.preset.currentText(),
+                "axis": None if self.planes.currentText() == "auto" else self.planes.currentText(),
                 "augment": None if self.augment.isChecked() else False}
 
     def apply_tuned(self, params: dict) -> None:
