@@ -11,6 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import onnx
+import pytest
 from scipy import ndimage
 
 from conftest import phantom_hu
@@ -72,14 +73,16 @@ def test_exported_ct_model_with_a_working_size_segments_like_predict(tmp_path):
     assert dims == [["batch", 1, "height", "width"], ["batch", 2, "height", "width"]]
 
 
-def test_exported_2_5d_model_with_per_volume_normalisation_and_postprocessing(tmp_path):
+@pytest.mark.parametrize("axis", [0, 1])
+def test_exported_2_5d_model_with_per_volume_normalisation_and_postprocessing(tmp_path, axis):
     """context=1 (3 channels), MR-like values, sizes not multiples of 4, keep-largest-component on label 1
-    (which this random model scatters over hundreds of components)."""
+    (which this random model scatters over hundreds of components); axial and coronal planes (the
+    per-volume statistics are drawn from the volume with the model's axis first)."""
     config = UNetConfig(classes=3, depth=2, base=4, context=1)
     import torch
 
     torch.manual_seed(0)
-    checkpoint = Checkpoint.from_model(UNet(config), Preprocessing(), LabelTable.from_names("a", "b"),
+    checkpoint = Checkpoint.from_model(UNet(config), Preprocessing(axis=axis), LabelTable.from_names("a", "b"),
                                        {"postprocessing": {"largest_component": [1]}})
     rng = np.random.default_rng(1)
     voxels = (phantom_hu((9, 50, 70)) + 1000 + rng.integers(0, 300, (9, 50, 70))).astype(np.int16)
@@ -87,6 +90,25 @@ def test_exported_2_5d_model_with_per_volume_normalisation_and_postprocessing(tm
     assert ndimage.label(labels == 1)[1] == 1
     assert json.loads(meta["unetgui.architecture"])["in_channels"] == 3
     assert json.loads(meta["unetgui.postprocessing"]) == {"largest_component": [1]}
+
+
+def test_exported_sagittal_model_segments_its_planes_like_predict(tmp_path):
+    """A model of sagittal planes (preprocessing.axis 2): the documented steps slice the volume along x,
+    (z, y) planes of 12 x 64 resized to 9 x 48 and padded, and move the labels back to (z, y, x)."""
+    checkpoint = tiny_checkpoint(epochs=3)
+    checkpoint.preprocessing = dataclasses.replace(checkpoint.preprocessing, axis=2, working_size=48)
+    image = _nifti(tmp_path / "ct.nii.gz", phantom_hu((12, 64, 80)))
+    labels, meta = _export_and_compare(tmp_path, checkpoint, image)
+    assert json.loads(meta["unetgui.preprocessing"])["axis"] == 2
+    assert Preprocessing.from_json(json.loads(meta["unetgui.preprocessing"])) == checkpoint.preprocessing
+    assert labels.any() and set(np.unique(labels)) <= {0, 1}
+    proto = onnx.load(str(tmp_path / "m.onnx"))  # the same file read as an axial model gives other labels
+    for prop in proto.metadata_props:
+        if prop.key == "unetgui.preprocessing":
+            prop.value = json.dumps({**json.loads(prop.value), "axis": 0})
+    onnx.save(proto, str(tmp_path / "axial.onnx"))
+    volume = np.asarray(nib.load(image).dataobj).transpose(2, 1, 0)
+    assert not np.array_equal(_documented_steps()["segment"](str(tmp_path / "axial.onnx"), volume), labels)
 
 
 def test_bad_paths_are_refused_in_one_line_and_write_nothing(tmp_path, capsys):
