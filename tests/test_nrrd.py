@@ -292,3 +292,7 @@ def test_cli_info_describes_nrrd_and_export_writes_seg_nrrd(tmp_path, capsys):
         cli.main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--seg-nrrd" in text and "NIfTI or NRRD file" in text and "(.seg.nrrd)" in text
+    for command in ("train", "predict", "suggest", "info"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "NRRD" in capsys.readouterr().out

@@ -29,10 +29,12 @@ DEFAULT_MINUTES = 10.0
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train (or fine-tune) a U-Net on annotated images")
     train.add_argument("--images", action="append",
-                       help="DICOM series folder, NIfTI file or folder of 2-D images (repeat for several cases)")
+                       help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images "
+                            "(repeat for several cases)")
     train.add_argument("--labels", action="append",
-                       help="NIfTI label volume on the image grid (255 = not annotated), DICOM-SEG, or folder of "
-                            "masks with the images' file names (one per --images)")
+                       help="NIfTI or NRRD label volume on the image grid (255 = not annotated), 3D Slicer "
+                            "segmentation (.seg.nrrd), DICOM-SEG, or folder of masks with the images' file names "
+                            "(one per --images)")
     train.add_argument("--dataset", help="a data set instead of --images/--labels: an nnU-Net / Decathlon folder "
                        "(dataset.json, imagesTr, labelsTr), a LiTS folder (volume-N, segmentation-N) or a CSV "
                        "manifest (image,label[,id,split]); split by case into training, validation and test "
@@ -72,7 +74,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     train.set_defaults(run=_train)
     predict = sub.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument("--model", required=True)
-    predict.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
+    predict.add_argument("--input", required=True,
+                         help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
     predict.add_argument("--output", required=True,
                          help=".nii.gz (labels on the input grid, with their names as .itksnap.txt and .ctbl next to it), "
                               ".seg.nrrd (3D Slicer segmentation), .dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
@@ -81,10 +84,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     predict.set_defaults(run=_predict)
     suggest = sub.add_parser("suggest", help="rank the slices to correct next by the model's uncertainty")
     suggest.add_argument("--model", required=True, help="model file (.unetgui)")
-    suggest.add_argument("--input", required=True, help="DICOM series folder, NIfTI file or folder of 2-D images")
+    suggest.add_argument("--input", required=True,
+                         help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
     suggest.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several)")
-    suggest.add_argument("--labels", help="the annotation so far: its annotated slices count as reviewed and are "
-                         "never suggested (sparse labels: slices without 255; dense: slices with a label)")
+    suggest.add_argument("--labels", help="the annotation so far (as for train --labels): its annotated slices count "
+                         "as reviewed and are never suggested (sparse labels: slices without 255; dense: slices with "
+                         "a label)")
     suggest.add_argument("--count", type=int, default=10, help="how many slices to list (default 10; 0: all)")
     suggest.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     suggest.add_argument("--tta", action="store_true", help="flip test-time augmentation (its disagreement "

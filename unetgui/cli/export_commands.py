@@ -22,7 +22,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "metrics CSV) into a folder, named without patient data",
                          description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus "
                          "a DICOM-SEG when the input is a DICOM series. Written paths are printed one per line.")
-    cmd.add_argument("--input", help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
+    cmd.add_argument("--input",
+                     help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
     cmd.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several); "
                      "with --project: the project's series id (s1, s2, ...; default: every series)")
     cmd.add_argument("--labels", help="NIfTI or NRRD label volume on the image grid, 3D Slicer segmentation "

@@ -16,7 +16,7 @@ from unetgui.formats.inputs import is_nifti
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="list the image series found in a DICOM folder, or describe a NIfTI or "
                           "NRRD file (.nrrd, .nhdr, .seg.nrrd)")
-    info.add_argument("path")
+    info.add_argument("path", help="DICOM folder (searched recursively) or file, NIfTI or NRRD file")
     info.set_defaults(run=lambda a: _info(a.path))
     convert = sub.add_parser("convert", help="convert a DICOM series to NIfTI with its exact geometry")
     convert.add_argument("--input", required=True, help="DICOM folder (searched recursively), file or DICOMDIR")
