@@ -27,7 +27,10 @@ def io(qtbot):
     parent = QWidget()
     qtbot.addWidget(parent)
     runner = JobRunner(parent)
-    yield DocumentIO(parent, Session(), runner)
+    io = DocumentIO(parent, Session(), runner)
+    io.image_loaded.connect(lambda volume, source, kind: io.session.open(volume))  # what the window's project does
+    io.labels_loaded.connect(lambda labels, reviewed: io.session.open(io.session.volume, labels, reviewed=reviewed))
+    yield io
     qtbot.waitUntil(lambda: not runner.busy, timeout=30_000)
 
 

@@ -322,9 +322,8 @@ def test_autosave_failure_is_reported_and_retried(tmp_path, monkeypatch):
     project, volume = _project(tmp_path)
     session = Session()
     session.open(volume, table=project.table)
-    saver = Autosaver(session, project, "s1")
     messages = []
-    saver.failed = messages.append
+    saver = Autosaver(session, project, "s1", failed=messages.append)
     real = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
     autosave_child.stroke(session, 0)

@@ -4,15 +4,15 @@ error (a bug: one line on stderr, the traceback in a log file, see core/crashlog
 
   unetgui info PATH
   unetgui convert --input DICOM --output image.nii.gz [--series KEY]
-  unetgui train --images PATH --labels PATH [...] --output MODEL [--init MODEL] [--minutes M] [--epochs N]
-                [--device auto|cpu|cuda] [--seed S]
+  unetgui train (--images PATH --labels PATH [...] | --dataset DIR) --output MODEL [--init MODEL] [--minutes M]
+                [--epochs N] [--axis auto|axial|coronal|sagittal] [--config best.json] [--device auto|cpu|cuda] [--seed S]
   unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
   unetgui suggest --model MODEL --input PATH [--labels PATH] [--count N] [--json FILE]
   unetgui evaluate --prediction P --truth T [--json FILE]
   unetgui tune (--images PATH --labels PATH ... | --dataset DIR) --output MODEL (--trials N | --minutes M)
                [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
-                 [--nifti] [--image-nifti] [--dicom-seg] [--metrics] [--model MODEL] [--include-patient-id]
+                 [--nifti] [--image-nifti] [--dicom-seg] [--seg-nrrd] [--metrics] [--model MODEL] [--include-patient-id]
   unetgui export-model --model MODEL --onnx OUT.onnx
 """
 

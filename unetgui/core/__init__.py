@@ -1,1 +1,2 @@
-"""Qt-free, torch-free document model: volumes, labels, geometry, progress and errors (numpy only)."""
+"""Qt-free, torch-free document model: volumes, labels, geometry, the Session (editing in every plane, undo,
+review flags), brush tools, slice ranking, progress and errors (numpy and scipy only)."""

@@ -31,6 +31,9 @@ INPUT, OUTPUT = "image", "logits"
 USAGE = """\
 unetgui U-Net, exported as ONNX (full description: docs/models.md of unetgui).
 Input 'image' (batch, in_channels, H, W) float32; output 'logits' (batch, classes, H, W).
+0. planes: unetgui.preprocessing axis 0 segments the axial slices of a volume (z, y, x); axis 1 the
+   coronal planes, axis 2 the sagittal ones: take planes = numpy.moveaxis(volume, axis, 0), run 1-8 on
+   them as 'slices', and move the labels back (numpy.moveaxis(labels, 0, axis)) before 9.
 For each slice z of a volume (z, y, x) in its original units (Hounsfield units for CT):
 1. statistics (lo, hi, mean, std): unetgui.preprocessing mode 'ct': window and mean/std stored there;
    mode 'per_volume': 0.5/99.5 percentiles of the volume (a random sample of up to 1e6 voxels,

@@ -1,1 +1,2 @@
-"""File formats (DICOM, NIfTI, PNG, DICOM-SEG); no Qt, no torch."""
+"""File formats (DICOM, NIfTI, NRRD and 3D Slicer segmentations, PNG, DICOM-SEG, ITK-SNAP and Slicer label
+tables, data set folders) and the export; no Qt, no torch."""

@@ -11,6 +11,7 @@ so a series switch only closes the journal, and showing the series again continu
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,10 +21,13 @@ from unetgui.project.store import Project
 
 
 class Autosaver:
-    def __init__(self, session: Session, project: Project, series_id: str) -> None:
+    def __init__(self, session: Session, project: Project, series_id: str,
+                 failed: Callable[[str], None] | None = None) -> None:
+        """``failed``: told (a message for the user) when a journal write fails; the edits stay dirty and
+        the next one tries again."""
         self.session, self.project, self.series_id = session, project, series_id
         self.generation = session.generation  # the document this saver journals (a later open is not it)
-        self.failed = lambda message: None  # told when a write fails (the window shows it)
+        self.failed = failed or (lambda message: None)
         self._dirty: set[int] = set()  # whole axial slices (a segmentation's)
         self._box: tuple[slice, slice, slice] | None = None  # the box holding the edits since the last flush
         self._flags = self._current_flags()

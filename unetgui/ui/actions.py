@@ -30,8 +30,8 @@ class Actions:
 
         # file (slots connected by the main window, which owns the opening flows)
         self.open_dicom = make("Open &DICOM folder...", QKeySequence.StandardKey.Open)
-        self.open_nifti = make("Open &NIfTI image...", "Ctrl+Shift+O")
-        self.open_labels = make("Open &labels (NIfTI or DICOM-SEG)...", "Ctrl+L")
+        self.open_nifti = make("Open &NIfTI or NRRD image...", "Ctrl+Shift+O")
+        self.open_labels = make("Open &labels (NIfTI, NRRD, Slicer, DICOM-SEG)...", "Ctrl+L")
         self.new_project = make("&New project...", "Ctrl+Shift+N")
         self.open_project = make("Open &project...", "Ctrl+Shift+P")
         self.save_project = make("&Save project", QKeySequence.StandardKey.Save)

@@ -1,5 +1,6 @@
 """Opening images and labels: every disk read runs on a worker; warnings are shown non-modally,
-errors in a readable dialog, and a bad file never takes the app down."""
+errors in a readable dialog, and a bad file never takes the app down. What was read is announced
+(``image_loaded``, ``labels_loaded``); the window connects them to whoever shows it (the project controller)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.session import Session
 from unetgui.core.volume import Volume
-from unetgui.formats import nifti
 from unetgui.formats.dicom import Series, load_series
-from unetgui.formats.inputs import ImageInput, open_labels
+from unetgui.formats.inputs import ImageInput, open_image, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
 from unetgui.workers.jobs import JobRunner
 
@@ -20,6 +20,9 @@ MAX_RECENT = 8
 # what File > Open labels offers; formats.inputs.open_labels reads each of them
 LABEL_FILTER = ("Labels (*.nii *.nii.gz *.nrrd *.nhdr *.seg.nrrd *.dcm);;NIfTI (*.nii *.nii.gz);;"
                 "NRRD and 3D Slicer segmentations (*.nrrd *.nhdr *.seg.nrrd);;DICOM-SEG (*.dcm);;All files (*)")
+# what File > Open image offers (a DICOM series opens from its folder)
+IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr);;NIfTI (*.nii *.nii.gz);;NRRD (*.nrrd *.nhdr);;All files (*)"
+IMAGE_FILES = (".nii", ".nii.gz", ".nrrd", ".nhdr")
 
 
 def folder_of(series: Series) -> str:
@@ -30,15 +33,14 @@ def folder_of(series: Series) -> str:
 class DocumentIO(QObject):
     busy = Signal(str)  # a message while loading, "" when done
     recent_changed = Signal()
+    image_loaded = Signal(object, str, str)  # Volume, source path, kind ("dicom", "nifti", "nrrd")
+    labels_loaded = Signal(object, object)  # LabelMap on the open image's grid, reviewed slices (z,) bool
 
     def __init__(self, parent: QWidget, session: Session, runner: JobRunner) -> None:
         super().__init__(parent)
         self.window, self.session, self.runner = parent, session, runner
         self._notes: list[QMessageBox] = []  # open non-modal messages (kept referenced)
         self.last_error = ""
-        # where loaded images and labels go (the project controller sets these; plain Session opens by default)
-        self.present = lambda volume, source, kind: self.session.open(volume)
-        self.replace_labels = lambda labels, reviewed: self.session.open(self.session.volume, labels, reviewed=reviewed)
 
     # -- recent files ----------------------------------------------------------------------------
     def recent(self) -> list[str]:
@@ -52,11 +54,11 @@ class DocumentIO(QObject):
 
     # -- entry points ----------------------------------------------------------------------------
     def open_path(self, path: str) -> None:
-        """A folder opens the DICOM picker; .nii/.nii.gz opens as an image; a single DICOM file its folder."""
+        """A folder opens the DICOM picker; a NIfTI or NRRD file opens as an image; a single DICOM file its folder."""
         if os.path.isdir(path):
             self.open_dicom_folder(path)
-        elif path.lower().endswith((".nii", ".nii.gz")):
-            self.open_nifti(path)
+        elif path.lower().endswith(IMAGE_FILES):
+            self.open_image_file(path)
         elif os.path.isfile(path):
             self.open_dicom_folder(path)
         else:
@@ -67,10 +69,10 @@ class DocumentIO(QObject):
         if folder:
             self.open_dicom_folder(folder)
 
-    def ask_nifti(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open NIfTI image", "", "NIfTI (*.nii *.nii.gz)")
+    def ask_image_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", "", IMAGE_FILTER)
         if path:
-            self.open_nifti(path)
+            self.open_image_file(path)
 
     def ask_labels(self) -> None:
         if not self.session.is_open:
@@ -103,10 +105,11 @@ class DocumentIO(QObject):
                           on_finished=lambda volume: self._show(volume, remember, folder_of(series), "dicom"), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
-    def open_nifti(self, path: str) -> None:
+    def open_image_file(self, path: str) -> None:
+        """A NIfTI or NRRD image file (formats.inputs.open_image, as the CLI reads it)."""
         self.busy.emit(f"Loading {os.path.basename(path)}...")
-        self.runner.start(lambda progress, cancel: nifti.read_image(path), "load NIfTI",
-                          on_finished=lambda volume: self._show(volume, path, path, "nifti"), on_failed=self.error,
+        self.runner.start(lambda progress, cancel: open_image(path), "load image",
+                          on_finished=lambda image: self._show(image.volume, path, path, image.kind), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
     def open_labels(self, path: str) -> None:
@@ -124,7 +127,7 @@ class DocumentIO(QObject):
                 return  # another image was opened meanwhile, or the user keeps the edits
             # label files are annotations: their labelled slices count as reviewed, so no prediction
             # overwrites them (the user can unmark a slice with R)
-            self.replace_labels(labels, ((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
+            self.labels_loaded.emit(labels, ((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 
@@ -132,7 +135,7 @@ class DocumentIO(QObject):
 
     # -- results ---------------------------------------------------------------------------------
     def _show(self, volume: Volume, remember: str | None, source: str, kind: str) -> None:
-        self.present(volume, source, kind)
+        self.image_loaded.emit(volume, source, kind)
         if remember:
             self._remember(remember)
         if volume.warnings:

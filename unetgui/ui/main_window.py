@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 from unetgui import __version__
 from unetgui.core.geometry import voxel_to_world
 from unetgui.core.session import Session
+from unetgui.project.workspace import Workspace
 from unetgui.ui.actions import Actions
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.label_panel import LabelPanel
@@ -43,9 +44,12 @@ class MainWindow(QMainWindow):
         self.slider = SliceSlider(self.session)
         self.actions = Actions(self, self.session, self.tools, self.view)
         self.io = DocumentIO(self, self.session, self.runner)
-        self.models = ModelController(self.session, self.runner, self)
+        self.workspace = Workspace()  # the open project and shown series: the project controller's to change
+        self.models = ModelController(self.session, self.runner, self, self.workspace.training_sources)
         self.session.listeners.reviewed_changed.append(self.models.reviewed_changed)
-        self.projects = ProjectController(self, self.session, self.runner, self.io, self.models)
+        self.projects = ProjectController(self, self.session, self.runner, self.io, self.models, self.workspace)
+        self.io.image_loaded.connect(self.projects.show_volume)  # every image opened joins the project
+        self.io.labels_loaded.connect(self.projects.replace_labels)
         self.plane = QComboBox()
         self.plane.addItems([p.capitalize() for p in PLANES])
         self.plane.activated.connect(lambda i: self.view.set_plane(PLANES[i]))
@@ -99,7 +103,7 @@ class MainWindow(QMainWindow):
     def _menus(self) -> None:
         a = self.actions
         a.open_dicom.triggered.connect(self.io.ask_dicom_folder)
-        a.open_nifti.triggered.connect(self.io.ask_nifti)
+        a.open_nifti.triggered.connect(self.io.ask_image_file)
         a.open_labels.triggered.connect(self.io.ask_labels)
         a.new_project.triggered.connect(self.projects.ask_new)
         a.open_project.triggered.connect(self.projects.ask_open)

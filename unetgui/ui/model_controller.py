@@ -44,7 +44,10 @@ class ModelController(QObject):
     tune_epoch = Signal(int, float)  # trial number, its epoch's validation Dice
     tune_done = Signal(object)  # {"model": path or None, "params": best params or None, "how": ...}
 
-    def __init__(self, session: Session, runner: JobRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Session, runner: JobRunner, parent: QObject | None = None,
+                 training_sources: Callable | None = None) -> None:
+        """``training_sources``: returns what a training takes from the open project besides the shown image
+        (project/workspace.py ``Workspace.training_sources``; None or returning None: the shown image only)."""
         super().__init__(parent)
         self.session, self.runner = session, runner
         self.checkpoint = None  # engine Checkpoint of the current model
@@ -55,8 +58,7 @@ class ModelController(QObject):
         self._train_job: Job | None = None
         self._tune_job: Job | None = None
         self.trainer = None
-        # set by the project: returns a loader of the project's other annotated series, run on the worker
-        self.training_sources = lambda: None
+        self.training_sources = training_sources or (lambda: None)
         self.last_evaluation: list[dict] = []  # rows of the last evaluation, for the metrics CSV of an export
         self.evaluated.connect(self._keep_evaluation)
         session.listeners.volume_changed.append(lambda: setattr(self, "last_evaluation", []))

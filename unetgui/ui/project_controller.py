@@ -1,5 +1,7 @@
 """The open project: which series is shown, autosave of its edits, models kept in the project, crash
-recovery, the sample study. The Session stays the owner of the shown document; this owns the Project.
+recovery, the sample study, and the dialogs for them. The Session stays the owner of the shown document;
+the Workspace (project/workspace.py, Qt-free, shared with the model controller) holds the open project and
+the shown series; this controller decides when they change.
 
 Every image opened joins the open project (an untitled one in the app's data folder when none is open),
 so every edit is journaled from the first stroke and nothing is lost to a crash.
@@ -9,35 +11,24 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
-from unetgui.core.progress import check
-from unetgui.core.session import Session, training_labels
-from unetgui.core.volume import UNANNOTATED, LabelMap, Volume, without_unannotated
+from unetgui.core.session import Session
+from unetgui.core.volume import LabelMap, Volume
 from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
-from unetgui.project.store import ModelEntry, Project, SeriesEntry, inside
+from unetgui.project.sample import build_sample
+from unetgui.project.store import Project, SeriesEntry, inside
+from unetgui.project.workspace import Workspace, restore_view, view_state
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.model_controller import ModelController
 from unetgui.workers.jobs import JobRunner
 
 MAX_RECENT = 8
-
-
-@dataclass(frozen=True)
-class TrainingSources:
-    """See :meth:`ProjectController.training_sources`."""
-
-    cache_root: str
-    shown_image: Callable  # Volume -> (voxels memory-mapped from the cache, modality, in-plane spacing)
-    others: Callable  # (progress, cancel) -> [(name, voxels, training labels, modality, spacing)]
 
 
 def data_folder() -> str:
@@ -56,24 +47,38 @@ class ProjectController(QObject):
     series_changed = Signal()  # another series is shown
     ready = Signal()  # a project open (with its image and model) finished
 
-    def __init__(self, parent: QWidget, session: Session, runner: JobRunner, io: DocumentIO, models: ModelController) -> None:
+    def __init__(self, parent: QWidget, session: Session, runner: JobRunner, io: DocumentIO, models: ModelController,
+                 workspace: Workspace) -> None:
         super().__init__(parent)
         self.window, self.session, self.runner, self.io, self.models = parent, session, runner, io, models
-        self.project: Project | None = None
-        self.entry: SeriesEntry | None = None
+        self.workspace = workspace
         self.autosaver: Autosaver | None = None
-        self._project_model = None  # the checkpoint last loaded from / saved into the project
         self._training_project: Project | None = None  # where the running training's model belongs
         self._opening: Project | None = None  # the project whose image is loading
         self._warned = False  # one autosave failure message per series shown
         self.retired: tuple[list[str], list[str]] | None = None  # what retire_old did (None: not yet)
-        io.present = self.show_volume
-        io.replace_labels = self.replace_labels
         models.model_changed.connect(self._keep_model)
         models.training_started.connect(lambda: setattr(self, "_training_project", self.project))
-        models.training_sources = self.training_sources
 
     # -- state -----------------------------------------------------------------------------------
+    @property
+    def project(self) -> Project | None:
+        """The open project (the workspace's)."""
+        return self.workspace.project
+
+    @project.setter
+    def project(self, project: Project | None) -> None:
+        self.workspace.project = project
+
+    @property
+    def entry(self) -> SeriesEntry | None:
+        """The shown series' entry in the project."""
+        return self.workspace.entry
+
+    @entry.setter
+    def entry(self, entry: SeriesEntry | None) -> None:
+        self.workspace.entry = entry
+
     @property
     def untitled(self) -> bool:
         return self.project is not None and inside(data_folder(), self.project.root) \
@@ -117,18 +122,7 @@ class ProjectController(QObject):
             self.autosaver.detach()
             self.autosaver = None
         if self.entry is not None and self.session.is_open:
-            self.entry.state = self._view_state()
-
-    def _view_state(self) -> dict:
-        """Where the user was in a series: the plane shown and the position along each axis."""
-        return {"slice": self.session.current_slice, "axis": self.session.axis, "position": list(self.session.position)}
-
-    def _restore_view(self, state: dict) -> None:
-        position = state.get("position")
-        if not (isinstance(position, list) and len(position) == 3 and all(type(v) is int for v in position)):
-            position = [state["slice"], *self.session.position[1:]] if type(state.get("slice")) is int else None
-        axis = state.get("axis") if state.get("axis") in (0, 1, 2) else self.session.axis
-        self.session.set_view(axis, position or self.session.position)
+            self.entry.state = view_state(self.session)
 
     def show_volume(self, volume: Volume, source: str, kind: str) -> None:
         """Show a freshly loaded image; it joins the project (with its saved labels if it is in it).
@@ -146,7 +140,7 @@ class ProjectController(QObject):
         else:
             self.session.open(volume, LabelMap(saved.labels, volume.affine.copy(), project.table),
                               reviewed=saved.reviewed, test=saved.test, planes=saved.planes)
-        self._restore_view(entry.state)
+        restore_view(self.session, entry.state)
         if not len(project.table):
             project.table = self.session.table
         self.entry = entry
@@ -161,9 +155,8 @@ class ProjectController(QObject):
         self.project_changed.emit()
 
     def _attach(self, project: Project, series_id: str) -> None:
-        self.autosaver = Autosaver(self.session, project, series_id)
         self._warned = False
-        self.autosaver.failed = self._autosave_failed
+        self.autosaver = Autosaver(self.session, project, series_id, failed=self._autosave_failed)
 
     def _autosave_failed(self, message: str) -> None:
         if not self._warned:
@@ -219,7 +212,7 @@ class ProjectController(QObject):
             self.autosaver.flush()
             self.autosaver.snapshot()
         if self.entry is not None and self.session.is_open:
-            self.entry.state = self._view_state()
+            self.entry.state = view_state(self.session)
 
     def close_project(self) -> None:
         """Save and release the project (a clean close: no recovery offered next time)."""
@@ -307,7 +300,7 @@ class ProjectController(QObject):
         except OSError as exc:
             self.io.error(f"{project.root} cannot be written to: {exc}")
             return False
-        self._project_model = None
+        self.workspace.saved_model = None
         self.models.set_model(None)  # another project's model does not carry over
         if project.current_model:
             self.runner.start(lambda progress, cancel: project.load_model(), "open project model",
@@ -353,14 +346,14 @@ class ProjectController(QObject):
 
     # -- models ----------------------------------------------------------------------------------
     def _project_model_loaded(self, checkpoint) -> None:
-        self._project_model = checkpoint
+        self.workspace.saved_model = checkpoint
         self.models.set_model(checkpoint)
 
     def _keep_model(self) -> None:
         """A newly trained or opened model is saved into the project (atomically) with its history; a
         training that ends after its project was closed saves into that project, not the open one."""
         checkpoint = self.models.checkpoint
-        if checkpoint is None or checkpoint is self._project_model:
+        if checkpoint is None or checkpoint is self.workspace.saved_model:
             return
         target = self.project
         if checkpoint is self.models.last_trained and self._training_project is not None:
@@ -374,61 +367,10 @@ class ProjectController(QObject):
         if target is not self.project:
             self.io.warn("A training ended after its project was closed", [
                 f"Its model was saved into {target.root}; the open project keeps its own model."])
-            self.models.set_model(self._project_model)
+            self.models.set_model(self.workspace.saved_model)
             return
-        self._project_model = checkpoint
+        self.workspace.saved_model = checkpoint
         self.project_changed.emit()
-
-    def training_sources(self) -> TrainingSources | None:
-        """What training takes from the project (run on the training worker): its cache folder, the shown
-        series' image through the cache, and the other series with reviewed slices, each image read into
-        the cache once and memory-mapped from there (engine/cache.py), so that a project of many series
-        trains without a copy of every image in memory."""
-        if self.project is None:
-            return None
-        project, shown = self.project, self.entry
-        others = [e for e in project.series if shown is None or e.id != shown.id]
-        root = project.path("cache")
-
-        def cached(entry: SeriesEntry, load):
-            from unetgui.engine import cache
-
-            try:
-                voxels, modality, spacing, _ = cache.native_image(root, entry.id, [project.source_path(entry)], load)
-            except OSError:  # an unwritable project folder or a full disk: train from memory as before
-                return load()
-            return voxels, modality, spacing
-
-        def shown_image(volume: Volume):
-            in_memory = (volume.voxels, volume.modality, tuple(volume.spacing[1:]))
-            if shown is None:
-                return in_memory
-            voxels, modality, spacing = cached(shown, lambda: in_memory)
-            return (voxels, modality, spacing) if voxels.shape == volume.voxels.shape else in_memory
-
-        def load_others(progress, cancel):
-            cases = []
-            for entry in others:
-                check(cancel)
-                try:
-                    saved = project.read_labels(entry.id)
-                    if saved is None:
-                        continue
-                    labels = training_labels(saved.labels, saved.reviewed, saved.test, *saved.planes)
-                    if (labels == UNANNOTATED).all():
-                        continue
-
-                    def load(entry=entry):
-                        volume = project.load_image(entry)
-                        return volume.voxels, volume.modality, tuple(volume.spacing[1:])
-
-                    voxels, modality, spacing = cached(entry, load)
-                    cases.append((entry.description or entry.id, voxels, labels, modality, spacing))
-                except (UnetguiError, OSError):
-                    continue  # a series whose image is missing cannot take part; the others still train
-            return cases
-
-        return TrainingSources(root, shown_image, load_others)
 
     def retire_old(self) -> None:
         """At start, on a worker: untitled projects and sample copies unused for a month are retired, their
@@ -454,40 +396,9 @@ class ProjectController(QObject):
             self.io.error(f"The sample study is not installed ({sample} is missing).")
             return
         root = root or os.path.join(data_folder(), "samples", f"sample-{_stamp()}")
-
-        def build(progress, cancel):
-            from unetgui.formats import nifti
-            from unetgui.formats.inputs import open_image
-
-            project = Project.create(root)
-            shutil.copytree(os.path.join(sample, "dicom"), project.path("dicom"))
-            volume = open_image(project.path("dicom"), progress=progress).volume
-            model = os.path.join(sample, "model.unetgui")
-            table = None
-            if os.path.isfile(model):  # the label names live in the model file (NIfTI has none)
-                from unetgui.engine.checkpoint import load
-
-                table = load(model).labels
-            labels = nifti.read_labels(os.path.join(sample, "labels.nii.gz"), volume, table)
-            annotated = (labels.labels != UNANNOTATED).all(axis=(1, 2))
-            project.table = labels.table
-            entry = project.add_series(project.path("dicom"), volume, "dicom")
-            project.save_labels(entry.id, without_unannotated(labels.labels),
-                                annotated, np.zeros_like(annotated))
-            project.unlock()
-            if os.path.isfile(model):
-                os.makedirs(project.path("models"), exist_ok=True)
-                shutil.copyfile(model, project.path("models", "sample.unetgui"))
-                project.models.append(ModelEntry("models/sample.unetgui", "sample", datetime.datetime.now().isoformat(timespec="seconds"),
-                                                 {"note": "trained on the 4 annotated slices by resources/build_sample.py"}))
-                project.current_model = "models/sample.unetgui"
-            project.state["current_series"] = entry.id
-            project.save()
-            return root
-
         self.io.busy.emit("Preparing the sample study...")
-        self.runner.start(build, "sample", on_finished=self.open_project, on_failed=self.io.error,
-                          on_done=lambda: self.io.busy.emit(""))
+        self.runner.start(lambda progress, cancel: build_sample(resources, root, progress, cancel), "sample",
+                          on_finished=self.open_project, on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
     # -- dialogs ---------------------------------------------------------------------------------
     def ask_open(self) -> None:
