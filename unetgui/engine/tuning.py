@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import optuna
 
@@ -108,10 +108,14 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
                 folds = list(range(min(FOLDS, annotated)))
                 trial.set_user_attr("folds", len(folds))
             scores, best_model, best_score = [], None, -math.inf
-            for fold in folds:
+            for i, fold in enumerate(folds):
                 if fold is not None:
                     trainer = build_trainer(volumes, table, device, trial_minutes / len(folds), overrides,
                                             **(build or {}), fold=(fold, len(folds)))
+                # the trial's minutes include its preparation (planning, caching, timing steps): the
+                # training gets what is left of this fold's share, so a trial keeps to its budget
+                share = trial_minutes * (i + 1) / len(folds) - (time.monotonic() - start) / 60
+                trainer.config = replace(trainer.config, minutes=max(share, 0.05))
                 best = -math.inf
                 for event in trainer.run():  # not cancelled within an epoch: the check comes after each
                     if not isinstance(event, EpochStats):
