@@ -153,10 +153,16 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
     hu = np.where(ball, 180, 0).astype(np.int16) + np.random.default_rng(0).normal(0, 15, ball.shape).astype(np.int16)
     s.open(Volume(hu, np.diag([0.8, 0.8, 2.5, 1.0]), "CT"))
     window.view.set_plane("sagittal")
-    for plane in (14, 20, 24, 30, 34):  # annotated in sagittal planes only, as a user would in that view
+    window.tools.tool = "brush"
+    window.tools.brush_size = 1  # one pixel: each drag paints one row of the ball's section exactly
+    for plane in (14, 20, 24, 30, 34):  # annotated in sagittal planes only, with the mouse, as a user would
         s.set_index(plane)
-        s.labels.labels[:, :, plane] = ball[:, :, plane]
-        s.set_reviewed(plane, axis=2)
+        for row in range(z):
+            cols = np.flatnonzero(ball[row, :, plane])
+            if cols.size:
+                _drag(qtbot, window.view, [_widget_point(window.view, row, c) for c in np.linspace(cols[0], cols[-1], 4)])
+        assert np.array_equal(s.labels.labels[:, :, plane], ball[:, :, plane]) and s.reviewed_sagittal[plane]
+    assert s.reviewed_sagittal.sum() == 5 and not s.reviewed.any()
     panel = window.training_panel
     assert "5 sagittal" in panel.counts.text() and panel.planes.currentText() == "auto"
     panel.minutes.setValue(0.25)  # the panel as it opens, with a short budget: the planner picks the planes
@@ -175,3 +181,25 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
     assert dice > 0.5, dice
     panel.planes.setCurrentText("coronal")  # or the user picks them
     assert panel.overrides()["axis"] == "coronal"
+
+
+def test_planes_reviewed_while_a_sagittal_model_trains_join_it(window, qtbot):  # noqa: F811
+    s = window.session
+    shape = (10, 32, 40)
+    zz, yy, xx = np.mgrid[0:shape[0], 0:shape[1], 0:shape[2]]
+    ball = ((zz - 5) / 4) ** 2 + ((yy - 16) / 10) ** 2 + ((xx - 20) / 12) ** 2 < 1
+    s.open(Volume(np.where(ball, 200, 0).astype(np.int16), np.diag([0.8, 0.8, 2.5, 1.0]), "CT"))
+    s.set_axis(2)
+    for plane in (12, 18, 24):
+        s.labels.labels[:, :, plane] = ball[:, :, plane]
+        s.set_reviewed(plane, axis=2)
+    failures = []
+    window.models.failed.connect(failures.append)
+    window.models.train(None, {"epochs": 3, "steps_per_epoch": 2, "batch_size": 2, "threads": 1, "preset": "small"},
+                        False, "cpu")
+    s.labels.labels[:, :, 28] = ball[:, :, 28]  # reviewed while it trains: joins at the next epoch
+    s.set_reviewed(28, axis=2)
+    qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
+    trainer = window.models.trainer
+    assert not failures and trainer.plan.axis == 2
+    assert len(trainer.train_refs) + len(trainer.val_refs) == 4  # the planes of the model's axis, one more

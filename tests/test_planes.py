@@ -336,3 +336,21 @@ def test_the_user_picks_the_planes_on_the_command_line(tmp_path, capsys):
     assert model_file.load(str(out)).preprocessing.axis == 0
     assert cli.main(["predict", "--model", str(out), "--input", str(tmp_path / "ct.nii.gz"), "--output",
                      str(tmp_path / "p.nii.gz")]) == 0
+
+
+def test_undoing_a_segmentation_keeps_a_plane_stroke_made_while_it_ran(session):
+    z = SHAPE[0]
+    befores = {k: session.labels.labels[k].copy() for k in range(z)}
+    session.apply_prediction(list(range(z // 2)), np.full((z // 2, *SHAPE[1:]), 1, np.uint8))
+    session.set_axis(1)  # a coronal stroke while the segmentation streams in
+    session.begin_stroke()
+    session.paint_segment(1, 5, 10, 5, BrushSettings(radius=1, erase=True))
+    session.end_stroke()
+    y = session.index
+    stroke = session.labels.labels[:, y].copy()
+    session.apply_prediction(list(range(z // 2, z)), np.full((z - z // 2, *SHAPE[1:]), 1, np.uint8))
+    assert np.array_equal(session.labels.labels[:, y], stroke)  # the rest of the prediction leaves it alone
+    session.commit_prediction(befores)
+    assert session.undo()  # the segmentation
+    assert np.array_equal(session.labels.labels[:, y], stroke) and session.reviewed_coronal[y]
+    assert not np.delete(session.labels.labels, y, axis=1).any()

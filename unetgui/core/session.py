@@ -123,9 +123,14 @@ class Session:
              reviewed: np.ndarray | None = None, test: np.ndarray | None = None,
              planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags and the reviewed
-        coronal and sagittal ``planes``; clears the undo history."""
+        coronal and sagittal ``planes``; clears the undo history. Raises ValueError (and changes nothing) when
+        something does not fit the volume."""
+        z, y, x = volume.shape
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
+        for flags, n in ((reviewed, z), (test, z), *(zip(planes, (y, x)) if planes is not None else ())):
+            if flags is not None and np.shape(flags) != (n,):
+                raise ValueError("the review flags do not fit the volume")
         default = table or (labels.table if labels is not None and len(labels.table) else LabelTable.from_names("Label 1"))
         self.volume = volume
         self.labels = labels if labels is not None else LabelMap.empty_like(volume, default)
@@ -134,11 +139,8 @@ class Session:
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
         self.predicted = np.zeros(volume.shape[0], bool)
-        z, y, x = volume.shape
         self.reviewed_coronal = np.zeros(y, bool) if planes is None else np.asarray(planes[0], bool).copy()
         self.reviewed_sagittal = np.zeros(x, bool) if planes is None else np.asarray(planes[1], bool).copy()
-        if self.reviewed_coronal.shape != (y,) or self.reviewed_sagittal.shape != (x,):
-            raise ValueError("the reviewed planes do not fit the volume")
         self.uncertainty = None
         self._plane_scores.clear()
         self.slice_scores = np.full(volume.shape[0], np.nan)
@@ -425,8 +427,17 @@ class Session:
         return coronal[:, None] | sagittal[None, :]
 
     def commit_prediction(self, befores: dict[int, np.ndarray]) -> Step | None:
-        """Make a finished segmentation one undo step (``befores``: the slices before it wrote them)."""
-        patches = [p for z, before in befores.items() if (p := diff_patch(z, before, self.labels.labels[z]))]
+        """Make a finished segmentation one undo step (``befores``: the slices before it wrote them). What the
+        user edited while it ran is not part of it: slices reviewed since, and the voxels of reviewed coronal and
+        sagittal planes (undoing the segmentation must not take a stroke back)."""
+        keep = self._kept_voxels()
+        patches = []
+        for z, before in befores.items():
+            if self.reviewed[z]:
+                continue
+            current = self.labels.labels[z]
+            if (p := diff_patch(z, before if keep is None else np.where(keep, current, before), current)) is not None:
+                patches.append(p)
         if not patches:
             return None
         step = Step("segment", tuple(patches))  # no review flags: a prediction is not the user's work

@@ -45,13 +45,17 @@ class AnnotatedVolume:
 
 
 def plan_run(volumes: list[AnnotatedVolume], table: LabelTable, device: str = "auto", minutes: float | None = None,
-             overrides: dict | None = None, init: Checkpoint | None = None, data_set: bool = False) -> TrainingPlan:
+             overrides: dict | None = None, init: Checkpoint | None = None, data_set: bool = False,
+             axis: tuple[int, str] | None = None) -> TrainingPlan:
     """The plan for training on ``volumes`` (no step timing yet), in the planes of the chosen axis (the
     starting model's, the user's ``axis`` override, else :func:`~unetgui.engine.planner.choose_axis`; a
-    ``data_set``'s volumes are annotated whole and train axially unless the user says otherwise)."""
+    ``data_set``'s volumes are annotated whole and train axially unless the user says otherwise).
+    ``axis``: ``(axis, reason)`` already chosen, with ``volumes`` already along it (:func:`build_trainer`)."""
     dev = pick_device(device)
-    axis, reason = _axis(volumes, overrides, init, data_set)
-    volumes = [v.along(axis) for v in volumes]
+    if axis is None:
+        axis = _axis(volumes, overrides, init, data_set)
+        volumes = [v.along(axis[0]) for v in volumes]
+    axis, reason = axis
     fp = fingerprint([v.voxels for v in volumes], [v.labels for v in volumes], volumes[0].modality,
                      [v.spacing_yx for v in volumes])
 
@@ -122,8 +126,9 @@ def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str
     ``fold``: ``(i, k)``: train and validate on fold ``i`` of ``k`` folds over the annotated slices
     (:func:`~unetgui.engine.data.slice_folds`; a search's cross-validation when too few slices are annotated).
     """
-    plan = plan_run(volumes, table, device, minutes, overrides, init, data_set=val_cases is not None)
-    volumes = [v.along(plan.axis) for v in volumes]
+    chosen = _axis(volumes, overrides, init, data_set=val_cases is not None)
+    volumes = [v.along(chosen[0]) for v in volumes]  # coronal or sagittal planes: a copy in memory, made once
+    plan = plan_run(volumes, table, device, minutes, overrides, init, axis=chosen)
     pre, cases = prepare_cases(volumes, plan, init, cache_root)
     if measure:  # the ranks of a torchrun agree on one step time, so that their epochs have the same length
         plan = plan.with_step_seconds(distributed.agree_max([measure_step_seconds(plan.model, plan.train)])[0])

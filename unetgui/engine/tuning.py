@@ -90,9 +90,9 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
 
     With too few annotated slices for a validation split (one volume, fewer than the planner's 10), a trial
     is :data:`FOLDS` cross-validation folds over the annotated slices, each trained for its share of the
-    minutes; its value is the folds' mean Dice, and what it reports after each epoch is the mean so far (the
-    folds done, and the running fold's best). The model written is then the best fold's: :func:`refit` trains
-    the best configuration on every annotated slice.
+    minutes; its value is the folds' mean Dice (of the folds with one), reported to the pruner after each fold.
+    The model written is then the best fold's: :func:`refit` trains the best configuration on every
+    annotated slice.
     A stop (``cancel``) takes effect at the end of the running trial's current epoch."""
     def objective(trial: optuna.Trial) -> float:
         overrides = {**fixed, **suggest(trial, params)}
@@ -122,17 +122,23 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
                         continue
                     if event.mean_dice is not None:
                         best = max(best, event.mean_dice)
-                        step += 1
-                        value = (sum(scores) + best) / (len(scores) + 1)
-                        trial.report(value, step)
                         if on_epoch is not None:
                             on_epoch(trial.number, event)
-                        if trial.should_prune():
-                            raise optuna.TrialPruned()
+                        if fold is None:  # one split: every epoch's Dice goes to the pruner
+                            step += 1
+                            trial.report(event.mean_dice, step)
+                            if trial.should_prune():
+                                raise optuna.TrialPruned()
                     check(cancel)
                 scores.append(best)
                 if best > best_score:
                     best_model, best_score = trainer.best_checkpoint(), best
+                if fold is not None:  # folds: the mean of the folds so far, once per fold (steps 1..FOLDS)
+                    done = [v for v in scores if math.isfinite(v)]
+                    if done:
+                        trial.report(sum(done) / len(done), len(scores))
+                        if trial.should_prune():
+                            raise optuna.TrialPruned()
         except optuna.TrialPruned:
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
             raise
@@ -144,11 +150,12 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
             trial.set_user_attr("reason", " ".join(str(exc).split())[:300] or type(exc).__name__)
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
             raise
-        if best_model is None or not math.isfinite(best_score):
+        finite = [v for v in scores if math.isfinite(v)]  # a fold whose validation slices hold no structure has none
+        if best_model is None or not finite:
             trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
-            trial.set_user_attr("reason", "no epoch ended within the trial's minutes")
-            raise UnetguiError("no epoch ended within the trial's minutes")
-        value = sum(scores) / len(scores)
+            trial.set_user_attr("reason", "no validation Dice within the trial's minutes")
+            raise UnetguiError("no validation Dice within the trial's minutes")
+        value = sum(finite) / len(finite)
         trial.set_user_attr("minutes", (time.monotonic() - start) / 60)
         trial.set_user_attr("overrides", {k: v for k, v in overrides.items() if k in params})
         if output is not None and _is_best(trial, value):

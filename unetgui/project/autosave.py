@@ -92,13 +92,16 @@ class Autosaver:
         try:
             if journal is None:
                 raise FormatError("the autosave journal is not open")
-            if slices or self._box is None:
-                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes)
-                self._dirty.clear()
-            if self._box is not None:
+            # the user's edits (a box) first: a crash between the two records then loses the segmentation's
+            # slices, never a stroke whose plane the flags already call reviewed
+            had_box = self._box is not None
+            if had_box:
                 box = self._box
                 journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes)
                 self._box = None
+            if slices or not had_box:  # whole slices, or a change of flags alone
+                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes)
+                self._dirty.clear()
         except (UnetguiError, OSError) as exc:  # kept dirty: the next edit (or Save) tries again
             self.failed(f"Autosave failed: {exc}. Your edits are still on screen; free disk space or "
                         "use File > Save project as to save them elsewhere.")

@@ -25,9 +25,10 @@ def _training_volumes(sources, volume, labels, progress, cancel) -> list:
     from unetgui.engine.training_run import AnnotatedVolume
 
     if sources is None:  # no project: the open image alone, in memory
-        return [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]))]
+        return [AnnotatedVolume("open image", volume.voxels, labels, volume.modality, tuple(volume.spacing[1:]),
+                                volume.spacing[0])]
     voxels, modality, spacing = sources.shown_image(volume)
-    return [AnnotatedVolume("open image", voxels, labels, modality, spacing),
+    return [AnnotatedVolume("open image", voxels, labels, modality, spacing, volume.spacing[0]),
             *(AnnotatedVolume(*case) for case in sources.others(progress, cancel))]
 
 
@@ -236,7 +237,8 @@ class ModelController(QObject):
                     yield event
                     # the newest reviewed slices join at the end of an epoch (prepared here, not on the GUI thread)
                     pending = self._pending_labels.take() if isinstance(event, EpochStats) else None
-                    if pending is not None:  # the same image (no new copy), the newest labels
+                    if pending is not None:  # the same image (no new copy), the newest labels, in the model's planes
+                        pending = np.ascontiguousarray(np.moveaxis(pending, trainer.plan.axis, 0))
                         trainer.update_data([with_labels(trainer.source_cases[0], pending)] + trainer.source_cases[1:])
             finally:
                 self._result = trainer.best_checkpoint() if trainer.history else None
@@ -276,7 +278,11 @@ class ModelController(QObject):
                                              on_epoch=lambda n, e: self.tune_epoch.emit(n, e.mean_dice),
                                              build={"cache_root": sources.cache_root} if sources else None)
             tuning.run(study, objective, None, minutes, cancel, on_trial=self.tune_trial.emit)
-            if tuning.needs_refit(study) and not (cancel is not None and cancel.is_set):
+            stopped = cancel is not None and cancel.is_set
+            if tuning.needs_refit(study) and stopped:  # the model on disk saw a fold's slices only: not offered
+                return {"model": None, "params": None,
+                        "how": "stopped before the best settings were trained on every reviewed slice"}
+            if tuning.needs_refit(study):
                 # the trials were cross-validated (too few reviewed slices to hold some out): the best
                 # configuration trains on every reviewed slice; its epochs are told as trial -1
                 tuning.refit(study, volumes, table, device, trial_minutes, {}, output, cancel,
@@ -285,12 +291,13 @@ class ModelController(QObject):
             done = [r for r in tuning.results(study) if r.state == "complete"]
             best = max(done, key=lambda r: r.value) if done else None
             return {"model": output if best and os.path.isfile(output) else None, "params": best.params if best else None,
-                    "how": "stopped" if cancel is not None and cancel.is_set else "finished"}
+                    "how": "stopped" if stopped else "finished"}
 
         self._tune_job = self.runner.start(
             work, "tune", on_finished=self.tune_done.emit,
-            on_cancelled=lambda: self.tune_done.emit({"model": output if os.path.isfile(output) else None,
-                                                      "params": None, "how": "stopped"}),
+            # stopped while loading the data or training the best settings on every slice (after a
+            # cross-validated search): the file on disk is not this search's result
+            on_cancelled=lambda: self.tune_done.emit({"model": None, "params": None, "how": "stopped"}),
             on_failed=self.failed.emit, on_done=lambda: setattr(self, "_tune_job", None))
 
     def stop_tuning(self) -> None:
