@@ -20,7 +20,7 @@ class WelcomePanel(QWidget):
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         buttons = QHBoxLayout()
         for text, tip, signal in (
-                ("Open DICOM folder...", "A CT or MR series (Ctrl+O); NIfTI files: File menu or drag and drop", self.open_dicom),
+                ("Open DICOM folder...", "A CT or MR series (Ctrl+O); NIfTI or NRRD files: File menu or drag and drop", self.open_dicom),
                 ("Open project...", "A unetgui project folder with its labels and models", self.open_project),
                 ("Try the sample", "A small synthetic CT with 4 annotated slices and a model: segment, correct, "
                  "retrain and export in two minutes", self.try_sample)):
