@@ -45,7 +45,8 @@ class _MarkedSlider(QSlider):
             painter.drawLine(int(x), top, int(x), self.height() - 1)
 
         painter.setPen(QPen(QColor(60, 200, 90, 110), 1))
-        for z in np.flatnonzero(self.partial & ~self.marks[:self.partial.size] if self.marks.size == self.partial.size else self.partial):
+        partial = self.partial & ~self.marks if self.partial.shape == self.marks.shape else self.partial
+        for z in np.flatnonzero(partial):  # short ticks: partly annotated; long ones: reviewed
             tick(int(z), (groove.bottom() + self.height()) // 2)
         painter.setPen(QPen(QColor(60, 200, 90), 2))
         for z in np.flatnonzero(self.marks):
