@@ -354,3 +354,44 @@ def test_undoing_a_segmentation_keeps_a_plane_stroke_made_while_it_ran(session):
     assert session.undo()  # the segmentation
     assert np.array_equal(session.labels.labels[:, y], stroke) and session.reviewed_coronal[y]
     assert not np.delete(session.labels.labels, y, axis=1).any()
+
+
+def test_what_a_segmentation_wrote_is_kept_in_the_project_for_the_dicom_seg(tmp_path, capsys):
+    """A segmentation's slices are journaled with the labels: a reopened project's DICOM-SEG (unetgui export
+    --project) still says AUTOMATIC for what the model made and SEMIAUTOMATIC once a slice was corrected."""
+    import pydicom
+
+    from conftest import DATA
+    from unetgui import cli
+    from unetgui.core.volume import LabelTable
+    from unetgui.formats.dicom import load_series, scan
+    from unetgui.project.autosave import Autosaver
+    from unetgui.project.store import Project
+
+    ct = DATA / "dcmqi-ct-3slice-liver-seg" / "ct"
+    volume = load_series(scan(str(ct)).series[0])
+    project = Project.create(str(tmp_path / "proj"), LabelTable.from_names("Liver"))
+    project.add_series(str(ct), volume, "dicom")
+    session = Session()
+    session.open(volume, table=project.table)
+    Autosaver(session, project, "s1")
+    befores = {k: session.labels.labels[k].copy() for k in range(3)}
+    predicted = np.zeros(volume.shape, np.uint8)
+    predicted[:, 200:300, 200:300] = 1
+    session.apply_prediction([0, 1, 2], predicted)
+    session.commit_prediction(befores)
+    project.save()  # project.json: the export reads the series from it; the labels are in the journal
+    saved = Project.open(project.root).read_labels("s1")
+    assert saved.predicted.tolist() == [True, True, True]
+
+    def algorithm(out) -> str:
+        assert cli.main(["export", "--project", project.root, "--output", str(out), "--dicom-seg"]) == 0
+        seg = next(p for p in capsys.readouterr().out.split() if p.endswith("_seg.dcm"))
+        return pydicom.dcmread(seg).SegmentSequence[0].SegmentAlgorithmType
+
+    assert algorithm(tmp_path / "a") == "AUTOMATIC"
+    session.set_slice(1)
+    session.begin_stroke()
+    session.paint_segment(250, 310, 250, 320, BrushSettings(radius=3))
+    session.end_stroke()
+    assert algorithm(tmp_path / "b") == "SEMIAUTOMATIC"

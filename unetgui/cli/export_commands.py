@@ -11,6 +11,7 @@ import sys
 
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
+from unetgui.core.session import provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 
@@ -103,7 +104,7 @@ def _export_project(args: argparse.Namespace) -> int:
                           image.volume.affine.copy(), project.table)
         options = _options(args, image, labels)
         paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),
-                       model_path=model)
+                       model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted))
         print("\n".join(paths))
     return 0
 

@@ -54,6 +54,13 @@ def training_labels(labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray, 
     return np.where(training_mask(reviewed, test, coronal, sagittal), labels, np.uint8(UNANNOTATED)).astype(np.uint8)
 
 
+def provenance(reviewed: np.ndarray, coronal: np.ndarray, sagittal: np.ndarray,
+               predicted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(edited, model_made)`` per axial slice (see Session.provenance) from saved flags."""
+    crossed = bool(coronal.any() or sagittal.any())
+    return reviewed | crossed, None if predicted is None else np.asarray(predicted, bool).copy()
+
+
 def _box(axis: int, index: int, r0: int, r1: int, c0: int, c1: int) -> tuple[slice, slice, slice]:
     """The 3-D box of rows ``r0:r1`` and columns ``c0:c1`` of plane ``index`` along ``axis``."""
     if axis == 0:
@@ -101,7 +108,8 @@ class Session:
         self.reviewed_coronal = np.zeros(0, bool)  # per coronal plane (y)
         self.reviewed_sagittal = np.zeros(0, bool)  # per sagittal plane (x)
         self.test = np.zeros(0, bool)  # reviewed axial slices kept out of training, to evaluate the model on
-        self.predicted = np.zeros(0, bool)  # axial slices a segmentation wrote (since the document was opened)
+        # axial slices a segmentation wrote (kept in the project); None: unknown (labels saved before this was kept)
+        self.predicted: np.ndarray | None = np.zeros(0, bool)
         self.uncertainty: np.ndarray | None = None  # (z, y, x) uint8 of the last segmentation (not saved)
         self.slice_scores = np.zeros(0)  # per slice, NaN where not segmented (core.ranking.slice_scores)
         self.axis = 0  # the plane shown and edited (AXES)
@@ -121,14 +129,15 @@ class Session:
     # -- document --------------------------------------------------------------------------------
     def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None,
              reviewed: np.ndarray | None = None, test: np.ndarray | None = None,
-             planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags and the reviewed
-        coronal and sagittal ``planes``; clears the undo history. Raises ValueError (and changes nothing) when
-        something does not fit the volume."""
+             planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None | bool = False) -> None:
+        """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags, the reviewed
+        coronal and sagittal ``planes`` and the ``predicted`` slices (False: none; None: unknown); clears the
+        undo history. Raises ValueError (and changes nothing) when something does not fit the volume."""
         z, y, x = volume.shape
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
-        for flags, n in ((reviewed, z), (test, z), *(zip(planes, (y, x)) if planes is not None else ())):
+        made = predicted if isinstance(predicted, np.ndarray) else None
+        for flags, n in ((reviewed, z), (test, z), (made, z), *(zip(planes, (y, x)) if planes is not None else ())):
             if flags is not None and np.shape(flags) != (n,):
                 raise ValueError("the review flags do not fit the volume")
         default = table or (labels.table if labels is not None and len(labels.table) else LabelTable.from_names("Label 1"))
@@ -138,7 +147,8 @@ class Session:
             self.labels.table = default
         self.reviewed = np.zeros(volume.shape[0], bool) if reviewed is None else np.asarray(reviewed, bool).copy()
         self.test = np.zeros(volume.shape[0], bool) if test is None else np.asarray(test, bool).copy()
-        self.predicted = np.zeros(volume.shape[0], bool)
+        self.predicted = (np.zeros(z, bool) if predicted is False else
+                          None if predicted is None else np.asarray(predicted, bool).copy())
         self.reviewed_coronal = np.zeros(y, bool) if planes is None else np.asarray(planes[0], bool).copy()
         self.reviewed_sagittal = np.zeros(x, bool) if planes is None else np.asarray(planes[1], bool).copy()
         self.uncertainty = None
@@ -409,7 +419,8 @@ class Session:
             if z in written:
                 self.labels.labels[z] = plane if keep is None else np.where(keep, self.labels.labels[z], plane)
         if written:
-            self.predicted[list(written)] = True
+            if self.predicted is not None:
+                self.predicted[list(written)] = True
             self._emit("labels_changed", written, None)
         return written
 
@@ -453,7 +464,8 @@ class Session:
         restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != self._axial_stroke())
         for z in restored:
             self.labels.labels[z] = befores[z] if keep is None else np.where(keep, self.labels.labels[z], befores[z])
-            self.predicted[z] = False
+            if self.predicted is not None:
+                self.predicted[z] = False
         if restored:
             self._emit("labels_changed", restored, None)
             self._emit("committed")
@@ -474,11 +486,10 @@ class Session:
                                                             np.moveaxis(self.labels.labels, axis, 0))
         return ranking.rank_slices(self._plane_scores[axis], self.reviewed_in(axis), count)
 
-    def provenance(self) -> tuple[np.ndarray, np.ndarray]:
+    def provenance(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Per axial slice: edited by the user (reviewed, or crossed by a reviewed coronal or sagittal plane)
-        and written by a segmentation; what a DICOM-SEG records as each segment's algorithm type."""
-        crossed = bool(self.reviewed_coronal.any() or self.reviewed_sagittal.any())
-        return self.reviewed | crossed, self.predicted.copy()
+        and written by a segmentation (None: unknown); what a DICOM-SEG records as each segment's algorithm type."""
+        return provenance(self.reviewed, self.reviewed_coronal, self.reviewed_sagittal, self.predicted)
 
     def training_labels(self) -> np.ndarray:
         """Labels of the reviewed planes (not of test slices), 255 ("not annotated") elsewhere."""
@@ -517,7 +528,8 @@ class Session:
         if step.patches:
             self._emit("labels_changed", step.slices, step.box)
         if step.name == "segment" and step.patches:  # the uncertainty belonged to that prediction
-            self.predicted[list(step.slices)] = not undo
+            if self.predicted is not None:
+                self.predicted[list(step.slices)] = not undo
             self.slice_scores[list(step.slices)] = np.nan
             self._plane_scores.clear()
             self._emit("uncertainty_changed")

@@ -57,7 +57,8 @@ class Autosaver:
 
     def _current_flags(self) -> tuple[np.ndarray, ...]:
         s = self.session
-        return s.reviewed.copy(), s.test.copy(), s.reviewed_coronal.copy(), s.reviewed_sagittal.copy()
+        made = s.predicted.copy() if s.predicted is not None else np.zeros(0, bool)
+        return s.reviewed.copy(), s.test.copy(), s.reviewed_coronal.copy(), s.reviewed_sagittal.copy(), made
 
     def _changed(self, slices, box=None) -> None:
         if not self._ours():
@@ -87,7 +88,7 @@ class Autosaver:
         if not self.unsaved and all(np.array_equal(a, b) for a, b in zip(self._flags, flags)):
             return
         slices = sorted(self._dirty)
-        planes = (s.reviewed_coronal, s.reviewed_sagittal)
+        planes, made = (s.reviewed_coronal, s.reviewed_sagittal), s.predicted
         journal = self.project.journal(self.series_id)
         try:
             if journal is None:
@@ -97,10 +98,10 @@ class Autosaver:
             had_box = self._box is not None
             if had_box:
                 box = self._box
-                journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes)
+                journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes, made)
                 self._box = None
             if slices or not had_box:  # whole slices, or a change of flags alone
-                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes)
+                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes, made)
                 self._dirty.clear()
         except (UnetguiError, OSError) as exc:  # kept dirty: the next edit (or Save) tries again
             self.failed(f"Autosave failed: {exc}. Your edits are still on screen; free disk space or "
@@ -114,7 +115,7 @@ class Autosaver:
         if s.generation != self.generation:
             raise RuntimeError("the session shows another document than this autosaver's")
         self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test,
-                                 (s.reviewed_coronal, s.reviewed_sagittal))
+                                 (s.reviewed_coronal, s.reviewed_sagittal), s.predicted)
         self._dirty.clear()
         self._box = None
         self._flags = self._current_flags()

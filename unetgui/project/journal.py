@@ -56,6 +56,7 @@ class Record:
     origin: tuple[int, int, int] | None = None  # (z0, y0, x0) of the box; None: whole slices
     coronal: np.ndarray | None = None  # review flags of the coronal planes (y); None: not recorded
     sagittal: np.ndarray | None = None  # and of the sagittal planes (x)
+    predicted: np.ndarray | None = None  # axial slices a segmentation wrote; None: not recorded
 
     def apply(self, labels: np.ndarray) -> None:
         """Write this record's labels into the label volume."""
@@ -128,28 +129,30 @@ class Journal:
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for appends, closed in close()
 
     def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-               reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
         """Write one record of whole slices and fsync it (durable when this returns)."""
         slices = tuple(int(z) for z in slices)
         planes = np.ascontiguousarray(planes, np.uint8)
         if planes.shape != (len(slices), *self.shape[1:]):
             raise ValueError(f"planes {planes.shape} do not fit slices {slices} of {self.shape}")
-        self._write({"slices": list(slices)}, planes, reviewed, test, reviewed_planes)
+        self._write({"slices": list(slices)}, planes, reviewed, test, reviewed_planes, predicted)
 
     def append_box(self, origin: tuple[int, int, int], block: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-                   reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                   reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
         """Write one record of a 3-D box of labels (``block`` at ``origin``) and fsync it."""
         block = np.ascontiguousarray(block, np.uint8)
         origin = tuple(int(v) for v in origin)
         if block.ndim != 3 or not all(0 <= o and o + n <= s for o, n, s in zip(origin, block.shape, self.shape)):
             raise ValueError(f"box {block.shape} at {origin} does not fit {self.shape}")
-        self._write({"slices": [], "box": [*origin, *block.shape]}, block, reviewed, test, reviewed_planes)
+        self._write({"slices": [], "box": [*origin, *block.shape]}, block, reviewed, test, reviewed_planes, predicted)
 
     def _write(self, head: dict, data: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-               reviewed_planes: tuple[np.ndarray, np.ndarray] | None) -> None:
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None, predicted: np.ndarray | None = None) -> None:
         head = {**head, "reviewed": _bits(reviewed), "test": _bits(test)}
         if reviewed_planes is not None:
             head["coronal"], head["sagittal"] = _bits(reviewed_planes[0]), _bits(reviewed_planes[1])
+        if predicted is not None:
+            head["predicted"] = _bits(predicted)
         meta = json.dumps(head).encode()
         payload = struct.pack("<I", len(meta)) + meta + zlib.compress(data.tobytes(), 1)
         end = self._file.tell()
@@ -251,6 +254,10 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
         if (coronal is None) != (sagittal is None) or coronal is not None and not all(
                 isinstance(f, str) and len(f) == n_ and set(f) <= {"0", "1"} for f, n_ in ((coronal, shape[1]), (sagittal, shape[2]))):
             return None
+        predicted = meta.get("predicted")
+        if predicted is not None and not (isinstance(predicted, str) and len(predicted) == shape[0]
+                                          and set(predicted) <= {"0", "1"}):
+            return None
         box = meta.get("box")
         if box is not None:
             if (slices or not isinstance(box, list) or len(box) != 6 or not all(type(v) is int for v in box)
@@ -267,6 +274,8 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
         return None
     data = np.frombuffer(raw, np.uint8)
     flags = (_flags(coronal), _flags(sagittal)) if coronal is not None else (None, None)
+    made = None if predicted is None else _flags(predicted)
     if box is not None:
-        return Record((), data.reshape(box[3:]), _flags(reviewed), _flags(test), tuple(box[:3]), *flags)
-    return Record(slices, data.reshape(len(slices), shape[1], shape[2]), _flags(reviewed), _flags(test), None, *flags)
+        return Record((), data.reshape(box[3:]), _flags(reviewed), _flags(test), tuple(box[:3]), *flags, made)
+    return Record(slices, data.reshape(len(slices), shape[1], shape[2]), _flags(reviewed), _flags(test), None, *flags,
+                  made)

@@ -101,6 +101,7 @@ class SeriesLabels:
     token: str = ""  # of the snapshot
     note: str = ""  # for the user when the journal was damaged (what was kept)
     planes: tuple[np.ndarray, np.ndarray] | None = None  # reviewed coronal (y) and sagittal (x) planes
+    predicted: np.ndarray | None = None  # axial slices a segmentation wrote; None: not known (older files)
 
 
 class Project:
@@ -237,16 +238,17 @@ class Project:
 
     # -- labels ----------------------------------------------------------------------------------
     def save_labels(self, series_id: str, labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-                    planes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Snapshot the labels of a series atomically (with the reviewed axial slices, test slices, and
-        reviewed coronal and sagittal ``planes``) and start an empty journal after it."""
+                    planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
+        """Snapshot the labels of a series atomically (with the reviewed axial slices, test slices, reviewed
+        coronal and sagittal ``planes`` and the ``predicted`` slices, when known) and start an empty journal."""
         token = uuid.uuid4().hex
         buffer = io.BytesIO()
         _, y, x = labels.shape
         coronal, sagittal = planes if planes is not None else (np.zeros(y, bool), np.zeros(x, bool))
+        extra = {} if predicted is None else {"predicted": np.asarray(predicted, bool)}
         np.savez_compressed(buffer, labels=labels, reviewed=np.asarray(reviewed, bool), test=np.asarray(test, bool),
                             reviewed_coronal=np.asarray(coronal, bool), reviewed_sagittal=np.asarray(sagittal, bool),
-                            token=np.array(token))
+                            token=np.array(token), **extra)
         os.makedirs(self.path("labels"), exist_ok=True)
         atomic.write_bytes(self.labels_path(series_id), buffer.getvalue())
         self._tokens[series_id] = token
@@ -265,6 +267,7 @@ class Project:
                 _, y, x = labels.shape  # snapshots from before planes had review flags have none
                 coronal = data["reviewed_coronal"].copy() if "reviewed_coronal" in data.files else np.zeros(y, bool)
                 sagittal = data["reviewed_sagittal"].copy() if "reviewed_sagittal" in data.files else np.zeros(x, bool)
+                predicted = data["predicted"].copy() if "predicted" in data.files else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
         found = _journal.scan(self.journal_path(series_id), token, labels.shape)
@@ -273,7 +276,9 @@ class Project:
             reviewed, test = record.reviewed.copy(), record.test.copy()
             if record.coronal is not None:
                 coronal, sagittal = record.coronal.copy(), record.sagittal.copy()
-        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note, (coronal, sagittal))
+            if record.predicted is not None:
+                predicted = record.predicted.copy()
+        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note, (coronal, sagittal), predicted)
 
     def _check_snapshot(self, series_id: str, path: str) -> None:
         """The array headers of a labels snapshot match its series' shape, before any array is read (a
@@ -281,8 +286,9 @@ class Project:
         entry = next((e for e in self.series if e.id == series_id), None)
         z, y, x = entry.shape if entry is not None and all(entry.shape) else (0, 0, 0)
         expected = {"labels": ((z, y, x), np.uint8), "reviewed": ((z,), np.bool_), "test": ((z,), np.bool_),
-                    "reviewed_coronal": ((y,), np.bool_), "reviewed_sagittal": ((x,), np.bool_)}
-        optional = {"reviewed_coronal", "reviewed_sagittal"}  # absent from snapshots written before them
+                    "reviewed_coronal": ((y,), np.bool_), "reviewed_sagittal": ((x,), np.bool_),
+                    "predicted": ((z,), np.bool_)}
+        optional = {"reviewed_coronal", "reviewed_sagittal", "predicted"}  # absent from snapshots written before them
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
             for name, (shape, dtype) in expected.items():
@@ -348,7 +354,7 @@ class Project:
             saved = self.load_labels(series_id)
             if saved.note:  # a damaged journal is not overwritten without a copy
                 _journal.keep_aside(self.journal_path(series_id), "damaged")
-            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test, saved.planes)
+            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test, saved.planes, saved.predicted)
             self.close_journal(series_id)
 
     def discard_journal(self, series_id: str) -> None:

@@ -139,7 +139,7 @@ class ProjectController(QObject):
             self.session.open(volume, table=project.table if len(project.table) else None)
         else:
             self.session.open(volume, LabelMap(saved.labels, volume.affine.copy(), project.table),
-                              reviewed=saved.reviewed, test=saved.test, planes=saved.planes)
+                              reviewed=saved.reviewed, test=saved.test, planes=saved.planes, predicted=saved.predicted)
         restore_view(self.session, entry.state)
         if not len(project.table):
             project.table = self.session.table
@@ -169,7 +169,8 @@ class ProjectController(QObject):
             self.autosaver.flush()
             self.autosaver.detach()
             self.autosaver = None
-        self.session.open(self.session.volume, labels, reviewed=reviewed, test=self.session.test)
+        self.session.open(self.session.volume, labels, reviewed=reviewed, test=self.session.test,
+                          predicted=None)  # a label file: who made it is not known
         if self.project is not None and self.entry is not None:
             self.project.table = self.session.table
             self.project.save()
@@ -231,7 +232,8 @@ class ProjectController(QObject):
         carry = (self.session.volume, self.project.source_path(self.entry), self.entry.kind) if self.entry else None
         s = self.session
         labels = (s.labels.labels.copy(), s.reviewed.copy(), s.test.copy(),
-                  (s.reviewed_coronal.copy(), s.reviewed_sagittal.copy())) if carry else None
+                  (s.reviewed_coronal.copy(), s.reviewed_sagittal.copy()),
+                  None if s.predicted is None else s.predicted.copy()) if carry else None
         self.close_project()
         self._set_project(project)
         if carry:
