@@ -13,7 +13,8 @@ Layout::
 A record of an edit in a coronal or sagittal plane holds a 3-D box instead of whole slices:
 ``{"box": [z0, y0, x0, depth, height, width], ...}`` + zlib(the box's labels), so that a stroke across 300
 axial slices costs kilobytes, not 300 slices. Records carry the review flags of the coronal and sagittal
-planes too (``"coronal"``, ``"sagittal"``: bit strings), absent from journals written before planes had them.
+planes too (``"coronal"``, ``"sagittal"``: bit strings) and the axial slices a segmentation wrote
+(``"predicted"``), each absent from journals written before it was kept.
 
 ``base`` is the token of the label snapshot the journal continues; a journal whose base differs from the
 snapshot's (a crash between writing a new snapshot and starting a fresh journal) is already contained in
