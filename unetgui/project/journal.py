@@ -73,6 +73,11 @@ def _bits(flags: np.ndarray) -> str:
     return "".join("1" if f else "0" for f in np.asarray(flags, bool))
 
 
+def _is_bits(value, n: int) -> bool:
+    """A flag string as :func:`_bits` writes it for ``n`` planes."""
+    return isinstance(value, str) and len(value) == n and set(value) <= {"0", "1"}
+
+
 def _flags(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("ascii"), np.uint8) == ord("1")
 
@@ -249,15 +254,13 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
         slices = tuple(meta["slices"])
         reviewed, test = meta["reviewed"], meta["test"]
         if (not all(type(z) is int and 0 <= z < shape[0] for z in slices) or len(set(slices)) != len(slices)
-                or not all(isinstance(f, str) and len(f) == shape[0] and set(f) <= {"0", "1"} for f in (reviewed, test))):
+                or not (_is_bits(reviewed, shape[0]) and _is_bits(test, shape[0]))):
             return None
-        coronal, sagittal = meta.get("coronal"), meta.get("sagittal")
-        if (coronal is None) != (sagittal is None) or coronal is not None and not all(
-                isinstance(f, str) and len(f) == n_ and set(f) <= {"0", "1"} for f, n_ in ((coronal, shape[1]), (sagittal, shape[2]))):
+        coronal, sagittal, predicted = meta.get("coronal"), meta.get("sagittal"), meta.get("predicted")
+        if (coronal is None) != (sagittal is None) or coronal is not None and not (
+                _is_bits(coronal, shape[1]) and _is_bits(sagittal, shape[2])):
             return None
-        predicted = meta.get("predicted")
-        if predicted is not None and not (isinstance(predicted, str) and len(predicted) == shape[0]
-                                          and set(predicted) <= {"0", "1"}):
+        if predicted is not None and not _is_bits(predicted, shape[0]):
             return None
         box = meta.get("box")
         if box is not None:
