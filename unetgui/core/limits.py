@@ -21,6 +21,8 @@ MAX_VOXELS = 1 << 30
 MAX_SIDE = 16_384
 #: slices of one volume, gap slices included, and frames of one multi-frame file
 MAX_SLICES = 20_000
+#: deflate's largest compression ratio: n bytes of gzip data unpack into at most this many times n
+GZIP_RATIO = 1032
 
 
 def check_shape(shape: tuple[int, ...], what: str, error: type[FormatError] = FormatError) -> None:

@@ -41,10 +41,6 @@ def _load(path: str) -> nib.Nifti1Image:
     return img
 
 
-#: deflate's largest compression ratio: a .nii.gz of n bytes holds at most this many times n
-_GZIP_RATIO = 1032
-
-
 def _check_bytes(img: nib.Nifti1Image, name: str) -> None:
     """Refuse a header that claims more voxel bytes than its file can hold, before nibabel allocates them."""
     path = img.get_filename()
@@ -52,7 +48,7 @@ def _check_bytes(img: nib.Nifti1Image, name: str) -> None:
         return
     need = math.prod(img.header.get_data_shape()) * img.header.get_data_dtype().itemsize
     size = os.path.getsize(path)
-    if need > size * (_GZIP_RATIO if path.endswith(".gz") else 1):
+    if need > size * (limits.GZIP_RATIO if path.endswith(".gz") else 1):
         raise FormatError(f"{name}: the header claims {need:,} bytes of voxels, more than a file of {size:,} "
                           "bytes can hold (truncated or damaged)")
 

@@ -62,7 +62,6 @@ _DTYPES = {name: np.dtype(code) for code, names in _TYPES.items() for name in na
 _MAX_HEADER = 4 << 20  # Slicer's headers are a few kB, a hundred segments' tags some 100 kB
 _CHUNK = 1 << 20
 _MAX_ASCII_VALUES = 1 << 24  # text is a slow, large way to store voxels: small volumes only
-_GZIP_RATIO = 1032  # deflate's largest compression ratio
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_(ID|Name)$")
 
 
@@ -148,7 +147,7 @@ def _read_bytes(path: str, start: int, header: dict, need: int, dtype: np.dtype,
     line_skip = int(header.get("line skip", header.get("lineskip", 0)))
     byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
     size = os.path.getsize(path) - start
-    ratio = {"raw": 1, "gzip": _GZIP_RATIO, "gz": _GZIP_RATIO}.get(encoding)
+    ratio = {"raw": 1, "gzip": limits.GZIP_RATIO, "gz": limits.GZIP_RATIO}.get(encoding)
     if ratio is not None and need > size * ratio:
         raise FormatError(f"{name}: the header claims {need:,} bytes of voxels, more than its data of {size:,} bytes "
                           "can hold (truncated or damaged)")
