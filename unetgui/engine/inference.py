@@ -1,16 +1,23 @@
-"""Inference as a fixed pipeline: preprocess -> forward -> postprocess, batched over slices.
+"""Inference as a fixed pipeline: preprocess -> forward -> postprocess, batched over slices, every stage in
+torch on the model's device (engine/stages.py); only uint8 results cross to the host.
 
-* preprocess: normalise (the checkpoint's scheme), stack neighbouring slices for 2.5-D models, resize to
-  the working size, pad to a multiple of ``2 ** depth`` (reflect);
-* forward: CUDA/MPS with torch (AMP and channels_last on CUDA); CPU with ONNX Runtime when installed
-  (fastest here, see docs/engine.md), else torch channels_last; ``inference_mode``; optional flip
-  test-time augmentation; slices larger than ``tile_limit`` go through a sliding window with Gaussian
-  weighting;
-* postprocess: softmax probabilities resized back to the input grid (bilinear), argmax, class index ->
-  label value; a whole volume also gets the model's post-processing (engine/postprocess.py).
+* preprocess: the slices with their 2.5-D context gathered from the volume (on a GPU the whole volume is
+  uploaded once when it fits, else each batch is uploaded on a side stream while the one before computes),
+  normalised with the checkpoint's scheme, resized to the working size (area averaging when shrinking);
+* forward: padded to a multiple of ``2 ** depth`` (mirrored); CUDA/MPS with torch (bf16/fp16 autocast and
+  channels_last on CUDA, ``torch.compile`` built in the background, engine/compiled.py); on the CPU ONNX
+  Runtime when installed (fastest here, see docs/engine.md), else torch channels_last; ``inference_mode``;
+  optional flip test-time augmentation; slices larger than ``tile_limit`` go through a sliding window with
+  Gaussian weighting; softmax;
+* postprocess: probabilities resized back to the input grid (bilinear), argmax, class index -> label value,
+  uint8 quantisation and the margin uncertainty (core.ranking); copied to pinned host memory without waiting,
+  so the next batch is already computing when a batch is handed over. A whole volume also gets the model's
+  post-processing (engine/postprocess.py).
 Results stream per batch (:meth:`Predictor.run`) so a GUI can fill the overlay as they arrive. A model
 trained on coronal or sagittal planes (``Preprocessing.axis``) segments every plane along its axis; the
 axial slices asked for then come in one batch at the end (progress batches before it hold no slice).
+:attr:`Predictor.timings` holds the seconds spent per stage (with ``profile=True`` the GPU is synchronised
+after each stage, so that they are its own; otherwise they are the host's view of asynchronous work).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from __future__ import annotations
 import io
 import time
 import warnings
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
@@ -27,12 +36,20 @@ import torch
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine import postprocess as component_rules
+from unetgui.engine import stages
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.data import context_stack, pad_to_multiple
+from unetgui.engine.compiled import compiled_forward
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
-from unetgui.engine.preprocessing import resize_slices
+from unetgui.engine.unet import UNetConfig
 
 RUNTIMES = ("auto", "torch", "onnx")
+STAGES = ("upload", "preprocess", "forward", "postprocess", "download")
+#: slices per batch at most on a GPU (beyond this a bigger batch gains nothing measurable, docs/engine.md)
+MAX_GPU_BATCH = 64
+#: share of the free GPU memory a batch's activations may take (the rest: other processes, fragmentation)
+GPU_MEMORY_SHARE = 0.5
+#: share of the free GPU memory the whole volume may take to be uploaded at once
+VOLUME_MEMORY_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -55,13 +72,113 @@ class Prediction:
     seconds: float
     device: str
     uncertainty: np.ndarray | None = None  # (z, y, x) uint8 0..255 (see core.ranking.uncertainty)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (Predictor.timings)
+    segmented: int = 0  # slices segmented
+
+    @property
+    def slices_per_second(self) -> float:
+        return self.segmented / self.seconds if self.seconds > 0 else 0.0
+
+
+def gpu_batch_size(config: UNetConfig, shape_yx: tuple[int, int], free_bytes: int, tta: bool = False) -> int:
+    """Slices per GPU batch for a model of ``config`` on padded slices of ``shape_yx``: what
+    ``GPU_MEMORY_SHARE`` of ``free_bytes`` holds, between 1 and ``MAX_GPU_BATCH``. A slice's activations are
+    estimated from the widest levels: each level keeps ~6 maps of its width (two convolutions, their norms and
+    activations, the skip, the concatenation), 2 bytes a value under autocast, the float32 softmax and its
+    resized copy on top."""
+    pixels = shape_yx[0] * shape_yx[1]
+    per_level = sum(6 * config.base * 2**i * pixels / 4**i for i in range(config.depth + 1))
+    per_slice = 2 * per_level + 4 * 3 * config.classes * pixels + 4 * config.in_channels * pixels
+    per_slice *= 2 if tta else 1  # the flipped pass's probabilities are added to the first's
+    return int(np.clip(free_bytes * GPU_MEMORY_SHARE // per_slice, 1, MAX_GPU_BATCH))
+
+
+class _Feed:
+    """The volume's slices on the model's device: gathered per batch (with the 2.5-D context) from the volume
+    uploaded once, or uploaded per batch on a side stream by a producer thread one batch ahead."""
+
+    def __init__(self, voxels: np.ndarray, device: torch.device, context: int) -> None:
+        self.voxels, self.device, self.context = voxels, device, context
+        self.depth = voxels.shape[0]
+        self._resident: torch.Tensor | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._ahead: tuple[tuple[int, ...], object] | None = None
+        if device.type == "cpu":
+            return
+        if device.type == "cuda":
+            free = torch.cuda.mem_get_info(device)[0]
+            if _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free:
+                self._resident = torch.from_numpy(_host(voxels)).to(device)
+            else:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
+                self._stream = torch.cuda.Stream(device)
+        else:  # MPS: one upload (unified memory)
+            self._resident = torch.from_numpy(_host(voxels)).to(device)
+
+    def prefetch(self, slices: list[int]) -> None:
+        """Start uploading ``slices`` (the next batch) while the current one computes."""
+        if self._pool is not None and slices:
+            self._ahead = (tuple(slices), self._pool.submit(self._upload, list(slices)))
+
+    def take(self, slices: list[int]) -> torch.Tensor:
+        """``(n, 1 + 2 * context, y, x)`` raw voxels of ``slices`` on the device (the volume's dtype)."""
+        index = stages.context_indices(slices, self.context, self.depth)
+        if self._resident is not None:
+            return self._resident[index.to(self.device)]
+        if self.device.type == "cpu":
+            return torch.from_numpy(_host(self.voxels[index.numpy()]))
+        ahead, self._ahead = self._ahead, None
+        tensor, event, host = ahead[1].result() if ahead is not None and ahead[0] == tuple(slices) else self._upload(slices)
+        stream = torch.cuda.current_stream(self.device)
+        stream.wait_event(event)
+        tensor.record_stream(stream)  # the caching allocator must not reuse it before this stream is done
+        del host  # (the pinned copy is kept alive until here, i.e. until the upload has been waited on)
+        return tensor
+
+    def _upload(self, slices: list[int]) -> tuple[torch.Tensor, torch.cuda.Event, torch.Tensor]:
+        index = stages.context_indices(slices, self.context, self.depth).numpy()
+        host = torch.from_numpy(_host(self.voxels[index])).pin_memory()
+        with torch.cuda.stream(self._stream):
+            tensor = host.to(self.device, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        return tensor, event, host
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._resident = None
+
+
+def _host(voxels: np.ndarray) -> np.ndarray:
+    """A contiguous array of a dtype torch computes with (uint16/uint32 widened, others float32)."""
+    voxels = np.ascontiguousarray(voxels)
+    if voxels.dtype in (np.int8, np.uint8, np.int16, np.int32, np.float16, np.float32, np.float64):
+        return voxels
+    if voxels.dtype == np.uint16:
+        return voxels.astype(np.int32)
+    return voxels.astype(np.float32)
+
+
+@dataclass
+class _Launched:
+    """A batch whose work has been queued; its uint8 results land in (pinned) host memory."""
+
+    slices: tuple[int, ...]
+    labels: torch.Tensor
+    probabilities: torch.Tensor
+    uncertainty: torch.Tensor
+    event: torch.cuda.Event | None = None
 
 
 class Predictor:
     """Segment slices with a trained model (see the module docstring for the stages)."""
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", runtime: str = "auto", tta: bool = False,
-                 batch_size: int | None = None, threads: int | None = None, tile_limit: int = 1024) -> None:
+                 batch_size: int | None = None, threads: int | None = None, tile_limit: int = 1024,
+                 compile: bool | None = None, profile: bool = False) -> None:
+        """``compile``: use ``torch.compile`` (built in the background; default: on CUDA); ``profile``:
+        synchronise the GPU after each stage so that :attr:`timings` are exact (slower)."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}")
         self.checkpoint = checkpoint
@@ -70,13 +187,16 @@ class Predictor:
         self.device = pick_device(device)
         if self.device.type == "cpu":
             configure_threads(threads)
-        self.tta, self.tile_limit = tta, tile_limit
+        self.tta, self.tile_limit, self.profile = tta, tile_limit, profile
+        self._fixed_batch = batch_size
+        self._shrunk = False  # the batch was halved after running out of GPU memory: keep it small
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 2)
         self._values = np.asarray([0, *checkpoint.labels.values], np.uint8)
         self.model = checkpoint.build(self.device)
         self._amp = amp_dtype(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        self._compile = self.device.type == "cuda" if compile is None else compile
         self._session = None
         if self.device.type == "cpu" and runtime in ("auto", "onnx"):
             self._session = self._onnx_session(threads, required=runtime == "onnx")
@@ -85,6 +205,8 @@ class Predictor:
         self.runtime = "onnxruntime" if self._session is not None else "torch"
         self.device_name = describe(self.device) + f", {self.runtime}"
         self.notes: list[str] = []  # what had to change on the way (out-of-memory fallbacks)
+        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.compiled_runs = 0  # batches that ran through the compiled model
 
     def _onnx_session(self, threads: int | None, required: bool):
         try:
@@ -110,76 +232,82 @@ class Predictor:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
-    # -- stages ----------------------------------------------------------------------------------
-    def preprocess(self, voxels: np.ndarray, slices: list[int], stats: tuple) -> np.ndarray:
-        """``(n, channels, h, w)`` float32 at the working size (not yet padded)."""
-        c = self.config.context
-        target = self.pre.working_shape(voxels.shape[1:])
-        stacks = []
-        for z in slices:
-            planes = self.pre.normalize(context_stack(voxels, z, c), stats)
-            stacks.append(resize_slices(planes, target))
-        return np.stack(stacks)
+    @contextmanager
+    def _stage(self, name: str):
+        start = time.perf_counter()
+        yield
+        if self.profile and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings[name] += time.perf_counter() - start
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    # -- stages ----------------------------------------------------------------------------------
+    def preprocess(self, raw: torch.Tensor, stats: tuple) -> torch.Tensor:
+        """Raw voxels ``(n, channels, y, x)`` -> float32 at the working size (not yet padded), same device."""
+        x = stages.normalize(raw, stats)
+        return stages.resize(x, self.pre.working_shape(tuple(raw.shape[-2:])))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(n, classes, h, w)`` float32 for unpadded working-size input."""
         if max(x.shape[-2:]) > self.tile_limit:
             return self._forward_tiled(x)
         return self._forward_whole(x)
 
-    def _forward_whole(self, x: np.ndarray) -> np.ndarray:
+    def _forward_whole(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        padded = pad_to_multiple(x, self.config.multiple)
+        padded = stages.pad(x, self.config.multiple)
         probs = self._probabilities(padded)
         if self.tta:
-            for axes in ((3,), (2,), (2, 3)):
-                flipped = np.ascontiguousarray(np.flip(padded, axes))
-                probs += np.flip(self._probabilities(flipped), axes)
+            for dims in ((3,), (2,), (2, 3)):
+                probs += self._probabilities(padded.flip(dims)).flip(dims)
             probs /= 4
         return probs[:, :, :h, :w]
 
-    def _probabilities(self, x: np.ndarray) -> np.ndarray:
+    def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
         if self._session is not None:
-            logits = self._session.run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
-            logits -= logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            return e / e.sum(axis=1, keepdims=True)
+            logits = self._session.run(None, {"x": np.ascontiguousarray(x.numpy(), np.float32)})[0]
+            return torch.softmax(torch.from_numpy(logits), dim=1)
         with torch.inference_mode():
-            t = torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
             if self.device.type != "mps":
-                t = t.contiguous(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
-                logits = self.model(t)
-            return torch.softmax(logits.float(), dim=1).cpu().numpy()
+                logits = self._model_for(tuple(x.shape))(x)
+            return torch.softmax(logits.float(), dim=1)
 
-    def _forward_tiled(self, x: np.ndarray) -> np.ndarray:
+    def _model_for(self, shape: tuple[int, ...]):
+        """The compiled model once it is ready for ``shape`` (compiled in the background), else the eager one."""
+        if not self._compile:
+            return self.model
+        compiled = compiled_forward(self.checkpoint, self.model, shape, self._amp)
+        if compiled.ready_for(shape):
+            self.compiled_runs += 1
+            return compiled
+        if compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
+            self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
+        return self.model
+
+    def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         """Sliding window (tiles of ``tile_limit // 2``, half overlap), Gaussian-weighted blending."""
         n, _, h, w = x.shape
         tile = max(self.config.multiple, (self.tile_limit // 2) // self.config.multiple * self.config.multiple)
-        step = tile // 2
-        sigma = tile / 8
-        g = np.exp(-((np.arange(tile) - (tile - 1) / 2) ** 2) / (2 * sigma**2))
-        weight = np.maximum(np.outer(g, g), 1e-3).astype(np.float32)
-        out = np.zeros((n, self.config.classes, h, w), np.float32)
-        norm = np.zeros((h, w), np.float32)
-        ys = sorted({*range(0, max(h - tile, 0) + 1, step), max(h - tile, 0)})
-        xs = sorted({*range(0, max(w - tile, 0) + 1, step), max(w - tile, 0)})
-        for y0 in ys:
-            for x0 in xs:
+        weight = stages.gaussian_weight(tile, x.device)
+        out = torch.zeros((n, self.config.classes, h, w), dtype=torch.float32, device=x.device)
+        norm = torch.zeros((h, w), dtype=torch.float32, device=x.device)
+        for y0 in stages.window_starts(h, tile, tile // 2):
+            for x0 in stages.window_starts(w, tile, tile // 2):
                 probs = self._forward_whole(x[:, :, y0:y0 + tile, x0:x0 + tile])
                 th, tw = probs.shape[-2:]
                 out[:, :, y0:y0 + th, x0:x0 + tw] += probs * weight[:th, :tw]
                 norm[y0:y0 + th, x0:x0 + tw] += weight[:th, :tw]
         return out / norm
 
-    def postprocess(self, probs: np.ndarray, shape_yx: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Label values ``(n, y, x)`` uint8 and probabilities ``(n, classes, y, x)`` uint8 on the input grid."""
-        n, c = probs.shape[:2]
-        if probs.shape[-2:] != tuple(shape_yx):
-            probs = resize_slices(probs.reshape(n * c, *probs.shape[-2:]), shape_yx).reshape(n, c, *shape_yx)
-        labels = self._values[probs.argmax(axis=1)]
-        quantised = np.clip(probs * 255 + 0.5, 0, 255).astype(np.uint8)
-        return labels, quantised
+    def postprocess(self, probs: torch.Tensor, shape_yx: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Label values ``(n, y, x)``, probabilities ``(n, classes, y, x)`` and uncertainty ``(n, y, x)``, all
+        uint8 on the input grid, on the model's device."""
+        probs = stages.resize(probs, tuple(shape_yx))
+        values = torch.from_numpy(self._values).to(probs.device)
+        labels = values[probs.argmax(dim=1)]
+        quantised = stages.quantize(probs)
+        return labels, quantised, stages.margin_uncertainty(quantised)
 
     # -- driving ---------------------------------------------------------------------------------
     def run(self, voxels: np.ndarray, slices: list[int] | None = None,
@@ -213,24 +341,84 @@ class Predictor:
 
     def _run_planes(self, voxels: np.ndarray, slices: list[int] | None,
                     cancel: CancelToken | None) -> Iterator[SliceBatch]:
-        """Segment ``slices`` (default all) along the first axis of ``voxels``; yields each finished batch."""
+        """Segment ``slices`` (default all) along the first axis of ``voxels``; yields each finished batch, one
+        batch behind the GPU: batch i is handed over while batch i + 1 computes."""
         order = list(range(voxels.shape[0])) if slices is None else list(slices)
         stats = self.pre.volume_stats(voxels)
         start = time.monotonic()
-        done = 0
-        while done < len(order):
-            check(cancel)
-            batch = order[done:done + self.batch_size]
-            try:
-                probs = self.forward(self.preprocess(voxels, batch, stats))
-            except torch.cuda.OutOfMemoryError:
-                self._out_of_memory()
-                continue  # the same slices again, with a smaller batch or on the CPU
-            labels, quantised = self.postprocess(probs, voxels.shape[1:])
-            done += len(batch)
-            elapsed = time.monotonic() - start
-            yield SliceBatch(tuple(batch), labels, quantised, done, len(order), elapsed / done * (len(order) - done),
-                             margin_uncertainty(quantised))  # from the same probabilities: no extra pass
+        self._plan_batch(voxels.shape[1:])
+        with self._stage("upload"):
+            feed = _Feed(voxels, self.device, self.config.context)
+        done, queued = 0, 0
+        pending: _Launched | None = None
+        try:
+            while queued < len(order):
+                check(cancel)
+                batch = order[queued:queued + self.batch_size]
+                try:
+                    launched = self._launch(feed, batch, order[queued + len(batch):queued + 2 * len(batch)],
+                                            stats, voxels.shape[1:])
+                except torch.cuda.OutOfMemoryError:
+                    self._out_of_memory()
+                    if feed.device != self.device:
+                        feed.close()
+                        feed = _Feed(voxels, self.device, self.config.context)
+                    continue  # the same slices again, with a smaller batch or on the CPU
+                queued += len(batch)
+                if pending is not None:
+                    done += len(pending.slices)
+                    yield self._hand_over(pending, done, len(order), start)
+                pending = launched
+            if pending is not None:
+                yield self._hand_over(pending, len(order), len(order), start)
+        finally:
+            feed.close()
+
+    def _plan_batch(self, shape_yx: tuple[int, int]) -> None:
+        """On CUDA without a batch size given: as many slices as the free memory holds (``gpu_batch_size``)."""
+        if self.device.type != "cuda" or self._fixed_batch:
+            return
+        h, w = self.pre.working_shape(tuple(shape_yx))
+        m = self.config.multiple
+        side = min(self.tile_limit // 2, max(h, w)) if max(h, w) > self.tile_limit else None
+        padded = (side, side) if side else (h + -h % m, w + -w % m)
+        free = torch.cuda.mem_get_info(self.device)[0]
+        self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH,
+                              gpu_batch_size(self.config, padded, free, self.tta))
+
+    @torch.inference_mode()
+    def _launch(self, feed: _Feed, batch: list[int], following: list[int], stats: tuple,
+                shape_yx: tuple[int, int]) -> _Launched:
+        """Queue all of one batch's work on the device; its results are copied to the host without waiting."""
+        with self._stage("upload"):
+            raw = feed.take(batch)
+            feed.prefetch(following)
+        with self._stage("preprocess"):
+            x = self.preprocess(raw, stats)
+            if self._compile and len(batch) < self.batch_size:
+                # the last, short batch is padded to the full one: a compiled graph is built for one shape
+                x = torch.cat([x, x[-1:].expand(self.batch_size - len(batch), *x.shape[1:])])
+        with self._stage("forward"):
+            probs = self.forward(x)[:len(batch)]
+        with self._stage("postprocess"):
+            labels, quantised, uncert = self.postprocess(probs, tuple(shape_yx))
+        with self._stage("download"):
+            if self.device.type != "cuda":
+                return _Launched(tuple(batch), labels.cpu(), quantised.cpu(), uncert.cpu())
+            host = [torch.empty(t.shape, dtype=torch.uint8, pin_memory=True) for t in (labels, quantised, uncert)]
+            for target, source in zip(host, (labels, quantised, uncert)):
+                target.copy_(source, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            return _Launched(tuple(batch), *host, event)
+
+    def _hand_over(self, launched: _Launched, done: int, total: int, start: float) -> SliceBatch:
+        with self._stage("download"):
+            if launched.event is not None:
+                launched.event.synchronize()
+        elapsed = time.monotonic() - start
+        return SliceBatch(launched.slices, launched.labels.numpy(), launched.probabilities.numpy(), done, total,
+                          elapsed / done * (total - done), launched.uncertainty.numpy())
 
     def _out_of_memory(self) -> None:
         """GPU out of memory: halve the batch; at one slice, continue on the CPU (noted in ``notes``)."""
@@ -238,6 +426,7 @@ class Predictor:
             torch.cuda.empty_cache()
         if self.batch_size > 1:
             self.batch_size //= 2
+            self._shrunk = True
             self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
             return
         if self.device.type == "cpu":
@@ -245,6 +434,7 @@ class Predictor:
         self.device = torch.device("cpu")
         self.model = self.model.cpu().to(memory_format=torch.channels_last)
         self._amp = None
+        self._compile = False
         self.batch_size = 2
         self.runtime = "torch"
         self.device_name = describe(self.device) + ", torch (GPU out of memory)"
@@ -266,4 +456,5 @@ class Predictor:
             report(progress, batch.done, batch.total, f"segmenting: ETA {batch.eta:.0f} s")
         if postprocess and (slices is None or len(set(slices)) == voxels.shape[0]):  # a whole volume
             labels = component_rules.apply(labels, self.checkpoint.info.get("postprocessing"))
-        return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert)
+        count = voxels.shape[0] if slices is None else len(slices)
+        return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert, dict(self.timings), count)

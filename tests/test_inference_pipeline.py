@@ -1,0 +1,188 @@
+"""The torch inference pipeline (engine/stages.py, engine/inference.py) against the numpy/OpenCV pipeline it
+replaced (tests/numpy_pipeline.py), on real series: labels equal on >= 99.9 % of voxels, probabilities
+within one quantisation step. Also each stage against its numpy counterpart, the GPU batch size, the
+background compilation and its fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATA
+from engine_fixtures import FAST, TABLE, TINY, phantom_case
+from numpy_pipeline import Predictor as NumpyPredictor
+from unetgui.core.ranking import uncertainty
+from unetgui.engine import compiled, stages
+from unetgui.engine.data import context_stack, pad_to_multiple
+from unetgui.engine.inference import MAX_GPU_BATCH, Predictor, gpu_batch_size
+from unetgui.engine.preprocessing import Preprocessing, resize_slices
+from unetgui.engine.training import TrainConfig, Trainer
+from unetgui.formats.dicom import load_series, scan
+
+
+def _trained(context: int = 0):
+    *_, pre, case = phantom_case()
+    model = dataclasses.replace(TINY, context=context)
+    trainer = Trainer([case], TABLE, pre, TrainConfig(**{**FAST.to_json(), "epochs": 3}), model)
+    for _ in trainer.run():
+        pass
+    return trainer.best_checkpoint()
+
+
+@pytest.fixture(scope="module")
+def flat():
+    return _trained(0)
+
+
+@pytest.fixture(scope="module")
+def stacked():
+    return _trained(1)
+
+
+def _series(folder: str) -> np.ndarray:
+    (series, *_) = scan(str(DATA / folder)).series
+    return load_series(series).voxels
+
+
+def _agree(checkpoint, voxels: np.ndarray, **options) -> dict:
+    new = Predictor(checkpoint, device="cpu", **options).predict(voxels, postprocess=False)
+    old = NumpyPredictor(checkpoint, device="cpu", **options).predict(voxels, postprocess=False)
+    same = float((new.labels == old.labels).mean())
+    step = int(np.abs(new.probabilities.astype(int) - old.probabilities.astype(int)).max())
+    assert same >= 0.999, f"labels equal on {same:.5f} of the voxels"
+    assert step <= 1, f"probabilities differ by {step} quantisation steps"
+    assert np.abs(new.uncertainty.astype(int) - old.uncertainty.astype(int)).max() <= 2
+    return {"same": same, "step": step}
+
+
+def test_ct_shrunk_to_the_working_size_agrees_with_the_numpy_pipeline(flat):
+    """The cpu preset's case: a real 512 x 512 CT at working size 256 (area averaging by a whole factor), ONNX
+    Runtime and torch runtimes."""
+    ct = _series("totalsegmentator-example-ct-dicom")
+    checkpoint = dataclasses.replace(flat, preprocessing=dataclasses.replace(flat.preprocessing, working_size=256))
+    _agree(checkpoint, ct)
+    _agree(checkpoint, ct[:6], runtime="torch")
+
+
+def test_mr_with_context_and_an_uneven_shrink_agrees(stacked):
+    """Hyperfine MR (uint16, 138 x 112), per-volume normalisation, 3 input slices, shrunk to 96 px (a factor
+    of 1.4375: area weights, not a whole-factor pooling)."""
+    mr = _series("dicom2nifti-test-series/hyperfine/anatomical")
+    assert mr.dtype == np.uint16
+    pre = Preprocessing(mode="per_volume", working_size=96)
+    _agree(dataclasses.replace(stacked, preprocessing=pre), mr)
+
+
+def test_enlarged_slices_with_flip_tta_agree(flat):
+    mr = _series("dicom2nifti-test-series/philips/anatomical")
+    pre = Preprocessing(mode="per_volume", working_size=320)  # 240 -> 320: bilinear
+    _agree(dataclasses.replace(flat, preprocessing=pre), mr, tta=True)
+
+
+def test_sliding_window_agrees(flat):
+    ct = _series("dicom2nifti-test-series/failing/gantrytilting")[:2]
+    _agree(flat, ct, tile_limit=256, runtime="torch")
+
+
+def test_stages_match_their_numpy_counterparts():
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (3, 138, 112)).astype(np.float32)
+    for target in ((96, 78), (69, 56), (200, 162), (138, 112)):
+        expected = resize_slices(image, target)
+        got = stages.resize(torch.from_numpy(image)[None], target)[0].numpy()
+        assert np.abs(got - expected).max() < 1e-4, target
+    for shape in ((1, 2, 30, 45), (1, 1, 5, 3)):
+        x = rng.normal(0, 1, shape).astype(np.float32)
+        assert np.array_equal(stages.pad(torch.from_numpy(x), 16).numpy(), pad_to_multiple(x, 16))
+    volume = rng.integers(-1000, 1000, (7, 4, 5)).astype(np.int16)
+    index = stages.context_indices([0, 3, 6], 2, 7)
+    assert np.array_equal(volume[index.numpy()], np.stack([context_stack(volume, z, 2) for z in (0, 3, 6)]))
+    pre = Preprocessing(mode="ct", window=(-200.0, 300.0), mean=40.0, std=90.0)
+    stats = pre.volume_stats(volume)
+    assert np.allclose(stages.normalize(torch.from_numpy(volume), stats).numpy(), pre.normalize(volume, stats), atol=1e-6)
+    probs = rng.dirichlet(np.ones(4), (2, 9, 9)).transpose(0, 3, 1, 2).astype(np.float32)
+    quantised = stages.quantize(torch.from_numpy(probs)).numpy()
+    assert np.array_equal(quantised, np.clip(probs * 255 + 0.5, 0, 255).astype(np.uint8))
+    assert np.array_equal(stages.margin_uncertainty(torch.from_numpy(quantised)).numpy(), uncertainty(quantised))
+
+
+def test_gpu_batch_size_follows_the_free_memory():
+    config = dataclasses.replace(TINY, base=32, depth=5)
+    assert gpu_batch_size(config, (512, 512), 130 * 2**30) == MAX_GPU_BATCH
+    small = gpu_batch_size(config, (512, 512), 2 * 2**30)
+    assert 1 <= small < MAX_GPU_BATCH
+    assert gpu_batch_size(config, (512, 512), 2 * 2**30, tta=True) <= small
+    assert gpu_batch_size(config, (512, 512), 0) == 1
+
+
+def test_stage_timings_and_throughput_are_reported(flat):
+    hu = phantom_case()[0]
+    prediction = Predictor(flat, device="cpu").predict(hu, keep_probabilities=False)
+    assert prediction.segmented == hu.shape[0] and prediction.slices_per_second > 0
+    assert set(prediction.timings) == {"upload", "preprocess", "forward", "postprocess", "download"}
+    assert prediction.timings["forward"] > 0
+
+
+def test_compiled_forward_takes_over_when_ready_and_gives_the_same_result(flat):
+    hu = phantom_case()[0]
+    eager = Predictor(flat, device="cpu", runtime="torch").predict(hu, postprocess=False)
+    predictor = Predictor(flat, device="cpu", runtime="torch", compile=True, batch_size=4)
+    first = predictor.predict(hu, postprocess=False)  # compilation starts; this run is eager where not ready
+    shape = (4, 1, 64, 80)
+    found = compiled.compiled_forward(flat, predictor.model, shape, None)
+    assert found.wait(120) and found.state in ("ready", "failed")
+    second = predictor.predict(hu, postprocess=False)
+    for result in (first, second):
+        assert np.array_equal(result.labels, eager.labels)
+        assert np.abs(result.probabilities.astype(int) - eager.probabilities.astype(int)).max() <= 1
+    if found.state == "ready":
+        assert predictor.compiled_runs > 0
+    else:  # no C++ compiler on this machine: the eager model ran, and the note says why
+        assert any("torch.compile failed" in n for n in predictor.notes)
+
+
+def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = flat.build("cpu")
+    forward = compiled.CompiledForward(model, (1, 1, 64, 64), None, wait=True)
+    assert forward.state == "failed" and "no compiler here" in forward.error
+    assert not forward.ready_for((1, 1, 64, 64))
+    started = time.monotonic()
+    hu = phantom_case()[0]
+    checkpoint = dataclasses.replace(flat)  # another model object: its own cache entry
+    predictor = Predictor(checkpoint, device="cpu", runtime="torch", compile=True)
+    result = predictor.predict(hu, postprocess=False)
+    compiled.compiled_forward(checkpoint, predictor.model, (2, 1, 64, 80), None).wait(30)
+    predictor.predict(hu, postprocess=False)
+    assert result.labels.shape == hu.shape and time.monotonic() - started < 60
+    assert any("torch.compile failed" in n and "no compiler here" in n for n in predictor.notes)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_pipeline_agrees_with_the_cpu_pipeline(flat):
+    ct = _series("totalsegmentator-example-ct-dicom")
+    checkpoint = dataclasses.replace(flat, preprocessing=dataclasses.replace(flat.preprocessing, working_size=256))
+    gpu = Predictor(checkpoint, device="cuda", compile=False).predict(ct, postprocess=False)
+    cpu = Predictor(checkpoint, device="cpu").predict(ct, postprocess=False)
+    assert float((gpu.labels == cpu.labels).mean()) >= 0.995  # bf16 on the GPU, fp32 on the CPU
+    assert gpu.timings["download"] >= 0 and gpu.segmented == ct.shape[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_streams_a_volume_too_large_to_upload_at_once(flat, monkeypatch):
+    from unetgui.engine import inference
+
+    ct = _series("totalsegmentator-example-ct-dicom")
+    whole = Predictor(flat, device="cuda", compile=False).predict(ct, postprocess=False)
+    monkeypatch.setattr(inference, "VOLUME_MEMORY_SHARE", 0.0)  # every batch through the upload thread
+    streamed = Predictor(flat, device="cuda", compile=False, batch_size=3).predict(ct, postprocess=False)
+    assert np.array_equal(whole.labels, streamed.labels)

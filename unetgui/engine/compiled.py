@@ -1,0 +1,79 @@
+"""``torch.compile`` of a model for inference, built on a background thread so that no segmentation waits.
+
+Compilation takes tens of seconds and pays only on a GPU (docs/engine.md: ~1.8x the eager bf16 U-Net on an
+H200; on the CPU ONNX Runtime is faster than both). So a :class:`CompiledForward` starts compiling for one
+input shape on a daemon thread and, until that is done, calls the eager model; the first segmentation in
+the app runs eager and later ones compiled. Compiled graphs are kept per model (the same
+:class:`~engine.checkpoint.Checkpoint` object) and input shape, so a new ``Predictor`` for the same model
+reuses them. A compilation that fails (no compiler, an inductor error) is noted and the eager model runs on.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from typing import Callable
+
+import torch
+
+#: compiled forwards by (id of the checkpoint, device, dtype, input shape); entries go with their checkpoint
+_CACHE: dict[tuple, CompiledForward] = {}
+_LOCK = threading.Lock()
+
+
+class CompiledForward:
+    """The eager model until the compiled one is ready for ``shape`` (then that one for exactly that shape)."""
+
+    def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
+                 backend: str = "inductor", wait: bool = False) -> None:
+        self.shape, self.amp, self.backend = tuple(shape), amp, backend
+        self.state = "compiling"  # then "ready" or "failed"
+        self.error: str | None = None
+        self._compiled: Callable | None = None
+        self._model = copy.deepcopy(model)  # its own copy: tracing never races the eager forward passes
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._build, name="torch.compile", daemon=True)
+        self._thread.start()
+        if wait:
+            self._done.wait()
+
+    def _build(self) -> None:
+        try:
+            compiled = torch.compile(self._model, backend=self.backend, dynamic=False)
+            device = next(self._model.parameters()).device
+            x = torch.zeros(self.shape, device=device)
+            if device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(device.type, dtype=self.amp or torch.float32,
+                                                        enabled=self.amp is not None):
+                compiled(x)  # compiles now, on this thread
+            self._compiled, self.state = compiled, "ready"
+        except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the eager model in charge
+            self.state, self.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        finally:
+            self._done.set()
+
+    def ready_for(self, shape: tuple[int, ...]) -> bool:
+        return self.state == "ready" and tuple(shape) == self.shape
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until compilation has ended (ready or failed); True if it has."""
+        return self._done.wait(timeout)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        assert self._compiled is not None
+        return self._compiled(x)
+
+
+def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
+                     backend: str = "inductor") -> CompiledForward:
+    """The compiled forward of ``owner``'s model (e.g. its Checkpoint) for ``shape``; started on first request."""
+    device = next(model.parameters()).device
+    key = (id(owner), str(device), str(amp), tuple(shape), backend)
+    with _LOCK:
+        found = _CACHE.get(key)
+        if found is None:
+            found = _CACHE[key] = CompiledForward(model, shape, amp, backend)
+            weakref.finalize(owner, _CACHE.pop, key, None)
+        return found

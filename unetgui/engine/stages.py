@@ -1,0 +1,94 @@
+"""The inference pipeline's stages as torch operations, so that they run where the model runs.
+
+On a GPU every stage stays on the device and only uint8 results cross to the host; on the CPU the same
+functions run in torch around ONNX Runtime's forward pass, so both paths compute the same thing. Each stage
+matches the numpy/OpenCV preparation the training data went through (engine/preprocessing.py,
+engine/data.py): normalisation with the checkpoint's statistics, 2.5-D context with repeated edges, resizing
+as OpenCV does it (area averaging when shrinking, which is its anti-aliasing, bilinear with half-pixel
+centres when enlarging), padding (mirrored, or the edge repeated for tiny images), softmax, argmax to label
+values, uint8 quantisation and the margin uncertainty (core/ranking.py). Arrays are ``(n, channels, y, x)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+
+
+def context_indices(slices: list[int], context: int, depth: int) -> torch.Tensor:
+    """``(n, 1 + 2 * context)`` slice indices: each slice with its neighbours, clamped at the volume's ends."""
+    offsets = torch.arange(-context, context + 1)
+    return (torch.as_tensor(slices).view(-1, 1) + offsets).clamp(0, depth - 1)
+
+
+def normalize(x: torch.Tensor, stats: tuple[float, float, float, float]) -> torch.Tensor:
+    """Clip to ``(low, high)``, subtract the mean, divide by the std; float32 (no float64 on the way)."""
+    lo, hi, mean, std = stats
+    x = x.float().clamp_(lo, hi)
+    return x.sub_(mean).mul_(1.0 / std)
+
+
+@functools.lru_cache(maxsize=32)
+def _area_weights(size_in: int, size_out: int) -> torch.Tensor:
+    """``(size_out, size_in)`` float64: the share of each input pixel in each output pixel (OpenCV's
+    INTER_AREA for shrinking: the exact overlap of the pixel intervals, each row summing to 1)."""
+    scale = size_in / size_out
+    starts = torch.arange(size_out, dtype=torch.float64) * scale
+    ends = starts + scale
+    left = torch.arange(size_in, dtype=torch.float64)
+    overlap = (torch.minimum(ends[:, None], left[None, :] + 1) - torch.maximum(starts[:, None], left[None, :])).clamp(min=0)
+    return overlap / overlap.sum(dim=1, keepdim=True)
+
+
+def resize(x: torch.Tensor, shape_yx: tuple[int, int]) -> torch.Tensor:
+    """``(n, c, y, x)`` float -> ``(n, c, *shape_yx)`` as :func:`engine.preprocessing.resize_slices` does it:
+    shrinking (decided by y) averages areas (a box filter: the anti-aliasing), enlarging is bilinear."""
+    h, w = x.shape[-2:]
+    th, tw = shape_yx
+    if (h, w) == (th, tw):
+        return x
+    if th >= h:
+        return F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
+    if h % th == 0 and w % tw == 0 and h // th == w // tw:
+        return F.avg_pool2d(x, h // th)  # a whole factor: the same averages, computed faster
+    ry = _area_weights(h, th).to(x.device, x.dtype)
+    rx = _area_weights(w, tw).to(x.device, x.dtype)
+    return ry @ x @ rx.T
+
+
+def pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad y and x at their ends to multiples of ``multiple`` (see :func:`engine.data.pad_to_multiple`)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def quantize(probabilities: torch.Tensor) -> torch.Tensor:
+    """Probabilities 0..1 -> uint8 0..255, rounded half up (the model file's and the overlay's scale)."""
+    return (probabilities * 255 + 0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def margin_uncertainty(quantised: torch.Tensor) -> torch.Tensor:
+    """``(n, classes, y, x)`` uint8 -> ``(n, y, x)`` uint8: 255 minus the margin between the two most likely
+    classes (:func:`core.ranking.uncertainty` of the same quantised probabilities)."""
+    if quantised.shape[1] < 2:
+        return torch.zeros((quantised.shape[0], *quantised.shape[2:]), dtype=torch.uint8, device=quantised.device)
+    top = quantised.topk(2, dim=1).values.to(torch.int16)
+    return (255 - (top[:, 0] - top[:, 1])).to(torch.uint8)
+
+
+def gaussian_weight(tile: int, device: torch.device) -> torch.Tensor:
+    """``(tile, tile)`` blending weight of the sliding window: a Gaussian (sigma = tile / 8), floored at 1e-3."""
+    sigma = tile / 8
+    g = torch.exp(-((torch.arange(tile, dtype=torch.float64) - (tile - 1) / 2) ** 2) / (2 * sigma**2))
+    return torch.outer(g, g).clamp(min=1e-3).to(device, torch.float32)
+
+
+def window_starts(size: int, tile: int, step: int) -> list[int]:
+    """Where the sliding window's tiles start along one side (the last one flush with the end)."""
+    return sorted({*range(0, max(size - tile, 0) + 1, step), max(size - tile, 0)})
