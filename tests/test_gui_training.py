@@ -84,7 +84,8 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     hit = (labels[others] == 1) & truth[others]
     assert 2 * hit.sum() / ((labels[others] == 1).sum() + truth[others].sum()) > 0.5  # and roughly the right one
     assert np.array_equal(labels[painted], reviewed_before)  # the user's slices are untouched
-    assert "CPU" in window.device.text()
+    assert "CPU" in window.device.text() and "slices/s" in window.device.text()  # where it ran, how fast
+    assert window.models.last_rate > 0 and "slices/s)" in panel.status.text()
 
     # evaluation on the validation slice and on a slice the user marks as test
     window.session.set_slice(5)

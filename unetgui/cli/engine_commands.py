@@ -322,7 +322,7 @@ def _predict(args: argparse.Namespace) -> int:
     if _output_kind(out) == "dicom-seg" and image.kind != "dicom":
         raise UnetguiError("a DICOM-SEG output needs a DICOM input")
     _png_names(image, out)  # a collision is found before the work, not after
-    predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
+    predictor = Predictor(checkpoint, device=args.device, tta=args.tta, compile=False)  # one volume: no time to compile
     bar = ProgressLine("segmenting")
     prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False)
     labels = LabelMap(prediction.labels, image.volume.affine.copy(), checkpoint.labels)
@@ -359,7 +359,7 @@ def _suggest(args: argparse.Namespace) -> int:
         for note in notes:
             print(f"warning: {note}", file=sys.stderr)
         reviewed = reviewed_slices(labels.labels)
-    predictor = Predictor(checkpoint, device=args.device, tta=args.tta)
+    predictor = Predictor(checkpoint, device=args.device, tta=args.tta, compile=False)  # one volume: no time to compile
     todo = [z for z in range(image.volume.shape[0]) if not reviewed[z]]
     if not todo:
         raise UnetguiError("every slice is annotated already: nothing to suggest")
@@ -435,7 +435,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
                            f"(e.g. {missing[0]}): is it the data set the model was trained on?")
     if not ids:
         raise UnetguiError(f"the model's {args.split} split has no cases (train with --test-fraction above 0)")
-    predictor = Predictor(checkpoint, device=args.device)
+    predictor = Predictor(checkpoint, device=args.device, compile=False)  # cases of many shapes
     rows = []
     bar = ProgressLine("evaluating")
     print(f"{'case':<24} {'label':<12} {'Dice':>7} {'IoU':>7} {'HD95 mm':>9} {'pred mL':>10} {'truth mL':>10}")

@@ -89,6 +89,8 @@ class TrainConfig:
     warmup_steps: int = 30
     schedule: str = "poly"
     patience: int = 25  # epochs without a better validation Dice before stopping
+    # ... and, when set, minutes without one (the planner: a share of the time budget; GPU epochs are short)
+    patience_minutes: float | None = None
     augment: bool = True
     foreground_fraction: float = 0.5
     val_fraction: float = 1 / 6
@@ -118,6 +120,8 @@ class TrainConfig:
             raise UnetguiError(f"the augmentation strength must be 0..2, got {self.augment_strength}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise UnetguiError("the learning rate must be a positive number")
+        if self.patience_minutes is not None and not (math.isfinite(self.patience_minutes) and self.patience_minutes >= 0):
+            raise UnetguiError("the patience in minutes must be a non-negative number")
         if self.threads is not None and self.threads < 1:
             raise UnetguiError("threads must be at least 1")
         patch = (self.patch, self.patch) if isinstance(self.patch, (int, float)) else tuple(self.patch)

@@ -305,7 +305,7 @@ class Predictor:
         uint8 on the input grid, on the model's device."""
         probs = stages.resize(probs, tuple(shape_yx))
         values = torch.from_numpy(self._values).to(probs.device)
-        labels = values[probs.argmax(dim=1)]
+        labels = values[stages.argmax_classes(probs)]
         quantised = stages.quantize(probs)
         return labels, quantised, stages.margin_uncertainty(quantised)
 
@@ -313,6 +313,7 @@ class Predictor:
     def run(self, voxels: np.ndarray, slices: list[int] | None = None,
             cancel: CancelToken | None = None) -> Iterator[SliceBatch]:
         """Segment axial ``slices`` (default all) of ``voxels`` ``(z, y, x)``; yields each finished batch."""
+        self.timings = dict.fromkeys(STAGES, 0.0)  # this run's
         if self.pre.axis:
             yield from self._run_across(voxels, slices, cancel)
         else:

@@ -17,13 +17,12 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-
     computed over the whole batch ("batch Dice", as nnU-Net does for 2-D; nnU-Net weighs both 1).
     """
     valid = labels != UNANNOTATED
-    if not valid.any():
-        return logits.sum() * 0.0  # keeps the graph; no annotated pixel in this batch
-    if weights is None:
-        ce = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED)
-    else:
-        per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED, reduction="none")
-        ce = (per_pixel * weights).sum() / valid.sum()
+    # no host synchronisation (a GPU step must not wait for its own result): no "any annotated pixel?" test;
+    # a batch without one gets a zero loss that keeps the graph (the ignored pixels' terms are 0)
+    per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED, reduction="none")
+    if weights is not None:
+        per_pixel = per_pixel * weights
+    ce = per_pixel.sum() / valid.sum().clamp(min=1)
     probs = torch.softmax(logits.float(), dim=1)
     classes = logits.shape[1]
     target = F.one_hot(torch.where(valid, labels, 0), classes).permute(0, 3, 1, 2).float()
@@ -42,11 +41,8 @@ def hard_dice_counts(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     """
     pred = logits.argmax(1)
     valid = labels != UNANNOTATED
-    classes = logits.shape[1]
-    out = torch.zeros(classes, 3, dtype=torch.int64)
-    for c in range(classes):
+    rows = []
+    for c in range(logits.shape[1]):
         p, t = (pred == c) & valid, (labels == c) & valid
-        out[c, 0] = (p & t).sum()
-        out[c, 1] = (p & ~t).sum()
-        out[c, 2] = (~p & t).sum()
-    return out
+        rows.append(torch.stack([(p & t).sum(), (p & ~t).sum(), (~p & t).sum()]))
+    return torch.stack(rows)  # on the logits' device: counts are summed there and read back once

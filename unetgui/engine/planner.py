@@ -68,6 +68,9 @@ MIN_WARMUP = 5
 #: DataLoader processes drawing the batches of cached data sets (engine/loader.py): a GPU step outlasts no
 #: batch drawing, a CPU step (~0.5 s) outlasts it a hundredfold
 LOADER_WORKERS = {"cuda": 2}
+#: early stopping waits, besides the epochs of ``TrainConfig.patience``, this share of the time budget without a
+#: better validation Dice: a GPU epoch lasts seconds, and 25 of them are a small part of a 30-minute budget
+PATIENCE_SHARE = 0.2
 #: the U-Net paper's border weight map (w0; None: off; a user's option for touching objects) - docs/engine.md
 BORDER_WEIGHT: float | None = None
 
@@ -330,7 +333,8 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         ema=overrides.get("ema", EMA_DECAY) or None, elastic=overrides.get("elastic", ELASTIC),
         border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None,
         loader_workers=overrides.get("workers", LOADER_WORKERS.get(device, 0)),
-        dice_weight=overrides.get("dice_weight", 1.0), augment_strength=overrides.get("augment_strength", 1.0))
+        dice_weight=overrides.get("dice_weight", 1.0), augment_strength=overrides.get("augment_strength", 1.0),
+        patience_minutes=PATIENCE_SHARE * minutes if minutes else None)
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
 

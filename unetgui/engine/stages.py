@@ -68,6 +68,17 @@ def pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
+def argmax_classes(probabilities: torch.Tensor) -> torch.Tensor:
+    """``(n, classes, y, x)`` -> ``(n, y, x)`` int64 index of the largest class (the first on ties, as
+    ``argmax``); one pass per class, which on the CPU is ~20x faster than torch's reduction over dim 1."""
+    best, index = probabilities[:, 0], torch.zeros(probabilities[:, 0].shape, dtype=torch.int64, device=probabilities.device)
+    for c in range(1, probabilities.shape[1]):
+        better = probabilities[:, c] > best
+        index = torch.where(better, c, index)
+        best = torch.where(better, probabilities[:, c], best)
+    return index
+
+
 def quantize(probabilities: torch.Tensor) -> torch.Tensor:
     """Probabilities 0..1 -> uint8 0..255, rounded half up (the model file's and the overlay's scale)."""
     return (probabilities * 255 + 0.5).clamp_(0, 255).to(torch.uint8)
@@ -78,8 +89,12 @@ def margin_uncertainty(quantised: torch.Tensor) -> torch.Tensor:
     classes (:func:`core.ranking.uncertainty` of the same quantised probabilities)."""
     if quantised.shape[1] < 2:
         return torch.zeros((quantised.shape[0], *quantised.shape[2:]), dtype=torch.uint8, device=quantised.device)
-    top = quantised.topk(2, dim=1).values.to(torch.int16)
-    return (255 - (top[:, 0] - top[:, 1])).to(torch.uint8)
+    first = torch.maximum(quantised[:, 0], quantised[:, 1])
+    second = torch.minimum(quantised[:, 0], quantised[:, 1])
+    for c in range(2, quantised.shape[1]):  # one pass per class (no sort over dim 1: slow on the CPU)
+        second = torch.maximum(second, torch.minimum(first, quantised[:, c]))
+        first = torch.maximum(first, quantised[:, c])
+    return 255 - (first - second)  # uint8: first >= second
 
 
 def gaussian_weight(tile: int, device: torch.device) -> torch.Tensor:

@@ -22,12 +22,13 @@ from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.memory import release
 from unetgui.core.progress import CancelToken, check
-from unetgui.core.volume import LabelTable
-from unetgui.engine import distributed, loader, postprocess
+from unetgui.core.volume import UNANNOTATED, LabelTable
+from unetgui.engine import distributed, loader, postprocess, stages
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
@@ -35,11 +36,16 @@ from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef, context
 from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
+from unetgui.engine.resident import ResidentSampler, can_reside
 from unetgui.engine.unet import UNet, UNetConfig
 from unetgui.engine.weightmap import border_weights
 
 #: validation slices per epoch at most (evenly spread over the held-out ones)
 VAL_SLICES = 400
+#: steps between two loss reports on a GPU (on the CPU every step reports: a step takes ~0.5 s there)
+REPORT_STEPS = 16
+#: validation slices per batch at most
+MAX_VAL_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,11 @@ class Trainer:
         self.notes: list[str] = []
         self.postprocessing: dict | None = None  # decided by best_checkpoint()
         self.plan = None  # the TrainingPlan this run came from, when it did (recorded in the model file)
+        # steps between reports (BatchStats): each report reads the loss back, i.e. waits for the device
+        self._report_every = 1 if self.device.type == "cpu" else REPORT_STEPS
+        self._agreed_elapsed = 0.0
+        self._best_time = time.monotonic()
+        self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     # -- data ------------------------------------------------------------------------------------
     def _set_data(self, cases: list[Case], train: list[SliceRef], val: list[SliceRef]) -> None:
@@ -145,16 +156,22 @@ class Trainer:
         if not train:
             raise UnetguiError("no training slices")
         self.train_refs, self.val_refs = list(train), list(val)
-        self.sampler = PatchSampler(self.cases, self.train_refs, self.config.patch, self.model_config.context,
-                                    self.config.foreground_fraction, self.config.seed + self.rank)
-        self._batches = None  # batches from DataLoader workers, for cases memory-mapped from the cache
         cfg = self.config
+        self._batches = None  # batches from DataLoader workers, for cases memory-mapped from the cache
+        self._resident = None  # the cases on the training device, patches drawn there (engine/resident.py)
+        self.sampler = None  # or patches drawn on the host
+        if not cfg.border_weight and can_reside(self.cases, self.device):
+            self._resident = ResidentSampler(self.cases, self.train_refs, cfg.patch, self.model_config.context,
+                                             cfg.foreground_fraction, cfg.seed + self.rank, self.device)
+            return
+        self.sampler = PatchSampler(self.cases, self.train_refs, cfg.patch, self.model_config.context,
+                                    cfg.foreground_fraction, cfg.seed + self.rank)
         if cfg.loader_workers and not cfg.border_weight and all(loader.mapped(c) for c in self.cases):
-            self._batches = loader.batches(self.cases, self.train_refs, self.sampler.patch, self.model_config.context,
+            self._batches = loader.batches(self.cases, self.train_refs, cfg.patch, self.model_config.context,
                                            cfg.foreground_fraction, cfg.seed + 1000 * self.rank, cfg.batch_size,
                                            cfg.loader_workers, self.device)
-        if self.config.border_weight:
-            self.sampler.weights = {(c, z): border_weights(self.cases[c].labels[z], self.config.border_weight)
+        if cfg.border_weight:
+            self.sampler.weights = {(c, z): border_weights(self.cases[c].labels[z], cfg.border_weight)
                                     for c, z in self.train_refs}
 
     def update_data(self, cases: list[Case], train: list[SliceRef] | None = None, val: list[SliceRef] | None = None) -> None:
@@ -194,37 +211,44 @@ class Trainer:
         for epoch in range(1, cfg.epochs + 1):
             self._take_pending()
             self.model.train()
-            losses = []
+            losses: list[torch.Tensor] = []  # on the device: read back every few steps, not every step
             stop = None
+            elapsed = self._elapsed(start, agree=True)
+            since = 0  # steps since the last report
             for s in range(1, cfg.steps_per_epoch + 1):
                 check(cancel)
-                elapsed = self._elapsed(start)
                 lr = self._learning_rate(step, self._progress(step, elapsed))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 losses.append(self._step(aug))
-                step += 1
-                elapsed = self._elapsed(start)
-                yield BatchStats(epoch, s, cfg.steps_per_epoch, losses[-1], lr, elapsed, self._eta(step, elapsed))
+                step, since = step + 1, since + 1
+                report = step % self._report_every == 0 or s == cfg.steps_per_epoch
+                elapsed = self._elapsed(start, agree=report)
+                if not report:
+                    continue
+                loss, since = self._read_loss(losses[-since:]), 0
+                yield BatchStats(epoch, s, cfg.steps_per_epoch, loss, lr, elapsed, self._eta(step, elapsed))
                 if cfg.minutes and elapsed >= cfg.minutes * 60:
                     stop = "time budget"
                     break
             check(cancel)
             held_out = bool(self.val_refs)
             val_loss, dice, pixel_error = self._validate(self._val_sample() if held_out else self._curve_refs())
-            score = float(np.mean(list(dice.values()))) if dice else -float(np.mean(losses))
+            train_loss = self._read_loss(losses)
+            score = float(np.mean(list(dice.values()))) if dice else -train_loss
             # without held-out slices the final weights are the model: every epoch replaces the last
             is_best = score > self._best_score + 1e-6 or not held_out
             if is_best:
-                self._best_score, self.best_epoch = score, epoch
-                self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self._eval_model().state_dict().items()}
+                self._best_score, self.best_epoch, self._best_time = score, epoch, time.monotonic()
+                # kept on the device (no wait for it); best_checkpoint() moves it to the CPU
+                self._best_state = {k: v.detach().clone() for k, v in self._eval_model().state_dict().items()}
             if stop is None and epoch == cfg.epochs:
                 stop = "epochs"
-            if stop is None and held_out and epoch - self.best_epoch >= cfg.patience:
+            if stop is None and held_out and self._patience_over(epoch):
                 stop = "early stopping"
             for case in self.cases:  # memory-mapped cases: what this epoch read need not stay resident
                 release(case.image, case.labels)
-            stats = EpochStats(epoch, float(np.mean(losses)), val_loss, dice, pixel_error, lr, time.monotonic() - start,
+            stats = EpochStats(epoch, train_loss, val_loss, dice, pixel_error, lr, time.monotonic() - start,
                                self.best_epoch, is_best, len(self.train_refs), len(self.val_refs), stop,
                                "validation" if held_out else "annotated", len({c for c, _ in self.train_refs}),
                                len({c for c, _ in self.val_refs}))
@@ -234,10 +258,30 @@ class Trainer:
                 self._batches = None  # the loader's worker processes end with their iterator
                 return
 
-    def _elapsed(self, start: float) -> float:
+    def _elapsed(self, start: float, agree: bool) -> float:
         """Seconds since ``start``; under torchrun the largest over the ranks, so that every rank takes the same
-        learning rate and stops at the same step."""
-        return distributed.agree_max([time.monotonic() - start])[0]
+        learning rate and stops at the same step. The ranks agree only when ``agree`` (at the steps that
+        report, the same on every rank); in between each rank keeps the last agreed value."""
+        if self.world == 1:
+            return time.monotonic() - start
+        if agree:
+            self._agreed_elapsed = distributed.agree_max([time.monotonic() - start])[0]
+        return self._agreed_elapsed
+
+    def _read_loss(self, losses: list[torch.Tensor]) -> float:
+        """Mean of the steps' losses (device tensors), read back here (the one wait for the device)."""
+        value = float(torch.stack(losses).float().mean())
+        if not math.isfinite(value):
+            raise UnetguiError("training diverged (the loss is not finite); try a lower learning rate")
+        return value
+
+    def _patience_over(self, epoch: int) -> bool:
+        """No better validation Dice for ``patience`` epochs and, when set, for ``patience_minutes``: on a GPU
+        an epoch takes seconds, and epochs alone would end a run after a small part of its budget."""
+        if epoch - self.best_epoch < self.config.patience:
+            return False
+        minutes = self.config.patience_minutes
+        return not minutes or time.monotonic() - self._best_time >= minutes * 60
 
     def _eta(self, step: int, elapsed: float) -> float:
         total = self.config.epochs * self.config.steps_per_epoch
@@ -254,7 +298,7 @@ class Trainer:
             # scores on another validation set are not comparable: the next epoch sets a new best
             self._best_score = -math.inf
 
-    def _step(self, aug: AugmentConfig) -> float:
+    def _step(self, aug: AugmentConfig) -> torch.Tensor:
         while True:
             try:
                 return self._try_step(aug)
@@ -285,17 +329,25 @@ class Trainer:
                     state[key] = value.cpu()
         self._amp = None
         self._scaler = torch.amp.GradScaler("cuda", enabled=False)
+        self._ema_pairs = None
+        self._best_state = None if self._best_state is None else {k: v.cpu() for k, v in self._best_state.items()}
+        self._report_every = 1
+        self._set_data(self.source_cases, self.train_refs, self.val_refs)  # the resident data moves to the CPU
         self.device_name = describe(self.device) + " (after GPU out of memory)"
 
     def _try_step(self, aug: AugmentConfig) -> float:
         weighted = bool(self.config.border_weight)
-        if self._batches is not None:  # drawn by the workers at the configured size (smaller after an OOM)
-            images, labels = (t[:self.batch_size] for t in next(self._batches))
+        w = None
+        if self._resident is not None:  # drawn on the device
+            x, y = self._resident.batch(self.batch_size)
         else:
-            images, labels, *weights = self.sampler.batch(self.batch_size, with_weights=weighted)
-        x = torch.as_tensor(images).to(self.device, non_blocking=True)
-        y = torch.as_tensor(labels).to(self.device, non_blocking=True).long()
-        w = torch.from_numpy(weights[0]).to(self.device, non_blocking=True) if weighted else None
+            if self._batches is not None:  # drawn by the workers at the configured size (smaller after an OOM)
+                images, labels = (t[:self.batch_size] for t in next(self._batches))
+            else:
+                images, labels, *weights = self.sampler.batch(self.batch_size, with_weights=weighted)
+                w = torch.from_numpy(weights[0]).to(self.device, non_blocking=True) if weighted else None
+            x = torch.as_tensor(images).to(self.device, non_blocking=True)
+            y = torch.as_tensor(labels).to(self.device, non_blocking=True).long()
         if self.config.augment:
             x, y, *rest = augment(x, y, aug, self._generator, w)
             w = rest[0] if weighted else None
@@ -305,13 +357,11 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
             logits = self._trained(x)
         loss = dice_ce_loss(logits, y, weights=w, dice_weight=self.config.dice_weight)
-        if not torch.isfinite(loss):
-            raise UnetguiError("training diverged (the loss is not finite); try a lower learning rate")
         self._scaler.scale(loss).backward()
         self._scaler.step(self.optimizer)
         self._scaler.update()
         self._update_ema()
-        return float(loss.detach())
+        return loss.detach()  # not read here: a GPU step does not wait for its own result (see _read_loss)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -319,11 +369,15 @@ class Trainer:
             return
         self._ema_updates += 1
         decay = min(self.config.ema, (1 + self._ema_updates) / (10 + self._ema_updates))  # short memory at first
-        for avg, now in zip(self._ema.state_dict().values(), self.model.state_dict().values()):
-            if avg.dtype.is_floating_point:
-                avg.lerp_(now.to(avg.dtype), 1 - decay)
-            else:
-                avg.copy_(now)
+        if self._ema_pairs is None:
+            pairs = list(zip(self._ema.state_dict().values(), self.model.state_dict().values()))
+            self._ema_pairs = ([a for a, _ in pairs if a.dtype.is_floating_point],
+                               [n for a, n in pairs if a.dtype.is_floating_point],
+                               [(a, n) for a, n in pairs if not a.dtype.is_floating_point])
+        averages, current, counters = self._ema_pairs
+        torch._foreach_lerp_(averages, current, 1 - decay)  # one fused update, not one kernel per tensor
+        for avg, now in counters:
+            avg.copy_(now)
 
     def _eval_model(self) -> torch.nn.Module:
         """The model that is validated and kept: the moving average when there is one."""
@@ -345,37 +399,56 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, slices: list[SliceRef]) -> tuple[float | None, dict[int, float], float | None]:
-        """Loss, Dice per label and pixel error of the kept model on ``slices`` (whole slices, no augmentation)."""
+        """Loss, Dice per label and pixel error of the kept model on ``slices`` (whole slices, no augmentation).
+        Batched on the device (slices of one shape together); the sums are read back once at the end."""
         if not slices:
             return None, {}, None
         model = self._eval_model()
         model.eval()
-        counts = torch.zeros(self.model_config.classes, 3, dtype=torch.int64)
-        losses = []
+        counts = torch.zeros(self.model_config.classes, 3, dtype=torch.int64, device=self.device)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         m = self.model_config.multiple
         mine = slices[self.rank::self.world]  # under torchrun each rank validates its share; counts are summed
-        for i in range(0, len(mine), self.config.batch_size):
-            refs = mine[i:i + self.config.batch_size]
-            images = np.stack([context_stack(self.cases[c].image, z, self.model_config.context) for c, z in refs])
-            labels = np.stack([self.cases[c].labels[z] for c, z in refs])
-            h, w = labels.shape[1:]
-            x = torch.from_numpy(pad_to_multiple(images, m))
-            y = torch.from_numpy(np.pad(labels, ((0, 0), (0, -h % m), (0, -w % m)), constant_values=255)).long()
-            x, y = x.to(self.device), y.to(self.device)
+        for refs in self._val_batches(mine):
+            if self._resident is not None:
+                x, y = self._resident.slices(refs, self.model_config.context)
+            else:
+                images = np.stack([context_stack(self.cases[c].image, z, self.model_config.context) for c, z in refs])
+                labels = np.stack([self.cases[c].labels[z] for c, z in refs])
+                x = torch.from_numpy(images).to(self.device, non_blocking=True)
+                y = torch.from_numpy(labels).to(self.device, non_blocking=True).long()
+            h, w = y.shape[1:]
+            x = stages.pad(x, m)
+            y = F.pad(y, (0, -w % m, 0, -h % m), value=UNANNOTATED)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
                 logits = model(x)
-            losses.append(float(dice_ce_loss(logits, y, dice_weight=self.config.dice_weight)) * len(refs))
-            counts += hard_dice_counts(logits.float().cpu(), y.cpu())
+            loss_sum += dice_ce_loss(logits, y, dice_weight=self.config.dice_weight).double() * len(refs)
+            counts += hard_dice_counts(logits, y)
+        counts, loss_sum = counts.cpu(), loss_sum.cpu().view(1)
         if self.world > 1:
             counts = distributed.sum_over_ranks(counts)
-            losses = [float(distributed.sum_over_ranks(torch.tensor([sum(losses)], dtype=torch.float64))[0])]
+            loss_sum = distributed.sum_over_ranks(loss_sum)
         dice = {}
         for index, value in enumerate(self._values[1:], start=1):
             tp, fp, fn = counts[index].tolist()
             dice[value] = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
         valid = int((counts[:, 0] + counts[:, 2]).sum())
         pixel_error = 1.0 - int(counts[:, 0].sum()) / valid if valid else None
-        return sum(losses) / len(slices), dice, pixel_error
+        return float(loss_sum[0]) / len(slices), dice, pixel_error
+
+    def _val_batches(self, refs: list[SliceRef]) -> Iterator[list[SliceRef]]:
+        """``refs`` in batches of one slice shape, as many slices as hold about twice the pixels of a training
+        batch (no gradients are kept), at least one, at most ``MAX_VAL_BATCH``."""
+        by_shape: dict[tuple[int, int], list[SliceRef]] = {}
+        for ref in refs:
+            by_shape.setdefault(tuple(self.cases[ref[0]].shape[1:]), []).append(ref)
+        for (h, w), group in by_shape.items():
+            pixels = 2 * self.batch_size * self.config.patch[0] * self.config.patch[1]
+            size = int(np.clip(pixels // (h * w), 1, MAX_VAL_BATCH))
+            for i in range(0, len(group), size):
+                yield group[i:i + size]
 
     # -- result ----------------------------------------------------------------------------------
     def best_checkpoint(self) -> Checkpoint:

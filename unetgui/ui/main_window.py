@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
         a.segment_volume.triggered.connect(self.training_panel.segment_volume.click)
         a.train.triggered.connect(self.training_panel.train_button.click)
         a.tune.triggered.connect(self.show_tune)
-        self.models.segment_done.connect(lambda text: self.device.setText(self.models.device_name))
+        self.models.segment_done.connect(self._show_device)
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
         menus = {
@@ -168,6 +168,9 @@ class MainWindow(QMainWindow):
         sz, sy, sx = v.spacing
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
         self._update_title()
+
+    def _show_device(self) -> None:  # after a segmentation: where it ran and how fast
+        self.device.setText(f"{self.models.device_name}  |  {self.models.last_rate:,.0f} slices/s")
 
     def _on_closed(self) -> None:
         self.view.hide()

@@ -7,6 +7,7 @@ Session is changed. Reviewed slices are never overwritten by a prediction.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -53,6 +54,7 @@ class ModelController(QObject):
         self.session, self.runner = session, runner
         self.checkpoint = None  # engine Checkpoint of the current model
         self.device_name = ""
+        self.last_rate = 0.0  # slices per second of the last segmentation
         self._segment_job: Job | None = None
         self._train_generation = -1
         self._pending_labels: Latest[np.ndarray] = Latest()  # reviewed slices for the running training
@@ -139,6 +141,7 @@ class ModelController(QObject):
 
             predictor = Predictor(checkpoint, device=device)
             self.device_name = predictor.device_name
+            started = time.monotonic()
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
                 if whole is not None:  # the worker's own copy: predictions over the user's reviewed slices
                     for z, plane in zip(batch.slices, batch.labels):
@@ -152,6 +155,7 @@ class ModelController(QObject):
                 if changed:
                     yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None
             self.device_name = predictor.device_name
+            self.last_rate = len(order) / max(time.monotonic() - started, 1e-6)
             return predictor.notes
 
         backup: dict[int, np.ndarray] = {}
@@ -180,7 +184,8 @@ class ModelController(QObject):
         def finished(notes) -> None:
             record()
             extra = "".join(f"\n{n}" for n in (notes or []))
-            self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name}{extra}")
+            self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name} "
+                                   f"({self.last_rate:,.0f} slices/s){extra}")
 
         self._segment_job = self.runner.start(
             work, "segment", on_item=on_batch, on_finished=finished, on_failed=failed,
