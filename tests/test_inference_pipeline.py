@@ -15,7 +15,7 @@ import torch
 from conftest import DATA
 from engine_fixtures import FAST, TABLE, TINY, phantom_case
 from numpy_pipeline import Predictor as NumpyPredictor
-from unetgui.core.ranking import uncertainty
+from unetgui.core.ranking import slice_scores, uncertainty
 from unetgui.engine import compiled, stages
 from unetgui.engine.data import context_stack, pad_to_multiple
 from unetgui.engine.inference import MAX_GPU_BATCH, Predictor, gpu_batch_size
@@ -110,6 +110,25 @@ def test_stages_match_their_numpy_counterparts():
     assert np.array_equal(stages.margin_uncertainty(torch.from_numpy(quantised)).numpy(), uncertainty(quantised))
 
 
+def test_slice_scores_on_the_device_match_the_ranking(flat):
+    """The app asks the predictor for the per-slice scores (the suggestion ranking), computed with the
+    other stages instead of with scipy on the host afterwards."""
+    ct = _series("totalsegmentator-example-ct-dicom")
+    batches = list(Predictor(flat, device="cpu", scores=True).run(ct))
+    for batch in batches:
+        expected = slice_scores(batch.uncertainty, batch.labels)
+        assert batch.scores.shape == (len(batch.slices),)
+        assert np.allclose(batch.scores, expected, rtol=1e-4, atol=1e-2)
+    assert max(float(b.scores.max()) for b in batches) > 0
+    rng = np.random.default_rng(1)  # borders, empty slices, uncertain pixels without structure
+    labels = np.zeros((3, 40, 50), np.uint8)
+    labels[0, 0:5, 45:50] = 2
+    labels[1, 20, 20] = 1
+    uncert = rng.integers(0, 256, (3, 40, 50)).astype(np.uint8)
+    got = stages.slice_scores(torch.from_numpy(uncert), torch.from_numpy(labels), 4, 0.5).numpy()
+    assert np.allclose(got, slice_scores(uncert, labels), rtol=1e-5)
+
+
 def test_gpu_batch_size_follows_the_free_memory():
     config = dataclasses.replace(TINY, base=32, depth=5)
     assert gpu_batch_size(config, (512, 512), 130 * 2**30) == MAX_GPU_BATCH
@@ -117,6 +136,8 @@ def test_gpu_batch_size_follows_the_free_memory():
     assert 1 <= small < MAX_GPU_BATCH
     assert gpu_batch_size(config, (512, 512), 2 * 2**30, tta=True) <= small
     assert gpu_batch_size(config, (512, 512), 0) == 1
+    # a working size far below the input grid: the full-resolution tensors count too
+    assert gpu_batch_size(config, (256, 256), 2 * 2**30, native_yx=(1024, 1024)) < gpu_batch_size(config, (256, 256), 2 * 2**30)
 
 
 def test_stage_timings_and_throughput_are_reported(flat):

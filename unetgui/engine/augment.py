@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from unetgui.core.volume import UNANNOTATED
+from unetgui.engine.stages import to_device
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,17 @@ class AugmentConfig:
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.rand(n, generator=g, device="cpu").to(device) * (hi - lo) + lo
+    return to_device(torch.rand(n, generator=g, device="cpu"), device) * (hi - lo) + lo
+
+
+def _noise(shape: torch.Size, g: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Gaussian noise: on the CPU from ``g``; on a GPU drawn there (from a generator seeded by ``g``) rather than
+    drawn on the host and copied up every step."""
+    if device.type == "cpu":
+        return torch.randn(shape, generator=g)
+    there = torch.Generator(device=device)
+    there.manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+    return torch.randn(shape, generator=there, device=device)
 
 
 def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: torch.Generator,
@@ -64,7 +75,7 @@ def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: t
     p = cfg.intensity_probability
 
     def chosen() -> torch.Tensor:
-        return (torch.rand(b, generator=g) < p).to(dev).view(b, 1, 1, 1)
+        return to_device(torch.rand(b, generator=g) < p, dev).view(b, 1, 1, 1)
 
     images = torch.where(chosen(), images * _uniform(b, *cfg.brightness, g, dev).view(b, 1, 1, 1), images)
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
@@ -73,7 +84,7 @@ def augment(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: t
     span = images.amax(dim=(1, 2, 3), keepdim=True) - lo + 1e-6
     gamma = _uniform(b, *cfg.gamma, g, dev).view(b, 1, 1, 1)
     images = torch.where(chosen(), ((images - lo) / span).clamp(0, 1) ** gamma * span + lo, images)
-    noise = torch.randn(images.shape, generator=g).to(dev) * _uniform(b, 0.0, cfg.noise_std, g, dev).view(b, 1, 1, 1)
+    noise = _noise(images.shape, g, dev) * _uniform(b, 0.0, cfg.noise_std, g, dev).view(b, 1, 1, 1)
     images = torch.where(chosen(), images + noise, images)
     return (images, labels) if weights is None else (images, labels, weights)
 
@@ -95,11 +106,12 @@ def _spatial(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, g: 
     elastic = torch.rand(b, generator=g) < cfg.elastic_probability
     if not (apply.any() or elastic.any()):
         return images, labels
-    grid = F.affine_grid(theta.to(dev, images.dtype), list(images.shape), align_corners=False)
+    grid = F.affine_grid(to_device(theta, dev).to(images.dtype), list(images.shape), align_corners=False)
     if elastic.any():
         k = cfg.elastic_grid
         offsets = torch.randn(b, 2, k, k, generator=g) * cfg.elastic_std * elastic.view(b, 1, 1, 1)
-        field = F.interpolate(offsets.to(dev, images.dtype), size=images.shape[-2:], mode="bicubic", align_corners=True)
+        field = F.interpolate(to_device(offsets, dev).to(images.dtype), size=images.shape[-2:], mode="bicubic",
+                              align_corners=True)
         grid = grid + field.permute(0, 2, 3, 1)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     # labels + 1 so that 0 marks "came from outside" after zero padding; that becomes "not annotated"

@@ -42,12 +42,10 @@ class CompiledForward:
         try:
             compiled = torch.compile(self._model, backend=self.backend, dynamic=False)
             device = next(self._model.parameters()).device
-            x = torch.zeros(self.shape, device=device)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
             with torch.inference_mode(), torch.autocast(device.type, dtype=self.amp or torch.float32,
                                                         enabled=self.amp is not None):
-                compiled(x)  # compiles now, on this thread
+                # an inference tensor in the layout of the real inputs: the graph's guards must match them
+                compiled(channels_last(torch.zeros(self.shape, device=device)))  # compiles now, on this thread
             self._compiled, self.state = compiled, "ready"
         except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the eager model in charge
             self.state, self.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
@@ -64,6 +62,13 @@ class CompiledForward:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         assert self._compiled is not None
         return self._compiled(x)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` copied into channels_last strides. ``contiguous(memory_format=channels_last)`` keeps a
+    one-channel tensor's strides as they come, and a compiled graph guards on strides: one layout for all."""
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return out.copy_(x)
 
 
 def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,

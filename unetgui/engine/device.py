@@ -42,6 +42,13 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
+def free_gpu_bytes(device: torch.device) -> int:
+    """Bytes a new allocation can take on a CUDA ``device``: the driver's free memory plus what torch's caching
+    allocator holds unused (``mem_get_info`` counts that as used, so it alone drifts from run to run)."""
+    free = torch.cuda.mem_get_info(device)[0]
+    return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+
+
 def describe(device: torch.device) -> str:
     """E.g. 'CUDA: NVIDIA H100 (79 GB)' or 'CPU (2 threads)', for the status bar and logs."""
     if device.type == "cuda":

@@ -23,6 +23,7 @@ after each stage, so that they are its own; otherwise they are the host's view o
 from __future__ import annotations
 
 import io
+import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -34,12 +35,13 @@ import numpy as np
 import torch
 
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
+from unetgui.core import ranking
 from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine import postprocess as component_rules
 from unetgui.engine import stages
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.compiled import compiled_forward
-from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
+from unetgui.engine.compiled import channels_last, compiled_forward
+from unetgui.engine.device import amp_dtype, configure_threads, describe, free_gpu_bytes, pick_device
 from unetgui.engine.unet import UNetConfig
 
 RUNTIMES = ("auto", "torch", "onnx")
@@ -63,6 +65,7 @@ class SliceBatch:
     total: int
     eta: float  # seconds
     uncertainty: np.ndarray | None = None  # (n, y, x) uint8: 1 - margin of the two top classes (core.ranking)
+    scores: np.ndarray | None = None  # (n,) float32 per-slice scores (core.ranking.slice_scores), when asked for
 
 
 @dataclass
@@ -80,16 +83,20 @@ class Prediction:
         return self.segmented / self.seconds if self.seconds > 0 else 0.0
 
 
-def gpu_batch_size(config: UNetConfig, shape_yx: tuple[int, int], free_bytes: int, tta: bool = False) -> int:
-    """Slices per GPU batch for a model of ``config`` on padded slices of ``shape_yx``: what
-    ``GPU_MEMORY_SHARE`` of ``free_bytes`` holds, between 1 and ``MAX_GPU_BATCH``. A slice's activations are
-    estimated from the widest levels: each level keeps ~6 maps of its width (two convolutions, their norms and
-    activations, the skip, the concatenation), 2 bytes a value under autocast, the float32 softmax and its
-    resized copy on top."""
+def gpu_batch_size(config: UNetConfig, shape_yx: tuple[int, int], free_bytes: int, tta: bool = False,
+                   native_yx: tuple[int, int] | None = None) -> int:
+    """Slices per GPU batch for a model of ``config`` on padded slices of ``shape_yx`` (the input grid
+    ``native_yx``, default the same): what ``GPU_MEMORY_SHARE`` of ``free_bytes`` holds, between 1 and
+    ``MAX_GPU_BATCH``. A slice's activations are estimated from the widest levels: each level keeps ~6 maps of
+    its width (two convolutions, their norms and activations, the skip, the concatenation), 2 bytes a value
+    under autocast, the float32 softmax on top; on the input grid the raw and normalised input, the resized
+    float32 probabilities, the int64 argmax and the uint8 results."""
     pixels = shape_yx[0] * shape_yx[1]
+    native = pixels if native_yx is None else native_yx[0] * native_yx[1]
     per_level = sum(6 * config.base * 2**i * pixels / 4**i for i in range(config.depth + 1))
-    per_slice = 2 * per_level + 4 * 3 * config.classes * pixels + 4 * config.in_channels * pixels
+    per_slice = 2 * per_level + 4 * 2 * config.classes * pixels + 4 * config.in_channels * pixels
     per_slice *= 2 if tta else 1  # the flipped pass's probabilities are added to the first's
+    per_slice += (8 * config.in_channels + 5 * config.classes + 16) * native
     return int(np.clip(free_bytes * GPU_MEMORY_SHARE // per_slice, 1, MAX_GPU_BATCH))
 
 
@@ -106,10 +113,12 @@ class _Feed:
         if device.type == "cpu":
             return
         if device.type == "cuda":
-            free = torch.cuda.mem_get_info(device)[0]
-            if _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free:
-                self._resident = torch.from_numpy(_host(voxels)).to(device)
-            else:
+            if _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free_gpu_bytes(device):
+                try:
+                    self._resident = torch.from_numpy(_host(voxels)).to(device)
+                except torch.cuda.OutOfMemoryError:  # another process took the memory meanwhile: stream it
+                    torch.cuda.empty_cache()
+            if self._resident is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
                 self._stream = torch.cuda.Stream(device)
         else:  # MPS: one upload (unified memory)
@@ -124,7 +133,7 @@ class _Feed:
         """``(n, 1 + 2 * context, y, x)`` raw voxels of ``slices`` on the device (the volume's dtype)."""
         index = stages.context_indices(slices, self.context, self.depth)
         if self._resident is not None:
-            return self._resident[index.to(self.device)]
+            return self._resident[stages.to_device(index, self.device)]
         if self.device.type == "cpu":
             return torch.from_numpy(_host(self.voxels[index.numpy()]))
         ahead, self._ahead = self._ahead, None
@@ -132,7 +141,7 @@ class _Feed:
         stream = torch.cuda.current_stream(self.device)
         stream.wait_event(event)
         tensor.record_stream(stream)  # the caching allocator must not reuse it before this stream is done
-        del host  # (the pinned copy is kept alive until here, i.e. until the upload has been waited on)
+        del host  # (torch's pinned-memory allocator keeps the block until the copy has completed)
         return tensor
 
     def _upload(self, slices: list[int]) -> tuple[torch.Tensor, torch.cuda.Event, torch.Tensor]:
@@ -168,6 +177,7 @@ class _Launched:
     labels: torch.Tensor
     probabilities: torch.Tensor
     uncertainty: torch.Tensor
+    scores: torch.Tensor | None = None
     event: torch.cuda.Event | None = None
 
 
@@ -176,9 +186,10 @@ class Predictor:
 
     def __init__(self, checkpoint: Checkpoint, device: str = "auto", runtime: str = "auto", tta: bool = False,
                  batch_size: int | None = None, threads: int | None = None, tile_limit: int = 1024,
-                 compile: bool | None = None, profile: bool = False) -> None:
+                 compile: bool | None = None, profile: bool = False, scores: bool = False) -> None:
         """``compile``: use ``torch.compile`` (built in the background; default: on CUDA); ``profile``:
-        synchronise the GPU after each stage so that :attr:`timings` are exact (slower)."""
+        synchronise the GPU after each stage so that :attr:`timings` are exact (slower); ``scores``: also the
+        per-slice uncertainty scores of core.ranking, computed on the device (``SliceBatch.scores``)."""
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}")
         self.checkpoint = checkpoint
@@ -187,7 +198,7 @@ class Predictor:
         self.device = pick_device(device)
         if self.device.type == "cpu":
             configure_threads(threads)
-        self.tta, self.tile_limit, self.profile = tta, tile_limit, profile
+        self.tta, self.tile_limit, self.profile, self.scores = tta, tile_limit, profile, scores
         self._fixed_batch = batch_size
         self._shrunk = False  # the batch was halved after running out of GPU memory: keep it small
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 2)
@@ -196,7 +207,9 @@ class Predictor:
         self._amp = amp_dtype(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self._compile = self.device.type == "cuda" if compile is None else compile
+        if compile is None:  # on CUDA unless the user turned it off (UNETGUI_COMPILE=0: a compiler problem)
+            compile = self.device.type == "cuda" and os.environ.get("UNETGUI_COMPILE", "1") != "0"
+        self._compile = compile
         self._session = None
         if self.device.type == "cpu" and runtime in ("auto", "onnx"):
             self._session = self._onnx_session(threads, required=runtime == "onnx")
@@ -207,6 +220,7 @@ class Predictor:
         self.notes: list[str] = []  # what had to change on the way (out-of-memory fallbacks)
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.compiled_runs = 0  # batches that ran through the compiled model
+        self._lut_tensor: torch.Tensor | None = None
 
     def _onnx_session(self, threads: int | None, required: bool):
         try:
@@ -267,23 +281,36 @@ class Predictor:
             logits = self._session.run(None, {"x": np.ascontiguousarray(x.numpy(), np.float32)})[0]
             return torch.softmax(torch.from_numpy(logits), dim=1)
         with torch.inference_mode():
-            if self.device.type != "mps":
+            n = x.shape[0]
+            compiled = self._compiled_for((self.batch_size, *x.shape[1:]))
+            if compiled is not None and n < self.batch_size:  # a short last batch, padded to the compiled shape
+                x = torch.cat([x, x[-1:].expand(self.batch_size - n, *x.shape[1:])])
+            if compiled is not None:
+                x = channels_last(x)  # the layout the graph was compiled for, whatever x's strides
+            elif self.device.type != "mps":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
-                logits = self._model_for(tuple(x.shape))(x)
-            return torch.softmax(logits.float(), dim=1)
+                logits = (compiled or self.model)(x)
+            return torch.softmax(logits[:n].float(), dim=1)
 
-    def _model_for(self, shape: tuple[int, ...]):
-        """The compiled model once it is ready for ``shape`` (compiled in the background), else the eager one."""
+    def _compiled_for(self, shape: tuple[int, ...]):
+        """The compiled model once it is ready for ``shape`` (compiled in the background, one batch shape per
+        model and slice size), else None: the eager model runs."""
         if not self._compile:
-            return self.model
+            return None
         compiled = compiled_forward(self.checkpoint, self.model, shape, self._amp)
         if compiled.ready_for(shape):
             self.compiled_runs += 1
             return compiled
         if compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
             self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
-        return self.model
+        return None
+
+    def _lut(self, device: torch.device) -> torch.Tensor:
+        """Class index -> label value, kept on ``device`` (no copy, and so no wait, per batch)."""
+        if self._lut_tensor is None or self._lut_tensor.device != device:
+            self._lut_tensor = torch.from_numpy(self._values).to(device)
+        return self._lut_tensor
 
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         """Sliding window (tiles of ``tile_limit // 2``, half overlap), Gaussian-weighted blending."""
@@ -304,8 +331,7 @@ class Predictor:
         """Label values ``(n, y, x)``, probabilities ``(n, classes, y, x)`` and uncertainty ``(n, y, x)``, all
         uint8 on the input grid, on the model's device."""
         probs = stages.resize(probs, tuple(shape_yx))
-        values = torch.from_numpy(self._values).to(probs.device)
-        labels = values[stages.argmax_classes(probs)]
+        labels = self._lut(probs.device)[stages.argmax_classes(probs)]
         quantised = stages.quantize(probs)
         return labels, quantised, stages.margin_uncertainty(quantised)
 
@@ -383,9 +409,9 @@ class Predictor:
         m = self.config.multiple
         side = min(self.tile_limit // 2, max(h, w)) if max(h, w) > self.tile_limit else None
         padded = (side, side) if side else (h + -h % m, w + -w % m)
-        free = torch.cuda.mem_get_info(self.device)[0]
-        self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH,
-                              gpu_batch_size(self.config, padded, free, self.tta))
+        planned = gpu_batch_size(self.config, padded, free_gpu_bytes(self.device), self.tta, tuple(shape_yx))
+        planned = 2 ** int(np.log2(planned))  # powers of two: few distinct shapes for the compiled graphs
+        self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH, planned)
 
     @torch.inference_mode()
     def _launch(self, feed: _Feed, batch: list[int], following: list[int], stats: tuple,
@@ -396,22 +422,22 @@ class Predictor:
             feed.prefetch(following)
         with self._stage("preprocess"):
             x = self.preprocess(raw, stats)
-            if self._compile and len(batch) < self.batch_size:
-                # the last, short batch is padded to the full one: a compiled graph is built for one shape
-                x = torch.cat([x, x[-1:].expand(self.batch_size - len(batch), *x.shape[1:])])
         with self._stage("forward"):
-            probs = self.forward(x)[:len(batch)]
+            probs = self.forward(x)
         with self._stage("postprocess"):
             labels, quantised, uncert = self.postprocess(probs, tuple(shape_yx))
+            results = [labels, quantised, uncert]
+            if self.scores:
+                results.append(stages.slice_scores(uncert, labels, ranking.BAND_PX, ranking.UNCERTAIN))
         with self._stage("download"):
             if self.device.type != "cuda":
-                return _Launched(tuple(batch), labels.cpu(), quantised.cpu(), uncert.cpu())
-            host = [torch.empty(t.shape, dtype=torch.uint8, pin_memory=True) for t in (labels, quantised, uncert)]
-            for target, source in zip(host, (labels, quantised, uncert)):
+                return _Launched(tuple(batch), *(t.cpu() for t in results))
+            host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in results]
+            for target, source in zip(host, results):
                 target.copy_(source, non_blocking=True)
             event = torch.cuda.Event()
-            event.record()
-            return _Launched(tuple(batch), *host, event)
+            event.record(torch.cuda.current_stream(self.device))
+            return _Launched(tuple(batch), *host, event=event)
 
     def _hand_over(self, launched: _Launched, done: int, total: int, start: float) -> SliceBatch:
         with self._stage("download"):
@@ -419,7 +445,8 @@ class Predictor:
                 launched.event.synchronize()
         elapsed = time.monotonic() - start
         return SliceBatch(launched.slices, launched.labels.numpy(), launched.probabilities.numpy(), done, total,
-                          elapsed / done * (total - done), launched.uncertainty.numpy())
+                          elapsed / done * (total - done), launched.uncertainty.numpy(),
+                          None if launched.scores is None else launched.scores.numpy())
 
     def _out_of_memory(self) -> None:
         """GPU out of memory: halve the batch; at one slice, continue on the CPU (noted in ``notes``)."""
@@ -428,6 +455,7 @@ class Predictor:
         if self.batch_size > 1:
             self.batch_size //= 2
             self._shrunk = True
+            self._compile = False  # a graph for the new shape would need memory the GPU does not have
             self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
             return
         if self.device.type == "cpu":

@@ -16,7 +16,8 @@ import torch
 
 from unetgui.core.volume import UNANNOTATED
 from unetgui.engine.data import Case, SliceRef
-from unetgui.engine.stages import context_indices
+from unetgui.engine.device import free_gpu_bytes
+from unetgui.engine.stages import context_indices, to_device
 
 #: share of the free GPU memory the training data may take to be kept on the GPU
 GPU_DATA_SHARE = 0.4
@@ -33,7 +34,7 @@ def can_reside(cases: list[Case], device: torch.device) -> bool:
     if not all(type(c.image) is np.ndarray and type(c.labels) is np.ndarray for c in cases):
         return False
     if device.type == "cuda":
-        return resident_bytes(cases) <= GPU_DATA_SHARE * torch.cuda.mem_get_info(device)[0]
+        return resident_bytes(cases) <= GPU_DATA_SHARE * free_gpu_bytes(device)
     return True
 
 
@@ -71,47 +72,45 @@ class ResidentSampler:
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` int64 class labels (255 outside the
-        image and where not annotated), on the device."""
+        image and where not annotated), on the device. The patches come grouped by case."""
         py, px = self.patch
         rng = self.rng
         r = rng.integers(len(self.refs), size=size)
+        r = r[np.argsort(self._case[r], kind="stable")]  # one contiguous run per case: slices, not index lists
         h, w = self._hw[r, 0], self._hw[r, 1]
         centred = (self._count[r] > 0) & (rng.random(size) < self.foreground_fraction)
-        slot = self._first[r] + (rng.random(size) * np.maximum(self._count[r], 1)).astype(np.int64)
-        slot = np.where(centred, slot, 0) if len(self._starts) else np.zeros(size, np.int64)
-        place = np.where(centred, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), 0) \
-            if len(self._starts) else np.zeros(size, np.int64)
+        place = np.zeros(size, np.int64)
+        if len(self._starts):
+            slot = np.where(centred, self._first[r] + (rng.random(size) * np.maximum(self._count[r], 1)).astype(np.int64), 0)
+            place = np.where(centred, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), 0)
         lo_y, hi_y = np.minimum(0, h - py), np.maximum(0, h - py)
         lo_x, hi_x = np.minimum(0, w - px), np.maximum(0, w - px)
-        jitter = rng.integers(-(py // 4), py // 4 + 1, size), rng.integers(-(px // 4), px // 4 + 1, size)
-        anywhere = (lo_y + (rng.random(size) * (hi_y - lo_y + 1)).astype(np.int64),
-                    lo_x + (rng.random(size) * (hi_x - lo_x + 1)).astype(np.int64))
-        host = torch.from_numpy(np.stack([place, w, centred, jitter[0], jitter[1], lo_y, hi_y, lo_x, hi_x,
-                                          anywhere[0], anywhere[1]]).astype(np.int64))
-        d = host.to(self.device, non_blocking=True)
+        jitter_y, jitter_x = rng.integers(-(py // 4), py // 4 + 1, size), rng.integers(-(px // 4), px // 4 + 1, size)
+        any_y = lo_y + (rng.random(size) * (hi_y - lo_y + 1)).astype(np.int64)
+        any_x = lo_x + (rng.random(size) * (hi_x - lo_x + 1)).astype(np.int64)
+        zs = np.clip(self._z[r, None] + np.arange(-self.context, self.context + 1), 0, self._depth[r, None] - 1)
+        # every per-patch number in one transfer that does not wait for the device
+        host = np.concatenate([np.stack([place, w, h, centred, jitter_y, jitter_x, lo_y, hi_y, lo_x, hi_x, any_y,
+                                         any_x]).astype(np.int64), zs.T])
+        d = to_device(torch.from_numpy(host), self.device)
         flat = self._voxels[d[0]]
         cy, cx = flat // d[1], flat % d[1]
-        y0 = torch.where(d[2] > 0, torch.clamp(cy - py // 2 + d[3], d[5], d[6]), d[9])
-        x0 = torch.where(d[2] > 0, torch.clamp(cx - px // 2 + d[4], d[7], d[8]), d[10])
+        y0 = torch.where(d[3] > 0, torch.clamp(cy - py // 2 + d[4], d[6], d[7]), d[10])
+        x0 = torch.where(d[3] > 0, torch.clamp(cx - px // 2 + d[5], d[8], d[9]), d[11])
         rows = y0[:, None] + torch.arange(py, device=self.device)
         cols = x0[:, None] + torch.arange(px, device=self.device)
-        h_t, w_t = torch.from_numpy(h).to(self.device), torch.from_numpy(w).to(self.device)
-        inside = ((rows >= 0) & (rows < h_t[:, None]))[:, :, None] & ((cols >= 0) & (cols < w_t[:, None]))[:, None, :]
-        rows = torch.minimum(rows.clamp(min=0), h_t[:, None] - 1)
-        cols = torch.minimum(cols.clamp(min=0), w_t[:, None] - 1)
+        inside = ((rows >= 0) & (rows < d[2, :, None]))[:, :, None] & ((cols >= 0) & (cols < d[1, :, None]))[:, None, :]
+        rows = torch.minimum(rows.clamp(min=0), d[2, :, None] - 1)
+        cols = torch.minimum(cols.clamp(min=0), d[1, :, None] - 1)
+        z = d[12:].T  # (size, channels)
         channels = 1 + 2 * self.context
         images = torch.empty((size, channels, py, px), dtype=torch.float32, device=self.device)
         labels = torch.empty((size, py, px), dtype=torch.int64, device=self.device)
-        offsets = np.arange(-self.context, self.context + 1)
-        for c in np.unique(self._case[r]):  # cases on the host: the grouping costs no synchronisation
-            pick = np.flatnonzero(self._case[r] == c)
-            zs = np.clip(self._z[r[pick], None] + offsets, 0, self._depth[r[pick], None] - 1)
-            sel = torch.from_numpy(pick).to(self.device)
-            z_t = torch.from_numpy(zs).to(self.device)
-            rr, cc = rows[sel], cols[sel]
-            images[sel] = self.images[c][z_t[:, :, None, None], rr[:, None, :, None], cc[:, None, None, :]]
-            centre = z_t[:, self.context]
-            labels[sel] = self.labels[c][centre[:, None, None], rr[:, :, None], cc[:, None, :]].long()
+        cases, first = np.unique(self._case[r], return_index=True)
+        for c, a, b in zip(cases, first, [*first[1:], size]):  # grouped on the host: no synchronisation
+            zz, rr, cc = z[a:b], rows[a:b], cols[a:b]
+            images[a:b] = self.images[c][zz[:, :, None, None], rr[:, None, :, None], cc[:, None, None, :]]
+            labels[a:b] = self.labels[c][zz[:, self.context, None, None], rr[:, :, None], cc[:, None, :]].long()
         images = torch.where(inside[:, None], images, 0.0)
         labels = torch.where(inside, labels, UNANNOTATED)
         return images, labels
@@ -120,7 +119,7 @@ class ResidentSampler:
         """Whole slices ``refs`` of one shape: ``(n, 1 + 2 * context, y, x)`` images and ``(n, y, x)`` int64 labels."""
         images, labels = [], []
         for c, z in refs:
-            index = context_indices([z], context, self.images[c].shape[0])[0].to(self.device)
+            index = to_device(context_indices([z], context, self.images[c].shape[0])[0], self.device)
             images.append(self.images[c][index])
             labels.append(self.labels[c][z])
         return torch.stack(images), torch.stack(labels).long()

@@ -17,6 +17,16 @@ import torch
 import torch.nn.functional as F
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device`` without waiting for the device: on CUDA through pinned memory with
+    a non-blocking copy (a plain ``.to("cuda")`` waits for all queued work first)."""
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def context_indices(slices: list[int], context: int, depth: int) -> torch.Tensor:
     """``(n, 1 + 2 * context)`` slice indices: each slice with its neighbours, clamped at the volume's ends."""
     offsets = torch.arange(-context, context + 1)
@@ -30,16 +40,16 @@ def normalize(x: torch.Tensor, stats: tuple[float, float, float, float]) -> torc
     return x.sub_(mean).mul_(1.0 / std)
 
 
-@functools.lru_cache(maxsize=32)
-def _area_weights(size_in: int, size_out: int) -> torch.Tensor:
-    """``(size_out, size_in)`` float64: the share of each input pixel in each output pixel (OpenCV's
+@functools.lru_cache(maxsize=64)
+def _area_weights(size_in: int, size_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``(size_out, size_in)`` on ``device`` (cached there: no copy per batch): the share of each input pixel in each output pixel (OpenCV's
     INTER_AREA for shrinking: the exact overlap of the pixel intervals, each row summing to 1)."""
     scale = size_in / size_out
     starts = torch.arange(size_out, dtype=torch.float64) * scale
     ends = starts + scale
     left = torch.arange(size_in, dtype=torch.float64)
     overlap = (torch.minimum(ends[:, None], left[None, :] + 1) - torch.maximum(starts[:, None], left[None, :])).clamp(min=0)
-    return overlap / overlap.sum(dim=1, keepdim=True)
+    return (overlap / overlap.sum(dim=1, keepdim=True)).to(device, dtype)
 
 
 def resize(x: torch.Tensor, shape_yx: tuple[int, int]) -> torch.Tensor:
@@ -53,8 +63,8 @@ def resize(x: torch.Tensor, shape_yx: tuple[int, int]) -> torch.Tensor:
         return F.interpolate(x, size=(th, tw), mode="bilinear", align_corners=False)
     if h % th == 0 and w % tw == 0 and h // th == w // tw:
         return F.avg_pool2d(x, h // th)  # a whole factor: the same averages, computed faster
-    ry = _area_weights(h, th).to(x.device, x.dtype)
-    rx = _area_weights(w, tw).to(x.device, x.dtype)
+    ry = _area_weights(h, th, x.device, x.dtype)
+    rx = _area_weights(w, tw, x.device, x.dtype)
     return ry @ x @ rx.T
 
 
@@ -97,6 +107,25 @@ def margin_uncertainty(quantised: torch.Tensor) -> torch.Tensor:
     return 255 - (first - second)  # uint8: first >= second
 
 
+@functools.lru_cache(maxsize=8)
+def slice_scores(uncertainty: torch.Tensor, labels: torch.Tensor, band_px: int, uncertain: float) -> torch.Tensor:
+    """Per slice ``(n,)`` float32: :func:`core.ranking.slice_scores` on the device, the summed uncertainty
+    (0..1 a pixel) in the predicted structures grown by ``band_px`` pixels (4-connected steps, as scipy's
+    binary dilation with the cross) plus every pixel whose uncertainty exceeds ``uncertain``."""
+    region = (labels > 0) & (labels != 255)
+    for _ in range(band_px):
+        grown = region.clone()
+        grown[:, 1:] |= region[:, :-1]
+        grown[:, :-1] |= region[:, 1:]
+        grown[:, :, 1:] |= region[:, :, :-1]
+        grown[:, :, :-1] |= region[:, :, 1:]
+        region = grown
+    u = uncertainty.float() / 255.0
+    region |= u > uncertain
+    return (u * region).sum(dim=(1, 2))
+
+
+@functools.lru_cache(maxsize=8)
 def gaussian_weight(tile: int, device: torch.device) -> torch.Tensor:
     """``(tile, tile)`` blending weight of the sliding window: a Gaussian (sigma = tile / 8), floored at 1e-3."""
     sigma = tile / 8

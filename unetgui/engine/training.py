@@ -141,7 +141,7 @@ class Trainer:
         # steps between reports (BatchStats): each report reads the loss back, i.e. waits for the device
         self._report_every = 1 if self.device.type == "cpu" else REPORT_STEPS
         self._agreed_elapsed = 0.0
-        self._best_time = time.monotonic()
+        self._best_elapsed = 0.0  # seconds into the run when the best epoch ended
         self._ema_pairs: tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
     # -- data ------------------------------------------------------------------------------------
@@ -238,13 +238,14 @@ class Trainer:
             score = float(np.mean(list(dice.values()))) if dice else -train_loss
             # without held-out slices the final weights are the model: every epoch replaces the last
             is_best = score > self._best_score + 1e-6 or not held_out
+            elapsed = self._elapsed(start, agree=True)  # every rank: the same clock for the patience
             if is_best:
-                self._best_score, self.best_epoch, self._best_time = score, epoch, time.monotonic()
+                self._best_score, self.best_epoch, self._best_elapsed = score, epoch, elapsed
                 # kept on the device (no wait for it); best_checkpoint() moves it to the CPU
                 self._best_state = {k: v.detach().clone() for k, v in self._eval_model().state_dict().items()}
             if stop is None and epoch == cfg.epochs:
                 stop = "epochs"
-            if stop is None and held_out and self._patience_over(epoch):
+            if stop is None and held_out and self._patience_over(epoch, elapsed):
                 stop = "early stopping"
             for case in self.cases:  # memory-mapped cases: what this epoch read need not stay resident
                 release(case.image, case.labels)
@@ -270,18 +271,19 @@ class Trainer:
 
     def _read_loss(self, losses: list[torch.Tensor]) -> float:
         """Mean of the steps' losses (device tensors), read back here (the one wait for the device)."""
-        value = float(torch.stack(losses).float().mean())
+        here = losses[-1].device  # (after a fall-back to the CPU the list holds both)
+        value = float(torch.stack([loss.to(here) for loss in losses]).float().mean())
         if not math.isfinite(value):
             raise UnetguiError("training diverged (the loss is not finite); try a lower learning rate")
         return value
 
-    def _patience_over(self, epoch: int) -> bool:
+    def _patience_over(self, epoch: int, elapsed: float) -> bool:
         """No better validation Dice for ``patience`` epochs and, when set, for ``patience_minutes``: on a GPU
         an epoch takes seconds, and epochs alone would end a run after a small part of its budget."""
         if epoch - self.best_epoch < self.config.patience:
             return False
         minutes = self.config.patience_minutes
-        return not minutes or time.monotonic() - self._best_time >= minutes * 60
+        return not minutes or elapsed - self._best_elapsed >= minutes * 60
 
     def _eta(self, step: int, elapsed: float) -> float:
         total = self.config.epochs * self.config.steps_per_epoch

@@ -139,7 +139,7 @@ class ModelController(QObject):
         def work(progress, cancel):
             from unetgui.engine.inference import Predictor, SliceBatch
 
-            predictor = Predictor(checkpoint, device=device)
+            predictor = Predictor(checkpoint, device=device, scores=True)  # the ranking's scores from the device
             self.device_name = predictor.device_name
             started = time.monotonic()
             for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
@@ -147,8 +147,11 @@ class ModelController(QObject):
                     for z, plane in zip(batch.slices, batch.labels):
                         if not reviewed[z]:
                             whole[z] = plane
-                # the slice ranking is computed here, not on the GUI thread
-                yield batch, None if batch.uncertainty is None else slice_scores(batch.uncertainty, batch.labels)
+                # the slice ranking: from the predictor, else computed here (not on the GUI thread)
+                scores = batch.scores
+                if scores is None and batch.uncertainty is not None:
+                    scores = slice_scores(batch.uncertainty, batch.labels)
+                yield batch, scores
             if whole is not None:
                 cleaned = postprocess.apply(whole, rule)
                 changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))) if not reviewed[z])
