@@ -96,7 +96,7 @@ def gpu_batch_size(config: UNetConfig, shape_yx: tuple[int, int], free_bytes: in
     per_level = sum(6 * config.base * 2**i * pixels / 4**i for i in range(config.depth + 1))
     per_slice = 2 * per_level + 4 * 2 * config.classes * pixels + 4 * config.in_channels * pixels
     per_slice *= 2 if tta else 1  # the flipped pass's probabilities are added to the first's
-    per_slice += (8 * config.in_channels + 5 * config.classes + 16) * native
+    per_slice += (8 * config.in_channels + 5 * config.classes + 32) * native  # argmax: ~25 B a pixel at its peak
     return int(np.clip(free_bytes * GPU_MEMORY_SHARE // per_slice, 1, MAX_GPU_BATCH))
 
 
@@ -352,12 +352,16 @@ class Predictor:
         labels = np.zeros(planes.shape, np.uint8)
         probs = np.zeros((planes.shape[0], self.config.classes, *planes.shape[1:]), np.uint8)
         empty = np.zeros((0, *voxels.shape[1:]), np.uint8)
-        for batch in self._run_planes(planes, None, cancel):
-            labels[list(batch.slices)] = batch.labels
-            probs[list(batch.slices)] = batch.probabilities
-            if batch.done < batch.total:
-                yield SliceBatch((), empty, np.zeros((0, self.config.classes, *voxels.shape[1:]), np.uint8),
-                                 batch.done, batch.total, batch.eta, empty)
+        asked, self.scores = self.scores, False  # scores rank axial slices: none for the planes (see below)
+        try:
+            for batch in self._run_planes(planes, None, cancel):
+                labels[list(batch.slices)] = batch.labels
+                probs[list(batch.slices)] = batch.probabilities
+                if batch.done < batch.total:
+                    yield SliceBatch((), empty, np.zeros((0, self.config.classes, *voxels.shape[1:]), np.uint8),
+                                     batch.done, batch.total, batch.eta, empty)
+        finally:
+            self.scores = asked
         order = list(range(voxels.shape[0])) if slices is None else list(slices)
         labels = np.moveaxis(labels, 0, axis)[order]
         # (plane, class, rows, columns) -> (z, class, y, x)

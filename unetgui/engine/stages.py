@@ -107,7 +107,6 @@ def margin_uncertainty(quantised: torch.Tensor) -> torch.Tensor:
     return 255 - (first - second)  # uint8: first >= second
 
 
-@functools.lru_cache(maxsize=8)
 def slice_scores(uncertainty: torch.Tensor, labels: torch.Tensor, band_px: int, uncertain: float) -> torch.Tensor:
     """Per slice ``(n,)`` float32: :func:`core.ranking.slice_scores` on the device, the summed uncertainty
     (0..1 a pixel) in the predicted structures grown by ``band_px`` pixels (4-connected steps, as scipy's
