@@ -59,8 +59,8 @@ def test_compiled_model_takes_over_on_cuda(model):
     ct = _ct(32)
     predictor = Predictor(model, device="cuda", batch_size=16)  # compile: on by default on CUDA
     first = predictor.predict(ct, postprocess=False)
-    forward = compiled.compiled_forward(model, predictor.model, (16, 1, 512, 512), predictor._amp)
-    assert forward.wait(600)
+    forward = compiled.existing(model, predictor.model, (16, 1, 512, 512), predictor._amp)
+    assert forward is not None and forward.wait(600)
     second = predictor.predict(ct, postprocess=False)
     assert forward.state == "ready", forward.error
     assert predictor.compiled_runs > 0

@@ -152,9 +152,10 @@ def test_compiled_forward_takes_over_when_ready_and_gives_the_same_result(flat):
     hu = phantom_case()[0]
     eager = Predictor(flat, device="cpu", runtime="torch").predict(hu, postprocess=False)
     predictor = Predictor(flat, device="cpu", runtime="torch", compile=True, batch_size=4)
-    first = predictor.predict(hu, postprocess=False)  # compilation starts; this run is eager where not ready
-    shape = (4, 1, 64, 80)
-    found = compiled.compiled_forward(flat, predictor.model, shape, None)
+    first = predictor.predict(hu, postprocess=False)  # eager; when it is done, compilation starts
+    shape = (4, 1, *hu.shape[1:])
+    found = compiled.existing(flat, predictor.model, shape, None)
+    assert found is not None, "the run did not start compiling its batch shape"
     assert found.wait(120) and found.state in ("ready", "failed")
     second = predictor.predict(hu, postprocess=False)
     for result in (first, second):  # the compiled graph fuses differently: rounding may flip a boundary pixel
@@ -180,7 +181,7 @@ def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatc
     checkpoint = dataclasses.replace(flat)  # another model object: its own cache entry
     predictor = Predictor(checkpoint, device="cpu", runtime="torch", compile=True)
     result = predictor.predict(hu, postprocess=False)
-    compiled.compiled_forward(checkpoint, predictor.model, (2, 1, 64, 80), None).wait(30)
+    compiled.existing(checkpoint, predictor.model, (2, 1, *hu.shape[1:]), None).wait(30)
     predictor.predict(hu, postprocess=False)
     assert result.labels.shape == hu.shape and time.monotonic() - started < 60
     assert any("torch.compile failed" in n and "no compiler here" in n for n in predictor.notes)

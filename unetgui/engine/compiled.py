@@ -1,9 +1,11 @@
 """``torch.compile`` of a model for inference, built on a background thread so that no segmentation waits.
 
-Compilation takes tens of seconds and pays only on a GPU (docs/engine.md: ~1.8x the eager bf16 U-Net on an
-H200; on the CPU ONNX Runtime is faster than both). So a :class:`CompiledForward` starts compiling for one
-input shape on a daemon thread and, until that is done, calls the eager model; the first segmentation in
-the app runs eager and later ones compiled. Compiled graphs are kept per model (the same
+Compilation takes tens of seconds and pays only on a GPU (issue 13: ~1.8x the eager bf16 U-Net on an
+H200; on the CPU ONNX Runtime is faster than both). So a :class:`CompiledForward` compiles for one input
+shape on a daemon thread and, until that is done, the eager model runs. The ``Predictor`` asks for it when
+a segmentation has finished (the GPU is then idle while the user looks at the result, and the warm-up batch
+does not compete with the segmentation's for memory): the first segmentation in the app runs eager, later
+ones compiled. Compiled graphs are kept per model (the same
 :class:`~engine.checkpoint.Checkpoint` object) and input shape, so a new ``Predictor`` for the same model
 reuses them. A compilation that fails (no compiler, an inductor error) is noted and the eager model runs on.
 """
@@ -71,14 +73,24 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     return out.copy_(x)
 
 
+def _key(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None, backend: str) -> tuple:
+    return id(owner), str(next(model.parameters()).device), str(amp), tuple(shape), backend
+
+
 def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
                      backend: str = "inductor") -> CompiledForward:
     """The compiled forward of ``owner``'s model (e.g. its Checkpoint) for ``shape``; started on first request."""
-    device = next(model.parameters()).device
-    key = (id(owner), str(device), str(amp), tuple(shape), backend)
+    key = _key(owner, model, shape, amp, backend)
     with _LOCK:
         found = _CACHE.get(key)
         if found is None:
             found = _CACHE[key] = CompiledForward(model, shape, amp, backend)
             weakref.finalize(owner, _CACHE.pop, key, None)
         return found
+
+
+def existing(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
+             backend: str = "inductor") -> CompiledForward | None:
+    """The compiled forward for ``shape`` if one was started, else None (nothing is started)."""
+    with _LOCK:
+        return _CACHE.get(_key(owner, model, shape, amp, backend))

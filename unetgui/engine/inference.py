@@ -40,7 +40,7 @@ from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine import postprocess as component_rules
 from unetgui.engine import stages
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.compiled import channels_last, compiled_forward
+from unetgui.engine.compiled import channels_last, compiled_forward, existing
 from unetgui.engine.device import amp_dtype, configure_threads, describe, free_gpu_bytes, pick_device
 from unetgui.engine.unet import UNetConfig
 
@@ -221,6 +221,7 @@ class Predictor:
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self.compiled_runs = 0  # batches that ran through the compiled model
         self._lut_tensor: torch.Tensor | None = None
+        self._compile_shape: tuple[int, ...] | None = None  # the full batches' input shape, compiled after a run
 
     def _onnx_session(self, threads: int | None, required: bool):
         try:
@@ -294,17 +295,23 @@ class Predictor:
             return torch.softmax(logits[:n].float(), dim=1)
 
     def _compiled_for(self, shape: tuple[int, ...]):
-        """The compiled model once it is ready for ``shape`` (compiled in the background, one batch shape per
-        model and slice size), else None: the eager model runs."""
+        """The compiled model once it is ready for ``shape`` (one batch shape per model and slice size), else
+        None: the eager model runs (and the shape is compiled in the background after this run)."""
         if not self._compile:
             return None
-        compiled = compiled_forward(self.checkpoint, self.model, shape, self._amp)
-        if compiled.ready_for(shape):
+        self._compile_shape = shape
+        compiled = existing(self.checkpoint, self.model, shape, self._amp)
+        if compiled is not None and compiled.ready_for(shape):
             self.compiled_runs += 1
             return compiled
-        if compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
+        if compiled is not None and compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
             self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
         return None
+
+    def _compile_later(self) -> None:
+        """After a run: start compiling the shape it used, on a background thread (engine/compiled.py)."""
+        if self._compile and self._compile_shape is not None:
+            compiled_forward(self.checkpoint, self.model, self._compile_shape, self._amp)
 
     def _lut(self, device: torch.device) -> torch.Tensor:
         """Class index -> label value, kept on ``device`` (no copy, and so no wait, per batch)."""
@@ -404,6 +411,7 @@ class Predictor:
                 yield self._hand_over(pending, len(order), len(order), start)
         finally:
             feed.close()
+        self._compile_later()
 
     def _plan_batch(self, shape_yx: tuple[int, int]) -> None:
         """On CUDA without a batch size given: as many slices as the free memory holds (``gpu_batch_size``)."""
