@@ -337,7 +337,7 @@ class Trainer:
         self._set_data(self.source_cases, self.train_refs, self.val_refs)  # the resident data moves to the CPU
         self.device_name = describe(self.device) + " (after GPU out of memory)"
 
-    def _try_step(self, aug: AugmentConfig) -> float:
+    def _try_step(self, aug: AugmentConfig) -> torch.Tensor:
         weighted = bool(self.config.border_weight)
         w = None
         if self._resident is not None:  # drawn on the device
