@@ -115,14 +115,14 @@ class _Feed:
         if device.type == "cuda":
             if _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free_gpu_bytes(device):
                 try:
-                    self._resident = torch.from_numpy(_host(voxels)).to(device)
+                    self._resident = _readonly_tensor(_host(voxels)).to(device)
                 except torch.cuda.OutOfMemoryError:  # another process took the memory meanwhile: stream it
                     torch.cuda.empty_cache()
             if self._resident is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
                 self._stream = torch.cuda.Stream(device)
         else:  # MPS: one upload (unified memory)
-            self._resident = torch.from_numpy(_host(voxels)).to(device)
+            self._resident = _readonly_tensor(_host(voxels)).to(device)
 
     def prefetch(self, slices: list[int]) -> None:
         """Start uploading ``slices`` (the next batch) while the current one computes."""
@@ -157,6 +157,14 @@ class _Feed:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._resident = None
+
+
+def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor view of ``array`` for reading only (the document's voxels are read-only arrays; torch warns
+    about those, but nothing here writes to them: they are copied to the GPU)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
 
 
 def _host(voxels: np.ndarray) -> np.ndarray:
