@@ -461,7 +461,11 @@ class Trainer:
             model.load_state_dict(self._best_state)
         model = model.to(memory_format=torch.contiguous_format).eval()
         if self.postprocessing is None or self.postprocessing.get("epoch") != self.best_epoch:
-            self.postprocessing = self._decide_postprocessing(model)
+            try:  # on the training device: on the CPU a 200-slice volume of the gpu preset takes minutes
+                self.postprocessing = self._decide_postprocessing(copy.deepcopy(model).to(self.device))
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                self.postprocessing = self._decide_postprocessing(model)
         best = next((h for h in self.history if h.epoch == self.best_epoch), None)
         info = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -510,11 +514,15 @@ class Trainer:
         return {**record, "epoch": self.best_epoch}
 
     def _predict_slices(self, model: torch.nn.Module, case: Case, slices: list[int]) -> np.ndarray:
-        """Class indices ``(n, y, x)`` uint8 of ``slices`` of ``case`` (CPU model, working size)."""
+        """Class indices ``(n, y, x)`` uint8 of ``slices`` of ``case`` (at the working size, on the model's device)."""
         images = np.stack([context_stack(case.image, z, self.model_config.context) for z in slices])
         h, w = images.shape[-2:]
-        x = torch.from_numpy(pad_to_multiple(images, self.model_config.multiple))
-        return model(x).argmax(1)[:, :h, :w].numpy().astype(np.uint8)
+        device = next(model.parameters()).device
+        x = torch.from_numpy(pad_to_multiple(images, self.model_config.multiple)).to(device)
+        amp = self._amp if device.type == self.device.type else None
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            classes = model(x).argmax(1)[:, :h, :w]
+        return classes.to(torch.uint8).cpu().numpy()
 
 
 def measure_step_seconds(model_config: UNetConfig, config: TrainConfig, repeats: int = 2) -> float:
