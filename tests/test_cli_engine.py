@@ -254,3 +254,16 @@ def test_fine_tuning_refuses_labels_the_model_does_not_know(study, tmp_path, cap
     code = cli.main(["train", "--images", str(root / "ct"), "--labels", str(tmp_path / "three.nii.gz"), "--output",
                      str(tmp_path / "m.unetgui"), "--init", str(model), "--epochs", "1"])
     assert code == 1 and "values [3]" in capsys.readouterr().err
+
+
+def test_info_describes_a_model_file(tmp_path, capsys):
+    """``unetgui info model.unetgui`` prints the model card the app's panel shows."""
+    from engine_fixtures import tiny_checkpoint
+    from unetgui.engine import checkpoint
+
+    path = tmp_path / "m.unetgui"
+    checkpoint.save(tiny_checkpoint(), str(path))
+    assert cli.main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Labels: liver" in out and "U-Net width 8, depth 3; working size native; axial planes" in out
+    assert "Dice on the annotated (training) slices" in out or "Validation Dice" in out

@@ -15,8 +15,8 @@ from unetgui.formats.inputs import is_nifti
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="list the image series found in a DICOM folder, or describe a NIfTI or "
-                          "NRRD file (.nrrd, .nhdr, .seg.nrrd)")
-    info.add_argument("path", help="DICOM folder (searched recursively) or file, NIfTI or NRRD file")
+                          "NRRD file (.nrrd, .nhdr, .seg.nrrd) or a model file (.unetgui)")
+    info.add_argument("path", help="DICOM folder (searched recursively) or file, NIfTI or NRRD file, model file")
     info.set_defaults(run=lambda a: _info(a.path))
     convert = sub.add_parser("convert", help="convert a DICOM series to NIfTI with its exact geometry")
     convert.add_argument("--input", required=True, help="DICOM folder (searched recursively), file or DICOMDIR")
@@ -34,6 +34,11 @@ def _info(path: str) -> int:
         return 0
     if os.path.isfile(path) and nrrd.is_nrrd(path):
         print(nrrd.describe(path))
+        return 0
+    if os.path.isfile(path) and path.lower().endswith(".unetgui"):
+        from unetgui.engine import checkpoint as model_file  # torch: only for model files
+
+        print(model_file.describe(model_file.load(path)))
         return 0
     result = scan(path, ProgressLine("scanning"))
     _print_scan(result)

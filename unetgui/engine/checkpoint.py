@@ -72,6 +72,38 @@ class Checkpoint:
         }
 
 
+def describe(checkpoint: Checkpoint) -> str:
+    """The model card, a few lines (the app's training panel and ``unetgui info model.unetgui``): labels,
+    architecture and working size, training data, validation metrics, selection, plan, post-processing,
+    device and date."""
+    info = checkpoint.info
+    training = info.get("training", {})
+    dice = info.get("metrics", {}).get("val_dice", {})
+    names = {str(lab.value): lab.name for lab in checkpoint.labels}
+    scores = ", ".join(f"{names.get(k, k)} {v:.3f}" for k, v in dice.items()) or "n/a"
+    c, pre = checkpoint.config, checkpoint.preprocessing
+    on_annotated = info.get("dice_on") == "annotated"
+    plan = info.get("plan") or {}
+    post = (info.get("postprocessing") or {}).get("largest_component")
+    planes = ("axial", "coronal", "sagittal")[pre.axis]
+    context = f", {c.in_channels} neighbouring slices as input" if c.context else ""
+    lines = [f"Labels: {', '.join(lab.name for lab in checkpoint.labels)}",
+             f"U-Net width {c.base}, depth {c.depth}; working size {pre.working_size or 'native'}; "
+             f"{planes} planes{context}",
+             f"Trained on {training.get('train_slices', '?')} slices, validated on {training.get('val_slices', '?')}",
+             f"{'Dice on the annotated (training) slices' if on_annotated else 'Validation Dice'}: {scores}"]
+    if info.get("selection"):
+        lines.append(f"Model: {info['selection']}")
+    if plan.get("overridden"):
+        lines.append(f"Planned; set by you: {', '.join(plan['overridden'])}")
+    elif plan:
+        lines.append("Settings: planned from the data")
+    if post:
+        lines.append("Post-processing: largest connected component of " + ", ".join(names.get(str(v), str(v)) for v in post))
+    lines.append(f"Device: {info.get('device', '?')}; {info.get('created', '')}")
+    return "\n".join(lines)
+
+
 def save(checkpoint: Checkpoint, path: str) -> None:
     """Write ``checkpoint`` to ``path`` atomically (a reader never sees a half-written model)."""
     meta = checkpoint.metadata()

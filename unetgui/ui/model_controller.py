@@ -89,29 +89,9 @@ class ModelController(QObject):
         """A short model card: labels, training data, validation metrics, device, date."""
         if self.checkpoint is None:
             return "No model yet: mark corrected slices as reviewed and press Train."
-        info = self.checkpoint.info
-        training = info.get("training", {})
-        dice = info.get("metrics", {}).get("val_dice", {})
-        names = {str(lab.value): lab.name for lab in self.checkpoint.labels}
-        scores = ", ".join(f"{names.get(k, k)} {v:.3f}" for k, v in dice.items()) or "n/a"
-        c = self.checkpoint.config
-        on_annotated = info.get("dice_on") == "annotated"
-        plan = info.get("plan") or {}
-        post = (info.get("postprocessing") or {}).get("largest_component")
-        lines = [f"Labels: {', '.join(lab.name for lab in self.checkpoint.labels)}",
-                 f"U-Net width {c.base}, depth {c.depth}; working size {self.checkpoint.preprocessing.working_size or 'native'}",
-                 f"Trained on {training.get('train_slices', '?')} slices, validated on {training.get('val_slices', '?')}",
-                 f"{'Dice on the annotated (training) slices' if on_annotated else 'Validation Dice'}: {scores}"]
-        if info.get("selection"):
-            lines.append(f"Model: {info['selection']}")
-        if plan.get("overridden"):
-            lines.append(f"Planned; set by you: {', '.join(plan['overridden'])}")
-        elif plan:
-            lines.append("Settings: planned from the data")
-        if post:
-            lines.append("Post-processing: largest connected component of " + ", ".join(names.get(str(v), str(v)) for v in post))
-        lines.append(f"Device: {info.get('device', '?')}; {info.get('created', '')}")
-        return "\n".join(lines)
+        from unetgui.engine.checkpoint import describe
+
+        return describe(self.checkpoint)
 
     # -- segmentation ----------------------------------------------------------------------------
     @property
