@@ -35,6 +35,12 @@ def configure_threads(threads: int | None = None) -> int:
     return n
 
 
+def configure_cuda() -> None:
+    """cuDNN picks the fastest convolution algorithm per input shape (autotuned once per shape, as nnU-Net
+    does): training patches and inference batches keep one shape, so the search pays for itself at once."""
+    torch.backends.cudnn.benchmark = True
+
+
 def amp_dtype(device: torch.device) -> torch.dtype | None:
     """Autocast dtype: bf16 on CUDA where supported, else fp16; none on CPU (bf16 is ~10x slower there)."""
     if device.type == "cuda":

@@ -41,7 +41,7 @@ from unetgui.engine import postprocess as component_rules
 from unetgui.engine import stages
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.compiled import channels_last, compiled_forward, existing
-from unetgui.engine.device import amp_dtype, configure_threads, describe, free_gpu_bytes, pick_device
+from unetgui.engine.device import amp_dtype, configure_cuda, configure_threads, describe, free_gpu_bytes, pick_device
 from unetgui.engine.unet import UNetConfig
 
 RUNTIMES = ("auto", "torch", "onnx")
@@ -215,6 +215,7 @@ class Predictor:
         self._amp = amp_dtype(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+            configure_cuda()
         if compile is None:  # on CUDA unless the user turned it off (UNETGUI_COMPILE=0: a compiler problem)
             compile = self.device.type == "cuda" and os.environ.get("UNETGUI_COMPILE", "1") != "0"
         self._compile = compile

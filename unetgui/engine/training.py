@@ -33,7 +33,7 @@ from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
 from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
-from unetgui.engine.device import amp_dtype, configure_threads, describe, pick_device
+from unetgui.engine.device import amp_dtype, configure_cuda, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.resident import ResidentSampler, can_reside
@@ -117,6 +117,7 @@ class Trainer:
             self.model = UNet(self.model_config).to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+            configure_cuda()
         self._trained = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self._amp = amp_dtype(self.device) if config.amp else None
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._amp == torch.float16)
