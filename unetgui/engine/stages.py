@@ -42,8 +42,9 @@ def normalize(x: torch.Tensor, stats: tuple[float, float, float, float]) -> torc
 
 @functools.lru_cache(maxsize=64)
 def _area_weights(size_in: int, size_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``(size_out, size_in)`` on ``device`` (cached there: no copy per batch): the share of each input pixel in each output pixel (OpenCV's
-    INTER_AREA for shrinking: the exact overlap of the pixel intervals, each row summing to 1)."""
+    """``(size_out, size_in)`` on ``device`` (cached there: no copy per batch): the share of each input pixel
+    in each output pixel (OpenCV's INTER_AREA for shrinking: the exact overlap of the pixel intervals, each row
+    summing to 1)."""
     scale = size_in / size_out
     starts = torch.arange(size_out, dtype=torch.float64) * scale
     ends = starts + scale
