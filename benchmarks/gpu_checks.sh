@@ -9,7 +9,7 @@ set -uo pipefail
 out=${OUT:-.}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-python -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_planner.py tests/test_engine_training.py \
+python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py tests/test_planner.py tests/test_engine_training.py \
   tests/test_engine_inference.py 2>&1 | tail -30 | tee "$out/gpu_tests.txt"
-python benchmarks/gpu_throughput.py --slices 500 --json "$out/gpu_throughput.json" 2>&1 | tee "$out/gpu_throughput.txt"
-python benchmarks/pipeline_profile.py --device cuda --preset gpu --slices 500 --repeat 2 2>&1 | tee "$out/gpu_profile.txt"
+python3 benchmarks/gpu_throughput.py --slices 500 --json "$out/gpu_throughput.json" 2>&1 | tee "$out/gpu_throughput.txt"
+python3 benchmarks/pipeline_profile.py --device cuda --preset gpu --slices 500 --repeat 2 2>&1 | tee "$out/gpu_profile.txt"
