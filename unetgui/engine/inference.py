@@ -328,10 +328,15 @@ class Predictor:
             self._lut_tensor = torch.from_numpy(self._values).to(device)
         return self._lut_tensor
 
+    @property
+    def _tile(self) -> int:
+        """The sliding window's tile side: ``tile_limit // 2`` rounded down to a multiple of ``2 ** depth``."""
+        return max(self.config.multiple, (self.tile_limit // 2) // self.config.multiple * self.config.multiple)
+
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         """Sliding window (tiles of ``tile_limit // 2``, half overlap), Gaussian-weighted blending."""
         n, _, h, w = x.shape
-        tile = max(self.config.multiple, (self.tile_limit // 2) // self.config.multiple * self.config.multiple)
+        tile = self._tile
         weight = stages.gaussian_weight(tile, x.device)
         out = torch.zeros((n, self.config.classes, h, w), dtype=torch.float32, device=x.device)
         norm = torch.zeros((h, w), dtype=torch.float32, device=x.device)
@@ -428,8 +433,7 @@ class Predictor:
             return
         h, w = self.pre.working_shape(tuple(shape_yx))
         m = self.config.multiple
-        side = min(self.tile_limit // 2, max(h, w)) if max(h, w) > self.tile_limit else None
-        padded = (side, side) if side else (h + -h % m, w + -w % m)
+        padded = (self._tile, self._tile) if max(h, w) > self.tile_limit else (h + -h % m, w + -w % m)
         planned = gpu_batch_size(self.config, padded, free_gpu_bytes(self.device), self.tta, tuple(shape_yx))
         planned = 2 ** int(np.log2(planned))  # powers of two: few distinct shapes for the compiled graphs
         self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH, planned)
