@@ -163,6 +163,7 @@ def test_segment_a_range_and_a_failed_segmentation_changes_nothing(window, qtbot
     qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
     assert "Failed" in panel.status.text(), panel.status.text()
     assert "simulated crash" in panel.status.text()
+    assert window.models.last_rate is None  # no throughput claimed for a run that did not finish
     assert np.array_equal(window.session.labels.labels, before)  # the batches already shown were taken back
 
 

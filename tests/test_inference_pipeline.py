@@ -187,3 +187,39 @@ def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatc
     assert result.labels.shape == hu.shape and time.monotonic() - started < 60
     assert any("torch.compile failed" in n and "no compiler here" in n for n in predictor.notes)
 
+
+
+def test_the_streaming_feed_gives_the_same_result_also_when_the_batch_shrinks(stacked, monkeypatch):
+    """The producer thread that uploads batch i + 1 while batch i computes (on CUDA for volumes too large to
+    upload whole), run on the CPU with plain copies: with 2.5-D context and an uneven last batch the result is
+    the one the direct feed gives, and after an out-of-memory that halves the batch the prefetched slices no
+    longer match the batch and are uploaded again, not used for the wrong slices."""
+    from unetgui.engine import inference
+
+    hu = phantom_case((11, 64, 64))[0]
+    direct = Predictor(stacked, device="cpu", runtime="torch", batch_size=4).predict(hu, postprocess=False)
+    feeds, feed = [], inference._Feed
+
+    def streaming(*args, **kwargs):
+        feeds.append(feed(*args, **kwargs, stream=True))
+        return feeds[-1]
+
+    monkeypatch.setattr(inference, "_Feed", streaming)
+    streamed = Predictor(stacked, device="cpu", runtime="torch", batch_size=4).predict(hu, postprocess=False)
+    assert feeds[-1].streaming and np.array_equal(streamed.labels, direct.labels)
+    assert np.array_equal(streamed.probabilities, direct.probabilities)
+
+    predictor = Predictor(stacked, device="cpu", runtime="torch", batch_size=4)
+    real, calls = predictor._probabilities, []
+
+    def out_of_memory_once(x):
+        calls.append(x.shape[0])
+        if len(calls) == 2:  # the second batch, after slices 8-10 were prefetched for a batch of 4
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(x)
+
+    monkeypatch.setattr(predictor, "_probabilities", out_of_memory_once)
+    shrunk = predictor.predict(hu, postprocess=False)
+    assert calls[:3] == [4, 4, 2] and predictor.batch_size == 2
+    assert np.array_equal(shrunk.labels, direct.labels)
+    assert np.array_equal(shrunk.probabilities, direct.probabilities)

@@ -102,27 +102,30 @@ def gpu_batch_size(config: UNetConfig, shape_yx: tuple[int, int], free_bytes: in
 
 class _Feed:
     """The volume's slices on the model's device: gathered per batch (with the 2.5-D context) from the volume
-    uploaded once, or uploaded per batch on a side stream by a producer thread one batch ahead."""
+    uploaded once, or uploaded per batch by a producer thread one batch ahead (on CUDA from pinned memory on
+    a side stream). ``stream``: True or False forces the choice (True on the CPU runs the producer thread
+    with plain copies, which is how the tests exercise it); None decides by the free GPU memory."""
 
-    def __init__(self, voxels: np.ndarray, device: torch.device, context: int) -> None:
+    def __init__(self, voxels: np.ndarray, device: torch.device, context: int, stream: bool | None = None) -> None:
         self.voxels, self.device, self.context = voxels, device, context
         self.depth = voxels.shape[0]
         self._resident: torch.Tensor | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._stream: torch.cuda.Stream | None = None
         self._ahead: tuple[tuple[int, ...], object] | None = None
-        if device.type == "cpu":
-            return
         if device.type == "cuda":
-            if _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free_gpu_bytes(device):
+            fits = _host(voxels[:1]).nbytes * self.depth <= VOLUME_MEMORY_SHARE * free_gpu_bytes(device)
+            if not stream and (stream is False or fits):
                 try:
                     self._resident = _readonly_tensor(_host(voxels)).to(device)
                 except torch.cuda.OutOfMemoryError:  # another process took the memory meanwhile: stream it
                     torch.cuda.empty_cache()
             if self._resident is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
                 self._stream = torch.cuda.Stream(device)
-        else:  # MPS: one upload (unified memory)
+        elif device.type != "cpu":  # MPS: one upload (unified memory)
             self._resident = _readonly_tensor(_host(voxels)).to(device)
+        if self._resident is None and (device.type == "cuda" or stream):
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="upload")
 
     def prefetch(self, slices: list[int]) -> None:
         """Start uploading ``slices`` (the next batch) while the current one computes."""
@@ -131,27 +134,34 @@ class _Feed:
 
     def take(self, slices: list[int]) -> torch.Tensor:
         """``(n, 1 + 2 * context, y, x)`` raw voxels of ``slices`` on the device (the volume's dtype)."""
-        index = stages.context_indices(slices, self.context, self.depth)
         if self._resident is not None:
-            return self._resident[stages.to_device(index, self.device)]
-        if self.device.type == "cpu":
-            return torch.from_numpy(_host(self.voxels[index.numpy()]))
+            return self._resident[stages.to_device(stages.context_indices(slices, self.context, self.depth), self.device)]
+        if self._pool is None:  # the CPU, reading the volume's memory directly
+            return self._upload(slices)[0]
         ahead, self._ahead = self._ahead, None
+        # the prefetched batch, unless the batch changed since (out of memory halves it): then upload it now
         tensor, event, host = ahead[1].result() if ahead is not None and ahead[0] == tuple(slices) else self._upload(slices)
-        stream = torch.cuda.current_stream(self.device)
-        stream.wait_event(event)
-        tensor.record_stream(stream)  # the caching allocator must not reuse it before this stream is done
+        if event is not None:
+            stream = torch.cuda.current_stream(self.device)
+            stream.wait_event(event)
+            tensor.record_stream(stream)  # the caching allocator must not reuse it before this stream is done
         del host  # (torch's pinned-memory allocator keeps the block until the copy has completed)
         return tensor
 
-    def _upload(self, slices: list[int]) -> tuple[torch.Tensor, torch.cuda.Event, torch.Tensor]:
-        index = stages.context_indices(slices, self.context, self.depth).numpy()
-        host = torch.from_numpy(_host(self.voxels[index])).pin_memory()
+    def _upload(self, slices: list[int]) -> tuple[torch.Tensor, torch.cuda.Event | None, torch.Tensor]:
+        host = torch.from_numpy(_host(self.voxels[stages.context_indices(slices, self.context, self.depth).numpy()]))
+        if self._stream is None:
+            return host, None, host
+        host = host.pin_memory()
         with torch.cuda.stream(self._stream):
             tensor = host.to(self.device, non_blocking=True)
             event = torch.cuda.Event()
             event.record(self._stream)
         return tensor, event, host
+
+    @property
+    def streaming(self) -> bool:
+        return self._pool is not None
 
     def close(self) -> None:
         if self._pool is not None:

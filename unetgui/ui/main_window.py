@@ -169,8 +169,9 @@ class MainWindow(QMainWindow):
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
         self._update_title()
 
-    def _show_device(self) -> None:  # after a segmentation: where it ran and how fast
-        self.device.setText(f"{self.models.device_name}  |  {self.models.last_rate:,.0f} slices/s")
+    def _show_device(self) -> None:  # after a segmentation: where it ran and, if it finished, how fast
+        rate = self.models.last_rate
+        self.device.setText(self.models.device_name + ("" if rate is None else f"  |  {rate:,.0f} slices/s"))
 
     def _on_closed(self) -> None:
         self.view.hide()

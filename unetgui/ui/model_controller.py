@@ -54,7 +54,7 @@ class ModelController(QObject):
         self.session, self.runner = session, runner
         self.checkpoint = None  # engine Checkpoint of the current model
         self.device_name = ""
-        self.last_rate = 0.0  # slices per second of the last segmentation
+        self.last_rate: float | None = None  # slices per second of the last segmentation that finished
         self._segment_job: Job | None = None
         self._train_generation = -1
         self._pending_labels: Latest[np.ndarray] = Latest()  # reviewed slices for the running training
@@ -115,6 +115,7 @@ class ModelController(QObject):
         whole = self.session.labels.labels.copy() if postprocess.wanted(rule) and len(covered) == volume.shape[0] else None
 
         reviewed = self.session.reviewed.copy()
+        self.last_rate = None  # until this one finishes (a cancelled or failed run has no rate to show)
 
         def work(progress, cancel):
             from unetgui.engine.inference import Predictor, SliceBatch
@@ -138,8 +139,7 @@ class ModelController(QObject):
                 if changed:
                     yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None
             self.device_name = predictor.device_name
-            self.last_rate = len(order) / max(time.monotonic() - started, 1e-6)
-            return predictor.notes
+            return predictor.notes, len(order) / max(time.monotonic() - started, 1e-6)
 
         backup: dict[int, np.ndarray] = {}
 
@@ -164,7 +164,8 @@ class ModelController(QObject):
                 self.session.discard_prediction(backup)
             self.failed.emit(message)
 
-        def finished(notes) -> None:
+        def finished(result) -> None:
+            notes, self.last_rate = result
             record()
             extra = "".join(f"\n{n}" for n in (notes or []))
             self.segment_done.emit(f"Segmented {len(order)} slice(s) on {self.device_name} "
