@@ -52,6 +52,28 @@ def test_train_predict_evaluate_round_trip(study, tmp_path):
     assert result["label"] == 1 and result["dice"] > 0.85 and result["hd95_defined"]
 
 
+
+def test_evaluate_reads_any_label_format_onto_the_image(tmp_path, capsys):
+    """dcmqi's DICOM-SEG liver against the Slicer segmentation unetgui exports from it, and against dcmqi's
+    NRRD labelmap of liver and spine: both read onto the CT's grid with --image."""
+    from conftest import DATA
+
+    root = DATA / "dcmqi-ct-3slice-liver-seg"
+    ct, seg = str(root / "ct"), str(root / "seg" / "liver_seg.dcm")
+    assert cli.main(["export", "--input", ct, "--labels", seg, "--output", str(tmp_path / "out"), "--seg-nrrd"]) == 0
+    (slicer,) = (tmp_path / "out").glob("*.seg.nrrd")
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--image", ct, "--truth", seg, "--prediction", str(slicer), "--json",
+                     str(tmp_path / "m.json")]) == 0
+    (liver,) = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert liver["dice"] == 1.0 and liver["volume_truth_ml"] > 50
+    assert cli.main(["evaluate", "--image", ct, "--truth", seg, "--prediction",
+                     str(root / "labelmaps" / "liver_spine_seg.nrrd"), "--json", str(tmp_path / "m.json")]) == 0
+    liver, spine = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert liver["dice"] == 1.0 and spine["dice"] == 0.0 and spine["volume_pred_ml"] > 1  # spine is not in the truth
+    assert cli.main(["evaluate", "--truth", seg, "--prediction", str(slicer)]) == 1  # which grid? it says so
+    assert "give --image" in capsys.readouterr().err
+
 def test_train_with_the_cli_defaults_plans_from_the_data(study, tmp_path):
     """Only the required arguments and a time budget, as a user types it: the planner sets everything else."""
     from unetgui.engine import checkpoint

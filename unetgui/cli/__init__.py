@@ -8,7 +8,7 @@ error (a bug: one line on stderr, the traceback in a log file, see core/crashlog
                 [--epochs N] [--axis auto|axial|coronal|sagittal] [--config best.json] [--device auto|cpu|cuda] [--seed S]
   unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
   unetgui suggest --model MODEL --input PATH [--labels PATH] [--count N] [--json FILE]
-  unetgui evaluate --prediction P --truth T [--json FILE]
+  unetgui evaluate --prediction P --truth T [--image IMAGE] [--json FILE]
   unetgui tune (--images PATH --labels PATH ... | --dataset DIR) --output MODEL (--trials N | --minutes M)
                [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]

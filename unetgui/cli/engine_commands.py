@@ -98,8 +98,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     suggest.set_defaults(run=_suggest)
     evaluate = sub.add_parser("evaluate", help="Dice, IoU, HD95 and volumes of a prediction against the truth, "
                               "or of a model on a data set's test cases")
-    evaluate.add_argument("--prediction", help="NIfTI label volume or folder of label PNGs")
-    evaluate.add_argument("--truth", help="NIfTI label volume or folder of masks (255 = not annotated)")
+    evaluate.add_argument("--prediction", help="NIfTI label volume or folder of label PNGs; with --image also "
+                          "NRRD, a Slicer .seg.nrrd or a DICOM-SEG")
+    evaluate.add_argument("--truth", help="NIfTI label volume or folder of masks (255 = not annotated); with --image "
+                          "also NRRD, a Slicer .seg.nrrd or a DICOM-SEG")
+    evaluate.add_argument("--image", help="the image both label files belong to (DICOM folder, NIfTI, NRRD): they "
+                          "are read onto its grid, in any label format, e.g. a DICOM-SEG against a .seg.nrrd")
+    evaluate.add_argument("--series", help="with --image: series key, SeriesInstanceUID or number (when the folder "
+                          "holds several)")
     evaluate.add_argument("--model", help="with --dataset: the model to segment the cases with")
     evaluate.add_argument("--dataset", help="with --model: a data set folder or manifest (as for train --dataset)")
     evaluate.add_argument("--split", default="test", choices=["test", "val", "train", "all"],
@@ -525,14 +531,22 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UnetguiError("give --prediction and --truth (or --model with --dataset)")
     if args.json:
         check_writable(args.json, "--json")
-    if is_nifti(args.truth):
+    if args.image:
+        image = open_image(args.image, args.series)
+        truth_labels, pred_labels = (open_labels(path, image)[0].labels for path in (args.truth, args.prediction))
+        spacing = image.volume.spacing
+    elif is_nifti(args.truth):
         truth = nifti.read_labels(args.truth)
         if not is_nifti(args.prediction):
-            raise UnetguiError("compare a NIfTI truth with a NIfTI prediction")
+            raise UnetguiError("compare a NIfTI truth with a NIfTI prediction, or give --image to read both onto "
+                               "the image's grid in any label format")
         pred = nifti.read_labels(args.prediction, _grid_of(truth))
         spacing = _grid_of(truth).spacing
         truth_labels, pred_labels = truth.labels, pred.labels
     else:
+        if not os.path.isdir(args.truth):
+            raise UnetguiError(f"{args.truth}: give --image for this format (NRRD, .seg.nrrd and DICOM-SEG labels "
+                               "are read onto an image's grid)")
         names = [os.path.basename(p) for p in png.list_images(args.truth)]
         if not names:
             raise UnetguiError(f"{args.truth}: no masks found")
