@@ -18,6 +18,21 @@ def test_label_table_sorted_unique_and_json_round_trip():
     assert table.with_label(Label(3, "kidney", (0, 0, 0))).get(3).name == "kidney"
 
 
+def test_label_codes_round_trip_validate_and_go_with_a_new_name():
+    mass = Label(2, "Segment_1", (1, 2, 3), (("category", "SCT", "49755003", "Morphologically Altered Structure"),
+                                             ("type", "SCT", "4147007", "Mass")))
+    table = LabelTable((mass, Label(1, "liver", (200, 10, 10))))
+    assert LabelTable.from_json(table.to_json()) == table and "codes" not in table.to_json()[0]
+    assert mass.code("type") == ("SCT", "4147007", "Mass") and mass.code("region") is None
+    assert mass.renamed("Segment_1") == mass and mass.renamed("cyst").codes == ()
+    with pytest.raises(ValueError, match="category and a type"):
+        Label(1, "a", (0, 0, 0), (("type", "SCT", "4147007", "Mass"),))
+    with pytest.raises(ValueError, match="distinct"):
+        Label(1, "a", (0, 0, 0), (("category", "SCT", "1", "x"), ("category", "SCT", "2", "y")))
+    with pytest.raises(ValueError, match="roles"):
+        Label(1, "a", (0, 0, 0), (("category", "SCT", "1", "x"), ("kind", "SCT", "2", "y")))
+
+
 def test_volume_spacing_comes_from_the_affine():
     affine = affine_from_dicom(np.array([1, 0, 0]), np.array([0, 1, 0]), (0.7, 0.8), np.zeros(3), np.array([0, 0, 2.5]))
     volume = Volume(np.zeros((3, 4, 5), np.int16), affine)

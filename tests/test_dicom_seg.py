@@ -45,6 +45,8 @@ def test_dcmqi_liver_seg_equals_its_nrrd_labelmap(dcmqi_ct):
     assert np.array_equal(labels.labels, expected)
     assert [int(labels.labels[k].sum()) for k in range(3)] == [36233, 35645, 35220]  # README counts
     assert labels.table.get(1).name == "Liver"
+    # its codes, the retired SNOMED RT ones (T-62000) as the SNOMED CT codes new objects must use
+    assert labels.table.get(1).codes == (("category", "SCT", "85756007", "Tissue"), ("type", "SCT", "10200004", "Liver"))
     assert notes == ()
 
 
@@ -53,6 +55,16 @@ def test_overlapping_segments_are_resolved_with_a_warning(dcmqi_ct):
     assert len(labels.table) == 5
     assert notes and "overlap" in notes[0]
     assert set(np.unique(labels.labels)) == {0, 1, 2, 3, 4, 5}
+
+
+def test_segment_codes_survive_a_round_trip_whatever_the_names(tmp_path, dcmqi_ct):
+    """dcmqi names its segments by colour ("ORANGE" is an artery): written again, each keeps its codes
+    instead of being coded from a name that says nothing of it."""
+    labels, _ = read_dicom_seg(str(DCMQI / "seg" / "partial_overlaps_seg.dcm"), dcmqi_ct)
+    assert labels.table.get(2).name == "ORANGE" and labels.table.get(2).code("type") == ("SCT", "51114001", "Artery")
+    write_dicom_seg(labels, dcmqi_ct, str(tmp_path / "again.dcm"))
+    back, _ = read_dicom_seg(str(tmp_path / "again.dcm"), dcmqi_ct)
+    assert back.table == labels.table and np.array_equal(back.labels, labels.labels)
 
 
 @pytest.mark.parametrize("name", ["liver.dcm", "liver_expb.dcm", "liver_j2k.dcm"])

@@ -3,6 +3,8 @@ threshold brush, scrolling, and opening a DICOM series through the dialog code p
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -201,6 +203,11 @@ def test_label_table_add_rename_hide_and_window_level(window, qtbot):
     assert window.session.table.values == (1, 2) and window.session.active_label == 2
     panel.table.item(1, 1).setText("tumour")
     assert window.session.table.get(2).name == "tumour"
+    coded = window.session.table.get(1)
+    window.session.update_label(dataclasses.replace(coded, codes=(("category", "SCT", "85756007", "Tissue"),
+                                                                  ("type", "SCT", "51114001", "Artery"))))
+    panel.table.item(0, 1).setText("hepatic artery")  # a new name: the codes of the old one go
+    assert window.session.table.get(1).name == "hepatic artery" and window.session.table.get(1).codes == ()
     panel.table.item(1, 0).setCheckState(Qt.CheckState.Unchecked)
     assert window.tools.hidden_labels == {2} and window.view._lut[2, 3] == 0 and window.view._lut[1, 3] > 0
     panel.table.selectRow(0)

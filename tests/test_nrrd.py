@@ -110,7 +110,11 @@ def test_written_seg_nrrd_reads_back_with_names_and_colours(tmp_path, ct):
     labels, path = _written(tmp_path, ct)
     back, notes = open_labels(path, ct)
     assert np.array_equal(back.labels, np.where(labels.labels == UNANNOTATED, 0, labels.labels)) and notes == ()
-    assert back.table == labels.table
+    assert [(lab.value, lab.name, lab.color) for lab in back.table] == [(lab.value, lab.name, lab.color) for lab in labels.table]
+    # each segment's terminology entry, coded from its name, is read back as the label's codes
+    assert back.table.get(1).code("type") == ("SCT", "10200004", "Liver")
+    assert back.table.get(3).code("category") == ("SCT", "91723000", "Anatomical Structure")
+    assert back.table.get(9).code("type") == ("SCT", "85756007", "Tissue")  # nothing fits "not drawn yet"
     # an explicit table (e.g. the model's) wins where it defines a value
     back, _ = open_labels(path, ct, LabelTable((Label(3, "vena portae", (5, 5, 5)),)))
     assert [(lab.value, lab.name) for lab in back.table] == [(1, "Liver"), (3, "vena portae"), (9, "not drawn yet")]
@@ -296,3 +300,37 @@ def test_cli_info_describes_nrrd_and_export_writes_seg_nrrd(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli.main([command, "--help"])
         assert "NRRD" in capsys.readouterr().out
+
+
+def test_slicer_terminology_entries_are_read_and_survive_an_export(tmp_path, ct):
+    """Segments as 3D Slicer 5 tags them (its General Anatomy list: "Mass" is a morphologically altered
+    structure, a name that says nothing of it would otherwise be coded as tissue): the codes are read with the
+    segment, written again into a DICOM-SEG and a Slicer segmentation, and dropped when the user renames it."""
+    from unetgui.formats.dicom_seg import write_dicom_seg
+
+    seg, _ = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), ct.volume)
+    header = _slicer_header(ct, (0, 0, 0), [("Segment_1", 1, 0, "0.5 0.25 1"), ("Tissue", 2, 0, "0.2 0.4 0.6")])
+    header["Segment0_Tags"] = ("Segmentation.Status:inprogress|TerminologyEntry:Segmentation category and type - 3D "
+                               "Slicer General Anatomy list~SCT^49755003^Morphologically Altered Structure~SCT^4147007^"
+                               "Mass~^^~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^|")
+    header["Segment1_Tags"] = "Segmentation.Status:completed|TerminologyEntry:broken|"  # no codes: coded by name
+    data = seg.labels.transpose(2, 1, 0).copy()
+    data[:5, :5, :] = 2
+    pynrrd.write(str(tmp_path / "mass.seg.nrrd"), data, header)
+    labels, _ = open_labels(str(tmp_path / "mass.seg.nrrd"), ct)
+    mass = labels.table.get(1)
+    assert mass.codes == (("category", "SCT", "49755003", "Morphologically Altered Structure"),
+                          ("type", "SCT", "4147007", "Mass"), ("region", "SCT", "10200004", "Liver"))
+    assert labels.table.get(2).codes == ()
+    nrrd.write_segmentation(labels, str(tmp_path / "again.seg.nrrd"))
+    write_dicom_seg(labels, ct.volume, str(tmp_path / "seg.dcm"))
+    for path in (str(tmp_path / "again.seg.nrrd"), str(tmp_path / "seg.dcm")):
+        back, _ = open_labels(path, ct)
+        assert back.table.get(1).codes == mass.codes and back.table.get(1).name == "Segment_1"
+    import pydicom
+
+    (description, _) = pydicom.dcmread(str(tmp_path / "seg.dcm")).SegmentSequence
+    assert description.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Mass"
+    assert description.AnatomicRegionSequence[0].CodeValue == "10200004"
+    renamed = mass.renamed("hepatic cyst")
+    assert renamed.codes == () and mass.renamed("Segment_1").codes == mass.codes

@@ -33,13 +33,24 @@ def default_color(value: int) -> tuple[int, int, int]:
     return _PALETTE[(value - 1) % len(_PALETTE)]
 
 
+#: roles of a label's codes: segmented property category and type, the type's modifier (laterality), the
+#: anatomic region (where an abnormal structure lies); as in DICOM-SEG and Slicer's terminology entries
+CODE_ROLES = ("category", "type", "modifier", "region")
+
+
 @dataclass(frozen=True)
 class Label:
-    """One structure: its voxel value (1..254), a name and an RGB colour (0..255 each)."""
+    """One structure: its voxel value (1..254), a name and an RGB colour (0..255 each).
+
+    ``codes``: what the structure is in a coding scheme, as a segmentation file from elsewhere said it, by
+    role (:data:`CODE_ROLES`): ``(role, scheme designator, code value, code meaning)``, e.g. ``("type", "SCT",
+    "10200004", "Liver")``. Empty for labels made here: exports then code the label by its name. Renaming
+    a label drops them (the name is the user's new word for what it is)."""
 
     value: int
     name: str
     color: tuple[int, int, int]
+    codes: tuple[tuple[str, str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.value <= MAX_LABEL:
@@ -48,6 +59,22 @@ class Label:
             raise ValueError("label name must not be empty")
         if len(self.color) != 3 or not all(0 <= int(c) <= 255 for c in self.color):
             raise ValueError(f"label colour must be three values 0..255, got {self.color!r}")
+        codes = tuple(tuple(str(part) for part in code) for code in self.codes)
+        roles = [code[0] for code in codes]
+        if any(len(code) != 4 or code[0] not in CODE_ROLES or not code[2] for code in codes) or len(set(roles)) != len(roles):
+            raise ValueError(f"label codes must be distinct (role, scheme, value, meaning) with roles from "
+                             f"{CODE_ROLES}, got {self.codes!r}")
+        if codes and not {"category", "type"} <= set(roles):
+            raise ValueError("label codes need at least a category and a type")
+        object.__setattr__(self, "codes", codes)
+
+    def code(self, role: str) -> tuple[str, str, str] | None:
+        """``(scheme designator, code value, code meaning)`` of ``role``, or None."""
+        return next((code[1:] for code in self.codes if code[0] == role), None)
+
+    def renamed(self, name: str) -> Label:
+        """This label called ``name``; a new name drops the codes that described the old one."""
+        return replace(self, name=name, codes=self.codes if name == self.name else ())
 
 
 @dataclass(frozen=True)
@@ -85,11 +112,14 @@ class LabelTable:
         return LabelTable(tuple(lab for lab in self.labels if lab.value != label.value) + (label,))
 
     def to_json(self) -> list[dict]:
-        return [{"value": lab.value, "name": lab.name, "color": list(lab.color)} for lab in self.labels]
+        return [{"value": lab.value, "name": lab.name, "color": list(lab.color),
+                 **({"codes": {c[0]: list(c[1:]) for c in lab.codes}} if lab.codes else {})} for lab in self.labels]
 
     @classmethod
     def from_json(cls, items: list[dict]) -> LabelTable:
-        return cls(tuple(Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"])) for d in items))
+        return cls(tuple(Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"]),
+                               tuple((role, *map(str, code)) for role, code in d.get("codes", {}).items()))
+                         for d in items))
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ DICOM segmentation property types (CID 7191 tissue, 7192 anatomical structure, 7
 abnormal structure, as pydicom's code dictionary holds them; no code is made up here), with a few
 spellings and synonyms folded ("grey matter", "tumour", "kidneys"), a "left"/"right" becoming a
 laterality modifier, and an abnormal structure with an organ ("liver tumour") becoming the abnormality in
-that anatomic region. A name that matches nothing stays Tissue/Tissue. The algorithm type says who made
-each segment (:func:`algorithm_type`).
+that anatomic region. A name that matches nothing stays Tissue/Tissue. A label that came with codes (read
+from a DICOM-SEG or a Slicer segmentation, :attr:`Label.codes`) keeps them instead (:func:`label_coding`).
+The algorithm type says who made each segment (:func:`algorithm_type`).
 """
 
 from __future__ import annotations
@@ -210,9 +211,29 @@ def segment_coding(name: str) -> SegmentCoding:
     return TISSUE
 
 
+def label_coding(label: Label) -> SegmentCoding:
+    """The codes a segmentation file gave ``label`` (read from a DICOM-SEG or a Slicer segmentation and kept
+    while the label keeps its name); else the coding of its name (:func:`segment_coding`)."""
+    if label.code("category") is None or label.code("type") is None:
+        return segment_coding(label.name)
+
+    def code(role: str) -> Code | None:
+        found = label.code(role)
+        return None if found is None else Code(found[1], found[0], found[2] or found[1])
+
+    return SegmentCoding(code("category"), code("type"), code("modifier"), code("region"))  # type: ignore[arg-type]
+
+
+def label_codes(coding: SegmentCoding) -> tuple[tuple[str, str, str, str], ...]:
+    """``coding`` as a :class:`Label`'s codes."""
+    return tuple((role, c.scheme_designator, c.value, c.meaning)
+                 for role, c in zip(("category", "type", "modifier", "region"),
+                                    (coding.category, coding.type, coding.modifier, coding.region)) if c is not None)
+
+
 def _description(number: int, label: Label, algorithm: str,
                  kind: hd.seg.SegmentAlgorithmTypeValues) -> hd.seg.SegmentDescription:
-    coding = segment_coding(label.name)
+    coding = label_coding(label)
     description = hd.seg.SegmentDescription(
         segment_number=number, segment_label=label.name,
         segmented_property_category=coding.category, segmented_property_type=coding.type,
@@ -301,10 +322,47 @@ def _segment_values(seg: hd.seg.Segmentation, numbers: list[int]) -> tuple[list[
         value = int(match.group(1)) if match else n
         if not 1 <= value < UNANNOTATED:
             raise FormatError(f"segment {n} cannot be mapped to a label value 1..254 (it would be {value})")
-        labels.append(Label(value, desc.segment_label or f"Label {value}", _display_color(desc, value)))
+        labels.append(Label(value, desc.segment_label or f"Label {value}", _display_color(desc, value),
+                            _segment_codes(desc)))
     if len({lab.value for lab in labels}) != len(labels):
         raise FormatError("the segmentation's segments cannot be mapped to distinct label values 1..254")
     return [lab.value for lab in labels], LabelTable(tuple(labels))
+
+
+def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:
+    """The segment's category, type, type modifier and anatomic region as a Label's codes; none when the
+    category or the type is missing or malformed (the label is then coded by its name on export)."""
+    def first(sequence) -> tuple[str, str, str] | None:
+        item = sequence[0] if sequence else None
+        if item is None or not str(item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""):
+            return None
+        value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
+        return _current(str(item.get("CodingSchemeDesignator", "")), str(value), str(item.get("CodeMeaning", "")))
+
+    try:
+        kind = desc.get("SegmentedPropertyTypeCodeSequence", [])
+        found = {"category": first(desc.get("SegmentedPropertyCategoryCodeSequence", [])), "type": first(kind),
+                 "modifier": first(kind[0].get("SegmentedPropertyTypeModifierCodeSequence", [])) if kind else None,
+                 "region": first(desc.get("AnatomicRegionSequence", []))}
+    except (AttributeError, TypeError, IndexError, KeyError):
+        return ()
+    if found["category"] is None or found["type"] is None:
+        return ()
+    return tuple((role, *code) for role, code in found.items() if code is not None)
+
+
+def _current(scheme: str, value: str, meaning: str) -> tuple[str, str, str]:
+    """A retired SNOMED RT code (``SRT``, e.g. dcmqi's ``T-62000`` Liver) as its SNOMED CT code, which new
+    DICOM objects must use; pydicom's SRT-to-SCT table is the only one at hand (a private module: without it
+    the code is kept as it came)."""
+    if scheme != "SRT":
+        return scheme, value, meaning
+    try:
+        from pydicom.sr._snomed_dict import mapping
+    except ImportError:  # pragma: no cover - a pydicom without the table
+        return scheme, value, meaning
+    found = mapping.get("SRT", {}).get(value)
+    return ("SCT", found, meaning) if found else (scheme, value, meaning)
 
 
 def _display_color(desc, value: int) -> tuple[int, int, int]:

@@ -76,7 +76,7 @@ class LabelPanel(QWidget):
         if label is None:
             return
         if item.column() == 1 and item.text().strip() and item.text() != label.name:
-            self.session.update_label(replace(label, name=item.text().strip()))
+            self.session.update_label(label.renamed(item.text().strip()))
         elif item.column() == 0:
             hidden = set(self.tools.hidden_labels)
             (hidden.discard if item.checkState() == Qt.CheckState.Checked else hidden.add)(value)
