@@ -145,6 +145,61 @@ def test_cuda_training_with_amp():
     assert np.isfinite(last.train_loss)
 
 
+def test_out_of_memory_inside_the_first_optimizer_step_is_recovered(monkeypatch):
+    """AdamW makes its moments one by one on its first step: running out of memory between the two left a
+    half-made state that failed the retry (KeyError 'exp_avg_sq'). The retry starts that state afresh."""
+    *_, pre, case = phantom_case()
+    trainer = Trainer([case], TABLE, pre, TrainConfig(**{**FAST.to_json(), "epochs": 1, "steps_per_epoch": 3}), TINY)
+    real_step, real_zeros, made = trainer.optimizer.step, torch.zeros_like, []
+
+    def zeros_like(*args, **kwargs):
+        made.append(1)
+        if len(made) == 2:  # the first parameter's second moment
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real_zeros(*args, **kwargs)
+
+    def step(*args, **kwargs):
+        if made:
+            return real_step(*args, **kwargs)
+        monkeypatch.setattr(torch, "zeros_like", zeros_like)
+        try:
+            return real_step(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(torch, "zeros_like", real_zeros)
+
+    monkeypatch.setattr(trainer.optimizer, "step", step)
+    events = list(trainer.run())
+    assert len(made) == 2 and trainer.batch_size == FAST.batch_size // 2
+    assert isinstance(events[-1], EpochStats) and np.isfinite(events[-1].train_loss)
+    assert all({"step", "exp_avg", "exp_avg_sq"} <= s.keys() for s in trainer.optimizer.state.values())
+    assert len(trainer.optimizer.state) == len(list(trainer.model.parameters()))
+
+def test_out_of_memory_in_validation_takes_fewer_slices_a_batch(monkeypatch):
+    """Validation runs whole slices in batches sized from the training batch; out of memory, it halves its
+    batches until they fit instead of ending the run."""
+    *_, pre, case = phantom_case((12, 64, 64))
+    config = TrainConfig(**{**FAST.to_json(), "epochs": 2, "steps_per_epoch": 2, "val_fraction": 0.5})
+    trainer = Trainer([case], TABLE, pre, config, TINY)
+    assert trainer._val_size_at_most(trainer.val_refs) == len(trainer.val_refs) == 2
+    real, seen = trainer._try_validate, []
+
+    def tight(slices):
+        sizes = [len(b) for b in trainer._val_batches(slices)]
+        seen.append(max(sizes))
+        if max(sizes) > 1:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return real(slices)
+
+    monkeypatch.setattr(trainer, "_try_validate", tight)
+    events = [e for e in trainer.run() if isinstance(e, EpochStats)]
+    assert len(events) == 2 and all(e.val_loss is not None and np.isfinite(e.val_loss) for e in events)
+    assert seen[0] == 2 and seen[-1] == 1 and any("validation batch" in n for n in trainer.notes)
+    assert trainer.batch_size == FAST.batch_size  # training's batch is untouched
+
+    monkeypatch.setattr(trainer, "_try_validate", lambda slices: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("x")))
+    with pytest.raises(UnetguiError, match="validating one slice"):
+        trainer._validate(trainer.val_refs)  # on the CPU at one slice a batch: a clear error, not a loop
+
 def test_out_of_memory_in_training_halves_the_batch(monkeypatch):
     *_, pre, case = phantom_case()
     trainer = Trainer([case], TABLE, pre, TrainConfig(**{**FAST.to_json(), "epochs": 1, "steps_per_epoch": 2}), TINY)

@@ -44,7 +44,15 @@ def test_cuda_streams_a_volume_too_large_to_upload_at_once(model, monkeypatch):
     whole = Predictor(model, device="cuda", compile=False).predict(ct, postprocess=False)
     monkeypatch.setattr(inference, "VOLUME_MEMORY_SHARE", 0.0)  # every batch through the upload thread
     streamed = Predictor(model, device="cuda", compile=False, batch_size=3).predict(ct, postprocess=False)
-    assert np.array_equal(whole.labels, streamed.labels)
+    # (cuDNN may choose another convolution algorithm for another batch size: near-ties may flip in bf16)
+    assert float((whole.labels == streamed.labels).mean()) >= 0.999
+
+
+def test_autocast_is_bf16_only_where_the_gpu_computes_it():
+    from unetgui.engine.device import amp_dtype
+
+    major, _ = torch.cuda.get_device_capability()
+    assert amp_dtype(torch.device("cuda")) == (torch.bfloat16 if major >= 8 else torch.float16)
 
 
 def test_cuda_batch_comes_from_the_free_memory(model):

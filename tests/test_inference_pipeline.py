@@ -141,6 +141,14 @@ def test_gpu_batch_size_follows_the_free_memory():
     assert native < gpu_batch_size(config, (256, 256), 2 * 2**30)
 
 
+def test_bf16_only_on_gpus_that_compute_it():
+    """torch.cuda.is_bf16_supported() also says yes where bf16 is emulated (T4, V100): those get fp16."""
+    from unetgui.engine.device import amp_dtype, bf16_native
+
+    assert not bf16_native((7, 5)) and not bf16_native((7, 0)) and bf16_native((8, 0)) and bf16_native((9, 0))
+    assert amp_dtype(torch.device("cpu")) is None
+
+
 def test_stage_timings_and_throughput_are_reported(flat):
     hu = phantom_case()[0]
     prediction = Predictor(flat, device="cpu").predict(hu, keep_probabilities=False)

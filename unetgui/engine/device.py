@@ -42,10 +42,17 @@ def configure_cuda() -> None:
 
 
 def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: bf16 on CUDA where supported, else fp16; none on CPU (bf16 is ~10x slower there)."""
+    """Autocast dtype: bf16 on CUDA GPUs that compute it natively (Ampere and later, compute capability 8),
+    else fp16 (T4, V100, RTX 20xx: ``torch.cuda.is_bf16_supported()`` says True there too, as it counts
+    emulation, which is slow); none on CPU (bf16 is ~10x slower there). Of ``device``, not the current one."""
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if bf16_native(torch.cuda.get_device_capability(device)) else torch.float16
     return None
+
+
+def bf16_native(capability: tuple[int, int]) -> bool:
+    """True for a CUDA compute capability whose tensor cores compute bf16 (8.0, Ampere, and later)."""
+    return capability[0] >= 8
 
 
 def free_gpu_bytes(device: torch.device) -> int:

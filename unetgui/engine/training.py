@@ -121,6 +121,7 @@ class Trainer:
         self._trained = distributed.wrap(self.model, self.device)  # DDP under torchrun, else the model
         self._amp = amp_dtype(self.device) if config.amp else None
         self._scaler = torch.amp.GradScaler("cuda", enabled=self._amp == torch.float16)
+        self._val_share = 1.0  # halved when validation runs out of GPU memory
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay)
         self._ema = copy.deepcopy(self.model).eval() if config.ema else None
@@ -308,16 +309,29 @@ class Trainer:
             except torch.cuda.OutOfMemoryError:
                 if self.world > 1:  # the ranks' collectives must match: no rank may change its batch alone
                     raise UnetguiError("GPU out of memory under torchrun: lower --batch-size or --patch") from None
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if self.batch_size > 1:
-                    self.batch_size //= 2
-                    self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
-                elif self.device.type != "cpu":
-                    self._move_to_cpu()
-                    self.notes.append("GPU out of memory even for one patch: training continues on the CPU")
-                else:
-                    raise UnetguiError("out of memory even for a batch of one patch: use a smaller model or patch") from None
+            # (out of the except block: its traceback no longer holds the failed step's tensors)
+            self._forget_failed_step()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if self.batch_size > 1:
+                self.batch_size //= 2
+                self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
+            elif self.device.type != "cpu":
+                self._move_to_cpu()
+                self.notes.append("GPU out of memory even for one patch: training continues on the CPU")
+            else:
+                raise UnetguiError("out of memory even for a batch of one patch: use a smaller model or patch")
+
+    def _forget_failed_step(self) -> None:
+        """After a step ran out of memory: no gradients kept; optimizer state that the failed step began to
+        create (AdamW makes its moments one by one on the first step) is dropped, to be made again; and the
+        fp16 loss scaler, left in the middle of a step, starts afresh at its current scale."""
+        self.optimizer.zero_grad(set_to_none=True)
+        for param, state in list(self.optimizer.state.items()):
+            if state and not {"step", "exp_avg", "exp_avg_sq"} <= state.keys():
+                del self.optimizer.state[param]
+        if self._scaler.is_enabled():
+            self._scaler = torch.amp.GradScaler("cuda", init_scale=self._scaler.get_scale())
 
     def _move_to_cpu(self) -> None:
         self.device = torch.device("cpu")
@@ -400,10 +414,35 @@ class Trainer:
             return self.train_refs
         return [self.train_refs[int(i)] for i in np.linspace(0, len(self.train_refs) - 1, most).round()]
 
-    @torch.no_grad()
     def _validate(self, slices: list[SliceRef]) -> tuple[float | None, dict[int, float], float | None]:
         """Loss, Dice per label and pixel error of the kept model on ``slices`` (whole slices, no augmentation).
-        Batched on the device (slices of one shape together); the sums are read back once at the end."""
+        Out of GPU memory: again with half the slices per batch; at one slice a batch, on the CPU (as a
+        training step that runs out of memory at one patch)."""
+        while True:
+            try:
+                return self._try_validate(slices)
+            except torch.cuda.OutOfMemoryError:
+                pass
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()  # (out of the except block: the failed batch's tensors are gone)
+            if self._val_size_at_most(slices) > 1:
+                self._val_share /= 2
+                self.notes.append("GPU out of memory in validation: fewer slices per validation batch")
+            elif self.device.type == "cpu":
+                raise UnetguiError("out of memory validating one slice: use a smaller model or working size")
+            elif self.world > 1:
+                raise UnetguiError("GPU out of memory validating one slice under torchrun: lower --patch or the "
+                                   "working size")
+            else:
+                self._move_to_cpu()
+                self.notes.append("GPU out of memory validating one slice: training continues on the CPU")
+
+    def _val_size_at_most(self, slices: list[SliceRef]) -> int:
+        return max((len(batch) for batch in self._val_batches(slices)), default=1)
+
+    @torch.no_grad()
+    def _try_validate(self, slices: list[SliceRef]) -> tuple[float | None, dict[int, float], float | None]:
+        """Batched on the device (slices of one shape together); the sums are read back once at the end."""
         if not slices:
             return None, {}, None
         model = self._eval_model()
@@ -448,7 +487,7 @@ class Trainer:
         for ref in refs:
             by_shape.setdefault(tuple(self.cases[ref[0]].shape[1:]), []).append(ref)
         for (h, w), group in by_shape.items():
-            pixels = 2 * self.batch_size * self.config.patch[0] * self.config.patch[1]
+            pixels = 2 * self.batch_size * self.config.patch[0] * self.config.patch[1] * self._val_share
             size = int(np.clip(pixels // (h * w), 1, MAX_VAL_BATCH))
             for i in range(0, len(group), size):
                 yield group[i:i + size]
