@@ -52,7 +52,7 @@ def main() -> None:
     checkpoint = checkpoint_for(args.preset)
     volume = np.random.default_rng(0).integers(-1000, 1500, (args.slices, 512, 512), dtype=np.int16)
     times: dict[str, list[float]] = {"torch stages": [], "numpy stages": []}
-    arms = {"torch stages": lambda: Predictor(checkpoint, device=args.device, threads=args.threads, profile=True),
+    arms = {"torch stages": lambda: Predictor(checkpoint, device=args.device, threads=args.threads, profile=True, compile=False),
             "numpy stages": lambda: NumpyPredictor(checkpoint, device=args.device, threads=args.threads)}
     timings: dict[str, float] = {}
     for _ in range(args.repeat):

@@ -18,7 +18,7 @@ from numpy_pipeline import Predictor as NumpyPredictor
 from unetgui.core.ranking import slice_scores, uncertainty
 from unetgui.engine import compiled, stages
 from unetgui.engine.data import context_stack, pad_to_multiple
-from unetgui.engine.inference import MAX_GPU_BATCH, Predictor, gpu_batch_size
+from unetgui.engine.inference import COMPILE_FROM, MAX_GPU_BATCH, Predictor, gpu_batch_size
 from unetgui.engine.preprocessing import Preprocessing, resize_slices
 from unetgui.engine.training import TrainConfig, Trainer
 from unetgui.formats.dicom import load_series, scan
@@ -158,11 +158,13 @@ def test_stage_timings_and_throughput_are_reported(flat):
 
 
 def test_compiled_forward_takes_over_when_ready_and_gives_the_same_result(flat):
-    hu = phantom_case()[0]
+    hu = phantom_case((COMPILE_FROM, 64, 64))[0]
     eager = Predictor(flat, device="cpu", runtime="torch").predict(hu, postprocess=False)
     predictor = Predictor(flat, device="cpu", runtime="torch", compile=True, batch_size=4)
-    first = predictor.predict(hu, postprocess=False)  # eager; when it is done, compilation starts
+    predictor.predict(hu[:COMPILE_FROM - 1], postprocess=False)  # a few slices: nothing is compiled for them
     shape = (4, 1, *hu.shape[1:])
+    assert compiled.existing(flat, predictor.model, shape, None) is None
+    first = predictor.predict(hu, postprocess=False)  # eager; when it is done, compilation starts
     found = compiled.existing(flat, predictor.model, shape, None)
     assert found is not None, "the run did not start compiling its batch shape"
     assert found.wait(120) and found.state in ("ready", "failed")
@@ -186,7 +188,7 @@ def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatc
     assert forward.state == "failed" and "no compiler here" in forward.error
     assert not forward.ready_for((1, 1, 64, 64))
     started = time.monotonic()
-    hu = phantom_case()[0]
+    hu = phantom_case((COMPILE_FROM, 64, 64))[0]
     checkpoint = dataclasses.replace(flat)  # another model object: its own cache entry
     predictor = Predictor(checkpoint, device="cpu", runtime="torch", compile=True)
     result = predictor.predict(hu, postprocess=False)
@@ -194,6 +196,21 @@ def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatc
     predictor.predict(hu, postprocess=False)
     assert result.labels.shape == hu.shape and time.monotonic() - started < 60
     assert any("torch.compile failed" in n and "no compiler here" in n for n in predictor.notes)
+
+
+def test_past_the_compilers_graph_limit_a_shape_fails_instead_of_running_eager_as_compiled(flat, monkeypatch):
+    """Dynamo holds a limited number of graphs for UNet.forward and, past it, silently runs the model
+    uncompiled: the warm-up makes that an error, so the shape is "failed" and the Predictor says so. The
+    shapes of one model share one copy of it."""
+    monkeypatch.setattr(compiled, "RECOMPILE_LIMIT", 1)  # (graphs of earlier tests may count: the first may fail too)
+    owner = dataclasses.replace(flat)
+    model = owner.build("cpu")
+    first = compiled.compiled_forward(owner, model, (5, 1, 32, 32), None, backend="eager")
+    assert first.wait(120)
+    second = compiled.compiled_forward(owner, model, (7, 1, 32, 32), None, backend="eager")
+    assert second.wait(120)
+    assert second.state == "failed" and "recompile" in second.error.lower(), second.error
+    assert first._model is second._model and first._model is not model
 
 
 

@@ -5,9 +5,16 @@ H200; on the CPU ONNX Runtime is faster than both). So a :class:`CompiledForward
 shape on a daemon thread and, until that is done, the eager model runs. The ``Predictor`` asks for it when
 a segmentation has finished (the GPU is then idle while the user looks at the result, and the warm-up batch
 does not compete with the segmentation's for memory): the first segmentation in the app runs eager, later
-ones compiled. Compiled graphs are kept per model (the same
+ones compiled. Compiled forwards are kept per model (the same
 :class:`~engine.checkpoint.Checkpoint` object) and input shape, so a new ``Predictor`` for the same model
-reuses them. A compilation that fails (no compiler, an inductor error) is noted and the eager model runs on.
+reuses them; the shapes of one model share one copy of it. A compilation that fails (no compiler, an
+inductor error) is noted and the eager model runs on.
+
+Dynamo keeps its graphs per code object, and all U-Nets share ``UNet.forward``: past ``recompile_limit``
+graphs (8 by default) it would silently run the model uncompiled while we counted it as compiled. The
+warm-up raises that limit to :data:`RECOMPILE_LIMIT` and makes hitting it an error, so such a shape is
+"failed" (eager, with a note), never falsely "ready". (Graphs are shared between models of one architecture:
+a retrained model of the same size and shape compiles no new graph.)
 """
 
 from __future__ import annotations
@@ -21,19 +28,25 @@ import torch
 
 #: compiled forwards by (id of the checkpoint, device, dtype, input shape); entries go with their checkpoint
 _CACHE: dict[tuple, CompiledForward] = {}
+#: the model copy the compiled forwards of one checkpoint on one device share
+_COPIES: dict[tuple, torch.nn.Module] = {}
 _LOCK = threading.Lock()
+#: graphs dynamo may hold for ``UNet.forward`` (its default, 8, is a few models' shapes)
+RECOMPILE_LIMIT = 64
 
 
 class CompiledForward:
     """The eager model until the compiled one is ready for ``shape`` (then that one for exactly that shape)."""
 
     def __init__(self, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
-                 backend: str = "inductor", wait: bool = False) -> None:
+                 backend: str = "inductor", wait: bool = False, own_copy: bool = True) -> None:
+        """``own_copy``: compile a copy of ``model`` (tracing never races the eager forward passes); False
+        when ``model`` already is such a copy (shared by the shapes of one checkpoint)."""
         self.shape, self.amp, self.backend = tuple(shape), amp, backend
         self.state = "compiling"  # then "ready" or "failed"
         self.error: str | None = None
         self._compiled: Callable | None = None
-        self._model = copy.deepcopy(model)  # its own copy: tracing never races the eager forward passes
+        self._model = copy.deepcopy(model) if own_copy else model
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._build, name="torch.compile", daemon=True)
         self._thread.start()
@@ -44,8 +57,10 @@ class CompiledForward:
         try:
             compiled = torch.compile(self._model, backend=self.backend, dynamic=False)
             device = next(self._model.parameters()).device
-            with torch.inference_mode(), torch.autocast(device.type, dtype=self.amp or torch.float32,
-                                                        enabled=self.amp is not None):
+            # (dynamo's settings are per thread: this one's, for the warm-up that compiles)
+            limits = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True)
+            with limits, torch.inference_mode(), torch.autocast(device.type, dtype=self.amp or torch.float32,
+                                                                enabled=self.amp is not None):
                 # an inference tensor in the layout of the real inputs: the graph's guards must match them
                 compiled(channels_last(torch.zeros(self.shape, device=device)))  # compiles now, on this thread
             self._compiled, self.state = compiled, "ready"
@@ -84,7 +99,11 @@ def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ..
     with _LOCK:
         found = _CACHE.get(key)
         if found is None:
-            found = _CACHE[key] = CompiledForward(model, shape, amp, backend)
+            shared = key[:2]  # (owner, device)
+            if shared not in _COPIES:
+                _COPIES[shared] = copy.deepcopy(model)
+                weakref.finalize(owner, _COPIES.pop, shared, None)
+            found = _CACHE[key] = CompiledForward(_COPIES[shared], shape, amp, backend, own_copy=False)
             weakref.finalize(owner, _CACHE.pop, key, None)
         return found
 

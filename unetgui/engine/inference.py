@@ -52,6 +52,8 @@ MAX_GPU_BATCH = 64
 GPU_MEMORY_SHARE = 0.5
 #: share of the free GPU memory the whole volume may take to be uploaded at once
 VOLUME_MEMORY_SHARE = 0.25
+#: a run of at least this many slices has its batch shape compiled afterwards (a whole volume, not a few slices)
+COMPILE_FROM = 32
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ class Predictor:
         with torch.inference_mode():
             n = x.shape[0]
             compiled = self._compiled_for((self.batch_size, *x.shape[1:]))
+            if compiled is not None and 2 * n < self.batch_size:
+                compiled = None  # a last batch under half full: eager, rather than computing padding
             if compiled is not None and n < self.batch_size:  # a short last batch, padded to the compiled shape
                 x = torch.cat([x, x[-1:].expand(self.batch_size - n, *x.shape[1:])])
             if compiled is not None:
@@ -327,9 +331,11 @@ class Predictor:
             self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
         return None
 
-    def _compile_later(self) -> None:
-        """After a run: start compiling the shape it used, on a background thread (engine/compiled.py)."""
-        if self._compile and self._compile_shape is not None:
+    def _compile_later(self, count: int) -> None:
+        """After a run of ``count`` slices: start compiling the shape it used, on a background thread
+        (engine/compiled.py); not after a few slices (a slice or a range in the app: eager is quick there, and
+        each compiled shape costs memory and one of the compiler's graphs)."""
+        if self._compile and self._compile_shape is not None and count >= COMPILE_FROM:
             compiled_forward(self.checkpoint, self.model, self._compile_shape, self._amp)
 
     def _lut(self, device: torch.device) -> torch.Tensor:
@@ -408,7 +414,7 @@ class Predictor:
         order = list(range(voxels.shape[0])) if slices is None else list(slices)
         stats = self.pre.volume_stats(voxels)
         start = time.monotonic()
-        self._plan_batch(voxels.shape[1:])
+        self._plan_batch(voxels.shape[1:], len(order))
         with self._stage("upload"):
             feed = _Feed(voxels, self.device, self.config.context)
         done, queued = 0, 0
@@ -435,10 +441,11 @@ class Predictor:
                 yield self._hand_over(pending, len(order), len(order), start)
         finally:
             feed.close()
-        self._compile_later()
+        self._compile_later(len(order))
 
-    def _plan_batch(self, shape_yx: tuple[int, int]) -> None:
-        """On CUDA without a batch size given: as many slices as the free memory holds (``gpu_batch_size``)."""
+    def _plan_batch(self, shape_yx: tuple[int, int], count: int) -> None:
+        """On CUDA without a batch size given: as many slices as the free memory holds (``gpu_batch_size``),
+        but no more than the ``count`` slices asked for need (rounded up to a power of two)."""
         if self.device.type != "cuda" or self._fixed_batch:
             return
         h, w = self.pre.working_shape(tuple(shape_yx))
@@ -446,6 +453,7 @@ class Predictor:
         padded = (self._tile, self._tile) if max(h, w) > self.tile_limit else (h + -h % m, w + -w % m)
         planned = gpu_batch_size(self.config, padded, free_gpu_bytes(self.device), self.tta, tuple(shape_yx))
         planned = 2 ** int(np.log2(planned))  # powers of two: few distinct shapes for the compiled graphs
+        planned = min(planned, 1 << max(count - 1, 0).bit_length())  # one slice asked: a batch of one
         self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH, planned)
 
     @torch.inference_mode()
