@@ -75,12 +75,20 @@ def test_compiled_model_takes_over_on_cuda(model):
     assert float((first.labels == second.labels).mean()) >= 0.999
 
 
-def test_cuda_training_steps_do_not_wait_for_the_device():
-    """Between two reports no training step synchronises with the GPU (torch raises on a synchronising call)."""
+@pytest.mark.parametrize("amp", ["native", "fp16"])
+def test_cuda_training_steps_do_not_wait_for_the_device(amp, monkeypatch):
+    """Between two reports no training step synchronises with the GPU (torch raises on a synchronising call);
+    also with fp16 and its loss scaler, as on GPUs without bf16 (the fused AdamW takes the scaler's inf check
+    on the device)."""
+    from unetgui.engine import training
+
+    if amp == "fp16":
+        monkeypatch.setattr(training, "amp_dtype", lambda device: torch.float16)
     *_, pre, case = phantom_case((24, 128, 128))
     config = TrainConfig(**{**FAST.to_json(), "device": "cuda", "epochs": 1, "steps_per_epoch": 40, "ema": 0.99})
     trainer = Trainer([case], TABLE, pre, config, TINY)
     assert trainer._resident is not None and trainer._resident.images[0].is_cuda
+    assert trainer._scaler.is_enabled() == (amp == "fp16") and trainer.optimizer.param_groups[0]["fused"]
     trainer._step(AugmentConfig())  # warm-up: cuDNN autotuning, the allocator
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
