@@ -75,13 +75,14 @@ def test_evaluate_reads_any_label_format_onto_the_image(tmp_path, capsys):
     assert "give --image" in capsys.readouterr().err
 
 def test_train_with_the_cli_defaults_plans_from_the_data(study, tmp_path):
-    """Only the required arguments and a time budget, as a user types it: the planner sets everything else."""
+    """Only the required arguments and a time budget, as a user types it: the planner sets everything else.
+    (Half a minute: at 0.3 the Dice bar was missed once on a machine busy with a benchmark.)"""
     from unetgui.engine import checkpoint
 
     root, volume, _ = study
     model = tmp_path / "planned.unetgui"
     run = subprocess.run([sys.executable, "-m", "unetgui", "train", "--images", str(root / "ct"), "--labels",
-                          str(root / "sparse.nii.gz"), "--output", str(model), "--minutes", "0.3"],
+                          str(root / "sparse.nii.gz"), "--output", str(model), "--minutes", "0.5"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "4 training and 0 validation slices" in run.stdout  # 4 annotated slices: none held out
