@@ -31,6 +31,12 @@ def test_label_codes_round_trip_validate_and_go_with_a_new_name():
         Label(1, "a", (0, 0, 0), (("category", "SCT", "1", "x"), ("category", "SCT", "2", "y")))
     with pytest.raises(ValueError, match="roles"):
         Label(1, "a", (0, 0, 0), (("category", "SCT", "1", "x"), ("kind", "SCT", "2", "y")))
+    # a saved table with codes that do not read keeps its labels (coded by name from then on)
+    saved = table.to_json()
+    saved[1]["codes"] = {"type": ["SCT", "4147007", "Mass"]}
+    assert LabelTable.from_json(saved).get(2) == Label(2, "Segment_1", (1, 2, 3))
+    saved[1]["codes"] = "garbage"
+    assert LabelTable.from_json(saved).get(2).codes == ()
 
 
 def test_volume_spacing_comes_from_the_affine():

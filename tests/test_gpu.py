@@ -57,7 +57,9 @@ def test_autocast_is_bf16_only_where_the_gpu_computes_it():
 
 def test_cuda_batch_comes_from_the_free_memory(model):
     predictor = Predictor(model, device="cuda", compile=False)
-    predictor.predict(_ct(8), keep_probabilities=False)
+    predictor.predict(_ct(3), keep_probabilities=False)
+    assert predictor.batch_size == 4  # no bigger than the slices asked for need
+    predictor.predict(_ct(100), keep_probabilities=False)  # and the next, larger run is not held to that
     assert 16 < predictor.batch_size <= inference.MAX_GPU_BATCH  # a tiny model: far more than the old 16 fit
 
 

@@ -231,8 +231,7 @@ def test_the_streaming_feed_gives_the_same_result_also_when_the_batch_shrinks(st
 
     monkeypatch.setattr(inference, "_Feed", streaming)
     streamed = Predictor(stacked, device="cpu", runtime="torch", batch_size=4).predict(hu, postprocess=False)
-    assert feeds[-1].streaming and np.array_equal(streamed.labels, direct.labels)
-    assert np.array_equal(streamed.probabilities, direct.probabilities)
+    assert feeds[-1].streaming and _same(streamed, direct)
 
     predictor = Predictor(stacked, device="cpu", runtime="torch", batch_size=4)
     real, calls = predictor._probabilities, []
@@ -246,5 +245,11 @@ def test_the_streaming_feed_gives_the_same_result_also_when_the_batch_shrinks(st
     monkeypatch.setattr(predictor, "_probabilities", out_of_memory_once)
     shrunk = predictor.predict(hu, postprocess=False)
     assert calls[:3] == [4, 4, 2] and predictor.batch_size == 2
-    assert np.array_equal(shrunk.labels, direct.labels)
-    assert np.array_equal(shrunk.probabilities, direct.probabilities)
+    assert _same(shrunk, direct)
+
+
+def _same(a, b) -> bool:
+    """The same segmentation up to the last bits of another batch size's kernels (a slice taken for another,
+    the failure these tests look for, differs on a large share of its voxels)."""
+    return float((a.labels == b.labels).mean()) >= 0.9999 and int(
+        np.abs(a.probabilities.astype(int) - b.probabilities.astype(int)).max()) <= 1

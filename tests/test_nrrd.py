@@ -303,34 +303,45 @@ def test_cli_info_describes_nrrd_and_export_writes_seg_nrrd(tmp_path, capsys):
 
 
 def test_slicer_terminology_entries_are_read_and_survive_an_export(tmp_path, ct):
-    """Segments as 3D Slicer 5 tags them (its General Anatomy list: "Mass" is a morphologically altered
-    structure, a name that says nothing of it would otherwise be coded as tissue): the codes are read with the
-    segment, written again into a DICOM-SEG and a Slicer segmentation, and dropped when the user renames it."""
+    """Segments as 3D Slicer 5 tags them (its General Anatomy list: a mass in the left kidney, under a name
+    that says nothing of it and would otherwise be coded as tissue; older lists' SNOMED RT codes): the codes
+    are read with the segment, written again into a DICOM-SEG and a Slicer segmentation, and dropped when the
+    user renames it."""
     from unetgui.formats.dicom_seg import write_dicom_seg
 
     seg, _ = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), ct.volume)
     header = _slicer_header(ct, (0, 0, 0), [("Segment_1", 1, 0, "0.5 0.25 1"), ("Tissue", 2, 0, "0.2 0.4 0.6")])
     header["Segment0_Tags"] = ("Segmentation.Status:inprogress|TerminologyEntry:Segmentation category and type - 3D "
                                "Slicer General Anatomy list~SCT^49755003^Morphologically Altered Structure~SCT^4147007^"
-                               "Mass~^^~Anatomic codes - DICOM master list~SCT^10200004^Liver~^^|")
+                               "Mass~^^~Anatomic codes - DICOM master list~SCT^64033007^Kidney~SCT^7771000^Left|")
     header["Segment1_Tags"] = "Segmentation.Status:completed|TerminologyEntry:broken|"  # no codes: coded by name
+    header["Segment2_Tags"] = ("Segmentation.Status:inprogress|TerminologyEntry:Segmentation category and type - 3D "
+                               "Slicer General Anatomy list~SRT^T-D0050^Tissue~SRT^T-62000^Liver~^^~Anatomic codes - "
+                               "DICOM master list~^^~^^|")  # older Slicer lists: retired SNOMED RT codes
+    header.update({"Segment2_ID": "Segment_3", "Segment2_Name": "Segment_3", "Segment2_LabelValue": "3",
+                   "Segment2_Layer": "0", "Segment2_Color": "0.1 0.2 0.3"})
     data = seg.labels.transpose(2, 1, 0).copy()
     data[:5, :5, :] = 2
+    data[-5:, -5:, :] = 3
     pynrrd.write(str(tmp_path / "mass.seg.nrrd"), data, header)
     labels, _ = open_labels(str(tmp_path / "mass.seg.nrrd"), ct)
     mass = labels.table.get(1)
     assert mass.codes == (("category", "SCT", "49755003", "Morphologically Altered Structure"),
-                          ("type", "SCT", "4147007", "Mass"), ("region", "SCT", "10200004", "Liver"))
+                          ("type", "SCT", "4147007", "Mass"), ("region", "SCT", "64033007", "Kidney"),
+                          ("region_modifier", "SCT", "7771000", "Left"))
     assert labels.table.get(2).codes == ()
+    assert labels.table.get(3).code("type") == ("SCT", "10200004", "Liver")  # T-62000 as its SNOMED CT code
     nrrd.write_segmentation(labels, str(tmp_path / "again.seg.nrrd"))
     write_dicom_seg(labels, ct.volume, str(tmp_path / "seg.dcm"))
     for path in (str(tmp_path / "again.seg.nrrd"), str(tmp_path / "seg.dcm")):
         back, _ = open_labels(path, ct)
         assert back.table.get(1).codes == mass.codes and back.table.get(1).name == "Segment_1"
+        assert back.table.get(3).codes == labels.table.get(3).codes
     import pydicom
 
-    (description, _) = pydicom.dcmread(str(tmp_path / "seg.dcm")).SegmentSequence
+    description = pydicom.dcmread(str(tmp_path / "seg.dcm")).SegmentSequence[0]
     assert description.SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Mass"
-    assert description.AnatomicRegionSequence[0].CodeValue == "10200004"
+    assert description.AnatomicRegionSequence[0].CodeValue == "64033007"
+    assert description.AnatomicRegionSequence[0].AnatomicRegionModifierSequence[0].CodeMeaning == "Left"
     renamed = mass.renamed("hepatic cyst")
     assert renamed.codes == () and mass.renamed("Segment_1").codes == mass.codes

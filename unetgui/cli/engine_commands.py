@@ -520,6 +520,22 @@ def _dataset_split(path: str, seed: int, test_fraction: float):
     return dataset, splits
 
 
+def _label_mismatches(truth: LabelTable, prediction: LabelTable) -> list[str]:
+    """Values that the two files name differently (and do not code alike): files from different tools may
+    number their structures differently, and the metrics compare by value."""
+    notes = []
+    for label in truth:
+        other = prediction.get(label.value)
+        if other is None or " ".join(label.name.split()).casefold() == " ".join(other.name.split()).casefold():
+            continue
+        kind, other_kind = label.code("type"), other.code("type")
+        if kind is not None and other_kind is not None and kind[:2] == other_kind[:2]:
+            continue  # the same structure by its code, under other names
+        notes.append(f"label {label.value} is {label.name!r} in the truth but {other.name!r} in the prediction: "
+                     "labels are compared by value")
+    return notes
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from unetgui.engine.metrics import evaluate
 
@@ -531,9 +547,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UnetguiError("give --prediction and --truth (or --model with --dataset)")
     if args.json:
         check_writable(args.json, "--json")
+    if args.series and not args.image:
+        raise UnetguiError("--series picks the series of --image: give --image too")
     if args.image:
         image = open_image(args.image, args.series)
-        truth_labels, pred_labels = (open_labels(path, image)[0].labels for path in (args.truth, args.prediction))
+        truth, pred = (open_labels(path, image)[0] for path in (args.truth, args.prediction))
+        for note in _label_mismatches(truth.table, pred.table):
+            print(f"note: {note}", file=sys.stderr)
+        truth_labels, pred_labels = truth.labels, pred.labels
         spacing = image.volume.spacing
     elif is_nifti(args.truth):
         truth = nifti.read_labels(args.truth)

@@ -34,8 +34,9 @@ def default_color(value: int) -> tuple[int, int, int]:
 
 
 #: roles of a label's codes: segmented property category and type, the type's modifier (laterality), the
-#: anatomic region (where an abnormal structure lies); as in DICOM-SEG and Slicer's terminology entries
-CODE_ROLES = ("category", "type", "modifier", "region")
+#: anatomic region (where an abnormal structure lies) and its modifier; as in DICOM-SEG and Slicer's
+#: terminology entries
+CODE_ROLES = ("category", "type", "modifier", "region", "region_modifier")
 
 
 @dataclass(frozen=True)
@@ -117,9 +118,17 @@ class LabelTable:
 
     @classmethod
     def from_json(cls, items: list[dict]) -> LabelTable:
-        return cls(tuple(Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"]),
-                               tuple((role, *map(str, code)) for role, code in d.get("codes", {}).items()))
-                         for d in items))
+        return cls(tuple(_label_from_json(d) for d in items))
+
+
+def _label_from_json(d: dict) -> Label:
+    """A label as saved; codes that do not read (written by hand, or by a later version) are left out rather
+    than making the whole project or model unreadable (the label is then coded by its name)."""
+    label = Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"]))
+    try:
+        return replace(label, codes=tuple((role, *map(str, code)) for role, code in dict(d.get("codes") or {}).items()))
+    except (ValueError, TypeError, AttributeError):
+        return label
 
 
 @dataclass(frozen=True)

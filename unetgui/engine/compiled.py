@@ -12,7 +12,8 @@ inductor error) is noted and the eager model runs on.
 
 Dynamo keeps its graphs per code object, and all U-Nets share ``UNet.forward``: past ``recompile_limit``
 graphs (8 by default) it would silently run the model uncompiled while we counted it as compiled. The
-warm-up raises that limit to :data:`RECOMPILE_LIMIT` and makes hitting it an error, so such a shape is
+warm-up raises that limit to :data:`RECOMPILE_LIMIT` and makes hitting it an error (dynamo's settings are
+per thread since torch 2.12: the warm-up's thread, the only one that compiles), so such a shape is
 "failed" (eager, with a note), never falsely "ready". (Graphs are shared between models of one architecture:
 a retrained model of the same size and shape compiles no new graph.)
 """
@@ -33,6 +34,16 @@ _COPIES: dict[tuple, torch.nn.Module] = {}
 _LOCK = threading.Lock()
 #: graphs dynamo may hold for ``UNet.forward`` (its default, 8, is a few models' shapes)
 RECOMPILE_LIMIT = 64
+_BUILD_LOCK = threading.Lock()
+
+
+def _limit_settings() -> dict:
+    """Dynamo's graph limit and "fail when it is hit", by the names of this torch (before 2.7:
+    ``cache_size_limit`` and ``fail_on_cache_limit_hit``)."""
+    config = torch._dynamo.config
+    names = (("recompile_limit", "fail_on_recompile_limit_hit") if hasattr(config, "recompile_limit")
+             else ("cache_size_limit", "fail_on_cache_limit_hit"))
+    return {name: value for name, value in zip(names, (RECOMPILE_LIMIT, True)) if hasattr(config, name)}
 
 
 class CompiledForward:
@@ -57,10 +68,10 @@ class CompiledForward:
         try:
             compiled = torch.compile(self._model, backend=self.backend, dynamic=False)
             device = next(self._model.parameters()).device
-            # (dynamo's settings are per thread: this one's, for the warm-up that compiles)
-            limits = torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True)
-            with limits, torch.inference_mode(), torch.autocast(device.type, dtype=self.amp or torch.float32,
-                                                                enabled=self.amp is not None):
+            # one warm-up at a time: before torch 2.12 dynamo's settings were global, not per thread, and two
+            # patches overlapping could restore them in the wrong order (compilations are rare: no loss)
+            with _BUILD_LOCK, torch._dynamo.config.patch(**_limit_settings()), torch.inference_mode(), \
+                    torch.autocast(device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
                 # an inference tensor in the layout of the real inputs: the graph's guards must match them
                 compiled(channels_last(torch.zeros(self.shape, device=device)))  # compiles now, on this thread
             self._compiled, self.state = compiled, "ready"

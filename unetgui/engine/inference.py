@@ -220,7 +220,7 @@ class Predictor:
             configure_threads(threads)
         self.tta, self.tile_limit, self.profile, self.scores = tta, tile_limit, profile, scores
         self._fixed_batch = batch_size
-        self._shrunk = False  # the batch was halved after running out of GPU memory: keep it small
+        self._memory_cap: int | None = None  # the batch after running out of GPU memory: never more again
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 2)
         self._values = np.asarray([0, *checkpoint.labels.values], np.uint8)
         self.model = checkpoint.build(self.device)
@@ -307,6 +307,8 @@ class Predictor:
             compiled = self._compiled_for((self.batch_size, *x.shape[1:]))
             if compiled is not None and 2 * n < self.batch_size:
                 compiled = None  # a last batch under half full: eager, rather than computing padding
+            if compiled is not None:
+                self.compiled_runs += 1
             if compiled is not None and n < self.batch_size:  # a short last batch, padded to the compiled shape
                 x = torch.cat([x, x[-1:].expand(self.batch_size - n, *x.shape[1:])])
             if compiled is not None:
@@ -325,7 +327,6 @@ class Predictor:
         self._compile_shape = shape
         compiled = existing(self.checkpoint, self.model, shape, self._amp)
         if compiled is not None and compiled.ready_for(shape):
-            self.compiled_runs += 1
             return compiled
         if compiled is not None and compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
             self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
@@ -454,7 +455,7 @@ class Predictor:
         planned = gpu_batch_size(self.config, padded, free_gpu_bytes(self.device), self.tta, tuple(shape_yx))
         planned = 2 ** int(np.log2(planned))  # powers of two: few distinct shapes for the compiled graphs
         planned = min(planned, 1 << max(count - 1, 0).bit_length())  # one slice asked: a batch of one
-        self.batch_size = min(self.batch_size if self._shrunk else MAX_GPU_BATCH, planned)
+        self.batch_size = min(self._memory_cap or MAX_GPU_BATCH, planned)
 
     @torch.inference_mode()
     def _launch(self, feed: _Feed, batch: list[int], following: list[int], stats: tuple,
@@ -497,7 +498,7 @@ class Predictor:
             torch.cuda.empty_cache()
         if self.batch_size > 1:
             self.batch_size //= 2
-            self._shrunk = True
+            self._memory_cap = self.batch_size
             self._compile = False  # a graph for the new shape would need memory the GPU does not have
             self.notes.append(f"GPU out of memory: batch size reduced to {self.batch_size}")
             return

@@ -149,6 +149,7 @@ class SegmentCoding:
     type: Code
     modifier: Code | None = None
     region: Code | None = None
+    region_modifier: Code | None = None
 
 
 TISSUE = SegmentCoding(codes.SCT.Tissue, codes.SCT.Tissue)
@@ -221,14 +222,8 @@ def label_coding(label: Label) -> SegmentCoding:
         found = label.code(role)
         return None if found is None else Code(found[1], found[0], found[2] or found[1])
 
-    return SegmentCoding(code("category"), code("type"), code("modifier"), code("region"))  # type: ignore[arg-type]
-
-
-def label_codes(coding: SegmentCoding) -> tuple[tuple[str, str, str, str], ...]:
-    """``coding`` as a :class:`Label`'s codes."""
-    return tuple((role, c.scheme_designator, c.value, c.meaning)
-                 for role, c in zip(("category", "type", "modifier", "region"),
-                                    (coding.category, coding.type, coding.modifier, coding.region)) if c is not None)
+    return SegmentCoding(code("category"), code("type"), code("modifier"), code("region"),  # type: ignore[arg-type]
+                         code("region_modifier"))
 
 
 def _description(number: int, label: Label, algorithm: str,
@@ -248,6 +243,9 @@ def _description(number: int, label: Label, algorithm: str,
     if coding.modifier is not None:
         description.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
             hd.sr.CodedConcept.from_code(coding.modifier)]
+    if coding.region is not None and coding.region_modifier is not None:
+        description.AnatomicRegionSequence[0].AnatomicRegionModifierSequence = [
+            hd.sr.CodedConcept.from_code(coding.region_modifier)]
     return description
 
 
@@ -337,13 +335,15 @@ def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:
         if item is None or not str(item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""):
             return None
         value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
-        return _current(str(item.get("CodingSchemeDesignator", "")), str(value), str(item.get("CodeMeaning", "")))
+        return current_code(str(item.get("CodingSchemeDesignator", "")), str(value), str(item.get("CodeMeaning", "")))
 
     try:
         kind = desc.get("SegmentedPropertyTypeCodeSequence", [])
+        region = desc.get("AnatomicRegionSequence", [])
         found = {"category": first(desc.get("SegmentedPropertyCategoryCodeSequence", [])), "type": first(kind),
                  "modifier": first(kind[0].get("SegmentedPropertyTypeModifierCodeSequence", [])) if kind else None,
-                 "region": first(desc.get("AnatomicRegionSequence", []))}
+                 "region": first(region),
+                 "region_modifier": first(region[0].get("AnatomicRegionModifierSequence", [])) if region else None}
     except (AttributeError, TypeError, IndexError, KeyError):
         return ()
     if found["category"] is None or found["type"] is None:
@@ -351,7 +351,7 @@ def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:
     return tuple((role, *code) for role, code in found.items() if code is not None)
 
 
-def _current(scheme: str, value: str, meaning: str) -> tuple[str, str, str]:
+def current_code(scheme: str, value: str, meaning: str) -> tuple[str, str, str]:
     """A retired SNOMED RT code (``SRT``, e.g. dcmqi's ``T-62000`` Liver) as its SNOMED CT code, which new
     DICOM objects must use; pydicom's SRT-to-SCT table is the only one at hand (a private module: without it
     the code is kept as it came)."""

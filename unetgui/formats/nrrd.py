@@ -360,11 +360,18 @@ def _terminology(tags) -> tuple[tuple[str, str, str, str], ...]:
     if len(parts) < 3:
         return ()
     codes = []
-    for role, k in (("category", 1), ("type", 2), ("modifier", 3), ("region", 5)):
-        fields = parts[k].split("^") if k < len(parts) else []
-        if len(fields) == 3 and fields[1].strip():
-            codes.append((role, fields[0].strip(), fields[1].strip(), fields[2].strip()))
-    return tuple(codes) if {c[0] for c in codes} >= {"category", "type"} else ()
+    for role, k in (("category", 1), ("type", 2), ("modifier", 3), ("region", 5), ("region_modifier", 6)):
+        fields = [f.strip() for f in parts[k].split("^")] if k < len(parts) else []
+        if len(fields) == 3 and fields[1]:
+            if fields[0] == "SRT":  # older Slicer lists: the retired SNOMED RT code, as its SNOMED CT code
+                from unetgui.formats.dicom_seg import current_code
+
+                fields = list(current_code(*fields))
+            codes.append((role, *fields))
+    roles = {c[0] for c in codes}
+    if "region_modifier" in roles and "region" not in roles:
+        codes = [c for c in codes if c[0] != "region_modifier"]
+    return tuple(codes) if roles >= {"category", "type"} else ()
 
 
 def _terminology_entry(label: Label) -> str:
@@ -377,7 +384,8 @@ def _terminology_entry(label: Label) -> str:
         return "^".join(re.sub(r"[~^|]", " ", str(part)) for part in (c.scheme_designator, c.value, c.meaning)) if c else "^^"
 
     return "~".join(["Segmentation category and type - DICOM master list", code(coding.category), code(coding.type),
-                     code(coding.modifier), "Anatomic codes - DICOM master list", code(coding.region), "^^"])
+                     code(coding.modifier), "Anatomic codes - DICOM master list", code(coding.region),
+                     code(coding.region_modifier)])
 
 
 def _color(text) -> tuple[int, int, int] | None:
