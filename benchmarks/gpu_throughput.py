@@ -5,7 +5,7 @@ For the ``gpu`` and ``cpu`` presets at 512 x 512 (the ``cpu`` preset works at 25
   once its background compilation is done), against the bare model in bf16, channels_last, with its inputs
   already on the GPU (eager and compiled), at the predictor's batch size; slices/s and the ratio;
 * training: samples/s of the real ``Trainer`` (the planner's batch and patch for CUDA, augmentation, EMA,
-  validation excluded) against a bare training loop of the same network (AdamW, bf16, Dice + CE, no
+  validation excluded) against a bare training loop of the same network (the same AdamW, bf16, Dice + CE, no
   augmentation, data already on the GPU); and the ratio;
 * the peak GPU memory of each part.
 Without CUDA it says so and exits 0 (CI has no GPU); ``--allow-cpu`` runs it in miniature on the CPU to
@@ -32,7 +32,7 @@ from unetgui.engine.loss import dice_ce_loss
 from unetgui.engine.planner import fingerprint, plan_training
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.presets import PRESETS
-from unetgui.engine.training import BatchStats, TrainConfig, Trainer
+from unetgui.engine.training import BatchStats, TrainConfig, Trainer, adamw
 from unetgui.engine.unet import UNet
 
 
@@ -82,13 +82,12 @@ def bare_inference(model: UNet, batch: int, side: int, device: torch.device, com
 
 def pipeline(checkpoint: Checkpoint, volume: np.ndarray, device: str, compile_: bool) -> tuple[float, Predictor]:
     predictor = Predictor(checkpoint, device=device, compile=compile_)
-    predictor.predict(volume[:predictor.batch_size * 2], keep_probabilities=True)  # warm-up; starts compiling
+    predictor.predict(volume, keep_probabilities=True)  # warm-up at the run's batch; then its shape compiles
     if compile_:
         from unetgui.engine import compiled
 
         for forward in list(compiled._CACHE.values()):
             forward.wait(900)
-    predictor.predict(volume, keep_probabilities=True)  # the compiled shapes of the whole run
     _sync(predictor.device)
     start = time.perf_counter()
     predictor.predict(volume, keep_probabilities=True)
@@ -117,9 +116,10 @@ def training(name: str, hu: np.ndarray, labels: np.ndarray, device: torch.device
     (t0, s0), (t1, s1) = marks[0], marks[-1]
     real = (s1 - s0) * config.batch_size / (t1 - t0)
     real_peak = _peak_gb(device)
-    # the bare loop: the same network, batch and patch; data already on the device; no augmentation
+    # the bare loop: the same network, batch, patch and optimizer (fused AdamW on CUDA, as the trainer's); data
+    # already on the device; no augmentation
     model = UNet(plan.model).to(device).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = adamw(model.parameters(), 1e-3, 1e-4, device)
     x = torch.randn(config.batch_size, plan.model.in_channels, *config.patch, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, plan.model.classes, (config.batch_size, *config.patch), device=device)
@@ -172,13 +172,16 @@ def main() -> None:
         row: dict = {}
         _peak_reset(device)
         row["pipeline_eager"], predictor = pipeline(checkpoint, hu, device.type, False)
+        row["compiled_batches"] = 0
         row["pipeline_peak_gb"] = _peak_gb(device)
         row["batch"] = predictor.batch_size
         row["stages_s"] = {k: round(v, 3) for k, v in predictor.timings.items()}
         side = max(pre.working_shape((args.size, args.size)))
         row["bare_eager"] = bare_inference(UNet(preset.model), predictor.batch_size, side, device, False, args.seconds)
         if not args.no_compile:
-            row["pipeline_compiled"], _ = pipeline(checkpoint, hu, device.type, True)
+            row["pipeline_compiled"], compiled_predictor = pipeline(checkpoint, hu, device.type, True)
+            row["compiled_batches"] = compiled_predictor.compiled_runs  # 0: the compiled graph never ran
+            row["compile_notes"] = compiled_predictor.notes
             try:
                 row["bare_compiled"] = bare_inference(UNet(preset.model), predictor.batch_size, side, device, True,
                                                       args.seconds)
@@ -196,7 +199,8 @@ def main() -> None:
               f"({row['ratio_eager']:.2f}x the bare eager model)")
         print(f"  bare model bf16, eager:         {row['bare_eager']:8.0f} slices/s")
         if "pipeline_compiled" in row:
-            print(f"  Predictor end to end, compiled: {row['pipeline_compiled']:8.0f} slices/s")
+            print(f"  Predictor end to end, compiled: {row['pipeline_compiled']:8.0f} slices/s  "
+                  f"({row['compiled_batches']} forward passes compiled{'; ' + '; '.join(row['compile_notes']) if row['compile_notes'] else ''})")
         if "bare_compiled" in row:
             print(f"  bare model bf16, compiled:      {row['bare_compiled']:8.0f} slices/s")
         t = row["training"]
