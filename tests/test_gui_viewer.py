@@ -206,8 +206,10 @@ def test_label_table_add_rename_hide_and_window_level(window, qtbot):
     coded = window.session.table.get(1)
     window.session.update_label(dataclasses.replace(coded, codes=(("category", "SCT", "85756007", "Tissue"),
                                                                   ("type", "SCT", "51114001", "Artery"))))
+    assert panel.table.item(0, 1).toolTip().startswith("Coded as Artery (SCT 51114001), category Tissue")
     panel.table.item(0, 1).setText("hepatic artery")  # a new name: the codes of the old one go
     assert window.session.table.get(1).name == "hepatic artery" and window.session.table.get(1).codes == ()
+    assert "by its name" in panel.table.item(0, 1).toolTip()
     panel.table.item(1, 0).setCheckState(Qt.CheckState.Unchecked)
     assert window.tools.hidden_labels == {2} and window.view._lut[2, 3] == 0 and window.view._lut[1, 3] > 0
     panel.table.selectRow(0)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from unetgui.core.session import Session
+from unetgui.core.volume import Label
 from unetgui.ui.tool_state import ToolState
 
 
@@ -51,6 +52,7 @@ class LabelPanel(QWidget):
                 visible.setBackground(QColor(*label.color))
                 visible.setToolTip("shown (untick to hide)")
                 name = QTableWidgetItem(label.name)
+                name.setToolTip(coding_tip(label))
                 value = QTableWidgetItem(str(label.value))
                 value.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
                 for col, item in enumerate((visible, name, value)):
@@ -96,3 +98,16 @@ class LabelPanel(QWidget):
         colour = QColorDialog.getColor(QColor(*label.color), self, f"Colour of {label.name}")
         if colour.isValid():
             self.session.update_label(replace(label, color=(colour.red(), colour.green(), colour.blue())))
+
+
+def coding_tip(label: Label) -> str:
+    """What DICOM-SEG and Slicer exports will say the label is: the codes its file gave it, else its name's."""
+    if not label.codes:
+        return "Double-click to rename. Exports code the label by its name (e.g. \"liver\", \"left kidney\")."
+    parts = {role: f"{meaning or value} ({scheme} {value})" for role, scheme, value, meaning in label.codes}
+    text = f"Coded as {parts['type']}, category {parts['category']}"
+    if "modifier" in parts:
+        text += f", {parts['modifier']}"
+    if "region" in parts:
+        text += f", in {parts['region']}" + (f" {parts['region_modifier']}" if "region_modifier" in parts else "")
+    return text + ", as the file it came from said; renaming the label drops these codes."
