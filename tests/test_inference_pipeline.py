@@ -179,14 +179,17 @@ def test_compiled_forward_takes_over_when_ready_and_gives_the_same_result(flat):
 
 
 def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatch):
+    """A compiler that cannot work (no C++ compiler, no Triton) is tried once: the eager model runs, the
+    note says why once (not after every segmentation), and no other shape or model is compiled again."""
+    tries = []
+
     def broken(*args, **kwargs):
+        tries.append(1)
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(torch, "compile", broken)
-    model = flat.build("cpu")
-    forward = compiled.CompiledForward(model, (1, 1, 64, 64), None, wait=True)
-    assert forward.state == "failed" and "no compiler here" in forward.error
-    assert not forward.ready_for((1, 1, 64, 64))
+    monkeypatch.setattr(compiled, "_BROKEN", {})
+    monkeypatch.setattr(compiled, "_REPORTED", set())
     started = time.monotonic()
     hu = phantom_case((COMPILE_FROM, 64, 64))[0]
     checkpoint = dataclasses.replace(flat)  # another model object: its own cache entry
@@ -195,7 +198,13 @@ def test_a_failing_compilation_leaves_the_eager_model_in_charge(flat, monkeypatc
     compiled.existing(checkpoint, predictor.model, (2, 1, *hu.shape[1:]), None).wait(30)
     predictor.predict(hu, postprocess=False)
     assert result.labels.shape == hu.shape and time.monotonic() - started < 60
-    assert any("torch.compile failed" in n and "no compiler here" in n for n in predictor.notes)
+    assert [n for n in predictor.notes if "torch.compile failed" in n and "no compiler here" in n]
+    again = Predictor(dataclasses.replace(flat), device="cpu", runtime="torch", compile=True, batch_size=4)
+    for _ in range(2):  # a new model and shape: not tried, and not said again
+        assert np.array_equal(again.predict(hu, postprocess=False).labels, result.labels)
+    assert len(tries) == 1 and not any("torch.compile" in n for n in again.notes)
+    forward = compiled.compiled_forward(checkpoint, predictor.model, (3, 1, 64, 64), None)
+    assert forward.state == "failed" and "no compiler here" in forward.error and not forward.ready_for((3, 1, 64, 64))
 
 
 def test_past_the_compilers_graph_limit_a_shape_fails_instead_of_running_eager_as_compiled(flat, monkeypatch):
@@ -203,6 +212,7 @@ def test_past_the_compilers_graph_limit_a_shape_fails_instead_of_running_eager_a
     uncompiled: the warm-up makes that an error, so the shape is "failed" and the Predictor says so. The
     shapes of one model share one copy of it."""
     monkeypatch.setattr(compiled, "RECOMPILE_LIMIT", 1)  # (graphs of earlier tests may count: the first may fail too)
+    monkeypatch.setattr(compiled, "_BROKEN", {})
     owner = dataclasses.replace(flat)
     model = owner.build("cpu")
     first = compiled.compiled_forward(owner, model, (5, 1, 32, 32), None, backend="eager")
@@ -211,6 +221,7 @@ def test_past_the_compilers_graph_limit_a_shape_fails_instead_of_running_eager_a
     assert second.wait(120)
     assert second.state == "failed" and "recompile" in second.error.lower(), second.error
     assert first._model is second._model and first._model is not model
+    assert compiled._BROKEN == {}  # a full graph cache is this shape's lot, not a broken compiler
 
 
 

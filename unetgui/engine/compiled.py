@@ -7,8 +7,9 @@ a segmentation has finished (the GPU is then idle while the user looks at the re
 does not compete with the segmentation's for memory): the first segmentation in the app runs eager, later
 ones compiled. Compiled forwards are kept per model (the same
 :class:`~engine.checkpoint.Checkpoint` object) and input shape, so a new ``Predictor`` for the same model
-reuses them; the shapes of one model share one copy of it. A compilation that fails (no compiler, an
-inductor error) is noted and the eager model runs on.
+reuses them; the shapes of one model share one copy of it. A compilation that fails (no compiler, no Triton,
+an inductor error) is noted and the eager model runs on; after such a failure nothing more is compiled on
+that device in this process (the compiler will not work better for the next shape).
 
 Dynamo keeps its graphs per code object, and all U-Nets share ``UNet.forward``: past ``recompile_limit``
 graphs (8 by default) it would silently run the model uncompiled while we counted it as compiled. The
@@ -35,6 +36,9 @@ _LOCK = threading.Lock()
 #: graphs dynamo may hold for ``UNet.forward`` (its default, 8, is a few models' shapes)
 RECOMPILE_LIMIT = 64
 _BUILD_LOCK = threading.Lock()
+#: the first error of a compiler that failed, by (backend, device type): later compilations are not tried
+_BROKEN: dict[tuple[str, str], str] = {}
+_REPORTED: set[str | None] = set()
 
 
 def _limit_settings() -> dict:
@@ -77,8 +81,22 @@ class CompiledForward:
             self._compiled, self.state = compiled, "ready"
         except Exception as exc:  # noqa: BLE001 - any compiler failure leaves the eager model in charge
             self.state, self.error = "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            if "LimitHit" not in type(exc).__name__:  # not this shape's lot: the compiler itself (no C++ compiler,
+                _BROKEN.setdefault((self.backend, self._device_type()), self.error)  # no Triton): no more tries
         finally:
             self._done.set()
+
+    def _device_type(self) -> str:
+        return next(self._model.parameters()).device.type
+
+    @classmethod
+    def failed(cls, shape: tuple[int, ...], amp: torch.dtype | None, backend: str, error: str) -> CompiledForward:
+        """A compilation not even tried: the compiler failed before on this device."""
+        self = cls.__new__(cls)
+        self.shape, self.amp, self.backend, self.state, self.error, self._compiled = tuple(shape), amp, backend, "failed", error, None
+        self._done = threading.Event()
+        self._done.set()
+        return self
 
     def ready_for(self, shape: tuple[int, ...]) -> bool:
         return self.state == "ready" and tuple(shape) == self.shape
@@ -109,6 +127,9 @@ def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ..
     key = _key(owner, model, shape, amp, backend)
     with _LOCK:
         found = _CACHE.get(key)
+        broken = _BROKEN.get((backend, torch.device(key[1]).type))
+        if found is None and broken is not None:
+            return CompiledForward.failed(shape, amp, backend, broken)
         if found is None:
             shared = key[:2]  # (owner, device)
             if shared not in _COPIES:
@@ -122,5 +143,18 @@ def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ..
 def existing(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
              backend: str = "inductor") -> CompiledForward | None:
     """The compiled forward for ``shape`` if one was started, else None (nothing is started)."""
+    key = _key(owner, model, shape, amp, backend)
     with _LOCK:
-        return _CACHE.get(_key(owner, model, shape, amp, backend))
+        found = _CACHE.get(key)
+        broken = _BROKEN.get((backend, torch.device(key[1]).type))
+        return CompiledForward.failed(shape, amp, backend, broken) if found is None and broken is not None else found
+
+
+def first_report(forward: CompiledForward) -> bool:
+    """True the first time ``forward``'s error is reported in this process (a compiler that cannot work is
+    said once, not after every segmentation)."""
+    with _LOCK:
+        if forward.error in _REPORTED:
+            return False
+        _REPORTED.add(forward.error)
+        return True

@@ -40,7 +40,7 @@ from unetgui.core.ranking import uncertainty as margin_uncertainty
 from unetgui.engine import postprocess as component_rules
 from unetgui.engine import stages
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.compiled import channels_last, compiled_forward, existing
+from unetgui.engine.compiled import channels_last, compiled_forward, existing, first_report
 from unetgui.engine.device import amp_dtype, configure_cuda, configure_threads, describe, free_gpu_bytes, pick_device
 from unetgui.engine.unet import UNetConfig
 
@@ -328,7 +328,7 @@ class Predictor:
         compiled = existing(self.checkpoint, self.model, shape, self._amp)
         if compiled is not None and compiled.ready_for(shape):
             return compiled
-        if compiled is not None and compiled.state == "failed" and not any("torch.compile" in n for n in self.notes):
+        if compiled is not None and compiled.state == "failed" and first_report(compiled):
             self.notes.append(f"torch.compile failed, the model runs uncompiled ({compiled.error})")
         return None
 
