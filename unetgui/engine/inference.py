@@ -22,6 +22,7 @@ after each stage, so that they are its own; otherwise they are the host's view o
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import time
@@ -229,7 +230,9 @@ class Predictor:
             self.model = self.model.to(memory_format=torch.channels_last)
             configure_cuda()
         if compile is None:  # on CUDA unless the user turned it off (UNETGUI_COMPILE=0: a compiler problem)
-            compile = self.device.type == "cuda" and os.environ.get("UNETGUI_COMPILE", "1") != "0"
+            compile = (self.device.type == "cuda" and os.environ.get("UNETGUI_COMPILE", "1") != "0"
+                       and importlib.util.find_spec("triton") is not None)  # inductor's GPU kernels need Triton
+            # (not installed with torch on Windows: no attempt, and no note about a compiler the user never asked for)
         self._compile = compile
         self._session = None
         if self.device.type == "cpu" and runtime in ("auto", "onnx"):
