@@ -288,6 +288,11 @@ def test_cli_info_describes_nrrd_and_export_writes_seg_nrrd(tmp_path, capsys):
                      "--output", str(tmp_path / "out"), "--seg-nrrd"]) == 0
     (written,) = capsys.readouterr().out.split()
     assert written.endswith("_labels.seg.nrrd")
+    assert cli.main(["info", written]) == 0  # a segmentation: its segments and what they are
+    assert "segment 1: Label 1, value 1 in layer 0 (Tissue, category Tissue)" in capsys.readouterr().out  # unnamed
+    assert cli.main(["info", str(DCMQI / "seg")]) == 1  # no image series; dcmqi's DICOM-SEGs, by their codes
+    out = capsys.readouterr().out
+    assert "segment 1: Liver (Liver, category Tissue)" in out and "segment 2: ORANGE (Artery, category Tissue)" in out
     image = open_image(str(DCMQI / "ct"))
     back, notes = open_labels(written, image)
     seg, _ = read_dicom_seg(str(DCMQI / "seg" / "liver_seg.dcm"), image.volume)

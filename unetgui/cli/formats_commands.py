@@ -7,7 +7,7 @@ import os
 import sys
 
 from unetgui.cli.progress import ProgressLine
-from unetgui.core.errors import UnetguiError
+from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.formats import nifti, nrrd
 from unetgui.formats.dicom import ScanResult, load_series, scan
 from unetgui.formats.inputs import is_nifti
@@ -55,7 +55,15 @@ def _print_scan(result: ScanResult) -> None:
         for note in s.notes:
             print(f"     note: {note}")
     for seg in result.segmentations:
+        from unetgui.formats.dicom_seg import describe_segments  # highdicom: only when there is a segmentation
+
         print(f"DICOM-SEG: {seg.path} (on series {seg.referenced_series_uid or 'unknown'})")
+        try:
+            lines = describe_segments(seg.path)
+        except FormatError as exc:
+            lines = [f"note: {exc}"]
+        for line in lines:
+            print(f"     {line}")
     if result.skipped:
         print(result.skipped_summary())
 
