@@ -522,11 +522,14 @@ def _dataset_split(path: str, seed: int, test_fraction: float):
 
 def _label_mismatches(truth: LabelTable, prediction: LabelTable) -> list[str]:
     """Values that the two files name differently (and do not code alike): files from different tools may
-    number their structures differently, and the metrics compare by value."""
+    number their structures differently, and the metrics compare by value. A file that does not name its
+    values ("Label 3", a plain label map) says nothing either way."""
     notes = []
     for label in truth:
         other = prediction.get(label.value)
-        if other is None or " ".join(label.name.split()).casefold() == " ".join(other.name.split()).casefold():
+        if other is None or f"Label {label.value}" in (label.name, other.name):
+            continue
+        if " ".join(label.name.split()).casefold() == " ".join(other.name.split()).casefold():
             continue
         kind, other_kind = label.code("type"), other.code("type")
         if kind is not None and other_kind is not None and kind[:2] == other_kind[:2]:
@@ -562,6 +565,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise UnetguiError("compare a NIfTI truth with a NIfTI prediction, or give --image to read both onto "
                                "the image's grid in any label format")
         pred = nifti.read_labels(args.prediction, _grid_of(truth))
+        for note in _label_mismatches(truth.table, pred.table):
+            print(f"note: {note}", file=sys.stderr)
         spacing = _grid_of(truth).spacing
         truth_labels, pred_labels = truth.labels, pred.labels
     else:
