@@ -10,6 +10,13 @@ if "UNETGUI_DATA" not in os.environ:  # untitled projects and sample copies of G
     import tempfile
 
     os.environ["UNETGUI_DATA"] = tempfile.mkdtemp(prefix="unetgui-tests-")
+try:  # the app's settings (recent files, the device) of GUI tests stay out of the user's: a file in that folder
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["UNETGUI_DATA"])
+except ImportError:  # the GPU machine runs the engine's tests without Qt
+    pass
 
 from pathlib import Path  # noqa: E402
 

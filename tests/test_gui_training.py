@@ -189,6 +189,44 @@ def test_the_panel_opens_with_the_planners_defaults(window, qtbot):  # noqa: F81
     assert panel.learning_rate.value() == pytest.approx(plan.train.learning_rate) and panel.overrides()["learning_rate"] is None
 
 
+def test_the_device_box_opens_automatic_routes_the_work_and_is_remembered(window, qtbot, monkeypatch):  # noqa: F811
+    """As the panel opens the device is Automatic; choosing the CPU sends segmentation there and is kept for the
+    next start; a GPU this machine lacks gives a readable failure and leaves the labels as they were."""
+    from PySide6.QtCore import QSettings
+
+    from unetgui.core.volume import Volume
+    from unetgui.engine import inference
+    from unetgui.ui.model_controller import ModelController
+
+    panel, models = window.training_panel, window.models
+    assert panel.device.currentData() == "auto" and models.device == "auto"
+    window.session.open(Volume(phantom_hu((8, 48, 48)), np.eye(4), "CT"))
+    models.set_model(_tiny_checkpoint())
+    asked, real_init = [], inference.Predictor.__init__
+
+    def init(self, checkpoint, device="auto", *args, **kwargs):
+        asked.append(device)
+        real_init(self, checkpoint, device, *args, **kwargs)
+
+    monkeypatch.setattr(inference.Predictor, "__init__", init)
+    try:
+        panel.device.setCurrentIndex(panel.device.findData("cpu"))
+        assert models.device == "cpu" and QSettings().value("device") == "cpu"
+        assert ModelController(window.session, window.runner).device == "cpu"  # the next start keeps it
+        panel.segment_volume.click()
+        qtbot.waitUntil(lambda: not models.busy_segmenting, timeout=60_000)
+        assert asked[-1] == "cpu" and "Segmented 8 slice(s) on CPU" in panel.status.text()
+        if not torch.cuda.is_available():
+            before = window.session.labels.labels.copy()
+            panel.device.setCurrentIndex(panel.device.findData("cuda"))
+            panel.segment_volume.click()
+            qtbot.waitUntil(lambda: not models.busy_segmenting, timeout=60_000)
+            assert "no CUDA GPU that torch can use: choose the CPU or automatic" in panel.status.text()
+            assert np.array_equal(window.session.labels.labels, before)
+    finally:
+        panel.device.setCurrentIndex(panel.device.findData("auto"))
+    assert QSettings().value("device") == "auto"
+
 def _tiny_checkpoint():
     from engine_fixtures import tiny_checkpoint
 

@@ -22,9 +22,11 @@ def pick_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UnetguiError("CUDA was requested but no CUDA GPU is available (use --device cpu or auto)")
+        raise UnetguiError("an NVIDIA GPU (CUDA) was asked for, but this machine has no CUDA GPU that torch can use: "
+                           "choose the CPU or automatic (Device in the app, --device on the command line)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UnetguiError("MPS was requested but this machine has no Apple GPU")
+        raise UnetguiError("an Apple GPU (MPS) was asked for, but this machine has none: choose the CPU or automatic "
+                           "(Device in the app, --device on the command line)")
     return torch.device(name)
 
 

@@ -10,7 +10,7 @@ import math
 import time
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.latest import Latest
@@ -18,6 +18,10 @@ from unetgui.core.ranking import slice_scores
 from unetgui.core.session import Session
 from unetgui.engine import postprocess  # torch-free, like the planner
 from unetgui.workers.jobs import Job, JobRunner
+
+#: where the app may run the models: engine.device.DEVICES (not imported: it imports torch, which the app loads
+#: on its first worker); "auto" takes a CUDA GPU, then an Apple GPU, then the CPU
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _training_volumes(sources, volume, labels, progress, cancel) -> list:
@@ -66,6 +70,16 @@ class ModelController(QObject):
         self.evaluated.connect(self._keep_evaluation)
         session.listeners.volume_changed.append(lambda: setattr(self, "last_evaluation", []))
         self.last_trained = None  # the checkpoint the last training produced
+        saved = QSettings().value("device", "auto")
+        self.device = saved if saved in DEVICE_CHOICES else "auto"  # where segmentation and training run
+
+    def set_device(self, name: str) -> None:
+        """Run the next segmentations, trainings and searches on ``name`` (:data:`DEVICE_CHOICES`), also
+        after a restart. A device this machine lacks fails those with a readable message."""
+        if name not in DEVICE_CHOICES:
+            raise UnetguiError(f"unknown device {name!r}")
+        self.device = name
+        QSettings().setValue("device", name)
 
     # -- model files -----------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
@@ -98,14 +112,16 @@ class ModelController(QObject):
     def busy_segmenting(self) -> bool:
         return self._segment_job is not None
 
-    def segment(self, slices: list[int] | None = None, device: str = "auto") -> None:
-        """Segment ``slices`` (default: all) on a worker; batches fill the overlay as they arrive."""
+    def segment(self, slices: list[int] | None = None, device: str | None = None) -> None:
+        """Segment ``slices`` (default: all) on a worker, on ``device`` (default: the chosen one); batches fill
+        the overlay as they arrive."""
         if not self.session.is_open:
             raise UnetguiError("open an image first")
         if self.checkpoint is None:
             raise UnetguiError("no model: train one on reviewed slices, or open a model file")
         if self._segment_job is not None:
             raise UnetguiError("a segmentation is already running")
+        device = device or self.device
         volume, checkpoint, generation = self.session.volume, self.checkpoint, self.session.generation
         order = list(range(volume.shape[0])) if slices is None else list(slices)
         # the model's post-processing is 3-D: it runs when the prediction and the reviewed slices (kept as the
@@ -187,7 +203,7 @@ class ModelController(QObject):
     def training(self) -> bool:
         return self._train_job is not None
 
-    def train(self, minutes: float | None, overrides: dict, from_current: bool, device: str = "auto") -> None:
+    def train(self, minutes: float | None, overrides: dict, from_current: bool, device: str | None = None) -> None:
         """Train on the reviewed slices on a worker. The engine's planner sets everything the user did not
         (``overrides``: planner keys, see engine/planner.py). ``training_event`` carries the TrainingPlan
         first, then BatchStats/EpochStats.
@@ -198,7 +214,7 @@ class ModelController(QObject):
             raise UnetguiError("training is already running")
         if self._tune_job is not None:
             raise UnetguiError("a hyperparameter search is running: stop it first")
-        session = self.session
+        session, device = self.session, device or self.device
         if not session.is_open:
             raise UnetguiError("open an image first")
         if not session.has_training_data:
@@ -243,14 +259,15 @@ class ModelController(QObject):
     def tuning(self) -> bool:
         return self._tune_job is not None
 
-    def tune(self, params: tuple[str, ...], trial_minutes: float, minutes: float, folder: str, device: str = "auto") -> None:
+    def tune(self, params: tuple[str, ...], trial_minutes: float, minutes: float, folder: str,
+             device: str | None = None) -> None:
         """Search ``params`` (engine/tuning.py) on the reviewed slices for ``minutes``, each trial
         ``trial_minutes``, on a worker; the study and the best trial's model go into ``folder``."""
         import os
 
         if self._train_job is not None or self._tune_job is not None:
             raise UnetguiError("a training or a search is already running")
-        session = self.session
+        session, device = self.session, device or self.device
         if not session.is_open or not session.has_training_data:
             raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
         table, volume, labels = session.table, session.volume, session.training_labels()
@@ -327,13 +344,13 @@ class ModelController(QObject):
         if not sets:
             raise UnetguiError("no validation or test slices: train first, or mark reviewed slices as test (Shift+R)")
         volume, truth, checkpoint = self.session.volume, self.session.labels.labels.copy(), self.checkpoint
-        values = list(checkpoint.labels.values)
+        values, device = list(checkpoint.labels.values), self.device
 
         def work(progress, cancel):
             from unetgui.engine.inference import Predictor
             from unetgui.engine.metrics import evaluate
 
-            predictor = Predictor(checkpoint)
+            predictor = Predictor(checkpoint, device=device)
             rows = []
             for name, slices in sets.items():
                 predicted = predictor.predict(volume.voxels, slices, cancel, keep_probabilities=False).labels

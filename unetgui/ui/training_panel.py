@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import time
 
 import numpy as np
@@ -19,6 +20,9 @@ from unetgui.core.session import Session
 from unetgui.engine.planner import FEW_SLICES, TrainingPlan, panel_defaults  # torch-free
 from unetgui.ui.model_controller import ModelController
 
+#: the Device box: what ModelController.set_device takes, as the user reads it (an Apple GPU only on a Mac)
+DEVICE_NAMES = {"auto": "Automatic", "cpu": "CPU",
+                **({"mps": "Apple GPU (MPS)"} if sys.platform == "darwin" else {"cuda": "NVIDIA GPU (CUDA)"})}
 METRIC_COLUMNS = ["Set", "Slices", "Label", "Dice", "IoU", "HD95 (mm)", "Volume pred (mL)", "Volume truth (mL)"]
 _PLOT_INTERVAL_S = 0.25  # redraw the batch curve at most 4 times a second (plots are expensive to repaint)
 
@@ -40,6 +44,15 @@ class TrainingPanel(QWidget):
         self.planes.addItems(["auto", "axial", "coronal", "sagittal"])
         self.planes.setToolTip("The planes the model learns from and segments; auto: axial, unless most of the "
                                "reviewed annotation lies in coronal or sagittal planes (a model started from keeps its own)")
+        self.device = QComboBox()
+        for name, text in DEVICE_NAMES.items():
+            self.device.addItem(text, name)
+        if self.device.findData(models.device) < 0:  # e.g. settings from another kind of machine
+            models.set_device("auto")
+        self.device.setCurrentIndex(self.device.findData(models.device))
+        self.device.setToolTip("Where segmenting and training run (remembered). Automatic: an NVIDIA or Apple GPU "
+                               "when torch can use one, else the CPU. CPU: leaves a GPU to other work.")
+        self.device.currentIndexChanged.connect(lambda _i: models.set_device(self.device.currentData()))
         self.augment = QCheckBox("Augmentation")
         self.augment.setChecked(True)
         self.from_current = QCheckBox("Start from the current model")
@@ -66,6 +79,7 @@ class TrainingPanel(QWidget):
         form.addRow("Batch size", self.batch)
         form.addRow("Model size", self.preset)
         form.addRow("Planes", self.planes)
+        form.addRow("Device", self.device)
         form.addRow(self.augment)
         form.addRow(self.from_current)
         form.addRow(self.resegment)
