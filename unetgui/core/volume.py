@@ -73,6 +73,23 @@ class Label:
         """``(scheme designator, code value, code meaning)`` of ``role``, or None."""
         return next((code[1:] for code in self.codes if code[0] == role), None)
 
+    def coded_as(self, numbers: bool = False) -> str:
+        """What the codes say the structure is, e.g. "Left Mass, category Morphologically Altered Structure,
+        in Kidney"; with ``numbers`` each meaning is followed by its scheme and value ("Artery (SCT 51114001)").
+        Empty without codes."""
+        def phrase(role: str) -> str:
+            found = self.code(role)
+            if found is None:
+                return ""
+            return (found[2] or found[1]) + (f" ({found[0]} {found[1]})" if numbers else "")
+
+        if self.code("type") is None:
+            return ""
+        text = " ".join(p for p in (phrase("modifier"), phrase("type")) if p) + f", category {phrase('category')}"
+        if self.code("region") is not None:
+            text += ", in " + " ".join(p for p in (phrase("region_modifier"), phrase("region")) if p)
+        return text
+
     def renamed(self, name: str) -> Label:
         """This label called ``name``; a new name drops the codes that described the old one."""
         return replace(self, name=name, codes=self.codes if name == self.name else ())

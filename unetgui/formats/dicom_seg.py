@@ -36,7 +36,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 from unetgui import __version__
 from unetgui.core import atomic
 from unetgui.core.errors import FormatError
-from unetgui.core.volume import CODE_ROLES, UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
 _TRACKING = re.compile(r"^unetgui-label-(\d+)$")
 
@@ -335,21 +335,10 @@ def describe_segments(path: str) -> list[str]:
         lines = []
         for item in ds.get("SegmentSequence", []):
             label = Label(1, str(item.get("SegmentLabel", "") or "(no label)"), (0, 0, 0), _segment_codes(item))
-            lines.append(f"segment {item.get('SegmentNumber', '?')}: {label.name} ({describe_codes(label) or 'not coded'})")
+            lines.append(f"segment {item.get('SegmentNumber', '?')}: {label.name} ({label.coded_as() or 'not coded'})")
         return lines
     except Exception as exc:  # noqa: BLE001 - a damaged file: one line, like every reader's error
         raise FormatError(f"{os.path.basename(path)}: the segments cannot be read ({type(exc).__name__}: {exc})") from exc
-
-
-def describe_codes(label: Label) -> str:
-    """E.g. "Mass, category Morphologically Altered Structure, in Left Kidney" for a label's codes ("" without)."""
-    meaning = {role: (found[2] or found[1]) for role in CODE_ROLES if (found := label.code(role)) is not None}
-    if "type" not in meaning:
-        return ""
-    text = " ".join(m for m in (meaning.get("modifier"), meaning["type"]) if m) + f", category {meaning['category']}"
-    if "region" in meaning:
-        text += ", in " + " ".join(m for m in (meaning.get("region_modifier"), meaning["region"]) if m)
-    return text
 
 
 def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:

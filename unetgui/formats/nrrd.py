@@ -254,14 +254,12 @@ def describe(path: str) -> str:
     sizes = " x ".join(str(int(n)) for n in header["sizes"])
     lines = [f"NRRD {path}: {sizes} voxels, {header.get('type')}, space {header.get('space', 'none')}"]
     if is_segmentation(header):
-        from unetgui.formats.dicom_seg import describe_codes  # pydicom: only for segmentations
-
         indices = sorted({int(m.group(1)) for m in map(_SEGMENT_KEY.match, map(str, header)) if m})
         for k, i in enumerate(indices):
             key = f"Segment{i}_"
             name = " ".join(str(header.get(key + "Name", "")).split()) or f"Segment {k + 1}"
             codes = _terminology(header.get(key + "Tags", ""))
-            what = describe_codes(Label(1, name, (0, 0, 0), codes)) if codes else ""
+            what = Label(1, name, (0, 0, 0), codes).coded_as()
             lines.append(f"  segment {k + 1}: {name}, value {header.get(key + 'LabelValue', '?')} in layer "
                          f"{header.get(key + 'Layer', '?')} ({what or 'no terminology'})")
     return "\n".join(lines)

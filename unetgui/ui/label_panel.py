@@ -104,10 +104,5 @@ def coding_tip(label: Label) -> str:
     """What DICOM-SEG and Slicer exports will say the label is: the codes its file gave it, else its name's."""
     if not label.codes:
         return "Double-click to rename. Exports code the label by its name (e.g. \"liver\", \"left kidney\")."
-    parts = {role: f"{meaning or value} ({scheme} {value})" for role, scheme, value, meaning in label.codes}
-    text = f"Coded as {parts['type']}, category {parts['category']}"
-    if "modifier" in parts:
-        text += f", {parts['modifier']}"
-    if "region" in parts:
-        text += f", in {parts['region']}" + (f" {parts['region_modifier']}" if "region_modifier" in parts else "")
-    return text + ", as the file it came from said; renaming the label drops these codes."
+    return (f"Coded as {label.coded_as(numbers=True)}, as the file it came from said; renaming the label drops "
+            "these codes.")
