@@ -126,10 +126,7 @@ def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ..
     """The compiled forward of ``owner``'s model (e.g. its Checkpoint) for ``shape``; started on first request."""
     key = _key(owner, model, shape, amp, backend)
     with _LOCK:
-        found = _CACHE.get(key)
-        broken = _BROKEN.get((backend, torch.device(key[1]).type))
-        if found is None and broken is not None:
-            return CompiledForward.failed(shape, amp, backend, broken)
+        found = _lookup(key, amp)
         if found is None:
             shared = key[:2]  # (owner, device)
             if shared not in _COPIES:
@@ -143,11 +140,19 @@ def compiled_forward(owner: object, model: torch.nn.Module, shape: tuple[int, ..
 def existing(owner: object, model: torch.nn.Module, shape: tuple[int, ...], amp: torch.dtype | None,
              backend: str = "inductor") -> CompiledForward | None:
     """The compiled forward for ``shape`` if one was started, else None (nothing is started)."""
-    key = _key(owner, model, shape, amp, backend)
     with _LOCK:
-        found = _CACHE.get(key)
-        broken = _BROKEN.get((backend, torch.device(key[1]).type))
-        return CompiledForward.failed(shape, amp, backend, broken) if found is None and broken is not None else found
+        return _lookup(_key(owner, model, shape, amp, backend), amp)
+
+
+def _lookup(key: tuple, amp: torch.dtype | None) -> CompiledForward | None:
+    """The cached compiled forward of ``key``; else, where the compiler failed before on that device, a failed
+    one (not cached: nothing was tried); else None. Call under ``_LOCK``."""
+    found = _CACHE.get(key)
+    _, device, _, shape, backend = key
+    broken = _BROKEN.get((backend, torch.device(device).type))
+    if found is None and broken is not None:
+        return CompiledForward.failed(shape, amp, backend, broken)
+    return found
 
 
 def first_report(forward: CompiledForward) -> bool:
