@@ -555,20 +555,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.image:
         image = open_image(args.image, args.series)
         truth, pred = (open_labels(path, image)[0] for path in (args.truth, args.prediction))
-        for note in _label_mismatches(truth.table, pred.table):
-            print(f"note: {note}", file=sys.stderr)
-        truth_labels, pred_labels = truth.labels, pred.labels
         spacing = image.volume.spacing
+        truth_labels, pred_labels, tables = truth.labels, pred.labels, (truth.table, pred.table)
     elif is_nifti(args.truth):
         truth = nifti.read_labels(args.truth)
         if not is_nifti(args.prediction):
             raise UnetguiError("compare a NIfTI truth with a NIfTI prediction, or give --image to read both onto "
                                "the image's grid in any label format")
         pred = nifti.read_labels(args.prediction, _grid_of(truth))
-        for note in _label_mismatches(truth.table, pred.table):
-            print(f"note: {note}", file=sys.stderr)
         spacing = _grid_of(truth).spacing
-        truth_labels, pred_labels = truth.labels, pred.labels
+        truth_labels, pred_labels, tables = truth.labels, pred.labels, (truth.table, pred.table)
     else:
         if not os.path.isdir(args.truth):
             raise UnetguiError(f"{args.truth}: give --image for this format (NRRD, .seg.nrrd and DICOM-SEG labels "
@@ -578,7 +574,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise UnetguiError(f"{args.truth}: no masks found")
         truth_labels = png.read_mask_folder(args.truth, names)
         pred_labels = png.read_mask_folder(args.prediction, names)
-        spacing = (1.0, 1.0, 1.0)
+        spacing, tables = (1.0, 1.0, 1.0), (LabelTable(), LabelTable())  # masks name no labels
+    for note in _label_mismatches(*tables):
+        print(f"note: {note}", file=sys.stderr)
     if pred_labels.shape != truth_labels.shape:
         raise UnetguiError(f"the prediction {pred_labels.shape} and the truth {truth_labels.shape} differ in size")
     results = evaluate(pred_labels, truth_labels, spacing)
