@@ -18,6 +18,7 @@ as the old recipe did), ``new-context1`` (2.5-D: one neighbouring slice on each 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -60,7 +61,7 @@ def _old_trainer(case, table, minutes: float, seed: int, threads: int):
 def _new_trainer(case, table, minutes: float, seed: int, threads: int, extra: dict | None = None, init=None):
     from unetgui.engine.training_run import AnnotatedVolume, build_trainer
 
-    volume = AnnotatedVolume(case.name, case.image, case.sparse, case.modality, case.spacing_yx)
+    volume = AnnotatedVolume(case.name, case.image, case.sparse, case.modality, case.spacing_yx, case.spacing_z)
     return build_trainer([volume], table, "cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
 
 
@@ -108,13 +109,23 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
         checkpoint.info.pop("postprocessing", None)  # the old recipe had none
     train_seconds = time.monotonic() - start
     predictor = Predictor(checkpoint, device="cpu", threads=threads)
-    labels = predictor.predict(case.image, keep_probabilities=False).labels
+    # as the app segments the annotated volume: the slice spacing and the user's annotation go with it (the
+    # post-processing of a model file that knows them; older engines take neither)
+    extra = {}
+    if "annotation" in inspect.signature(predictor.predict).parameters:
+        extra = {"spacing": (case.spacing_z, *case.spacing_yx), "annotation": case.sparse}
+    labels = predictor.predict(case.image, keep_probabilities=False, **extra).labels
     raw = predictor.predict(case.image, keep_probabilities=False, postprocess=False).labels
-    rest = case.unannotated
+    rest, seen = case.unannotated, case.annotated
+    empty = [z for z in rest if not case.truth[z].any()]  # other slices without the structure
     return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "dice": _dice(labels[rest], case.truth[rest]),
             "dice_without_postprocessing": _dice(raw[rest], case.truth[rest]),
+            "dice_annotated": _dice(raw[seen], case.truth[seen]),
+            "fp_voxels": int((labels[empty] > 0).sum()), "fp_voxels_without_postprocessing": int((raw[empty] > 0).sum()),
+            "fp_slices": int((labels[empty] > 0).any(axis=(1, 2)).sum()), "empty_slices": len(empty),
             "epochs": epochs, "train_seconds": round(train_seconds, 1),
-            "postprocessing": (checkpoint.info.get("postprocessing") or {}).get("largest_component"),
+            "postprocessing": {k: v for k, v in (checkpoint.info.get("postprocessing") or {}).items() if k != "scores"},
+            "fit_note": [n for n in getattr(trainer, "notes", []) if "learned" in n],
             "plan": trainer.plan.summary() if trainer.plan is not None else "old recipe",
             "misclassified": float(((labels[rest] > 0) != (case.truth[rest] > 0)).mean())}
 
@@ -140,6 +151,8 @@ def _spawn(args, job) -> dict:
     if out.returncode or not lines:
         return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "error": out.stderr[-800:]}
     result = json.loads(lines[-1])
+    if args.tag:
+        result["tag"] = args.tag
     print(json.dumps(result), flush=True)
     if args.out:  # one line per finished run, so a run cut short keeps what it measured
         with _LOCK, open(args.out.with_suffix(".jsonl"), "a") as f:
@@ -171,6 +184,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--tag", help="a name for this run's code (e.g. before / after), kept in each result")
     parser.add_argument("--table", type=Path, help="print the table of a result file and exit")
     parser.add_argument("--run", nargs=4, metavar=("CASE", "SEED", "RECIPE", "MINUTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -223,3 +223,19 @@ def test_out_of_memory_in_training_halves_the_batch(monkeypatch):
     monkeypatch.setattr(trainer, "_try_step", always)
     with pytest.raises(UnetguiError, match="out of memory even for a batch of one patch"):
         list(trainer.run())  # already on the CPU with batch 1: a clear error, not a loop
+
+
+def test_the_fit_check_says_when_the_annotated_slices_are_not_learned():
+    *_, pre, case = phantom_case()
+    cfg = TrainConfig(**{**FAST.to_json(), "epochs": 1, "steps_per_epoch": 1, "holdout_min": 10})  # no held-out slice
+    trainer = Trainer([case], TABLE, pre, cfg, TINY)
+    events = list(trainer.run())
+    assert trainer.fit["dice"][1] == pytest.approx(events[-1].val_dice[1], abs=1e-4) and trainer.fit["dice"][1] < 0.8
+    assert any("has not learned your annotation yet" in note and "liver" in note for note in trainer.notes)
+    assert trainer.best_checkpoint().info["fit"]["dice"] == {"1": trainer.fit["dice"][1]}
+
+
+def test_a_model_that_fits_passes_the_fit_check(trained):
+    trainer = trained[2]  # validation slices held out: the fit is measured on the training slices at the end
+    assert trainer.val_refs and trainer.fit["dice"][1] >= 0.8
+    assert not any("has not learned" in note for note in trainer.notes)

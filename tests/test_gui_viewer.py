@@ -338,3 +338,19 @@ def test_display_is_radiological_for_dicom_and_ras_volumes(window, qtbot, ras):
     assert window.session.labels.labels[z, 10, 12] == 1 and window.session.labels.labels[z].sum() <= 5
     window.view._on_mouse_moved(window.view.mapToScene(_widget_point(window.view, 10, 12)))
     assert "voxel (x 12, y 10," in window.position.text()
+
+
+def test_nothing_here_is_one_key_and_shows_on_the_slider(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    _open_phantom(window, qtbot)
+    z = window.session.current_slice
+    window.tools.brush_size = 10
+    _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
+    assert window.session.reviewed[z] and "reviewed" in window.slider.label.text()
+    assert not window.slider.slider.empty[z]
+    qtbot.keyClick(window.view, Qt.Key.Key_X)
+    assert not window.session.labels.labels[z].any() and window.session.reviewed[z]
+    assert window.slider.slider.empty[z] and window.slider.label.text().endswith("nothing here")
+    _drag(qtbot, window.view, _line(window.view, 30, 20, 50))  # painting again: a reviewed slice with a label
+    assert not window.slider.slider.empty[z] and window.slider.label.text().endswith("reviewed")

@@ -164,3 +164,18 @@ def test_undoing_a_segmentation_drops_its_uncertainty_scores():
     assert s.suggestions()[0].slice == 3
     s.undo()
     assert s.suggestions() == []  # nothing predicted on screen any more: nothing to suggest
+
+
+def test_nothing_here_clears_the_slice_and_marks_it_reviewed_in_one_step(session):
+    z = session.current_slice
+    session.labels.labels[z, 10:20, 10:20] = 1  # e.g. a model's false positive
+    session.labels.labels[z, 0, :] = 255  # not annotated
+    before = session.labels.labels.copy()
+    session.mark_empty()
+    assert not session.labels.labels[z].any() and session.reviewed[z]
+    assert session.empty_reviewed(0)[z] and session.empty_reviewed(0).sum() == 1
+    session.undo()
+    assert np.array_equal(session.labels.labels, before) and not session.reviewed[z]
+    session.labels.labels[z] = 0
+    session.mark_empty()  # already empty: only the flag changes
+    assert session.reviewed[z] and session.empty_reviewed(0)[z]

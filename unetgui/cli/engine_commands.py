@@ -165,8 +165,8 @@ def _train_in_process(args: argparse.Namespace) -> int:
         images.append(image)
         maps.append(lm)
     table = init.labels if init else _label_table(maps)
-    volumes = [AnnotatedVolume(name, im.volume.voxels, lm.labels, im.volume.modality, tuple(im.volume.spacing[1:]))
-               for name, im, lm in zip(names, images, maps)]
+    volumes = [AnnotatedVolume(name, im.volume.voxels, lm.labels, im.volume.modality, tuple(im.volume.spacing[1:]),
+                               float(im.volume.spacing[0])) for name, im, lm in zip(names, images, maps)]
     _check_table(table, {v for lm in maps for v in lm.used_values()}, init)
     trainer = build_trainer(volumes, table, args.device, *_budget(args), init)
     _run_and_save(trainer, table, args)
@@ -309,8 +309,13 @@ def _run_and_save(trainer, table: LabelTable, args: argparse.Namespace) -> None:
     model_file.save(best, args.output)
     kept = "best epoch" if trainer.val_refs else "final weights, epoch"
     post = best.info.get("postprocessing") or {}
-    extra = f"; keeps the largest component of label(s) {post['largest_component']}" if post.get("largest_component") else ""
+    extra = f"; keeps the largest object of label(s) {post['largest_component']}" if post.get("largest_component") else ""
+    if post.get("annotated_object"):
+        extra += (f"; in the annotated volume, the app keeps only the objects that reach the annotation of label(s) "
+                  f"{post['annotated_object']}")
     print(f"wrote {args.output} ({kept} {trainer.best_epoch}{extra})")
+    for note in trainer.notes:
+        print(f"note: {note}")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -330,7 +335,8 @@ def _predict(args: argparse.Namespace) -> int:
     _png_names(image, out)  # a collision is found before the work, not after
     predictor = Predictor(checkpoint, device=args.device, tta=args.tta, compile=False)  # one volume: no time to compile
     bar = ProgressLine("segmenting")
-    prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False)
+    prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False,
+                                   spacing=tuple(image.volume.spacing))
     labels = LabelMap(prediction.labels, image.volume.affine.copy(), checkpoint.labels)
     _write_prediction(labels, image, out)
     z = image.volume.shape[0]

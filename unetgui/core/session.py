@@ -354,6 +354,27 @@ class Session:
         return self._commit(name, axis, patches, review)
 
     # -- plane operations (in the shown plane) ---------------------------------------------------
+    def mark_empty(self) -> Step | None:
+        """"Nothing here": the shown plane becomes background everywhere and reviewed, as one undo step. A
+        reviewed plane without the structure tells training what the structure is not (e.g. the slices at the
+        ends of a volume where a model trained on a few lesion slices paints lesion-like tissue)."""
+        step = self._replace_planes("nothing here", {self.index: np.zeros_like(self.plane(self.labels.labels))})
+        if step is None:  # already empty: only the review flag changes
+            self.set_reviewed(self.index, True, self.axis)
+        return step
+
+    def empty_reviewed(self, axis: int, planes=None, known: np.ndarray | None = None) -> np.ndarray:
+        """Per plane along ``axis``: reviewed and without any label (the user said "nothing here"). With
+        ``planes`` (indices) and ``known`` (the previous answer), only those planes are read again."""
+        flags = self.reviewed_in(axis)
+        out = np.zeros(flags.shape, bool) if known is None or known.shape != flags.shape else known & flags
+        labels = self.labels.labels
+        todo = np.flatnonzero(flags) if planes is None or known is None else [k for k in planes if 0 <= k < flags.size and flags[k]]
+        for k in todo:
+            plane = plane_of(labels, axis, int(k))
+            out[k] = not ((plane > 0) & (plane != UNANNOTATED)).any()
+        return out
+
     def flood_fill(self, row: int, col: int, tolerance: float | None = None) -> Step | None:
         """Fill the region of the shown plane around (row, col) with the active label."""
         image = self.plane(self.volume.voxels) if tolerance is not None else None

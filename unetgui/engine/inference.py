@@ -517,9 +517,12 @@ class Predictor:
         self.notes.append("GPU out of memory even for one slice: segmenting on the CPU")
 
     def predict(self, voxels: np.ndarray, slices: list[int] | None = None, cancel: CancelToken | None = None,
-                progress: ProgressFn | None = None, keep_probabilities: bool = True, postprocess: bool = True) -> Prediction:
+                progress: ProgressFn | None = None, keep_probabilities: bool = True, postprocess: bool = True,
+                spacing: tuple[float, float, float] | None = None, annotation: np.ndarray | None = None) -> Prediction:
         """Segment and collect the whole result; a whole volume gets the model's post-processing unless
-        ``postprocess`` is False."""
+        ``postprocess`` is False. ``spacing`` ``(z, y, x)`` mm of ``voxels`` links objects across thick slices;
+        ``annotation`` (label values, 255 = not annotated) is what the user drew on this volume (see
+        engine/postprocess.py)."""
         start = time.monotonic()
         labels = np.zeros(voxels.shape, np.uint8)
         probs = np.zeros((voxels.shape[0], self.config.classes, *voxels.shape[1:]), np.uint8) if keep_probabilities else None
@@ -531,6 +534,6 @@ class Predictor:
                 probs[list(batch.slices)] = batch.probabilities
             report(progress, batch.done, batch.total, f"segmenting: ETA {batch.eta:.0f} s")
         if postprocess and (slices is None or len(set(slices)) == voxels.shape[0]):  # a whole volume
-            labels = component_rules.apply(labels, self.checkpoint.info.get("postprocessing"))
+            labels = component_rules.apply(labels, self.checkpoint.info.get("postprocessing"), spacing, annotation)
         count = voxels.shape[0] if slices is None else len(slices)
         return Prediction(labels, probs, time.monotonic() - start, self.device_name, uncert, dict(self.timings), count)

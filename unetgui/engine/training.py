@@ -46,6 +46,9 @@ VAL_SLICES = 400
 REPORT_STEPS = 16
 #: validation slices per batch at most
 MAX_VAL_BATCH = 64
+#: the fit check: a model whose Dice on its own annotated slices is below this when training ends has not
+#: learned what it was shown (a small structure drowned by background, a budget too short), and says so
+FIT_DICE = 0.8
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,12 @@ class Trainer:
         self.device_name = describe(self.device) + (f" x {self.world} processes (DDP)" if self.world > 1 else "")
         self.batch_size = config.batch_size  # may shrink after a GPU out-of-memory error
         self.notes: list[str] = []
+        self.fit: dict | None = None  # the fit check, when training ended (see _check_fit)
         self.postprocessing: dict | None = None  # decided by best_checkpoint()
         self.plan = None  # the TrainingPlan this run came from, when it did (recorded in the model file)
+        # (z, y, x) mm of each case's working grid (build_trainer sets them): post-processing links objects across
+        # thick slices by them (engine/postprocess.py); None: unknown
+        self.spacings: list[tuple[float, float, float] | None] | None = None
         # steps between reports (BatchStats): each report reads the loss back, i.e. waits for the device
         self._report_every = 1 if self.device.type == "cpu" else REPORT_STEPS
         self._agreed_elapsed = 0.0
@@ -248,6 +255,8 @@ class Trainer:
                 stop = "epochs"
             if stop is None and held_out and self._patience_over(epoch, elapsed):
                 stop = "early stopping"
+            if stop:
+                self._check_fit(None if held_out else dice)
             for case in self.cases:  # memory-mapped cases: what this epoch read need not stay resident
                 release(case.image, case.labels)
             stats = EpochStats(epoch, train_loss, val_loss, dice, pixel_error, lr, time.monotonic() - start,
@@ -259,6 +268,21 @@ class Trainer:
             if stop:
                 self._batches = None  # the loader's worker processes end with their iterator
                 return
+
+    def _check_fit(self, dice: dict[int, float] | None) -> None:
+        """The fit check, when training ends: the kept model's Dice on (up to 4) annotated training slices
+        (``dice``: already measured on them this epoch), kept in :attr:`fit`; below ``FIT_DICE`` for a label,
+        a note in words a user acts on."""
+        if dice is None:
+            dice = self._validate(self._curve_refs())[1]
+        self.fit = {"dice": {int(k): round(float(v), 4) for k, v in dice.items()}, "slices": len(self._curve_refs()),
+                    "threshold": FIT_DICE}
+        low = {v: d for v, d in dice.items() if d < FIT_DICE}
+        if low:
+            names = ", ".join(f"{self.labels.get(v).name} {d:.2f}" for v, d in low.items())
+            self.notes.append(f"The model has not learned your annotation yet: on the annotated slices it reaches a "
+                              f"Dice of only {names} (1 = it reproduces them). Train longer, or annotate one more "
+                              f"slice where the structure is, before relying on it.")
 
     def _elapsed(self, start: float, agree: bool) -> float:
         """Seconds since ``start``; under torchrun the largest over the ranks, so that every rank takes the same
@@ -525,6 +549,7 @@ class Trainer:
             "selection": selection(bool(self.val_refs), self._ema is not None),
             "dice_on": "validation" if self.val_refs else "annotated",
             "postprocessing": self.postprocessing,
+            "fit": None if self.fit is None else {**self.fit, "dice": {str(k): v for k, v in self.fit["dice"].items()}},
             "history": [{"epoch": h.epoch, "seconds": h.elapsed, "train_loss": h.train_loss, "val_loss": h.val_loss,
                          "val_pixel_error": h.val_pixel_error,
                          "val_dice": {str(k): v for k, v in h.val_dice.items()}} for h in self.history],
@@ -538,17 +563,20 @@ class Trainer:
         predicted at the working size: components run through the unannotated slices)."""
         if sum(c.shape[0] for c in self.cases) > max_slices:
             return {postprocess.KEY: [], "note": f"not measured (more than {max_slices} slices)", "epoch": self.best_epoch}
-        predicted, truth = [], []
-        for case in self.cases:
+        predicted, truth, spacings = [], [], []
+        known = self.spacings if self.spacings is not None and len(self.spacings) == len(self.cases) else [None] * len(self.cases)
+        for case, spacing in zip(self.cases, known):
             if not case.annotated:
                 continue
+            spacings.append(spacing)
             classes = np.concatenate([self._predict_slices(model, case, list(range(i, min(i + 8, case.shape[0]))))
                                       for i in range(0, case.shape[0], 8)])
             predicted.append(classes)
             truth.append(np.asarray(case.labels[:]))
-        record = postprocess.decide(predicted, truth, list(range(1, self.model_config.classes)))
+        record = postprocess.decide(predicted, truth, list(range(1, self.model_config.classes)), spacings)
         # class indices -> label values for the model file
         record[postprocess.KEY] = [self._values[c] for c in record[postprocess.KEY]]
+        record[postprocess.ANCHORED] = [self._values[c] for c in record[postprocess.ANCHORED]]
         record["scores"] = {str(self._values[int(k)]): v for k, v in record["scores"].items()}
         return {**record, "epoch": self.best_epoch}
 

@@ -139,4 +139,14 @@ def build_trainer(volumes: list[AnnotatedVolume], table: LabelTable, device: str
         refs = slice_folds(cases, fold[1])[fold[0]]
     trainer = Trainer(cases, table, pre, plan.train, plan.model, init, split_refs=refs)
     trainer.plan = plan
+    trainer.spacings = [working_spacing(v, pre) for v in volumes]
     return trainer
+
+
+def working_spacing(volume: AnnotatedVolume, pre: Preprocessing) -> tuple[float, float, float] | None:
+    """``(z, y, x)`` mm of ``volume``'s grid at the working size (None when its slice distance is unknown)."""
+    if not volume.spacing_z:
+        return None
+    h, w = volume.voxels.shape[1:]
+    wh, ww = pre.working_shape((h, w))
+    return float(volume.spacing_z), volume.spacing_yx[0] * h / wh, volume.spacing_yx[1] * w / ww

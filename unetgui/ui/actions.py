@@ -60,6 +60,9 @@ class Actions:
         self.copy_previous = make("Copy previous", "C", lambda: self._if_open(lambda: session.copy_from(session.index - 1)))
         self.copy_next = make("Copy next", "Shift+C", lambda: self._if_open(lambda: session.copy_from(session.index + 1)))
         self.mark_reviewed = make("Reviewed", "R", self._toggle_reviewed)
+        self.mark_empty = make("Nothing here", "X", lambda: self._if_open(session.mark_empty))
+        self.mark_empty.setToolTip("Nothing here (X): the shown slice has none of the structures. Clears it and marks "
+                                   "it reviewed, so training learns what the structure is not")
         self.mark_test = make("Test slice", "Shift+R", self._toggle_test)
         # view
         self.toggle_overlay = make("Show labels", "H", lambda on: tools.set_overlay(visible=on), True)

@@ -149,8 +149,8 @@ class ModelController(QObject):
                 if scores is None and batch.uncertainty is not None:
                     scores = slice_scores(batch.uncertainty, batch.labels)
                 yield batch, scores
-            if whole is not None:
-                cleaned = postprocess.apply(whole, rule)
+            if whole is not None:  # the objects the user drew on the reviewed slices anchor the model's rule
+                cleaned = postprocess.apply(whole, rule, tuple(volume.spacing), postprocess.annotation_of(whole, reviewed))
                 changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))) if not reviewed[z])
                 if changed:
                     yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None

@@ -1,6 +1,7 @@
 """Slice slider of the shown plane with its number, reviewed planes marked as ticks below it (planes crossed
 by annotation made in another plane as shorter, dimmer ticks: partly annotated), and the model's uncertainty
-per axial slice as a strip above it (yellow to red: where a correction helps most)."""
+per axial slice as a strip above it (yellow to red: where a correction helps most). Reviewed planes without any
+label ("nothing here", X) are grey-blue ticks."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class _MarkedSlider(QSlider):
         super().__init__(Qt.Orientation.Horizontal)
         self.marks = np.zeros(0, bool)
         self.partial = np.zeros(0, bool)  # partly annotated (crossed by a reviewed plane of another axis)
+        self.empty = np.zeros(0, bool)  # reviewed without any label ("nothing here"): drawn grey-blue
         self.scores = np.zeros(0)  # per-slice uncertainty score (NaN: not segmented): a strip above the groove
 
     def paintEvent(self, event) -> None:  # noqa: N802
@@ -48,14 +50,19 @@ class _MarkedSlider(QSlider):
         partial = self.partial & ~self.marks if self.partial.shape == self.marks.shape else self.partial
         for z in np.flatnonzero(partial):  # short ticks: partly annotated; long ones: reviewed
             tick(int(z), (groove.bottom() + self.height()) // 2)
+        empty = self.empty if self.empty.shape == self.marks.shape else np.zeros(self.marks.shape, bool)
         painter.setPen(QPen(QColor(60, 200, 90), 2))
-        for z in np.flatnonzero(self.marks):
+        for z in np.flatnonzero(self.marks & ~empty):
+            tick(int(z), groove.bottom() + 1)
+        painter.setPen(QPen(QColor(120, 140, 190), 2))
+        for z in np.flatnonzero(self.marks & empty):
             tick(int(z), groove.bottom() + 1)
         painter.end()
 
 
 class SliceSlider(QWidget):
-    """Shows and sets the shown plane's index; green ticks mark reviewed planes, short ones partly annotated."""
+    """Shows and sets the shown plane's index; green ticks mark reviewed planes, grey-blue ones reviewed planes
+    without any label ("nothing here"), short ones partly annotated."""
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -73,6 +80,7 @@ class SliceSlider(QWidget):
         session.listeners.axis_changed.append(lambda axis: self._on_volume_changed() if session.is_open else None)
         session.listeners.slice_changed.append(self._show_slice)
         session.listeners.reviewed_changed.append(self._on_reviewed_changed)
+        session.listeners.labels_changed.append(self._on_labels_changed)
         session.listeners.uncertainty_changed.append(self._on_scores_changed)
 
     def _on_scores_changed(self) -> None:  # the scores are per axial slice
@@ -93,16 +101,28 @@ class SliceSlider(QWidget):
         if s.axis == 0 and s.test[index]:
             mark = "  test"
         elif s.reviewed_in(s.axis)[index]:
-            mark = "  reviewed"
+            mark = "  nothing here" if self.slider.empty.size > index and self.slider.empty[index] else "  reviewed"
         else:
             mark = "  partly" if self.slider.partial.size > index and self.slider.partial[index] else ""
         self.label.setText(f"{index + 1} / {n}{mark}")
+
+    def _on_labels_changed(self, slices, box) -> None:
+        """A reviewed plane that gains or loses its last label changes its tick (only reviewed planes are read)."""
+        s = self.session
+        if s.is_open and self.slider.marks.any():
+            # a stroke reports the axial slices it touched: along the axial axis only those are read again
+            empty = s.empty_reviewed(s.axis, slices if s.axis == 0 else None, self.slider.empty)
+            if not np.array_equal(empty, self.slider.empty):
+                self.slider.empty = empty
+                self.slider.update()
+                self._show_slice(s.index)
 
     def _on_reviewed_changed(self) -> None:
         s = self.session
         if not s.is_open:
             return
         self.slider.marks = s.reviewed_in(s.axis).copy()
+        self.slider.empty = s.empty_reviewed(s.axis)
         # crossed by a reviewed plane of another axis (a test slice never trains: not marked)
         others = [s.reviewed_in(a).any() for a in range(3) if a != s.axis]
         partial = np.full(s.volume.shape[s.axis], any(others))

@@ -49,7 +49,7 @@ class ToolPanel(QWidget):
         edit_box = QGroupBox("Slice")
         edit = QGridLayout(edit_box)
         for i, action in enumerate((actions.fill_holes, actions.interpolate, actions.copy_previous, actions.copy_next,
-                                    actions.mark_reviewed, actions.undo)):
+                                    actions.mark_reviewed, actions.mark_empty, actions.undo)):
             button = QToolButton()
             button.setDefaultAction(action)
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
