@@ -65,7 +65,8 @@ def _new_trainer(case, table, minutes: float, seed: int, threads: int, extra: di
     return build_trainer([volume], table, "cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
 
 
-def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, threads: int) -> dict:
+def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, threads: int,
+            extra: dict | None = None) -> dict:
     import torch
 
     from dev_cases import load
@@ -90,7 +91,7 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
         start = time.monotonic()
         trainer = _new_trainer(case, table, minutes, seed, threads, init=first.best_checkpoint())
     else:
-        trainer = _new_trainer(case, table, minutes, seed, threads)
+        trainer = _new_trainer(case, table, minutes, seed, threads, extra)
         if recipe == "new-noema":
             trainer = _rebuild(trainer, ema=None)
         elif recipe == "new-noelastic":
@@ -111,10 +112,10 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
     predictor = Predictor(checkpoint, device="cpu", threads=threads)
     # as the app segments the annotated volume: the slice spacing and the user's annotation go with it (the
     # post-processing of a model file that knows them; older engines take neither)
-    extra = {}
+    options = {}
     if "annotation" in inspect.signature(predictor.predict).parameters:
-        extra = {"spacing": (case.spacing_z, *case.spacing_yx), "annotation": case.sparse}
-    labels = predictor.predict(case.image, keep_probabilities=False, **extra).labels
+        options = {"spacing": (case.spacing_z, *case.spacing_yx), "annotation": case.sparse}
+    labels = predictor.predict(case.image, keep_probabilities=False, **options).labels
     raw = predictor.predict(case.image, keep_probabilities=False, postprocess=False).labels
     rest, seen = case.unannotated, case.annotated
     empty = [z for z in rest if not case.truth[z].any()]  # other slices without the structure
@@ -144,7 +145,7 @@ def _rebuild(trainer, model: dict | None = None, **changes):
 def _spawn(args, job) -> dict:
     name, seed, recipe, minutes = job
     cmd = [sys.executable, __file__, "--run", name, str(seed), recipe, str(minutes), "--cases", str(args.cases),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads), "--extra", json.dumps(args.extra or {})]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -153,6 +154,8 @@ def _spawn(args, job) -> dict:
     result = json.loads(lines[-1])
     if args.tag:
         result["tag"] = args.tag
+    if args.extra:
+        result["extra"] = args.extra
     print(json.dumps(result), flush=True)
     if args.out:  # one line per finished run, so a run cut short keeps what it measured
         with _LOCK, open(args.out.with_suffix(".jsonl"), "a") as f:
@@ -184,6 +187,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--extra", type=json.loads, help="planner overrides for the new recipe, as JSON (ablations)")
     parser.add_argument("--tag", help="a name for this run's code (e.g. before / after), kept in each result")
     parser.add_argument("--table", type=Path, help="print the table of a result file and exit")
     parser.add_argument("--run", nargs=4, metavar=("CASE", "SEED", "RECIPE", "MINUTES"), help=argparse.SUPPRESS)
@@ -194,7 +198,7 @@ def main() -> None:
         return
     if args.run:
         name, seed, recipe, minutes = args.run
-        print(json.dumps(run_one(args.cases, name, int(seed), recipe, float(minutes), args.threads)), flush=True)
+        print(json.dumps(run_one(args.cases, name, int(seed), recipe, float(minutes), args.threads, args.extra)), flush=True)
         return
     from dev_cases import CASES
 

@@ -128,6 +128,27 @@ def test_torchrun_with_two_cpu_processes_writes_one_model(study, tmp_path):
     assert "x 2 processes (DDP)" in checkpoint.load(str(model)).info["device"]
 
 
+def test_predict_with_the_annotation_keeps_only_what_reaches_it(study, tmp_path, capsys):
+    """--annotation: the model's annotated-object rule, as the app applies it to the volume it was trained on."""
+    from unetgui.engine import checkpoint as model_file
+
+    root, volume, model = study
+    checkpoint = model_file.load(str(model))
+    assert "annotated_object" in checkpoint.info["postprocessing"]  # decided by every training
+    checkpoint.info["postprocessing"] = {"annotated_object": [1]}
+    ruled = tmp_path / "ruled.unetgui"
+    model_file.save(checkpoint, str(ruled))
+    drawn = np.full(volume.shape, 255, np.uint8)
+    drawn[2, 1:3, 1:3] = 1  # the user's structure: a corner far from anything the model segments
+    nib.save(nib.Nifti1Image(drawn.transpose(2, 1, 0), volume.affine), str(tmp_path / "drawn.nii.gz"))
+    plain, anchored = tmp_path / "plain.nii.gz", tmp_path / "anchored.nii.gz"
+    base = ["predict", "--model", str(ruled), "--input", str(root / "ct"), "--device", "cpu"]
+    assert cli.main([*base, "--output", str(plain)]) == 0
+    assert cli.main([*base, "--output", str(anchored), "--annotation", str(tmp_path / "drawn.nii.gz")]) == 0
+    assert np.asanyarray(nib.load(plain).dataobj).sum() > 100  # the phantom's liver
+    assert not np.asanyarray(nib.load(anchored).dataobj).any()  # none of it reaches the drawn structure
+
+
 def test_predict_to_dicom_seg_and_pngs(study, tmp_path):
     root, volume, model = study
     seg = tmp_path / "pred.dcm"

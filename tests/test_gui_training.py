@@ -303,6 +303,39 @@ def test_segment_volume_applies_the_models_largest_component_rule(window, qtbot,
     assert labels[5, 40:44, 40:44].max() == 0 and labels[[0, 5, 7], 10:30, 10:30].all() and labels[3].sum() == 400
 
 
+def test_segment_volume_keeps_only_what_reaches_the_users_structure(window, qtbot, monkeypatch):  # noqa: F811
+    """The annotated-object rule on thick slices: a lesion-like false positive at the end of the volume, larger
+    than the lesion, goes; the lesion, linked across 6 mm slices although its cross-sections do not overlap, stays."""
+    from unetgui.core.volume import Volume
+    from unetgui.engine import inference
+
+    hu = phantom_hu((10, 48, 48))
+    window.session.open(Volume(hu, np.diag([0.9, 0.9, 6.0, 1.0]), "MR"))
+    window.session.labels.labels[4] = 0
+    window.session.labels.labels[4, 20:26, 20:26] = 1  # the user's lesion on a reviewed slice
+    window.session.set_reviewed(4)
+    checkpoint = _tiny_checkpoint()
+    checkpoint.info["postprocessing"] = {"largest_component": [], "annotated_object": [1], "linked": True}
+    window.models.set_model(checkpoint)
+
+    def fake_run(self, voxels, slices=None, cancel=None):
+        labels = np.zeros((10, 48, 48), np.uint8)
+        for z, shift in ((3, -8), (5, 8), (6, 16)):  # the lesion moves 8 px a slice: no overlap between slices
+            labels[z, 20 + shift:26 + shift, 20:26] = 1
+        labels[0:2, 2:14, 30:46] = 1  # larger than the lesion, at the end of the volume
+        order = list(range(10)) if slices is None else list(slices)
+        yield inference.SliceBatch(tuple(order), labels[order], np.zeros((len(order), 2, 48, 48), np.uint8),
+                                   len(order), len(order), 0.0, np.zeros((len(order), 48, 48), np.uint8))
+
+    monkeypatch.setattr(inference.Predictor, "run", fake_run)
+    window.training_panel.segment_volume.click()
+    qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
+    labels = window.session.labels.labels
+    assert labels[0:2].max() == 0  # the false positive is gone
+    assert labels[3, 12:18, 20:26].all() and labels[5, 28:34, 20:26].all() and labels[6, 36:42, 20:26].all()
+    assert labels[4].sum() == 36  # the reviewed slice as the user drew it
+
+
 def test_slices_reviewed_during_training_join_the_run(window, qtbot, tmp_path, short_epochs):  # noqa: F811
     _open_series(window, qtbot, phantom_hu((12, 64, 64)), tmp_path)
     window.tools.tool = "brush"

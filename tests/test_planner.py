@@ -48,6 +48,26 @@ def test_a_thin_structure_keeps_the_native_grid_and_a_thick_one_is_shrunk():
     assert plan.working_size == 256 and plan.train.patch == (256, 256) and plan.model.depth == 4
 
 
+def test_a_small_structure_gets_structure_sized_patches_centred_on_it():
+    """A lesion of 0.1 % of a 320 x 320 slice: patches of 4 x its extent (at least MIN_PATCH_SMALL), most of
+    them centred on it; a structure of ordinary size keeps the general rule."""
+    lesion = _disc_labels((11, 320, 320), 5.5, [4, 6])
+    fp = fingerprint([np.zeros(lesion.shape, np.int16)], [lesion], "MR")
+    assert fp.small_structure and fp.smallest_share < 0.002
+    plan = plan_training(fp, "cpu", 3.0)
+    assert plan.train.patch == (planner.MIN_PATCH_SMALL,) * 2 and plan.train.batch_size == planner.PROFILES["cpu"].max_batch
+    assert plan.train.foreground_fraction == planner.SMALL_FOREGROUND_FRACTION
+    assert plan.train.learning_rate == planner.LEARNING_RATE_SMALL > planner.LEARNING_RATE
+    assert any("small structure" in reason for reason in plan.reasons)
+    fine = plan_training(fp, "cpu", 3.0, init=(UNetConfig(classes=2, depth=4, base=16), None))
+    assert fine.train.learning_rate == planner.FINE_TUNE_RATE  # fine-tuning keeps its own lower rate
+    assert plan_training(fp, "cpu", 3.0, {"foreground_fraction": 0.3}).train.foreground_fraction == 0.3
+    ordinary = _disc_labels((11, 320, 320), 60, [4, 6])
+    plan = plan_training(fingerprint([np.zeros(ordinary.shape, np.int16)], [ordinary], "MR"), "cpu", 3.0)
+    assert plan.train.foreground_fraction == planner.FOREGROUND_FRACTION and plan.train.patch == (256, 256)
+    assert plan.train.learning_rate == planner.LEARNING_RATE
+
+
 def test_gpu_plans_a_wider_deeper_network_and_bigger_batches():
     labels = _disc_labels((20, 512, 512), 100, list(range(2, 18)))
     fp = fingerprint([np.zeros(labels.shape, np.int16)], [labels], "CT")

@@ -40,8 +40,11 @@ def test_a_structure_on_thick_slices_is_one_object_and_keeps_every_slice():
 def test_an_island_far_from_the_structure_is_removed_on_thick_slices():
     labels = oblique_tube()
     labels[4, 80:84, 80:84] = 1  # 16 px, > 10 mm in-plane from the tube on every slice
-    kept = postprocess.apply(labels, {"largest_component": [1]}, THICK)
+    kept = postprocess.apply(labels, {"largest_component": [1], "linked": True}, THICK)
     assert np.array_equal(kept, oblique_tube())
+    # a model file decided by face connectivity (no "linked": older files) is applied as it was decided
+    old = postprocess.apply(labels, {"largest_component": [1]}, THICK)
+    assert old.any(axis=(1, 2)).sum() == 1
 
 
 def test_decide_adopts_the_largest_object_on_thick_slices_only_with_the_spacing():
@@ -52,7 +55,7 @@ def test_decide_adopts_the_largest_object_on_thick_slices_only_with_the_spacing(
     sparse[[2, 6]] = truth[[2, 6]]
     sparse[4] = truth[4]
     with_spacing = postprocess.decide([predicted], [sparse], [1], [THICK])
-    assert with_spacing["largest_component"] == [1] and with_spacing["link_radius_px"] == 10
+    assert with_spacing["largest_component"] == [1] and with_spacing["link_radius_px"] == 10 and with_spacing["linked"]
     # by face connectivity the largest object is one slice's cross-section: the annotated slices say no
     assert postprocess.decide([predicted], [sparse], [1])["largest_component"] == []
 
@@ -98,9 +101,10 @@ def test_a_label_the_user_drew_nowhere_is_left_alone():
     assert postprocess.wanted(record) and not postprocess.wanted({"largest_component": [], "annotated_object": []})
 
 
-def test_annotation_of_takes_the_reviewed_slices():
-    labels = np.zeros((4, 8, 8), np.uint8)
-    labels[1, 2:4, 2:4] = 1
-    reviewed = np.array([False, True, True, False])
-    out = postprocess.annotation_of(labels, reviewed)
-    assert (out[[0, 3]] == 255).all() and np.array_equal(out[[1, 2]], labels[[1, 2]])
+def test_a_damaged_record_is_ignored_not_trusted():
+    labels, _, sparse = lesion_volume()
+    for record in ({"largest_component": ["x", 1e400, True, [1], 2**70], "annotated_object": 1}, ["x"], "x", None):
+        assert np.array_equal(postprocess.apply(labels, record, (6.5, 0.9, 0.9), sparse), labels)
+        assert not postprocess.wanted(record)
+    assert postprocess.link_radius((6.5, 1e-300, 1e-300)) == postprocess.MAX_LINK_PX
+

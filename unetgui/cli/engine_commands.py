@@ -81,6 +81,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                               ".seg.nrrd (3D Slicer segmentation), .dcm (DICOM-SEG, DICOM input only) or a folder (PNGs)")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     predict.add_argument("--tta", action="store_true", help="average over flipped copies (4x slower, smoother)")
+    predict.add_argument("--annotation", help="the labels this image was annotated with (as for train --labels): "
+                                               "where the model's post-processing says so, objects that do not reach "
+                                               "the annotated structure are removed, as the app does")
     predict.set_defaults(run=_predict)
     suggest = sub.add_parser("suggest", help="rank the slices to correct next by the model's uncertainty")
     suggest.add_argument("--model", required=True, help="model file (.unetgui)")
@@ -279,6 +282,7 @@ def _train_dataset(args: argparse.Namespace, init) -> int:
 
 def _run_and_save(trainer, table: LabelTable, args: argparse.Namespace) -> None:
     from unetgui.engine import checkpoint as model_file
+    from unetgui.engine import postprocess
     from unetgui.engine.training import BatchStats
 
     minutes = trainer.config.minutes
@@ -308,11 +312,12 @@ def _run_and_save(trainer, table: LabelTable, args: argparse.Namespace) -> None:
         best.info["dataset"] = split
     model_file.save(best, args.output)
     kept = "best epoch" if trainer.val_refs else "final weights, epoch"
-    post = best.info.get("postprocessing") or {}
-    extra = f"; keeps the largest object of label(s) {post['largest_component']}" if post.get("largest_component") else ""
-    if post.get("annotated_object"):
-        extra += (f"; in the annotated volume, the app keeps only the objects that reach the annotation of label(s) "
-                  f"{post['annotated_object']}")
+    post = best.info.get("postprocessing")
+    largest, anchored = postprocess.rule_values(post, postprocess.KEY), postprocess.rule_values(post, postprocess.ANCHORED)
+    extra = f"; keeps the largest object of label(s) {largest}" if largest else ""
+    if anchored:
+        extra += (f"; in the annotated volume (the app, predict --annotation) only the objects that reach the "
+                  f"annotation of label(s) {anchored}")
     print(f"wrote {args.output} ({kept} {trainer.best_epoch}{extra})")
     for note in trainer.notes:
         print(f"note: {note}")
@@ -335,8 +340,14 @@ def _predict(args: argparse.Namespace) -> int:
     _png_names(image, out)  # a collision is found before the work, not after
     predictor = Predictor(checkpoint, device=args.device, tta=args.tta, compile=False)  # one volume: no time to compile
     bar = ProgressLine("segmenting")
+    annotation = None
+    if args.annotation:
+        drawn, notes = open_labels(args.annotation, image, checkpoint.labels)
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+        annotation = drawn.labels
     prediction = predictor.predict(image.volume.voxels, progress=lambda d, t, m: bar(d, t, m), keep_probabilities=False,
-                                   spacing=tuple(image.volume.spacing))
+                                   spacing=tuple(image.volume.spacing), annotation=annotation)
     labels = LabelMap(prediction.labels, image.volume.affine.copy(), checkpoint.labels)
     _write_prediction(labels, image, out)
     z = image.volume.shape[0]
@@ -456,7 +467,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
         case = dataset.find(case_id)
         image = open_image(case.image)
         truth, _ = open_labels(case.label, image, checkpoint.labels)
-        prediction = predictor.predict(image.volume.voxels, keep_probabilities=False)
+        prediction = predictor.predict(image.volume.voxels, keep_probabilities=False, spacing=tuple(image.volume.spacing))
         for m in evaluate(prediction.labels, truth.labels, image.volume.spacing):
             name = checkpoint.labels.get(m.label).name if checkpoint.labels.get(m.label) else str(m.label)
             rows.append({"case": case_id, "name": name, **m.to_json()})

@@ -367,9 +367,10 @@ class Session:
         """Per plane along ``axis``: reviewed and without any label (the user said "nothing here"). With
         ``planes`` (indices) and ``known`` (the previous answer), only those planes are read again."""
         flags = self.reviewed_in(axis)
-        out = np.zeros(flags.shape, bool) if known is None or known.shape != flags.shape else known & flags
+        partly = planes is not None and known is not None and known.shape == flags.shape
+        out = known & flags if partly else np.zeros(flags.shape, bool)
         labels = self.labels.labels
-        todo = np.flatnonzero(flags) if planes is None or known is None else [k for k in planes if 0 <= k < flags.size and flags[k]]
+        todo = [k for k in planes if 0 <= k < flags.size and flags[k]] if partly else np.flatnonzero(flags)
         for k in todo:
             plane = plane_of(labels, axis, int(k))
             out[k] = not ((plane > 0) & (plane != UNANNOTATED)).any()

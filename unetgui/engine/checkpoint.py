@@ -20,6 +20,7 @@ from unetgui import __version__
 from unetgui.core import atomic
 from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.volume import LabelTable
+from unetgui.engine import postprocess
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.unet import UNet, UNetConfig
 
@@ -84,7 +85,7 @@ def describe(checkpoint: Checkpoint) -> str:
     c, pre = checkpoint.config, checkpoint.preprocessing
     on_annotated = info.get("dice_on") == "annotated"
     plan = info.get("plan") or {}
-    post = (info.get("postprocessing") or {}).get("largest_component")
+    post = postprocess.rule_values(info.get("postprocessing"), postprocess.KEY)
     planes = ("axial", "coronal", "sagittal")[pre.axis]
     context = f", {c.in_channels} neighbouring slices as input" if c.context else ""
     lines = [f"Labels: {', '.join(lab.name for lab in checkpoint.labels)}",
@@ -99,9 +100,28 @@ def describe(checkpoint: Checkpoint) -> str:
     elif plan:
         lines.append("Settings: planned from the data")
     if post:
-        lines.append("Post-processing: largest connected component of " + ", ".join(names.get(str(v), str(v)) for v in post))
+        lines.append("Post-processing: the largest object of " + ", ".join(names.get(str(v), str(v)) for v in post))
+    anchored = postprocess.rule_values(info.get("postprocessing"), postprocess.ANCHORED)
+    if anchored:
+        lines.append("Post-processing in the annotated volume: only what reaches your annotation of "
+                     + ", ".join(names.get(str(v), str(v)) for v in anchored))
+    lines.extend(_fit_line(info.get("fit"), names))
     lines.append(f"Device: {info.get('device', '?')}; {info.get('created', '')}")
     return "\n".join(lines)
+
+
+def _fit_line(fit, names: dict[str, str]) -> list[str]:
+    """The fit check's verdict for the model card (engine/training.py, ``Trainer._check_fit``); a value that is
+    not what a training wrote (a file edited by hand) shows nothing."""
+    try:
+        dice = {str(k): float(v) for k, v in fit["dice"].items()}
+        threshold = float(fit.get("threshold", 0.8))
+    except (TypeError, KeyError, AttributeError, ValueError):
+        return []
+    low = [f"{names.get(k, k)} {v:.2f}" for k, v in dice.items() if v < threshold]
+    if not low:
+        return [f"Fit: it reproduces its annotated slices (Dice >= {threshold:g})"]
+    return [f"Fit: NOT learned yet, Dice on its annotated slices {', '.join(low)}: train longer, or annotate one more slice"]
 
 
 def save(checkpoint: Checkpoint, path: str) -> None:

@@ -106,6 +106,7 @@ class TrainConfig:
     loader_workers: int = 0  # DataLoader processes drawing batches from cached cases (engine/loader.py); 0: none
     dice_weight: float = 1.0  # the loss is cross-entropy + dice_weight x (1 - soft Dice)
     augment_strength: float = 1.0  # the augmentation's magnitudes times this (AugmentConfig.scaled)
+    foreground_weight: float = 1.0  # a labelled pixel's cross-entropy term weighs this much (background: 1)
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -122,6 +123,10 @@ class TrainConfig:
             raise UnetguiError("the learning rate must be a positive number")
         if self.patience_minutes is not None and not (math.isfinite(self.patience_minutes) and self.patience_minutes >= 0):
             raise UnetguiError("the patience in minutes must be a non-negative number")
+        if not (math.isfinite(self.foreground_weight) and 0 < self.foreground_weight <= 1000):
+            raise UnetguiError(f"the foreground weight must be in (0, 1000], got {self.foreground_weight}")
+        if not (math.isfinite(self.foreground_fraction) and 0 <= self.foreground_fraction <= 1):
+            raise UnetguiError(f"the share of patches centred on a structure must be 0..1, got {self.foreground_fraction}")
         if self.threads is not None and self.threads < 1:
             raise UnetguiError("threads must be at least 1")
         patch = (self.patch, self.patch) if isinstance(self.patch, (int, float)) else tuple(self.patch)

@@ -9,12 +9,14 @@ from unetgui.core.volume import UNANNOTATED
 
 
 def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5,
-                 weights: torch.Tensor | None = None, dice_weight: float = 1.0) -> torch.Tensor:
+                 weights: torch.Tensor | None = None, dice_weight: float = 1.0,
+                 foreground_weight: float = 1.0) -> torch.Tensor:
     """``logits`` (B, C, H, W), ``labels`` (B, H, W) int64 with 255 = ignore -> scalar loss.
 
     Cross-entropy averaged over annotated pixels (each pixel's term times ``weights`` (B, H, W) when given:
-    the border weight map) plus ``dice_weight`` x (1 - soft Dice) averaged over the foreground classes,
-    computed over the whole batch ("batch Dice", as nnU-Net does for 2-D; nnU-Net weighs both 1).
+    the border weight map; a labelled pixel's term times ``foreground_weight``, normalised by the summed
+    weights) plus ``dice_weight`` x (1 - soft Dice) averaged over the foreground classes, computed over the
+    whole batch ("batch Dice", as nnU-Net does for 2-D; nnU-Net weighs both 1).
     """
     valid = labels != UNANNOTATED
     # no host synchronisation (a GPU step must not wait for its own result): no "any annotated pixel?" test;
@@ -22,7 +24,11 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-
     per_pixel = F.cross_entropy(logits.float(), labels, ignore_index=UNANNOTATED, reduction="none")
     if weights is not None:
         per_pixel = per_pixel * weights
-    ce = per_pixel.sum() / valid.sum().clamp(min=1)
+    if foreground_weight != 1.0:
+        w = torch.where((labels > 0) & valid, foreground_weight, 1.0)
+        ce = (per_pixel * w).sum() / (w * valid).sum().clamp(min=1)
+    else:
+        ce = per_pixel.sum() / valid.sum().clamp(min=1)
     probs = torch.softmax(logits.float(), dim=1)
     classes = logits.shape[1]
     target = F.one_hot(torch.where(valid, labels, 0), classes).permute(0, 3, 1, 2).float()

@@ -47,8 +47,11 @@ For each slice z of a volume (z, y, x) in its original units (Hounsfield units f
 6. run; crop the logits back to the unpadded size; softmax over classes.
 7. resize the probabilities back to the slice size (as in 4), argmax over classes.
 8. class 0 is background (0); class i is label unetgui.labels[i-1].value.
-9. whole volumes: for each label in unetgui.postprocessing largest_component keep only its largest
-   face-connected 3-D component.
+9. whole volumes: for each label in unetgui.postprocessing largest_component keep only its largest 3-D object:
+   face-connected, or, when unetgui.postprocessing says "linked": true, with the cross-sections on
+   neighbouring slices linked when within ceil(min(slice distance, 10 mm) / pixel size) pixels in-plane (at
+   most 64; none when the slice distance is under 1.5 pixels). annotated_object: in the volume the labels
+   were drawn on, keep only the objects that reach the drawn structure (engine/postprocess.py).
 """
 
 

@@ -54,8 +54,17 @@ MIN_BOTTLENECK_PX = 4
 #: a patch spans at least this many times the largest annotated structure (its bounding box), and MIN_PATCH px
 CONTEXT_FACTOR = 4
 MIN_PATCH = 96
+#: a label whose median share of an annotated slice is below this is a small structure (a lesion, grey matter,
+#: a vessel): its patches may shrink to ``MIN_PATCH_SMALL`` and more of them are centred on it (docs/engine.md)
+SMALL_SHARE = 0.01
+MIN_PATCH_SMALL = 64
+#: share of the patches centred near a labelled voxel; the rest lie anywhere in the slice
+FOREGROUND_FRACTION = 0.5
+SMALL_FOREGROUND_FRACTION = 0.8
 TARGET_EPOCH_S = 10.0
 LEARNING_RATE = 2e-3
+#: small structures (SMALL_SHARE): few labelled pixels a step; a higher peak rate fits them within the budget
+LEARNING_RATE_SMALL = 4e-3
 FINE_TUNE_RATE = 5e-4
 DEFAULT_MINUTES_APP = 3.0
 EMA_DECAY = 0.99
@@ -98,7 +107,8 @@ PRESETS = {"cpu": {"base": 16, "depth": 4, "working_size": 256}, "gpu": {"base":
            "small": {"base": 8, "depth": 3, "working_size": 128}}
 OVERRIDES = ("minutes", "epochs", "learning_rate", "batch_size", "patch", "steps_per_epoch", "schedule", "threads",
              "augment", "working_size", "context", "base", "depth", "seed", "weight_decay", "ema", "elastic", "preset",
-             "border_weight", "workers", "kernel", "dice_weight", "augment_strength", "axis")
+             "border_weight", "workers", "kernel", "dice_weight", "augment_strength", "axis", "foreground_fraction",
+             "foreground_weight")
 #: the slicing axes: 0 axial (planes (y, x)), 1 coronal ((z, x)), 2 sagittal ((z, y))
 AXIS_NAMES = ("axial", "coronal", "sagittal")
 #: a plane whose voxels are at least this much annotated counts as an annotated plane of its axis
@@ -130,6 +140,15 @@ class Fingerprint:
     @property
     def thinnest(self) -> float:
         return min(self.widths.values()) if self.widths else math.inf
+
+    @property
+    def smallest_share(self) -> float:
+        """The smallest label's median share of an annotated slice (1 when nothing is labelled)."""
+        return min(self.fractions.values()) if self.fractions else 1.0
+
+    @property
+    def small_structure(self) -> bool:
+        return self.smallest_share < SMALL_SHARE
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -320,13 +339,21 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
     if fp.annotated_total < FEW_SLICES:
         reasons.append(f"{fp.annotated_total} annotated slice(s) (< {FEW_SLICES}): all train, the model is the "
                        f"moving average of the weights at the end")
+    fg_fraction = overrides.get("foreground_fraction", SMALL_FOREGROUND_FRACTION if fp.small_structure else FOREGROUND_FRACTION)
+    rate = FINE_TUNE_RATE if fine else (LEARNING_RATE_SMALL if fp.small_structure else LEARNING_RATE)
+    if fp.small_structure:
+        said = [f"{fg_fraction:.0%} of the patches centred on it"] if "foreground_fraction" not in overrides else []
+        if not fine and "learning_rate" not in overrides:
+            said.append(f"learning rate {rate:g}")
+        if said:
+            reasons.append(f"small structure ({fp.smallest_share:.2%} of an annotated slice): {', '.join(said)}")
     if overrides.get("border_weight"):
         reasons.append(f"border weight map (w0 = {overrides['border_weight']:g}): pixels between touching objects "
                        f"weigh more in the loss")
     train = TrainConfig(
         epochs=overrides.get("epochs") or (100_000 if minutes else 200), minutes=minutes,
         steps_per_epoch=overrides.get("steps_per_epoch", 50), batch_size=batch, patch=patch,
-        learning_rate=overrides.get("learning_rate", FINE_TUNE_RATE if fine else LEARNING_RATE),
+        learning_rate=overrides.get("learning_rate", rate),
         weight_decay=overrides.get("weight_decay", 1e-4), warmup_steps=10 if fine else 30,
         schedule=overrides.get("schedule", "poly"), augment=overrides.get("augment", True),
         seed=overrides.get("seed", 0), threads=overrides.get("threads"), device=device, holdout_min=FEW_SLICES,
@@ -334,6 +361,7 @@ def plan_training(fp: Fingerprint, device: str = "cpu", minutes: float | None = 
         border_weight=overrides.get("border_weight", BORDER_WEIGHT) or None,
         loader_workers=overrides.get("workers", LOADER_WORKERS.get(device, 0)),
         dice_weight=overrides.get("dice_weight", 1.0), augment_strength=overrides.get("augment_strength", 1.0),
+        foreground_fraction=fg_fraction, foreground_weight=overrides.get("foreground_weight", 1.0),
         patience_minutes=PATIENCE_SHARE * minutes if minutes else None)
     return TrainingPlan(model, working, train, fp, named, tuple(reasons), fine)
 
@@ -370,7 +398,8 @@ def _depth_and_patch(fp: Fingerprint, profile: DeviceProfile, overrides: dict, s
         return depth or _deepest(patch, profile.max_depth), patch
     cap = profile.max_patch
     if fp.extents:
-        cap = int(min(cap, max(MIN_PATCH, CONTEXT_FACTOR * max(fp.extents.values()) * scale)))
+        least = MIN_PATCH_SMALL if fp.small_structure else MIN_PATCH
+        cap = int(min(cap, max(least, CONTEXT_FACTOR * max(fp.extents.values()) * scale)))
     trial = depth or profile.max_depth
     while True:
         m = 2**trial

@@ -4,10 +4,11 @@
 Two rules per label, both on 3-D objects, i.e. connected components **linked across slices by the slice
 spacing**: on thick slices a small or oblique structure's cross-sections on neighbouring slices need not
 overlap (a 3 mm structure at 7.5 mm slices), and face connectivity would cut it into one object per slice.
-Two cross-sections on neighbouring slices belong to one object when they come within
-``link_radius(spacing)`` pixels of each other in-plane: the distance a surface inclined by up to 45 degrees
-moves from one slice to the next (the slice distance in pixels), capped at ``MAX_LINK_MM``. Isotropic and
-near-isotropic volumes link by face connectivity alone.
+Each voxel of a cross-section links to the nearest cross-section of the neighbouring slice (both ways) when it
+lies within ``link_radius(spacing)`` pixels in-plane: the distance a surface inclined by up to 45 degrees moves
+from one slice to the next (the slice distance in pixels), capped at ``MAX_LINK_MM``. Isotropic and
+near-isotropic volumes link by face connectivity alone. A model records whether its rules were decided on
+linked objects (``linked``); a model file without it (older ones) is applied with face connectivity, as decided.
 
 * ``largest_component``: keep only the largest object (nnU-Net's rule), adopted per label when it does not
   lower the Dice on the annotated slices (whole volumes are predicted, so objects run through the others);
@@ -35,6 +36,8 @@ ANCHORED = "annotated_object"  # label values whose objects not reaching the ann
 MAX_LINK_MM = 10.0
 #: 2-D components smaller than this (px) on an annotated slice are specks, not objects of their own
 SPECK_PX = 4
+#: and never more than this many pixels (a header with a broken pixel spacing must not merge whole slices)
+MAX_LINK_PX = 64
 
 
 def link_radius(spacing: tuple[float, float, float] | None) -> int:
@@ -44,9 +47,9 @@ def link_radius(spacing: tuple[float, float, float] | None) -> int:
         return 0
     sz, sy, sx = (float(v) for v in spacing)
     pixel = min(sy, sx)
-    if not (math.isfinite(sz) and pixel > 0 and sz > 0) or sz < 1.5 * pixel:
+    if not (math.isfinite(sz) and math.isfinite(pixel) and pixel > 0 and sz > 0) or sz < 1.5 * pixel:
         return 0
-    return int(math.ceil(min(sz, MAX_LINK_MM) / pixel))
+    return int(min(MAX_LINK_PX, math.ceil(min(sz, MAX_LINK_MM) / max(pixel, 1e-3))))
 
 
 def objects(mask: np.ndarray, radius: int) -> tuple[np.ndarray, int]:
@@ -89,7 +92,7 @@ def objects(mask: np.ndarray, radius: int) -> tuple[np.ndarray, int]:
                     parent[max(rp, rq)] = min(rp, rq)
     roots = np.array([root(i) for i in range(total + 1)])
     _, compact = np.unique(roots, return_inverse=True)  # root 0 (background) stays 0
-    return compact[ids].astype(np.int32), int(compact.max())
+    return compact.astype(np.int32)[ids], int(compact.max())
 
 
 def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
@@ -161,37 +164,39 @@ def decide(predicted: list[np.ndarray], truth: list[np.ndarray], values: list[in
         if single_object([np.asarray(t) for t in truth], value):
             anchored.append(int(value))
     return {KEY: chosen, ANCHORED: anchored, "measured_on": "annotated slices", "scores": scores,
-            "link_radius_px": max(radii, default=0)}
+            "linked": any(radii), "link_radius_px": max(radii, default=0)}
+
+
+def rule_values(record, key: str) -> list[int]:
+    """The label values (1..254) a model file's post-processing ``record`` lists under ``key``; anything else
+    there (a file edited by hand, or damaged) is ignored rather than trusted."""
+    values = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(values, list):
+        return []
+    return [v for v in values if type(v) is int and 0 < v < UNANNOTATED]
 
 
 def wanted(record: dict | None) -> bool:
     """Whether a model's stored post-processing changes anything (so a whole volume must be collected)."""
-    return bool((record or {}).get(KEY) or (record or {}).get(ANCHORED))
+    return bool(rule_values(record, KEY) or rule_values(record, ANCHORED))
 
 
 def apply(labels: np.ndarray, record: dict | None, spacing: tuple[float, float, float] | None = None,
           annotation: np.ndarray | None = None) -> np.ndarray:
     """Apply a model's stored post-processing to a whole predicted volume ``(z, y, x)`` of label values.
 
-    ``spacing``: ``(z, y, x)`` mm of the volume (None: linked by face connectivity); ``annotation``: what the
+    ``spacing``: ``(z, y, x)`` mm of the volume (objects are linked by it when the model's rules were decided
+    so; None: face connectivity); ``annotation``: what the
     user drew on this volume (label values, 255 = not annotated), for the ``annotated_object`` rule; the
     labels it covers keep their objects that reach it, the others get ``largest_component`` when chosen."""
-    record = record or {}
-    radius = link_radius(spacing)
-    anchored = [int(v) for v in record.get(ANCHORED, [])]
+    radius = link_radius(spacing) if isinstance(record, dict) and record.get("linked") is True else 0
+    anchored = rule_values(record, ANCHORED)
     if annotation is not None and annotation.shape == labels.shape:
         anchored = [v for v in anchored if (annotation == v).any()]
         if anchored:
             labels = annotated_objects(labels, anchored, annotation, radius)
     else:
         anchored = []
-    values = [int(v) for v in record.get(KEY, []) if int(v) not in anchored]
+    values = [v for v in rule_values(record, KEY) if v not in anchored]
     return largest_component(labels, values, radius) if values else labels
 
-
-def annotation_of(labels: np.ndarray, reviewed: np.ndarray) -> np.ndarray:
-    """The user's annotation as :func:`apply` takes it: ``labels`` on the ``reviewed`` slices (a boolean per
-    slice), 255 elsewhere."""
-    out = np.full(labels.shape, UNANNOTATED, np.uint8)
-    out[reviewed] = labels[reviewed]
-    return out

@@ -140,7 +140,7 @@ class Trainer:
         self.device_name = describe(self.device) + (f" x {self.world} processes (DDP)" if self.world > 1 else "")
         self.batch_size = config.batch_size  # may shrink after a GPU out-of-memory error
         self.notes: list[str] = []
-        self.fit: dict | None = None  # the fit check, when training ended (see _check_fit)
+        self.fit: dict | None = None  # the fit check of the kept model (see _check_fit, by best_checkpoint())
         self.postprocessing: dict | None = None  # decided by best_checkpoint()
         self.plan = None  # the TrainingPlan this run came from, when it did (recorded in the model file)
         # (z, y, x) mm of each case's working grid (build_trainer sets them): post-processing links objects across
@@ -255,8 +255,6 @@ class Trainer:
                 stop = "epochs"
             if stop is None and held_out and self._patience_over(epoch, elapsed):
                 stop = "early stopping"
-            if stop:
-                self._check_fit(None if held_out else dice)
             for case in self.cases:  # memory-mapped cases: what this epoch read need not stay resident
                 release(case.image, case.labels)
             stats = EpochStats(epoch, train_loss, val_loss, dice, pixel_error, lr, time.monotonic() - start,
@@ -268,21 +266,6 @@ class Trainer:
             if stop:
                 self._batches = None  # the loader's worker processes end with their iterator
                 return
-
-    def _check_fit(self, dice: dict[int, float] | None) -> None:
-        """The fit check, when training ends: the kept model's Dice on (up to 4) annotated training slices
-        (``dice``: already measured on them this epoch), kept in :attr:`fit`; below ``FIT_DICE`` for a label,
-        a note in words a user acts on."""
-        if dice is None:
-            dice = self._validate(self._curve_refs())[1]
-        self.fit = {"dice": {int(k): round(float(v), 4) for k, v in dice.items()}, "slices": len(self._curve_refs()),
-                    "threshold": FIT_DICE}
-        low = {v: d for v, d in dice.items() if d < FIT_DICE}
-        if low:
-            names = ", ".join(f"{self.labels.get(v).name} {d:.2f}" for v, d in low.items())
-            self.notes.append(f"The model has not learned your annotation yet: on the annotated slices it reaches a "
-                              f"Dice of only {names} (1 = it reproduces them). Train longer, or annotate one more "
-                              f"slice where the structure is, before relying on it.")
 
     def _elapsed(self, start: float, agree: bool) -> float:
         """Seconds since ``start``; under torchrun the largest over the ranks, so that every rank takes the same
@@ -396,7 +379,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self._amp or torch.float32, enabled=self._amp is not None):
             logits = self._trained(x)
-        loss = dice_ce_loss(logits, y, weights=w, dice_weight=self.config.dice_weight)
+        loss = dice_ce_loss(logits, y, weights=w, dice_weight=self.config.dice_weight,
+                            foreground_weight=self.config.foreground_weight)
         self._scaler.scale(loss).backward()
         self._scaler.step(self.optimizer)
         self._scaler.update()
@@ -529,6 +513,8 @@ class Trainer:
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 self.postprocessing = self._decide_postprocessing(model)
+        if self.fit is None or self.fit.get("epoch") != self.best_epoch:
+            self._check_fit(model)
         best = next((h for h in self.history if h.epoch == self.best_epoch), None)
         info = {
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -549,13 +535,38 @@ class Trainer:
             "selection": selection(bool(self.val_refs), self._ema is not None),
             "dice_on": "validation" if self.val_refs else "annotated",
             "postprocessing": self.postprocessing,
-            "fit": None if self.fit is None else {**self.fit, "dice": {str(k): v for k, v in self.fit["dice"].items()}},
+            "fit": {**self.fit, "dice": {str(k): v for k, v in self.fit["dice"].items()}},
             "history": [{"epoch": h.epoch, "seconds": h.elapsed, "train_loss": h.train_loss, "val_loss": h.val_loss,
                          "val_pixel_error": h.val_pixel_error,
                          "val_dice": {str(k): v for k, v in h.val_dice.items()}} for h in self.history],
         }
         return Checkpoint.from_model(model, self.preprocessing, self.labels, info)
 
+
+    def _check_fit(self, model: torch.nn.Module) -> None:
+        """The fit check on the kept model: its Dice per label on the annotated slices (from the post-processing
+        decision, which predicted them all; else on up to 4 training slices), kept in :attr:`fit`; a label
+        below ``FIT_DICE`` gets a note in words a user acts on (the CLI prints it, the app shows it)."""
+        scores = (self.postprocessing or {}).get("scores") or {}
+        if scores and all("dice" in v for v in scores.values()):
+            dice = {int(k): float(v["dice"]) for k, v in scores.items()}
+        else:
+            counts = np.zeros((self.model_config.classes, 2), np.int64)  # per class: overlap, sizes
+            for c, z in self._curve_refs():
+                pred, truth = self._predict_slices(model, self.cases[c], [z])[0], np.asarray(self.cases[c].labels[z])
+                valid = truth != UNANNOTATED
+                for k in range(1, self.model_config.classes):
+                    p, t = (pred == k) & valid, (truth == k) & valid
+                    counts[k] += (2 * int((p & t).sum()), int(p.sum() + t.sum()))
+            dice = {self._values[k]: (1.0 if n == 0 else o / n) for k, (o, n) in enumerate(counts) if k}
+        self.fit = {"dice": {k: round(v, 4) for k, v in dice.items()}, "threshold": FIT_DICE, "epoch": self.best_epoch}
+        low = {v: d for v, d in dice.items() if d < FIT_DICE}
+        if low:
+            names = ", ".join(f"{self.labels.get(v).name if self.labels.get(v) else v} {d:.2f}" for v, d in low.items())
+            note = (f"The model has not learned your annotation yet: on the annotated slices it reaches a Dice of only "
+                    f"{names} (1 = it reproduces them). Train longer, or annotate one more slice where the structure "
+                    f"is, before relying on it.")
+            self.notes = [n for n in self.notes if not n.startswith("The model has not learned")] + [note]
 
     @torch.no_grad()
     def _decide_postprocessing(self, model: torch.nn.Module, max_slices: int = 600) -> dict:
@@ -564,7 +575,11 @@ class Trainer:
         if sum(c.shape[0] for c in self.cases) > max_slices:
             return {postprocess.KEY: [], "note": f"not measured (more than {max_slices} slices)", "epoch": self.best_epoch}
         predicted, truth, spacings = [], [], []
-        known = self.spacings if self.spacings is not None and len(self.spacings) == len(self.cases) else [None] * len(self.cases)
+        # linked across the slices of the cases' first axis: only where that is the native slice axis, on which
+        # the rule is applied to whole volumes (coronal or sagittal models: face connectivity, as applied)
+        axial = self.preprocessing.axis == 0
+        known = (self.spacings if axial and self.spacings is not None and len(self.spacings) == len(self.cases)
+                 else [None] * len(self.cases))
         for case, spacing in zip(self.cases, known):
             if not case.annotated:
                 continue

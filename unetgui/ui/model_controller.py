@@ -129,6 +129,8 @@ class ModelController(QObject):
         rule = checkpoint.info.get("postprocessing")
         covered = set(order) | {int(z) for z in np.flatnonzero(self.session.reviewed)}
         whole = self.session.labels.labels.copy() if postprocess.wanted(rule) and len(covered) == volume.shape[0] else None
+        # what the user drew (reviewed planes of every axis) anchors the model's annotated-object rule
+        anchors = self.session.training_labels() if whole is not None else None
 
         reviewed = self.session.reviewed.copy()
         self.last_rate = None  # until this one finishes (a cancelled or failed run has no rate to show)
@@ -150,7 +152,7 @@ class ModelController(QObject):
                     scores = slice_scores(batch.uncertainty, batch.labels)
                 yield batch, scores
             if whole is not None:  # the objects the user drew on the reviewed slices anchor the model's rule
-                cleaned = postprocess.apply(whole, rule, tuple(volume.spacing), postprocess.annotation_of(whole, reviewed))
+                cleaned = postprocess.apply(whole, rule, tuple(volume.spacing), anchors)
                 changed = tuple(int(z) for z in np.flatnonzero((cleaned != whole).any(axis=(1, 2))) if not reviewed[z])
                 if changed:
                     yield SliceBatch(changed, cleaned[list(changed)], np.empty(0, np.uint8), len(order), len(order), 0.0), None

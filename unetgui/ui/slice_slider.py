@@ -88,6 +88,7 @@ class SliceSlider(QWidget):
         self.slider.update()
 
     def _on_volume_changed(self) -> None:
+        self.slider.marks = np.zeros(0, bool)  # another volume or axis: every plane is read again
         self._on_scores_changed()
         with QSignalBlocker(self.slider):
             self.slider.setRange(0, self.session.volume.shape[self.session.axis] - 1)
@@ -110,8 +111,9 @@ class SliceSlider(QWidget):
         """A reviewed plane that gains or loses its last label changes its tick (only reviewed planes are read)."""
         s = self.session
         if s.is_open and self.slider.marks.any():
-            # a stroke reports the axial slices it touched: along the axial axis only those are read again
-            empty = s.empty_reviewed(s.axis, slices if s.axis == 0 else None, self.slider.empty)
+            # only the planes the change touched are read again (a stroke reports its slices and its box)
+            planes = slices if s.axis == 0 else (range(box[s.axis].start, box[s.axis].stop) if box is not None else None)
+            empty = s.empty_reviewed(s.axis, planes, self.slider.empty)
             if not np.array_equal(empty, self.slider.empty):
                 self.slider.empty = empty
                 self.slider.update()
@@ -121,8 +123,11 @@ class SliceSlider(QWidget):
         s = self.session
         if not s.is_open:
             return
-        self.slider.marks = s.reviewed_in(s.axis).copy()
-        self.slider.empty = s.empty_reviewed(s.axis)
+        marks = s.reviewed_in(s.axis).copy()
+        # every stroke marks its plane reviewed: only planes whose flag flipped are read again
+        flipped = np.flatnonzero(marks != self.slider.marks) if marks.shape == self.slider.marks.shape else None
+        self.slider.empty = s.empty_reviewed(s.axis, flipped, self.slider.empty if flipped is not None else None)
+        self.slider.marks = marks
         # crossed by a reviewed plane of another axis (a test slice never trains: not marked)
         others = [s.reviewed_in(a).any() for a in range(3) if a != s.axis]
         partial = np.full(s.volume.shape[s.axis], any(others))

@@ -319,6 +319,9 @@ class TrainingPanel(QWidget):
 
         if isinstance(event, TrainingPlan):
             self.plan.setText(f"Plan: {event.summary()}")
+            if "learning_rate" not in self._edited:  # the planned rate (higher for small structures), still not the user's
+                with QSignalBlocker(self.learning_rate):
+                    self.learning_rate.setValue(event.train.learning_rate)
             return
         if isinstance(event, BatchStats):
             self._smoothed = event.loss if self._smoothed is None else 0.9 * self._smoothed + 0.1 * event.loss
