@@ -164,16 +164,34 @@ def _spawn(args, job) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    """Markdown: one row per case and budget, mean +- std over seeds per recipe."""
-    recipes = [r for r in RECIPES if any(x["recipe"] == r for x in results)]
+    """Markdown: one row per case and budget, mean +- std over seeds per recipe (or per ``--tag``, e.g. before /
+    after): the Dice on the slices nobody annotated; where the results have them, the Dice on the annotated
+    slices (the fit) and the false-positive voxels on the other slices without the structure."""
+    variant = lambda x: x.get("tag") or x["recipe"]  # noqa: E731
+    variants = list(dict.fromkeys(variant(x) for x in results if "dice" in x))
     keys = sorted({(x["case"], x["minutes"]) for x in results}, key=lambda k: (k[1], k[0]))
-    rows = ["| case | budget | " + " | ".join(recipes) + " |", "|---|---|" + "---|" * len(recipes)]
+    fit = any("dice_annotated" in x for x in results)
+    head = ["Dice other slices"] + (["Dice annotated", "FP voxels (slices)"] if fit else [])
+    rows = ["| case | budget | " + " | ".join(f"{v}: {h}" for v in variants for h in head) + " |",
+            "|---|---|" + "---|" * (len(variants) * len(head))]
     for case, minutes in keys:
         cells = []
-        for recipe in recipes:
-            values = [x["dice"] for x in results if (x["case"], x["minutes"], x["recipe"]) == (case, minutes, recipe) and "dice" in x]
-            cells.append(f"{np.mean(values):.3f} +- {np.std(values):.3f} (n={len(values)})" if values else "")
-        rows.append(f"| {case} | {minutes:g} min | " + " | ".join(cells) + " |")
+        for v in variants:
+            runs = [x for x in results if (x["case"], x["minutes"]) == (case, minutes) and variant(x) == v and "dice" in x]
+            if not runs:
+                cells += [""] * len(head)
+                continue
+            d = [x["dice"] for x in runs]
+            cells.append(f"{np.mean(d):.3f} +- {np.std(d):.3f}")
+            if fit:
+                a = [x.get("dice_annotated", np.nan) for x in runs]
+                cells.append(f"{np.mean(a):.3f} +- {np.std(a):.3f}")
+                fp = [x.get("fp_voxels", 0) for x in runs]
+                sl = [x.get("fp_slices", 0) for x in runs]
+                cells.append(f"{np.mean(fp):.0f} ({np.mean(sl):.1f} of {np.mean([x.get('empty_slices', 0) for x in runs]):.0f})")
+        seeds = max(len([x for x in results if (x["case"], x["minutes"]) == (case, minutes) and variant(x) == v])
+                    for v in variants)
+        rows.append(f"| {case} | {minutes:g} min (n={seeds}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

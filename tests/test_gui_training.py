@@ -187,6 +187,16 @@ def test_the_panel_opens_with_the_planners_defaults(window, qtbot):  # noqa: F81
     assert panel.learning_rate.value() == pytest.approx(0.004) and panel.overrides()["learning_rate"] == 0.004
     panel.defaults_button.click()
     assert panel.learning_rate.value() == pytest.approx(plan.train.learning_rate) and panel.overrides()["learning_rate"] is None
+    # a small structure's plan (0.1 % of a slice) trains at a higher rate: the box shows the planned rate, and
+    # it stays the planner's, not the user's
+    small = np.full((8, 320, 320), 255, np.uint8)
+    small[[2, 5]] = 0
+    small[[2, 5], 150:160, 150:160] = 1
+    small_plan = planner.plan_training(planner.fingerprint([np.zeros(small.shape, np.int16)], [small]), "cpu", 3.0)
+    panel._on_training_event(small_plan)
+    assert panel.learning_rate.value() == pytest.approx(planner.LEARNING_RATE_SMALL)
+    assert panel.overrides()["learning_rate"] is None
+    assert "learning rate 0.004" in panel.plan.text()
 
 
 def test_the_device_box_opens_automatic_routes_the_work_and_is_remembered(window, qtbot, monkeypatch):  # noqa: F811

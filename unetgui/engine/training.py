@@ -542,7 +542,7 @@ class Trainer:
         }
         return Checkpoint.from_model(model, self.preprocessing, self.labels, info)
 
-
+    @torch.no_grad()
     def _check_fit(self, model: torch.nn.Module) -> None:
         """The fit check on the kept model: its Dice per label on the annotated slices (from the post-processing
         decision, which predicted them all; else on up to 4 training slices), kept in :attr:`fit`; a label
