@@ -236,6 +236,10 @@ def test_the_fit_check_says_when_the_annotated_slices_are_not_learned():
     assert any("has not learned your annotation yet" in note and "liver" in note for note in trainer.notes)
     assert checkpoint.info["fit"]["dice"] == {"1": trainer.fit["dice"][1]}
     assert "Fit: NOT learned yet, Dice on its annotated slices liver" in describe(checkpoint)  # the model card says it
+    measured = trainer.fit["dice"][1]
+    trainer.postprocessing = {"largest_component": [], "note": "not measured"}  # a volume too large to decide on
+    trainer._check_fit(checkpoint.build("cpu").eval())  # measured on the (4) training slices instead
+    assert trainer.fit["dice"][1] == pytest.approx(measured, abs=0.02)
     checkpoint.info["fit"] = {"dice": "x"}  # a model file edited by hand: no fit line, no error
     assert "Fit" not in describe(checkpoint)
 

@@ -21,6 +21,7 @@ from unetgui.core import atomic
 from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.volume import LabelTable
 from unetgui.engine import postprocess
+from unetgui.engine.config import FIT_DICE
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.unet import UNet, UNetConfig
 
@@ -115,7 +116,7 @@ def _fit_line(fit, names: dict[str, str]) -> list[str]:
     not what a training wrote (a file edited by hand) shows nothing."""
     try:
         dice = {str(k): float(v) for k, v in fit["dice"].items()}
-        threshold = float(fit.get("threshold", 0.8))
+        threshold = float(fit.get("threshold", FIT_DICE))
     except (TypeError, KeyError, AttributeError, ValueError):
         return []
     low = [f"{names.get(k, k)} {v:.2f}" for k, v in dice.items() if v < threshold]

@@ -68,6 +68,9 @@ class UNetConfig:
 
 
 SCHEDULES = ("poly", "cosine")
+#: the fit check: a model whose Dice on its own annotated slices is below this when training ends has not
+#: learned what it was shown (a small structure drowned by background, a budget too short), and says so
+FIT_DICE = 0.8
 
 
 def selection(validated: bool, averaged: bool) -> str:

@@ -28,10 +28,10 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.memory import release
 from unetgui.core.progress import CancelToken, check
 from unetgui.core.volume import UNANNOTATED, LabelTable
-from unetgui.engine import distributed, loader, postprocess, stages
+from unetgui.engine import distributed, loader, metrics, postprocess, stages
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
-from unetgui.engine.config import SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
+from unetgui.engine.config import FIT_DICE, SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
 from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
 from unetgui.engine.device import amp_dtype, configure_cuda, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
@@ -46,9 +46,6 @@ VAL_SLICES = 400
 REPORT_STEPS = 16
 #: validation slices per batch at most
 MAX_VAL_BATCH = 64
-#: the fit check: a model whose Dice on its own annotated slices is below this when training ends has not
-#: learned what it was shown (a small structure drowned by background, a budget too short), and says so
-FIT_DICE = 0.8
 
 
 @dataclass(frozen=True)
@@ -550,15 +547,11 @@ class Trainer:
         scores = (self.postprocessing or {}).get("scores") or {}
         if scores and all("dice" in v for v in scores.values()):
             dice = {int(k): float(v["dice"]) for k, v in scores.items()}
-        else:
-            counts = np.zeros((self.model_config.classes, 2), np.int64)  # per class: overlap, sizes
-            for c, z in self._curve_refs():
-                pred, truth = self._predict_slices(model, self.cases[c], [z])[0], np.asarray(self.cases[c].labels[z])
-                valid = truth != UNANNOTATED
-                for k in range(1, self.model_config.classes):
-                    p, t = (pred == k) & valid, (truth == k) & valid
-                    counts[k] += (2 * int((p & t).sum()), int(p.sum() + t.sum()))
-            dice = {self._values[k]: (1.0 if n == 0 else o / n) for k, (o, n) in enumerate(counts) if k}
+        else:  # slices of several shapes: compared flattened (metrics.dice skips the unannotated voxels)
+            refs = self._curve_refs()
+            pred = np.concatenate([self._predict_slices(model, self.cases[c], [z]).ravel() for c, z in refs])
+            truth = np.concatenate([np.asarray(self.cases[c].labels[z]).ravel() for c, z in refs])
+            dice = {self._values[k]: metrics.dice(pred, truth, k) for k in range(1, self.model_config.classes)}
         self.fit = {"dice": {k: round(v, 4) for k, v in dice.items()}, "threshold": FIT_DICE, "epoch": self.best_epoch}
         low = {v: d for v, d in dice.items() if d < FIT_DICE}
         if low:
