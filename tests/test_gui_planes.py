@@ -169,9 +169,9 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
     panel.train_button.click()
     qtbot.waitUntil(lambda: window.models.training, timeout=10_000)
     qtbot.waitUntil(lambda: not window.models.training, timeout=180_000)
-    trainer = window.models.trainer
-    assert trainer.plan.axis == 2 and window.models.checkpoint.preprocessing.axis == 2
-    assert len(trainer.train_refs) + len(trainer.val_refs) == 5  # the five sagittal planes
+    run = window.models.last_run
+    assert window.models.run_started.plan.axis == 2 and window.models.checkpoint.preprocessing.axis == 2
+    assert len(run.training) + len(run.validation) == 5  # the five sagittal planes
     mine = ball[:, :, [14, 20, 24, 30, 34]].astype(np.uint8)
     # the panel re-segments what is not reviewed after training (its default): every axial slice here
     qtbot.waitUntil(lambda: not window.models.busy_segmenting and s.uncertainty is not None, timeout=60_000)
@@ -200,6 +200,6 @@ def test_planes_reviewed_while_a_sagittal_model_trains_join_it(window, qtbot):  
     s.labels.labels[:, :, 28] = ball[:, :, 28]  # reviewed while it trains: joins at the next epoch
     s.set_reviewed(28, axis=2)
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
-    trainer = window.models.trainer
-    assert not failures and trainer.plan.axis == 2
-    assert len(trainer.train_refs) + len(trainer.val_refs) == 4  # the planes of the model's axis, one more
+    run = window.models.last_run
+    assert not failures and window.models.run_started.plan.axis == 2
+    assert len(run.training) + len(run.validation) == 4  # the planes of the model's axis, one more

@@ -207,14 +207,13 @@ def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  #
     window.models.train(None, {"epochs": 1, "learning_rate": 1e-3, "batch_size": 2, "augment": False, "preset": "small",
                                "steps_per_epoch": 5}, False, "cpu")
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
-    trainer = window.models.trainer
-    assert len(trainer.cases) == 2
-    refs = sorted(trainer.train_refs + trainer.val_refs)
+    run = window.models.last_run
+    assert run.volumes == 2
+    refs = sorted(run.training + run.validation)
     assert refs == [(0, 2), (0, 6), (1, 3)]
     assert window.projects.project.models  # the result was kept in the project
     assert window.training_panel.counts.text() == "Training: 3 slices of 2 series; validation: 0 slices of 0 series"
-    # the images trained from the project's cache, memory-mapped: no normalised copy of each series in memory
-    assert all(isinstance(case.image, np.memmap) for case in trainer.cases)
+    # the images trained from the project's cache (memory-mapped: tests/tasks/test_sources.py)
     cache = Path(window.projects.project.path("cache"))
     assert len(list((cache / "images").iterdir())) == 2 and len(list(cache.glob("prep-*/*/image.npy"))) == 2
     # a second training reuses both entries

@@ -3,6 +3,8 @@ with live curves, segment the volume, and check reviewed slices are untouched an
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch  # noqa: F401  (import torch before any worker does: the first import takes seconds)
@@ -67,7 +69,7 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     assert window.models.training
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
     assert window.models.checkpoint is not None, panel.status.text()
-    steps = window.models.trainer.config.steps_per_epoch
+    steps = window.models.run_started.plan.train.steps_per_epoch
     assert len(panel._batch_x) == 2 * steps and len(panel.train_curve.getData()[0]) == 2 * steps
     # 3 annotated slices: all train, the Dice shown is on them (no validation loss), the final weights are kept
     assert len(panel._epochs) == 2 and panel.val_curve.getData()[0] in (None, []) or not len(panel.val_curve.getData()[0])
@@ -98,7 +100,7 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     assert set(sets) == {"test"} and sets["test"] > 0.5  # no validation slice: every reviewed slice trained
     panel.export_csv(str(tmp_path / "metrics.csv"))
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert lines[0].startswith("Set,Slices,Label,Dice") and len(lines) == 2
+    assert lines[0].startswith("case,set,slices,label,name,dice") and len(lines) == 2 and ",test,1,1," in lines[1]
     window.close()
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=10_000)
     assert not [t for t in window.findChildren(QThread) if t.isRunning()]
@@ -128,7 +130,7 @@ def test_slices_reviewed_while_training_join_the_training(window, qtbot, short_e
     window.session.labels.labels[4] = truth[4]
     window.session.set_reviewed(4)  # the user keeps correcting meanwhile
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
-    refs = {z for _, z in window.models.trainer.train_refs + window.models.trainer.val_refs}
+    refs = {z for _, z in window.models.last_run.training + window.models.last_run.validation}
     assert refs == {2, 4, 5, 7}
 
 
@@ -357,11 +359,58 @@ def test_slices_reviewed_during_training_join_the_run(window, qtbot, tmp_path, s
     panel.preset.setCurrentText("small")
     panel.epochs.setValue(4)
     panel.train_button.click()
-    qtbot.waitUntil(lambda: window.models.trainer is not None and bool(window.models.trainer.history), timeout=60_000)
+    qtbot.waitUntil(lambda: len(panel._epochs) > 0, timeout=60_000)  # the first epoch is over
     for z in (9, 10):  # two reviews in a row while it trains: the newer set (both slices) must arrive
         window.session.set_slice(z)
         _drag(qtbot, window.view, _line(window.view, 30, 20, 30, n=4))
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
-    trainer = window.models.trainer
-    assert len(trainer.history) == 4, "the run ended before the reviews could join"
-    assert {z for _, z in trainer.train_refs + trainer.val_refs} == {3, 6, 9, 10}
+    run = window.models.last_run
+    assert run.epochs == 4, "the run ended before the reviews could join"
+    assert {z for _, z in run.training + run.validation} == {3, 6, 9, 10}
+
+
+def test_the_apps_evaluate_and_the_command_line_agree_on_a_sparse_test_set(window, qtbot, tmp_path):  # noqa: F811
+    """The same model on the same slices of the same DICOM series: the app's Evaluate (test slices marked
+    with Shift+R) and ``unetgui evaluate --model --image --truth`` (a label file annotating just those slices)
+    give the same rows, and the app's HD95 on that sparse set is the per-slice 2-D HD95 of the slices."""
+    import json
+
+    import nibabel as nib
+
+    from engine_fixtures import tiny_checkpoint
+    from unetgui import cli
+    from unetgui.engine import metrics
+    from unetgui.tasks import models
+    from unetgui.tasks.segment import SegmentRequest, collect
+
+    hu = phantom_hu((12, 64, 64))
+    _open_series(window, qtbot, hu, tmp_path)
+    s = window.session
+    truth = (s.volume.voxels > 65).astype(np.uint8)
+    test = [3, 6, 9]  # not neighbours: a sparse set
+    for z in test:
+        s.labels.labels[z] = truth[z]
+        s.set_test(z)
+    model = tiny_checkpoint()
+    models.save(model, str(tmp_path / "m.unetgui"))
+    window.models.set_model(model)
+    shown = []
+    window.models.evaluated.connect(shown.append)
+    window.training_panel.evaluate_button.click()
+    qtbot.waitUntil(lambda: bool(shown), timeout=60_000)
+    (app_row,) = shown[0]
+    assert app_row.set == "test" and app_row.slices == 3
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[test] = truth[test]
+    nib.save(nib.Nifti1Image(sparse.transpose(2, 1, 0), s.volume.affine), str(tmp_path / "test.nii.gz"))
+    assert cli.main(["evaluate", "--model", str(tmp_path / "m.unetgui"), "--image", str(tmp_path / "ct"), "--truth",
+                     str(tmp_path / "test.nii.gz"), "--json", str(tmp_path / "e.json"), "--device", "cpu"]) == 0
+    (cli_row,) = json.loads((tmp_path / "e.json").read_text())["metrics"]
+    for key in ("dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml"):
+        assert cli_row[key] == pytest.approx(app_row.to_json()[key]), key
+    assert cli_row["slices"] == 3 and cli_row["label"] == app_row.label
+    # the app's HD95 is the mean of the slices' 2-D HD95 (in-plane spacing), not a 3-D distance across them
+    predicted = collect(SegmentRequest("cpu", tuple(test)), model, s.volume).labels
+    per_slice = [metrics.hd95(predicted[z] == 1, truth[z] == 1, s.volume.spacing[1:]) for z in test]
+    assert all(math.isfinite(d) for d in per_slice)
+    assert app_row.hd95_mm == pytest.approx(float(np.mean(per_slice)))

@@ -14,7 +14,7 @@ import pytest
 
 from lits_synth import write_lits
 from unetgui import cli
-from unetgui.cli import tune_commands
+from unetgui.tasks import search as search_task
 from unetgui.core.errors import UnetguiError
 from unetgui.engine import tuning
 
@@ -35,7 +35,7 @@ def _rows(path) -> list[dict]:
 
 
 def test_the_parser_offers_the_engines_search_space():
-    assert set(tune_commands.PARAMS) == set(tuning.SPACE) and set(tune_commands.DEFAULT_PARAMS) <= set(tuning.SPACE)
+    assert set(search_task.PARAMS) == set(tuning.SPACE) and set(search_task.DEFAULT_PARAMS) <= set(tuning.SPACE)
 
 
 def test_a_tiny_search_writes_its_results_and_resumes(lits, tmp_path, capsys):
@@ -190,18 +190,15 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
 
 
 def test_stopping_a_search_ends_the_running_trial_and_keeps_the_study(lits, tmp_path):
-    from unetgui.cli.engine_commands import dataset_volumes
     from unetgui.core.progress import CancelToken
+    from unetgui.tasks.sources import DatasetSource
 
-    class Args:
-        dataset, seed, test_fraction, cache = str(lits), 0, 0.0, None
-
-    _, splits, volumes, table, root = dataset_volumes(Args, None)
+    data = DatasetSource(str(lits), 0, 0.0).load()
     cancel = CancelToken()
     study = tuning.open_study(f"sqlite:///{tmp_path / 'stop.db'}", "stop")
-    objective = tuning.objective_for(volumes, table, "cpu", 0.5, ("learning_rate",), {"threads": 1}, None, cancel,
-                                     on_epoch=lambda n, e: cancel.set(),
-                                     build={"val_cases": list(range(len(splits["train"]), len(volumes))), "cache_root": root})
+    objective = tuning.objective_for(data.volumes, data.table, "cpu", 0.5, ("learning_rate",), {"threads": 1}, None,
+                                     cancel, on_epoch=lambda n, e: cancel.set(),
+                                     build={"val_cases": list(data.val_cases), "cache_root": data.cache_root})
     tuning.run(study, objective, 5, None, cancel)
     (trial,) = tuning.results(study)  # the search stopped after the running trial
     assert trial.state == "pruned" and trial.reason == "stopped by the user"

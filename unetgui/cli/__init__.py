@@ -1,14 +1,22 @@
-"""Headless commands. Exit codes: 0 success, 1 the input could not be used, a file could not be read or
-written, or memory ran out (a one-line reason on stderr, no traceback), 2 wrong usage, 3 an unexpected
-error (a bug: one line on stderr, the traceback in a log file, see core/crashlog.py).
+"""Headless commands: each parses its arguments, runs a task (unetgui/tasks/) and prints.
+
+Exit codes (the one list; README "Exit codes" repeats it):
+  0    success
+  1    the input could not be used, a file could not be read or written, or memory ran out
+       (a one-line reason on stderr, no traceback)
+  2    wrong usage (an unknown command or option, a missing argument)
+  3    an unexpected error: a bug (one line on stderr, the traceback in a log file, see core/crashlog.py)
+  130  interrupted (Ctrl+C)
 
   unetgui info PATH
   unetgui convert --input DICOM --output image.nii.gz [--series KEY]
   unetgui train (--images PATH --labels PATH [...] | --dataset DIR) --output MODEL [--init MODEL] [--minutes M]
                 [--epochs N] [--axis auto|axial|coronal|sagittal] [--config best.json] [--device auto|cpu|cuda] [--seed S]
-  unetgui predict --model MODEL --input PATH --output OUT [--device ...] [--tta]
-  unetgui suggest --model MODEL --input PATH [--labels PATH] [--count N] [--json FILE]
-  unetgui evaluate --prediction P --truth T [--image IMAGE] [--json FILE]
+  unetgui predict --model MODEL --input PATH [--series KEY] --output OUT [--device ...] [--tta]
+  unetgui suggest --model MODEL --input PATH [--series KEY] [--labels PATH] [--count N] [--json FILE]
+  unetgui evaluate --prediction P --truth T [--image IMAGE [--series KEY]] [--json FILE] [--csv FILE]
+  unetgui evaluate --model MODEL --image IMAGE --truth T      (the model on the truth's annotated slices)
+  unetgui evaluate --model MODEL --dataset DIR [--split test] (the model on a data set's cases)
   unetgui tune (--images PATH --labels PATH ... | --dataset DIR) --output MODEL (--trials N | --minutes M)
                [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
@@ -22,7 +30,9 @@ import argparse
 import sys
 
 from unetgui import __version__
-from unetgui.cli import engine_commands, export_commands, formats_commands, model_commands, tune_commands
+from unetgui.cli import (
+    evaluate_commands, export_commands, formats_commands, model_commands, search_commands, segment_commands, train_commands,
+)
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
 
@@ -35,9 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unetgui {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     formats_commands.add_parsers(sub)
-    engine_commands.add_parsers(sub)
+    train_commands.add_parsers(sub)
+    segment_commands.add_parsers(sub)
+    evaluate_commands.add_parsers(sub)
     export_commands.add_parsers(sub)
-    tune_commands.add_parsers(sub)
+    search_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
     return parser
 

@@ -71,9 +71,9 @@ def _export(args: argparse.Namespace) -> int:
 def _check_model(path: str | None) -> None:
     """A model file is read (and so validated) before it is copied into an export."""
     if path is not None:
-        from unetgui.engine import checkpoint
+        from unetgui.tasks import models
 
-        checkpoint.load(path)
+        models.load(path)
 
 
 def _export_project(args: argparse.Namespace) -> int:

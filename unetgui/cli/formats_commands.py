@@ -36,9 +36,9 @@ def _info(path: str) -> int:
         print(nrrd.describe(path))
         return 0
     if os.path.isfile(path) and path.lower().endswith(".unetgui"):
-        from unetgui.engine import checkpoint as model_file  # torch: only for model files
+        from unetgui.tasks import models  # torch: only for model files
 
-        print(model_file.describe(model_file.load(path)))
+        print(models.describe(models.load(path)))
         return 0
     result = scan(path, ProgressLine("scanning"))
     _print_scan(result)

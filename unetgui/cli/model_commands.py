@@ -22,15 +22,12 @@ def _export_model(args: argparse.Namespace) -> int:
     if os.path.splitext(args.onnx)[1].lower() != ".onnx":
         raise UnetguiError(f"--onnx {args.onnx}: give a file name ending in .onnx")
     check_writable(args.onnx, "--onnx")
-    from unetgui.engine import checkpoint as model_file
-    from unetgui.engine.model_export import OPSET, export_onnx
+    from unetgui.tasks import models
 
-    checkpoint = model_file.load(args.model)
-    written = export_onnx(checkpoint, args.onnx)
-    config = checkpoint.config
+    written = models.export_onnx(models.load(args.model), args.onnx)
     difference = written.max_difference
     check = "" if difference is None else f"; ONNX Runtime differs from torch by {difference:.1e}"
     size = f"{written.size / 1e6:.1f} MB" if written.size >= 1e6 else f"{written.size / 1e3:.0f} kB"
-    print(f"wrote {written.path}: {size}, opset {OPSET}, input 'image' (batch, {config.in_channels}, "
-          f"H, W) with H and W multiples of {config.multiple}, output 'logits' (batch, {config.classes}, H, W){check}")
+    print(f"wrote {written.path}: {size}, opset {written.opset}, input 'image' (batch, {written.in_channels}, "
+          f"H, W) with H and W multiples of {written.multiple}, output 'logits' (batch, {written.classes}, H, W){check}")
     return 0

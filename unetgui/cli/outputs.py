@@ -3,7 +3,6 @@ run) and written atomically."""
 
 from __future__ import annotations
 
-import json
 import os
 
 from unetgui.core import atomic
@@ -23,6 +22,6 @@ def check_writable(path: str, flag: str) -> None:
 
 def write_json(path: str, data: dict) -> None:
     try:
-        atomic.write_bytes(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+        atomic.write_json(path, data)
     except OSError as exc:
         raise UnetguiError(f"cannot write {path}: {exc.strerror or exc}") from exc

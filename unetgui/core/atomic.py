@@ -75,3 +75,14 @@ def write_with(path: str, writer: Callable[[str], None]) -> None:
     """``writer(tmp_path)`` writes the file; it then replaces ``path`` atomically."""
     with atomic_path(path) as tmp:
         writer(tmp)
+
+
+def write_json(path: str, data) -> None:
+    """``data`` as JSON (indented, ASCII: text from files arrives escaped, control characters included), atomically."""
+    import json
+
+    write_bytes(path, (json.dumps(data, indent=1, default=_undefined) + "\n").encode("utf-8"))
+
+
+def _undefined(value):
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -23,6 +23,17 @@ _PALETTE = (
 )
 
 
+def annotated_slices(labels: np.ndarray) -> np.ndarray:
+    """The slices a label volume ``(z, y, x)`` annotates, the one rule of the app (File > Open labels: they
+    count as reviewed) and the command line (``suggest --labels``, ``evaluate --model --image --truth``):
+    sparse annotation (some voxels 255) -> every slice without 255, a background-only slice included (the
+    annotator said "nothing here"); a dense label volume -> the slices with any label."""
+    unannotated = labels == UNANNOTATED
+    if unannotated.any():
+        return ~unannotated.any(axis=(1, 2))
+    return (labels > 0).any(axis=(1, 2))
+
+
 def without_unannotated(labels: np.ndarray) -> np.ndarray:
     """A uint8 copy of ``labels`` with 255 ("not annotated") written as 0: what every export writes."""
     return np.where(labels == UNANNOTATED, 0, labels).astype(np.uint8)

@@ -7,8 +7,7 @@ import os
 import torch
 
 from unetgui.core.errors import UnetguiError
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from unetgui.engine.config import DEVICES  # noqa: F401  (the one list, torch-free)
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -23,7 +23,6 @@ after each stage, so that they are its own; otherwise they are the host's view o
 from __future__ import annotations
 
 import importlib.util
-import io
 import os
 import time
 import warnings
@@ -254,14 +253,11 @@ class Predictor:
             if required:
                 raise
             return None
-        x = torch.zeros(1, self.config.in_channels, self.config.multiple * 4, self.config.multiple * 4)
-        buffer = io.BytesIO()
+        from unetgui.engine import model_export  # the one ONNX export (the same graph a user exports)
+
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(self.model, (x,), buffer, input_names=["x"], output_names=["logits"],
-                                  dynamic_axes={"x": {0: "b", 2: "h", 3: "w"}, "logits": {0: "b", 2: "h", 3: "w"}},
-                                  dynamo=False)
+            graph = model_export.to_onnx(self.checkpoint).SerializeToString()
+            self._onnx_input = model_export.INPUT
         except Exception:
             if required:
                 raise
@@ -269,7 +265,7 @@ class Predictor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     @contextmanager
     def _stage(self, name: str):
@@ -303,7 +299,7 @@ class Predictor:
 
     def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
         if self._session is not None:
-            logits = self._session.run(None, {"x": np.ascontiguousarray(x.numpy(), np.float32)})[0]
+            logits = self._session.run(None, {self._onnx_input: np.ascontiguousarray(x.numpy(), np.float32)})[0]
             return torch.softmax(torch.from_numpy(logits), dim=1)
         with torch.inference_mode():
             n = x.shape[0]

@@ -38,18 +38,32 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1), border_value=0)
 
 
+def _bounding_box(*masks: np.ndarray) -> tuple[slice, ...]:
+    """The box around every voxel of ``masks``, one voxel wider on each side (where the array allows)."""
+    union = np.logical_or.reduce(masks)
+    box = []
+    for axis in range(union.ndim):
+        hit = np.flatnonzero(union.any(axis=tuple(a for a in range(union.ndim) if a != axis)))
+        box.append(slice(max(int(hit[0]) - 1, 0), min(int(hit[-1]) + 2, union.shape[axis])))
+    return tuple(box)
+
+
 def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...]) -> float:
-    """95th percentile of the symmetric surface distances in mm (``spacing`` in the arrays' axis order)."""
+    """The 95 % Hausdorff distance in mm (``spacing`` in the arrays' axis order), MONAI's convention: the
+    larger of the two directed 95th percentiles of the surface distances (prediction to truth, truth to
+    prediction). Computed in the masks' bounding box (the distances within it are exact: every surface
+    voxel lies inside), so a 512 x 512 x 600 volume with a small structure needs little memory."""
     if not pred.any() and not truth.any():
         return 0.0
     if not pred.any() or not truth.any():
         return math.inf
-    sp, st = _surface(pred), _surface(truth)
+    box = _bounding_box(pred, truth)
+    # the box's edges are background (or the array's edge, which erosion treats as background anyway)
+    sp, st = _surface(pred[box]), _surface(truth[box])
     # distance from every voxel to the nearest surface voxel of the other mask, in mm
     to_truth = ndimage.distance_transform_edt(~st, sampling=spacing)
     to_pred = ndimage.distance_transform_edt(~sp, sampling=spacing)
-    distances = np.concatenate([to_truth[sp], to_pred[st]])
-    return float(np.percentile(distances, 95))
+    return float(max(np.percentile(to_truth[sp], 95), np.percentile(to_pred[st], 95)))
 
 
 def _masks(pred: np.ndarray, truth: np.ndarray, label: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
@@ -84,6 +98,50 @@ def evaluate(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, f
         present = np.union1d(np.unique(pred), np.unique(truth[truth != UNANNOTATED]))
         labels = [int(v) for v in present if 0 < v < UNANNOTATED]
     return [label_metrics(pred, truth, v, spacing) for v in labels]
+
+
+def contiguous(slices, depth: int) -> bool:
+    """True when ``slices`` are one run of neighbouring slices (a volume or a slab of it, where 3-D
+    distances mean something); False for a sparse set (e.g. every tenth slice, or validation slices)."""
+    chosen = sorted(set(int(z) for z in slices))
+    return bool(chosen) and chosen[-1] - chosen[0] + 1 == len(chosen) and chosen[-1] < depth
+
+
+def evaluate_set(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], slices=None,
+                 labels: list[int] | None = None) -> list[LabelMetrics]:
+    """Per-label metrics of the slices ``slices`` of ``(z, y, x)`` volumes (None: all), the one rule for a slice
+    set in unetgui (the app's Evaluate, ``unetgui evaluate``, a data set's cases):
+
+    * neighbouring slices (a whole volume, a slab): everything in 3-D, HD95 with the slice distance;
+    * a sparse set (validation or test slices picked here and there): Dice, IoU and volumes over the set's
+      voxels, and HD95 per slice in 2-D with the in-plane spacing, averaged over the slices where both
+      masks have the label (a slice with the label in one mask only has no distance; when no slice has it in
+      both, HD95 is inf if any slice has it in one, else 0). Stacking such slices as if they were neighbours
+      would measure distances across slices that are far apart.
+    """
+    depth = pred.shape[0]
+    chosen = list(range(depth)) if slices is None else sorted(set(int(z) for z in slices))
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
+    if contiguous(chosen, depth):
+        window = slice(chosen[0], chosen[-1] + 1)
+        return evaluate(pred[window], truth[window], spacing, labels)
+    p, t = pred[chosen], truth[chosen]
+    if labels is None:
+        present = np.union1d(np.unique(p), np.unique(t[t != UNANNOTATED]))
+        labels = [int(v) for v in present if 0 < v < UNANNOTATED]
+    out = []
+    for value in labels:
+        _, _, inter, sp, st = _masks(p, t, value)  # counts (Dice, IoU, volumes) do not depend on adjacency
+        union, voxel_ml = sp + st - inter, float(np.prod(spacing)) / 1000.0
+        per_slice = [label_metrics(p[k], t[k], value, spacing[1:]).hd95_mm for k in range(len(chosen))]
+        finite = [d for d, k in zip(per_slice, range(len(chosen)))
+                  if math.isfinite(d) and ((p[k] == value).any() and ((t[k] == value) & (t[k] != UNANNOTATED)).any())]
+        one_sided = any(math.isinf(d) for d in per_slice)
+        hd = float(np.mean(finite)) if finite else (math.inf if one_sided else 0.0)
+        out.append(LabelMetrics(value, 1.0 if sp + st == 0 else 2 * inter / (sp + st), 1.0 if union == 0 else inter / union,
+                                hd, sp * voxel_ml, st * voxel_ml))
+    return out
 
 
 def evaluate_slices(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], label: int,

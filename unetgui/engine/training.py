@@ -32,6 +32,7 @@ from unetgui.engine import distributed, loader, metrics, postprocess, stages
 from unetgui.engine.augment import AugmentConfig, augment
 from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.config import FIT_DICE, SCHEDULES, TrainConfig, selection  # noqa: F401  (SCHEDULES, TrainConfig re-exported)
+from unetgui.engine.events import BatchStats, EpochStats  # noqa: F401  (re-exported)
 from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef, context_stack, pad_to_multiple, split
 from unetgui.engine.device import amp_dtype, configure_cuda, configure_threads, describe, pick_device
 from unetgui.engine.loss import dice_ce_loss, hard_dice_counts
@@ -46,40 +47,6 @@ VAL_SLICES = 400
 REPORT_STEPS = 16
 #: validation slices per batch at most
 MAX_VAL_BATCH = 64
-
-
-@dataclass(frozen=True)
-class BatchStats:
-    epoch: int
-    step: int  # within the epoch, 1-based
-    steps: int
-    loss: float
-    learning_rate: float
-    elapsed: float  # seconds since training started
-    eta: float  # seconds left (by the epoch limit or the time budget, whichever is nearer)
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int  # 1-based
-    train_loss: float
-    val_loss: float | None
-    val_dice: dict[int, float]  # label value -> Dice on the validation slices (empty if no validation)
-    val_pixel_error: float | None  # 1 - pixel accuracy on the annotated validation pixels
-    learning_rate: float
-    elapsed: float
-    best_epoch: int
-    is_best: bool
-    train_slices: int
-    val_slices: int
-    stop_reason: str | None = None  # set on the last epoch: "epochs", "time budget", "early stopping"
-    dice_on: str = "validation"  # "validation" slices, or the "annotated" (training) slices when none is held out
-    train_cases: int = 1  # volumes (series, data set cases) the training slices come from
-    val_cases: int = 0
-
-    @property
-    def mean_dice(self) -> float | None:
-        return float(np.mean(list(self.val_dice.values()))) if self.val_dice else None
 
 
 @dataclass

@@ -42,10 +42,7 @@ itself fails, e.g. the drive is unplugged).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import math
 import os
 import re
 import shutil
@@ -330,19 +327,7 @@ def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None 
         row["section"] = "evaluation"
         columns += [k for k in row if k not in columns]
         rows.append(row)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\r\n")  # RFC 4180; a CR in a name gets quoted
-    writer.writeheader()
-    writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
-    return out.getvalue()
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""  # undefined (e.g. HD95 with one side empty)
-    if isinstance(value, float):
-        return format(value, ".10g")
-    return csvcell.escape(str(value))  # label names are the user's text
+    return csvcell.table_text(columns, rows)
 
 
 def _check_targets(paths: list[str], folder: str, overwrite: bool) -> None:

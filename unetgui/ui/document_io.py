@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.session import Session
-from unetgui.core.volume import Volume
+from unetgui.core.volume import Volume, annotated_slices
 from unetgui.formats.dicom import Series, load_series
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
@@ -101,14 +101,14 @@ class DocumentIO(QObject):
 
     def load_series(self, series: Series, remember: str | None = None) -> None:
         self.busy.emit(f"Loading {series.slice_count} slices...")
-        self.runner.start(lambda progress, cancel: load_series(series, progress, cancel), "load series",
+        self.runner.run("load series", load_series, series,
                           on_finished=lambda volume: self._show(volume, remember, folder_of(series), "dicom"), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
     def open_image_file(self, path: str) -> None:
         """A NIfTI or NRRD image file (formats.inputs.open_image, as the CLI reads it)."""
         self.busy.emit(f"Loading {os.path.basename(path)}...")
-        self.runner.start(lambda progress, cancel: open_image(path), "load image",
+        self.runner.run("load image", open_image, path,
                           on_finished=lambda image: self._show(image.volume, path, path, image.kind), on_failed=self.error,
                           on_done=lambda: self.busy.emit(""))
 
@@ -118,20 +118,17 @@ class DocumentIO(QObject):
         volume = self.session.volume
         image = ImageInput(path="", volume=volume, kind="image")  # the grid the labels must land on
 
-        def read(progress, cancel):
-            return open_labels(path, image)
-
         def show(result) -> None:
             labels, notes = result
             if self.session.volume is not volume or not self.may_replace_document():
                 return  # another image was opened meanwhile, or the user keeps the edits
             # label files are annotations: their labelled slices count as reviewed, so no prediction
             # overwrites them (the user can unmark a slice with R)
-            self.labels_loaded.emit(labels, ((labels.labels > 0) & (labels.labels < 255)).any(axis=(1, 2)))
+            self.labels_loaded.emit(labels, annotated_slices(labels.labels))
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 
-        self.runner.start(read, "load labels", on_finished=show, on_failed=self.error)
+        self.runner.run("load labels", open_labels, path, image, on_finished=show, on_failed=self.error)
 
     # -- results ---------------------------------------------------------------------------------
     def _show(self, volume: Volume, remember: str | None, source: str, kind: str) -> None:

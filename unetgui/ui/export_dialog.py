@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
 from unetgui.core.errors import FormatError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
-from unetgui.formats.export import ExportExists, ExportOptions, dicom_seg_problem, export, export_basename
+from unetgui.formats.export import ExportOptions, dicom_seg_problem, export_basename
+from unetgui.tasks.export import ExportResult, export_document
 from unetgui.ui.model_controller import ModelController
 from unetgui.ui.project_controller import ProjectController
 from unetgui.workers.jobs import Job, JobRunner
@@ -29,7 +30,7 @@ class ExportDialog(QDialog):
         self.session, self.runner, self.models, self.projects = session, runner, models, projects
         self.job: Job | None = None
         self.written: list[str] = []
-        self._exists: list[str] | None = None  # set by a worker that found an earlier export (see _failed)
+        self._exists: list[str] | None = None  # the files of an earlier export this one would replace (see _done)
         volume = session.volume
         self.folder = QLineEdit(QSettings().value("export_folder", os.path.expanduser("~")))
         browse = QPushButton("Browse...")
@@ -129,35 +130,30 @@ class ExportDialog(QDialog):
         model = self._model_path() if self.model.isChecked() else None
         provenance = s.provenance()
         QSettings().setValue("export_folder", folder)
-
-        def work(progress, cancel):
-            try:
-                return export(volume, labels, folder, options, progress, cancel, evaluation or None, model, provenance)
-            except ExportExists as exc:
-                self._exists = exc.paths  # read on the GUI thread in _failed, which this failure reaches next
-                raise
-
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Exporting...")
-        self.job = self.runner.start(work, "export", on_progress=self._progress, on_finished=self._finished,
-                                     on_failed=self._failed, on_cancelled=lambda: self.status.setText(
-                                         "Export cancelled: nothing was written."), on_done=self._done)
+        self.job = self.runner.run("export", export_document, volume, labels, folder, options, evaluation or None, model,
+                                   provenance, on_progress=self._progress, on_finished=self._finished,
+                                   on_failed=self._failed, on_cancelled=lambda: self.status.setText(
+                                       "Export cancelled: nothing was written."), on_done=self._done)
 
     def _progress(self, done: int, total: int, message: str) -> None:
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
 
-    def _finished(self, paths: list[str]) -> None:
-        self.written = paths
+    def _finished(self, result: ExportResult) -> None:
+        if result.exists:  # an earlier export with these names: asked in _done, after the job is over
+            self._exists = list(result.exists)
+            self.status.setText("Export stopped, nothing was written: the folder holds an earlier export with these names")
+            return
+        paths = self.written = list(result.written)
         self.progress.setValue(self.progress.maximum())
         folder = self.folder.text().strip()
         shown = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in paths})
         self.status.setText(f"Wrote {len(paths)} file(s) into {folder}:\n" + "\n".join(shown))
 
     def _failed(self, message: str) -> None:
-        if self._exists is not None:
-            message = "the folder holds an earlier export with these names"
         self.status.setText(f"Export failed, nothing was written: {message}")
 
     def _ask_overwrite(self, paths: list[str]) -> None:
@@ -172,7 +168,7 @@ class ExportDialog(QDialog):
         self.job = None
         self.export_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-        if self._exists is not None:  # asked here, after the job is over (done always follows failed)
+        if self._exists is not None:  # asked here, after the job is over (done always follows finished)
             paths, self._exists = self._exists, None
             self._ask_overwrite(paths)
 

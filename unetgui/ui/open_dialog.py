@@ -44,7 +44,7 @@ class SeriesPickerDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.table)
         layout.addWidget(self.buttons)
-        self.job = runner.start(lambda progress, cancel: scan(folder, progress, cancel), "scan",
+        self.job = runner.run("scan", scan, folder,
                                 on_progress=self._on_progress, on_finished=self._on_scanned,
                                 on_failed=self._on_failed, on_cancelled=lambda: self.status.setText("Cancelled."))
 

@@ -184,7 +184,7 @@ class ProjectController(QObject):
         if self.entry is not None and entry.id == self.entry.id:
             return
         self.io.busy.emit(f"Loading {entry.description or entry.id}...")
-        self.runner.start(lambda progress, cancel: project.load_image(entry, progress), "load series",
+        self.runner.run("load series", project.load_image, entry,
                           on_finished=lambda volume: self.project is project and self.show_volume(volume, project.source_path(entry), entry.kind),
                           on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
@@ -289,7 +289,7 @@ class ProjectController(QObject):
                 self.ready.emit()
             return
         self.io.busy.emit(f"Opening {project.name}...")
-        self.runner.start(lambda progress, cancel: project.load_image(entry, progress), "open project",
+        self.runner.run("open project", project.load_image, entry,
                           on_finished=lambda volume: self._project_loaded(project, entry, volume),
                           on_failed=lambda message: self.io.error(f"The project {project.name} could not be opened: {message}"),
                           on_done=lambda: self.io.busy.emit(""))
@@ -305,7 +305,7 @@ class ProjectController(QObject):
         self.workspace.saved_model = None
         self.models.set_model(None)  # another project's model does not carry over
         if project.current_model:
-            self.runner.start(lambda progress, cancel: project.load_model(), "open project model",
+            self.runner.run("open project model", project.load_model,
                               on_finished=lambda checkpoint: self.project is project and self._project_model_loaded(checkpoint),
                               on_failed=self.io.error)
         return True
@@ -387,7 +387,7 @@ class ProjectController(QObject):
                     f"annotations are in {os.path.dirname(kept_in[0])}", 15000)
             self.retired = (kept_in, problems)
 
-        self.runner.start(lambda progress, cancel: housekeeping.retire_expired(folder, cancel=cancel), "housekeeping",
+        self.runner.run("housekeeping", housekeeping.retire_expired, folder,
                           on_finished=done)
 
     # -- sample ----------------------------------------------------------------------------------
@@ -399,7 +399,7 @@ class ProjectController(QObject):
             return
         root = root or os.path.join(data_folder(), "samples", f"sample-{_stamp()}")
         self.io.busy.emit("Preparing the sample study...")
-        self.runner.start(lambda progress, cancel: build_sample(resources, root, progress, cancel), "sample",
+        self.runner.run("sample", build_sample, resources, root,
                           on_finished=self.open_project, on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
     # -- dialogs ---------------------------------------------------------------------------------

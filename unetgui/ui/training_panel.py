@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 import time
 
@@ -14,10 +13,12 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from unetgui.core import csvcell
+from unetgui.core import atomic, csvcell
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import Session
 from unetgui.engine.planner import FEW_SLICES, TrainingPlan, panel_defaults  # torch-free
+from unetgui.engine.events import BatchStats
+from unetgui.tasks.evaluate import COLUMNS as EVALUATION_COLUMNS
 from unetgui.ui.model_controller import ModelController
 
 #: the Device box: what ModelController.set_device takes, as the user reads it (an Apple GPU only on a Mac)
@@ -215,6 +216,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.export_button, 0, 1)
         layout.addWidget(self.metrics, 1, 0, 1, 2)
         self._metric_rows: list[list[str]] = []
+        self._evaluation: list[dict] = []  # the same rows as JSON, for the CSV
         return box
 
     def _on_evaluate_clicked(self) -> None:
@@ -225,26 +227,25 @@ class TrainingPanel(QWidget):
             return
         self.status.setText("Evaluating...")
 
-    def _show_evaluation(self, rows) -> None:
-        names = {lab.value: lab.name for lab in self.session.table}
+    def _show_evaluation(self, rows) -> None:  # tasks.evaluate.EvaluationRow
+        self._evaluation = [row.to_json() for row in rows]
         self._metric_rows = []
-        for name, count, m in rows:
-            hd = f"{m.hd95_mm:.2f}" if np.isfinite(m.hd95_mm) else "n/a"
-            self._metric_rows.append([name, str(count), names.get(m.label, str(m.label)), f"{m.dice:.4f}", f"{m.iou:.4f}",
-                                      hd, f"{m.volume_pred_ml:.2f}", f"{m.volume_truth_ml:.2f}"])
+        for row in rows:
+            hd = f"{row.hd95_mm:.2f}" if np.isfinite(row.hd95_mm) else "n/a"
+            self._metric_rows.append([row.set, str(row.slices), row.name, f"{row.dice:.4f}", f"{row.iou:.4f}",
+                                      hd, f"{row.volume_pred_ml:.2f}", f"{row.volume_truth_ml:.2f}"])
         self.metrics.setRowCount(len(self._metric_rows))
         for r, row in enumerate(self._metric_rows):
             for c, text in enumerate(row):
                 self.metrics.setItem(r, c, QTableWidgetItem(text))
         self.metrics.resizeColumnsToContents()
         self.export_button.setEnabled(bool(self._metric_rows))
-        self.status.setText("Evaluated the current model (HD95 n/a: one of prediction and truth is empty).")
+        self.status.setText("Evaluated the current model (HD95 n/a: one of prediction and truth is empty; "
+                            "sparse slices: HD95 per slice in 2-D, averaged).")
 
     def export_csv(self, path: str) -> None:
-        with open(path, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(METRIC_COLUMNS)
-            writer.writerows([[csvcell.escape(cell) for cell in row] for row in self._metric_rows])
+        """The evaluation as CSV, in the columns every evaluation CSV of unetgui has (tasks/evaluate.py)."""
+        atomic.write_bytes(path, csvcell.table_text(EVALUATION_COLUMNS, self._evaluation).encode("utf-8"))
 
     def _on_export_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export metrics", "metrics.csv", "CSV (*.csv)")
@@ -315,7 +316,6 @@ class TrainingPanel(QWidget):
             line.setVisible(False)
 
     def _on_training_event(self, event) -> None:
-        from unetgui.engine.training import BatchStats
 
         if isinstance(event, TrainingPlan):
             self.plan.setText(f"Plan: {event.summary()}")

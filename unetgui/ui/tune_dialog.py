@@ -113,20 +113,20 @@ class TuneDialog(QDialog):
         # a pruned trial is drawn at its last reported Dice where it has one, else at 0
         self.pruned.setData([t.number for t in cut], [t.value if t.value is not None else 0.0 for t in cut])
 
-    def _on_done(self, result: dict) -> None:
+    def _on_done(self, result) -> None:  # tasks.search.SearchResult
         self.start_button.setText("Start")
-        self.best = result if result.get("model") else None
+        self.best = result if result.model else None
         self.use_button.setEnabled(self.best is not None)
         best = max((t for t in self.trials if t.state == "complete" and t.value is not None), key=lambda t: t.value,
                    default=None)
-        self.status.setText(f"Search {result['how']}: {len(self.trials)} trial(s)"
+        self.status.setText(f"Search {result.how}: {len(self.trials)} trial(s)"
                             + (f"; best: trial {best.number}, Dice {best.value:.4f}" if best else ""))
 
     def _use_best(self) -> None:
         if self.best is None:
             return
-        self.models.open_model(self.best["model"])
-        params = self.best.get("params")
+        self.models.open_model(self.best.model)
+        params = self.best.params
         if params is None:  # stopped: the best trial so far
             complete = [t for t in self.trials if t.state == "complete" and t.value is not None]
             params = max(complete, key=lambda t: t.value).params if complete else {}

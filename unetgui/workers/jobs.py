@@ -1,7 +1,9 @@
 """Run a plain function or generator on a QThread; its progress, yields and result become signals.
 
-The work function is called as ``fn(progress, cancel)`` and may return a value or be a generator (each
-yielded item is emitted as ``item``, and what it returns as ``finished``). :class:`~unetgui.core.errors.Cancelled` becomes ``cancelled``;
+:meth:`JobRunner.run` runs a task (unetgui/tasks/) as ``fn(*args, **kwargs)``, adding ``progress``,
+``cancel`` and ``emit`` (a thread-safe callback that emits ``item``) when ``fn`` takes parameters of those
+names; :meth:`JobRunner.start` calls ``fn(progress, cancel)``. Either may return a value or be a generator
+(each yielded item is emitted as ``item``, and what it returns as ``finished``). :class:`~unetgui.core.errors.Cancelled` becomes ``cancelled``;
 any other exception becomes ``failed`` with a readable message, never a dead UI. The thread quits from
 inside itself, so waiting for it from the GUI thread cannot deadlock (see TOOLCHAIN: QThread pitfalls).
 """
@@ -31,10 +33,19 @@ class Job(QObject):
     cancelled = Signal()
     done = Signal()  # after any of finished / failed / cancelled
 
-    def __init__(self, fn: WorkFn, name: str = "job") -> None:
+    def __init__(self, fn: WorkFn, name: str = "job", args: tuple = (), kwargs: dict | None = None,
+                 plain: bool = True) -> None:
         super().__init__()
-        self.fn, self.name = fn, name
+        self.fn, self.name, self.args, self.kwargs, self.plain = fn, name, args, dict(kwargs or {}), plain
         self.token = CancelToken()
+
+    def _call(self):
+        progress = lambda d, t, m="": self.progress.emit(int(d), int(t), str(m))  # noqa: E731
+        if self.plain:
+            return self.fn(progress, self.token)
+        accepted = inspect.signature(self.fn).parameters
+        extra = {"progress": progress, "cancel": self.token, "emit": self.item.emit}
+        return self.fn(*self.args, **self.kwargs, **{k: v for k, v in extra.items() if k in accepted})
 
     def cancel(self) -> None:
         self.token.set()
@@ -42,7 +53,7 @@ class Job(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            out = self.fn(lambda d, t, m="": self.progress.emit(int(d), int(t), str(m)), self.token)
+            out = self._call()
             if inspect.isgenerator(out):
                 generator = out
                 while True:
@@ -79,7 +90,17 @@ class JobRunner(QObject):
               on_cancelled: Callable | None = None, on_done: Callable | None = None) -> Job:
         """Run ``fn(progress, cancel)`` on a new thread; the handlers are connected before it starts and
         are called on the GUI thread."""
-        job = Job(fn, name)
+        return self._start(Job(fn, name), on_finished, on_failed, on_progress, on_item, on_cancelled, on_done)
+
+    def run(self, name: str, fn: WorkFn, *args: Any, on_finished: Callable | None = None,
+            on_failed: Callable | None = None, on_progress: Callable | None = None, on_item: Callable | None = None,
+            on_cancelled: Callable | None = None, on_done: Callable | None = None, **kwargs: Any) -> Job:
+        """Run the task ``fn(*args, **kwargs)`` on a new thread (see the module docstring); the handlers are
+        called on the GUI thread."""
+        return self._start(Job(fn, name, args, kwargs, plain=False), on_finished, on_failed, on_progress, on_item,
+                           on_cancelled, on_done)
+
+    def _start(self, job: Job, on_finished, on_failed, on_progress, on_item, on_cancelled, on_done) -> Job:
         # plain callables connected to a worker's signal would run in the worker thread: a relay QObject
         # living in the GUI thread receives the signals (queued) and calls the handlers there
         relay = _Relay(self, on_finished, on_failed, on_progress, on_item, on_cancelled, on_done)
@@ -91,7 +112,7 @@ class JobRunner(QObject):
         job.done.connect(relay.done)
         job.relay = relay
         thread = QThread()
-        thread.setObjectName(name)
+        thread.setObjectName(job.name)
         job.moveToThread(thread)
         thread.started.connect(job.run)
         thread.finished.connect(lambda j=job: self._forget(j))

@@ -1,0 +1,165 @@
+"""Search the training's hyperparameters on Optuna (engine/tuning.py): the one search of the app's Tune
+dialog and ``unetgui tune``. Resumable and shareable through its storage; writes the best trial's model,
+``<base>.trials.csv`` (one row per trial), ``<base>.best.json`` (the best configuration, which
+``unetgui train --config`` takes) with Optuna's parameter importances.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unetgui.core import atomic, csvcell
+from unetgui.core.errors import UnetguiError
+from unetgui.core.progress import CancelToken, ProgressFn
+from unetgui.engine.config import DEVICES
+from unetgui.tasks.sources import DataSource
+
+#: what may be searched (engine/tuning.py SPACE; named here so that a parser or a dialog need not import torch)
+PARAMS = ("depth", "base", "batch_size", "patch", "learning_rate", "weight_decay", "context", "kernel", "dice_weight",
+          "augment_strength")
+DEFAULT_PARAMS = ("depth", "base", "batch_size", "learning_rate")
+DEFAULT_TRIAL_MINUTES = 2.0
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """``output``: the best model's file; the study, the trial table and the best configuration go next to it
+    (``storage`` None: ``sqlite:///<output without extension>.optuna.db``). The search ends after ``trials``
+    trials or ``minutes`` of wall clock in this process, whichever comes first (at least one is given)."""
+
+    output: str
+    params: tuple[str, ...] = DEFAULT_PARAMS
+    trial_minutes: float = DEFAULT_TRIAL_MINUTES
+    minutes: float | None = None
+    trials: int | None = None
+    storage: str | None = None
+    study: str = "unetgui"
+    seed: int = 0
+    threads: int | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.trials is None and self.minutes is None:
+            raise UnetguiError("give a number of trials or a time budget (or both)")
+        if self.trials is not None and self.trials < 1:
+            raise UnetguiError("the number of trials must be at least 1")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UnetguiError("the search's time budget must be positive")
+        if not self.trial_minutes > 0:
+            raise UnetguiError("the minutes per trial must be positive")
+        unknown = sorted(set(self.params) - set(PARAMS))
+        if unknown or not self.params:
+            raise UnetguiError(f"search one or more of {', '.join(PARAMS)} (unknown: {unknown})")
+        if self.device not in DEVICES:
+            raise UnetguiError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        object.__setattr__(self, "params", tuple(self.params))
+
+    @property
+    def base(self) -> str:
+        return os.path.splitext(os.path.abspath(self.output))[0]
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{self.base}.optuna.db"
+
+
+@dataclass(frozen=True)
+class SearchStarted:
+    """The study is open: ``before`` trials were in it already (a resumed or shared search)."""
+
+    storage: str
+    study: str
+    before: int
+
+
+@dataclass(frozen=True)
+class TrialEpoch:
+    """An epoch of a running trial (``trial`` -1: the best configuration trained on every annotated slice
+    after a cross-validated search)."""
+
+    trial: int
+    dice: float
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """``model``: the best model's file (None: no trial completed, or stopped before the best configuration
+    was trained on every annotated slice); ``how``: "finished", "stopped", or why no model is offered."""
+
+    model: str | None
+    params: dict | None
+    how: str
+    trials: list = field(default_factory=list)  # engine.tuning.TrialResult, every trial of the study
+    best_trial: int | None = None
+    dice: float | None = None
+    importances: dict = field(default_factory=dict)
+    refit: bool = False  # the model is the best configuration trained on every annotated slice
+    written: tuple[str, ...] = ()
+
+
+def search(request: SearchRequest, source: DataSource, cancel: CancelToken | None = None,
+           progress: ProgressFn | None = None, emit: Callable[[Any], None] | None = None) -> SearchResult:
+    """Run the search on ``source``. ``emit`` gets :class:`SearchStarted`, each finished trial
+    (engine.tuning.TrialResult), each trial's epoch (:class:`TrialEpoch`) and, before a refit, the string "refit"."""
+    from unetgui.engine import tuning
+
+    emit = emit or (lambda _: None)
+    data = source.load(progress, cancel)
+    build = {"cache_root": data.cache_root}
+    if data.val_cases is not None:
+        build["val_cases"] = list(data.val_cases)
+    fixed = {"seed": request.seed, "threads": request.threads}
+    os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
+    study = tuning.open_study(request.storage_url, request.study, request.seed)
+    emit(SearchStarted(request.storage_url, request.study, len(study.trials)))
+
+    def on_epoch(number: int, event) -> None:
+        emit(TrialEpoch(number, event.mean_dice if event.mean_dice is not None else math.nan))
+
+    objective = tuning.objective_for(data.volumes, data.table, request.device, request.trial_minutes, request.params,
+                                     fixed, request.output, cancel, on_epoch=on_epoch, build=build)
+    tuning.run(study, objective, request.trials, request.minutes, cancel, on_trial=emit)
+    stopped = cancel is not None and cancel.is_set
+    refit = tuning.needs_refit(study)
+    if refit and not stopped:
+        # the trials were cross-validated (too few annotated slices to hold some out): the best configuration
+        # trains on every annotated slice; its epochs are told as trial -1
+        emit("refit")
+        tuning.refit(study, data.volumes, data.table, request.device, request.trial_minutes, fixed, request.output,
+                     cancel, build=build, on_epoch=lambda n, e: on_epoch(-1, e))
+    return _report(study, request, "stopped" if stopped else "finished", refit, stopped)
+
+
+def _report(study, request: SearchRequest, how: str, refit: bool, stopped: bool) -> SearchResult:
+    """The trial table and the best configuration on disk; the result."""
+    from unetgui.engine import tuning
+
+    rows = tuning.results(study)
+    names = sorted({k for r in rows for k in r.params})
+    table = [{"trial": r.number, "state": r.state, "dice": r.value, "minutes": r.minutes, **r.params,
+              "reason": r.reason} for r in rows]
+    trials_csv = f"{request.base}.trials.csv"
+    atomic.write_bytes(trials_csv, csvcell.table_text(["trial", "state", "dice", "minutes", *names, "reason"],
+                                                      table).encode("utf-8"))
+    written = [trials_csv]
+    complete = [r for r in rows if r.state == "complete" and r.value is not None]
+    if not complete:
+        return SearchResult(None, None, how, rows, written=tuple(written))
+    best = study.best_trial
+    importances = tuning.importances(study)
+    best_json = f"{request.base}.best.json"
+    atomic.write_json(best_json, {"study": request.study, "trial": best.number, "dice": best.value,
+                                  "overrides": best.user_attrs.get("overrides", best.params), "importances": importances})
+    written.append(best_json)
+    if refit and stopped:  # the model on disk saw a fold's slices only: not offered
+        return SearchResult(None, best.params, "stopped before the best settings were trained on every annotated slice",
+                            rows, best.number, best.value, importances, refit, tuple(written))
+    model = request.output if os.path.isfile(request.output) else None
+    if model:
+        written.insert(0, model)
+    return SearchResult(model, best.params, how, rows, best.number, best.value, importances,
+                        bool(best.user_attrs.get("folds")), tuple(written))
