@@ -1,7 +1,8 @@
 """Few-shot training benchmark: Dice on the unannotated slices after a CPU time budget, the recipe before the
 planner ("old": the cpu preset as `unetgui train` used it, with a held-out slice and the best validation
-epoch) beside the planned one ("new": engine.training_run.build_trainer, exactly as the CLI and the app
-call it), several seeds, on the development cases of benchmarks/dev_cases.py.
+epoch) beside the planned one ("new" and "finetune": tasks/train.py and tasks/segment.py, the path the app
+runs, with the case as the app's open document), several seeds, on the development cases of
+benchmarks/dev_cases.py.
 
     python benchmarks/dev_cases.py benchmarks/.cases           # once: the cases as .npz (needs the shared data)
     python benchmarks/fewshot.py --cases benchmarks/.cases --minutes 1 --seeds 0 1 2 --jobs 1 --out result.json
@@ -18,7 +19,6 @@ as the old recipe did), ``new-context1`` (2.5-D: one neighbouring slice on each 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import subprocess
@@ -65,33 +65,59 @@ def _new_trainer(case, table, minutes: float, seed: int, threads: int, extra: di
     return build_trainer([volume], table, "cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
 
 
+def _task_train(case, table, minutes: float, seed: int, threads: int, extra: dict | None = None, init=None):
+    """Train as the app does (tasks/train.py on the case as the open document): (checkpoint, epochs, plan, notes)."""
+    from unetgui.engine.events import EpochStats
+    from unetgui.tasks.sources import ProjectSource
+    from unetgui.tasks.train import TrainRequest, TrainStarted, train
+
+    request = TrainRequest("cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
+    run = train(request, ProjectSource(_volume(case), case.sparse, table))
+    epochs, plan = 0, None
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as stop:
+            result = stop.value
+            return result.checkpoint, epochs, plan, list(result.notes)
+        epochs += isinstance(event, EpochStats)
+        plan = event.plan if isinstance(event, TrainStarted) else plan
+
+
+def _volume(case):
+    from unetgui.core.volume import Volume
+
+    return Volume(case.image, np.diag([case.spacing_yx[1], case.spacing_yx[0], case.spacing_z, 1.0]), case.modality)
+
+
 def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, threads: int,
             extra: dict | None = None) -> dict:
     import torch
 
     from dev_cases import load
     from unetgui.core.volume import LabelTable
-    from unetgui.engine.inference import Predictor
+    from unetgui.tasks.segment import SegmentRequest, collect
 
     torch.set_num_threads(threads)
     case = load(cases_dir, name, seed)
     table = LabelTable.from_names("structure")
     start = time.monotonic()
-    if recipe == "old":
-        trainer = _old_trainer(case, table, minutes, seed, threads)
-    elif recipe == "finetune":
-        # retraining after a correction: a model planned on all annotated slices but the middle one (trained
-        # for the same budget, not counted), then the corrected middle slice joins and the model is fine-tuned
-        # for the budget; "new" is the same budget from scratch on all of them
-        middle = case.annotated[len(case.annotated) // 2]
-        first_case = replace(case, annotated=[z for z in case.annotated if z != middle])
-        first = _new_trainer(first_case, table, minutes, seed, threads)
-        for _ in first.run():
-            pass
-        start = time.monotonic()
-        trainer = _new_trainer(case, table, minutes, seed, threads, init=first.best_checkpoint())
-    else:
-        trainer = _new_trainer(case, table, minutes, seed, threads, extra)
+    trainer, notes = None, []
+    if recipe in ("new", "finetune"):  # the product's path
+        init = None
+        if recipe == "finetune":
+            # retraining after a correction: a model planned on all annotated slices but the middle one (trained
+            # for the same budget, not counted), then the corrected middle slice joins and the model is
+            # fine-tuned for the budget; "new" is the same budget from scratch on all of them
+            middle = case.annotated[len(case.annotated) // 2]
+            first_case = replace(case, annotated=[z for z in case.annotated if z != middle])
+            init = _task_train(first_case, table, minutes, seed, threads)[0]
+            start = time.monotonic()
+        checkpoint, epochs, plan, notes = _task_train(case, table, minutes, seed, threads, extra, init)
+        plan = plan.summary()
+    else:  # the old recipe and the ablations: the engine directly
+        trainer = _old_trainer(case, table, minutes, seed, threads) if recipe == "old" else _new_trainer(
+            case, table, minutes, seed, threads, extra)
         if recipe == "new-noema":
             trainer = _rebuild(trainer, ema=None)
         elif recipe == "new-noelastic":
@@ -102,21 +128,18 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
             trainer = _rebuild(trainer, model={"context": 1})
         elif recipe == "new-border":
             trainer = _rebuild(trainer, border_weight=10.0)
-    epochs = 0
-    for event in trainer.run():
-        epochs += hasattr(event, "val_dice")
-    checkpoint = trainer.best_checkpoint()
+        epochs = sum(hasattr(event, "val_dice") for event in trainer.run())
+        checkpoint = trainer.best_checkpoint()
+        notes = list(getattr(trainer, "notes", []))
+        plan = trainer.plan.summary() if trainer.plan is not None else "old recipe"
     if recipe == "old":
         checkpoint.info.pop("postprocessing", None)  # the old recipe had none
     train_seconds = time.monotonic() - start
-    predictor = Predictor(checkpoint, device="cpu", threads=threads)
-    # as the app segments the annotated volume: the slice spacing and the user's annotation go with it (the
-    # post-processing of a model file that knows them; older engines take neither)
-    options = {}
-    if "annotation" in inspect.signature(predictor.predict).parameters:
-        options = {"spacing": (case.spacing_z, *case.spacing_yx), "annotation": case.sparse}
-    labels = predictor.predict(case.image, keep_probabilities=False, **options).labels
-    raw = predictor.predict(case.image, keep_probabilities=False, postprocess=False).labels
+    # as the app segments the annotated volume: the slice spacing and the user's annotation go with it
+    volume = _volume(case)
+    labels = collect(SegmentRequest("cpu", compile=False, threads=threads), checkpoint, volume,
+                     annotation=case.sparse).labels
+    raw = collect(SegmentRequest("cpu", compile=False, postprocess=False, threads=threads), checkpoint, volume).labels
     rest, seen = case.unannotated, case.annotated
     empty = [z for z in rest if not case.truth[z].any()]  # other slices without the structure
     return {"case": name, "seed": seed, "recipe": recipe, "minutes": minutes, "dice": _dice(labels[rest], case.truth[rest]),
@@ -126,8 +149,8 @@ def run_one(cases_dir: Path, name: str, seed: int, recipe: str, minutes: float, 
             "fp_slices": int((labels[empty] > 0).any(axis=(1, 2)).sum()), "empty_slices": len(empty),
             "epochs": epochs, "train_seconds": round(train_seconds, 1),
             "postprocessing": {k: v for k, v in (checkpoint.info.get("postprocessing") or {}).items() if k != "scores"},
-            "fit_note": [n for n in getattr(trainer, "notes", []) if "learned" in n],
-            "plan": trainer.plan.summary() if trainer.plan is not None else "old recipe",
+            "fit_note": [n for n in notes if "learned" in n],
+            "plan": plan,
             "misclassified": float(((labels[rest] > 0) != (case.truth[rest] > 0)).mean())}
 
 

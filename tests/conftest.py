@@ -48,3 +48,24 @@ def phantom_hu(shape: tuple[int, int, int] = (12, 64, 80), seed: int = 0) -> np.
 @pytest.fixture
 def phantom() -> np.ndarray:
     return phantom_hu()
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    """The app's main window, shown offscreen, with its settings in a fresh folder (the GUI tests' fixture)."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    from unetgui.app import create_app
+    from unetgui.ui.main_window import MainWindow
+
+    create_app([])
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+    assert not w.runner.busy

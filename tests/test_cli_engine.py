@@ -83,21 +83,23 @@ def test_evaluate_reads_any_label_format_onto_the_image(tmp_path, capsys):
     assert "give --image" in capsys.readouterr().err
 
 def test_train_with_the_cli_defaults_plans_from_the_data(study, tmp_path):
-    """Only the required arguments and a time budget, as a user types it: the planner sets everything else.
-    (Half a minute: at 0.3 the Dice bar was missed once on a machine busy with a benchmark.)"""
+    """Only the required arguments and an amount of training, as a user types it: the planner sets everything
+    else. The amount is fixed in steps (6 epochs of 20), not minutes: under a time budget the Dice asserted
+    below depended on how busy the machine was (0.83 < 0.85 once on a clean clone under load)."""
     from unetgui.engine import checkpoint
 
     root, volume, _ = study
     model = tmp_path / "planned.unetgui"
     run = subprocess.run([sys.executable, "-m", "unetgui", "train", "--images", str(root / "ct"), "--labels",
-                          str(root / "sparse.nii.gz"), "--output", str(model), "--minutes", "0.5"],
+                          str(root / "sparse.nii.gz"), "--output", str(model), "--epochs", "6", "--steps-per-epoch", "20"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "4 training and 0 validation slices" in run.stdout  # 4 annotated slices: none held out
     assert "plan: U-Net width 16, depth 4; working size native; patch 64 x 64" in run.stdout
-    assert "set by you" not in run.stdout and "final weights" in run.stdout
+    assert "final weights" in run.stdout
     info = checkpoint.load(str(model)).info
-    assert info["plan"]["train"]["patch"] == [64, 64] and info["plan"]["overridden"] == []
+    assert info["plan"]["train"]["patch"] == [64, 64]
+    assert sorted(info["plan"]["overridden"]) == ["epochs", "steps_per_epoch"]  # the rest is planned
     assert info["dice_on"] == "annotated" and info["postprocessing"]["measured_on"] == "annotated slices"
     out = tmp_path / "pred.nii.gz"
     assert cli.main(["predict", "--model", str(model), "--input", str(root / "ct"), "--output", str(out)]) == 0

@@ -100,26 +100,27 @@ def test_a_request_is_validated_once_when_it_is_made():
     assert dict(TrainRequest("cpu", 1.0, {"epochs": None, "seed": 3}).overrides) == {"seed": 3}
 
 
-def _two_discs(shape=(9, 40, 40)):
-    """Prediction and truth on slices 1, 4 and 7: discs whose centres differ by 2 px in x on each slice,
-    the prediction also a slice-dependent size; nothing elsewhere."""
+def _two_discs(shape=(9, 40, 48)):
+    """Prediction and truth on slices 1, 4 and 7: the truth a disc moving 6 px in x from one of these slices to
+    the next, the prediction the same disc 4 px further on (so a stack of the three slices would put each
+    prediction closer to the next slice's truth than to its own); nothing elsewhere."""
     yy, xx = np.mgrid[0:shape[1], 0:shape[2]]
     pred, truth = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
     for k, z in enumerate((1, 4, 7)):
-        truth[z] = (yy - 20) ** 2 + (xx - 20) ** 2 < 64
-        pred[z] = (yy - 20) ** 2 + (xx - 22) ** 2 < (8 + k) ** 2
+        truth[z] = (yy - 20) ** 2 + (xx - 14 - 6 * k) ** 2 < 36
+        pred[z] = (yy - 20) ** 2 + (xx - 18 - 6 * k) ** 2 < 36
     return pred, truth
 
 
 def test_a_sparse_slice_set_gets_per_slice_2d_hd95_a_contiguous_one_3d():
     pred, truth = _two_discs()
-    spacing = (5.0, 0.7, 0.9)
+    spacing = (0.5, 0.7, 0.9)
     sparse = [1, 4, 7]
     (row,) = compare(pred, truth, spacing, LabelTable.from_names("disc"), sparse)
     per_slice = [metrics.hd95(pred[z] == 1, truth[z] == 1, spacing[1:]) for z in sparse]
     assert row.hd95_mm == pytest.approx(np.mean(per_slice))
     stacked = metrics.hd95(pred[sparse] == 1, truth[sparse] == 1, spacing)  # what the app measured before
-    assert stacked != pytest.approx(row.hd95_mm)
+    assert stacked < row.hd95_mm - 0.5  # slices 3 apart stacked as neighbours: distances across them too short
     # Dice counts every voxel of the set
     p, t = pred[sparse] == 1, truth[sparse] == 1
     assert row.dice == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))

@@ -3,9 +3,8 @@
 The CLI's ``main``, the app's ``sys.excepthook`` and its background jobs call :func:`report`. It never
 raises: a failure to write the log (a full disk) still gives the user the line, without the log's path.
 
-Log folder (``UNETGUI_DATA`` overrides it, e.g. in tests): ``%LOCALAPPDATA%\\unetgui\\logs`` on Windows,
-``~/Library/Logs/unetgui`` on macOS, ``$XDG_STATE_HOME/unetgui/logs`` (``~/.local/state``) elsewhere.
-The newest ``KEEP`` logs are kept.
+Log folder: ``logs`` in the data root (core/paths.py), where the app keeps its projects too. The newest
+``KEEP`` logs are kept.
 """
 
 from __future__ import annotations
@@ -16,19 +15,14 @@ import platform
 import sys
 import traceback
 
+from unetgui.core.paths import data_root
+
 KEEP = 20
 _PREFIX = "crash-"
 
 
 def log_folder() -> str:
-    if os.environ.get("UNETGUI_DATA"):
-        return os.path.join(os.environ["UNETGUI_DATA"], "logs")
-    if sys.platform == "win32":
-        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~"), "unetgui", "logs")
-    if sys.platform == "darwin":
-        return os.path.expanduser("~/Library/Logs/unetgui")
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(state, "unetgui", "logs")
+    return os.path.join(data_root(), "logs")
 
 
 def summary(exc: BaseException) -> str:

@@ -26,7 +26,8 @@ from unetgui.engine.config import DEVICES
 class SegmentRequest:
     """``slices``: axial slices to segment (None: all); ``tta``: average over flipped copies; ``scores``: also
     the per-slice uncertainty scores of the slice ranking (core/ranking.py); ``compile``: torch.compile
-    (None: on CUDA; one volume of a command is not worth compiling for)."""
+    (None: on CUDA; one volume of a command is not worth compiling for); ``threads``: CPU threads (None: all
+    cores)."""
 
     device: str = "auto"
     slices: tuple[int, ...] | None = None
@@ -34,6 +35,7 @@ class SegmentRequest:
     scores: bool = False
     compile: bool | None = None
     postprocess: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -100,7 +102,7 @@ def segment(request: SegmentRequest, checkpoint, volume: Volume, cancel: CancelT
     if covers_whole(request, checkpoint, depth, reviewed):
         whole = np.zeros(volume.shape, np.uint8) if document is None else document.copy()
     predictor = Predictor(checkpoint, device=request.device, tta=request.tta, compile=request.compile,
-                          scores=request.scores)
+                          scores=request.scores, threads=request.threads)
     started = time.monotonic()
     for batch in predictor.run(volume.voxels, order, cancel):  # voxels are read-only here
         if whole is not None:  # the task's own copy: predictions over the unreviewed slices
@@ -159,7 +161,7 @@ def suggest(request: SegmentRequest, checkpoint, volume: Volume, reviewed: np.nd
     todo = tuple(z for z in range(volume.shape[0]) if not reviewed[z])
     if not todo:
         raise UnetguiError("every slice is annotated already: nothing to suggest")
-    request = SegmentRequest(request.device, todo, request.tta, False, request.compile, postprocess=False)
+    request = SegmentRequest(request.device, todo, request.tta, False, request.compile, False, request.threads)
     segmentation = collect(request, checkpoint, volume, cancel, progress)
     scores = np.full(volume.shape[0], np.nan)
     scores[list(todo)] = slice_scores(segmentation.uncertainty[list(todo)], segmentation.labels[list(todo)])

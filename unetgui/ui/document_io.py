@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QObject, QSettings, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.session import Session
@@ -14,9 +14,10 @@ from unetgui.core.volume import Volume, annotated_slices
 from unetgui.formats.dicom import Series, load_series
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
+from unetgui.ui.recent import RecentList
 from unetgui.workers.jobs import JobRunner
 
-MAX_RECENT = 8
+RECENT_FILES = RecentList("recent")  # images and folders opened (File > Open recent)
 # what File > Open labels offers; formats.inputs.open_labels reads each of them
 LABEL_FILTER = ("Labels (*.nii *.nii.gz *.nrrd *.nhdr *.seg.nrrd *.dcm);;NIfTI (*.nii *.nii.gz);;"
                 "NRRD and 3D Slicer segmentations (*.nrrd *.nhdr *.seg.nrrd);;DICOM-SEG (*.dcm);;All files (*)")
@@ -44,12 +45,10 @@ class DocumentIO(QObject):
 
     # -- recent files ----------------------------------------------------------------------------
     def recent(self) -> list[str]:
-        value = QSettings().value("recent", [])
-        return [v for v in (value if isinstance(value, list) else [value]) if v]
+        return RECENT_FILES.items()
 
     def _remember(self, path: str) -> None:
-        paths = [os.path.abspath(path)] + [p for p in self.recent() if p != os.path.abspath(path)]
-        QSettings().setValue("recent", paths[:MAX_RECENT])
+        RECENT_FILES.add(path)
         self.recent_changed.emit()
 
     # -- entry points ----------------------------------------------------------------------------

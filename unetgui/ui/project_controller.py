@@ -13,10 +13,11 @@ import datetime
 import os
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, QStandardPaths, Signal
+from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
+from unetgui.core.paths import data_root
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap, Volume
 from unetgui.project import housekeeping, lock
@@ -26,14 +27,15 @@ from unetgui.project.store import Project, SeriesEntry, inside
 from unetgui.project.workspace import Workspace, restore_view, view_state
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.model_controller import ModelController
+from unetgui.ui.recent import RecentList
 from unetgui.workers.jobs import JobRunner
 
-MAX_RECENT = 8
+RECENT_PROJECTS = RecentList("recent_projects", os.path.isdir)  # the welcome panel's list
 
 
 def data_folder() -> str:
-    """Where untitled projects and sample copies live (``UNETGUI_DATA`` overrides, e.g. in tests)."""
-    folder = os.environ.get("UNETGUI_DATA") or QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    """Where untitled projects and sample copies live: the data root (core/paths.py; ``UNETGUI_DATA`` overrides)."""
+    folder = data_root()
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -90,13 +92,12 @@ class ProjectController(QObject):
         return "Untitled project" if self.untitled else self.project.name
 
     def recent(self) -> list[str]:
-        value = QSettings().value("recent_projects", [])
-        return [v for v in (value if isinstance(value, list) else [value]) if v and os.path.isdir(v)]
+        return RECENT_PROJECTS.items()
 
     def _remember(self) -> None:
         root = self.project.root
         if not inside(data_folder(), root):  # untitled projects and sample copies stay off the recent list
-            QSettings().setValue("recent_projects", ([root] + [p for p in self.recent() if p != root])[:MAX_RECENT])
+            RECENT_PROJECTS.add(root)
         QSettings().setValue("open_project", root)  # cleared on a clean close: tells the next start about a crash
 
     # -- showing a series ----------------------------------------------------------------------------
