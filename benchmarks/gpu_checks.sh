@@ -3,7 +3,7 @@
 # of device time in all, start-up included), for a machine with CUDA (Python with torch, numpy, scipy and
 # pytest; no DICOM or Qt packages, which these checks do not need). Writes to ${OUT:-.}:
 #   gpu.txt              the GPU, its memory and driver
-#   gpu_tests.txt        the tests marked gpu (tests/test_gpu.py and the older ones in the engine and planner tests)
+#   gpu_tests.txt        the tests marked gpu (tests/engine/test_gpu.py and the older ones in the engine and planner tests)
 #   gpu_throughput.json  benchmarks/gpu_throughput.py (pipeline vs bare model, trainer vs bare loop)
 #   gpu_profile.txt      benchmarks/pipeline_profile.py on the GPU (stages synchronised)
 # Usage (from the repository root):
@@ -15,7 +15,7 @@ stage=${1:-eager}
 out=${OUT:-.}
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv,noheader | tee "$out/gpu.txt"
-tests="tests/test_gpu.py tests/test_planner.py tests/test_engine_training.py tests/test_engine_inference.py"
+tests="tests/engine/test_gpu.py tests/engine/test_planner.py tests/engine/test_engine_training.py tests/engine/test_engine_inference.py"
 case "$stage" in
   eager)
     timeout 240 python3 -m pytest -q -p no:cacheprovider -m gpu -k "not compiled" $tests 2>&1 | tail -30 \

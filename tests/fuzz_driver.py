@@ -1,4 +1,4 @@
-"""Fuzz driver for tests/test_fuzz.py (issue 12): mutated DICOM files, NIfTI headers, model files, journals and
+"""Fuzz driver for tests/formats/test_fuzz.py (issue 12): mutated DICOM files, NIfTI headers, model files, journals and
 project.json files through ``info``, ``convert``, ``predict``, ``export --project`` and project open.
 
     python tests/fuzz_driver.py WORK DATA_DIR SEED [SCALE]

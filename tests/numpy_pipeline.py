@@ -1,5 +1,5 @@
 """The inference pipeline as it was before its stages moved to torch (numpy and OpenCV on the host), kept
-unchanged as the reference the torch pipeline must agree with (tests/test_inference_pipeline.py).
+unchanged as the reference the torch pipeline must agree with (tests/engine/test_inference_pipeline.py).
 
 Inference as a fixed pipeline: preprocess -> forward -> postprocess, batched over slices.
 

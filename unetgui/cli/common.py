@@ -19,10 +19,11 @@ def add_series(parser: argparse.ArgumentParser, what: str = "the image") -> None
     parser.add_argument("--series", help=f"{SERIES_HELP}; applies to {what}")
 
 
-def command(sub: argparse._SubParsersAction, name: str, help: str, examples: list[str]) -> argparse.ArgumentParser:
+def command(sub: argparse._SubParsersAction, name: str, help: str, examples: list[str],
+            description: str | None = None) -> argparse.ArgumentParser:
     """A subcommand whose ``--help`` ends with ``examples``."""
     epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
-    return sub.add_parser(name, help=help, description=help, epilog=epilog,
+    return sub.add_parser(name, help=help, description=description or help, epilog=epilog,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 

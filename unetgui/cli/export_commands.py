@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unetgui.cli.common import command
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import provenance
@@ -19,10 +20,12 @@ _FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_se
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    cmd = sub.add_parser("export", help="export labels with their image (PNG slices, overlays, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, "
-                         "metrics CSV) into a folder, named without patient data",
-                         description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus "
-                         "a DICOM-SEG when the input is a DICOM series. Written paths are printed one per line.")
+    cmd = command(sub, "export", "export labels with their image (PNG slices, overlays, NIfTI, 3D Slicer .seg.nrrd, "
+                  "DICOM-SEG, metrics CSV) into a folder, named without patient data", [
+                      "unetgui export --input ct/ --labels liver.nii.gz --output out/ --nifti --dicom-seg",
+                      "unetgui export --project ~/liver-study --output out/ --model current"],
+                  description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus a DICOM-SEG "
+                  "when the input is a DICOM series. Written paths are printed one per line.")
     cmd.add_argument("--input",
                      help="DICOM series folder, NIfTI or NRRD file (.nrrd, .nhdr) or folder of 2-D images")
     cmd.add_argument("--series", help="series key, SeriesInstanceUID or number (when the folder holds several); "

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from unetgui.cli.common import command
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.formats import nifti, nrrd
@@ -14,11 +15,15 @@ from unetgui.formats.inputs import is_nifti
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    info = sub.add_parser("info", help="list the image series found in a DICOM folder, or describe a NIfTI or "
-                          "NRRD file (.nrrd, .nhdr, .seg.nrrd) or a model file (.unetgui)")
+    info = command(sub, "info", "list the image series found in a DICOM folder, or describe a NIfTI or NRRD file "
+                   "(.nrrd, .nhdr, .seg.nrrd) or a model file (.unetgui)", [
+                       "unetgui info /media/cdrom            # the series on a CD, DICOMDIR included",
+                       "unetgui info liver.unetgui           # the model card"])
     info.add_argument("path", help="DICOM folder (searched recursively) or file, NIfTI or NRRD file, model file")
     info.set_defaults(run=lambda a: _info(a.path))
-    convert = sub.add_parser("convert", help="convert a DICOM series to NIfTI with its exact geometry")
+    convert = command(sub, "convert", "convert a DICOM series to NIfTI with its exact geometry", [
+        "unetgui convert --input ct/ --output ct.nii.gz",
+        "unetgui convert --input study/ --series 3 --output t1.nii.gz"])
     convert.add_argument("--input", required=True, help="DICOM folder (searched recursively), file or DICOMDIR")
     convert.add_argument("--output", required=True, help="output .nii or .nii.gz")
     convert.add_argument("--series", help="series to convert (key, SeriesInstanceUID or number from 'info'); "

@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from unetgui.cli.common import command
 from unetgui.cli.outputs import check_writable
 from unetgui.core.errors import UnetguiError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    cmd = sub.add_parser("export-model", help="write a model as ONNX (opset 17) with its preprocessing and labels "
-                         "in the metadata (docs/models.md)")
+    cmd = command(sub, "export-model", "write a model as ONNX (opset 17) with its preprocessing and labels in the "
+                  "metadata (docs/models.md)", ["unetgui export-model --model liver.unetgui --onnx liver.onnx"])
     cmd.add_argument("--model", required=True, help="model file (.unetgui)")
     cmd.add_argument("--onnx", required=True, help="ONNX file to write (.onnx)")
     cmd.set_defaults(run=_export_model)

@@ -23,7 +23,7 @@ from unetgui.engine.checkpoint import Checkpoint
 from unetgui.engine.preprocessing import Preprocessing
 from unetgui.engine.unet import UNet, UNetConfig
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "models.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
 
 def _documented_steps() -> dict:

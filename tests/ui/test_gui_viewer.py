@@ -9,68 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import phantom_hu
-from unetgui.core.session import BrushSettings
+from gui_helpers import _drag, _line, _open_phantom, _widget_point
 from unetgui.core.volume import Volume
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from PySide6.QtCore import QSettings
-
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    from unetgui.app import create_app
-    from unetgui.ui.main_window import MainWindow
-
-    create_app([])
-    w = MainWindow()
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-    assert not w.runner.busy
-
-
-def _open_phantom(window, qtbot, spacing=(2.0, 0.8, 0.8)):
-    affine = np.diag([spacing[2], spacing[1], spacing[0], 1.0])
-    window.session.open(Volume(phantom_hu((10, 64, 80)), affine, "CT"))
-    window.view.set_plane("axial")
-    window.view._reset_geometry()
-    qtbot.wait(50)
-
-
-def _widget_point(view, row: float, col: float):
-    """The viewport point showing the centre of pixel (row, col) of the axial slice (array coordinates)."""
-    return view.mapFromScene(view.vb.mapViewToScene(view.view_point(row, col)))
-
-
-def _drag(qtbot, view, points, button=None):
-    from PySide6.QtCore import QEvent, QPointF, Qt
-    from PySide6.QtGui import QMouseEvent
-    from PySide6.QtWidgets import QApplication
-
-    button = button or Qt.MouseButton.LeftButton
-    target = view.viewport()
-
-    def send(kind, p, buttons):
-        pos = QPointF(p)
-        event = QMouseEvent(kind, pos, QPointF(target.mapToGlobal(p)), button if kind != QEvent.Type.MouseMove else Qt.MouseButton.NoButton,
-                            buttons, Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(target, event)
-
-    send(QEvent.Type.MouseButtonPress, points[0], button)
-    for p in points[1:]:
-        send(QEvent.Type.MouseMove, p, button)
-    send(QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
-    qtbot.wait(20)
-
-
-def _line(view, row, col0, col1, n=12):
-    return [_widget_point(view, row, c) for c in np.linspace(col0, col1, n)]
 
 
 def test_brush_stroke_paints_the_expected_pixels_of_the_active_label(window, qtbot):

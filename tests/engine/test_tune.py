@@ -147,7 +147,7 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     scatter, "Use best" makes that model current and the best trial's learning rate the panel's."""
     import numpy as np
 
-    from test_gui_project import _nifti, _open, _paint
+    from gui_helpers import _nifti, _open, _paint
 
     monkeypatch.setenv("UNETGUI_DATA", str(tmp_path / "data"))
     from PySide6.QtCore import QSettings

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-INSTALLER = Path(__file__).resolve().parents[1] / "installer"
+INSTALLER = Path(__file__).resolve().parents[2] / "installer"
 
 
 def test_spec_and_scripts_parse():

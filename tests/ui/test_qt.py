@@ -39,14 +39,15 @@ def test_main_window_opens_with_menus(qtbot):
     assert [a.text() for a in window.menuBar().actions()] == ["&File", "&Edit", "&View", "&Model", "&Help"]
 
 
-def test_no_argument_entry_point_starts_the_gui_path(monkeypatch):
+def test_no_argument_entry_point_starts_the_gui_path(monkeypatch, tmp_path):
     import unetgui.app
     from unetgui.__main__ import main
 
     called = []
     monkeypatch.setattr(unetgui.app, "run", lambda argv: called.append(argv) or 0)
     assert main([]) == 0 and called == [[]]
-    assert main(["some/folder"]) == 0 and called[-1] == ["some/folder"]  # a path opens the GUI too
+    assert main([str(tmp_path)]) == 0 and called[-1] == [str(tmp_path)]  # an existing path opens the GUI too
+    assert main(["no/such/folder"]) == 2 and len(called) == 2  # neither a command nor a path: no app
 
 
 def test_subcommands_never_import_qt():

@@ -15,7 +15,7 @@ from unetgui.engine.metrics import label_metrics
 from unetgui.formats import nifti
 from unetgui.formats.inputs import open_image
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 SAMPLE = RESOURCES / "sample"
 
 

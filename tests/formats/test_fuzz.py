@@ -19,7 +19,7 @@ PER_CASE_S = 20.0
 
 @pytest.mark.slow
 def test_mutated_inputs_give_one_line_errors_and_write_only_the_output(tmp_path):
-    driver = Path(__file__).with_name("fuzz_driver.py")
+    driver = Path(__file__).resolve().parents[1] / "fuzz_driver.py"
     run = subprocess.run([sys.executable, str(driver), str(tmp_path / "work"), str(DATA), "20261130"],
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -22,7 +22,7 @@ from unetgui.project import journal
 from unetgui.project.autosave import Autosaver
 from unetgui.project.store import Project
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import autosave_child  # noqa: E402
 
 
@@ -215,7 +215,7 @@ def test_moved_source_is_reported(tmp_path):
 def test_sigkill_mid_session_loses_at_most_the_last_stroke(tmp_path, strokes):
     project, volume = _project(tmp_path)
     project.save()
-    child = subprocess.Popen([sys.executable, str(Path(__file__).parent / "autosave_child.py"), project.root],
+    child = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parents[1] / "autosave_child.py"), project.root],
                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     done = -1
     deadline = time.monotonic() + 60

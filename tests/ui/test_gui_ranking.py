@@ -6,7 +6,6 @@ import numpy as np
 from PySide6.QtCore import Qt
 
 from conftest import phantom_hu
-from test_gui_viewer import window  # noqa: F401 - the fixture
 from unetgui.core.ranking import slice_scores
 from unetgui.core.volume import Volume
 

@@ -12,32 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import phantom_hu
-from test_gui_viewer import window  # noqa: F401 - the fixture
-from unetgui.core.session import BrushSettings
+from gui_helpers import _nifti, _open, _paint
 from unetgui.core.volume import Volume
 from unetgui.formats import nifti
 from unetgui.project.store import Project
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _nifti(tmp_path: Path, name: str, shape=(10, 64, 80), seed=0) -> str:
-    path = str(tmp_path / name)
-    nifti.write_image(Volume(phantom_hu(shape, seed), np.diag([0.8, 0.8, 2.0, 1.0]), "CT"), path)
-    return path
-
-
-def _open(window, qtbot, path: str) -> None:  # noqa: F811
-    before = window.session.generation
-    window.io.open_path(path)
-    qtbot.waitUntil(lambda: window.session.generation > before and not window.runner.busy, timeout=30_000)
-
-
-def _paint(window, z: int, y: float, x: float) -> None:  # noqa: F811
-    window.session.set_slice(z)
-    window.session.begin_stroke()
-    window.session.paint_segment(y, x, y, x + 12, BrushSettings(radius=4))
-    window.session.end_stroke()
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_welcome_panel_offers_the_three_ways_in(window):  # noqa: F811

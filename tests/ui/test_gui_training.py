@@ -10,7 +10,7 @@ import pytest
 import torch  # noqa: F401  (import torch before any worker does: the first import takes seconds)
 
 from conftest import phantom_hu
-from test_gui_viewer import _drag, _line, window  # noqa: F401  (the window fixture)
+from gui_helpers import _drag, _line
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -248,7 +248,7 @@ def _tiny_checkpoint():
 def test_train_with_the_panel_as_it_opens_segments_the_phantom(window, qtbot, monkeypatch):  # noqa: F811
     """A new user's first run: the sample's CT phantom, its 4 annotated liver slices, Train pressed with every
     setting as the panel opens (the planner's learning rate, patch, batch, model); the unannotated slices are
-    segmented when training ends. The amount of training is fixed in steps (6 epochs of 20), not left to the
+    segmented when training ends. The amount of training is fixed in steps (8 epochs of 10), not left to the
     3-minute budget, so that the Dice asserted does not depend on how busy the machine is (the budgeted
     quality is measured by benchmarks/fewshot.py)."""
     from dataclasses import replace
@@ -256,13 +256,13 @@ def test_train_with_the_panel_as_it_opens_segments_the_phantom(window, qtbot, mo
     from unetgui.engine import planner
 
     monkeypatch.setattr(planner.TrainingPlan, "with_step_seconds", lambda plan, seconds: replace(
-        plan, train=replace(plan.train, steps_per_epoch=20, epochs=6)))
+        plan, train=replace(plan.train, steps_per_epoch=10, epochs=8)))
     import importlib.util
     from pathlib import Path
 
     from unetgui.core.volume import Volume
 
-    path = Path(__file__).resolve().parents[1] / "resources" / "build_sample.py"
+    path = Path(__file__).resolve().parents[2] / "resources" / "build_sample.py"
     spec = importlib.util.spec_from_file_location("build_sample", path)
     build_sample = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build_sample)
