@@ -20,7 +20,6 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage
@@ -32,6 +31,7 @@ ORIGIN = (-(SHAPE[2] - 1) / 2 * PIXEL_MM, -(SHAPE[1] - 1) / 2 * PIXEL_MM, -60.0)
 NOISE_HU = 15.0
 SEED = 0
 TRAIN_EPOCHS = 40  # fixed, so the model is the same on every run (about 90 s on 2 CPU cores)
+TRAIN_STEPS = 20  # per epoch
 ANNOTATED_FRACTIONS = (0.2, 0.4, 0.6, 0.8)  # of the liver's extent along z
 LIVER_COLOR = (221, 130, 101)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -250,44 +250,40 @@ def write_labels(liver: np.ndarray, dicom_folder: str, path: str) -> tuple[objec
 
 
 def train_model(volume, sparse: np.ndarray, path: str) -> tuple[object, float]:
-    """The ``small`` preset trained on the annotated slices, wired as the app's Train button does."""
+    """The ``small`` model trained on the annotated slices by the app's training task (tasks/train.py, the open
+    image as its data source), for a fixed number of steps so that every run gives the same model."""
     from unetgui.core.volume import Label, LabelTable
-    from unetgui.engine import checkpoint as model_file
-    from unetgui.engine.data import prepare_case, split
-    from unetgui.engine.device import pick_device
-    from unetgui.engine.preprocessing import Preprocessing
-    from unetgui.engine.presets import preset
-    from unetgui.engine.training import EpochStats, Trainer
+    from unetgui.engine.events import EpochStats
+    from unetgui.tasks.sources import ProjectSource
+    from unetgui.tasks.train import TrainRequest, train
 
     table = LabelTable((Label(1, "Liver", LIVER_COLOR),))
-    chosen = preset("small", len(table) + 1, pick_device("cpu"))
-    cfg = replace(chosen.train, epochs=TRAIN_EPOCHS, minutes=None, device="cpu", threads=2, seed=SEED,
-                  patience=TRAIN_EPOCHS)
-    working = chosen.working_size if max(volume.shape[1:]) > chosen.working_size else None
-    pre = Preprocessing.for_modality(volume.modality, working).fit_statistics([volume.voxels], [sparse])
-    case = prepare_case("sample", volume.voxels, sparse, pre)
-    trainer = Trainer([case], table, pre, cfg, chosen.model, None, split([case], cfg.val_fraction, cfg.seed))
+    request = TrainRequest("cpu", None, {"preset": "small", "epochs": TRAIN_EPOCHS, "steps_per_epoch": TRAIN_STEPS,
+                                         "threads": 2, "seed": SEED}, output=path)
     start = time.monotonic()
-    for event in trainer.run():
+    run = train(request, ProjectSource(volume, sparse, table))
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as stop:
+            result = stop.value
+            break
         if isinstance(event, EpochStats):
             print(f"  epoch {event.epoch:3d} {event.elapsed:6.1f} s loss {event.train_loss:.3f} "
-                  f"val Dice {event.val_dice.get(1, float('nan')):.3f}{' *' if event.is_best else ''}", flush=True)
-    seconds = time.monotonic() - start
-    best = trainer.best_checkpoint()
-    model_file.save(best, path)
-    return best, seconds
+                  f"Dice {event.val_dice.get(1, float('nan')):.3f} ({event.dice_on})", flush=True)
+    return result.checkpoint, time.monotonic() - start
 
 
-def dice_unannotated(checkpoint, hu: np.ndarray, liver: np.ndarray, annotated: list[int]) -> tuple[float, dict]:
-    """Dice of the model over all slices without labels, against the phantom's truth (and per slice)."""
-    from unetgui.engine.inference import Predictor
-    from unetgui.engine.metrics import evaluate, evaluate_slices
+def dice_unannotated(checkpoint, volume, liver: np.ndarray, annotated: list[int]) -> tuple[float, dict]:
+    """Dice of the model over all slices without labels, against the phantom's truth (and per slice), segmented
+    and measured by the app's tasks."""
+    from unetgui.tasks.evaluate import compare
+    from unetgui.tasks.segment import SegmentRequest, collect
 
-    others = [z for z in range(hu.shape[0]) if z not in annotated]
-    predicted = Predictor(checkpoint, device="cpu").predict(hu, others, keep_probabilities=False).labels
-    spacing = (SLICE_MM, PIXEL_MM, PIXEL_MM)
-    overall = evaluate(predicted[others], liver[others], spacing, [1])[0].dice
-    per_slice = {z: m.dice for z, m in evaluate_slices(predicted, liver, spacing, 1, others).items()}
+    others = [z for z in range(volume.shape[0]) if z not in annotated]
+    predicted = collect(SegmentRequest("cpu", tuple(others), compile=False), checkpoint, volume).labels
+    overall = compare(predicted, liver, volume.spacing, checkpoint.labels, others, labels=[1])[0].dice
+    per_slice = {z: compare(predicted, liver, volume.spacing, checkpoint.labels, [z], labels=[1])[0].dice for z in others}
     return overall, per_slice
 
 
@@ -308,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_model:
         return 0
     checkpoint, seconds = train_model(volume, sparse, os.path.join(OUT, "model.unetgui"))
-    overall, per_slice = dice_unannotated(checkpoint, hu, liver, slices)
+    overall, per_slice = dice_unannotated(checkpoint, volume, liver, slices)
     print(f"trained in {seconds:.0f} s (best epoch {checkpoint.info['training']['best_epoch']}); "
           f"Dice on the {len(per_slice)} unannotated slices: {overall:.3f}")
     print(json.dumps({str(z): round(d, 3) for z, d in per_slice.items()}))

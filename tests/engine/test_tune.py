@@ -234,7 +234,7 @@ def test_a_search_on_few_annotated_slices_cross_validates_and_refits_the_best(tm
     _save(labels, affine, tmp_path / "liver.nii.gz")
     out = tmp_path / "few.unetgui"
     assert cli.main(["tune", "--images", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "liver.nii.gz"),
-                     "--output", str(out), "--trials", "2", "--trial-minutes", "0.06", "--device", "cpu", "--threads", "1",
+                     "--output", str(out), "--trials", "2", "--trial-minutes", "0.03", "--device", "cpu", "--threads", "1",
                      "--params", "learning_rate"]) == 0
     printed = capsys.readouterr().out
     assert "cross-validated over the annotated slices" in printed

@@ -112,7 +112,7 @@ def _two_discs(shape=(9, 40, 48)):
     return pred, truth
 
 
-def test_a_sparse_slice_set_gets_per_slice_2d_hd95_a_contiguous_one_3d():
+def test_a_slice_set_gets_per_slice_2d_hd95_the_whole_volume_3d():
     pred, truth = _two_discs()
     spacing = (0.5, 0.7, 0.9)
     sparse = [1, 4, 7]
@@ -124,9 +124,19 @@ def test_a_sparse_slice_set_gets_per_slice_2d_hd95_a_contiguous_one_3d():
     # Dice counts every voxel of the set
     p, t = pred[sparse] == 1, truth[sparse] == 1
     assert row.dice == pytest.approx(2 * (p & t).sum() / (p.sum() + t.sum()))
-    # neighbouring slices: 3-D with the slice distance
+    # the whole volume: 3-D with the slice distance
     (whole,) = compare(pred, truth, spacing, LabelTable.from_names("disc"), range(0, 9))
     assert whole.hd95_mm == pytest.approx(metrics.hd95(pred == 1, truth == 1, spacing))
+    # one slice, or two neighbours: in-plane too (in 3-D a lone slice would be all surface)
+    (one,) = compare(pred, truth, spacing, LabelTable.from_names("disc"), [4])
+    assert one.hd95_mm == pytest.approx(per_slice[1]) and one.hd95_mm > 2.0
+    (pair,) = compare(pred, truth, spacing, LabelTable.from_names("disc"), [3, 4])  # slice 3 empty in both
+    assert pair.hd95_mm == pytest.approx(per_slice[1])
+    # a false blob on a slice without the structure is not averaged away: undefined, as with one side empty
+    blob = pred.copy()
+    blob[2, 5:8, 5:8] = 1
+    (missed,) = compare(blob, truth, spacing, LabelTable.from_names("disc"), [1, 2, 4])
+    assert math.isinf(missed.hd95_mm) and missed.to_json()["hd95_defined"] is False
 
 
 def test_hd95_is_the_larger_directed_95th_percentile_and_is_exact_in_the_bounding_box():

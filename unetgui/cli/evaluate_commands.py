@@ -127,13 +127,13 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
         try:
             row = next(run)
         except StopIteration as stop:
-            summary = stop.value
+            summary, cases = stop.value
             break
         rows.append(row)
         print(_line(row), flush=True)
     for row in summary:
         print(_line(row))
-    print(f"{len({r.case for r in rows})} case(s) of the {args.split} split")
+    print(f"{cases} case(s) of the {args.split} split")
     if args.json:
         write_json(args.json, {"split": args.split, "cases": [r.to_json() for r in rows],
                                "summary": [r.to_json() for r in summary]})

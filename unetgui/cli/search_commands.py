@@ -9,6 +9,7 @@ import sys
 
 from unetgui.cli.common import add_device, add_series, command
 from unetgui.cli.outputs import check_writable
+from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.tasks.search import DEFAULT_PARAMS, DEFAULT_TRIAL_MINUTES, PARAMS, SearchStarted, TrialEpoch  # torch-free
 
@@ -56,15 +57,19 @@ def _tune(args: argparse.Namespace) -> int:
 
     def show(event) -> None:
         if isinstance(event, SearchStarted):
+            for note in event.notes:
+                print(f"warning: {note}", file=sys.stderr)
+            if event.summary:
+                print(event.summary)
             print(f"study {event.study!r} in {event.storage}: {event.before} trial(s) so far; searching "
                   f"{', '.join(args.params)}, {args.trial_minutes:g} min per trial", flush=True)
         elif isinstance(event, TrialEpoch):
-            print(f"trial {event.trial if event.trial >= 0 else 'refit'} epoch: Dice {event.dice:.4f}", flush=True)
+            print(f"trial {event.trial if event.trial >= 0 else 'refit'} epoch {event.epoch}: Dice {event.dice:.4f}", flush=True)
         elif event == "refit":
             print(f"the trials were cross-validated over the annotated slices: training the best configuration on all "
                   f"of them ({args.trial_minutes:g} min)", flush=True)
 
-    result = search(request, source, emit=show)
+    result = search(request, source, progress=ProgressLine("reading"), emit=show)
     rows = result.trials
     names = sorted({k for r in rows for k in r.params})
     print(f"{'trial':>5} {'state':<9} {'Dice':>7} {'min':>5}  " + "  ".join(names))

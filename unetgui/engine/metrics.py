@@ -100,32 +100,25 @@ def evaluate(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, f
     return [label_metrics(pred, truth, v, spacing) for v in labels]
 
 
-def contiguous(slices, depth: int) -> bool:
-    """True when ``slices`` are one run of neighbouring slices (a volume or a slab of it, where 3-D
-    distances mean something); False for a sparse set (e.g. every tenth slice, or validation slices)."""
-    chosen = sorted(set(int(z) for z in slices))
-    return bool(chosen) and chosen[-1] - chosen[0] + 1 == len(chosen) and chosen[-1] < depth
-
-
 def evaluate_set(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float], slices=None,
                  labels: list[int] | None = None) -> list[LabelMetrics]:
     """Per-label metrics of the slices ``slices`` of ``(z, y, x)`` volumes (None: all), the one rule for a slice
     set in unetgui (the app's Evaluate, ``unetgui evaluate``, a data set's cases):
 
-    * neighbouring slices (a whole volume, a slab): everything in 3-D, HD95 with the slice distance;
-    * a sparse set (validation or test slices picked here and there): Dice, IoU and volumes over the set's
-      voxels, and HD95 per slice in 2-D with the in-plane spacing, averaged over the slices where both
-      masks have the label (a slice with the label in one mask only has no distance; when no slice has it in
-      both, HD95 is inf if any slice has it in one, else 0). Stacking such slices as if they were neighbours
-      would measure distances across slices that are far apart.
+    * the whole volume: everything in 3-D, HD95 with the slice distance;
+    * any other set (validation or test slices picked here and there, the slices a label file annotates):
+      Dice, IoU and volumes over the set's voxels, and HD95 per slice in 2-D with the in-plane spacing,
+      averaged over the slices that have the label in both masks. A slice with the label in one mask only
+      has no distance in its plane: the set's HD95 is then inf (undefined), as for a volume with one side
+      empty, so a missed structure or a false blob is never averaged away. Measuring a part of a volume in
+      3-D would stack slices that lie far apart as neighbours, or make a single slice all surface.
     """
     depth = pred.shape[0]
-    chosen = list(range(depth)) if slices is None else sorted(set(int(z) for z in slices))
     if pred.shape != truth.shape:
         raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
-    if contiguous(chosen, depth):
-        window = slice(chosen[0], chosen[-1] + 1)
-        return evaluate(pred[window], truth[window], spacing, labels)
+    chosen = list(range(depth)) if slices is None else sorted(set(int(z) for z in slices))
+    if len(chosen) == depth:
+        return evaluate(pred, truth, spacing, labels)
     p, t = pred[chosen], truth[chosen]
     if labels is None:
         present = np.union1d(np.unique(p), np.unique(t[t != UNANNOTATED]))
@@ -135,10 +128,9 @@ def evaluate_set(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, floa
         _, _, inter, sp, st = _masks(p, t, value)  # counts (Dice, IoU, volumes) do not depend on adjacency
         union, voxel_ml = sp + st - inter, float(np.prod(spacing)) / 1000.0
         per_slice = [label_metrics(p[k], t[k], value, spacing[1:]).hd95_mm for k in range(len(chosen))]
-        finite = [d for d, k in zip(per_slice, range(len(chosen)))
-                  if math.isfinite(d) and ((p[k] == value).any() and ((t[k] == value) & (t[k] != UNANNOTATED)).any())]
-        one_sided = any(math.isinf(d) for d in per_slice)
-        hd = float(np.mean(finite)) if finite else (math.inf if one_sided else 0.0)
+        present = [bool(((p[k] == value) & (t[k] != UNANNOTATED)).any()) for k in range(len(chosen))]
+        both = [d for d, here in zip(per_slice, present) if here and math.isfinite(d)]
+        hd = math.inf if any(math.isinf(d) for d in per_slice) else (float(np.mean(both)) if both else 0.0)
         out.append(LabelMetrics(value, 1.0 if sp + st == 0 else 2 * inter / (sp + st), 1.0 if union == 0 else inter / union,
                                 hd, sp * voxel_ml, st * voxel_ml))
     return out

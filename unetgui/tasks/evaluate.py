@@ -5,8 +5,8 @@ benchmarks.
 The conventions, decided here and in engine/metrics.py only:
 
 * voxels the truth leaves unannotated (255) count nowhere;
-* a slice set of neighbouring slices (a volume, a slab) is measured in 3-D; a sparse set (validation or
-  test slices) per slice in 2-D for HD95 (``engine.metrics.evaluate_set``);
+* the whole volume is measured in 3-D; any other slice set (validation or test slices, the slices a label
+  file annotates) gets HD95 per slice in 2-D (``engine.metrics.evaluate_set``);
 * HD95 is MONAI's: the larger of the two directed 95th percentiles of the surface distances, in mm;
 * the model's post-processing runs when the segmented slices cover the whole volume (tasks/segment.py).
 """
@@ -86,18 +86,19 @@ def evaluate_model(request: EvaluateRequest, checkpoint, volume: Volume, truth: 
                    sets: Mapping[str, list[int]], cancel: CancelToken | None = None,
                    progress: ProgressFn | None = None, case: str = "") -> list[EvaluationRow]:
     """Segment the slices of ``sets`` (name -> slices of ``volume``) with ``checkpoint`` (the document is
-    not changed) and compare each set with ``truth`` for the model's labels."""
+    not changed) and compare each set with ``truth`` for the model's labels. Each set is segmented on its own,
+    so that its numbers do not depend on the other sets (a set of every slice gets the model's
+    post-processing, tasks/segment.py)."""
     sets = {name: sorted({int(z) for z in slices}) for name, slices in sets.items() if len(slices)}
     if not sets:
         raise UnetguiError("no slices to evaluate on")
     if truth.shape != volume.shape:
         raise UnetguiError(f"the truth {truth.shape} is not on the image's grid {volume.shape}")
-    wanted = sorted(set().union(*sets.values()))
-    segmentation = collect(SegmentRequest(request.device, tuple(wanted), compile=False), checkpoint, volume, cancel,
-                           progress)
     values = list(checkpoint.labels.values)
     rows = []
     for name, slices in sets.items():
+        segmentation = collect(SegmentRequest(request.device, tuple(slices), compile=False), checkpoint, volume, cancel,
+                               progress)
         rows += compare(segmentation.labels, truth, volume.spacing, checkpoint.labels, slices, name, case, values)
     return rows
 
@@ -105,8 +106,8 @@ def evaluate_model(request: EvaluateRequest, checkpoint, volume: Volume, truth: 
 def evaluate_dataset(request: EvaluateRequest, checkpoint, path: str, split: str = "test",
                      cancel: CancelToken | None = None, progress: ProgressFn | None = None) -> Iterator[EvaluationRow]:
     """Segment every case of ``split`` ("test", "val", "train" as stored in the model by ``train --dataset``, or
-    "all") of the data set at ``path`` and yield its rows, case by case; returns the summary rows (mean and
-    median per label over the cases)."""
+    "all") of the data set at ``path`` and yield its rows, case by case; returns (the summary rows: mean and
+    median per label over the cases, the number of cases)."""
     from unetgui.formats.dataset import read_dataset
     from unetgui.formats.inputs import open_image, open_labels
 
@@ -136,7 +137,7 @@ def evaluate_dataset(request: EvaluateRequest, checkpoint, path: str, split: str
             rows.append(row)
             yield row
     report(progress, len(ids), len(ids), "")
-    return summarise(rows)
+    return summarise(rows), len(ids)
 
 
 def summarise(rows: list[EvaluationRow]) -> list[EvaluationRow]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unetgui.core import atomic, csvcell
-from unetgui.core.errors import UnetguiError
+from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.engine.config import DEVICES
 from unetgui.tasks.sources import DataSource
@@ -74,6 +74,8 @@ class SearchStarted:
     storage: str
     study: str
     before: int
+    summary: str = ""  # the data source's line on what it read
+    notes: tuple[str, ...] = ()  # the readers' warnings
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class TrialEpoch:
     after a cross-validated search)."""
 
     trial: int
+    epoch: int
     dice: float
 
 
@@ -115,10 +118,10 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
     fixed = {"seed": request.seed, "threads": request.threads}
     os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
     study = tuning.open_study(request.storage_url, request.study, request.seed)
-    emit(SearchStarted(request.storage_url, request.study, len(study.trials)))
+    emit(SearchStarted(request.storage_url, request.study, len(study.trials), data.summary, data.notes))
 
     def on_epoch(number: int, event) -> None:
-        emit(TrialEpoch(number, event.mean_dice if event.mean_dice is not None else math.nan))
+        emit(TrialEpoch(number, event.epoch, event.mean_dice if event.mean_dice is not None else math.nan))
 
     objective = tuning.objective_for(data.volumes, data.table, request.device, request.trial_minutes, request.params,
                                      fixed, request.output, cancel, on_epoch=on_epoch, build=build)
@@ -129,8 +132,11 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
         # the trials were cross-validated (too few annotated slices to hold some out): the best configuration
         # trains on every annotated slice; its epochs are told as trial -1
         emit("refit")
-        tuning.refit(study, data.volumes, data.table, request.device, request.trial_minutes, fixed, request.output,
-                     cancel, build=build, on_epoch=lambda n, e: on_epoch(-1, e))
+        try:
+            tuning.refit(study, data.volumes, data.table, request.device, request.trial_minutes, fixed, request.output,
+                         cancel, build=build, on_epoch=lambda n, e: on_epoch(-1, e))
+        except Cancelled:  # stopped while the best settings trained on every slice: the trials still count
+            stopped = True
     return _report(study, request, "stopped" if stopped else "finished", refit, stopped)
 
 

@@ -80,6 +80,14 @@ def check_table(table: LabelTable, used: set[int], known: LabelTable | None) -> 
         raise UnetguiError("the labels contain no structure (only background / not annotated)")
 
 
+def _check_noted(table: LabelTable, used: set[int], known: LabelTable | None, notes: list[str]) -> None:
+    """:func:`check_table`, its message followed by the readers' warnings, which may explain it."""
+    try:
+        check_table(table, used, known)
+    except UnetguiError as exc:
+        raise UnetguiError("; ".join([str(exc), *(f"warning: {n}" for n in notes)])) from exc
+
+
 @dataclass(frozen=True)
 class FileSource:
     """Image files (DICOM folder, NIfTI, NRRD, a folder of 2-D images) with one label file each."""
@@ -115,7 +123,7 @@ class FileSource:
             v = image.volume
             volumes.append(AnnotatedVolume(name, v.voxels, lm.labels, v.modality, tuple(v.spacing[1:]), float(v.spacing[0])))
         table = known if known is not None else label_table(maps)
-        check_table(table, {v for lm in maps for v in lm.used_values()}, known)
+        _check_noted(table, {v for lm in maps for v in lm.used_values()}, known, notes)
         return TrainingData(volumes, table, notes=tuple(notes))
 
 
@@ -174,7 +182,7 @@ class DatasetSource:
                     root, case.id, [case.image, case.label], load))
             except OSError as exc:
                 raise UnetguiError(f"the cache {root} cannot be written ({exc.strerror or exc}): choose another "
-                                   "folder for it") from exc
+                                   "folder for it (--cache)") from exc
             read += written
             values |= set(entry.values)
             volumes.append(AnnotatedVolume(case.id, entry.voxels, entry.labels, entry.modality or dataset.modality,
@@ -183,7 +191,7 @@ class DatasetSource:
             progress(len(used), len(used), "")
         if table is None:
             table = LabelTable(tuple(Label(v, f"Label {v}", default_color(v)) for v in sorted(values)))
-        check_table(table, values, known)
+        _check_noted(table, values, known, notes)
         split = {"layout": dataset.layout, "cases": len(dataset.cases),
                  **{name: [dataset.cases[i].id for i in splits[name]] for name in ("train", "val", "test")}}
         summary = (f"data set {dataset.root}: {len(dataset.cases)} cases ({dataset.layout}); cache {root}: {read} "
@@ -226,7 +234,6 @@ class ProjectSource:
             voxels, modality, spacing = self.project.shown_image(v)
             others, root = [AnnotatedVolume(*case) for case in self.project.others(progress, cancel)], self.project.cache_root
         volumes = [AnnotatedVolume(self.description, voxels, self.labels, modality, spacing, float(v.spacing[0])), *others]
-        if known is None:
-            return TrainingData(volumes, self.table, root)
-        check_table(known, {int(x) for x in np.unique(self.labels)} - {0, 255}, known)  # fine-tuning: no new labels
-        return TrainingData(volumes, known, root)
+        if known is not None:  # fine-tuning: the document's labels (names, colours as the user set them), no new values
+            check_table(known, {int(x) for x in np.unique(self.labels)} - {0, 255}, known)
+        return TrainingData(volumes, self.table, root)

@@ -131,11 +131,12 @@ def train(request: TrainRequest, source: DataSource, cancel: CancelToken | None 
                 trainer.update_data([with_labels(trainer.source_cases[0], pending)] + trainer.source_cases[1:])
     except Cancelled:
         how = "stopped"
-    best = trainer.best_checkpoint() if trainer.history else None
+    # rank 0 alone keeps the model (the weights are the same on every rank; the fit check costs a prediction)
+    best = trainer.best_checkpoint() if trainer.history and trainer.rank == 0 else None
     if best is not None and data.split is not None:  # case ids of a data set are its file names, not patient data
         best.info["dataset"] = data.split
     written = None
-    if best is not None and request.output and trainer.rank == 0:  # the weights are the same on every rank
+    if best is not None and request.output:
         model_file.save(best, request.output)
         written = request.output
     refs = lambda pairs: tuple((int(c), int(z)) for c, z in pairs)  # noqa: E731

@@ -235,11 +235,12 @@ class ModelController(QObject):
         if self._train_job is not None or self._tune_job is not None:
             raise UnetguiError("a training or a search is already running")
         request = search_task.SearchRequest(os.path.join(folder, "tuned-best.unetgui"), tuple(params), trial_minutes,
-                                            minutes, study="app", device=device or self.device)
+                                            minutes, study="app", device=device or self.device,
+                                            storage=f"sqlite:///{os.path.join(folder, 'tune.optuna.db')}")  # resumable
         source = ProjectSource.of_session(self.session, self.training_sources())
         self._tune_job = self.runner.run(
             "tune", search_task.search, request, source, on_item=self._search_event, on_finished=self.tune_done.emit,
-            # stopped while loading the data: no result
+            # stopped while the data loaded: no trial, no result
             on_cancelled=lambda: self.tune_done.emit(search_task.SearchResult(None, None, "stopped")),
             on_failed=self.failed.emit, on_done=lambda: setattr(self, "_tune_job", None))
 
