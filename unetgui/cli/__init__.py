@@ -36,12 +36,20 @@ from unetgui.cli import (
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
 
+EPILOG = """exit codes: 0 done, 1 the input could not be used (one line on stderr), 2 wrong usage,
+  3 a bug (one line, the traceback in a log file), 130 interrupted
+
+examples:
+  unetgui ct/                        open a DICOM folder in the app
+  unetgui train --help               a command's options and examples"""
+
 COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export", "tune", "export-model")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unetgui", description="U-Net segmentation of medical images. "
-                                     "Without a command, the desktop app opens.")
+                                     "Without a command, the desktop app opens (with a path: that image or project).",
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"unetgui {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     formats_commands.add_parsers(sub)
