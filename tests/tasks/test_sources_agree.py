@@ -86,6 +86,9 @@ def test_a_training_reads_its_source_through_the_task_and_reports_its_plan(same_
     assert isinstance(events[0], TrainStarted) and events[0].train_slices + events[0].val_slices == len(ANNOTATED)
     assert isinstance(result, TrainResult) and result.checkpoint is not None and result.how == "finished"
     assert sorted(z for _, z in result.training + result.validation) == ANNOTATED and result.epochs == 1
+    summary = result.summary()  # what the app shows when a training ends
+    assert summary[0] == "Training ended with its last epoch after 1 epoch(s)."
+    assert "Kept: the final weights (epoch 1)" in summary[1] and "on the training slices" in summary[1]
 
 
 def test_a_request_is_validated_once_when_it_is_made():

@@ -88,6 +88,9 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     assert np.array_equal(labels[painted], reviewed_before)  # the user's slices are untouched
     assert "CPU" in window.device.text() and "slices/s" in window.device.text()  # where it ran, how fast
     assert window.models.last_rate > 0 and "slices/s)" in panel.status.text()
+    # how the training ended stays on screen after the segmentation's status replaced the training's
+    assert panel.summary.isVisible() and panel.summary.text().startswith("Training ended with its last epoch")
+    assert "Kept: the final weights (epoch 2)" in panel.summary.text() and "training slices" in panel.summary.text()
 
     # evaluation on the validation slice and on a slice the user marks as test
     window.session.set_slice(5)

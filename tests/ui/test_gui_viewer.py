@@ -36,6 +36,8 @@ def test_eraser_undo_and_redo_via_keys(window, qtbot):
 
     _open_phantom(window, qtbot)
     z = window.session.current_slice
+    qtbot.keyClick(window.view, Qt.Key.Key_B)  # the brush (the default tool only navigates)
+    assert window.tools.tool == "brush"
     window.tools.brush_size = 10
     _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
     painted = window.session.labels.labels.copy()
@@ -213,6 +215,7 @@ def test_a_plane_change_mid_drag_still_ends_the_stroke(window, qtbot):
     from PySide6.QtWidgets import QApplication
 
     _open_phantom(window, qtbot)
+    window.tools.tool = "brush"  # B: the default tool only navigates
     z = window.session.current_slice
     target = window.view.viewport()
     points = _line(window.view, 30, 20, 40, n=6)
@@ -275,7 +278,7 @@ def test_display_is_radiological_for_dicom_and_ras_volumes(window, qtbot, ras):
     z = window.session.current_slice
     expected = hu[z][::-1, ::-1] if ras else hu[z]
     assert np.array_equal(shown, expected)
-    window.tools.brush_size = 1
+    window.tools.tool, window.tools.brush_size = "brush", 1
     _drag(qtbot, window.view, [_widget_point(window.view, 10, 12)] * 2)  # a click: one dab
     assert window.session.labels.labels[z, 10, 12] == 1 and window.session.labels.labels[z].sum() <= 5
     window.view._on_mouse_moved(window.view.mapToScene(_widget_point(window.view, 10, 12)))
@@ -286,6 +289,7 @@ def test_nothing_here_is_one_key_and_shows_on_the_slider(window, qtbot):
     from PySide6.QtCore import Qt
 
     _open_phantom(window, qtbot)
+    window.tools.tool = "brush"  # B: the default tool only navigates
     z = window.session.current_slice
     window.tools.brush_size = 10
     _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
@@ -296,3 +300,17 @@ def test_nothing_here_is_one_key_and_shows_on_the_slider(window, qtbot):
     assert window.slider.slider.empty[z] and window.slider.label.text().endswith("nothing here")
     _drag(qtbot, window.view, _line(window.view, 30, 20, 50))  # painting again: a reviewed slice with a label
     assert not window.slider.slider.empty[z] and window.slider.label.text().endswith("reviewed")
+
+
+def test_a_first_click_on_a_new_image_paints_nothing(window, qtbot):
+    """As a user explores a fresh image: the default tool navigates, so a click and a drag change no label and
+    mark nothing reviewed (B picks the brush)."""
+    _open_phantom(window, qtbot)
+    s = window.session
+    assert window.tools.tool == "navigate" and window.actions.navigate.isChecked()
+    _drag(qtbot, window.view, [_widget_point(window.view, 30, 30)] * 2)  # a click
+    _drag(qtbot, window.view, _line(window.view, 30, 20, 50))  # a drag
+    assert not s.labels.labels.any() and not s.reviewed.any() and not s.history.can_undo()
+    window.actions.brush.trigger()
+    _drag(qtbot, window.view, [_widget_point(window.view, 30, 30)] * 2)
+    assert s.labels.labels.any() and s.reviewed[s.index]

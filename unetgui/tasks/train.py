@@ -82,6 +82,7 @@ class TrainResult:
     validation: tuple[tuple[int, int], ...] = ()
     epochs: int = 0
     volumes: int = 0
+    stop_reason: str | None = None  # "epochs", "time budget", "early stopping"; None: stopped by the user
     notes: tuple[str, ...] = ()
     rank: int = 0
     output: str | None = None
@@ -90,6 +91,28 @@ class TrainResult:
     def kept(self) -> str:
         """Which weights the model holds, in words."""
         return f"{'best epoch' if self.held_out else 'final weights, epoch'} {self.best_epoch}"
+
+    def summary(self) -> list[str]:
+        """What a user needs to know when a training ends, in a few lines: how it ended, which weights were
+        kept, the Dice that counts and what it is measured on, and the notes (the fit check, fallbacks)."""
+        if self.checkpoint is None:
+            return [f"Training {self.how} before the first epoch ended: the model is unchanged."]
+        ended = {"epochs": "with its last epoch", "time budget": "at its time budget",
+                 "early stopping": "by early stopping (validation Dice stopped improving)"}.get(
+                     self.stop_reason or "", "by you" if self.how == "stopped" else "")
+        lines = [f"Training ended{' ' + ended if ended else ''} after {self.epochs} epoch(s)."]
+        names = {str(label.value): label.name for label in self.checkpoint.labels}
+        dice = self.checkpoint.info.get("metrics", {}).get("val_dice", {})
+        values = ", ".join(f"{names.get(k, k)} {v:.3f}" for k, v in dice.items())
+        if self.held_out:
+            lines.append(f"Kept: the best epoch, {self.best_epoch}. Validation Dice (on {len(self.validation)} "
+                         f"held-out slice(s)): {values or 'n/a'}.")
+        else:
+            lines.append(f"Kept: the final weights (epoch {self.best_epoch}). Every reviewed slice trained, none was "
+                         f"held out: the Dice shown ({values or 'n/a'}) is on the training slices and says how well "
+                         "it learned them, not how well it does elsewhere. Mark a few slices as test (Shift+R) "
+                         "and Evaluate for that.")
+        return lines + list(self.notes)
 
 
 def process_rank(device: str) -> int:
@@ -141,5 +164,6 @@ def train(request: TrainRequest, source: DataSource, cancel: CancelToken | None 
         written = request.output
     refs = lambda pairs: tuple((int(c), int(z)) for c, z in pairs)  # noqa: E731
     return TrainResult(best, how, trainer.best_epoch, bool(trainer.val_refs), refs(trainer.train_refs),
-                       refs(trainer.val_refs), len(trainer.history), len(trainer.cases), tuple(trainer.notes), trainer.rank,
+                       refs(trainer.val_refs), len(trainer.history), len(trainer.cases),
+                       trainer.history[-1].stop_reason if trainer.history else None, tuple(trainer.notes), trainer.rank,
                        written)

@@ -18,7 +18,7 @@ class ToolState(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self._tool = "brush"
+        self._tool = "navigate"  # a click meant to look never paints (B picks the brush)
         self._brush_size = 16  # diameter in pixels
         self.threshold_enabled = False
         self.threshold = (40.0, 200.0)

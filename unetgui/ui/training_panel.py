@@ -138,6 +138,14 @@ class TrainingPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        # how the last training ended: stays until the next training or another image (the status line below the
+        # buttons is the segmentation's next)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("trainingSummary")
+        self.summary.setStyleSheet("#trainingSummary { border: 1px solid palette(mid); padding: 4px; }")
+        self.summary.setVisible(False)
+        layout.addWidget(self.summary)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(self.dice_plot, 1)
         model_box = QGroupBox("Current model")
@@ -154,6 +162,7 @@ class TrainingPanel(QWidget):
         models.evaluated.connect(self._show_evaluation)
         session.listeners.reviewed_changed.append(self._show_counts)
         session.listeners.volume_changed.append(self._show_counts)
+        session.listeners.volume_changed.append(lambda: self._show_summary([]))  # another image: that run is history
         self._show_counts()
         self._show_defaults()
 
@@ -284,6 +293,7 @@ class TrainingPanel(QWidget):
         try:
             self._reset_curves()
             self.models.train(self.minutes.value(), self.overrides(), self.from_current.isChecked())
+            self._show_summary([])
         except UnetguiError as exc:
             self.status.setText(str(exc))
             return
@@ -365,11 +375,17 @@ class TrainingPanel(QWidget):
         self.train_button.setText("Train")
         self.progress.setValue(self.progress.maximum())
         self.status.setText(message)
+        run = self.models.last_run
+        self._show_summary(run.summary() if run is not None else [message])
         if (self.resegment.isChecked() and self.models.checkpoint is not None and self.session.is_open
                 and self.models.checkpoint is self.models.last_trained):  # not when the project changed meanwhile
             unreviewed = [int(z) for z in np.flatnonzero(~self.session.reviewed)]
             if unreviewed and not self.models.busy_segmenting:
                 self._segment(unreviewed)
+
+    def _show_summary(self, lines: list[str]) -> None:
+        self.summary.setText("\n".join(lines))
+        self.summary.setVisible(bool(lines))
 
     def _on_segment_progress(self, done: int, total: int, eta: float) -> None:
         self.progress.setRange(0, total)
