@@ -326,7 +326,6 @@ class TrainingPanel(QWidget):
             line.setVisible(False)
 
     def _on_training_event(self, event) -> None:
-
         if isinstance(event, TrainingPlan):
             self.plan.setText(f"Plan: {event.summary()}")
             if "learning_rate" not in self._edited:  # the planned rate (higher for small structures), still not the user's
