@@ -28,6 +28,19 @@ def test_welcome_panel_offers_the_three_ways_in(window):  # noqa: F811
     assert texts == ["Open DICOM folder...", "Open project...", "Try the sample"]
 
 
+@pytest.mark.skipif(not (REPO / "resources" / "sample" / "model.unetgui").is_file(), reason="sample not built")
+def test_the_sample_opens_with_its_model_and_the_next_step(window, qtbot):  # noqa: F811
+    from unetgui.app import RESOURCES
+
+    window.resources = str(RESOURCES)  # as app.run builds the window
+    window.welcome.try_sample.emit()  # the welcome panel's "Try the sample"
+    qtbot.waitUntil(lambda: window.session.is_open and window.models.checkpoint is not None, timeout=60_000)
+    assert window.session.reviewed.sum() == 4
+    status = window.training_panel.status.text()
+    assert status.startswith("The sample:") and "Segment volume (Ctrl+G)" in status and "Train (Ctrl+T)" in status
+    assert window.training_panel.cancel_segment.text() == "Cancel segmenting"
+
+
 def test_opened_images_join_a_project_and_keep_their_edits(window, qtbot, tmp_path):  # noqa: F811
     a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
     _open(window, qtbot, a)

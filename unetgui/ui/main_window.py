@@ -30,6 +30,11 @@ from unetgui.ui.welcome_panel import WelcomePanel
 from unetgui.workers.jobs import JobRunner
 
 
+#: the sample's next step, shown when it opens
+SAMPLE_HINT = ("The sample: a CT phantom whose liver is annotated on 4 slices (green ticks on the slider), with a "
+               "small model trained on them. Next: Segment volume (Ctrl+G), correct a slice with the brush (B), "
+               "mark it reviewed (R) and Train (Ctrl+T).")
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, runner: JobRunner | None = None, resources: str = "") -> None:
         super().__init__()
@@ -58,6 +63,7 @@ class MainWindow(QMainWindow):
         self.welcome.open_dicom.connect(self.io.ask_dicom_folder)
         self.welcome.open_project.connect(self.projects.ask_open)
         self.welcome.try_sample.connect(self.open_sample)
+        self.projects.ready.connect(self._project_ready)
         self.welcome.open_recent.connect(self.projects.open_project)
         self.projects.project_changed.connect(lambda: self.welcome.set_recent(self.projects.recent()))
         self.projects.project_changed.connect(self._update_title)
@@ -188,7 +194,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(" - ".join(["unetgui"] + [p for p in parts if p]))
 
     def open_sample(self) -> None:
+        self._sample_opening = True
         self.projects.open_sample(self.resources)
+
+    def _project_ready(self) -> None:
+        """The sample tells a new user the next step (until the next status replaces it)."""
+        if getattr(self, "_sample_opening", False):
+            self._sample_opening = False
+            self.training_panel.status.setText(SAMPLE_HINT)
 
     def _save_project(self) -> None:
         if self.projects.project is None:

@@ -90,7 +90,7 @@ class TrainingPanel(QWidget):
         self.train_button.clicked.connect(self._on_train_clicked)
         self.segment_slice = QPushButton("Segment slice")
         self.segment_volume = QPushButton("Segment volume")
-        self.cancel_segment = QPushButton("Cancel")
+        self.cancel_segment = QPushButton("Cancel segmenting")  # says what it cancels (Train turns into Stop)
         self.segment_slice.clicked.connect(lambda: self._segment([self.session.current_slice]))
         self.segment_volume.clicked.connect(lambda: self._segment(None))
         self.cancel_segment.clicked.connect(models.cancel_segmentation)
