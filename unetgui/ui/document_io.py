@@ -101,15 +101,15 @@ class DocumentIO(QObject):
     def load_series(self, series: Series, remember: str | None = None) -> None:
         self.busy.emit(f"Loading {series.slice_count} slices...")
         self.runner.run("load series", load_series, series,
-                          on_finished=lambda volume: self._show(volume, remember, folder_of(series), "dicom"), on_failed=self.error,
-                          on_done=lambda: self.busy.emit(""))
+                        on_finished=lambda volume: self._show(volume, remember, folder_of(series), "dicom"), on_failed=self.error,
+                        on_done=lambda: self.busy.emit(""))
 
     def open_image_file(self, path: str) -> None:
         """A NIfTI or NRRD image file (formats.inputs.open_image, as the CLI reads it)."""
         self.busy.emit(f"Loading {os.path.basename(path)}...")
         self.runner.run("load image", open_image, path,
-                          on_finished=lambda image: self._show(image.volume, path, path, image.kind), on_failed=self.error,
-                          on_done=lambda: self.busy.emit(""))
+                        on_finished=lambda image: self._show(image.volume, path, path, image.kind), on_failed=self.error,
+                        on_done=lambda: self.busy.emit(""))
 
     def open_labels(self, path: str) -> None:
         """Labels for the open image, read like the CLI reads them (NIfTI, NRRD, .seg.nrrd, DICOM-SEG); the

@@ -45,8 +45,8 @@ class SeriesPickerDialog(QDialog):
         layout.addWidget(self.table)
         layout.addWidget(self.buttons)
         self.job = runner.run("scan", scan, folder,
-                                on_progress=self._on_progress, on_finished=self._on_scanned,
-                                on_failed=self._on_failed, on_cancelled=lambda: self.status.setText("Cancelled."))
+                              on_progress=self._on_progress, on_finished=self._on_scanned,
+                              on_failed=self._on_failed, on_cancelled=lambda: self.status.setText("Cancelled."))
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         self.progress.setRange(0, max(total, 1))

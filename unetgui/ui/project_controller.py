@@ -186,8 +186,8 @@ class ProjectController(QObject):
             return
         self.io.busy.emit(f"Loading {entry.description or entry.id}...")
         self.runner.run("load series", project.load_image, entry,
-                          on_finished=lambda volume: self.project is project and self.show_volume(volume, project.source_path(entry), entry.kind),
-                          on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
+                        on_finished=lambda volume: self.project is project and self.show_volume(volume, project.source_path(entry), entry.kind),
+                        on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
     # -- project files ---------------------------------------------------------------------------
     def save(self) -> None:
@@ -291,9 +291,9 @@ class ProjectController(QObject):
             return
         self.io.busy.emit(f"Opening {project.name}...")
         self.runner.run("open project", project.load_image, entry,
-                          on_finished=lambda volume: self._project_loaded(project, entry, volume),
-                          on_failed=lambda message: self.io.error(f"The project {project.name} could not be opened: {message}"),
-                          on_done=lambda: self.io.busy.emit(""))
+                        on_finished=lambda volume: self._project_loaded(project, entry, volume),
+                        on_failed=lambda message: self.io.error(f"The project {project.name} could not be opened: {message}"),
+                        on_done=lambda: self.io.busy.emit(""))
 
     def _switch_to(self, project: Project) -> bool:
         """Close the project on screen (saved) and make ``project`` the open one, with its model."""
@@ -307,8 +307,8 @@ class ProjectController(QObject):
         self.models.set_model(None)  # another project's model does not carry over
         if project.current_model:
             self.runner.run("open project model", project.load_model,
-                              on_finished=lambda checkpoint: self.project is project and self._project_model_loaded(checkpoint),
-                              on_failed=self.io.error)
+                            on_finished=lambda checkpoint: self.project is project and self._project_model_loaded(checkpoint),
+                            on_failed=self.io.error)
         return True
 
     def _project_loaded(self, project: Project, entry: SeriesEntry, volume: Volume) -> None:
@@ -389,7 +389,7 @@ class ProjectController(QObject):
             self.retired = (kept_in, problems)
 
         self.runner.run("housekeeping", housekeeping.retire_expired, folder,
-                          on_finished=done)
+                        on_finished=done)
 
     # -- sample ----------------------------------------------------------------------------------
     def open_sample(self, resources: str, root: str | None = None) -> None:
@@ -401,7 +401,7 @@ class ProjectController(QObject):
         root = root or os.path.join(data_folder(), "samples", f"sample-{_stamp()}")
         self.io.busy.emit("Preparing the sample study...")
         self.runner.run("sample", build_sample, resources, root,
-                          on_finished=self.open_project, on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
+                        on_finished=self.open_project, on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
     # -- dialogs ---------------------------------------------------------------------------------
     def ask_open(self) -> None:
