@@ -67,21 +67,16 @@ def _new_trainer(case, table, minutes: float, seed: int, threads: int, extra: di
 
 def _task_train(case, table, minutes: float, seed: int, threads: int, extra: dict | None = None, init=None):
     """Train as the app does (tasks/train.py on the case as the open document): (checkpoint, epochs, plan, notes)."""
+    from unetgui.core.progress import run_to_end
     from unetgui.engine.events import EpochStats
     from unetgui.tasks.sources import ProjectSource
     from unetgui.tasks.train import TrainRequest, TrainStarted, train
 
     request = TrainRequest("cpu", minutes, {"seed": seed, "threads": threads, **(extra or {})}, init)
-    run = train(request, ProjectSource(_volume(case), case.sparse, table))
-    epochs, plan = 0, None
-    while True:
-        try:
-            event = next(run)
-        except StopIteration as stop:
-            result = stop.value
-            return result.checkpoint, epochs, plan, list(result.notes)
-        epochs += isinstance(event, EpochStats)
-        plan = event.plan if isinstance(event, TrainStarted) else plan
+    events = []
+    result = run_to_end(train(request, ProjectSource(_volume(case), case.sparse, table)), events.append)
+    plan = next(e.plan for e in events if isinstance(e, TrainStarted))
+    return result.checkpoint, sum(isinstance(e, EpochStats) for e in events), plan, list(result.notes)
 
 
 def _volume(case):

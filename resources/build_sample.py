@@ -252,6 +252,7 @@ def write_labels(liver: np.ndarray, dicom_folder: str, path: str) -> tuple[objec
 def train_model(volume, sparse: np.ndarray, path: str) -> tuple[object, float]:
     """The ``small`` model trained on the annotated slices by the app's training task (tasks/train.py, the open
     image as its data source), for a fixed number of steps so that every run gives the same model."""
+    from unetgui.core.progress import run_to_end
     from unetgui.core.volume import Label, LabelTable
     from unetgui.engine.events import EpochStats
     from unetgui.tasks.sources import ProjectSource
@@ -261,16 +262,13 @@ def train_model(volume, sparse: np.ndarray, path: str) -> tuple[object, float]:
     request = TrainRequest("cpu", None, {"preset": "small", "epochs": TRAIN_EPOCHS, "steps_per_epoch": TRAIN_STEPS,
                                          "threads": 2, "seed": SEED}, output=path)
     start = time.monotonic()
-    run = train(request, ProjectSource(volume, sparse, table))
-    while True:
-        try:
-            event = next(run)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def show(event) -> None:
         if isinstance(event, EpochStats):
             print(f"  epoch {event.epoch:3d} {event.elapsed:6.1f} s loss {event.train_loss:.3f} "
                   f"Dice {event.val_dice.get(1, float('nan')):.3f} ({event.dice_on})", flush=True)
+
+    result = run_to_end(train(request, ProjectSource(volume, sparse, table)), show)
     return result.checkpoint, time.monotonic() - start
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import phantom_hu
 from engine_fixtures import tiny_checkpoint
+from unetgui.core.progress import run_to_end
 from unetgui.core.volume import LabelTable, Volume
 from unetgui.engine import metrics
 from unetgui.engine.training_run import plan_run
@@ -75,14 +76,8 @@ def test_a_training_reads_its_source_through_the_task_and_reports_its_plan(same_
     sources, *_ = same_data
     request = TrainRequest("cpu", None, {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "threads": 1,
                                           "preset": "small"})
-    run = train(request, sources["project"])
     events = []
-    while True:
-        try:
-            events.append(next(run))
-        except StopIteration as stop:
-            result = stop.value
-            break
+    result = run_to_end(train(request, sources["project"]), events.append)
     assert isinstance(events[0], TrainStarted) and events[0].train_slices + events[0].val_slices == len(ANNOTATED)
     assert isinstance(result, TrainResult) and result.checkpoint is not None and result.how == "finished"
     assert sorted(z for _, z in result.training + result.validation) == ANNOTATED and result.epochs == 1

@@ -19,6 +19,7 @@ from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import UnetguiError
+from unetgui.core.progress import run_to_end
 from unetgui.core.volume import LabelMap, LabelTable, Volume, annotated_slices
 from unetgui.formats import nifti, png
 from unetgui.formats.inputs import is_nifti, open_image, open_labels
@@ -81,11 +82,15 @@ def _line(row) -> str:
             f"{row.volume_pred_ml:10.3f} {row.volume_truth_ml:10.3f}")
 
 
-def _finish(args: argparse.Namespace, rows: list, extra: dict | None = None) -> int:
+def _write_csv(path: str, rows: list) -> None:
     from unetgui.tasks.evaluate import COLUMNS
 
+    atomic.write_bytes(path, csvcell.table_text(COLUMNS, [r.to_json() for r in rows]).encode("utf-8"))
+
+
+def _finish(args: argparse.Namespace, rows: list, extra: dict | None = None) -> int:
     if args.csv:
-        atomic.write_bytes(args.csv, csvcell.table_text(COLUMNS, [r.to_json() for r in rows]).encode("utf-8"))
+        _write_csv(args.csv, rows)
     if args.json:
         write_json(args.json, {**(extra or {}), "metrics": [r.to_json() for r in rows]})
     return 0
@@ -121,16 +126,15 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
 
     request = EvaluateRequest(args.device)
     checkpoint = models.load(args.model)
-    rows, run = [], evaluate_dataset(request, checkpoint, args.dataset, args.split, progress=ProgressLine("evaluating"))
+    rows = []
     print(HEADER)
-    while True:
-        try:
-            row = next(run)
-        except StopIteration as stop:
-            summary, cases = stop.value
-            break
+
+    def show(row) -> None:
         rows.append(row)
         print(_line(row), flush=True)
+
+    summary, cases = run_to_end(evaluate_dataset(request, checkpoint, args.dataset, args.split,
+                                                 progress=ProgressLine("evaluating")), show)
     for row in summary:
         print(_line(row))
     print(f"{cases} case(s) of the {args.split} split")
@@ -138,7 +142,7 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
         write_json(args.json, {"split": args.split, "cases": [r.to_json() for r in rows],
                                "summary": [r.to_json() for r in summary]})
     if args.csv:
-        _finish(argparse.Namespace(csv=args.csv, json=None), rows + summary)
+        _write_csv(args.csv, rows + summary)
     return 0
 
 

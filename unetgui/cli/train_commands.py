@@ -12,6 +12,7 @@ from unetgui.cli.common import add_device, add_series, command, warn
 from unetgui.cli.outputs import check_writable
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
+from unetgui.core.progress import run_to_end
 
 DEFAULT_MINUTES = 10.0
 
@@ -110,29 +111,27 @@ def _train_in_process(args: argparse.Namespace, source) -> int:
     if args.dataset:
         overrides["workers"] = args.workers  # default: the planner's (2 on a GPU, 0 on a CPU)
     request = TrainRequest(args.device, minutes, overrides, models.load(args.init) if args.init else None, args.output)
-    run = train(request, source, progress=ProgressLine("reading"))
-    bar, plan, table, result = ProgressLine("training"), None, None, None
-    while result is None:
-        try:
-            event = next(run)
-        except StopIteration as stop:
-            result = stop.value
-            break
+    bar, started = ProgressLine("training"), []
+
+    def show(event) -> None:
         if isinstance(event, TrainStarted):
+            started.append(event)
             warn(event.notes)
             if event.summary:
                 print(event.summary)
-            cfg, plan, table = event.plan.train, event.plan, event.table
+            cfg = event.plan.train
             print(f"training on {event.device_name}: {event.train_slices} training and {event.val_slices} validation "
                   f"slices, {len(event.table)} label(s)" + (f", budget {cfg.minutes:g} min" if cfg.minutes else f", {cfg.epochs} epochs"))
             print(f"plan: {event.plan.summary()}")
         elif isinstance(event, BatchStats):
-            cfg = plan.train
+            cfg = started[0].plan.train
             done = event.elapsed if cfg.minutes else (event.epoch - 1) * event.steps + event.step
             total = cfg.minutes * 60 if cfg.minutes else cfg.epochs * event.steps
             bar(int(done), int(total), f"epoch {event.epoch} loss {event.loss:.3f}", event.eta)
         elif isinstance(event, EpochStats):
-            print(_epoch_line(event, table), flush=True)
+            print(_epoch_line(event, started[0].table), flush=True)
+
+    result = run_to_end(train(request, source, progress=ProgressLine("reading")), show)
     if result.rank != 0:
         return 0
     if result.checkpoint is None:

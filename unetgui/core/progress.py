@@ -8,9 +8,13 @@ Cancel button.
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from collections.abc import Callable, Generator
+from typing import Protocol, TypeVar
 
 from unetgui.core.errors import Cancelled
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ProgressFn(Protocol):
@@ -45,3 +49,15 @@ def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if ``cancel`` is set."""
     if cancel is not None:
         cancel.raise_if_set()
+
+
+def run_to_end(generator: Generator[T, None, R], each: Callable[[T], object] | None = None) -> R:
+    """Run a task's generator to its end, passing each yielded event to ``each``; the generator's return value
+    (a task's result)."""
+    while True:
+        try:
+            event = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if each is not None:
+            each(event)

@@ -13,6 +13,14 @@ from unetgui.core.errors import UnetguiError
 #: where models may run: "auto" takes a CUDA GPU, then an Apple GPU, then the CPU (the one list: the app's
 #: device menu, every command's --device and engine/device.py read it)
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def check_device(name: str) -> str:
+    """``name`` when it is one of :data:`DEVICES`, else a readable :class:`UnetguiError`."""
+    if name not in DEVICES:
+        raise UnetguiError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
+    return name
+
 NORMS = ("batch", "instance", "none")
 #: widest first level (nnU-Net's 2-D U-Net uses 32; 128 at depth 4 is 1.2e8 parameters, 0.5 GB)
 MAX_BASE = 128

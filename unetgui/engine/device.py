@@ -7,13 +7,12 @@ import os
 import torch
 
 from unetgui.core.errors import UnetguiError
-from unetgui.engine.config import DEVICES  # noqa: F401  (the one list, torch-free)
+from unetgui.engine.config import check_device  # the one device list (engine/config.py), torch-free
 
 
 def pick_device(name: str = "auto") -> torch.device:
     """The device to run on; ``auto`` takes CUDA, then Apple MPS, then the CPU."""
-    if name not in DEVICES:
-        raise UnetguiError(f"unknown device {name!r}; use one of {', '.join(DEVICES)}")
+    check_device(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -22,7 +22,7 @@ import numpy as np
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import LabelTable, Volume
-from unetgui.engine.config import DEVICES
+from unetgui.engine.config import check_device
 from unetgui.tasks.segment import SegmentRequest, collect
 
 #: the metrics of a row, in the order tables show them
@@ -78,8 +78,7 @@ class EvaluateRequest:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise UnetguiError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        check_device(self.device)
 
 
 def evaluate_model(request: EvaluateRequest, checkpoint, volume: Volume, truth: np.ndarray,

@@ -15,7 +15,7 @@ from typing import Any
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn
-from unetgui.engine.config import DEVICES
+from unetgui.engine.config import check_device
 from unetgui.tasks.sources import DataSource
 
 #: what may be searched (engine/tuning.py SPACE; named here so that a parser or a dialog need not import torch)
@@ -54,8 +54,7 @@ class SearchRequest:
         unknown = sorted(set(self.params) - set(PARAMS))
         if unknown or not self.params:
             raise UnetguiError(f"search one or more of {', '.join(PARAMS)} (unknown: {unknown})")
-        if self.device not in DEVICES:
-            raise UnetguiError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        check_device(self.device)
         object.__setattr__(self, "params", tuple(self.params))
 
     @property

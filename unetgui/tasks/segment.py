@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unetgui.core.errors import UnetguiError
-from unetgui.core.progress import CancelToken, ProgressFn, report
+from unetgui.core.progress import CancelToken, ProgressFn, report, run_to_end
 from unetgui.core.ranking import rank_slices, slice_scores
 from unetgui.core.volume import Volume
-from unetgui.engine.config import DEVICES
+from unetgui.engine.config import check_device
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class SegmentRequest:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise UnetguiError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        check_device(self.device)
         if self.slices is not None:
             object.__setattr__(self, "slices", tuple(int(z) for z in self.slices))
 
@@ -139,19 +138,17 @@ def collect(request: SegmentRequest, checkpoint, volume: Volume, cancel: CancelT
     """:func:`segment` into whole arrays (``unetgui predict``, the evaluations)."""
     out = Segmentation(np.zeros(volume.shape, np.uint8), np.zeros(volume.shape, np.uint8),
                        np.full(volume.shape[0], np.nan))
-    run = segment(request, checkpoint, volume, cancel, progress, annotation=annotation)
-    while True:
-        try:
-            batch = next(run)
-        except StopIteration as stop:
-            out.result = stop.value
-            return out
+
+    def keep(batch: SegmentBatch) -> None:
         index = list(batch.slices)
         out.labels[index] = batch.labels
         if batch.uncertainty is not None:
             out.uncertainty[index] = batch.uncertainty
         if batch.scores is not None:
             out.scores[index] = batch.scores
+
+    out.result = run_to_end(segment(request, checkpoint, volume, cancel, progress, annotation=annotation), keep)
+    return out
 
 
 def suggest(request: SegmentRequest, checkpoint, volume: Volume, reviewed: np.ndarray, count: int | None,

@@ -18,7 +18,7 @@ import numpy as np
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.core.volume import LabelTable
-from unetgui.engine.config import DEVICES
+from unetgui.engine.config import check_device
 from unetgui.engine.planner import OVERRIDES
 from unetgui.tasks.sources import DataSource
 
@@ -40,8 +40,7 @@ class TrainRequest:
     output: str | None = None
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise UnetguiError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        check_device(self.device)
         unknown = sorted(set(self.overrides) - set(OVERRIDES))
         if unknown:
             raise UnetguiError(f"unknown settings {unknown} (known: {', '.join(OVERRIDES)})")

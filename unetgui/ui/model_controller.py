@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from unetgui.core.errors import UnetguiError
 from unetgui.core.latest import Latest
 from unetgui.core.session import Session
-from unetgui.engine.config import DEVICES
+from unetgui.engine.config import DEVICES, check_device
 from unetgui.tasks import evaluate as evaluate_task
 from unetgui.tasks import models as model_files
 from unetgui.tasks import search as search_task
@@ -69,8 +69,7 @@ class ModelController(QObject):
     def set_device(self, name: str) -> None:
         """Run the next segmentations, trainings and searches on ``name`` (:data:`DEVICE_CHOICES`), also
         after a restart. A device this machine lacks fails those with a readable message."""
-        if name not in DEVICE_CHOICES:
-            raise UnetguiError(f"unknown device {name!r}")
+        check_device(name)
         self.device = name
         QSettings().setValue("device", name)
 

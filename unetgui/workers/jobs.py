@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from unetgui.core import crashlog
 from unetgui.core.errors import Cancelled, UnetguiError
-from unetgui.core.progress import CancelToken
+from unetgui.core.progress import CancelToken, run_to_end
 
 WorkFn = Callable[..., Any]
 
@@ -55,13 +55,7 @@ class Job(QObject):
         try:
             out = self._call()
             if inspect.isgenerator(out):
-                generator = out
-                while True:
-                    try:
-                        self.item.emit(next(generator))
-                    except StopIteration as stop:
-                        out = stop.value  # what the generator returned
-                        break
+                out = run_to_end(out, self.item.emit)  # each yield as an item; then what the generator returned
             self.finished.emit(out)
         except Cancelled:
             self.cancelled.emit()
