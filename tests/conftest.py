@@ -50,6 +50,20 @@ def phantom() -> np.ndarray:
     return phantom_hu()
 
 
+@pytest.fixture(autouse=True)
+def _label_name_answered(monkeypatch):
+    """The first stroke on a fresh image asks for a label name (ui.label_prompt): GUI tests that paint answer
+    "Liver" without a modal dialog, and their first drag paints (a real modal dialog takes the mouse release, so
+    the window drops that drag: tests/ui/test_gui_label_prompt.py runs the window's own rule)."""
+    try:
+        from unetgui.ui import label_prompt
+        from unetgui.ui.main_window import MainWindow
+    except ImportError:  # the GPU machine runs the engine's tests without Qt
+        return
+    monkeypatch.setattr(label_prompt, "run_dialog", lambda dialog: (dialog.choose("Liver"), True)[1])
+    monkeypatch.setattr(MainWindow, "_name_first_label", lambda self, drag: label_prompt.ask_label_name(self, self.session))
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     """The app's main window, shown offscreen, with its settings in a fresh folder (the GUI tests' fixture)."""

@@ -25,7 +25,9 @@ def _widget_point(view, row: float, col: float):
     return view.mapFromScene(view.vb.mapViewToScene(view.view_point(row, col)))
 
 
-def _drag(qtbot, view, points, button=None):
+def _drag(qtbot, view, points, button=None, pace_ms=0):
+    """A drag through ``points``; ``pace_ms`` between moves makes it a hand's drag for pyqtgraph, which takes
+    a press and release with moves closer than 10 ms apart for a click."""
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -41,6 +43,8 @@ def _drag(qtbot, view, points, button=None):
 
     send(QEvent.Type.MouseButtonPress, points[0], button)
     for p in points[1:]:
+        if pace_ms:
+            qtbot.wait(pace_ms)
         send(QEvent.Type.MouseMove, p, button)
     send(QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
     qtbot.wait(20)

@@ -35,6 +35,43 @@ def affine_from_dicom(
     return LPS_TO_RAS @ lps
 
 
+#: the screen directions (RAS unit vectors) of each anatomical plane shown in radiological convention:
+#: (down, right). Axial: anterior up, patient right on the left; coronal: head up, patient right on the
+#: left; sagittal: head up, anterior on the left.
+SCREEN = {"axial": ((0.0, -1.0, 0.0), (-1.0, 0.0, 0.0)), "coronal": ((0.0, 0.0, -1.0), (-1.0, 0.0, 0.0)),
+          "sagittal": ((0.0, 0.0, -1.0), (0.0, -1.0, 0.0))}
+
+
+def plane_names(affine: np.ndarray) -> tuple[str, str, str]:
+    """The anatomical plane ("axial", "coronal", "sagittal") of the planes along array axis 0 (z), 1 (y) and 2
+    (x): the plane across the world axis (S, A, R) that the array axis runs along most. A sagittal MR stack
+    gives ("sagittal", ...), an axial CT ("axial", "coronal", "sagittal"). Each name is used once, the most
+    aligned axis choosing first, so an oblique stack still gets three names."""
+    steps = np.abs(np.asarray(affine, float)[:3, :3][:, ::-1])  # column k: world step of array axis k
+    steps = steps / np.maximum(np.linalg.norm(steps, axis=0), 1e-12)
+    names: dict[int, str] = {}
+    world_free = {0: "sagittal", 1: "coronal", 2: "axial"}  # the plane across world axis R, A, S
+    for k in sorted(range(3), key=lambda k: -steps[:, k].max()):
+        w = max(world_free, key=lambda w: steps[w, k])
+        names[k] = world_free.pop(w)
+    return names[0], names[1], names[2]
+
+
+def display_transform(affine: np.ndarray, axis: int) -> tuple[bool, bool, bool]:
+    """How to show the plane along array ``axis`` in radiological convention (:data:`SCREEN`):
+    (transpose, flip rows, flip columns) of its section ``(rows, columns)`` = the other two array axes in
+    order, applied in that order. An axial CT needs no change; a RAS NIfTI both flips; the axial view of a
+    sagittally acquired MR a transpose."""
+    a = np.asarray(affine, float)[:3, :3]
+    rows, cols = (k for k in range(3) if k != axis)
+    vr, vc = a[:, 2 - rows], a[:, 2 - cols]  # world step of the section's row and column index
+    down, right = (np.asarray(v) for v in SCREEN[plane_names(affine)[axis]])
+    transpose = abs(vc @ down) + abs(vr @ right) > abs(vr @ down) + abs(vc @ right)
+    if transpose:
+        vr, vc = vc, vr
+    return bool(transpose), bool(vr @ down < 0), bool(vc @ right < 0)
+
+
 def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
     """Voxel spacing in mm in array order ``(z, y, x)``."""
     norms = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)

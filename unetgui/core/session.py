@@ -92,6 +92,8 @@ class Listeners:
     reviewed_changed: list[Callable[[], None]] = field(default_factory=list)
     slice_changed: list[Callable[[int], None]] = field(default_factory=list)  # the shown plane's index
     axis_changed: list[Callable[[int], None]] = field(default_factory=list)  # another plane shown
+    # the position moved along an axis (any axis: linked views of the other planes follow)
+    position_changed: list[Callable[[int], None]] = field(default_factory=list)
     history_changed: list[Callable[[], None]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)  # a final change without an undo step
     uncertainty_changed: list[Callable[[], None]] = field(default_factory=list)
@@ -221,7 +223,10 @@ class Session:
         """Show the planes along ``axis`` at ``position`` (an index per axis, clipped to the volume)."""
         if self.volume is None:
             return
-        self.position = [int(np.clip(int(v), 0, n - 1)) for v, n in zip(position, self.volume.shape)]
+        old, self.position = self.position, [int(np.clip(int(v), 0, n - 1)) for v, n in zip(position, self.volume.shape)]
+        for k in range(3):
+            if old[k] != self.position[k]:
+                self._emit("position_changed", k)
         if axis != self.axis:
             self.set_axis(axis)
         else:
@@ -235,12 +240,18 @@ class Session:
         """Go to plane ``index`` along the shown axis."""
         self._set_position(self.axis, index)
 
+    def set_position(self, zyx) -> None:
+        """Move the position (the crosshair of linked views) to voxel ``zyx``; the shown axis stays."""
+        if self.volume is not None:
+            self.set_view(self.axis, zyx)
+
     def _set_position(self, axis: int, index: int) -> None:
         if self.volume is None:
             return
         index = int(np.clip(index, 0, self.volume.shape[axis] - 1))
         if index != self.position[axis]:
             self.position[axis] = index
+            self._emit("position_changed", axis)
             if axis == self.axis:
                 self._emit("slice_changed", index)
 

@@ -78,6 +78,9 @@ class Actions:
         self.coronal = make("Coronal", "2", lambda: view.set_plane("coronal"))
         self.sagittal = make("Sagittal", "3", lambda: view.set_plane("sagittal"))
         self.fit = make("Fit to window", "Ctrl+0", view.fit)
+        self.three_planes = make("Three linked planes", "4", checkable=True)  # connected by the main window
+        self.go_to_structure = make("Go to label", "J")
+        self.go_to_structure.setToolTip("Go to label (J): centre the views on the active label and zoom to it")
         # model (slots connected by the main window)
         self.open_model = make("&Open model...")
         self.save_model = make("&Save model as...")

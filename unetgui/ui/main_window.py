@@ -7,18 +7,19 @@ import os
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
-    QComboBox, QDialog, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QComboBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea,
+    QVBoxLayout, QWidget,
 )
 
 from unetgui import __version__
-from unetgui.core.geometry import voxel_to_world
+from unetgui.core.geometry import plane_names, voxel_to_world
 from unetgui.core.session import Session
 from unetgui.project.workspace import Workspace
 from unetgui.ui.actions import Actions
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.label_panel import LabelPanel
 from unetgui.ui.model_controller import ModelController
+from unetgui.ui.plane_views import ThreePlaneView, go_to_structure
 from unetgui.ui.project_controller import ProjectController
 from unetgui.ui.series_panel import SeriesPanel
 from unetgui.ui.slice_slider import SliceSlider
@@ -35,6 +36,10 @@ SAMPLE_HINT = ("The sample: a CT phantom whose liver is annotated on 4 slices (g
                "small model trained on them. Next: Segment volume (Ctrl+G), correct a slice with the brush (B), "
                "mark it reviewed (R) and Train (Ctrl+T).")
 
+#: the layout choice of the view bar
+THREE_PLANES = "Three planes"
+
+
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, runner: JobRunner | None = None, resources: str = "") -> None:
         super().__init__()
@@ -45,7 +50,9 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.runner = runner or JobRunner(self)
         self.tools = ToolState()
-        self.view = SliceView(self.session, self.tools)
+        self.view = SliceView(self.session, self.tools)  # one plane (the session's)
+        self.planes = ThreePlaneView(self.session, self.tools)  # or three linked ones
+        self.planes.set_live(False)
         self.slider = SliceSlider(self.session)
         self.actions = Actions(self, self.session, self.tools, self.view)
         self.io = DocumentIO(self, self.session, self.runner)
@@ -56,9 +63,11 @@ class MainWindow(QMainWindow):
         self.io.image_loaded.connect(self.projects.show_volume)  # every image opened joins the project
         self.io.labels_loaded.connect(self.projects.replace_labels)
         self.plane = QComboBox()
-        self.plane.addItems([p.capitalize() for p in PLANES])
-        self.plane.activated.connect(lambda i: self.view.set_plane(PLANES[i]))
-        self.view.plane_changed.connect(lambda p: self.plane.setCurrentIndex(PLANES.index(p)))
+        self.plane.addItems([p.capitalize() for p in PLANES] + [THREE_PLANES])
+        self.plane.setToolTip("One plane (1, 2, 3) or three linked planes with a crosshair (4)")
+        self.plane.activated.connect(self._choose_view)
+        self.view.plane_changed.connect(lambda p: self.plane.setCurrentIndex(3 if self.three_planes else PLANES.index(p)))
+        self.three_planes = QSettings().value("view/three_planes", False, type=bool)  # the last layout chosen
         self.welcome = WelcomePanel()
         self.welcome.open_dicom.connect(self.io.ask_dicom_folder)
         self.welcome.open_project.connect(self.projects.ask_open)
@@ -85,9 +94,33 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.welcome, 1)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.planes, 1)
         layout.addLayout(bar)
         self.view.hide()
+        self.planes.hide()
         return centre
+
+    def _choose_view(self, index: int) -> None:
+        if index == len(PLANES):
+            self.set_three_planes(True)
+        else:
+            self.set_three_planes(False)
+            self.session.set_axis(index)
+
+    def set_three_planes(self, on: bool) -> None:
+        """The layout: one view of the edited plane, or three linked planes (remembered for the next start)."""
+        self.three_planes = bool(on)
+        QSettings().setValue("view/three_planes", self.three_planes)
+        shown = self.session.is_open
+        self.view.setVisible(shown and not on)
+        self.planes.setVisible(shown and on)
+        self.view.set_live(not on)
+        self.planes.set_live(on)
+        self.plane.setCurrentIndex(len(PLANES) if on else self.session.axis)
+        self.actions.three_planes.setChecked(on)
+
+    def live_views(self) -> list[SliceView]:
+        return [v for v in (self.view, *self.planes.views) if v.live]
 
     def _docks(self) -> None:
         self.training_panel = TrainingPanel(self.session, self.models)
@@ -126,6 +159,9 @@ class MainWindow(QMainWindow):
         a.segment_volume.triggered.connect(self.training_panel.segment_volume.click)
         a.train.triggered.connect(self.training_panel.train_button.click)
         a.tune.triggered.connect(self.show_tune)
+        a.three_planes.triggered.connect(self.set_three_planes)
+        a.fit.triggered.connect(self.planes.fit)
+        a.go_to_structure.triggered.connect(lambda: a.message(go_to_structure(self.session, self.live_views())))
         self.models.segment_done.connect(self._show_device)
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
@@ -136,8 +172,8 @@ class MainWindow(QMainWindow):
                       None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_empty,
                       a.mark_test,
                       None, a.next_suggestion],
-            "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.fit, None,
-                      a.previous_slice, a.next_slice],
+            "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.three_planes,
+                      a.fit, a.go_to_structure, None, a.previous_slice, a.next_slice],
             "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],
         }
@@ -164,16 +200,33 @@ class MainWindow(QMainWindow):
         self.device = QLabel()
         self.statusBar().addWidget(self.position, 1)
         self.statusBar().addPermanentWidget(self.device)
-        self.view.hover_changed.connect(self._on_hover)
+        for view in (self.view, *self.planes.views):
+            view.hover_changed.connect(self._on_hover)
+            view.before_paint = lambda drag: self._name_first_label(drag)
         self.io.busy.connect(lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
+
+    def _name_first_label(self, drag: bool) -> bool:
+        """The first stroke on an image without labels asks the label's name (and codes). A drag whose press
+        opened the question paints nothing: its release went to the dialog; the next one paints."""
+        from unetgui.ui.label_prompt import ask_label_name, needs_name
+
+        asked = needs_name(self.session)
+        if not ask_label_name(self, self.session):
+            return False
+        if asked and drag:
+            self.statusBar().showMessage(f"Painting {self.session.table.get(self.session.active_label).name}", 4000)
+            return False
+        return True
 
     def _on_volume_changed(self) -> None:
         self.welcome.hide()
-        self.view.show()
+        self.set_three_planes(self.three_planes)
         v = self.session.volume
         z, y, x = v.shape
         sz, sy, sx = v.spacing
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
+        for axis, name in enumerate(plane_names(v.affine)):  # a sagittal MR's first plane is called sagittal
+            self.plane.setItemText(axis, name.capitalize())
         self._update_title()
 
     def _show_device(self) -> None:  # after a segmentation: where it ran and, if it finished, how fast
@@ -182,6 +235,7 @@ class MainWindow(QMainWindow):
 
     def _on_closed(self) -> None:
         self.view.hide()
+        self.planes.hide()
         self.welcome.show()
         self.device.setText("")
         self._update_title()
@@ -262,20 +316,10 @@ class MainWindow(QMainWindow):
             self.models.save_model(path)
 
     def _show_shortcuts(self) -> None:
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Keyboard shortcuts")
-        rows = self.actions.listing()
-        table = QTableWidget(len(rows), 2)
-        table.setHorizontalHeaderLabels(["Action", "Shortcut"])
-        for r, (name, keys) in enumerate(rows):
-            table.setItem(r, 0, QTableWidgetItem(name))
-            table.setItem(r, 1, QTableWidgetItem(keys))
-        table.resizeColumnsToContents()
-        table.verticalHeader().setVisible(False)
-        QVBoxLayout(dialog).addWidget(table)
-        dialog.resize(520, 640)
-        dialog.show()
-        self.shortcuts_dialog = dialog
+        from unetgui.ui.shortcuts_dialog import ShortcutsDialog
+
+        self.shortcuts_dialog = ShortcutsDialog(self, self.actions.listing())
+        self.shortcuts_dialog.show()
 
     # -- drag and drop, close ------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:  # noqa: N802

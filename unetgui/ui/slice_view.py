@@ -1,13 +1,17 @@
 """The slice view: image + label overlay of one plane, painting, window/level, zoom and pan.
 
-Mouse: left paints with the active tool (navigate: pans), right-drag sets window/level, middle-drag pans,
-wheel changes slice, Ctrl+wheel zooms. Pixels are shown at their physical size (mm) so the aspect ratio
-is right. Every plane (axial, coronal, sagittal) is edited the same way: the session holds which plane is
-shown and where (``Session.axis``, ``Session.position``); this view draws it and sends edits in the plane's
-(row, column) to the session.
+Mouse: left paints with the active tool (navigate: a click moves the crosshair, a drag pans), right-drag
+sets window/level, middle-drag pans, wheel changes slice, Ctrl+wheel zooms. Pixels are shown at their
+physical size (mm) so the aspect ratio is right. Every plane (axial, coronal, sagittal) is edited the same
+way: the session holds which plane is edited and the position (``Session.axis``, ``Session.position``); a
+view shows the session's plane, or one fixed plane (the linked three-plane layout, where a click or stroke
+makes the view's plane the edited one). Orientation letters (from the affine), the plane's number and
+position and the window/level are drawn on the image.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -16,7 +20,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
 
-from unetgui.core.session import AXES, BrushSettings, Session
+from unetgui.core.geometry import display_transform, plane_names, voxel_to_world
+from unetgui.core.session import AXES, BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED
 from unetgui.ui.tool_state import ToolState
 
@@ -73,6 +78,19 @@ def _heat_lut() -> np.ndarray:
 HEAT_LUT = _heat_lut()
 
 
+def direction_letter(vector) -> str:
+    """The patient direction a world (RAS) vector points to most: R/L, A/P or S/I."""
+    k = int(np.argmax(np.abs(vector)))
+    return "RAS"[k] if vector[k] > 0 else "LPI"[k]
+
+
+def _overlay_label(parent: QWidget) -> QLabel:
+    label = QLabel(parent)
+    label.setStyleSheet("QLabel { color: rgb(255, 220, 120); background: rgba(0, 0, 0, 110); padding: 1px 3px; }")
+    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+    return label
+
+
 class UncertaintyLegend(QLabel):
     """The heat-map's colour scale, in the view's top-left corner while the heat-map is on."""
 
@@ -111,12 +129,17 @@ class SliceView(pg.GraphicsLayoutWidget):
     """Shows ``session``'s current slice with its labels; edits through the session's methods."""
 
     hover_changed = Signal(object)  # (z, y, x) voxel under the cursor, or None
-    window_changed = Signal(float, float)  # width, level
+    window_changed = Signal(float, float)  # width, level (the tools' window, shared by every view)
     plane_changed = Signal(str)
 
-    def __init__(self, session: Session, tools: ToolState) -> None:
+    def __init__(self, session: Session, tools: ToolState, axis: int | None = None) -> None:
         super().__init__()
         self.session, self.tools = session, tools
+        self._axis = axis  # None: the session's plane; 0, 1, 2: always that plane (linked views)
+        self.live = True  # False while the view is not in the window's layout: it draws nothing
+        # asked before a brush or fill gesture paints (drag: True for a drag): False stops the gesture; the
+        # window asks the first stroke's label name there
+        self.before_paint: Callable[[bool], bool] | None = None
         self.vb = _ViewBox(self)
         self.addItem(self.vb)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -135,13 +158,25 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.cursor.setZValue(20)
         self.cursor.setVisible(False)
         self.vb.addItem(self.cursor)
+        self.crosshair = [pg.InfiniteLine(angle=a, movable=False, pen=pg.mkPen((80, 200, 255, 170), width=1))
+                          for a in (90, 0)]  # vertical, horizontal: the position in the other two planes
+        for line in self.crosshair:
+            line.setZValue(19)
+            line.setVisible(False)
+            self.vb.addItem(line, ignoreBounds=True)
+        self.show_crosshair = False
+        self.letters = {edge: _overlay_label(self) for edge in ("top", "bottom", "left", "right")}
+        self.info = _overlay_label(self)  # plane, number and position (bottom left)
+        self.levels = _overlay_label(self)  # window / level (bottom right)
+        for label in (*self.letters.values(), self.info, self.levels):
+            label.hide()
         self.setBackground("k")
-        self.window = (400.0, 40.0)
         self._last: tuple[float, float] | None = None
         self._lut = np.zeros((256, 4), np.uint8)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.listeners.volume_changed.append(self._on_volume_changed)
-        session.listeners.slice_changed.append(lambda index: self._refresh())
+        session.listeners.slice_changed.append(lambda index: self._refresh() if self._axis is None else None)
+        session.listeners.position_changed.append(self._on_position_changed)
         session.listeners.axis_changed.append(self._on_axis_changed)
         session.listeners.labels_changed.append(self._on_labels_changed)
         session.listeners.table_changed.append(self._on_overlay_style_changed)
@@ -149,50 +184,83 @@ class SliceView(pg.GraphicsLayoutWidget):
         tools.overlay_changed.connect(self._on_overlay_style_changed)
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
         tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
+        tools.window_changed.connect(self._on_window_changed)
+
+    @property
+    def axis(self) -> int:
+        """The axis of the plane shown: the session's, or the view's own."""
+        return self.session.axis if self._axis is None else self._axis
+
+    @property
+    def index(self) -> int:
+        """The shown plane's index along :attr:`axis` (the session's position)."""
+        return self.session.position[self.axis]
 
     @property
     def plane(self) -> str:
-        """The plane shown (the session's)."""
-        return PLANES[self.session.axis]
+        """The plane shown."""
+        return PLANES[self.axis]
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return self.tools.window
+
+    def activate(self) -> None:
+        """Make this view's plane the one the session edits (a linked view that is clicked or painted)."""
+        if self._axis is not None and self.session.axis != self._axis:
+            self.session.set_axis(self._axis)
 
     # -- geometry --------------------------------------------------------------------------------
+    def _display(self) -> tuple[bool, bool, bool]:
+        """(transpose, flip rows, flip columns) that put the shown section in radiological convention, from the
+        affine (core.geometry.display_transform): an axial CT shows as stored, a RAS NIfTI flipped, the axial
+        plane of a sagittal MR transposed."""
+        return display_transform(self.session.volume.affine, self.axis)
+
     def _plane_spacing(self) -> tuple[float, float]:
         """(row spacing, column spacing) in mm of the displayed plane."""
-        sz, sy, sx = self.session.volume.spacing
-        return {"axial": (sy, sx), "coronal": (sz, sx), "sagittal": (sz, sy)}[self.plane]
+        spacing = self.session.volume.spacing
+        rows, cols = (spacing[k] for k in range(3) if k != self.axis)
+        return (cols, rows) if self._display()[0] else (rows, cols)
 
-    def _flips(self) -> tuple[bool, bool]:
-        """(flip rows, flip columns) that put the displayed plane in radiological convention, from the
-        affine: axial anterior up and patient right on screen left; coronal/sagittal head up, patient
-        right (coronal) / anterior (sagittal) on the left. DICOM axial stacks need no flip; a RAS NIfTI
-        needs both."""
-        a = self.session.volume.affine  # columns: world step (RAS) of x, y and z index
-        flip_rows = a[1, 1] > 0 if self.plane == "axial" else a[2, 2] > 0  # rows would run anterior / up
-        flip_cols = a[1, 1] > 0 if self.plane == "sagittal" else a[0, 0] > 0  # columns would run anterior / right
-        return bool(flip_rows), bool(flip_cols)
+    def anatomical_plane(self) -> str:
+        """The plane's anatomical name ("axial" ...), from the affine: the first plane of a sagittal MR is sagittal."""
+        return plane_names(self.session.volume.affine)[self.axis]
 
     def _section(self, array: np.ndarray) -> np.ndarray:
-        return self.session.plane(array)
+        return plane_of(array, self.axis, self.index)
 
     def plane_data(self, array: np.ndarray) -> np.ndarray:
-        """The displayed 2-D section of a ``(z, y, x)`` array (flipped for display, see :meth:`_flips`)."""
+        """The displayed 2-D section of a ``(z, y, x)`` array (see :meth:`_display`)."""
         out = self._section(array)
-        flip_rows, flip_cols = self._flips()
-        if not (flip_rows or flip_cols):
+        transpose, flip_rows, flip_cols = self._display()
+        if not (transpose or flip_rows or flip_cols):
             return out
+        out = out.T if transpose else out
         # a contiguous copy: pyqtgraph renders negative-stride views several times slower
         return np.ascontiguousarray(out[::-1 if flip_rows else 1, ::-1 if flip_cols else 1])
 
     def _to_array(self, row: float, col: float) -> tuple[float, float]:
-        """Displayed (row, col) -> (row, col) of the un-flipped section (works for fractions too)."""
+        """Displayed (row, col) -> (row, col) of the section (works for fractions too)."""
         h, w = self._section(self.session.volume.voxels).shape
-        flip_rows, flip_cols = self._flips()
+        transpose, flip_rows, flip_cols = self._display()
+        if transpose:
+            h, w = w, h
+        row, col = (h - 1 - row if flip_rows else row), (w - 1 - col if flip_cols else col)
+        return (col, row) if transpose else (row, col)
+
+    def _to_display(self, row: float, col: float) -> tuple[float, float]:
+        """Section (row, col) -> displayed (row, col): the inverse of :meth:`_to_array`."""
+        h, w = self._section(self.session.volume.voxels).shape
+        transpose, flip_rows, flip_cols = self._display()
+        if transpose:
+            h, w, row, col = w, h, col, row
         return (h - 1 - row if flip_rows else row), (w - 1 - col if flip_cols else col)
 
     def view_point(self, row: float, col: float) -> QPointF:
         """View coordinates (mm) of the centre of section pixel (row, col): the inverse of :meth:`voxel_at`."""
         dr, dc = self._plane_spacing()
-        r, c = self._to_array(row, col)  # flipping is its own inverse
+        r, c = self._to_display(row, col)
         return QPointF((c + 0.5) * dc, (r + 0.5) * dr)
 
     def voxel_at(self, view_point: QPointF) -> tuple[int, int, int] | None:
@@ -200,7 +268,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         dr, dc = self._plane_spacing()
         row, col = (int(v) for v in self._to_array(np.floor(view_point.y() / dr), np.floor(view_point.x() / dc)))
         zyx = [row, col]
-        zyx.insert(self.session.axis, self.session.index)
+        zyx.insert(self.axis, self.index)
         if not all(0 <= c < n for c, n in zip(zyx, self.session.volume.shape)):
             return None
         return tuple(zyx)
@@ -218,25 +286,56 @@ class SliceView(pg.GraphicsLayoutWidget):
             self._last = None
 
     def set_plane(self, plane: str) -> None:
-        if plane not in PLANES or plane == self.plane:
+        """Edit (and show) the anatomical plane ``plane``: "axial" is the plane along array axis 0 of an axial
+        CT, but axis 1 of a sagittal MR (core.geometry.plane_names)."""
+        names = plane_names(self.session.volume.affine) if self.session.is_open else PLANES
+        if plane not in names or names.index(plane) == self.session.axis:
             return
         self._finish_stroke()
-        self.session.set_axis(PLANES.index(plane))
+        self.session.set_axis(names.index(plane))
 
     def _on_axis_changed(self, axis: int) -> None:
         self._finish_stroke()
-        self._reset_geometry()
+        if self._axis is None:
+            self._reset_geometry()
         self.plane_changed.emit(PLANES[axis])
+
+    def _on_position_changed(self, axis: int) -> None:
+        if axis == self.axis:
+            if self._axis is not None:  # the session's plane is drawn on slice_changed
+                self._refresh()
+        else:
+            self._update_crosshair()
+
+    def set_live(self, live: bool) -> None:
+        """Draw (in the layout) or not (hidden: no work on every change); a view that comes back refits."""
+        self.live = live
+        if live:
+            self._reset_geometry()
 
     def fit(self) -> None:
         """Zoom so that the whole slice fits the view."""
         self._reset_geometry()
 
+    def zoom_to(self, box: tuple[slice, slice, slice], margin_mm: float = 15.0) -> None:
+        """Show the part of the plane that a 3-D box (z, y, x slices) covers, with a margin."""
+        if not self.session.is_open:
+            return
+        rows, cols = (box[k] for k in range(3) if k != self.axis)
+        a, b = self.view_point(rows.start, cols.start), self.view_point(rows.stop - 1, cols.stop - 1)
+        rect = QRectF(a, b).normalized()
+        dr, dc = self._plane_spacing()
+        self.vb.setRange(rect.adjusted(-margin_mm - dc, -margin_mm - dr, margin_mm + dc, margin_mm + dr), padding=0)
+
     def set_window(self, width: float, level: float) -> None:
-        self.window = (max(1.0, float(width)), float(level))
-        w, lv = self.window
-        self.image.setLevels((lv - w / 2, lv + w / 2))
-        self.window_changed.emit(*self.window)
+        self.tools.set_window(width, level)
+
+    def _on_window_changed(self, width: float, level: float) -> None:
+        self.image.setLevels((level - width / 2, level + width / 2))
+        self.levels.setText(f"W {width:.0f}  L {level:.0f}")
+        self.levels.adjustSize()
+        self._place_overlays()
+        self.window_changed.emit(width, level)
 
     def auto_window(self) -> None:
         """MR and other non-CT: 1-99 percentiles of the volume; CT: abdomen."""
@@ -252,14 +351,15 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def step_slice(self, step: int) -> None:
         if self.session.is_open:
+            self.activate()  # the wheel over a linked view moves through that view's planes
             self.session.set_index(self.session.index + step)
 
     def _on_volume_changed(self) -> None:
-        self._reset_geometry()
         self.auto_window()
+        self._reset_geometry()
 
     def _reset_geometry(self) -> None:
-        if not self.session.is_open:
+        if not self.session.is_open or not self.live:
             return
         self._refresh()
         h, w = self.image.image.shape
@@ -272,7 +372,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.vb.setRange(rect, padding=0.02)
 
     def _on_labels_changed(self, slices: tuple[int, ...], box=None) -> None:
-        axis, index = self.session.axis, self.session.index
+        axis, index = self.axis, self.index
         if axis == 0:
             shown = index in slices
         else:  # whole axial slices cross every coronal and sagittal plane; a box only those it holds
@@ -292,14 +392,69 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     # -- drawing ---------------------------------------------------------------------------------
     def _refresh(self) -> None:
-        if not self.session.is_open:
+        if not self.session.is_open or not self.live:
             return
         w, lv = self.window
         self.image.setImage(self.plane_data(self.session.volume.voxels), autoLevels=False, levels=(lv - w / 2, lv + w / 2))
         self._refresh_overlay()
+        self._update_crosshair()
+        self._update_annotations()
+
+    def _update_crosshair(self) -> None:
+        """The lines through the position: where the other two planes cut this one."""
+        show = self.show_crosshair and self.session.is_open and self.live
+        if show:
+            rows, cols = (k for k in range(3) if k != self.axis)
+            point = self.view_point(self.session.position[rows], self.session.position[cols])
+            self.crosshair[0].setPos(point.x())
+            self.crosshair[1].setPos(point.y())
+        for line in self.crosshair:
+            line.setVisible(show)
+
+    def _update_annotations(self) -> None:
+        """Orientation letters at the edges (from the affine: right for any acquisition), the plane's number
+        and position (world mm along the plane's normal), the window/level."""
+        volume = self.session.volume
+        a = volume.affine[:3, :3]  # columns: world step of the x, y and z index
+        rows, cols = (k for k in range(3) if k != self.axis)
+        transpose, flip_rows, flip_cols = self._display()
+        down, right = (a[:, 2 - k] for k in ((cols, rows) if transpose else (rows, cols)))
+        down, right = down * (-1 if flip_rows else 1), right * (-1 if flip_cols else 1)
+        for edge, vector in (("top", -down), ("bottom", down), ("left", -right), ("right", right)):
+            self.letters[edge].setText(direction_letter(vector))
+            self.letters[edge].adjustSize()
+        normal = np.cross(a[:, 2 - cols], a[:, 2 - rows])
+        k = int(np.argmax(np.abs(normal)))
+        world = voxel_to_world(volume.affine, np.asarray(self.session.position))
+        self.info.setText(f"{self.anatomical_plane().capitalize()} {self.index + 1} / {volume.shape[self.axis]}   "
+                          f"{'RAS'[k]} {world[k]:.1f} mm")
+        self.info.adjustSize()
+        w, lv = self.window
+        self.levels.setText(f"W {w:.0f}  L {lv:.0f}")
+        self.levels.adjustSize()
+        for label in (*self.letters.values(), self.info, self.levels):
+            label.show()
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        w, h = self.width(), self.height()
+        letters = self.letters
+        letters["top"].move((w - letters["top"].width()) // 2, 4)
+        letters["bottom"].move((w - letters["bottom"].width()) // 2, h - letters["bottom"].height() - 4)
+        letters["left"].move(4, (h - letters["left"].height()) // 2)
+        letters["right"].move(w - letters["right"].width() - 4, (h - letters["right"].height()) // 2)
+        self.info.move(4, h - self.info.height() - 4)
+        self.levels.move(w - self.levels.width() - 4, h - self.levels.height() - 4)
+        if self.info.geometry().intersects(letters["bottom"].geometry()):  # a narrow view: the letter goes up
+            letters["bottom"].move(letters["bottom"].x(), self.info.y() - letters["bottom"].height() - 2)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if hasattr(self, "levels"):  # pyqtgraph resizes the view while it is being built
+            self._place_overlays()
 
     def _refresh_overlay(self) -> None:
-        if not self.session.is_open:
+        if not self.session.is_open or not self.live:
             return
         labels = self.plane_data(self.session.labels.labels)
         if self.tools.outline:
@@ -338,12 +493,18 @@ class SliceView(pg.GraphicsLayoutWidget):
         return BrushSettings(radius=self.tools.brush_size / 2, erase=self.tools.tool == "eraser",
                              threshold=self.tools.threshold if self.tools.threshold_enabled else None)
 
+    def _may_paint(self, drag: bool) -> bool:
+        return self.tools.tool == "eraser" or self.before_paint is None or self.before_paint(drag)
+
     def paint_drag(self, ev) -> None:
         if self.tools.tool == "fill" or (not ev.isStart() and self._last is None):
             return  # a drag that lost its stroke (plane or tool changed) paints no more
         point = self.vb.mapToView(ev.pos())
         y, x = self._pixel(point)
         if ev.isStart():
+            self.activate()
+            if not self._may_paint(drag=True):
+                return
             self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")
             start = self._pixel(self.vb.mapToView(ev.buttonDownPos()))
             self._last = start
@@ -356,14 +517,18 @@ class SliceView(pg.GraphicsLayoutWidget):
             self._last = None
 
     def click(self, ev) -> None:
-        if not self.can_paint():
-            return
         point = self.vb.mapToView(ev.pos())
         voxel = self.voxel_at(point)
         if voxel is None:
             return
+        self.activate()
+        if not self.can_paint():  # a click meant to look: the crosshair (the other planes) goes there
+            self.session.set_position(voxel)
+            return
+        if not self._may_paint(drag=False):
+            return
         if self.tools.tool == "fill":
-            row, col = (v for a, v in enumerate(voxel) if a != self.session.axis)
+            row, col = (v for a, v in enumerate(voxel) if a != self.axis)
             self.session.flood_fill(row, col)
             return
         y, x = self._pixel(point)

@@ -15,6 +15,7 @@ class ToolState(QObject):
     brush_size_changed = Signal(int)
     threshold_changed = Signal()
     overlay_changed = Signal()
+    window_changed = Signal(float, float)  # width, level: shared by every view of the image
 
     def __init__(self) -> None:
         super().__init__()
@@ -27,6 +28,7 @@ class ToolState(QObject):
         self.uncertainty_visible = False  # heat-map of the model's uncertainty over the image
         self.outline = False
         self.hidden_labels: set[int] = set()
+        self.window = (400.0, 40.0)  # window width and level of the image's grey values
 
     @property
     def tool(self) -> str:
@@ -56,6 +58,10 @@ class ToolState(QObject):
         if low is not None and high is not None:
             self.threshold = (min(low, high), max(low, high))
         self.threshold_changed.emit()
+
+    def set_window(self, width: float, level: float) -> None:
+        self.window = (max(1.0, float(width)), float(level))
+        self.window_changed.emit(*self.window)
 
     def set_overlay(self, *, opacity: float | None = None, visible: bool | None = None, outline: bool | None = None,
                     hidden: set[int] | None = None, uncertainty: bool | None = None) -> None:
