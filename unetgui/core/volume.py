@@ -6,6 +6,8 @@ Axis order is ``(z, y, x)`` = (slice, row, column) for every array; ``affine`` f
 
 from __future__ import annotations
 
+import colorsys
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,10 +19,14 @@ UNANNOTATED = 255
 #: Largest label value a user can create (255 is reserved).
 MAX_LABEL = 254
 
+#: label colours: the first 8 lie at least 35 degrees apart in hue, in an order that puts consecutive labels
+#: far apart (red, green, blue, amber, magenta, cyan, lime, violet); then lighter and darker extras
 _PALETTE = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+    (230, 25, 45), (40, 200, 75), (30, 100, 255), (255, 185, 0), (235, 40, 200), (40, 220, 230), (150, 230, 20),
+    (140, 70, 230), (245, 130, 48), (250, 190, 212), (0, 128, 128), (170, 110, 40),
 )
+#: two colours closer than this in hue (degrees) count as the same hue when a label is given a colour
+_SAME_HUE = 30.0
 
 
 def annotated_slices(labels: np.ndarray) -> np.ndarray:
@@ -42,6 +48,23 @@ def without_unannotated(labels: np.ndarray) -> np.ndarray:
 def default_color(value: int) -> tuple[int, int, int]:
     """A distinct RGB colour for label ``value`` (1-based)."""
     return _PALETTE[(value - 1) % len(_PALETTE)]
+
+
+def hue_distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """Angle in degrees (0..180) between the hues of two RGB colours (0..255 each)."""
+    ha, hb = (colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0] * 360 for rgb in (a, b))
+    return min(abs(ha - hb), 360 - abs(ha - hb))
+
+
+def distinct_color(taken: Iterable[tuple[int, int, int]]) -> tuple[int, int, int]:
+    """The first palette colour whose hue lies at least 30 degrees from each of ``taken`` (the other labels'
+    colours); when every hue is taken, the palette colour farthest in hue from all of them."""
+    taken = [tuple(c) for c in taken]
+    if not taken:
+        return _PALETTE[0]
+    nearest = [min(hue_distance(colour, other) for other in taken) for colour in _PALETTE]
+    free = next((colour for colour, gap in zip(_PALETTE, nearest) if gap >= _SAME_HUE), None)
+    return free or _PALETTE[nearest.index(max(nearest))]
 
 
 #: roles of a label's codes: segmented property category and type, the type's modifier (laterality), the

@@ -1,4 +1,5 @@
-"""The label table: name, value, colour, visibility; add, rename, recolour; the active label."""
+"""The label table: name, value, colour, visibility; add, rename (Rename... or a double-click), recolour; the
+active label."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (
 
 from unetgui.core.session import Session
 from unetgui.core.volume import Label
+from unetgui.ui.label_prompt import rename_label
 from unetgui.ui.tool_state import ToolState
 
 
@@ -28,10 +30,15 @@ class LabelPanel(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         add, colour = QPushButton("Add"), QPushButton("Colour...")
+        self.rename = QPushButton("Rename...")
+        self.rename.setToolTip("Say what the selected label is: a structure of the image's modality (with the "
+                               "codes exports write) or any name")
         add.clicked.connect(self._on_add_clicked)
+        self.rename.clicked.connect(self._on_rename_clicked)
         colour.clicked.connect(self._on_colour_clicked)
         buttons = QHBoxLayout()
         buttons.addWidget(add)
+        buttons.addWidget(self.rename)
         buttons.addWidget(colour)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -91,6 +98,10 @@ class LabelPanel(QWidget):
         self.session.set_active_label(label.value)
         self._show()
 
+    def _on_rename_clicked(self) -> None:
+        if self.session.table.get(self.session.active_label) is not None:
+            rename_label(self, self.session, self.session.active_label)
+
     def _on_colour_clicked(self) -> None:
         label = self.session.table.get(self.session.active_label)
         if label is None:
@@ -103,6 +114,7 @@ class LabelPanel(QWidget):
 def coding_tip(label: Label) -> str:
     """What DICOM-SEG and Slicer exports will say the label is: the codes its file gave it, else its name's."""
     if not label.codes:
-        return "Double-click to rename. Exports code the label by its name (e.g. \"liver\", \"left kidney\")."
-    return (f"Coded as {label.coded_as(numbers=True)}, as the file it came from said; renaming the label drops "
-            "these codes.")
+        return ("Rename... or double-click to rename. Exports code the label by its name (e.g. \"liver\", "
+                "\"left kidney\").")
+    return (f"Coded as {label.coded_as(numbers=True)}, as chosen with Rename... or said by the file it came from; "
+            "typing another name over it drops these codes.")
