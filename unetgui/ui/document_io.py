@@ -69,7 +69,10 @@ class DocumentIO(QObject):
             self.open_dicom_folder(folder)
 
     def ask_image_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", "", IMAGE_FILTER)
+        self._ask_image_file_in("")
+
+    def _ask_image_file_in(self, folder: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", folder, IMAGE_FILTER)
         if path:
             self.open_image_file(path)
 
@@ -84,6 +87,9 @@ class DocumentIO(QObject):
     def open_dicom_folder(self, folder: str) -> SeriesPickerDialog:
         dialog = SeriesPickerDialog(folder, self.runner, self.window)
         dialog.accepted.connect(lambda: self.load_series(dialog.chosen, folder))
+        # no DICOM there: the user asked for File > Open NIfTI or NRRD image, starting in that folder
+        start = folder if os.path.isdir(folder) else os.path.dirname(folder)
+        dialog.open_image_requested.connect(lambda: self._ask_image_file_in(start))
         dialog.open()
         return dialog
 

@@ -1,12 +1,16 @@
 """File > Export: label PNGs, overlay PNGs, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, metrics CSV and the model,
-into a folder, named without patient data unless asked; runs on a worker with a progress bar and Cancel."""
+into a folder, named without patient data unless asked; runs on a worker with a progress bar and Cancel.
+The folder starts where a user looks for it (:func:`default_export_folder`); after an export *Open folder*
+shows the files."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
     QVBoxLayout, QWidget,
@@ -16,10 +20,38 @@ from unetgui.core.errors import FormatError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export_basename
+from unetgui.project.store import inside
 from unetgui.tasks.export import ExportResult, export_document
 from unetgui.ui.model_controller import ModelController
-from unetgui.ui.project_controller import ProjectController
+from unetgui.ui.project_controller import ProjectController, data_folder
 from unetgui.workers.jobs import Job, JobRunner
+
+
+def _writable(folder: str) -> bool:
+    return os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+
+
+def default_export_folder(projects: ProjectController) -> str:
+    """Where an export goes by default: the open project's ``exports`` folder; for an untitled project (it
+    lives hidden in the app's data folder) beside the image source, i.e. the DICOM folder's parent or the
+    NIfTI file's folder, when that is writable; else the home folder."""
+    project, entry = projects.project, projects.entry
+    if project is not None and not projects.untitled:
+        return project.path("exports")
+    if project is not None and entry is not None:
+        beside = os.path.dirname(project.source_path(entry))
+        if _writable(beside) and not inside(data_folder(), beside):
+            return beside
+    return os.path.expanduser("~")
+
+
+def _settings_key(projects: ProjectController) -> str:
+    """The QSettings key remembering the folder chosen for this document (the project, else the image source)."""
+    project, entry = projects.project, projects.entry
+    if project is None:
+        return "export_folder/none"
+    what = project.source_path(entry) if projects.untitled and entry is not None else project.root
+    return "export_folder/" + hashlib.sha1(os.path.normcase(what).encode()).hexdigest()[:16]
 
 
 class ExportDialog(QDialog):
@@ -32,7 +64,8 @@ class ExportDialog(QDialog):
         self.written: list[str] = []
         self._exists: list[str] | None = None  # the files of an earlier export this one would replace (see _done)
         volume = session.volume
-        self.folder = QLineEdit(QSettings().value("export_folder", os.path.expanduser("~")))
+        self.exported_folder = ""  # where the last export that succeeded wrote its files
+        self.folder = QLineEdit(str(QSettings().value(_settings_key(projects), "")) or default_export_folder(projects))
         browse = QPushButton("Browse...")
         browse.clicked.connect(self._browse)
         folder_row = QHBoxLayout()
@@ -72,6 +105,10 @@ class ExportDialog(QDialog):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(lambda: self.job and self.job.cancel())
+        self.open_folder = QPushButton("Open folder")
+        self.open_folder.setToolTip("Show the exported files in the file manager")
+        self.open_folder.hide()  # offered once an export has written its files
+        self.open_folder.clicked.connect(self._on_open_folder_clicked)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         form = QFormLayout()
@@ -83,7 +120,7 @@ class ExportDialog(QDialog):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        for b in (self.export_button, self.cancel_button, close):
+        for b in (self.open_folder, self.export_button, self.cancel_button, close):
             buttons.addWidget(b)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -120,7 +157,7 @@ class ExportDialog(QDialog):
     def start(self, overwrite: bool = False) -> None:
         """Export on a worker (a copy of the labels: the user may keep editing meanwhile); files of an
         earlier export with the same names are replaced only after the user says so."""
-        folder = self.folder.text().strip()
+        folder = os.path.expanduser(self.folder.text().strip())
         if not folder:
             self.status.setText("Choose a folder to export into.")
             return
@@ -129,7 +166,8 @@ class ExportDialog(QDialog):
         options, evaluation = replace(self.options(), overwrite=overwrite), list(self.models.last_evaluation)
         model = self._model_path() if self.model.isChecked() else None
         provenance = s.provenance()
-        QSettings().setValue("export_folder", folder)
+        QSettings().setValue(_settings_key(self.projects), folder)
+        self.open_folder.hide()
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Exporting...")
@@ -149,9 +187,15 @@ class ExportDialog(QDialog):
             return
         paths = self.written = list(result.written)
         self.progress.setValue(self.progress.maximum())
-        folder = self.folder.text().strip()
+        folder = os.path.expanduser(self.folder.text().strip())
         shown = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in paths})
         self.status.setText(f"Wrote {len(paths)} file(s) into {folder}:\n" + "\n".join(shown))
+        self.exported_folder = folder
+        self.open_folder.show()
+        self.open_folder.setEnabled(True)
+
+    def _on_open_folder_clicked(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self.exported_folder))
 
     def _failed(self, message: str) -> None:
         self.status.setText(f"Export failed, nothing was written: {message}")
