@@ -80,3 +80,30 @@ def test_segmentation_fills_the_uncertainty_and_the_ranking(window, qtbot):  # n
     qtbot.waitUntil(lambda: not window.models.busy_segmenting, timeout=60_000)
     assert s.uncertainty is not None and s.uncertainty.shape == s.volume.shape
     assert np.isfinite(s.slice_scores).all() and len(s.suggestions()) == 12
+
+
+def test_u_before_a_segmentation_says_what_to_do_and_pins_nothing(window, qtbot):  # noqa: F811
+    window.session.open(Volume(phantom_hu((10, 64, 80)), np.diag([0.8, 0.8, 2.0, 1.0]), "CT"))
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_U)
+    assert not window.actions.uncertainty.isChecked() and not window.view.legend.isVisible()
+    assert "segment the volume first" in window.statusBar().currentMessage()
+
+
+def test_the_uncertainty_map_is_off_for_the_next_image_and_looks_like_no_label(window, qtbot):  # noqa: F811
+    from unetgui.core.volume import default_color
+    from unetgui.ui.slice_view import HEAT_LUT
+
+    _segmented(window)
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key.Key_U)
+    assert window.view.heat.isVisible()
+    shown = window.view.heat.image
+    assert (shown[0::2, 1::2] == 0).all() and shown.max() > 0  # a stipple, not a fill
+    window.session.open(Volume(phantom_hu((8, 32, 32)), np.eye(4), "CT"))
+    assert not window.tools.uncertainty_visible and not window.actions.uncertainty.isChecked()
+    assert not window.view.heat.isVisible() and not window.view.legend.isVisible()
+    assert (HEAT_LUT[:, 0] == HEAT_LUT[:, 1]).all() and (HEAT_LUT[:, 1] == HEAT_LUT[:, 2]).all()  # no hue
+    for value in range(1, 13):  # every label colour is a saturated hue
+        rgb = np.asarray(default_color(value), float)
+        assert (rgb.max() - rgb.min()) / rgb.max() > 0.4

@@ -20,10 +20,11 @@ UNANNOTATED = 255
 MAX_LABEL = 254
 
 #: label colours: the first 8 lie at least 35 degrees apart in hue, in an order that puts consecutive labels
-#: far apart (red, green, blue, amber, magenta, cyan, lime, violet); then lighter and darker extras
+#: far apart (red, green, blue, amber, magenta, cyan, lime, violet); then darker extras, all saturated (the
+#: uncertainty map is white: no label looks like it)
 _PALETTE = (
     (230, 25, 45), (40, 200, 75), (30, 100, 255), (255, 185, 0), (235, 40, 200), (40, 220, 230), (150, 230, 20),
-    (140, 70, 230), (245, 130, 48), (250, 190, 212), (0, 128, 128), (170, 110, 40),
+    (140, 70, 230), (245, 130, 48), (150, 0, 75), (0, 128, 128), (170, 110, 40),
 )
 #: two colours closer than this in hue (degrees) count as the same hue when a label is given a colour
 _SAME_HUE = 30.0

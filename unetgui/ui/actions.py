@@ -69,7 +69,7 @@ class Actions:
         self.toggle_overlay.setChecked(True)
         tools.overlay_changed.connect(lambda: self.toggle_overlay.setChecked(tools.overlay_visible))
         self.outline = make("Outline only", "O", lambda on: tools.set_overlay(outline=on), True)
-        self.uncertainty = make("Show model uncertainty", "U", lambda on: tools.set_overlay(uncertainty=on), True)
+        self.uncertainty = make("Show model uncertainty", "U", self._show_uncertainty, True)
         tools.overlay_changed.connect(lambda: self.uncertainty.setChecked(tools.uncertainty_visible))
         self.next_suggestion = make("Next slice to correct", "N", self._next_suggestion)
         self.previous_slice = make("Previous slice", "PgDown", lambda: view.step_slice(-1))
@@ -93,6 +93,13 @@ class Actions:
 
     def _show_tool(self, name: str) -> None:
         {"navigate": self.navigate, "brush": self.brush, "eraser": self.eraser, "fill": self.fill}[name].setChecked(True)
+
+    def _show_uncertainty(self, on: bool) -> None:
+        """U: the model's uncertainty over the image; before a segmentation there is none: say so, show nothing."""
+        if on and (not self.session.is_open or self.session.uncertainty is None):
+            self.message("No model uncertainty yet: segment the volume first (Ctrl+G), then U shows where the model is unsure")
+            on = False
+        self.tools.set_overlay(uncertainty=on)
 
     def _if_open(self, fn) -> None:
         if self.session.is_open:

@@ -221,6 +221,8 @@ class MainWindow(QMainWindow):
     def _on_volume_changed(self) -> None:
         self.welcome.hide()
         self.set_three_planes(self.three_planes)
+        if self.tools.uncertainty_visible:  # the last image's uncertainty map does not stay on for this one
+            self.tools.set_overlay(uncertainty=False)
         v = self.session.volume
         z, y, x = v.shape
         sz, sy, sx = v.spacing

@@ -65,14 +65,21 @@ class _ViewBox(pg.ViewBox):
 
 
 def _heat_lut() -> np.ndarray:
-    """Uncertainty 0..255 -> RGBA: transparent when sure, yellow to red and more opaque when unsure."""
+    """Uncertainty 0..255 -> RGBA: transparent when sure, white and more opaque when unsure. White (no hue) on
+    a stipple (:func:`stipple`) looks like no label colour, all of which are saturated hues."""
     u = np.arange(256) / 255.0
-    lut = np.zeros((256, 4), np.uint8)
-    lut[:, 0] = 255
-    lut[:, 1] = np.round(230 * (1 - u)).astype(np.uint8)
-    lut[:, 2] = np.round(40 * (1 - u)).astype(np.uint8)
+    lut = np.full((256, 4), 255, np.uint8)
     lut[:, 3] = np.round(235 * np.clip((u - 0.05) / 0.45, 0, 1) ** 0.6).astype(np.uint8)  # opaque from 0.5 up
     return lut
+
+
+def stipple(plane: np.ndarray) -> np.ndarray:
+    """Every other pixel of a checkerboard cleared: the uncertainty is drawn as a texture over the image and
+    the labels, never as a fill that could be read as a label."""
+    out = plane.copy()
+    out[0::2, 1::2] = 0
+    out[1::2, 0::2] = 0
+    return out
 
 
 HEAT_LUT = _heat_lut()
@@ -100,16 +107,14 @@ class UncertaintyLegend(QLabel):
         bar = np.zeros((height, width, 4), np.uint8)
         bar[:] = HEAT_LUT[np.linspace(0, 255, width).astype(int)]
         bar[..., 3] = np.maximum(bar[..., 3], 40)
+        bar[stipple(np.ones((height, width), bool)) == 0] = (0, 0, 0, 0)
         self._bar = np.ascontiguousarray(bar)
         image = QImage(self._bar.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
         self._pixmap = QPixmap.fromImage(image.copy())
         self.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); color: white; padding: 4px; }")
-        self.set_available(False)
+        self._render("Model uncertainty")
         self.move(8, 8)
         self.hide()
-
-    def set_available(self, available: bool) -> None:
-        self._render("Model uncertainty" if available else "Model uncertainty: segment first")
 
     def _render(self, text: str) -> None:
         pixmap = QPixmap(200, 44)
@@ -470,10 +475,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         uncertainty = self.session.uncertainty if self.session.is_open else None
         show = self.tools.uncertainty_visible and uncertainty is not None
         self.heat.setVisible(show)
-        self.legend.setVisible(self.tools.uncertainty_visible)
-        self.legend.set_available(uncertainty is not None)
+        self.legend.setVisible(show)
         if show:
-            self.heat.setImage(self.plane_data(uncertainty), autoLevels=False, levels=(0, 255), lut=HEAT_LUT)
+            self.heat.setImage(stipple(self.plane_data(uncertainty)), autoLevels=False, levels=(0, 255), lut=HEAT_LUT)
             if self._rect is not None:
                 self.heat.setRect(self._rect)  # after setImage: an ImageItem scales its rect by the image size
 
