@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtCore import QSignalBlocker, QSize, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QColorDialog, QHBoxLayout, QHeaderView, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
@@ -17,11 +17,19 @@ from unetgui.ui.label_prompt import rename_label
 from unetgui.ui.tool_state import ToolState
 
 
+class _Table(QTableWidget):
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """About five rows: the tools below get the rest of the dock column (the table scrolls; a user can drag
+        the dock border for more)."""
+        rows = self.verticalHeader().defaultSectionSize()
+        return QSize(super().sizeHint().width(), self.horizontalHeader().sizeHint().height() + 5 * rows + 4)
+
+
 class LabelPanel(QWidget):
     def __init__(self, session: Session, tools: ToolState) -> None:
         super().__init__()
         self.session, self.tools = session, tools
-        self.table = QTableWidget(0, 3)
+        self.table = _Table(0, 3)
         self.table.setHorizontalHeaderLabels(["", "Label", "Value"])
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)

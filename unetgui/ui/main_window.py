@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea,
+    QComboBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea, QSizePolicy,
     QVBoxLayout, QWidget,
 )
 
@@ -45,7 +46,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.resources = resources  # the app's resources folder (icon, sample study)
         self.setWindowTitle("unetgui")
-        self.resize(1400, 900)
+        self.fit_screen()
         self.setAcceptDrops(True)
         self.session = session or Session()
         self.runner = runner or JobRunner(self)
@@ -84,9 +85,24 @@ class MainWindow(QMainWindow):
         self.session.listeners.volume_changed.append(self._on_volume_changed)
         self.session.listeners.closed.append(self._on_closed)
 
+    def fit_screen(self, free=None) -> None:
+        """Open at 85 % of the screen's free area ``free`` (default: the primary screen's), at least 1400 x 900 but
+        never larger than the free area less the window frame: a 1280 x 800 laptop gets all of it, 4K 3264 x 1836."""
+        if free is None:
+            screen = QGuiApplication.primaryScreen()
+            free = screen.availableGeometry() if screen is not None else None
+        if free is None or free.width() <= 0:
+            self.resize(1400, 900)
+            return
+        width = min(free.width() - 16, max(1400, int(0.85 * free.width())))
+        height = min(free.height() - 40, max(900, int(0.85 * free.height())))
+        self.resize(max(width, 640), max(height, 480))
+
     def _centre(self) -> QWidget:
         centre = QWidget()
-        bar = QHBoxLayout()
+        self.view_bar = QWidget()  # hidden on the welcome page: nothing to view yet
+        bar = QHBoxLayout(self.view_bar)
+        bar.setContentsMargins(4, 0, 4, 2)
         bar.addWidget(QLabel("View"))
         bar.addWidget(self.plane)
         bar.addWidget(self.slider, 1)
@@ -95,9 +111,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.welcome, 1)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.planes, 1)
-        layout.addLayout(bar)
+        layout.addWidget(self.view_bar)
         self.view.hide()
         self.planes.hide()
+        self.view_bar.hide()
         return centre
 
     def _choose_view(self, index: int) -> None:
@@ -124,6 +141,7 @@ class MainWindow(QMainWindow):
 
     def _docks(self) -> None:
         self.training_panel = TrainingPanel(self.session, self.models)
+        self.docks: dict[str, QDockWidget] = {}
         for title, widget, area in (("Labels", LabelPanel(self.session, self.tools), Qt.DockWidgetArea.RightDockWidgetArea),
                                     ("Tools", ToolPanel(self.tools, self.view, self.actions), Qt.DockWidgetArea.RightDockWidgetArea),
                                     ("Segment and train", self.training_panel, Qt.DockWidgetArea.LeftDockWidgetArea),
@@ -135,9 +153,16 @@ class MainWindow(QMainWindow):
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QFrame.Shape.NoFrame)
             scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            # never narrower than the panel (no control clipped at the side), room for the vertical scroll bar
+            scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+            if title == "Labels":  # a few rows (the table scrolls): the tools below get the rest of the column
+                scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
             dock.setWidget(scroll)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
             self.addDockWidget(area, dock)
+            self.docks[title] = dock
+        self.tabifyDockWidget(self.docks["Labels"], self.docks["Project"])  # one column of height for the tools
+        self.docks["Labels"].raise_()
 
     def _menus(self) -> None:
         a = self.actions
@@ -220,6 +245,7 @@ class MainWindow(QMainWindow):
 
     def _on_volume_changed(self) -> None:
         self.welcome.hide()
+        self.view_bar.show()
         self.set_three_planes(self.three_planes)
         if self.tools.uncertainty_visible:  # the last image's uncertainty map does not stay on for this one
             self.tools.set_overlay(uncertainty=False)
@@ -238,6 +264,7 @@ class MainWindow(QMainWindow):
     def _on_closed(self) -> None:
         self.view.hide()
         self.planes.hide()
+        self.view_bar.hide()
         self.welcome.show()
         self.device.setText("")
         self._update_title()

@@ -172,7 +172,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.show_crosshair = False
         self.letters = {edge: _overlay_label(self) for edge in ("top", "bottom", "left", "right")}
         self.info = _overlay_label(self)  # plane, number and position (bottom left)
-        self.levels = _overlay_label(self)  # window / level (bottom right)
+        self.levels = _overlay_label(self)  # window / level (top right: the uncertainty legend is top left)
         for label in (*self.letters.values(), self.info, self.levels):
             label.hide()
         self.setBackground("k")
@@ -449,9 +449,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         letters["left"].move(4, (h - letters["left"].height()) // 2)
         letters["right"].move(w - letters["right"].width() - 4, (h - letters["right"].height()) // 2)
         self.info.move(4, h - self.info.height() - 4)
-        self.levels.move(w - self.levels.width() - 4, h - self.levels.height() - 4)
-        if self.info.geometry().intersects(letters["bottom"].geometry()):  # a narrow view: the letter goes up
-            letters["bottom"].move(letters["bottom"].x(), self.info.y() - letters["bottom"].height() - 2)
+        self.levels.move(w - self.levels.width() - 4, 4)
+        for edge, corner in (("bottom", self.info), ("top", self.levels)):  # a narrow view: the letter moves inwards
+            if corner.geometry().intersects(letters[edge].geometry()):
+                step = letters[edge].height() + 2
+                letters[edge].move(letters[edge].x(), letters[edge].y() + (-step if edge == "bottom" else step))
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)

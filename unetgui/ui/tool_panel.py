@@ -1,16 +1,25 @@
-"""Tools, brush size, threshold brush, overlay display and window presets."""
+"""Tools, brush size, threshold brush, overlay display and window presets. Buttons share the dock's width, so
+their text stays whole from a laptop screen up (the window/level itself is drawn on the image)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSlider,
-    QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy,
+    QSlider, QToolButton, QVBoxLayout, QWidget,
 )
 
 from unetgui.ui.actions import Actions
 from unetgui.ui.slice_view import SliceView
 from unetgui.ui.tool_state import CT_PRESETS, ToolState
+
+
+def _button(action) -> QToolButton:
+    button = QToolButton()
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)  # the column's width, at least the text's
+    return button
 
 
 class ToolPanel(QWidget):
@@ -20,11 +29,7 @@ class ToolPanel(QWidget):
         tool_box = QGroupBox("Tool")
         grid = QGridLayout(tool_box)
         for i, action in enumerate((actions.navigate, actions.brush, actions.eraser, actions.fill)):
-            button = QToolButton()
-            button.setDefaultAction(action)
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            button.setMinimumWidth(80)
-            grid.addWidget(button, i // 2, i % 2)
+            grid.addWidget(_button(action), i // 2, i % 2)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=128)
         self.size_label = QLabel()
         self.size_slider.valueChanged.connect(lambda v: setattr(self.tools, "brush_size", v))
@@ -49,12 +54,8 @@ class ToolPanel(QWidget):
         edit_box = QGroupBox("Slice")
         edit = QGridLayout(edit_box)
         for i, action in enumerate((actions.fill_holes, actions.interpolate, actions.copy_previous, actions.copy_next,
-                                    actions.mark_reviewed, actions.mark_empty, actions.undo)):
-            button = QToolButton()
-            button.setDefaultAction(action)
-            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            button.setMinimumWidth(80)
-            edit.addWidget(button, i // 2, i % 2)
+                                    actions.mark_reviewed, actions.mark_empty, actions.undo, actions.go_to_structure)):
+            edit.addWidget(_button(action), i // 2, i % 2)
         overlay_box = QGroupBox("Display")
         form = QFormLayout(overlay_box)
         self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
@@ -67,20 +68,19 @@ class ToolPanel(QWidget):
         self.window_preset = QComboBox()
         self.window_preset.addItems(["Window...", *[f"CT {name}" for name in CT_PRESETS], "Auto (percentiles)"])
         self.window_preset.activated.connect(self._on_preset_chosen)
-        self.window_label = QLabel()
+        self.window_preset.setToolTip("Window/level presets; right-drag on the image sets it (shown on the image)")
         form.addRow(self.visible, self.outline)
         form.addRow("Opacity", self.opacity)
         form.addRow("Window", self.window_preset)
-        form.addRow("", self.window_label)
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(tool_box)
+        layout.addWidget(overlay_box)  # looking comes before editing: display above the slice commands
         layout.addWidget(edit_box)
-        layout.addWidget(overlay_box)
         layout.addStretch(1)
         tools.brush_size_changed.connect(self._show_size)
         tools.overlay_changed.connect(self._show_overlay)
         tools.threshold_changed.connect(self._show_threshold)
-        view.window_changed.connect(lambda w, lv: self.window_label.setText(f"W {w:.0f}  L {lv:.0f}"))
         self._show_size(tools.brush_size)
         self._show_overlay()
         self._show_threshold()
