@@ -41,19 +41,109 @@ def test_the_sample_opens_with_its_model_and_the_next_step(window, qtbot):  # no
     assert window.training_panel.cancel_segment.text() == "Cancel segmenting"
 
 
+def _open_answering(window, qtbot, path: str, answer: str, default: str | None = None) -> None:
+    """Open ``path`` while a project is open: the window asks where it goes; click ``answer`` ("add", "new",
+    "cancel") as a user does (``default``: the button Enter would press)."""
+    from PySide6.QtCore import Qt
+
+    before = window.session.generation
+    window.io.open_path(path)
+    qtbot.waitUntil(lambda: window.projects.question is not None and window.projects.question.isVisible(),
+                    timeout=30_000)
+    assert window.session.generation == before  # nothing changes before the answer
+    if default is not None:
+        assert window.projects.question.defaultButton() is window.projects.answers[default]
+    qtbot.mouseClick(window.projects.answers[answer], Qt.MouseButton.LeftButton)
+    assert window.projects.question is None
+    if answer != "cancel":
+        qtbot.waitUntil(lambda: window.session.generation > before and not window.runner.busy, timeout=30_000)
+
+
 def test_opened_images_join_a_project_and_keep_their_edits(window, qtbot, tmp_path):  # noqa: F811
     a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
     _open(window, qtbot, a)
     assert window.projects.untitled and "Untitled project" in window.windowTitle()
     _paint(window, 3, 20, 20)
     edited = window.session.labels.labels.copy()
-    _open(window, qtbot, b)  # opening another image never asks and never loses the edits
+    _open_answering(window, qtbot, b, "add", default="add")  # the user adds it: the edits of a stay in the project
     assert window.session.volume.shape == (6, 48, 48) and window.session.labels.labels.max() == 0
     assert [e.source for e in window.projects.project.series] == [a, b]
     before = window.session.generation
     window.projects.show_series("s1")
     qtbot.waitUntil(lambda: window.session.generation > before and not window.runner.busy, timeout=30_000)
     assert np.array_equal(window.session.labels.labels, edited) and window.session.reviewed[3]
+
+
+#: a training of a few steps (the tests below need a model trained on the shown image, not a good one)
+TINY_RUN = {"epochs": 1, "batch_size": 2, "augment": False, "preset": "small", "steps_per_epoch": 2}
+
+
+def _train_tiny(window, qtbot) -> None:
+    window.training_panel.resegment.setChecked(False)
+    window.models.train(None, TINY_RUN, False, "cpu")
+    qtbot.waitUntil(lambda: not window.models.training and not window.runner.busy, timeout=120_000)
+    assert window.models.checkpoint is not None, window.training_panel.status.text()
+
+
+def test_cancel_leaves_the_open_study_and_its_project_as_they_were(window, qtbot, tmp_path):  # noqa: F811
+    a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
+    _open(window, qtbot, a)
+    _paint(window, 3, 20, 20)
+    shown, project, edited = window.session.volume, window.projects.project, window.session.labels.labels.copy()
+    _open_answering(window, qtbot, b, "cancel")
+    assert window.session.volume is shown and np.array_equal(window.session.labels.labels, edited)
+    assert window.projects.project is project and [e.source for e in project.series] == [a]
+    _paint(window, 5, 30, 30)  # still autosaved into the same project
+    assert Project.open(project.root).read_labels("s1").labels[[3, 5]].any(axis=(1, 2)).all()
+
+
+def test_a_study_added_to_a_project_is_told_its_model_learnt_from_other_series(window, qtbot, tmp_path):  # noqa: F811
+    a, b = _nifti(tmp_path, "a.nii.gz"), _nifti(tmp_path, "b.nii.gz", (6, 48, 48), seed=1)
+    panel = window.training_panel
+    _open(window, qtbot, a)
+    assert not panel.from_current.isEnabled() and not panel.from_current.isChecked()  # no model to start from
+    _paint(window, 2, 30, 30)
+    _paint(window, 6, 30, 30)
+    _train_tiny(window, qtbot)
+    model = window.models.checkpoint
+    assert panel.from_current.isChecked() and not panel.start_note.isVisible()  # trained on the shown image
+    _open_answering(window, qtbot, b, "add", default="add")
+    assert [e.source for e in window.projects.project.series] == [a, b] and window.models.checkpoint is model
+    assert panel.start_note.isVisible()
+    assert panel.start_note.text() == "\u26a0 The current model was trained on a.nii.gz, not on this image: Train starts from it."
+    panel.from_current.click()  # the user trains a new model instead
+    assert not panel.from_current.isChecked() and panel.start_note.text().endswith("not on this image.")
+    before = window.session.generation
+    window.projects.show_series("s1")  # back on the image the model learnt from: nothing to warn about
+    qtbot.waitUntil(lambda: window.session.generation > before and not window.runner.busy, timeout=30_000)
+    assert not panel.start_note.isVisible() and not panel.from_current.isChecked()  # the user's choice stays
+
+
+@pytest.mark.skipif(not (REPO / "resources" / "sample" / "model.unetgui").is_file(), reason="sample not built")
+def test_a_study_opened_on_the_sample_starts_a_new_project_with_a_clean_panel(window, qtbot, tmp_path):  # noqa: F811
+    from unetgui.app import RESOURCES
+
+    window.resources = str(RESOURCES)
+    window.welcome.try_sample.emit()
+    qtbot.waitUntil(lambda: window.models.checkpoint is not None and not window.runner.busy, timeout=60_000)
+    panel, sample = window.training_panel, window.projects.project
+    assert panel.from_current.isChecked() and not panel.start_note.isVisible()  # the sample's model knows the sample
+    _paint(window, 1, 30, 30)
+    _train_tiny(window, qtbot)
+    edited = window.session.labels.labels.copy()
+    assert panel.curves.isVisible() and len(panel.train_curve.getData()[0]) and panel.status.text()
+    study = _nifti(tmp_path, "study.nii.gz", (6, 48, 48), seed=1)
+    _open_answering(window, qtbot, study, "new", default="new")  # on the sample, Enter starts a new project
+    project = window.projects.project
+    assert project is not sample and window.projects.untitled and [e.source for e in project.series] == [study]
+    assert window.models.checkpoint is None and not project.models and "No model yet" in panel.card.text()
+    x, _ = panel.train_curve.getData()
+    assert not panel.curves.isVisible() and (x is None or not len(x))
+    assert panel.status.text() == "" and not panel.summary.isVisible() and not panel.start_note.isVisible()
+    assert not panel.from_current.isChecked() and not panel.from_current.isEnabled()
+    kept = Project.open(sample.root)  # the sample's project never took the study, and kept every edit
+    assert [e.id for e in kept.series] == ["s1"] and np.array_equal(kept.read_labels("s1").labels, edited)
+    assert kept.lock_owner().state == "none"
 
 
 def test_project_saved_as_and_reopened_in_a_new_window_is_identical(window, qtbot, tmp_path):  # noqa: F811
@@ -193,10 +283,10 @@ def test_training_spans_every_series_of_the_project(window, qtbot, tmp_path):  #
     _open(window, qtbot, a)
     _paint(window, 2, 30, 30)
     _paint(window, 6, 30, 30)
-    _open(window, qtbot, b)
+    _open_answering(window, qtbot, b, "add")
     _paint(window, 3, 20, 40)
     window.session.set_test(1)  # a test slice of another series stays out of training too
-    _open(window, qtbot, a)  # train from series a: series b's reviewed slices join
+    _open(window, qtbot, a)  # in the project already: no question; train from series a, series b's slices join
     window.models.train(None, {"epochs": 1, "learning_rate": 1e-3, "batch_size": 2, "augment": False, "preset": "small",
                                "steps_per_epoch": 5}, False, "cpu")
     qtbot.waitUntil(lambda: not window.models.training, timeout=120_000)
@@ -246,7 +336,7 @@ def test_clean_close_folds_every_series_journal_and_labels_bring_their_names(win
     window.io.open_labels(labels_file)
     qtbot.waitUntil(lambda: not window.runner.busy and window.session.labels.labels[5].max() == 2, timeout=30_000)
     assert 2 in window.projects.project.table.values  # the project keeps the new label
-    _open(window, qtbot, b)
+    _open_answering(window, qtbot, b, "add")
     root = window.projects.project.root
     window.close()
     project = Project.open(root)

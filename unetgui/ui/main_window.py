@@ -61,7 +61,7 @@ class MainWindow(QMainWindow):
         self.models = ModelController(self.session, self.runner, self, self.workspace.training_sources)
         self.session.listeners.reviewed_changed.append(self.models.reviewed_changed)
         self.projects = ProjectController(self, self.session, self.runner, self.io, self.models, self.workspace)
-        self.io.image_loaded.connect(self.projects.show_volume)  # every image opened joins the project
+        self.io.image_loaded.connect(self.projects.show_volume)  # asks whether it joins an open project
         self.io.labels_loaded.connect(self.projects.replace_labels)
         self.plane = QComboBox()
         self.plane.addItems([p.capitalize() for p in PLANES] + [THREE_PLANES])

@@ -30,6 +30,7 @@ DEVICE_CHOICES = DEVICES
 
 class ModelController(QObject):
     model_changed = Signal()
+    start_point_changed = Signal()  # other_data changed: whether the current model knows the shown image
     segment_progress = Signal(int, int, float)  # done, total, eta seconds
     segment_done = Signal(str)  # message
     training_event = Signal(object)  # BatchStats | EpochStats
@@ -63,6 +64,10 @@ class ModelController(QObject):
         self.evaluated.connect(self._keep_evaluation)
         session.listeners.volume_changed.append(lambda: setattr(self, "last_evaluation", []))
         self.last_trained = None  # the checkpoint the last training produced
+        self.origin = ""  # the path of the file the current model was opened from ("": trained here, or the project's)
+        # what the current model was trained on when that is not the shown image, in words ("": it is, or there is
+        # no model); the project controller decides it (it knows the series), the training panel says it
+        self.other_data = ""
         saved = QSettings().value("device", "auto")
         self.device = saved if saved in DEVICE_CHOICES else "auto"  # where segmentation and training run
 
@@ -75,16 +80,24 @@ class ModelController(QObject):
 
     # -- model files -----------------------------------------------------------------------------
     def open_model(self, path: str) -> None:
-        self.runner.run("open model", model_files.load, path, on_finished=self.set_model, on_failed=self.failed.emit)
+        self.runner.run("open model", model_files.load, path, on_failed=self.failed.emit,
+                        on_finished=lambda checkpoint: self.set_model(checkpoint, os.path.abspath(path)))
 
     def save_model(self, path: str) -> None:
         if self.checkpoint is None:
             raise UnetguiError("there is no model to save yet")
         model_files.save(self.checkpoint, path)
 
-    def set_model(self, checkpoint) -> None:
-        self.checkpoint = checkpoint
+    def set_model(self, checkpoint, origin: str = "") -> None:
+        """``checkpoint`` (None: no model) becomes the current model; ``origin``: the path it was opened from."""
+        self.checkpoint, self.origin = checkpoint, origin
         self.model_changed.emit()
+
+    def set_other_data(self, words: str) -> None:
+        """Say what the current model was trained on when the shown image is not part of it ("": it is)."""
+        if words != self.other_data:
+            self.other_data = words
+            self.start_point_changed.emit()
 
     def card(self) -> str:
         """A short model card: labels, training data, validation metrics, device, date."""

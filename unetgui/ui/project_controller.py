@@ -3,8 +3,10 @@ recovery, the sample study, and the dialogs for them. The Session stays the owne
 the Workspace (project/workspace.py, Qt-free, shared with the model controller) holds the open project and
 the shown series; this controller decides when they change.
 
-Every image opened joins the open project (an untitled one in the app's data folder when none is open),
-so every edit is journaled from the first stroke and nothing is lost to a crash.
+Every image opened joins a project (an untitled one in the app's data folder when none is open), so every
+edit is journaled from the first stroke and nothing is lost to a crash. An image opened while a project
+holding other series is open joins it only when the user says so; otherwise it starts a new project, with
+no model (a model trained on other data is never the starting point without the panel saying so).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.paths import data_root
@@ -44,6 +46,25 @@ def _stamp() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
+def _holds(project: Project, volume: Volume, source: str, kind: str) -> bool:
+    """``project`` has ``source``'s series already (Project.add_series would return its entry)."""
+    uid = volume.info.series_uid if kind == "dicom" else ""
+    for entry in project.series:
+        path = project.source_path(entry)
+        if os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source) \
+                and entry.series_uid == uid and tuple(entry.shape) == tuple(volume.shape):
+            return True
+    return False
+
+
+def _names(series: dict[str, str], most: int = 3) -> str:
+    """Series names for a sentence: "a, b and c", or "a, b, c and 2 more"."""
+    names = list(series.values())
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
 class ProjectController(QObject):
     project_changed = Signal()  # a project was opened / created / saved as, or its series list changed
     series_changed = Signal()  # another series is shown
@@ -59,8 +80,14 @@ class ProjectController(QObject):
         self._opening: Project | None = None  # the project whose image is loading
         self._warned = False  # one autosave failure message per series shown
         self.retired: tuple[list[str], list[str]] | None = None  # what retire_old did (None: not yet)
+        self.question: QMessageBox | None = None  # "add it to this project or start a new one?" while it is open
+        self.answers: dict[str, QAbstractButton] = {}  # its buttons: "add", "new", "cancel"
+        # the series of the open project the current model learnt from (id -> name; empty: none of them), and
+        # those of the project the running training reads
+        self._model_series: dict[str, str] = {}
+        self._training_series: dict[str, str] = {}
         models.model_changed.connect(self._keep_model)
-        models.training_started.connect(lambda: setattr(self, "_training_project", self.project))
+        models.training_started.connect(self._on_training_started)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -80,6 +107,11 @@ class ProjectController(QObject):
     @entry.setter
     def entry(self, entry: SeriesEntry | None) -> None:
         self.workspace.entry = entry
+
+    @property
+    def sample(self) -> bool:
+        """The open project is a copy of the sample study (open_sample)."""
+        return self.project is not None and inside(os.path.join(data_folder(), "samples"), self.project.root)
 
     @property
     def untitled(self) -> bool:
@@ -126,6 +158,63 @@ class ProjectController(QObject):
             self.entry.state = view_state(self.session)
 
     def show_volume(self, volume: Volume, source: str, kind: str) -> None:
+        """Show an image the user opened (DocumentIO.image_loaded). With a project open that holds other series,
+        ask first (non-blocking, :attr:`question`): add it to this project, or start a new one; Cancel changes
+        nothing. An image the project holds already is shown with its labels."""
+        project = self.project
+        if project is None or not project.series or _holds(project, volume, source, kind):
+            self._show(volume, source, kind)
+            return
+        self._ask_where(project, volume, source, kind)
+
+    def _ask_where(self, project: Project, volume: Volume, source: str, kind: str) -> None:
+        if self.question is not None:  # an earlier image still waiting: this one replaces it
+            self.question.reject()
+        name = volume.info.series_description or os.path.basename(source.rstrip(os.sep)) or "the image"
+        title = "the sample's project" if self.sample else \
+            "the untitled project" if self.untitled else f"the project \"{project.name}\""
+        model = f", starting from its model (trained on {_names(self._model_series)})" \
+            if self.models.checkpoint is not None and self._model_series else ""
+        box = QMessageBox(QMessageBox.Icon.Question, "unetgui", f"Add {name} to {title}?", parent=self.window)
+        box.setInformativeText(
+            f"Add to this project: this image and the project's {len(project.series)} series train together{model}."
+            "\n\nStart a new project: an empty project, with no model. The open project is saved as it is.")
+        self.answers = {"add": box.addButton("Add to this project", QMessageBox.ButtonRole.AcceptRole),
+                        "new": box.addButton("Start a new project", QMessageBox.ButtonRole.AcceptRole),
+                        "cancel": box.addButton(QMessageBox.StandardButton.Cancel)}
+        box.setDefaultButton(self.answers["new" if self.sample else "add"])  # a user's study is not the sample's
+        answers, image = self.answers, (volume, source, kind)
+        box.finished.connect(lambda _r: self._on_question_answered(
+            box, next((k for k, b in answers.items() if b is box.clickedButton()), "cancel"), project, image))
+        self.question = box
+        box.open()  # window-modal, and no nested event loop: the image waits for the answer
+
+    def _on_question_answered(self, box: QMessageBox, answer: str, asked: Project, image: tuple) -> None:
+        if self.question is box:
+            self.question, self.answers = None, {}
+        if answer == "cancel":
+            return  # the open project and image stay as they were (their edits are autosaved)
+        if self.project is not asked:  # another project was opened meanwhile: ask about that one
+            self.show_volume(*image)
+        elif answer == "add":
+            self._show(*image)
+        else:
+            self._start_new(*image)
+
+    def _start_new(self, volume: Volume, source: str, kind: str) -> None:
+        """An untitled project for ``volume``, with no model; the open project is saved and closed first (made
+        before the open one is let go, so that a failure leaves it open and autosaving)."""
+        root = os.path.join(data_folder(), "projects", f"untitled-{_stamp()}")
+        try:
+            project = Project.create(root)
+            project.add_series(source, volume, kind)
+        except (UnetguiError, OSError, ValueError) as exc:
+            self.io.error(f"A new project could not be made: {exc}")
+            return
+        if self._switch_to(project):
+            self._show(volume, source, kind)
+
+    def _show(self, volume: Volume, source: str, kind: str) -> None:
         """Show a freshly loaded image; it joins the project (with its saved labels if it is in it).
         What can fail (a damaged label file, an unwritable folder) fails before the shown series is let go."""
         try:
@@ -152,6 +241,7 @@ class ProjectController(QObject):
             self.io.warn("The autosaved edits were partly recovered", [saved.note + "." + aside])
         project.state["current_series"] = entry.id
         project.save()
+        self._show_start_point()
         self.series_changed.emit()
         self.project_changed.emit()
 
@@ -186,7 +276,7 @@ class ProjectController(QObject):
             return
         self.io.busy.emit(f"Loading {entry.description or entry.id}...")
         self.runner.run("load series", project.load_image, entry,
-                        on_finished=lambda volume: self.project is project and self.show_volume(volume, project.source_path(entry), entry.kind),
+                        on_finished=lambda volume: self.project is project and self._show(volume, project.source_path(entry), entry.kind),
                         on_failed=self.io.error, on_done=lambda: self.io.busy.emit(""))
 
     # -- project files ---------------------------------------------------------------------------
@@ -235,12 +325,15 @@ class ProjectController(QObject):
         labels = (s.labels.labels.copy(), s.reviewed.copy(), s.test.copy(),
                   (s.reviewed_coronal.copy(), s.reviewed_sagittal.copy()),
                   None if s.predicted is None else s.predicted.copy()) if carry else None
+        known = self._model_series.get(self.entry.id) if self.entry else None  # the model learnt from the image
         self.close_project()
         self._set_project(project)
+        self._model_series = {}  # series ids are the project's
         if carry:
             entry = project.add_series(carry[1], carry[0], carry[2])
             project.save_labels(entry.id, *labels)
-            self.show_volume(*carry)
+            self._model_series = {entry.id: known} if known else {}
+            self._show(*carry)
 
     def save_as(self, root: str) -> None:
         """Copy the project (labels, models) into ``root`` and continue there."""
@@ -256,7 +349,7 @@ class ProjectController(QObject):
         self._set_project(copy)
         if shown is not None:
             entry = copy.find_series(shown)
-            self.show_volume(volume, copy.source_path(entry), entry.kind)
+            self._show(volume, copy.source_path(entry), entry.kind)
 
     def open_project(self, root: str) -> None:
         """Open a project folder: asks before opening one open in another unetgui or on another machine,
@@ -315,7 +408,7 @@ class ProjectController(QObject):
         if self._opening is not project:
             return  # another project was asked for meanwhile
         if self._switch_to(project):
-            self.show_volume(volume, project.source_path(entry), entry.kind)
+            self._show(volume, project.source_path(entry), entry.kind)
             self.ready.emit()
 
     def _ask_open_anyway(self, project: Project, where: str) -> bool:
@@ -350,14 +443,45 @@ class ProjectController(QObject):
     # -- models ----------------------------------------------------------------------------------
     def _project_model_loaded(self, checkpoint) -> None:
         self.workspace.saved_model = checkpoint
+        self._model_series = self._series_names()  # the project's model: trained on the project's series
         self.models.set_model(checkpoint)
 
+    def _series_names(self) -> dict[str, str]:
+        if self.project is None:
+            return {}
+        return {e.id: e.description or os.path.basename(e.source.rstrip(os.sep)) or e.id for e in self.project.series}
+
+    def _on_training_started(self) -> None:
+        self._training_project = self.project
+        self._training_series = self._series_names()  # the shown series and the others it may read
+
+    def _show_start_point(self) -> None:
+        """Tell the panel when the current model was not trained on the shown image (and on what it was)."""
+        if self.models.checkpoint is None or self.entry is None or self.entry.id in self._model_series:
+            words = ""
+        elif self._model_series:
+            words = _names(self._model_series)
+        else:
+            origin = self.models.origin
+            words = f"other data ({os.path.basename(origin)})" if origin else "other data"
+        self.models.set_other_data(words)
+
     def _keep_model(self) -> None:
+        checkpoint, origin = self.models.checkpoint, self.models.origin
+        if checkpoint is None:
+            self._model_series = {}
+        elif checkpoint is not self.workspace.saved_model:
+            # trained here, or opened from the project's own folder (a search's best model): the project's data
+            series = self._training_series if checkpoint is self.models.last_trained and not origin else \
+                self._series_names() if origin and self.project and inside(self.project.root, origin) else {}
+            if self._save_model(checkpoint):
+                self._model_series = dict(series)
+        self._show_start_point()
+
+    def _save_model(self, checkpoint) -> bool:
         """A newly trained or opened model is saved into the project (atomically) with its history; a
-        training that ends after its project was closed saves into that project, not the open one."""
-        checkpoint = self.models.checkpoint
-        if checkpoint is None or checkpoint is self.workspace.saved_model:
-            return
+        training that ends after its project was closed saves into that project, not the open one (False:
+        the open project's own model is back)."""
         target = self.project
         if checkpoint is self.models.last_trained and self._training_project is not None:
             target = self._training_project
@@ -366,14 +490,15 @@ class ProjectController(QObject):
             target.add_model(checkpoint)
         except (UnetguiError, OSError) as exc:
             self.io.error(f"The model could not be saved into the project: {exc}")
-            return
+            return True
         if target is not self.project:
             self.io.warn("A training ended after its project was closed", [
                 f"Its model was saved into {target.root}; the open project keeps its own model."])
             self.models.set_model(self.workspace.saved_model)
-            return
+            return False
         self.workspace.saved_model = checkpoint
         self.project_changed.emit()
+        return True
 
     def retire_old(self) -> None:
         """At start, on a worker: untitled projects and sample copies unused for a month are retired, their

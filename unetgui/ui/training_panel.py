@@ -1,4 +1,6 @@
-"""Segment and train in the app: settings, Start/Stop, live loss and Dice curves, the model card."""
+"""Segment and train in the app: the actions (Segment volume, Train/Stop, Cancel) always at the top; below,
+scrolled, the start point, the settings under "Advanced" (collapsed until an image is open), the live loss and
+Dice curves (from the first training run on), the model card and the evaluation."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSignalBlocker
+from PySide6.QtCore import QSignalBlocker, QSize, Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox, QLabel, QProgressBar,
-    QHBoxLayout, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QFrame, QGridLayout, QGroupBox, QLabel,
+    QProgressBar, QHBoxLayout, QPushButton, QScrollArea, QSpinBox, QTableWidget, QTableWidgetItem, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from unetgui.core import atomic, csvcell
@@ -25,6 +28,8 @@ from unetgui.ui.model_controller import ModelController
 DEVICE_NAMES = {"auto": "Automatic", "cpu": "CPU",
                 **({"mps": "Apple GPU (MPS)"} if sys.platform == "darwin" else {"cuda": "NVIDIA GPU (CUDA)"})}
 METRIC_COLUMNS = ["Set", "Slices", "Label", "Dice", "IoU", "HD95 (mm)", "Volume pred (mL)", "Volume truth (mL)"]
+PANEL_WIDTH = 340  # the panel's preferred width (px): the left dock of a 1280 x 800 screen
+_PLAN_FIRST = "Settings left at auto are planned from the annotated slices when training starts."
 _PLOT_INTERVAL_S = 0.25  # redraw the batch curve at most 4 times a second (plots are expensive to repaint)
 
 
@@ -57,23 +62,117 @@ class TrainingPanel(QWidget):
         self.augment = QCheckBox("Augmentation")
         self.augment.setChecked(True)
         self.from_current = QCheckBox("Start from the current model")
-        self.from_current.setChecked(True)
+        self.from_current.setToolTip("Fine-tune the current model (a shorter time budget, a lower learning rate) "
+                                     "instead of training a new one")
+        self._start_from_model = True  # the user's choice; shown ticked only while there is a model
+        # said when the current model was trained on other data than the open image (ModelController.other_data)
+        self.start_note = QLabel()
+        self.start_note.setWordWrap(True)
+        self.start_note.setVisible(False)
         self._edited: set[str] = set()  # settings the user changed (the planner's value otherwise)
         self._tuned: dict = {}  # a search's best settings the panel has no box for (apply_tuned)
         for name, box in (("minutes", self.minutes), ("learning_rate", self.learning_rate)):
             box.valueChanged.connect(lambda _v, name=name: self._edited.add(name))
-        self.from_current.toggled.connect(lambda _on: self._show_defaults())
-        models.model_changed.connect(self._show_defaults)
+        self.from_current.toggled.connect(self._on_from_current_toggled)
         self.defaults_button = QPushButton("Planner's defaults")
         self.defaults_button.setToolTip("Forget the settings you changed: the planner chooses them from the data")
         self.defaults_button.clicked.connect(self._on_defaults_clicked)
-        self.plan = QLabel("Settings left at auto are planned from the annotated slices when training starts.")
+        self.plan = QLabel(_PLAN_FIRST)
         self.plan.setWordWrap(True)
-        self.resegment = QCheckBox("Re-segment unreviewed slices when done")
+        self.resegment = QCheckBox("Segment the rest when done")
+        self.resegment.setToolTip("When training ends, segment the slices not marked reviewed with the new model")
         self.resegment.setChecked(True)
         self.counts = QLabel()
+        self.counts.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        # how the last training ended: stays until the next training or another image (the status line below the
+        # buttons is the segmentation's next)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setObjectName("trainingSummary")
+        self.summary.setStyleSheet("#trainingSummary { border: 1px solid palette(mid); padding: 4px; }")
+        self.summary.setVisible(False)
+        self.card = QLabel(models.card())
+        self.card.setWordWrap(True)
+        model_box = QGroupBox("Current model")
+        QVBoxLayout(model_box).addWidget(self.card)
+        body = QWidget()  # below the actions, scrolled: the actions stay in sight however long this grows
+        column = QVBoxLayout(body)
+        column.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.summary, self.counts, self.from_current, self.start_note, self._advanced_section(),
+                       self._curves(), model_box, self._evaluation_box()):
+            column.addWidget(widget)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(body)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(self._actions())
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+        self._reset_curves()
+        models.training_started.connect(lambda: self.curves.setVisible(True))  # curves exist from the first run on
+        models.training_event.connect(self._on_training_event)
+        models.training_done.connect(self._on_training_done)
+        models.segment_progress.connect(self._on_segment_progress)
+        models.segment_done.connect(self._on_segment_done)
+        models.failed.connect(self._on_failed)
+        models.model_changed.connect(self._on_model_changed)
+        models.start_point_changed.connect(self._show_start_point)
+        models.evaluated.connect(self._show_evaluation)
+        session.listeners.reviewed_changed.append(self._show_counts)
+        session.listeners.volume_changed.append(self._show_counts)
+        session.listeners.volume_changed.append(self._on_volume_changed)
+        session.listeners.volume_changed.append(self._show_advanced)
+        session.listeners.closed.append(self._show_advanced)
+        session.listeners.closed.append(self._show_counts)
+        self._show_counts()
+        self._show_start_point()
+        self._show_advanced()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        """Narrow: the left dock of a 1280 x 800 screen leaves the image the rest (the plots would ask for 640 px)."""
+        return QSize(PANEL_WIDTH, super().sizeHint().height())
+
+    def _actions(self) -> QGridLayout:
+        """Segment volume and Train (Stop while training) first, then a slice, a range and Cancel."""
+        self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("Train on the reviewed slices (Ctrl+T); while training: stop after this batch")
+        self.train_button.clicked.connect(self._on_train_clicked)
+        self.segment_slice = QPushButton("Segment slice")
+        self.segment_volume = QPushButton("Segment volume")
+        self.segment_volume.setToolTip("Segment every slice not marked reviewed with the current model (Ctrl+G)")
+        self.cancel_segment = QPushButton("Cancel segmenting")  # says what it cancels (Train turns into Stop)
+        self.segment_slice.clicked.connect(lambda: self._segment([self.session.current_slice]))
+        self.segment_volume.clicked.connect(lambda: self._segment(None))
+        self.cancel_segment.clicked.connect(self.models.cancel_segmentation)
+        self.range_from, self.range_to = QSpinBox(minimum=1), QSpinBox(minimum=1)
+        self.segment_range = QPushButton("Segment slices")
+        self.segment_range.clicked.connect(self._on_segment_range_clicked)
+        range_row = QHBoxLayout()
+        range_row.addWidget(self.segment_range, 1)
+        range_row.addWidget(self.range_from)
+        range_row.addWidget(QLabel("to"))
+        range_row.addWidget(self.range_to)
+        buttons = QGridLayout()
+        buttons.addWidget(self.segment_volume, 0, 0)
+        buttons.addWidget(self.train_button, 0, 1)
+        buttons.addWidget(self.segment_slice, 1, 0)
+        buttons.addWidget(self.cancel_segment, 1, 1)
+        buttons.addLayout(range_row, 2, 0, 1, 2)
+        return buttons
+
+    def _advanced_section(self) -> QWidget:
+        """The training settings under "Advanced": collapsed until an image is open, or as the user left them."""
         settings = QGroupBox("Training")
         form = QFormLayout(settings)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock: the box under its name
         form.addRow("Time budget", self.minutes)
         form.addRow("At most", self.epochs)
         form.addRow("Learning rate", self.learning_rate)
@@ -82,35 +181,29 @@ class TrainingPanel(QWidget):
         form.addRow("Planes", self.planes)
         form.addRow("Device", self.device)
         form.addRow(self.augment)
-        form.addRow(self.from_current)
         form.addRow(self.resegment)
-        form.addRow(self.counts)
         form.addRow(self.defaults_button)
-        self.train_button = QPushButton("Train")
-        self.train_button.clicked.connect(self._on_train_clicked)
-        self.segment_slice = QPushButton("Segment slice")
-        self.segment_volume = QPushButton("Segment volume")
-        self.cancel_segment = QPushButton("Cancel segmenting")  # says what it cancels (Train turns into Stop)
-        self.segment_slice.clicked.connect(lambda: self._segment([self.session.current_slice]))
-        self.segment_volume.clicked.connect(lambda: self._segment(None))
-        self.cancel_segment.clicked.connect(models.cancel_segmentation)
-        self.range_from, self.range_to = QSpinBox(minimum=1), QSpinBox(minimum=1)
-        self.segment_range = QPushButton("Segment slices")
-        self.segment_range.clicked.connect(self._on_segment_range_clicked)
-        range_row = QHBoxLayout()
-        range_row.addWidget(self.segment_range)
-        range_row.addWidget(self.range_from)
-        range_row.addWidget(QLabel("to"))
-        range_row.addWidget(self.range_to)
-        buttons = QGridLayout()
-        buttons.addWidget(self.train_button, 0, 0, 1, 3)
-        buttons.addWidget(self.segment_slice, 1, 0)
-        buttons.addWidget(self.segment_volume, 1, 1)
-        buttons.addWidget(self.cancel_segment, 1, 2)
-        buttons.addLayout(range_row, 2, 0, 1, 3)
-        self.progress = QProgressBar()
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.advanced = QToolButton()
+        self.advanced.setText("Advanced: training settings")
+        self.advanced.setCheckable(True)
+        self.advanced.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced.setAutoRaise(True)
+        self.advanced.clicked.connect(self._on_advanced_clicked)
+        self._advanced_choice: bool | None = None  # the user's (None: shown while an image is open)
+        self.settings = QWidget()
+        inner = QVBoxLayout(self.settings)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addWidget(settings)
+        inner.addWidget(self.plan)  # outside the form: a wrapped label in a form row is cut to one line
+        section = QWidget()
+        outer = QVBoxLayout(section)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.advanced)
+        outer.addWidget(self.settings)
+        return section
+
+    def _curves(self) -> QWidget:
+        """The loss and Dice plots, shown from the first training run on (empty plots say nothing)."""
         self.loss_plot = pg.PlotWidget(title="Loss")
         self.dice_plot = pg.PlotWidget(title="Validation Dice")
         self.loss_plot.setLogMode(y=True)  # the first validation losses would flatten everything after them
@@ -130,41 +223,60 @@ class TrainingPanel(QWidget):
         self.loss_plot.addItem(self.best_lines[0])
         self.dice_plot.addItem(self.best_lines[1])
         self.dice_curves: dict[int, pg.PlotDataItem] = {}
-        self.card = QLabel(models.card())
-        self.card.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addWidget(settings)
-        layout.addWidget(self.plan)  # outside the form: a wrapped label in a form row is cut to one line
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        # how the last training ended: stays until the next training or another image (the status line below the
-        # buttons is the segmentation's next)
-        self.summary = QLabel("")
-        self.summary.setWordWrap(True)
-        self.summary.setObjectName("trainingSummary")
-        self.summary.setStyleSheet("#trainingSummary { border: 1px solid palette(mid); padding: 4px; }")
-        self.summary.setVisible(False)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.loss_plot, 1)
-        layout.addWidget(self.dice_plot, 1)
-        model_box = QGroupBox("Current model")
-        QVBoxLayout(model_box).addWidget(self.card)
-        layout.addWidget(model_box)
-        layout.addWidget(self._evaluation_box())
-        self._reset_curves()
-        models.training_event.connect(self._on_training_event)
-        models.training_done.connect(self._on_training_done)
-        models.segment_progress.connect(self._on_segment_progress)
-        models.segment_done.connect(self._on_segment_done)
-        models.failed.connect(self._on_failed)
-        models.model_changed.connect(lambda: self.card.setText(models.card()))
-        models.evaluated.connect(self._show_evaluation)
-        session.listeners.reviewed_changed.append(self._show_counts)
-        session.listeners.volume_changed.append(self._show_counts)
-        session.listeners.volume_changed.append(lambda: self._show_summary([]))  # another image: that run is history
-        self._show_counts()
+        self.curves = QWidget()
+        column = QVBoxLayout(self.curves)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.loss_plot)
+        column.addWidget(self.dice_plot)
+        self.curves.setVisible(False)
+        return self.curves
+
+    # -- what the panel shows when --------------------------------------------------------------------
+    def _on_advanced_clicked(self, expanded: bool) -> None:
+        self._advanced_choice = expanded
+        self._show_advanced()
+
+    def _show_advanced(self) -> None:
+        shown = self.session.is_open if self._advanced_choice is None else self._advanced_choice
+        with QSignalBlocker(self.advanced):
+            self.advanced.setChecked(shown)
+        self.advanced.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+        self.settings.setVisible(shown)
+
+    def _on_from_current_toggled(self, on: bool) -> None:
+        self._start_from_model = on
+        self._show_start_point()
+
+    def _show_start_point(self) -> None:
+        """"Start from the current model" ticked only with a model (as the user chose), and a note when that
+        model was trained on other data than the open image."""
+        has_model = self.models.checkpoint is not None
+        self.from_current.setEnabled(has_model)
+        with QSignalBlocker(self.from_current):
+            self.from_current.setChecked(has_model and self._start_from_model)
+        other = self.models.other_data if has_model else ""
+        start = ": Train starts from it." if self.from_current.isChecked() else "."
+        self.start_note.setText(f"\u26a0 The current model was trained on {other}, not on this image{start}")
+        self.start_note.setVisible(bool(other))
         self._show_defaults()
+
+    def _on_model_changed(self) -> None:
+        self.card.setText(self.models.card())
+        self.evaluation.setVisible(self.models.checkpoint is not None)
+        if self.models.checkpoint is None and not self.models.training:  # a new or another project: a clean slate
+            self._reset_curves()
+            self.curves.setVisible(False)
+            self._show_summary([])
+            self.status.setText("")
+            self.progress.reset()
+            self.plan.setText(_PLAN_FIRST)
+        self._show_start_point()
+
+    def _on_volume_changed(self) -> None:
+        self._show_summary([])  # another image: that run is history
+        if not (self.models.training or self.models.busy_segmenting):
+            self.status.setText("")  # what was said about the last image
+            self.progress.reset()
 
     # -- settings --------------------------------------------------------------------------------
     def _fine_tuning(self) -> bool:
@@ -210,6 +322,8 @@ class TrainingPanel(QWidget):
     # -- evaluation ------------------------------------------------------------------------------
     def _evaluation_box(self) -> QGroupBox:
         box = QGroupBox("Evaluation (validation and test slices)")
+        self.evaluation = box  # shown with a model: there is nothing to evaluate before
+        box.setVisible(False)
         self.evaluate_button = QPushButton("Evaluate")
         self.export_button = QPushButton("Export CSV...")
         self.export_button.setEnabled(False)
@@ -267,6 +381,7 @@ class TrainingPanel(QWidget):
         self._segment(list(range(first - 1, last)))  # the spin boxes count slices from 1, like the slider
 
     def _show_counts(self) -> None:
+        self.counts.setVisible(self.session.is_open)
         if self.session.is_open:
             n_slices = self.session.volume.shape[0]
             for spin in (self.range_from, self.range_to):
