@@ -39,6 +39,7 @@ def test_the_sample_opens_with_its_model_and_the_next_step(window, qtbot):  # no
     status = window.training_panel.status.text()
     assert status.startswith("The sample:") and "Segment volume (Ctrl+G)" in status and "Train (Ctrl+T)" in status
     assert window.training_panel.cancel_segment.text() == "Cancel segmenting"
+    assert window.windowTitle().startswith("unetgui - Sample study")  # not the copy's timestamped folder
 
 
 def _open_answering(window, qtbot, path: str, answer: str, default: str | None = None) -> None:

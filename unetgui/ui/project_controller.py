@@ -121,6 +121,8 @@ class ProjectController(QObject):
     def title(self) -> str:
         if self.project is None:
             return ""
+        if self.sample:  # a copy in a timestamped folder: the user knows it as the sample
+            return "Sample study"
         return "Untitled project" if self.untitled else self.project.name
 
     def recent(self) -> list[str]:
