@@ -172,6 +172,7 @@ def test_basename_uses_series_fields_and_falls_back_to_image():
     assert export_basename(volume(series_description="Ax T1 <../../etc>", modality="MR")) == "MR_Ax_T1_etc"
     assert export_basename(volume(modality="")) == "image"
     assert export_basename(volume()) == "CT_image"
+    assert export_basename(volume(series_description="CT Body 3.0")) == "CT_Body_3_0"  # not CT_CT_Body_3_0
     assert export_basename(volume(patient_id="a/b 7", series_number="2"), include_patient_id=True) == "a_b_7_CT_s2"
     # a re-scan with the same number and description is another series: another name
     rescan = [export_basename(volume(series_number="3", series_uid=uid)) for uid in ("1.2.826.0.1.1", "1.2.826.0.1.2")]

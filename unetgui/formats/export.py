@@ -110,9 +110,12 @@ def export_basename(volume: Volume, include_patient_id: bool = False) -> str:
     """
     info = volume.info
     parts = [_safe(info.patient_id)] if include_patient_id else []
-    parts.append(_safe(volume.modality, 8))
+    modality = _safe(volume.modality, 8)
     number = _safe(info.series_number, 12)
     description = "" if _mentions_patient(info.series_description, info) else _safe(info.series_description)
+    if modality and number == "" and description.casefold().split("_")[0] == modality.casefold():
+        modality = ""  # "CT Body 3.0" names itself: CT_Body_3_0_..., not CT_CT_Body_3_0_...
+    parts.append(modality)
     parts += [f"s{number}" if number else "", description]
     if not number and not description:
         parts.append("image")

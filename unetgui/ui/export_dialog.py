@@ -88,9 +88,13 @@ class ExportDialog(QDialog):
         problem = dicom_seg_problem(volume)
         self.dicom_seg.setEnabled(problem is None)
         self.dicom_seg.setChecked(problem is None)
+        self.dicom_seg_problem = QLabel(problem or "")  # why not, wrapped under the box (the dialog stays narrow)
+        self.dicom_seg_problem.setWordWrap(True)
+        self.dicom_seg_problem.setStyleSheet("QLabel { color: palette(mid); margin-left: 22px; }")
+        self.dicom_seg_problem.setVisible(bool(problem))
         if problem:
             self.dicom_seg.setToolTip(problem)
-            self.dicom_seg.setText(f"DICOM-SEG: not possible ({problem})")
+            self.dicom_seg.setText("DICOM-SEG: not possible for this series")
         self.model.setEnabled(self._model_path() is not None)
         self.name = QLabel()
         self.patient.toggled.connect(self._show_name)
@@ -116,7 +120,7 @@ class ExportDialog(QDialog):
         form.addRow("Files", self.name)
         boxes = QVBoxLayout()
         for box in (self.label_png, self.overlay_png, self.nifti, self.seg_nrrd, self.image_nifti, self.dicom_seg,
-                    self.metrics, self.model, self.patient):
+                    self.dicom_seg_problem, self.metrics, self.model, self.patient):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
