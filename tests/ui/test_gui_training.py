@@ -426,3 +426,16 @@ def test_the_apps_evaluate_and_the_command_line_agree_on_a_sparse_test_set(windo
     per_slice = [metrics.hd95(predicted[z] == 1, truth[z] == 1, s.volume.spacing[1:]) for z in test]
     assert all(math.isfinite(d) for d in per_slice)
     assert app_row.hd95_mm == pytest.approx(float(np.mean(per_slice)))
+
+
+def test_the_model_card_is_one_shortcut_away_and_shows_file_text_as_plain_text(window, qtbot):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    window.actions.model_card.trigger()  # Ctrl+I, before any model
+    box = window.model_card_box
+    assert box.isVisible() and box.textFormat() == Qt.TextFormat.PlainText and box.text().startswith("No model yet")
+    box.close()
+    panel = window.training_panel  # the card sits right under the training summary, above the settings
+    column = panel.summary.parentWidget().layout()
+    order = [column.itemAt(k).widget() for k in range(column.count()) if column.itemAt(k).widget() is not None]
+    assert order.index(panel.card.parentWidget()) == order.index(panel.summary) + 1

@@ -88,6 +88,7 @@ class Actions:
         self.segment_volume = make("Segment &volume", "Ctrl+G")
         self.train = make("&Train / stop", "Ctrl+T")
         self.tune = make("T&une...")
+        self.model_card = make("Model &card...", "Ctrl+I")
         self.shortcuts = make("&Keyboard shortcuts", QKeySequence.StandardKey.HelpContents)
         self.about = make("&About unetgui")
 

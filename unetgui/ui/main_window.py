@@ -184,6 +184,7 @@ class MainWindow(QMainWindow):
         a.segment_volume.triggered.connect(self.training_panel.segment_volume.click)
         a.train.triggered.connect(self.training_panel.train_button.click)
         a.tune.triggered.connect(self.show_tune)
+        a.model_card.triggered.connect(self._show_model_card)
         a.three_planes.triggered.connect(self.set_three_planes)
         a.fit.triggered.connect(self.planes.fit)
         a.go_to_structure.triggered.connect(lambda: a.message(go_to_structure(self.session, self.live_views())))
@@ -199,7 +200,7 @@ class MainWindow(QMainWindow):
                       None, a.next_suggestion],
             "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.three_planes,
                       a.fit, a.go_to_structure, None, a.previous_slice, a.next_slice],
-            "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.open_model, a.save_model],
+            "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.model_card, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],
         }
         for title, items in menus.items():
@@ -330,6 +331,13 @@ class MainWindow(QMainWindow):
         name = self.session.table.get(int(label)).name if self.session.table.get(int(label)) else ("-" if label == 0 else str(label))
         self.position.setText(f"voxel (x {x}, y {y}, z {z})   RAS ({world[0]:.1f}, {world[1]:.1f}, {world[2]:.1f}) mm   "
                               f"value {value:g}{unit}   label {name}")
+
+    def _show_model_card(self) -> None:
+        """Model > Model card (Ctrl+I): labels, training data, metrics; plain text (names come from files)."""
+        box = QMessageBox(QMessageBox.Icon.Information, "Model card", self.models.card(), parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.open()
+        self.model_card_box = box
 
     def _ask_open_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open model", "", "unetgui model (*.unetgui);;All files (*)")

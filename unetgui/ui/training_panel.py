@@ -101,8 +101,9 @@ class TrainingPanel(QWidget):
         body = QWidget()  # below the actions, scrolled: the actions stay in sight however long this grows
         column = QVBoxLayout(body)
         column.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.summary, self.counts, self.from_current, self.start_note, self._advanced_section(),
-                       self._curves(), model_box, self._evaluation_box()):
+        # how training ended and the model it left come first (the card under the summary, not below the fold)
+        for widget in (self.summary, model_box, self.counts, self.from_current, self.start_note,
+                       self._advanced_section(), self._curves(), self._evaluation_box()):
             column.addWidget(widget)
         column.addStretch(1)
         scroll = QScrollArea()
