@@ -82,6 +82,12 @@ def test_a_real_ct_in_three_planes_fits_and_cuts_no_button(window, qtbot, data_d
     for name in ("Segment volume", "Train"):
         button = next(b for b in window.training_panel.findChildren(QAbstractButton) if b.text() == name)
         assert not button.visibleRegion().isEmpty()
+    axial, coronal, sagittal = window.planes.views  # the linked views follow a click at this size
+    qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, pos=_widget_point(axial, 300, 330))
+    qtbot.wait(20)
+    y, x = window.session.position[1:]  # a screen pixel covers about 1.4 image pixels at 1280 x 800
+    assert abs(y - 300) <= 1 and abs(x - 330) <= 1 and (coronal.index, sagittal.index) == (y, x)
+    assert np.array_equal(coronal.image.image, coronal.plane_data(window.session.volume.voxels))
 
 
 @pytest.mark.parametrize("width,height", SCREENS)
