@@ -23,11 +23,15 @@ MAX_SIDE = 16_384
 MAX_SLICES = 20_000
 #: deflate's largest compression ratio: n bytes of gzip data unpack into at most this many times n
 GZIP_RATIO = 1032
+#: bytes of one volume in memory, whatever its data type: a float64 volume of MAX_VOXELS would be 8 GiB
+MAX_BYTES = 4 << 30
 
 
-def check_shape(shape: tuple[int, ...], what: str, error: type[FormatError] = FormatError) -> None:
+def check_shape(shape: tuple[int, ...], what: str, error: type[FormatError] = FormatError,
+                itemsize: int | None = None) -> None:
     """Raise ``error`` unless ``shape`` (any number of dimensions, e.g. ``(z, y, x)``) is within
-    the limits and not empty; ``what`` names the file or object for the message."""
+    the limits and not empty, and (given the data type's ``itemsize``) within :data:`MAX_BYTES`; ``what``
+    names the file or object for the message."""
     dims = [int(n) for n in shape]
     if any(n <= 0 for n in dims):
         raise error(f"{what}: no voxels (size {' x '.join(map(str, dims))})")
@@ -40,6 +44,16 @@ def check_shape(shape: tuple[int, ...], what: str, error: type[FormatError] = Fo
     if voxels > MAX_VOXELS:
         raise error(f"{what}: {' x '.join(map(str, dims))} = {voxels:,} voxels is more than unetgui opens "
                     f"({MAX_VOXELS:,}); crop or downsample it first")
+    if itemsize is not None and voxels * int(itemsize) > MAX_BYTES:
+        raise error(f"{what}: {' x '.join(map(str, dims))} voxels of {int(itemsize)} bytes = "
+                    f"{voxels * int(itemsize) / 2**30:.1f} GiB is more than unetgui opens ({MAX_BYTES / 2**30:.0f} GiB)")
+
+
+def check_within(offset: int, size: int, file_size: int, what: str, error: type[FormatError] = FormatError) -> None:
+    """Raise ``error`` unless ``size`` bytes from ``offset`` (both from a header) lie inside a file of
+    ``file_size`` bytes: a skip, an offset or a length is checked before it is followed."""
+    if offset < 0 or size < 0 or offset + size > file_size:
+        raise error(f"{what}: the header claims {size:,} bytes at offset {offset:,}, but the file has {file_size:,}")
 
 
 def is_regular_file(path: str) -> bool:
