@@ -266,6 +266,267 @@ def main(work: Path, data: Path, seed: int, scale: float = 1.0) -> None:
         emit(run.case("project.json", {**files, "project/project.json": _mutate_json(text, rng).encode()},
                       open_project, allowed=("out", "project")))
 
+    new_formats(run, work, data, rng, n, model_bytes)
+
+
+# -- the formats of issue 24: NRRD, .nhdr, .seg.nrrd, label tables, data sets, cache, DICOM-SEG, storage, ONNX --
+
+HOSTILE_VALUES = ["9" * 5000, str(2**63), "-1", "0", "1e308", "nan", "", "65535 65535 65535", "16 16 4 4", "x",
+                  "\x1b[2J", "a\nb"]
+HOSTILE_LINES = ["line skip: 1000000000", "byte skip: 4294967296", "byte skip: -1", "data file: /etc/passwd",
+                 "data file: ../outside.raw", "data file: LIST", "encoding: bzip2", "type: double", "dimension: 9999",
+                 "sizes: 4096 4096 4096", "space directions: none none none", "lineskip: 99999999999999999999"]
+
+
+def _nrrd_lines(encoding: str = "gzip") -> list[str]:
+    return ["NRRD0004", "type: short", "dimension: 3", "space: left-posterior-superior", "sizes: 16 16 4",
+            "space directions: (0.8,0,0) (0,0.8,0) (0,0,2)", "kinds: domain domain domain", "endian: little",
+            f"encoding: {encoding}", "space origin: (0,0,0)"]
+
+
+def _nrrd_body(encoding: str = "gzip") -> bytes:
+    import gzip
+
+    import numpy as np
+
+    raw = (np.arange(16 * 16 * 4, dtype=np.int16) - 500).tobytes()
+    return gzip.compress(raw) if encoding == "gzip" else raw
+
+
+def _mutate_lines(lines: list[str], rng: random.Random, keys: list[str] | None = None) -> list[str]:
+    """A header's lines with one hostile change: a field's value, an added line, a repeated line."""
+    out = list(lines)
+    choice = rng.random()
+    if choice < 0.45:
+        i = rng.randrange(1, len(out))
+        key = out[i].split(":", 1)[0].split(":=", 1)[0]
+        sep = ":=" if ":=" in out[i] else ": "
+        out[i] = key + sep + rng.choice(HOSTILE_VALUES)
+    elif choice < 0.8:
+        out.insert(rng.randrange(1, len(out) + 1), rng.choice(HOSTILE_LINES + [f"{k}:={v}" for k in (keys or [])
+                                                                               for v in HOSTILE_VALUES[:3]]))
+    else:
+        i = rng.randrange(1, len(out))
+        out[i:i] = [out[i]] * rng.choice([2, 1000, 100_000])
+    return out
+
+
+def _image_file(path: Path, shape=(4, 16, 16)) -> None:
+    import numpy as np
+
+    from unetgui.core.volume import Volume
+    from unetgui.formats import nifti
+
+    nifti.write_image(Volume((np.random.default_rng(0).normal(40, 20, shape)).astype(np.int16),
+                             np.diag([0.8, 0.8, 2.0, 1.0]), "CT"), str(path))
+
+
+def _labels_file(path: Path, shape=(4, 16, 16), names=("liver", "spleen")) -> None:
+    import numpy as np
+
+    from unetgui.core.volume import Label, LabelMap, LabelTable, default_color
+    from unetgui.formats import nifti
+
+    labels = np.zeros(shape, np.uint8)
+    labels[:, 4:8, 4:8] = 1
+    labels[:, 9:12, 9:12] = 2
+    table = LabelTable(tuple(Label(v, n, default_color(v)) for v, n in enumerate(names, start=1)))
+    nifti.write_labels(LabelMap(labels, np.diag([0.8, 0.8, 2.0, 1.0]), table), str(path))
+
+
+def _api(fn):
+    """An action that runs ``fn(folder)`` and returns 0 (a UnetguiError is an ok outcome: the runner catches it)."""
+    def action(folder: Path):
+        fn(folder)
+        return 0
+    return action
+
+
+def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, model_bytes: bytes) -> None:
+    from unetgui.formats.inputs import open_image, open_labels
+
+    def emit(result: dict) -> None:
+        print(json.dumps(result), flush=True)
+
+    # NRRD (attached, gzip or raw) through info and convert
+    for i in range(n(40)):
+        encoding = ("gzip", "raw")[i % 2]
+        kind = ("header", "header", "flip", "truncate")[i % 4]
+        head = "\n".join(_nrrd_lines(encoding) if kind != "header" else _mutate_lines(_nrrd_lines(encoding), rng))
+        blob = head.encode() + b"\n\n" + _nrrd_body(encoding)
+        blob = _flip(blob, rng, rng.randint(1, 6)) if kind == "flip" else _truncate(blob, rng) if kind == "truncate" else blob
+        argv = (["info", "in/x.nrrd"] if i % 3 == 0 else ["convert", "--input", "in/x.nrrd", "--output", "out/x.nii.gz"])
+        emit(run.case(f"nrrd {kind} {encoding} {argv[0]}", {"in/x.nrrd": blob}, _cli(argv)))
+
+    # detached headers (.nhdr + data file)
+    for i in range(n(20)):
+        lines = _nrrd_lines("raw") + ["data file: x.raw"]
+        head = "\n".join(_mutate_lines(lines, rng) if i % 3 else lines[:-1] + [rng.choice(
+            ["data file: /etc/passwd", "data file: ../../x.raw", "data file: sub/../../x.raw", "data file: LIST 0",
+             "data file: x%d.raw 0 99999999999 1"])])
+        emit(run.case(f"nhdr {i % 3 and 'header' or 'points elsewhere'}",
+                      {"in/x.nhdr": head.encode() + b"\n", "in/x.raw": _nrrd_body("raw")},
+                      _cli(["convert", "--input", "in/x.nhdr", "--output", "out/x.nii.gz"])))
+
+    # Slicer .seg.nrrd: segment keys mutated; read on the image's grid, written back, read again
+    template = work / "segtemplate"
+    template.mkdir(exist_ok=True)
+    _image_file(template / "image.nii.gz")
+    _labels_file(template / "labels.nii.gz")
+    image_bytes = (template / "image.nii.gz").read_bytes()
+    from unetgui.formats import nrrd as nrrd_format
+
+    base_image = open_image(str(template / "image.nii.gz"))
+    lm, _ = open_labels(str(template / "labels.nii.gz"), base_image)
+    nrrd_format.write_segmentation(lm, str(template / "x.seg.nrrd"))
+    seg = (template / "x.seg.nrrd").read_bytes()
+    seg_head, seg_body = seg.split(b"\n\n", 1)
+    seg_lines = seg_head.decode().split("\n")
+    seg_keys = sorted({line.split(":=")[0] for line in seg_lines if ":=" in line})
+
+    def seg_roundtrip(folder: Path) -> None:
+        image = open_image(str(folder / "in/image.nii.gz"))
+        labels, _ = open_labels(str(folder / "in/x.seg.nrrd"), image)
+        nrrd_format.write_segmentation(labels, str(folder / "out/back.seg.nrrd"))
+        head = (folder / "out/back.seg.nrrd").read_bytes().split(b"\n\n", 1)[0].decode("latin-1")
+        if any(line.lower().startswith(("data file", "datafile", "line skip", "byte skip")) for line in head.split("\n")):
+            raise AssertionError("a name from the input wrote a header line of its own")
+        open_labels(str(folder / "out/back.seg.nrrd"), image)
+
+    for i in range(n(30)):
+        kind = ("keys", "keys", "flip", "truncate")[i % 4]
+        blob = ("\n".join(_mutate_lines(seg_lines, rng, seg_keys)).encode() + b"\n\n" + seg_body if kind == "keys" else
+                _flip(seg, rng, rng.randint(1, 6)) if kind == "flip" else _truncate(seg, rng))
+        emit(run.case(f"seg.nrrd {kind}", {"in/x.seg.nrrd": blob, "in/image.nii.gz": image_bytes},
+                      _api(seg_roundtrip)))
+
+    # label tables beside a label volume (ITK-SNAP text, Slicer colour table): a broken table must not stop reading
+    label_bytes = (template / "labels.nii.gz").read_bytes()
+    itk = ["################################################", "# ITK-SnAP Label Description File",
+           '    0     0    0    0        0  0  0    "Clear Label"', '    1   255    0    0        1  1  1    "liver"',
+           '    2     0  255    0        1  1  1    "spleen"']
+    ctbl = ["# Color table", "0 Background 0 0 0 0", "1 liver 230 25 45 255", "2 spleen 40 200 75 255"]
+
+    def read_with_table(folder: Path) -> None:
+        image = open_image(str(folder / "in/image.nii.gz"))
+        open_labels(str(folder / "in/labels.nii.gz"), image)
+
+    for i in range(n(30)):
+        name, lines = (("labels.itksnap.txt", itk), ("labels.ctbl", ctbl))[i % 2]
+        if i % 5 == 4:
+            blob = _flip("\n".join(lines).encode(), rng, rng.randint(1, 8))
+        else:
+            out = list(lines)
+            j = rng.randrange(len(out))
+            fields = out[j].split()
+            if fields:
+                fields[rng.randrange(len(fields))] = rng.choice(HOSTILE_VALUES).replace("\\n", "\n")
+            out[j] = " ".join(fields)
+            blob = "\n".join(out).encode()
+        emit(run.case(f"label table {name.split('.')[-1]}", {f"in/{name}": blob, "in/labels.nii.gz": label_bytes,
+                                                               "in/image.nii.gz": image_bytes}, _api(read_with_table)))
+
+    # data sets: an nnU-Net folder (dataset.json mutated) and a CSV manifest, read and cached into out/
+    from unetgui.tasks.sources import DatasetSource
+
+    ds_template = work / "dstemplate"
+    for k in range(3):
+        (ds_template / "imagesTr").mkdir(parents=True, exist_ok=True)
+        (ds_template / "labelsTr").mkdir(parents=True, exist_ok=True)
+        _image_file(ds_template / "imagesTr" / f"case_{k:03d}_0000.nii.gz", (2, 16, 16))
+        _labels_file(ds_template / "labelsTr" / f"case_{k:03d}.nii.gz", (2, 16, 16))
+    dataset_json = {"name": "fuzz", "channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "spleen": 2},
+                    "numTraining": 3, "file_ending": ".nii.gz"}
+    ds_files = {str(Path("in/ds") / p.relative_to(ds_template)): p.read_bytes() for p in ds_template.rglob("*") if p.is_file()}
+
+    def load_dataset(path: str):
+        return lambda folder: DatasetSource(str(folder / path), cache=str(folder / "out" / "cache")).load()
+
+    for i in range(n(30)):
+        text = _mutate_json(json.dumps(dataset_json), rng)
+        emit(run.case("dataset.json", {**ds_files, "in/ds/dataset.json": text.encode()}, _api(load_dataset("in/ds"))))
+    manifest = "id,image,label,split\n" + "".join(
+        f"case_{k},ds/imagesTr/case_{k:03d}_0000.nii.gz,ds/labelsTr/case_{k:03d}.nii.gz,\n" for k in range(3))
+    for i in range(n(20)):
+        lines = manifest.split("\n")
+        j = rng.randrange(len(lines))
+        cells = lines[j].split(",")
+        cells[rng.randrange(len(cells))] = rng.choice(HOSTILE_VALUES + ["/etc/passwd", "../../x.nii.gz", "test",
+                                                                         "ds/imagesTr"])
+        lines[j] = ",".join(cells)
+        emit(run.case("csv manifest", {**ds_files, "in/ds/dataset.json": json.dumps(dataset_json).encode(),
+                                       "in/cases.csv": "\n".join(lines).encode()}, _api(load_dataset("in/cases.csv"))))
+
+    # cache entries: a good cache, one of its files damaged, read again (rebuilt or refused, never trusted)
+    cache_work = work / "cachetemplate"
+    for rel, blob in {**ds_files, "in/ds/dataset.json": json.dumps(dataset_json).encode()}.items():
+        (cache_work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cache_work / rel).write_bytes(blob)
+    (cache_work / "out").mkdir(exist_ok=True)
+    DatasetSource(str(cache_work / "in/ds"), cache=str(cache_work / "out" / "cache")).load()
+    cache_files = {str(p.relative_to(cache_work)): p.read_bytes() for p in cache_work.rglob("*") if p.is_file()}
+    entries = sorted(k for k in cache_files if k.startswith("out/cache"))
+    for i in range(n(20)):
+        victim = rng.choice(entries)
+        damaged = _flip(cache_files[victim], rng, rng.randint(1, 6), region=160) if i % 2 else _truncate(cache_files[victim], rng)
+        emit(run.case(f"cache entry {Path(victim).name}", {**cache_files, victim: damaged}, _api(load_dataset("in/ds"))))
+
+    # DICOM-SEG import: the dcmqi liver on its CT (header bit flips, truncation, edited fields)
+    seg_path = data / "dcmqi-ct-3slice-liver-seg" / "seg" / "liver_seg.dcm"
+    ct_folder = data / "dcmqi-ct-3slice-liver-seg" / "ct"
+    if seg_path.is_file() and ct_folder.is_dir():
+        import pydicom
+
+        ct = open_image(str(ct_folder))
+        seg_raw = seg_path.read_bytes()
+
+        def edited_seg() -> bytes:
+            ds = pydicom.dcmread(str(seg_path))
+            what = rng.choice(["segment", "frames", "rows", "label", "reference"])
+            if what == "segment":
+                ds.SegmentSequence[0].SegmentNumber = rng.choice([0, 2, 255, 65535])
+            elif what == "frames":
+                ds.NumberOfFrames = rng.choice([0, 1, 2, 99999, 2**31 - 1])
+            elif what == "rows":
+                ds.Rows = rng.choice([0, 1, 65535])
+            elif what == "label":
+                ds.SegmentSequence[0].SegmentLabel = "liver\x1b[31m\nevil"
+            else:
+                frame = ds.PerFrameFunctionalGroupsSequence[0]
+                frame.SegmentIdentificationSequence[0].ReferencedSegmentNumber = rng.choice([0, 7, 65535])
+            buffer = io.BytesIO()
+            ds.save_as(buffer, enforce_file_format=False)
+            return buffer.getvalue()
+
+        def read_seg(folder: Path) -> None:
+            open_labels(str(folder / "in/seg.dcm"), ct)
+
+        for i in range(n(40)):
+            kind = ("edit", "flip-header", "truncate", "flip")[i % 4]
+            blob = (edited_seg() if kind == "edit" else _flip(seg_raw, rng, rng.randint(1, 6), region=3000) if
+                    kind == "flip-header" else _truncate(seg_raw, rng) if kind == "truncate" else
+                    _flip(seg_raw, rng, rng.randint(1, 8)))
+            emit(run.case(f"dicom-seg {kind}", {"in/seg.dcm": blob}, _api(read_seg)))
+
+    # tune --storage: URLs that are not a database, and a file that is not one
+    small = work / "tune_image.nii.gz"
+    small_labels = work / "tune_labels.nii.gz"
+    _image_file(small, (3, 48, 48))
+    _labels_file(small_labels, (3, 48, 48))
+    storages = ["nonsense://x", "sqlite:////nonexistent/dir/x.db", "sqlite:///in/notadb.db", "postgresql://u@127.0.0.1:1/x",
+                "sqlite:///in/notadb.db?mode=ro", "redis://127.0.0.1:1/0", "file:///etc/passwd", "sqlite:///" + "x" * 5000]
+    for i, url in enumerate(storages[:n(8)]):
+        argv = ["tune", "--images", str(small), "--labels", str(small_labels), "--output", "out/best.unetgui",
+                "--trials", "1", "--trial-minutes", "0.05", "--storage", url]
+        emit(run.case(f"tune storage {i}", {"in/notadb.db": b"SQLite format 2\0" + bytes(200)}, _cli(argv)))
+
+    # ONNX export of mutated model files
+    header_len = struct.unpack("<Q", model_bytes[:8])[0]
+    for i in range(n(10)):
+        blob = _flip(model_bytes, rng, rng.randint(1, 6), region=8 + header_len) if i % 2 else _truncate(model_bytes, rng)
+        emit(run.case("onnx export", {"in/m.unetgui": blob},
+                      _cli(["export-model", "--model", "in/m.unetgui", "--onnx", "out/m.onnx"])))
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else 1.0)
