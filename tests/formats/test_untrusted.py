@@ -158,10 +158,20 @@ def test_a_png_claiming_ten_billion_pixels_is_a_one_line_error(tmp_path):
 
 def test_a_nifti_claiming_more_bytes_than_its_file_is_refused_before_reading(tmp_path):
     img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float64), np.eye(4))
-    img.header.set_data_shape((1000, 1000, 1000))  # 8 GB of float64 in a ~400-byte file
+    img.header.set_data_shape((1000, 1000, 400))  # 3.2 GB of float64 in a ~400-byte file
     path = tmp_path / "x.nii.gz"
     path.write_bytes(gzip.compress(img.header.binaryblock + b"\0" * 4))
-    with pytest.raises(FormatError, match="the header claims 8,000,000,000 bytes of voxels"):
+    with pytest.raises(FormatError, match="the header claims 3,200,000,000 bytes of voxels"):
+        nifti.read_image(str(path))
+
+
+def test_the_limits_count_bytes_not_voxels(tmp_path):
+    """Issue 24: 1000 x 1000 x 1000 voxels are within the voxel limit, but as float64 they are 7.5 GiB."""
+    img = nib.Nifti1Image(np.zeros((4, 4, 4), np.float64), np.eye(4))
+    img.header.set_data_shape((1000, 1000, 1000))
+    path = tmp_path / "x.nii"
+    path.write_bytes(img.header.binaryblock + b"\0" * 4 + b"\0" * 512)
+    with pytest.raises(FormatError, match="voxels of 8 bytes = 7.5 GiB is more than unetgui opens"):
         nifti.read_image(str(path))
 
 

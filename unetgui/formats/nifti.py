@@ -37,7 +37,11 @@ def _load(path: str) -> nib.Nifti1Image:
         raise FormatError(f"{os.path.basename(path)}: not a readable NIfTI file ({exc})") from exc
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise FormatError(f"{os.path.basename(path)}: not a NIfTI image ({type(img).__name__})")
-    limits.check_shape(tuple(reversed(img.header.get_data_shape())), os.path.basename(path))
+    try:  # bytes in memory: the stored type, at least float32 once scaled (a float64 volume counts 8 per voxel)
+        itemsize = max(img.header.get_data_dtype().itemsize, 4)
+    except Exception:  # noqa: BLE001 - an unknown datatype code: nibabel refuses it on read, with its own message
+        itemsize = None
+    limits.check_shape(tuple(reversed(img.header.get_data_shape())), os.path.basename(path), itemsize=itemsize)
     return img
 
 
