@@ -35,6 +35,7 @@ from unetgui.cli import (
 )
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
+from unetgui.core.textsafe import printable
 
 EPILOG = """exit codes: 0 done, 1 the input could not be used (one line on stderr), 2 wrong usage,
   3 a bug (one line, the traceback in a log file), 130 interrupted
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except UnetguiError as exc:
-        print(f"unetgui: error: {exc}", file=sys.stderr)
+        print(f"unetgui: error: {printable(exc, 4000)}", file=sys.stderr)  # names from files: escaped
         return 1
     except KeyboardInterrupt:
         print("unetgui: interrupted", file=sys.stderr)
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except (OSError, MemoryError) as exc:  # a full disk, a file gone, memory: the user's to fix
-        print(f"unetgui: error: {crashlog.report(exc, args.command)}", file=sys.stderr)
+        print(f"unetgui: error: {printable(crashlog.report(exc, args.command), 4000)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - the last resort: a bug, reported in one line and logged
-        print(f"unetgui: error: {crashlog.report(exc, args.command)}", file=sys.stderr)
+        print(f"unetgui: error: {printable(crashlog.report(exc, args.command), 4000)}", file=sys.stderr)
         return 3

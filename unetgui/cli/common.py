@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unetgui.core.textsafe import printable
 from unetgui.engine.config import DEVICES  # torch-free
 
 SERIES_HELP = "series key, SeriesInstanceUID or number, when a DICOM folder holds several (unetgui info lists them)"
@@ -28,5 +29,12 @@ def command(sub: argparse._SubParsersAction, name: str, help: str, examples: lis
 
 
 def warn(notes, prefix: str = "warning") -> None:
+    """Notes on stderr, one line each; text from files escaped (core.textsafe.printable)."""
     for note in notes:
-        print(f"{prefix}: {note}", file=sys.stderr)
+        print(f"{prefix}: {printable(note, 4000)}", file=sys.stderr)
+
+
+def show(text: object) -> None:
+    """Print ``text`` (which may hold names from files) line by line, control characters escaped."""
+    for line in str(text).split("\n"):
+        print(printable(line, 4000), flush=True)

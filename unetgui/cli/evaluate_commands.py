@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 
 import numpy as np
 
-from unetgui.cli.common import add_device, add_series, command
+from unetgui.cli.common import add_device, add_series, command, warn
 from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core import atomic, csvcell
@@ -106,7 +105,7 @@ def _evaluate_model(args: argparse.Namespace) -> int:
     image = open_image(args.image, args.series, progress=ProgressLine("loading"))
     truth, notes = open_labels(args.truth, image, checkpoint.labels)
     for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
+        warn([note])
     slices = [int(z) for z in np.flatnonzero(annotated_slices(truth.labels))]
     if not slices:
         raise UnetguiError(f"{args.truth} annotates no slice")
@@ -197,7 +196,7 @@ def _evaluate_files(args: argparse.Namespace) -> int:
         pred_labels = png.read_mask_folder(args.prediction, names)
         spacing, tables = (1.0, 1.0, 1.0), (LabelTable(), LabelTable())  # masks name no labels
     for note in _label_mismatches(*tables):
-        print(f"note: {note}", file=sys.stderr)
+        warn([note], "note")
     if pred_labels.shape != truth_labels.shape:
         raise UnetguiError(f"the prediction {pred_labels.shape} and the truth {truth_labels.shape} differ in size")
     rows = compare(pred_labels, truth_labels, spacing, tables[0])

@@ -7,9 +7,8 @@ No torch: the export is :mod:`unetgui.formats.export`. File names never contain 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from unetgui.cli.common import command
+from unetgui.cli.common import command, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.session import provenance
@@ -60,10 +59,10 @@ def _export(args: argparse.Namespace) -> int:
         raise UnetguiError("give --input and --labels (or --project)")
     image = open_image(args.input, args.series, ProgressLine("reading"))
     for w in image.volume.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        warn([w])
     labels, notes = open_labels(args.labels, image)
     for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
+        warn([note])
     options = _options(args, image, labels)
     _check_model(args.model)
     paths = export(image.volume, labels, args.output, options, ProgressLine("exporting"), model_path=args.model)
@@ -98,10 +97,10 @@ def _export_project(args: argparse.Namespace) -> int:
     for entry in entries:
         saved = project.read_labels(entry.id)
         if saved is None:
-            print(f"warning: series {entry.id} has no labels yet: skipped", file=sys.stderr)
+            warn([f"series {entry.id} has no labels yet: skipped"])
             continue
         if saved.note:
-            print(f"warning: series {entry.id}: {saved.note}", file=sys.stderr)
+            warn([f"series {entry.id}: {saved.note}"])
         image = ImageInput(project.source_path(entry), project.load_image(entry, ProgressLine("reading")), entry.kind)
         labels = LabelMap(without_unannotated(saved.labels),
                           image.volume.affine.copy(), project.table)
@@ -120,6 +119,6 @@ def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptio
                              include_patient_id=args.include_patient_id, overwrite=args.overwrite)
     seg = image.kind == "dicom"
     if seg and (problem := dicom_seg_problem(image.volume, labels)):
-        print(f"warning: DICOM-SEG skipped: {problem}", file=sys.stderr)
+        warn([f"DICOM-SEG skipped: {problem}"])
         seg = False
     return ExportOptions(dicom_seg=seg, include_patient_id=args.include_patient_id, overwrite=args.overwrite)

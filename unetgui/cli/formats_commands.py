@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
-from unetgui.cli.common import command
+from unetgui.cli.common import command, show, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.formats import nifti, nrrd
@@ -35,15 +34,15 @@ def _info(path: str) -> int:
     if not os.path.exists(path):
         raise UnetguiError(f"{path}: no such file or folder")
     if os.path.isfile(path) and is_nifti(path):
-        print(nifti.describe(path))  # the header only: info never reads the voxels
+        show(nifti.describe(path))  # the header only: info never reads the voxels
         return 0
     if os.path.isfile(path) and nrrd.is_nrrd(path):
-        print(nrrd.describe(path))
+        show(nrrd.describe(path))
         return 0
     if os.path.isfile(path) and path.lower().endswith(".unetgui"):
         from unetgui.tasks import models  # torch: only for model files
 
-        print(models.describe(models.load(path)))
+        show(models.describe(models.load(path)))
         return 0
     result = scan(path, ProgressLine("scanning"))
     _print_scan(result)
@@ -54,21 +53,21 @@ def _print_scan(result: ScanResult) -> None:
     print(f"{len(result.series)} series in {result.files_seen} file(s)")
     for i, s in enumerate(result.series, start=1):
         row = s.summary()
-        print(f"{i:3d}. {row['modality']:<3} {row['slices']:>4} slices  {row['size']:>11}  {row['spacing_mm']:<22} "
+        show(f"{i:3d}. {row['modality']:<3} {row['slices']:>4} slices  {row['size']:>11}  {row['spacing_mm']:<22} "
               f"{row['date']:<8}  {row['description'] or '(no description)'}")
-        print(f"     patient: {row['patient'] or '(none)'}   key: {s.key}")
+        show(f"     patient: {row['patient'] or '(none)'}   key: {s.key}")
         for note in s.notes:
-            print(f"     note: {note}")
+            show(f"     note: {note}")
     for seg in result.segmentations:
         from unetgui.formats.dicom_seg import describe_segments  # highdicom: only when there is a segmentation
 
-        print(f"DICOM-SEG: {seg.path} (on series {seg.referenced_series_uid or 'unknown'})")
+        show(f"DICOM-SEG: {seg.path} (on series {seg.referenced_series_uid or 'unknown'})")
         try:
             lines = describe_segments(seg.path)
         except FormatError as exc:
             lines = [f"note: {exc}"]
         for line in lines:
-            print(f"     {line}")
+            show(f"     {line}")
     if result.skipped:
         print(result.skipped_summary())
 
@@ -87,7 +86,7 @@ def _convert(source: str, output: str, series_key: str | None) -> int:
     series = result.find(series_key) if series_key else result.series[0]
     volume = load_series(series, ProgressLine("loading"))
     for w in volume.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        warn([w])
     nifti.write_image(volume, output)
     z, y, x = volume.shape
     sz, sy, sx = volume.spacing

@@ -11,6 +11,7 @@ from unetgui.cli.common import add_device, add_series, command
 from unetgui.cli.outputs import check_writable
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
+from unetgui.core.textsafe import printable
 from unetgui.tasks.search import DEFAULT_PARAMS, DEFAULT_TRIAL_MINUTES, PARAMS, SearchStarted, TrialEpoch  # torch-free
 
 
@@ -73,17 +74,21 @@ def _tune(args: argparse.Namespace) -> int:
     rows = result.trials
     names = sorted({k for r in rows for k in r.params})
     print(f"{'trial':>5} {'state':<9} {'Dice':>7} {'min':>5}  " + "  ".join(names))
-    for r in rows:
+    for r in rows:  # the study's trials may come from other processes: what they recorded is shown escaped
         value = f"{r.value:7.4f}" if r.value is not None and math.isfinite(r.value) else f"{'-':>7}"
         params = "  ".join(f"{r.params.get(n, '-'):.3g}" if isinstance(r.params.get(n), float) else str(r.params.get(n, "-"))
                            for n in names)
-        print(f"{r.number:5d} {r.state:<9} {value} {r.minutes:5.1f}  {params}{'  ' + r.reason if r.reason else ''}")
+        print(f"{r.number:5d} {printable(r.state):<9} {value} {r.minutes:5.1f}  {params}"
+              f"{'  ' + printable(r.reason) if r.reason else ''}")
     if result.best_trial is None:
         print("no trial completed yet: no best configuration", file=sys.stderr)
         return 0
     print(f"best: trial {result.best_trial}, Dice {result.dice:.4f}: {result.params}")
     if result.importances:
         print("importance: " + ", ".join(f"{k} {v:.2f}" for k, v in result.importances.items()))
-    what = "the best configuration trained on every annotated slice" if result.refit else "the best trial's model"
-    print(f"wrote {args.output} ({what}), {request.base}.best.json (train --config takes it), {request.base}.trials.csv")
+    notes = {f"{request.base}.best.json": "train --config takes it", args.output: (
+        "the best configuration trained on every annotated slice" if result.refit else "the best trial's model")}
+    print("wrote " + ", ".join(f"{path} ({notes[path]})" if path in notes else path for path in result.written))
+    if result.model is None:  # never claim a model that this search did not write
+        print(f"no model: {result.how}", file=sys.stderr)
     return 0

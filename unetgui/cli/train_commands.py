@@ -139,7 +139,7 @@ def _train_in_process(args: argparse.Namespace, source) -> int:
     extra = models.postprocessing_summary(result.checkpoint)
     print(f"wrote {result.output} ({result.kept}{'; ' + extra if extra else ''})")
     for note in result.notes:
-        print(f"note: {note}")
+        warn([note], "note")
     return 0
 
 
