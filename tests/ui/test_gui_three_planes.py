@@ -160,4 +160,8 @@ def test_the_layout_is_remembered_for_the_next_window(window, qtbot):
     window.plane.activated.emit(1)
     assert window.view.isVisible() and not window.planes.isVisible() and window.session.axis == 1
     assert window.view.image.image.shape == (10, 80)  # refitted to the coronal plane
+    rect = window.view.image.mapRectToView(window.view.image.boundingRect())  # 64 x 20 mm
+    (x0, x1), (y0, y1) = window.view.vb.viewRange()
+    assert x0 <= rect.left() and rect.right() <= x1 and y0 <= rect.top() and rect.bottom() <= y1  # all of it in view
+    assert min((x1 - x0) / rect.width(), (y1 - y0) / rect.height()) < 1.1  # and filling the view on one side
     assert not QSettings().value("view/three_planes", True, type=bool)

@@ -11,10 +11,10 @@ memory stays bounded also where workers are spawned rather than forked (macOS, W
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from unetgui.engine import cache
 from unetgui.engine.data import Case, LabelView, PatchSampler, SliceRef
 
 PREFETCH = 4  # batches each worker keeps ready
@@ -35,7 +35,8 @@ class CachedBatches(IterableDataset):
         self.described = []
         for case in cases:
             labels, lut = (case.labels.labels, case.labels.lut) if isinstance(case.labels, LabelView) else (case.labels, None)
-            self.described.append((case.name, str(case.image.filename), str(labels.filename), lut, case.annotated,
+            self.described.append((case.name, (str(case.image.filename), case.image.shape, case.image.dtype.str),
+                                   (str(labels.filename), labels.shape, labels.dtype.str), lut, case.annotated,
                                    case.foreground))
         self.refs, self.patch, self.context = list(refs), patch, context
         self.foreground_fraction, self.seed, self.batch_size = foreground_fraction, seed, batch_size
@@ -43,8 +44,9 @@ class CachedBatches(IterableDataset):
     def _cases(self) -> list[Case]:
         cases = []
         for name, image, labels, lut, annotated, foreground in self.described:
-            lab = np.load(labels, mmap_mode="r")
-            cases.append(Case(name, np.load(image, mmap_mode="r"), LabelView(lab, lut) if lut is not None else lab,
+            # reopened as the cache checked them: headers against the shapes and dtypes seen, never unpickled
+            lab = cache.open_array(*labels)
+            cases.append(Case(name, cache.open_array(*image), LabelView(lab, lut) if lut is not None else lab,
                               annotated, foreground))
         return cases
 

@@ -66,17 +66,25 @@ class ExportedModel:
 
 
 def metadata(checkpoint: Checkpoint) -> dict[str, str]:
-    """The ``metadata_props`` of the exported file: every value a string (JSON where structured)."""
+    """The ``metadata_props`` of the exported file: every value a string (JSON where structured).
+
+    Label names come from files and users: they travel only inside JSON written in ASCII (a control character,
+    a line break or a bidirectional override becomes a ``\\u`` escape), so a name cannot put raw control
+    characters into the file's metadata, and it reads back exactly (``json.loads``)."""
     config = checkpoint.config
     architecture = {**config.to_json(), "in_channels": config.in_channels, "multiple": config.multiple}
+
+    def text(value) -> str:
+        return json.dumps(value, ensure_ascii=True)
+
     return {
         "unetgui.format": FORMAT,
         "unetgui.format_version": str(FORMAT_VERSION),
         "unetgui.version": __version__,
-        "unetgui.architecture": json.dumps(architecture),
-        "unetgui.preprocessing": json.dumps(checkpoint.preprocessing.to_json()),
-        "unetgui.labels": json.dumps(checkpoint.labels.to_json()),
-        "unetgui.postprocessing": json.dumps(checkpoint.info.get("postprocessing") or {}),
+        "unetgui.architecture": text(architecture),
+        "unetgui.preprocessing": text(checkpoint.preprocessing.to_json()),
+        "unetgui.labels": text(checkpoint.labels.to_json()),
+        "unetgui.postprocessing": text(checkpoint.info.get("postprocessing") or {}),
         "unetgui.usage": USAGE,
     }
 

@@ -36,9 +36,23 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 from unetgui import __version__
 from unetgui.core import atomic
 from unetgui.core.errors import FormatError
+from unetgui.core.limits import MAX_SLICES, check_shape
+from unetgui.core.textsafe import one_line, parse_int, printable
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
 _TRACKING = re.compile(r"^unetgui-label-(\d+)$")
+#: the longest value of DICOM's LO (long string) VR: segment labels, descriptions, code meanings
+LO_CHARS = 64
+#: the longest value of DICOM's SH (short string) VR: coding scheme designators
+SH_CHARS = 16
+#: segments listed by :func:`describe_segments` (a crafted file may define 65,535)
+MAX_SEGMENTS_SHOWN = 300
+
+
+def lo_text(text: object, fallback: str = "") -> str:
+    """``text`` as a DICOM LO value: control characters (line breaks, escape sequences) made spaces, cut to
+    :data:`LO_CHARS` characters; ``fallback`` when nothing is left."""
+    return one_line(text)[:LO_CHARS].strip() or fallback
 
 
 def write_dicom_seg(
@@ -80,7 +94,8 @@ def write_dicom_seg(
         pixels = full
     present = np.stack([(labels.labels == v).any(axis=(1, 2)) for v in values])  # (segments, z)
     kinds = [algorithm_type(p, edited, model_made) for p in present]
-    descriptions = [_description(n, labels.table.get(v) or Label(v, f"Label {v}", default_color(v)), algorithm, kind)
+    descriptions = [_description(n, labels.table.get(v) or Label(v, f"Label {v}", default_color(v)),
+                                 lo_text(algorithm, "unetgui"), kind)
                     for n, (v, kind) in enumerate(zip(values, kinds), start=1)]
     try:
         with _warnings.catch_warnings():
@@ -90,7 +105,7 @@ def write_dicom_seg(
                 segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=900,
                 sop_instance_uid=hd.UID(), instance_number=1, manufacturer="unetgui",
                 manufacturer_model_name="unetgui", software_versions=__version__, device_serial_number="0",
-                series_description=series_description, omit_empty_frames=False,
+                series_description=lo_text(series_description, "unetgui segmentation"), omit_empty_frames=False,
             )
     except AttributeError as exc:
         raise FormatError(f"cannot build a DICOM-SEG: the source images lack an attribute it must copy ({exc})") from exc
@@ -218,9 +233,12 @@ def label_coding(label: Label) -> SegmentCoding:
     if label.code("category") is None or label.code("type") is None:
         return segment_coding(label.name)
 
-    def code(role: str) -> Code | None:
+    def code(role: str) -> Code | None:  # codes read from another file: one line each, the meaning an LO
         found = label.code(role)
-        return None if found is None else Code(found[1], found[0], found[2] or found[1])
+        if found is None:
+            return None
+        scheme, value = one_line(found[0])[:SH_CHARS], one_line(found[1])
+        return Code(value, scheme, lo_text(found[2], lo_text(value, "?")))
 
     return SegmentCoding(code("category"), code("type"), code("modifier"), code("region"),  # type: ignore[arg-type]
                          code("region_modifier"))
@@ -230,7 +248,7 @@ def _description(number: int, label: Label, algorithm: str,
                  kind: hd.seg.SegmentAlgorithmTypeValues) -> hd.seg.SegmentDescription:
     coding = label_coding(label)
     description = hd.seg.SegmentDescription(
-        segment_number=number, segment_label=label.name,
+        segment_number=number, segment_label=lo_text(label.name, f"Label {label.value}"),
         segmented_property_category=coding.category, segmented_property_type=coding.type,
         algorithm_type=kind,
         algorithm_identification=None if kind == hd.seg.SegmentAlgorithmTypeValues.MANUAL else
@@ -252,24 +270,47 @@ def _description(number: int, label: Label, algorithm: str,
 def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, ...]]:
     """Labels of the DICOM-SEG ``path`` on ``reference``'s grid, and warnings.
 
+    Frames (or, in a LABELMAP segmentation, pixel values) of a segment number that the file does not define
+    are kept, not dropped: each such number becomes a label named "Segment N (not defined in the file)", with
+    a warning saying how many voxels it holds. Names and code meanings are read as one line each (control
+    characters made spaces), cut to DICOM's 64 characters.
+
     Raises :class:`FormatError` if the file is not a readable segmentation or references no slice of
     ``reference``.
     """
-    name = os.path.basename(path)
+    name = printable(os.path.basename(path))
     try:
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
-            seg = _read_seg(path)
+            seg, undefined = _read_seg(path, name)
+    except FormatError:
+        raise
     except Exception as exc:
-        raise FormatError(f"{name}: not a readable DICOM segmentation ({type(exc).__name__}: {exc})") from exc
+        raise FormatError(f"{name}: not a readable DICOM segmentation ({type(exc).__name__}: {printable(exc)})") from exc
     numbers = list(seg.segment_numbers)
-    values, table = _segment_values(seg, numbers)
-    out = np.zeros(reference.shape, np.uint8)
+    values, table = _segment_values(seg, numbers, name, undefined)
     referenced = {r.ReferencedSOPInstanceUID for r in _referenced_instances(seg)}
     rows = [k for k, s in enumerate(reference.sources) if s is not None and s.sop_instance_uid in referenced]
     if not rows:
         raise FormatError(f"{name}: the segmentation does not reference any image of this series "
-                          f"(it was made on series {_referenced_series(seg) or 'unknown'})")
+                          f"(it was made on series {printable(_referenced_series(seg)) or 'unknown'})")
+    out, overlap = _paint_segments(seg, reference, rows, numbers, values, name)
+    notes = []
+    if overlap:
+        notes.append(f"{name}: segments overlap in {overlap} voxel(s); each such voxel got the later segment")
+    for number, frames in sorted(undefined.items()):
+        value = values[numbers.index(number)]
+        notes.append(f"{name}: {frames} frame(s) refer to segment {number}, which the file does not define; their "
+                     f"{int(np.count_nonzero(out == value)):,} voxel(s) are kept as label {value} "
+                     f"\"{table.get(value).name}\"")
+    return LabelMap(out, reference.affine.copy(), table), tuple(notes)
+
+
+def _paint_segments(seg: hd.seg.Segmentation, reference: Volume, rows: list[int], numbers: list[int],
+                    values: list[int], name: str) -> tuple[np.ndarray, int]:
+    """The label volume ``(z, y, x)`` uint8 with segment ``numbers[i]`` drawn as ``values[i]`` on the slices
+    ``rows`` of ``reference``, and the number of voxels in which segments overlap (the later one wins)."""
+    out = np.zeros(reference.shape, np.uint8)
     overlap = 0
     try:
         with _warnings.catch_warnings():
@@ -292,14 +333,15 @@ def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, .
     except FormatError:
         raise
     except Exception as exc:
-        raise FormatError(f"{name}: the segmentation frames cannot be decoded ({type(exc).__name__}: {exc})") from exc
-    notes = []
-    if overlap:
-        notes.append(f"{name}: segments overlap in {overlap} voxel(s); each such voxel got the later segment")
-    return LabelMap(out, reference.affine.copy(), table), tuple(notes)
+        raise FormatError(f"{name}: the segmentation frames cannot be decoded ({type(exc).__name__}: "
+                          f"{printable(exc)})") from exc
+    return out, overlap
 
 
-def _read_seg(path: str) -> hd.seg.Segmentation:
+def _read_seg(path: str, name: str) -> tuple[hd.seg.Segmentation, dict[int, int]]:
+    """The segmentation, and the segment numbers its frames use but its SegmentSequence does not define (with
+    the number of frames of each): those are added to the segment list as placeholders, so that their
+    voxels are read like any segment's."""
     ds = pydicom.dcmread(path)
     if ds.file_meta.get("TransferSyntaxUID") == ExplicitVRBigEndian and int(ds.get("BitsAllocated", 1)) <= 8:
         # highdicom parses little endian only; byte-oriented (OB) pixel data is the same in both
@@ -308,23 +350,74 @@ def _read_seg(path: str) -> hd.seg.Segmentation:
         dcmwrite(buffer, ds, little_endian=True, implicit_vr=False, force_encoding=True)
         buffer.seek(0)
         ds = pydicom.dcmread(buffer)
-    return hd.seg.Segmentation.from_dataset(ds, copy=False)
+    undefined = _undefined_segments(ds, name)
+    for number in sorted(undefined):
+        ds.SegmentSequence.append(hd.seg.SegmentDescription(
+            segment_number=max(number, 1), segment_label=f"Segment {number}", segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL))
+        ds.SegmentSequence[-1].SegmentNumber = number  # 0 too: SegmentDescription refuses it, the file used it
+    return hd.seg.Segmentation.from_dataset(ds, copy=False), undefined
 
 
-def _segment_values(seg: hd.seg.Segmentation, numbers: list[int]) -> tuple[list[int], LabelTable]:
-    """Label value and table entry of each segment: unetgui's tracking ID, else the segment number."""
-    labels = []
+def _undefined_segments(ds: pydicom.Dataset, name: str) -> dict[int, int]:
+    """Segment numbers used by the frames of ``ds`` (their SegmentIdentificationSequence; in a LABELMAP
+    segmentation the pixel values) that its SegmentSequence does not define, each with its number of frames."""
+    if "SegmentSequence" not in ds:
+        ds.SegmentSequence = []
+    defined = {parse_int(item.get("SegmentNumber"), f"{name}: a segment's SegmentNumber", 0, 65535)
+               for item in ds.SegmentSequence}
+    counts: dict[int, int] = {}
+    if str(ds.get("SegmentationType", "")).upper() == "LABELMAP":
+        frames = int(parse_int(ds.get("NumberOfFrames", 1), f"{name}: NumberOfFrames", 1, MAX_SLICES))
+        check_shape((frames, int(ds.get("Rows", 0)), int(ds.get("Columns", 0))), name,
+                    itemsize=max(int(ds.get("BitsAllocated", 8)) // 8, 1))
+        pixels = ds.pixel_array.reshape(frames, -1)
+        for value in np.unique(pixels):
+            if value and int(value) not in defined:
+                counts[int(value)] = int(np.count_nonzero((pixels == value).any(axis=1)))
+        return counts
+    shared = (ds.get("SharedFunctionalGroupsSequence") or [None])[0]
+    for i, group in enumerate(ds.get("PerFrameFunctionalGroupsSequence", [])):
+        ident = group.get("SegmentIdentificationSequence") or (shared.get("SegmentIdentificationSequence")
+                                                              if shared is not None else None)
+        if not ident:
+            continue  # highdicom says what is missing
+        number = parse_int(ident[0].get("ReferencedSegmentNumber"),
+                           f"{name}: frame {i + 1}'s ReferencedSegmentNumber", 0, 65535)
+        if number not in defined:
+            counts[number] = counts.get(number, 0) + 1
+    return counts
+
+
+def _segment_values(seg: hd.seg.Segmentation, numbers: list[int], name: str,
+                    undefined: dict[int, int]) -> tuple[list[int], LabelTable]:
+    """Label value and table entry of each segment: unetgui's tracking ID, else the segment number. A segment
+    number the file does not define (``undefined``) keeps its number as value where it is free, else takes the
+    lowest free value."""
+    labels: dict[int, Label] = {}
     for n in numbers:
+        if n in undefined:
+            continue
         desc = seg.get_segment_description(n)
-        match = _TRACKING.match(desc.tracking_id or "")
-        value = int(match.group(1)) if match else n
+        match = _TRACKING.match(str(desc.get("TrackingID", "") or ""))
+        value = parse_int(match.group(1), f"{name}: segment {n}'s label value (its TrackingID)", 1, UNANNOTATED - 1) \
+            if match else n
         if not 1 <= value < UNANNOTATED:
-            raise FormatError(f"segment {n} cannot be mapped to a label value 1..254 (it would be {value})")
-        labels.append(Label(value, desc.segment_label or f"Label {value}", _display_color(desc, value),
-                            _segment_codes(desc)))
-    if len({lab.value for lab in labels}) != len(labels):
-        raise FormatError("the segmentation's segments cannot be mapped to distinct label values 1..254")
-    return [lab.value for lab in labels], LabelTable(tuple(labels))
+            raise FormatError(f"{name}: segment {n} cannot be mapped to a label value 1..254 (it would be {value})")
+        if value in {lab.value for lab in labels.values()}:
+            raise FormatError(f"{name}: the segmentation's segments cannot be mapped to distinct label values 1..254")
+        labels[n] = Label(value, lo_text(desc.get("SegmentLabel", ""), f"Label {value}"), _display_color(desc, value),
+                          _segment_codes(desc))
+    for n in sorted(undefined):
+        used = {lab.value for lab in labels.values()}
+        free = [v for v in range(1, UNANNOTATED) if v not in used]
+        if not free:
+            raise FormatError(f"{name}: frames refer to segment {n}, which the file does not define, and no label "
+                              "value is left for it")
+        value = n if n in free else free[0]
+        labels[n] = Label(value, f"Segment {n} (not defined in the file)", default_color(value))
+    ordered = [labels[n] for n in numbers]
+    return [lab.value for lab in ordered], LabelTable(tuple(ordered))
 
 
 def describe_segments(path: str) -> list[str]:
@@ -333,12 +426,16 @@ def describe_segments(path: str) -> list[str]:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         lines = []
-        for item in ds.get("SegmentSequence", []):
-            label = Label(1, str(item.get("SegmentLabel", "") or "(no label)"), (0, 0, 0), _segment_codes(item))
-            lines.append(f"segment {item.get('SegmentNumber', '?')}: {label.name} ({label.coded_as() or 'not coded'})")
+        for item in ds.get("SegmentSequence", [])[:MAX_SEGMENTS_SHOWN]:
+            label = Label(1, lo_text(item.get("SegmentLabel", ""), "(no label)"), (0, 0, 0), _segment_codes(item))
+            lines.append(printable(f"segment {item.get('SegmentNumber', '?')}: {label.name} "
+                                   f"({label.coded_as() or 'not coded'})", 400))
+        if len(ds.get("SegmentSequence", [])) > MAX_SEGMENTS_SHOWN:
+            lines.append(f"... and {len(ds.SegmentSequence) - MAX_SEGMENTS_SHOWN} more segment(s)")
         return lines
     except Exception as exc:  # noqa: BLE001 - a damaged file: one line, like every reader's error
-        raise FormatError(f"{os.path.basename(path)}: the segments cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise FormatError(f"{printable(os.path.basename(path))}: the segments cannot be read "
+                          f"({type(exc).__name__}: {printable(exc)})") from exc
 
 
 def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:
@@ -348,8 +445,11 @@ def _segment_codes(desc) -> tuple[tuple[str, str, str, str], ...]:
         item = sequence[0] if sequence else None
         if item is None or not str(item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""):
             return None
-        value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
-        return current_code(str(item.get("CodingSchemeDesignator", "")), str(value), str(item.get("CodeMeaning", "")))
+        value = one_line(item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue"))
+        scheme = one_line(item.get("CodingSchemeDesignator", ""))
+        if not value or len(value) > 256 or len(scheme) > SH_CHARS:  # not a code this file could hold
+            return None
+        return current_code(scheme, value, lo_text(item.get("CodeMeaning", ""), value[:LO_CHARS]))
 
     try:
         kind = desc.get("SegmentedPropertyTypeCodeSequence", [])

@@ -56,6 +56,7 @@ import pydicom
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
+from unetgui.core.textsafe import one_line
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color, without_unannotated
 from unetgui.formats import label_tables, nifti, nrrd, png
 from unetgui.formats.dicom_seg import write_dicom_seg
@@ -330,7 +331,10 @@ def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None 
         row["section"] = "evaluation"
         columns += [k for k in row if k not in columns]
         rows.append(row)
-    return csvcell.table_text(columns, rows)
+    # names come from files (label tables, segmentations): one line each, so that a name cannot end a row or
+    # carry an escape sequence into a terminal that shows the CSV (csvcell then defuses formulas)
+    rows = [{k: one_line(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
+    return csvcell.table_text([one_line(c) for c in columns], rows)
 
 
 def _check_targets(paths: list[str], folder: str, overwrite: bool) -> None:

@@ -12,7 +12,9 @@
 
 The format of a table file is told from its content, not its name. A table holds at most 256 lines
 (index 0..255); unetgui's labels are 1..254 (0 is background, 255 "not annotated"), so a table that names
-another value is refused. Every failure is a :class:`~unetgui.core.errors.FormatError` of one line.
+another value is refused. Every failure is a :class:`~unetgui.core.errors.FormatError` of one line; numbers are
+parsed with length caps (:mod:`unetgui.core.textsafe`), names are read and written as one line without control
+characters, so a name cannot add a line to a table unetgui writes.
 
 :func:`find_table` looks next to a label volume for a table (the list is :func:`sidecar_paths`).
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError
+from unetgui.core.textsafe import one_line, parse_float, parse_int, printable
 from unetgui.core.volume import MAX_LABEL, Label, LabelTable, default_color
 
 #: a table file is small: 256 lines of a long name are far below this
@@ -38,6 +41,7 @@ MAX_ENTRIES = 256
 LABEL_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr")
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_DIGITS = re.compile(r"\s*[0-9]+\s*")
 _ITKSNAP_LINE = re.compile(rf"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+({_NUMBER})\s+(\d+)\s+(\d+)\s+\"(.*)\"\s*$")
 _SLICER_LINE = re.compile(rf"^\s*(\d+)\s+(\S+)\s+({_NUMBER})\s+({_NUMBER})\s+({_NUMBER})(?:\s+({_NUMBER}))?(?:\s+.*)?$")
 
@@ -81,6 +85,7 @@ def read_entries(path: str) -> list[TableEntry]:
 
 def parse_table(text: str, name: str = "table") -> list[TableEntry]:
     """Parse the text of a table file; ``name`` is used in error messages."""
+    name = printable(name)
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
@@ -102,10 +107,12 @@ def parse_table(text: str, name: str = "table") -> list[TableEntry]:
 def _itksnap_entry(line: str, where: str) -> TableEntry:
     m = _ITKSNAP_LINE.match(line)
     if not m:
-        raise FormatError(f"{where}: not an ITK-SNAP label line (IDX R G B A VIS MSH \"LABEL\"): {line.strip()[:60]!r}")
-    value, r, g, b = (int(m.group(k)) for k in range(1, 5))
-    alpha = float(m.group(5))
-    name = m.group(8).strip() or f"Label {value}"
+        raise FormatError(f"{where}: not an ITK-SNAP label line (IDX R G B A VIS MSH \"LABEL\"): "
+                          f"{printable(line.strip(), 60)!r}")
+    value = parse_int(m.group(1), f"{where}: label value", 0)
+    r, g, b = (parse_int(m.group(k), f"{where}: colour", 0) for k in range(2, 5))
+    alpha = parse_float(m.group(5), f"{where}: alpha")
+    name = m.group(8)
     if not 0 <= alpha <= 1:
         raise FormatError(f"{where}: alpha {alpha} is outside 0..1")
     return _entry(value, name, (r, g, b), alpha, m.group(6) != "0", m.group(7) != "0", where)
@@ -115,13 +122,13 @@ def _slicer_entry(line: str, where: str) -> TableEntry | None:
     m = _SLICER_LINE.match(line)
     if not m:
         raise FormatError(f"{where}: not a label line (Slicer: index name R G B A; ITK-SNAP: IDX R G B A VIS MSH "
-                          f"\"LABEL\"): {line.strip()[:60]!r}")
-    value = int(m.group(1))
+                          f"\"LABEL\"): {printable(line.strip(), 60)!r}")
+    value = parse_int(m.group(1), f"{where}: label value", 0)
     name = m.group(2).strip("'")  # Slicer trims ticks copied from a MRML file
     if name in ("(none)", ""):  # older Slicer writes every index, unnamed ones as (none)
         return None
-    rgb = [float(m.group(k)) for k in (3, 4, 5)]
-    alpha = float(m.group(6)) if m.group(6) is not None else 255.0
+    rgb = [parse_float(m.group(k), f"{where}: colour") for k in (3, 4, 5)]
+    alpha = parse_float(m.group(6), f"{where}: alpha") if m.group(6) is not None else 255.0
     if not all(0 <= c <= 255 for c in [*rgb, alpha]):
         raise FormatError(f"{where}: colour or alpha outside 0..255")
     color = (round(rgb[0]), round(rgb[1]), round(rgb[2]))
@@ -135,7 +142,12 @@ def _entry(value: int, name: str, color: tuple[int, int, int], alpha: float, vis
                           "'not annotated')")
     if not all(0 <= c <= 255 for c in color):
         raise FormatError(f"{where}: colour {color} is outside 0..255")
-    return TableEntry(value, " ".join(name.split()), color, alpha, visible, mesh)
+    return TableEntry(value, _one_line(name) or f"Label {value}", color, alpha, visible, mesh)
+
+
+def _one_line(name: str) -> str:
+    """A name from a file or for a file: one line, control characters as spaces, blanks collapsed."""
+    return " ".join(one_line(name).split())
 
 
 def dataset_json_table(path: str) -> LabelTable:
@@ -145,7 +157,7 @@ def dataset_json_table(path: str) -> LabelTable:
     region; with ``regions_class_order`` the i-th region names voxel value ``regions_class_order[i]`` (how
     nnU-Net writes its predictions), without it only single values (``3`` or ``[3]``) name a value.
     """
-    name = os.path.basename(path)
+    name = printable(os.path.basename(path))
     try:
         meta = json.loads(_read_text(path, MAX_DATASET_JSON_BYTES))
     except (ValueError, RecursionError) as exc:
@@ -164,11 +176,11 @@ def dataset_json_table(path: str) -> LabelTable:
                 pairs.append((value[0], str(key)))
         elif _is_int(value):
             pairs.append((value, str(key)))
-        elif str(key).strip().isdigit() and isinstance(value, str):
-            pairs.append((int(key), value))
+        elif _DIGITS.fullmatch(str(key)) and isinstance(value, str):
+            pairs.append((parse_int(key, f"{name}: label value"), value))
         else:
-            raise FormatError(f"{name}: label {str(key)[:40]!r}: {str(value)[:40]!r} is neither \"name\": value "
-                              "nor \"value\": \"name\"")
+            raise FormatError(f"{name}: label {printable(key, 40)!r}: {printable(value, 40)!r} is neither \"name\": "
+                              "value nor \"value\": \"name\"")
     if regions and isinstance(order, list) and all(_is_int(v) for v in order):
         named = [(k, v) for k, v in labels.items() if not (_is_int(v) and v == 0)]  # background is no region
         if len(order) == len(named):
@@ -178,8 +190,9 @@ def dataset_json_table(path: str) -> LabelTable:
         if value == 0:
             continue
         if not 1 <= value <= MAX_LABEL:
-            raise FormatError(f"{name}: label {label[:40]!r} has value {value}; unetgui's labels are 1..{MAX_LABEL}")
-        by_value.setdefault(value, " ".join(label.split()) or f"Label {value}")
+            raise FormatError(f"{name}: label {printable(label, 40)!r} has value {printable(value, 40)}; unetgui's "
+                              f"labels are 1..{MAX_LABEL}")
+        by_value.setdefault(value, _one_line(label) or f"Label {value}")
     return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(by_value.items())))
 
 
@@ -189,12 +202,12 @@ def _is_int(value) -> bool:
 
 def _read_text(path: str, limit: int) -> str:
     limits.check_regular_file(path)
-    name = os.path.basename(path)
+    name = printable(os.path.basename(path))
     try:
         with open(path, "rb") as f:
             data = f.read(limit + 1)
     except OSError as exc:
-        raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        raise FormatError(f"{printable(path)}: cannot be read ({printable(exc.strerror or exc)})") from exc
     if len(data) > limit:
         raise FormatError(f"{name}: larger than {limit // 1024} KiB; not a label table")
     if b"\0" in data:
@@ -227,27 +240,29 @@ _ITKSNAP_HEADER = """\
 
 
 def itksnap_text(entries: list[TableEntry] | LabelTable) -> str:
-    """ITK-SNAP label description text, with the "Clear Label" line 0 that ITK-SNAP writes."""
+    """ITK-SNAP label description text, with the "Clear Label" line 0 that ITK-SNAP writes. Each name is written
+    on its one line (control characters and line breaks as spaces, ``"`` as ``'``)."""
     items = entries_of(entries) if isinstance(entries, LabelTable) else list(entries)
     lines = [_ITKSNAP_HEADER.rstrip("\n")]
     if not any(e.value == 0 for e in items):
         items.insert(0, TableEntry(0, "Clear Label", (0, 0, 0), 0.0, False, False))
     for e in sorted(items, key=lambda e: e.value):
-        name = " ".join(e.name.replace('"', "'").split())
+        name = _one_line(e.name.replace('"', "'")) or f"Label {e.value}"
         lines.append(f"{e.value:5d} {e.color[0]:5d} {e.color[1]:4d} {e.color[2]:4d} {format(e.alpha, '.2g'):>8} "
                      f"{int(e.visible):2d} {int(e.mesh_visible):2d}    \"{name}\"")
     return "\n".join(lines) + "\n"
 
 
 def slicer_text(entries: list[TableEntry] | LabelTable, title: str = "unetgui labels") -> str:
-    """Slicer colour table text (``index name R G B A``, whitespace in names written as ``_``)."""
+    """Slicer colour table text (``index name R G B A``, whitespace and control characters in names written as
+    ``_``)."""
     items = entries_of(entries) if isinstance(entries, LabelTable) else list(entries)
     if not any(e.value == 0 for e in items):
         items.insert(0, TableEntry(0, "Background", (0, 0, 0), 0.0))
     top = max(e.value for e in items)
-    lines = [f"# Color table file {' '.join(title.split())}", f"# {top + 1} values"]
+    lines = [f"# Color table file {_one_line(title)}", f"# {top + 1} values"]
     for e in sorted(items, key=lambda e: e.value):
-        name = "_".join(e.name.split()) or f"Label_{e.value}"
+        name = "_".join(_one_line(e.name).split()) or f"Label_{e.value}"
         lines.append(f"{e.value} {name} {e.color[0]} {e.color[1]} {e.color[2]} {round(e.alpha * 255)}")
     return "\n".join(lines) + "\n"
 
@@ -305,7 +320,10 @@ def sidecar_paths(label_path: str) -> list[str]:
 
 def find_table(label_path: str) -> tuple[LabelTable | None, tuple[str, ...]]:
     """The names and colours found next to ``label_path`` (all files of :func:`sidecar_paths` that exist,
-    an earlier file winning per value) and notes about files that could not be used."""
+    an earlier file winning per value) and notes about files that could not be used.
+
+    A file found there is a guess, not what the user asked for: one that is not a usable table (damaged,
+    unreadable, another tool's) is skipped with a note and never stops the label volume from opening."""
     table: LabelTable | None = None
     notes: list[str] = []
     for path in dict.fromkeys(sidecar_paths(label_path)):
@@ -313,10 +331,10 @@ def find_table(label_path: str) -> tuple[LabelTable | None, tuple[str, ...]]:
             continue
         try:
             found = dataset_json_table(path) if os.path.basename(path) == "dataset.json" else read_table(path)
-        except FormatError as exc:
+        except (FormatError, OSError, ValueError) as exc:  # a stray file: a note, never the end of the command
             if os.path.basename(path) == "dataset.json" and "no \"labels\"" in str(exc):
                 continue  # another tool's dataset.json: nothing to say
-            notes.append(f"label names from {os.path.basename(path)} not used: {exc}")
+            notes.append(f"label names from {printable(os.path.basename(path))} not used: {printable(exc, 300)}")
             continue
         table = found if table is None else merge(table, found)
     return table, tuple(notes)

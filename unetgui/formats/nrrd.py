@@ -36,6 +36,7 @@ import numpy as np
 from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError
 from unetgui.core.geometry import LPS_TO_RAS
+from unetgui.core.textsafe import one_line, parse_float, parse_int, printable
 from unetgui.core.volume import MAX_LABEL, Label, LabelMap, LabelTable, Volume, default_color, without_unannotated
 from unetgui.formats import label_tables, nifti
 
@@ -59,10 +60,19 @@ _TYPES = {
     "f8": ("double",),
 }
 _DTYPES = {name: np.dtype(code) for code, names in _TYPES.items() for name in names}
+_ENCODINGS = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2",
+              "ascii": "ascii", "text": "ascii", "txt": "ascii"}
 _MAX_HEADER = 4 << 20  # Slicer's headers are a few kB, a hundred segments' tags some 100 kB
+_MAX_HEADER_LINES = 100_000  # 254 segments of 10 keys each are 2,540 lines
+_MAX_LINE = 256 << 10  # a segment's tags are some 500 characters
+_MAX_DIMENSION = 16  # NRRD's own limit
+_MAX_SIZE = (1 << 31) - 1  # per axis; the product is checked against the limits in bytes
+_MAX_SKIP = 1 << 62  # a skip beyond the file is refused against the file's size
+_MAX_SEGMENT_INDEX = 1_000_000
 _CHUNK = 1 << 20
 _MAX_ASCII_VALUES = 1 << 24  # text is a slow, large way to store voxels: small volumes only
 _SEGMENT_KEY = re.compile(r"^Segment(\d+)_(ID|Name)$")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def is_nrrd(path: str) -> bool:
@@ -78,47 +88,102 @@ def _read(path: str) -> tuple[dict, np.ndarray]:
 
 
 def _header(path: str) -> tuple[dict, int]:
-    """The parsed header and the byte offset where attached data starts."""
+    """The parsed header and the byte offset where attached data starts.
+
+    The header is read with bounds (:data:`_MAX_HEADER` bytes, :data:`_MAX_HEADER_LINES` lines of at most
+    :data:`_MAX_LINE` characters); ``dimension``, ``sizes``, ``line skip`` and ``byte skip`` are parsed here with
+    length caps and bounds (:func:`~unetgui.core.textsafe.parse_int`) and stored as ints."""
     limits.check_regular_file(path)
-    name = os.path.basename(path)
+    name = printable(os.path.basename(path))
     try:
         with open(path, "rb") as f:
             head = f.read(_MAX_HEADER)
             more = bool(f.read(1))
     except FileNotFoundError:
-        raise FormatError(f"{path}: no such file") from None
+        raise FormatError(f"{printable(path)}: no such file") from None
     except OSError as exc:
-        raise FormatError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        raise FormatError(f"{printable(path)}: cannot be read ({printable(exc.strerror or exc)})") from exc
     if not head.startswith(b"NRRD000"):
         raise FormatError(f"{name}: not a NRRD file (no NRRD magic line)")
-    end = re.search(rb"\r?\n\r?\n", head)
-    if end is None and more:
-        raise FormatError(f"{name}: the NRRD header is longer than {_MAX_HEADER >> 20} MiB (damaged)")
-    text = head[: end.start() if end else len(head)].decode("utf-8", "replace")
+    lines, offset = _header_lines(head, more, name)
+    fields = _raw_fields(lines, name)
+    numbers = _header_numbers(fields, name)
     try:
-        header = pynrrd.read_header(text.splitlines(keepends=True) + ["\n"])
-        sizes = [int(n) for n in header["sizes"]]
-        dimension = int(header["dimension"])
+        header = pynrrd.read_header([line + "\n" for line in lines] + ["\n"])
     except Exception as exc:  # pynrrd raises NRRDError, ValueError, KeyError ... on malformed headers
-        raise FormatError(f"{name}: not a readable NRRD header ({exc})") from exc
-    if dimension != len(sizes):
-        raise FormatError(f"{name}: dimension {dimension} but {len(sizes)} sizes")
-    return header, (end.end() if end else len(head))
+        raise FormatError(f"{name}: not a readable NRRD header ({printable(exc)})") from exc
+    for key in ("lineskip", "byteskip", "datafile"):
+        if key in header:  # one spelling of each field from here on
+            header[key.replace("skip", " skip").replace("file", " file")] = header.pop(key)
+    header.update(numbers)
+    return header, offset
+
+
+def _header_lines(head: bytes, more: bool, name: str) -> tuple[list[str], int]:
+    """The header's lines (split at LF only, as NRRD writes them; a CR before it dropped) up to the first blank
+    line, and the offset after that line, where attached data starts. At most :data:`_MAX_HEADER_LINES` lines of
+    :data:`_MAX_LINE` characters: the loop is bounded by both."""
+    lines: list[str] = []
+    pos = 0
+    while True:
+        cut = head.find(b"\n", pos)
+        if cut < 0 and more:
+            raise FormatError(f"{name}: the NRRD header is longer than {_MAX_HEADER >> 20} MiB (damaged)")
+        raw = head[pos:] if cut < 0 else head[pos:cut]
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if len(line) > _MAX_LINE:
+            raise FormatError(f"{name}: NRRD header line {len(lines) + 1} is longer than {_MAX_LINE >> 10} KiB (damaged)")
+        if lines and not line.rstrip():  # a blank line ends the header (pynrrd's rule, trailing blanks ignored)
+            return lines, (len(head) if cut < 0 else cut + 1)
+        lines.append(line)
+        if len(lines) > _MAX_HEADER_LINES:
+            raise FormatError(f"{name}: the NRRD header has more than {_MAX_HEADER_LINES:,} lines (damaged)")
+        if cut < 0:  # a detached header without a blank line: the whole file
+            return lines, len(head)
+        pos = cut + 1
+
+
+def _raw_fields(lines: list[str], name: str) -> dict[str, str]:
+    """The header's ``key: value`` (and ``key:=value``) lines as text."""
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        if line.startswith("#") or ":" not in line:
+            continue
+        key, value = re.split(r":=?", line, maxsplit=1)
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _header_numbers(fields: dict[str, str], name: str) -> dict[str, object]:
+    """``dimension``, ``sizes``, ``line skip`` and ``byte skip``, parsed with bounds (sizes: one per axis)."""
+    if "dimension" not in fields or "sizes" not in fields:
+        raise FormatError(f"{name}: not a readable NRRD header (no {'dimension' if 'dimension' not in fields else 'sizes'})")
+    dimension = parse_int(fields["dimension"], f"{name}: dimension", 1, _MAX_DIMENSION)
+    tokens = fields["sizes"].split()
+    if len(tokens) != dimension:
+        raise FormatError(f"{name}: dimension {dimension} but {len(tokens)} sizes")
+    sizes = [parse_int(t, f"{name}: sizes", 1, _MAX_SIZE) for t in tokens]
+    line_skip = parse_int(fields.get("line skip", fields.get("lineskip", "0")), f"{name}: line skip", 0, _MAX_SKIP)
+    byte_skip = parse_int(fields.get("byte skip", fields.get("byteskip", "0")), f"{name}: byte skip", -1, _MAX_SKIP)
+    return {"dimension": dimension, "sizes": sizes, "line skip": line_skip, "byte skip": byte_skip}
 
 
 def _data(path: str, header: dict, offset: int) -> np.ndarray:
-    name = os.path.basename(path)
-    sizes = [int(n) for n in header["sizes"]]
+    name = printable(os.path.basename(path))
+    sizes = list(header["sizes"])
     if len(sizes) not in (3, 4):
         raise FormatError(f"{name}: {len(sizes)}-D NRRD is not supported (expected a 3-D volume)")
-    spatial = [n for n, axis in zip(sizes, _spatial_axes(header, name)) if axis]
-    limits.check_shape(tuple(reversed(spatial)), name)
-    limits.check_shape((math.prod(sizes) // (spatial[0] * spatial[1]), spatial[1], spatial[0]), name)  # all layers
     dtype = _DTYPES.get(str(header.get("type", "")).strip().lower())
     if dtype is None:
-        raise FormatError(f"{name}: NRRD type {header.get('type')!r} is not supported")
+        raise FormatError(f"{name}: NRRD type {printable(header.get('type'), 40)!r} is not supported")
+    spatial = [n for n, axis in zip(sizes, _spatial_axes(header, name)) if axis]
+    limits.check_shape(tuple(reversed(spatial)), name, itemsize=dtype.itemsize)
+    limits.check_shape((math.prod(sizes) // (spatial[0] * spatial[1]), spatial[1], spatial[0]), name,  # all layers
+                       itemsize=dtype.itemsize)
     if dtype.itemsize > 1:
-        endian = str(header.get("endian", "little")).lower()
+        endian = str(header.get("endian", "little")).strip().lower()
+        if endian not in ("little", "big"):
+            raise FormatError(f"{name}: NRRD endian {printable(endian, 40)!r} is neither little nor big")
         dtype = dtype.newbyteorder("<" if endian == "little" else ">")
     count = math.prod(sizes)
     data_path, start = _data_file(path, header, offset)
@@ -128,79 +193,132 @@ def _data(path: str, header: dict, offset: int) -> np.ndarray:
 
 
 def _data_file(path: str, header: dict, offset: int) -> tuple[str, int]:
-    detached = header.get("data file", header.get("datafile"))
+    """Where the voxels are: after the header (``offset``), or in the one data file a detached header names.
+
+    A detached header (``.nhdr``, or any NRRD with ``data file``) may name its data file only by a relative
+    path in the header's folder or below it: an absolute path, a ``..`` part or a link that resolves outside
+    the header's folder is refused, and so is data split over several files (``LIST`` or a ``%d`` pattern).
+    So a header from elsewhere cannot make unetgui read any other file on the machine.
+    """
+    detached = header.get("data file")
     if detached is None:
         return path, offset
+    name = printable(os.path.basename(path))
     detached = str(detached).strip()
+    shown = printable(detached, 60)
     if detached.upper().startswith("LIST") or " " in detached or "%" in detached:
-        raise FormatError(f"{os.path.basename(path)}: data split over several files ({detached[:40]!r}) is not supported")
-    full = detached if os.path.isabs(detached) else os.path.join(os.path.dirname(os.path.abspath(path)), detached)
+        raise FormatError(f"{name}: data split over several files ({shown!r}) is not supported")
+    parts = re.split(r"[\\/]", detached)
+    if not detached or os.path.isabs(detached) or detached.startswith("\\") or ".." in parts:
+        raise FormatError(f"{name}: its data file {shown!r} is not in the header's folder (a detached header may "
+                          "name only a file beside it or below it)")
+    folder = os.path.dirname(os.path.abspath(path))
+    full = os.path.join(folder, detached)
+    real_folder = os.path.realpath(folder)
+    if os.path.commonpath([os.path.realpath(full), real_folder]) != real_folder:
+        raise FormatError(f"{name}: its data file {shown!r} is a link out of the header's folder (a detached header "
+                          "may name only a file beside it or below it)")
     if not os.path.exists(full):
-        raise FormatError(f"{os.path.basename(path)}: its data file {detached} does not exist")
-    limits.check_regular_file(full)
+        raise FormatError(f"{name}: its data file {shown} does not exist")
+    if not limits.is_regular_file(full):
+        raise FormatError(f"{name}: its data file {shown} is not a regular file")
     return full, 0
 
 
 def _read_bytes(path: str, start: int, header: dict, need: int, dtype: np.dtype, name: str):
-    """``need`` bytes of voxel data (or, for ASCII data, the parsed values); never more."""
-    encoding = str(header.get("encoding", "raw")).lower()
-    line_skip = int(header.get("line skip", header.get("lineskip", 0)))
-    byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
-    size = os.path.getsize(path) - start
-    ratio = {"raw": 1, "gzip": limits.GZIP_RATIO, "gz": limits.GZIP_RATIO}.get(encoding)
-    if ratio is not None and need > size * ratio:
-        raise FormatError(f"{name}: the header claims {need:,} bytes of voxels, more than its data of {size:,} bytes "
-                          "can hold (truncated or damaged)")
+    """``need`` bytes of voxel data (or, for ASCII data, the parsed values); never more. Every skip and size
+    from the header is checked against the file before it is followed."""
+    encoding = str(header.get("encoding", "raw")).strip().lower()
+    line_skip, byte_skip = int(header.get("line skip", 0)), int(header.get("byte skip", 0))
+    if encoding not in _ENCODINGS:
+        raise FormatError(f"{name}: NRRD encoding {printable(encoding, 40)!r} is not supported")
+    file_size = os.path.getsize(path)
     with open(path, "rb") as f:
         f.seek(start)
-        for _ in range(max(line_skip, 0)):
-            f.readline(_CHUNK)
-        if encoding == "raw":
-            if byte_skip == -1:
-                f.seek(-need, os.SEEK_END)
-            else:
-                f.seek(max(byte_skip, 0), os.SEEK_CUR)
+        _skip_lines(f, line_skip, file_size, name)
+        size = file_size - f.tell()
+        kind = _ENCODINGS[encoding]
+        if kind == "raw":
+            avail = size if byte_skip == -1 else size - byte_skip
+            if byte_skip > size:
+                limits.check_within(f.tell(), byte_skip, file_size, f"{name}: byte skip")
+            if need > avail:
+                raise FormatError(f"{name}: the header claims {need:,} bytes of voxels, more than its data of "
+                                  f"{avail:,} bytes can hold (truncated or damaged)")
+            f.seek(file_size - need if byte_skip == -1 else f.tell() + byte_skip)
             data = bytearray(need)
             data = data[: f.readinto(data)]
-        elif encoding in ("gzip", "gz", "bzip2", "bz2"):
-            skip = max(byte_skip, 0)
-            data = _inflate(f, encoding, need + skip, name)
-            data = data[skip:] if skip else data
-        elif encoding in ("ascii", "text", "txt"):
-            if need // dtype.itemsize > _MAX_ASCII_VALUES:
-                raise FormatError(f"{name}: {need // dtype.itemsize:,} voxels as ASCII text; unetgui reads ASCII NRRD up "
-                                  f"to {_MAX_ASCII_VALUES:,} (save it as raw or gzip)")
-            try:
-                values = np.array(f.read(min(size, _MAX_ASCII_VALUES * 32)).split(), dtype=np.float64)
-            except ValueError as exc:
-                raise FormatError(f"{name}: the ASCII voxel data holds something other than numbers") from exc
-            if values.size != need // dtype.itemsize:
-                raise FormatError(f"{name}: {values.size:,} ASCII values, the header claims {need // dtype.itemsize:,}")
-            return values.astype(dtype.newbyteorder("="))
+        elif kind == "ascii":
+            return _ascii_values(f, size, need // dtype.itemsize, dtype, name)
         else:
-            raise FormatError(f"{name}: NRRD encoding {encoding!r} is not supported")
+            skip = max(byte_skip, 0)  # of compressed data: counted in the unpacked bytes
+            if need + skip > limits.MAX_BYTES or (kind == "gzip" and need + skip > size * limits.GZIP_RATIO):
+                raise FormatError(f"{name}: the header claims {need + skip:,} bytes of voxels, more than its data of "
+                                  f"{size:,} bytes can hold (truncated or damaged)")
+            data = _inflate(f, kind, need, skip, name)
     if len(data) < need:
         raise FormatError(f"{name}: the voxel data ends after {len(data):,} of {need:,} bytes (truncated)")
     return data
 
 
-def _inflate(f, encoding: str, need: int, name: str) -> bytearray:
-    """Decompress at most ``need`` bytes: a small file cannot unpack into all of the memory."""
-    gzip = encoding in ("gzip", "gz")
+def _skip_lines(f, count: int, file_size: int, name: str) -> None:
+    """Skip ``count`` lines (``line skip``): each line is at least a byte, and the file must hold them all."""
+    if count > file_size - f.tell():
+        raise FormatError(f"{name}: line skip {count:,}, but only {file_size - f.tell():,} bytes follow the header")
+    for k in range(count):
+        while True:  # a line longer than a chunk is still one line; the whole loop reads at most the file
+            line = f.readline(_CHUNK)
+            if not line:
+                raise FormatError(f"{name}: line skip {count:,}, but the file ends after {k:,} lines")
+            if line.endswith(b"\n"):
+                break
+
+
+def _ascii_values(f, size: int, count: int, dtype: np.dtype, name: str) -> np.ndarray:
+    """``count`` numbers written as text (each at least one character and a separator)."""
+    if count > _MAX_ASCII_VALUES:
+        raise FormatError(f"{name}: {count:,} voxels as ASCII text; unetgui reads ASCII NRRD up "
+                          f"to {_MAX_ASCII_VALUES:,} (save it as raw or gzip)")
+    if count > (size + 1) // 2:
+        raise FormatError(f"{name}: the header claims {count:,} ASCII values, more than its data of {size:,} bytes "
+                          "can hold (truncated or damaged)")
+    try:
+        values = np.array(f.read(min(size, _MAX_ASCII_VALUES * 32)).split(), dtype=np.float64)
+    except ValueError as exc:
+        raise FormatError(f"{name}: the ASCII voxel data holds something other than numbers") from exc
+    if values.size != count:
+        raise FormatError(f"{name}: {values.size:,} ASCII values, the header claims {count:,}")
+    if not np.isfinite(values).all():
+        raise FormatError(f"{name}: the ASCII voxel data holds values that are not finite numbers")
+    if dtype.kind in "iu" and values.size and (values.min() < np.iinfo(dtype).min or values.max() > np.iinfo(dtype).max):
+        raise FormatError(f"{name}: ASCII values {values.min():g}..{values.max():g} do not fit NRRD type {dtype.name}")
+    return values.astype(dtype.newbyteorder("="))
+
+
+def _inflate(f, kind: str, need: int, skip: int, name: str) -> bytearray:
+    """Decompress ``need`` bytes after ``skip`` unpacked bytes (dropped as they come), never more: a small file
+    cannot unpack into all of the memory."""
+    gzip = kind == "gzip"
     unpack = zlib.decompressobj(zlib.MAX_WBITS | 32) if gzip else bz2.BZ2Decompressor()
     out = bytearray()
-    pending = b""
     try:
         while len(out) < need:
-            chunk = pending or f.read(_CHUNK)
-            if not chunk:
-                break
-            out += unpack.decompress(chunk, need - len(out))
-            pending = unpack.unconsumed_tail if gzip else b""
+            if gzip:
+                chunk = unpack.unconsumed_tail or f.read(_CHUNK)
+            else:
+                chunk = f.read(_CHUNK) if unpack.needs_input else b""
+            if not chunk and (gzip or unpack.needs_input):
+                break  # the file ended
+            want = min(skip if skip else need - len(out), _CHUNK * 16)
+            piece = unpack.decompress(chunk, want)
+            if skip:
+                skip -= len(piece)  # never more than ``want`` came out
+            else:
+                out += piece
             if unpack.eof:
                 break
     except (zlib.error, OSError, EOFError, ValueError) as exc:
-        raise FormatError(f"{name}: the compressed voxel data is damaged ({exc})") from exc
+        raise FormatError(f"{name}: the compressed voxel data is damaged ({printable(exc)})") from exc
     return out
 
 
@@ -209,12 +327,15 @@ def _spatial_axes(header: dict, name: str) -> list[bool]:
     n = int(header["dimension"])
     directions = header.get("space directions")
     if directions is not None:
-        rows = np.asarray(directions, float)
+        rows = _floats(directions, name, "space directions")
         if rows.ndim != 2 or rows.shape[0] != n:
-            raise FormatError(f"{name}: {len(rows)} space directions for {n} axes")
+            raise FormatError(f"{name}: {rows.shape[0] if rows.ndim else 0} space directions for {n} axes")
         axes = [bool(np.isfinite(rows[k]).all()) for k in range(n)]
     else:
-        axes = [str(k).lower() in ("domain", "space") for k in header.get("kinds") or ["domain"] * n]
+        kinds = header.get("kinds") or ["domain"] * n
+        if len(kinds) != n:
+            raise FormatError(f"{name}: {len(kinds)} kinds for {n} axes")
+        axes = [str(k).lower() in ("domain", "space") for k in kinds]
     if sum(axes) != 3:
         raise FormatError(f"{name}: {sum(axes)} space axes; unetgui reads 3-D volumes")
     return axes
@@ -226,7 +347,10 @@ def _affine(header: dict, name: str, warnings: list[str]) -> np.ndarray:
     affine = np.eye(4)
     directions = header.get("space directions")
     if directions is None:
-        spacings = np.asarray(header.get("spacings", [1.0] * len(axes)), float)[axes]
+        spacings = _floats(header.get("spacings", [1.0] * len(axes)), name, "spacings")
+        if spacings.shape != (len(axes),):
+            raise FormatError(f"{name}: {spacings.size} spacings for {len(axes)} axes")
+        spacings = spacings[axes]
         spacings = np.where(np.isfinite(spacings) & (spacings > 0), spacings, 1.0)
         warnings.append(f"{name}: no space directions: {' x '.join(f'{s:g}' for s in spacings)} mm voxels without "
                         "orientation are assumed")
@@ -234,34 +358,46 @@ def _affine(header: dict, name: str, warnings: list[str]) -> np.ndarray:
         return affine
     space = str(header.get("space", "")).strip().lower()
     if space not in _SPACES:
-        raise FormatError(f"{name}: NRRD space {header.get('space')!r} is not supported (RAS, LPS or LAS)"
+        raise FormatError(f"{name}: NRRD space {printable(header.get('space'), 60)!r} is not supported (RAS, LPS or LAS)"
                           if space else f"{name}: the NRRD header has space directions but no space (RAS, LPS, LAS)")
-    rows = np.asarray(directions, float)[axes]
+    rows = _floats(directions, name, "space directions")[axes]
     if rows.shape != (3, 3):
         raise FormatError(f"{name}: space directions are not 3-D vectors")
+    origin = _floats(header.get("space origin", [0.0, 0.0, 0.0]), name, "space origin")
+    if origin.shape != (3,):
+        raise FormatError(f"{name}: the space origin is not a 3-D point")
     affine[:3, :3] = rows.T
-    affine[:3, 3] = np.asarray(header.get("space origin", [0.0, 0.0, 0.0]), float)[:3]
+    affine[:3, 3] = origin
     affine = np.diag([*_SPACES[space], 1.0]) @ affine
     if not (np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) > 1e-9):
         raise FormatError(f"{name}: degenerate space directions (no valid geometry)")
     return affine
 
 
+def _floats(value, name: str, what: str) -> np.ndarray:
+    """A numeric header field (as pynrrd parsed it) as a float array; a one-line error when it is not one."""
+    try:
+        return np.asarray(value, float)
+    except (TypeError, ValueError) as exc:
+        raise FormatError(f"{name}: {what} are not numbers") from exc
+
+
 def describe(path: str) -> str:
     """From the header alone: size, type, space; for a Slicer segmentation a line per segment (name, label
-    value, layer, and what its terminology entry says it is)."""
+    value, layer, and what its terminology entry says it is). Text from the file is shown escaped
+    (:func:`~unetgui.core.textsafe.printable`)."""
     header, _ = _header(path)
+    name = printable(os.path.basename(path))
     sizes = " x ".join(str(int(n)) for n in header["sizes"])
-    lines = [f"NRRD {path}: {sizes} voxels, {header.get('type')}, space {header.get('space', 'none')}"]
+    lines = [f"NRRD {printable(path)}: {sizes} voxels, {printable(header.get('type'), 60)}, "
+             f"space {printable(header.get('space', 'none'), 60)}"]
     if is_segmentation(header):
-        indices = sorted({int(m.group(1)) for m in map(_SEGMENT_KEY.match, map(str, header)) if m})
-        for k, i in enumerate(indices):
-            key = f"Segment{i}_"
-            name = " ".join(str(header.get(key + "Name", "")).split()) or f"Segment {k + 1}"
-            codes = _terminology(header.get(key + "Tags", ""))
-            what = Label(1, name, (0, 0, 0), codes).coded_as()
-            lines.append(f"  segment {k + 1}: {name}, value {header.get(key + 'LabelValue', '?')} in layer "
-                         f"{header.get(key + 'Layer', '?')} ({what or 'no terminology'})")
+        for k, (i, key) in enumerate(_segment_keys(header, name)):
+            shown = printable(" ".join(str(header.get(key + "Name", "")).split())) or f"Segment {k + 1}"
+            codes = _terminology(header.get(key + "Tags", ""), lambda f: " ".join(str(f).split()))  # shown escaped
+            what = Label(1, "x", (0, 0, 0), codes).coded_as()
+            lines.append(f"  segment {k + 1}: {shown}, value {printable(header.get(key + 'LabelValue', '?'), 40)} in "
+                         f"layer {printable(header.get(key + 'Layer', '?'), 40)} ({printable(what) or 'no terminology'})")
     return "\n".join(lines)
 
 
@@ -324,15 +460,13 @@ def read_labels(path: str, reference: Volume | None = None,
 def _segments(header: dict, data: np.ndarray, axes: list[bool], name: str):
     """(labels (x, y, z) uint8, the segments' table, notes) of a Slicer segmentation."""
     layers = np.moveaxis(data, axes.index(False), 0) if data.ndim == 4 else data[None]
-    indices = sorted({int(m.group(1)) for m in map(_SEGMENT_KEY.match, map(str, header)) if m})
-    if len(indices) > MAX_LABEL:
-        raise FormatError(f"{name}: {len(indices)} segments; unetgui holds up to {MAX_LABEL} labels")
-    segments = [_segment(header, i, k, layers.shape[0], name) for k, i in enumerate(indices)]
+    keys = _segment_keys(header, name)
+    segments = [_segment(header, i, key, k, layers.shape[0], name) for k, (i, key) in enumerate(keys)]
     values = [value for value, *_ in segments]
     keep = layers.shape[0] == 1 and all(1 <= v <= MAX_LABEL for v in values) and len(set(values)) == len(values)
     numbers = values if keep else list(range(1, len(segments) + 1))
-    table = LabelTable(tuple(Label(n, seg_name, color, _terminology(header.get(f"Segment{i}_Tags", "")))
-                             for n, i, (_, _, seg_name, color) in zip(numbers, indices, segments)))
+    table = LabelTable(tuple(Label(n, seg_name, color, _terminology(header.get(key + "Tags", "")))
+                             for n, (_, key), (_, _, seg_name, color) in zip(numbers, keys, segments)))
     if keep:  # one value per voxel: no overlap, one lookup
         return np.where(np.isin(layers[0], values), layers[0], 0).astype(np.uint8), table, ()
     out = np.zeros(layers.shape[1:], np.uint8)
@@ -347,32 +481,44 @@ def _segments(header: dict, data: np.ndarray, axes: list[bool], name: str):
     return out, table, notes
 
 
-def _segment(header: dict, i: int, k: int, layers: int, name: str):
-    """(label value, layer, name, colour) of segment ``i`` (the ``k``-th in the file)."""
-    key = f"Segment{i}_"
-    try:
-        value = int(header.get(key + "LabelValue", 1))
-        layer = int(header.get(key + "Layer", k if layers > 1 else 0))
-    except ValueError as exc:
-        raise FormatError(f"{name}: segment {i}: {exc}") from exc
+def _segment_keys(header: dict, name: str) -> list[tuple[int, str]]:
+    """``(index, "Segment{index}_")`` of every segment, by index (parsed with bounds), at most MAX_LABEL."""
+    found = {m.group(1) for m in map(_SEGMENT_KEY.match, map(str, header)) if m}
+    if len(found) > MAX_LABEL:
+        raise FormatError(f"{name}: {len(found)} segments; unetgui holds up to {MAX_LABEL} labels")
+    keys = [(parse_int(i, f"{name}: segment index", 0, _MAX_SEGMENT_INDEX), f"Segment{i}_") for i in found]
+    return sorted(keys)
+
+
+def _segment(header: dict, i: int, key: str, k: int, layers: int, name: str):
+    """(label value, layer, name, colour) of segment ``i`` (the ``k``-th in the file, keys starting ``key``)."""
+    value = parse_int(header.get(key + "LabelValue", "1"), f"{name}: {key}LabelValue", 0, _MAX_SIZE)
+    layer = parse_int(header.get(key + "Layer", str(k if layers > 1 else 0)), f"{name}: {key}Layer", 0, _MAX_SIZE)
     if not 0 <= layer < layers:
         raise FormatError(f"{name}: segment {i} is in layer {layer}, the file has {layers}")
-    seg_name = " ".join(str(header.get(key + "Name", "")).split()) or f"Segment {k + 1}"
+    seg_name = _text(header.get(key + "Name", "")) or f"Segment {k + 1}"
     color = _color(header.get(key + "Color", header.get(key + "DefaultColor")))
     return value, layer, seg_name, color or default_color(k + 1)
 
 
-def _terminology(tags) -> tuple[tuple[str, str, str, str], ...]:
+def _text(value) -> str:
+    """Text from a header for a name or a header value: one line, no control characters, blanks collapsed
+    (:func:`~unetgui.core.textsafe.one_line`)."""
+    return " ".join(one_line(value).split())
+
+
+def _terminology(tags, clean=None) -> tuple[tuple[str, str, str, str], ...]:
     """A segment's codes from the ``TerminologyEntry`` of its tags (``context~category~type~type modifier~
     anatomic context~anatomic region~region modifier``, each code ``scheme^value^meaning``); none when absent
-    or without a category and a type."""
+    or without a category and a type. Each field is made one line (``clean``, by default :func:`_text`)."""
+    clean = clean or _text
     entry = next((t[len("TerminologyEntry:"):] for t in str(tags).split("|") if t.startswith("TerminologyEntry:")), "")
     parts = entry.split("~")
     if len(parts) < 3:
         return ()
     codes = []
     for role, k in (("category", 1), ("type", 2), ("modifier", 3), ("region", 5), ("region_modifier", 6)):
-        fields = [f.strip() for f in parts[k].split("^")] if k < len(parts) else []
+        fields = [clean(f) for f in parts[k].split("^")] if k < len(parts) else []
         if len(fields) == 3 and fields[1]:
             if fields[0] == "SRT":  # older Slicer lists: the retired SNOMED RT code, as its SNOMED CT code
                 from unetgui.formats.dicom_seg import current_code
@@ -392,7 +538,7 @@ def _terminology_entry(label: Label) -> str:
     coding = label_coding(label)
 
     def code(c) -> str:
-        return "^".join(re.sub(r"[~^|]", " ", str(part)) for part in (c.scheme_designator, c.value, c.meaning)) if c else "^^"
+        return "^".join(_text(re.sub(r"[~^|]", " ", str(part))) for part in (c.scheme_designator, c.value, c.meaning)) if c else "^^"
 
     return "~".join(["Segmentation category and type - DICOM master list", code(coding.category), code(coding.type),
                      code(coding.modifier), "Anatomic codes - DICOM master list", code(coding.region),
@@ -400,11 +546,15 @@ def _terminology_entry(label: Label) -> str:
 
 
 def _color(text) -> tuple[int, int, int] | None:
-    try:
-        rgb = [float(c) for c in str(text).split()]
-    except ValueError:
+    """``Segment{i}_Color`` (three floats 0..1) as RGB 0..255; None when it is not that (a default is used)."""
+    parts = str(text).split()
+    if len(parts) != 3:
         return None
-    if len(rgb) != 3 or not all(0 <= c <= 1 for c in rgb):
+    try:
+        rgb = [parse_float(c, "colour") for c in parts]
+    except FormatError:
+        return None
+    if not all(0 <= c <= 1 for c in rgb):
         return None
     return tuple(int(round(c * 255)) for c in rgb)  # type: ignore[return-value]
 
@@ -417,12 +567,16 @@ def write_segmentation(labels: LabelMap, path: str) -> None:
     One layer of uint8 on the labels' full grid (LPS space, gzip), one segment per label of the table and per
     other value present, with the keys Slicer writes (``Segment{i}_ID``, ``_Name``, ``_Color``, ``_LabelValue``,
     ``_Layer``, ``_Extent``, ``_Tags``, ``Segmentation_MasterRepresentation``, ...). Slicer has no "not
-    annotated" value: 255 is written as 0 (background), as in every export. Names are written in UTF-8.
+    annotated" value: 255 is written as 0 (background), as in every export. Names are written in UTF-8, on one
+    line each: control characters (line breaks too) become spaces, so a name or a code meaning from another
+    file cannot add a header line (``data file: ...``).
     """
     data = without_unannotated(labels.labels)
     xyz = data.transpose(2, 1, 0)
     lps = LPS_TO_RAS @ labels.affine
     fields = [f"{k}:={v}" for k, v in _segmentation_keys(xyz, nifti.name_labels(data, labels.table))]
+    if any(_CONTROL.search(field) for field in fields):  # every value is one line: no name can start a header line
+        raise FormatError(f"cannot write {printable(path)}: a segment's text would break a header line")
     head = ["NRRD0004", "# Complete NRRD file format specification at:", "# http://teem.sourceforge.net/nrrd/format.html",
             "type: unsigned char", "dimension: 3", "space: left-posterior-superior",
             "sizes: " + " ".join(str(n) for n in xyz.shape),
@@ -450,7 +604,7 @@ def _segmentation_keys(xyz: np.ndarray, table: LabelTable) -> list[tuple[str, st
             ("Segmentation_ReferenceImageExtentOffset", "0 0 0")]
     for i, label in enumerate(table):
         key = f"Segment{i}_"
-        keys += [(key + "ID", f"Segment_{label.value}"), (key + "Name", " ".join(label.name.split())),
+        keys += [(key + "ID", f"Segment_{label.value}"), (key + "Name", _text(label.name) or f"Label {label.value}"),
                  (key + "NameAutoGenerated", "0"), (key + "Color", " ".join(f"{c / 255:.6g}" for c in label.color)),
                  (key + "ColorAutoGenerated", "0"), (key + "LabelValue", str(label.value)), (key + "Layer", "0"),
                  (key + "Extent", _extent(xyz == label.value)), (key + "Tags", f"Segmentation.Status:inprogress|TerminologyEntry:{_terminology_entry(label)}|")]

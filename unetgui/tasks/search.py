@@ -15,6 +15,7 @@ from typing import Any
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn
+from unetgui.core.textsafe import one_line
 from unetgui.engine.config import check_device
 from unetgui.tasks.sources import DataSource
 
@@ -110,14 +111,18 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
     from unetgui.engine import tuning
 
     emit = emit or (lambda _: None)
+    if request.storage is None:  # the default storage lies beside the output
+        os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
+    # before the data is read (minutes, and a data set's cache is written): a storage that cannot be used or a
+    # study of another program ends the search here, with nothing written
+    study = tuning.open_study(request.storage_url, request.study, request.seed)
     data = source.load(progress, cancel)
     build = {"cache_root": data.cache_root}
     if data.val_cases is not None:
         build["val_cases"] = list(data.val_cases)
     fixed = {"seed": request.seed, "threads": request.threads}
     os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
-    study = tuning.open_study(request.storage_url, request.study, request.seed)
-    emit(SearchStarted(request.storage_url, request.study, len(study.trials), data.summary, data.notes))
+    emit(SearchStarted(tuning.shown_url(request.storage_url), request.study, len(study.trials), data.summary, data.notes))
 
     def on_epoch(number: int, event) -> None:
         emit(TrialEpoch(number, event.epoch, event.mean_dice if event.mean_dice is not None else math.nan))
@@ -140,31 +145,39 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
 
 
 def _report(study, request: SearchRequest, how: str, refit: bool, stopped: bool) -> SearchResult:
-    """The trial table and the best configuration on disk; the result."""
+    """The trial table and the best configuration on disk; the result. The model is offered only when the
+    output file is the best trial's (its stamp names this study and that trial)."""
     from unetgui.engine import tuning
 
     rows = tuning.results(study)
+    complete = [r for r in rows if r.state == "complete" and r.value is not None]
+    best = study.best_trial if complete else None
+    overrides = tuning.best_overrides(study) if best is not None else None  # checked before anything is written
     names = sorted({k for r in rows for k in r.params})
     table = [{"trial": r.number, "state": r.state, "dice": r.value, "minutes": r.minutes, **r.params,
-              "reason": r.reason} for r in rows]
+              "reason": one_line(r.reason)} for r in rows]
     trials_csv = f"{request.base}.trials.csv"
     atomic.write_bytes(trials_csv, csvcell.table_text(["trial", "state", "dice", "minutes", *names, "reason"],
                                                       table).encode("utf-8"))
     written = [trials_csv]
-    complete = [r for r in rows if r.state == "complete" and r.value is not None]
-    if not complete:
+    if best is None:
         return SearchResult(None, None, how, rows, written=tuple(written))
-    best = study.best_trial
     importances = tuning.importances(study)
     best_json = f"{request.base}.best.json"
     atomic.write_json(best_json, {"study": request.study, "trial": best.number, "dice": best.value,
-                                  "overrides": best.user_attrs.get("overrides", best.params), "importances": importances})
+                                  "overrides": overrides, "importances": importances})
     written.append(best_json)
+    folds = bool(best.user_attrs.get("folds"))
     if refit and stopped:  # the model on disk saw a fold's slices only: not offered
         return SearchResult(None, best.params, "stopped before the best settings were trained on every annotated slice",
                             rows, best.number, best.value, importances, refit, tuple(written))
-    model = request.output if os.path.isfile(request.output) else None
-    if model:
-        written.insert(0, model)
-    return SearchResult(model, best.params, how, rows, best.number, best.value, importances,
-                        bool(best.user_attrs.get("folds")), tuple(written))
+    stamp = tuning.model_trial(request.output)
+    if not stamp or stamp.get("study") != tuning.study_id(study) or stamp.get("trial") != best.number \
+            or bool(stamp.get("refit")) != folds:
+        # the best trial ran in another process (a shared storage), or the file was replaced: not offered as its model
+        return SearchResult(None, best.params, f"{how}; the best trial's model is not in {request.output} (trial {best.number} "
+                            "ran in another process, or the file was replaced); train its settings with train --config "
+                            f"{best_json}", rows, best.number, best.value, importances, folds, tuple(written))
+    written.insert(0, request.output)
+    return SearchResult(request.output, best.params, how, rows, best.number, best.value, importances, folds,
+                        tuple(written))

@@ -130,7 +130,14 @@ class FileSource:
 @dataclass(frozen=True)
 class DatasetSource:
     """A data set folder or manifest (formats/dataset.py), split by case with ``seed``; its training and
-    validation cases go through the cache on disk (engine/cache.py) one at a time and are memory-mapped."""
+    validation cases go through the cache on disk (engine/cache.py) one at a time and are memory-mapped.
+
+    The default cache, ``.unetgui-cache`` in the data set folder, must be a real folder there: a data set that
+    brings it as a symbolic link (or links inside it) is refused with one line, so training never writes where a
+    data set points (:func:`~unetgui.engine.cache.check_root`); ``cache`` (``--cache``), named by the user, may
+    be a link. The case files themselves may be links anywhere: they are only read. nnU-Net's ignore label is
+    read as 255 (not annotated: no loss) and is not in the label table. Damaged cache entries are rebuilt, and
+    the stray files the reader skipped are noted (``TrainingData.notes``)."""
 
     path: str
     seed: int = 0
@@ -153,6 +160,18 @@ class DatasetSource:
         dataset = read_dataset(self.path)
         return dataset, split_cases(len(dataset.cases), self.seed, [c.split for c in dataset.cases], self.test_fraction)
 
+    def cache_root(self, dataset) -> str:
+        """The cache folder of ``dataset``: ``cache`` as given, or ``.unetgui-cache`` in the data set folder
+        (checked: a real folder of the data set, not a link out of it)."""
+        from unetgui.engine import cache
+
+        if self.cache:
+            return self.cache
+        folder = dataset.root if os.path.isdir(dataset.root) else os.path.dirname(os.path.abspath(dataset.root))
+        root = os.path.join(folder, ".unetgui-cache")
+        cache.check_root(root, folder)
+        return root
+
     def load(self, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
              known: LabelTable | None = None) -> TrainingData:
         from unetgui.engine import cache, distributed
@@ -161,10 +180,10 @@ class DatasetSource:
 
         dataset, splits = self.split()
         table = known if known is not None else dataset.table
-        root = self.cache or os.path.join(dataset.root if os.path.isdir(dataset.root) else os.path.dirname(dataset.root),
-                                          ".unetgui-cache")
+        root = self.cache_root(dataset)
+        recipe = f"ignore={dataset.ignore}" if dataset.ignore is not None else ""  # its voxels are stored as 255
         used = splits["train"] + splits["val"]
-        volumes, values, read, notes = [], set(), 0, []
+        volumes, values, read, notes = [], set(), 0, list(dataset.notes)
         for k, index in enumerate(used):
             check(cancel)
             case = dataset.cases[index]
@@ -175,18 +194,23 @@ class DatasetSource:
                 image = open_image(case.image)
                 lm, warnings = open_labels(case.label, image, table)
                 notes.extend(f"{case.id}: {w}" for w in warnings)
-                return image.volume.voxels, lm.labels, image.volume.modality, tuple(image.volume.spacing[1:])
+                return (image.volume.voxels, dataset.unannotate(lm.labels), image.volume.modality,
+                        tuple(image.volume.spacing[1:]))
 
             try:  # under torchrun rank 0 writes the entry, the others then read it
                 entry, written = distributed.rank_zero_first(lambda case=case, load=load: cache.native(
-                    root, case.id, [case.image, case.label], load))
+                    root, case.id, [case.image, case.label], load, recipe, notes))
             except OSError as exc:
-                raise UnetguiError(f"the cache {root} cannot be written ({exc.strerror or exc}): choose another "
-                                   "folder for it (--cache)") from exc
+                raise self._unwritable(root, exc) from exc
             read += written
             values |= set(entry.values)
             volumes.append(AnnotatedVolume(case.id, entry.voxels, entry.labels, entry.modality or dataset.modality,
                                            entry.spacing_yx))
+        if distributed.world()[0] == 0:  # the preprocessed entries: damaged ones removed (rebuilt when used), noted
+            try:
+                notes += cache.check_prepared(root, [f for v in volumes if (f := cache.native_folder(v.voxels))])
+            except OSError as exc:
+                raise self._unwritable(root, exc) from exc
         if progress is not None:
             progress(len(used), len(used), "")
         if table is None:
@@ -199,6 +223,13 @@ class DatasetSource:
                    f"{len(splits['val'])} validation, {len(splits['test'])} test case(s) (stored in the model)")
         return TrainingData(volumes, table, root, tuple(range(len(splits["train"]), len(volumes))), split,
                             tuple(notes), summary)
+
+    @staticmethod
+    def _unwritable(root: str, exc: OSError) -> UnetguiError:
+        from unetgui.core.textsafe import printable
+
+        return UnetguiError(f"the cache {printable(root)} cannot be written ({printable(exc.strerror or exc)}): "
+                            "choose another folder for it (--cache)")
 
 
 @dataclass(frozen=True)
