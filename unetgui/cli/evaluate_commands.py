@@ -174,7 +174,8 @@ def _evaluate_files(args: argparse.Namespace) -> int:
 
     if args.image:
         image = open_image(args.image, args.series)
-        truth, pred = (open_labels(path, image)[0] for path in (args.truth, args.prediction))
+        (truth, truth_notes), (pred, pred_notes) = (open_labels(path, image) for path in (args.truth, args.prediction))
+        warn([*truth_notes, *pred_notes])  # e.g. a broken label table beside a file: not used, and said
         spacing = image.volume.spacing
         truth_labels, pred_labels, tables = truth.labels, pred.labels, (truth.table, pred.table)
     elif is_nifti(args.truth):

@@ -108,7 +108,7 @@ def _itksnap_entry(line: str, where: str) -> TableEntry:
     m = _ITKSNAP_LINE.match(line)
     if not m:
         raise FormatError(f"{where}: not an ITK-SNAP label line (IDX R G B A VIS MSH \"LABEL\"): "
-                          f"{printable(line.strip(), 60)!r}")
+                          f"'{printable(line.strip(), 60)}'")
     value = parse_int(m.group(1), f"{where}: label value", 0)
     r, g, b = (parse_int(m.group(k), f"{where}: colour", 0) for k in range(2, 5))
     alpha = parse_float(m.group(5), f"{where}: alpha")
@@ -122,7 +122,7 @@ def _slicer_entry(line: str, where: str) -> TableEntry | None:
     m = _SLICER_LINE.match(line)
     if not m:
         raise FormatError(f"{where}: not a label line (Slicer: index name R G B A; ITK-SNAP: IDX R G B A VIS MSH "
-                          f"\"LABEL\"): {printable(line.strip(), 60)!r}")
+                          f"\"LABEL\"): '{printable(line.strip(), 60)}'")
     value = parse_int(m.group(1), f"{where}: label value", 0)
     name = m.group(2).strip("'")  # Slicer trims ticks copied from a MRML file
     if name in ("(none)", ""):  # older Slicer writes every index, unnamed ones as (none)
@@ -179,7 +179,7 @@ def dataset_json_table(path: str) -> LabelTable:
         elif _DIGITS.fullmatch(str(key)) and isinstance(value, str):
             pairs.append((parse_int(key, f"{name}: label value"), value))
         else:
-            raise FormatError(f"{name}: label {printable(key, 40)!r}: {printable(value, 40)!r} is neither \"name\": "
+            raise FormatError(f"{name}: label '{printable(key, 40)}': '{printable(value, 40)}' is neither \"name\": "
                               "value nor \"value\": \"name\"")
     if regions and isinstance(order, list) and all(_is_int(v) for v in order):
         named = [(k, v) for k, v in labels.items() if not (_is_int(v) and v == 0)]  # background is no region
@@ -190,7 +190,7 @@ def dataset_json_table(path: str) -> LabelTable:
         if value == 0:
             continue
         if not 1 <= value <= MAX_LABEL:
-            raise FormatError(f"{name}: label {printable(label, 40)!r} has value {printable(value, 40)}; unetgui's "
+            raise FormatError(f"{name}: label '{printable(label, 40)}' has value {printable(value, 40)}; unetgui's "
                               f"labels are 1..{MAX_LABEL}")
         by_value.setdefault(value, _one_line(label) or f"Label {value}")
     return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(by_value.items())))

@@ -18,8 +18,12 @@ of the reference grid (same spacing and directions, whole-voxel offset) is embed
 Writing (:func:`write_segmentation`): one layer on the full reference grid, LPS, gzip, a segment per label
 with the keys Slicer writes.
 
-Header and data are read with bounded reads: a header claiming more voxels than the limits
-(:mod:`unetgui.core.limits`) or than its data can hold is refused before anything is allocated.
+Header and data are read with bounded reads: a header claiming more than the limits (:mod:`unetgui.core.limits`,
+in bytes by data type) or than its data can hold is refused before anything is allocated; every number of the
+header is parsed with a length cap, every skip is checked against the file before it is followed, and compressed
+data is never unpacked beyond the size the header claims. A detached header reads only a data file beside it or
+below it (:func:`_data_file`). Names from a file are kept on one line without control characters, and are shown
+escaped (:mod:`unetgui.core.textsafe`).
 """
 
 from __future__ import annotations
@@ -132,7 +136,8 @@ def _header_lines(head: bytes, more: bool, name: str) -> tuple[list[str], int]:
         raw = head[pos:] if cut < 0 else head[pos:cut]
         line = raw.decode("utf-8", "replace").rstrip("\r")
         if len(line) > _MAX_LINE:
-            raise FormatError(f"{name}: NRRD header line {len(lines) + 1} is longer than {_MAX_LINE >> 10} KiB (damaged)")
+            raise FormatError(f"{name}: NRRD header line {len(lines) + 1} is longer than {_MAX_LINE >> 10} KiB "
+                              "(damaged)")
         if lines and not line.rstrip():  # a blank line ends the header (pynrrd's rule, trailing blanks ignored)
             return lines, (len(head) if cut < 0 else cut + 1)
         lines.append(line)
@@ -157,7 +162,8 @@ def _raw_fields(lines: list[str], name: str) -> dict[str, str]:
 def _header_numbers(fields: dict[str, str], name: str) -> dict[str, object]:
     """``dimension``, ``sizes``, ``line skip`` and ``byte skip``, parsed with bounds (sizes: one per axis)."""
     if "dimension" not in fields or "sizes" not in fields:
-        raise FormatError(f"{name}: not a readable NRRD header (no {'dimension' if 'dimension' not in fields else 'sizes'})")
+        missing = "dimension" if "dimension" not in fields else "sizes"
+        raise FormatError(f"{name}: not a readable NRRD header (no {missing})")
     dimension = parse_int(fields["dimension"], f"{name}: dimension", 1, _MAX_DIMENSION)
     tokens = fields["sizes"].split()
     if len(tokens) != dimension:
@@ -175,7 +181,7 @@ def _data(path: str, header: dict, offset: int) -> np.ndarray:
         raise FormatError(f"{name}: {len(sizes)}-D NRRD is not supported (expected a 3-D volume)")
     dtype = _DTYPES.get(str(header.get("type", "")).strip().lower())
     if dtype is None:
-        raise FormatError(f"{name}: NRRD type {printable(header.get('type'), 40)!r} is not supported")
+        raise FormatError(f"{name}: NRRD type '{printable(header.get('type'), 40)}' is not supported")
     spatial = [n for n, axis in zip(sizes, _spatial_axes(header, name)) if axis]
     limits.check_shape(tuple(reversed(spatial)), name, itemsize=dtype.itemsize)
     limits.check_shape((math.prod(sizes) // (spatial[0] * spatial[1]), spatial[1], spatial[0]), name,  # all layers
@@ -183,7 +189,7 @@ def _data(path: str, header: dict, offset: int) -> np.ndarray:
     if dtype.itemsize > 1:
         endian = str(header.get("endian", "little")).strip().lower()
         if endian not in ("little", "big"):
-            raise FormatError(f"{name}: NRRD endian {printable(endian, 40)!r} is neither little nor big")
+            raise FormatError(f"{name}: NRRD endian '{printable(endian, 40)}' is neither little nor big")
         dtype = dtype.newbyteorder("<" if endian == "little" else ">")
     count = math.prod(sizes)
     data_path, start = _data_file(path, header, offset)
@@ -207,16 +213,16 @@ def _data_file(path: str, header: dict, offset: int) -> tuple[str, int]:
     detached = str(detached).strip()
     shown = printable(detached, 60)
     if detached.upper().startswith("LIST") or " " in detached or "%" in detached:
-        raise FormatError(f"{name}: data split over several files ({shown!r}) is not supported")
+        raise FormatError(f"{name}: data split over several files ('{shown}') is not supported")
     parts = re.split(r"[\\/]", detached)
     if not detached or os.path.isabs(detached) or detached.startswith("\\") or ".." in parts:
-        raise FormatError(f"{name}: its data file {shown!r} is not in the header's folder (a detached header may "
+        raise FormatError(f"{name}: its data file '{shown}' is not in the header's folder (a detached header may "
                           "name only a file beside it or below it)")
     folder = os.path.dirname(os.path.abspath(path))
     full = os.path.join(folder, detached)
     real_folder = os.path.realpath(folder)
     if os.path.commonpath([os.path.realpath(full), real_folder]) != real_folder:
-        raise FormatError(f"{name}: its data file {shown!r} is a link out of the header's folder (a detached header "
+        raise FormatError(f"{name}: its data file '{shown}' is a link out of the header's folder (a detached header "
                           "may name only a file beside it or below it)")
     if not os.path.exists(full):
         raise FormatError(f"{name}: its data file {shown} does not exist")
@@ -231,7 +237,7 @@ def _read_bytes(path: str, start: int, header: dict, need: int, dtype: np.dtype,
     encoding = str(header.get("encoding", "raw")).strip().lower()
     line_skip, byte_skip = int(header.get("line skip", 0)), int(header.get("byte skip", 0))
     if encoding not in _ENCODINGS:
-        raise FormatError(f"{name}: NRRD encoding {printable(encoding, 40)!r} is not supported")
+        raise FormatError(f"{name}: NRRD encoding '{printable(encoding, 40)}' is not supported")
     file_size = os.path.getsize(path)
     with open(path, "rb") as f:
         f.seek(start)
@@ -290,7 +296,8 @@ def _ascii_values(f, size: int, count: int, dtype: np.dtype, name: str) -> np.nd
         raise FormatError(f"{name}: {values.size:,} ASCII values, the header claims {count:,}")
     if not np.isfinite(values).all():
         raise FormatError(f"{name}: the ASCII voxel data holds values that are not finite numbers")
-    if dtype.kind in "iu" and values.size and (values.min() < np.iinfo(dtype).min or values.max() > np.iinfo(dtype).max):
+    info = np.iinfo(dtype) if dtype.kind in "iu" else None
+    if info is not None and values.size and (values.min() < info.min or values.max() > info.max):
         raise FormatError(f"{name}: ASCII values {values.min():g}..{values.max():g} do not fit NRRD type {dtype.name}")
     return values.astype(dtype.newbyteorder("="))
 
@@ -358,7 +365,8 @@ def _affine(header: dict, name: str, warnings: list[str]) -> np.ndarray:
         return affine
     space = str(header.get("space", "")).strip().lower()
     if space not in _SPACES:
-        raise FormatError(f"{name}: NRRD space {printable(header.get('space'), 60)!r} is not supported (RAS, LPS or LAS)"
+        raise FormatError(f"{name}: NRRD space '{printable(header.get('space'), 60)}' is not supported (RAS, LPS or "
+                          "LAS)"
                           if space else f"{name}: the NRRD header has space directions but no space (RAS, LPS, LAS)")
     rows = _floats(directions, name, "space directions")[axes]
     if rows.shape != (3, 3):
@@ -396,8 +404,9 @@ def describe(path: str) -> str:
             shown = printable(" ".join(str(header.get(key + "Name", "")).split())) or f"Segment {k + 1}"
             codes = _terminology(header.get(key + "Tags", ""), lambda f: " ".join(str(f).split()))  # shown escaped
             what = Label(1, "x", (0, 0, 0), codes).coded_as()
-            lines.append(f"  segment {k + 1}: {shown}, value {printable(header.get(key + 'LabelValue', '?'), 40)} in "
-                         f"layer {printable(header.get(key + 'Layer', '?'), 40)} ({printable(what) or 'no terminology'})")
+            value, layer = (printable(header.get(key + field, "?"), 40) for field in ("LabelValue", "Layer"))
+            lines.append(f"  segment {k + 1}: {shown}, value {value} in layer {layer} "
+                         f"({printable(what) or 'no terminology'})")
     return "\n".join(lines)
 
 
@@ -538,7 +547,9 @@ def _terminology_entry(label: Label) -> str:
     coding = label_coding(label)
 
     def code(c) -> str:
-        return "^".join(_text(re.sub(r"[~^|]", " ", str(part))) for part in (c.scheme_designator, c.value, c.meaning)) if c else "^^"
+        if not c:
+            return "^^"
+        return "^".join(_text(re.sub(r"[~^|]", " ", str(part))) for part in (c.scheme_designator, c.value, c.meaning))
 
     return "~".join(["Segmentation category and type - DICOM master list", code(coding.category), code(coding.type),
                      code(coding.modifier), "Anatomic codes - DICOM master list", code(coding.region),
