@@ -152,15 +152,21 @@ def _read_meta(folder: str, key: str) -> dict:
     return meta
 
 
+def _read_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) of the ``.npy`` header at ``f``'s position (versions 1 and 2; at most
+    10,000 bytes of header are read: numpy's own cap)."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy version {version}")
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(f)
+
+
 def _header(path: str, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape, dtype, bytes the file must have) from the ``.npy`` header at ``path``, read without mapping."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version not in ((1, 0), (2, 0)):
-                raise ValueError(f"version {version}")
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f)
+            shape, fortran, dtype = _read_header(f)
             offset = f.tell()
     except (OSError, ValueError, TypeError, SyntaxError) as exc:
         raise Damaged(f"{name} has no valid .npy header") from exc
@@ -169,7 +175,8 @@ def _header(path: str, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
     try:
         limits.check_shape(shape, name, itemsize=dtype.itemsize)
     except FormatError as exc:
-        raise Damaged(str(exc)) from exc
+        raise Damaged(f"{name} claims {' x '.join(map(str, shape))} values of {dtype.itemsize} byte(s), beyond "
+                      "the limits") from exc
     return tuple(int(n) for n in shape), dtype, offset + math.prod(shape) * dtype.itemsize
 
 
@@ -217,10 +224,10 @@ def _save_array(folder: str, name: str, array: np.ndarray) -> None:
 
 
 def _remove(path: str) -> None:
-    """Remove a damaged entry: a link (never what it points to), a file, or a folder."""
-    if os.path.islink(path) or os.path.isfile(path):
+    """Remove a damaged entry: a link (never what it points to), a file or anything else, or a folder."""
+    if os.path.islink(path) or not os.path.isdir(path):
         os.unlink(path)
-    elif os.path.isdir(path):
+    else:
         shutil.rmtree(path)
 
 
@@ -439,7 +446,7 @@ def _read_foreground(folder: str, meta: dict, shape: tuple[int, ...]) -> dict[in
     before it is read and every location inside ``shape``; :class:`Damaged` otherwise."""
     path = os.path.join(folder, "foreground.npz")
     st = _regular(path, "foreground.npz")
-    if st.st_size != (meta.get("foreground") or {}).get("bytes"):
+    if st.st_size != (meta.get("foreground") or {}).get("bytes") or st.st_size > MAX_LABEL * (MAX_FOREGROUND * 12 + 4096):
         raise Damaged(f"foreground.npz is {st.st_size:,} bytes, its entry says otherwise")
     found = {}
     try:
@@ -453,9 +460,7 @@ def _read_foreground(folder: str, meta: dict, shape: tuple[int, ...]) -> dict[in
                         and len(value) <= 3 and 1 <= int(value) <= MAX_LABEL):
                     raise Damaged(f"foreground.npz has an unknown array {printable(info.filename, 40)}")
                 with archive.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    dims, fortran, dtype = read(f)
+                    dims, fortran, dtype = _read_header(f)
                     if fortran or dtype != np.int32 or len(dims) != 2 or dims[1] != 3 or not 0 <= dims[0] <= MAX_FOREGROUND:
                         raise Damaged(f"foreground.npz: {info.filename} is {dtype} {dims}, not up to "
                                       f"{MAX_FOREGROUND:,} x 3 int32 locations")

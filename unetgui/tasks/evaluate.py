@@ -132,7 +132,8 @@ def evaluate_dataset(request: EvaluateRequest, checkpoint, path: str, split: str
         image = open_image(case.image)
         truth, _ = open_labels(case.label, image, checkpoint.labels)
         segmentation = collect(SegmentRequest(request.device, compile=False), checkpoint, image.volume, cancel)
-        for row in compare(segmentation.labels, truth.labels, image.volume.spacing, checkpoint.labels, None, split, case_id):
+        truth_labels = dataset.unannotate(truth.labels)  # nnU-Net's "ignore" label counts in no metric, as in training
+        for row in compare(segmentation.labels, truth_labels, image.volume.spacing, checkpoint.labels, None, split, case_id):
             rows.append(row)
             yield row
     report(progress, len(ids), len(ids), "")
