@@ -36,7 +36,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 from unetgui import __version__
 from unetgui.core import atomic
 from unetgui.core.errors import FormatError
-from unetgui.core.limits import MAX_SLICES, check_shape
+from unetgui.core.limits import MAX_SIDE, MAX_SLICES, check_shape
 from unetgui.core.textsafe import one_line, parse_int, printable
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
@@ -350,6 +350,7 @@ def _read_seg(path: str, name: str) -> tuple[hd.seg.Segmentation, dict[int, int]
         dcmwrite(buffer, ds, little_endian=True, implicit_vr=False, force_encoding=True)
         buffer.seek(0)
         ds = pydicom.dcmread(buffer)
+    _check_frames(ds, name)
     undefined = _undefined_segments(ds, name)
     for number in sorted(undefined):
         ds.SegmentSequence.append(hd.seg.SegmentDescription(
@@ -357,6 +358,28 @@ def _read_seg(path: str, name: str) -> tuple[hd.seg.Segmentation, dict[int, int]
             segmented_property_type=codes.SCT.Tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL))
         ds.SegmentSequence[-1].SegmentNumber = number  # 0 too: SegmentDescription refuses it, the file used it
     return hd.seg.Segmentation.from_dataset(ds, copy=False), undefined
+
+
+def _check_frames(ds: pydicom.Dataset, name: str) -> None:
+    """The frame count and size that the header claims, checked against the limits, the per-frame descriptions
+    and (uncompressed) the pixel data the file holds, before anything follows them. A BINARY or FRACTIONAL SEG
+    has a frame per segment and slice, decoded a slice at a time: its frame count is bounded by what the file
+    describes and holds; a LABELMAP, decoded whole, must also fit the limits on a volume."""
+    frames = parse_int(ds.get("NumberOfFrames", 1), f"{name}: NumberOfFrames", 1, MAX_SLICES * UNANNOTATED)
+    rows = parse_int(ds.get("Rows"), f"{name}: Rows", 1, MAX_SIDE)
+    columns = parse_int(ds.get("Columns"), f"{name}: Columns", 1, MAX_SIDE)
+    bits = parse_int(ds.get("BitsAllocated", 1), f"{name}: BitsAllocated", 1, 64)
+    if str(ds.get("SegmentationType", "")).upper() == "LABELMAP":
+        check_shape((frames, rows, columns), name, itemsize=max(bits // 8, 1))
+    described = ds.get("PerFrameFunctionalGroupsSequence")
+    if (described is None and frames > 1) or (described is not None and len(described) != frames):
+        raise FormatError(f"{name}: NumberOfFrames says {frames}, but the file describes {len(described or [])} frame(s)")
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if "PixelData" in ds and syntax is not None and not pydicom.uid.UID(syntax).is_compressed:
+        need = -(-frames * rows * columns * int(ds.get("SamplesPerPixel", 1) or 1) * bits // 8)
+        if len(ds.PixelData) < need:
+            raise FormatError(f"{name}: the header claims {need:,} bytes of pixel data, but the file holds "
+                              f"{len(ds.PixelData):,}")
 
 
 def _undefined_segments(ds: pydicom.Dataset, name: str) -> dict[int, int]:
@@ -367,11 +390,8 @@ def _undefined_segments(ds: pydicom.Dataset, name: str) -> dict[int, int]:
     defined = {parse_int(item.get("SegmentNumber"), f"{name}: a segment's SegmentNumber", 0, 65535)
                for item in ds.SegmentSequence}
     counts: dict[int, int] = {}
-    if str(ds.get("SegmentationType", "")).upper() == "LABELMAP":
-        frames = int(parse_int(ds.get("NumberOfFrames", 1), f"{name}: NumberOfFrames", 1, MAX_SLICES))
-        check_shape((frames, int(ds.get("Rows", 0)), int(ds.get("Columns", 0))), name,
-                    itemsize=max(int(ds.get("BitsAllocated", 8)) // 8, 1))
-        pixels = ds.pixel_array.reshape(frames, -1)
+    if str(ds.get("SegmentationType", "")).upper() == "LABELMAP":  # sizes checked by _check_frames
+        pixels = ds.pixel_array.reshape(int(ds.get("NumberOfFrames", 1)), -1)
         for value in np.unique(pixels):
             if value and int(value) not in defined:
                 counts[int(value)] = int(np.count_nonzero((pixels == value).any(axis=1)))

@@ -111,8 +111,7 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
     from unetgui.engine import tuning
 
     emit = emit or (lambda _: None)
-    if request.storage is None:  # the default storage lies beside the output
-        os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
+    os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)  # the app's tune folder (the CLI's exists)
     # before the data is read (minutes, and a data set's cache is written): a storage that cannot be used or a
     # study of another program ends the search here, with nothing written
     study = tuning.open_study(request.storage_url, request.study, request.seed)
@@ -121,7 +120,6 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
     if data.val_cases is not None:
         build["val_cases"] = list(data.val_cases)
     fixed = {"seed": request.seed, "threads": request.threads}
-    os.makedirs(os.path.dirname(request.base) or ".", exist_ok=True)
     emit(SearchStarted(tuning.shown_url(request.storage_url), request.study, len(study.trials), data.summary, data.notes))
 
     def on_epoch(number: int, event) -> None:
