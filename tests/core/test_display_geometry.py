@@ -3,7 +3,6 @@ against nibabel's own orientation code (an independent library) on real series o
 
 from __future__ import annotations
 
-import glob
 
 import nibabel as nib
 import numpy as np

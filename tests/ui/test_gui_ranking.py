@@ -92,7 +92,7 @@ def test_u_before_a_segmentation_says_what_to_do_and_pins_nothing(window, qtbot)
 
 def test_the_uncertainty_map_is_off_for_the_next_image_and_looks_like_no_label(window, qtbot):  # noqa: F811
     from unetgui.core.volume import default_color
-    from unetgui.ui.slice_view import HEAT_LUT
+    from unetgui.ui.view_overlays import HEAT_LUT
 
     _segmented(window)
     window.view.setFocus()

@@ -17,13 +17,14 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsEllipseItem, QLabel, QWidget
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem
 
 from unetgui.core.geometry import display_transform, plane_names, voxel_to_world
 from unetgui.core.session import AXES, BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED
 from unetgui.ui.tool_state import ToolState
+from unetgui.ui.view_overlays import HEAT_LUT, PlaneText, UncertaintyLegend, direction_letter, stipple
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -62,72 +63,6 @@ class _ViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton:
             self._view.click(ev)
         ev.accept()
-
-
-def _heat_lut() -> np.ndarray:
-    """Uncertainty 0..255 -> RGBA: transparent when sure, white and more opaque when unsure. White (no hue) on
-    a stipple (:func:`stipple`) looks like no label colour, all of which are saturated hues."""
-    u = np.arange(256) / 255.0
-    lut = np.full((256, 4), 255, np.uint8)
-    lut[:, 3] = np.round(235 * np.clip((u - 0.05) / 0.45, 0, 1) ** 0.6).astype(np.uint8)  # opaque from 0.5 up
-    return lut
-
-
-def stipple(plane: np.ndarray) -> np.ndarray:
-    """Every other pixel of a checkerboard cleared: the uncertainty is drawn as a texture over the image and
-    the labels, never as a fill that could be read as a label."""
-    out = plane.copy()
-    out[0::2, 1::2] = 0
-    out[1::2, 0::2] = 0
-    return out
-
-
-HEAT_LUT = _heat_lut()
-
-
-def direction_letter(vector) -> str:
-    """The patient direction a world (RAS) vector points to most: R/L, A/P or S/I."""
-    k = int(np.argmax(np.abs(vector)))
-    return "RAS"[k] if vector[k] > 0 else "LPI"[k]
-
-
-def _overlay_label(parent: QWidget) -> QLabel:
-    label = QLabel(parent)
-    label.setStyleSheet("QLabel { color: rgb(255, 220, 120); background: rgba(0, 0, 0, 110); padding: 1px 3px; }")
-    label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-    return label
-
-
-class UncertaintyLegend(QLabel):
-    """The heat-map's colour scale, in the view's top-left corner while the heat-map is on."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        width, height = 160, 12
-        bar = np.zeros((height, width, 4), np.uint8)
-        bar[:] = HEAT_LUT[np.linspace(0, 255, width).astype(int)]
-        bar[..., 3] = np.maximum(bar[..., 3], 40)
-        bar[stipple(np.ones((height, width), bool)) == 0] = (0, 0, 0, 0)
-        self._bar = np.ascontiguousarray(bar)
-        image = QImage(self._bar.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
-        self._pixmap = QPixmap.fromImage(image.copy())
-        self.setStyleSheet("QLabel { background: rgba(0, 0, 0, 170); color: white; padding: 4px; }")
-        self._render("Model uncertainty")
-        self.move(8, 8)
-        self.hide()
-
-    def _render(self, text: str) -> None:
-        pixmap = QPixmap(200, 44)
-        pixmap.fill(QColor(0, 0, 0, 0))
-        painter = QPainter(pixmap)
-        painter.setPen(QColor(255, 255, 255))
-        painter.drawText(0, 12, text)
-        painter.drawPixmap(0, 16, self._pixmap)
-        painter.drawText(0, 42, "sure")
-        painter.drawText(128, 42, "unsure")
-        painter.end()
-        self.setPixmap(pixmap)
-        self.adjustSize()
 
 
 class SliceView(pg.GraphicsLayoutWidget):
@@ -170,11 +105,8 @@ class SliceView(pg.GraphicsLayoutWidget):
             line.setVisible(False)
             self.vb.addItem(line, ignoreBounds=True)
         self.show_crosshair = False
-        self.letters = {edge: _overlay_label(self) for edge in ("top", "bottom", "left", "right")}
-        self.info = _overlay_label(self)  # plane, number and position (bottom left)
-        self.levels = _overlay_label(self)  # window / level (top right: the uncertainty legend is top left)
-        for label in (*self.letters.values(), self.info, self.levels):
-            label.hide()
+        self.text = PlaneText(self)
+        self.letters, self.info, self.levels = self.text.letters, self.text.info, self.text.levels
         self.setBackground("k")
         self._last: tuple[float, float] | None = None
         self._lut = np.zeros((256, 4), np.uint8)
@@ -337,9 +269,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def _on_window_changed(self, width: float, level: float) -> None:
         self.image.setLevels((level - width / 2, level + width / 2))
-        self.levels.setText(f"W {width:.0f}  L {level:.0f}")
-        self.levels.adjustSize()
-        self._place_overlays()
+        self.text.set_levels(width, level)
         self.window_changed.emit(width, level)
 
     def auto_window(self) -> None:
@@ -425,40 +355,18 @@ class SliceView(pg.GraphicsLayoutWidget):
         transpose, flip_rows, flip_cols = self._display()
         down, right = (a[:, 2 - k] for k in ((cols, rows) if transpose else (rows, cols)))
         down, right = down * (-1 if flip_rows else 1), right * (-1 if flip_cols else 1)
-        for edge, vector in (("top", -down), ("bottom", down), ("left", -right), ("right", right)):
-            self.letters[edge].setText(direction_letter(vector))
-            self.letters[edge].adjustSize()
         normal = np.cross(a[:, 2 - cols], a[:, 2 - rows])
         k = int(np.argmax(np.abs(normal)))
         world = voxel_to_world(volume.affine, np.asarray(self.session.position))
-        self.info.setText(f"{self.anatomical_plane().capitalize()} {self.index + 1} / {volume.shape[self.axis]}   "
-                          f"{'RAS'[k]} {world[k]:.1f} mm")
-        self.info.adjustSize()
-        w, lv = self.window
-        self.levels.setText(f"W {w:.0f}  L {lv:.0f}")
-        self.levels.adjustSize()
-        for label in (*self.letters.values(), self.info, self.levels):
-            label.show()
-        self._place_overlays()
-
-    def _place_overlays(self) -> None:
-        w, h = self.width(), self.height()
-        letters = self.letters
-        letters["top"].move((w - letters["top"].width()) // 2, 4)
-        letters["bottom"].move((w - letters["bottom"].width()) // 2, h - letters["bottom"].height() - 4)
-        letters["left"].move(4, (h - letters["left"].height()) // 2)
-        letters["right"].move(w - letters["right"].width() - 4, (h - letters["right"].height()) // 2)
-        self.info.move(4, h - self.info.height() - 4)
-        self.levels.move(w - self.levels.width() - 4, 4)
-        for edge, corner in (("bottom", self.info), ("top", self.levels)):  # a narrow view: the letter moves inwards
-            if corner.geometry().intersects(letters[edge].geometry()):
-                step = letters[edge].height() + 2
-                letters[edge].move(letters[edge].x(), letters[edge].y() + (-step if edge == "bottom" else step))
+        self.text.show({"top": direction_letter(-down), "bottom": direction_letter(down),
+                        "left": direction_letter(-right), "right": direction_letter(right)},
+                       f"{self.anatomical_plane().capitalize()} {self.index + 1} / {volume.shape[self.axis]}   "
+                       f"{'RAS'[k]} {world[k]:.1f} mm", self.window)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if hasattr(self, "levels"):  # pyqtgraph resizes the view while it is being built
-            self._place_overlays()
+        if hasattr(self, "text"):  # pyqtgraph resizes the view while it is being built
+            self.text.place()
 
     def _refresh_overlay(self) -> None:
         if not self.session.is_open or not self.live:
