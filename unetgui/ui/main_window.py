@@ -8,26 +8,24 @@ import numpy as np
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QComboBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QScrollArea, QSizePolicy,
-    QVBoxLayout, QWidget,
+    QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
 )
 
 from unetgui import __version__
-from unetgui.core.geometry import plane_names, voxel_to_world
+from unetgui.core.geometry import voxel_to_world
 from unetgui.core.session import Session
 from unetgui.project.workspace import Workspace
 from unetgui.ui.actions import Actions
 from unetgui.ui.document_io import DocumentIO
 from unetgui.ui.label_panel import LabelPanel
 from unetgui.ui.model_controller import ModelController
-from unetgui.ui.plane_views import ThreePlaneView, go_to_structure
+from unetgui.ui.plane_views import go_to_structure
 from unetgui.ui.project_controller import ProjectController
 from unetgui.ui.series_panel import SeriesPanel
-from unetgui.ui.slice_slider import SliceSlider
-from unetgui.ui.slice_view import PLANES, SliceView
 from unetgui.ui.tool_panel import ToolPanel
 from unetgui.ui.tool_state import ToolState
 from unetgui.ui.training_panel import TrainingPanel
+from unetgui.ui.view_area import ViewArea
 from unetgui.ui.welcome_panel import WelcomePanel
 from unetgui.workers.jobs import JobRunner
 
@@ -36,10 +34,6 @@ from unetgui.workers.jobs import JobRunner
 SAMPLE_HINT = ("The sample: a CT phantom whose liver is annotated on 4 slices (green ticks on the slider), with a "
                "small model trained on them. Next: Segment volume (Ctrl+G), correct a slice with the brush (B), "
                "mark it reviewed (R) and Train (Ctrl+T).")
-
-#: the layout choice of the view bar
-THREE_PLANES = "Three planes"
-
 
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, runner: JobRunner | None = None, resources: str = "") -> None:
@@ -51,10 +45,8 @@ class MainWindow(QMainWindow):
         self.session = session or Session()
         self.runner = runner or JobRunner(self)
         self.tools = ToolState()
-        self.view = SliceView(self.session, self.tools)  # one plane (the session's)
-        self.planes = ThreePlaneView(self.session, self.tools)  # or three linked ones
-        self.planes.set_live(False)
-        self.slider = SliceSlider(self.session)
+        self.area = ViewArea(self.session, self.tools)  # one view or three linked planes, and the slider
+        self.view, self.planes, self.slider, self.plane = self.area.view, self.area.planes, self.area.slider, self.area.plane
         self.actions = Actions(self, self.session, self.tools, self.view)
         self.io = DocumentIO(self, self.session, self.runner)
         self.workspace = Workspace()  # the open project and shown series: the project controller's to change
@@ -63,12 +55,6 @@ class MainWindow(QMainWindow):
         self.projects = ProjectController(self, self.session, self.runner, self.io, self.models, self.workspace)
         self.io.image_loaded.connect(self.projects.show_volume)  # asks whether it joins an open project
         self.io.labels_loaded.connect(self.projects.replace_labels)
-        self.plane = QComboBox()
-        self.plane.addItems([p.capitalize() for p in PLANES] + [THREE_PLANES])
-        self.plane.setToolTip("One plane (1, 2, 3) or three linked planes with a crosshair (4)")
-        self.plane.activated.connect(self._choose_view)
-        self.view.plane_changed.connect(lambda p: self.plane.setCurrentIndex(3 if self.three_planes else PLANES.index(p)))
-        self.three_planes = QSettings().value("view/three_planes", False, type=bool)  # the last layout chosen
         self.welcome = WelcomePanel()
         self.welcome.open_dicom.connect(self.io.ask_dicom_folder)
         self.welcome.open_project.connect(self.projects.ask_open)
@@ -100,44 +86,15 @@ class MainWindow(QMainWindow):
 
     def _centre(self) -> QWidget:
         centre = QWidget()
-        self.view_bar = QWidget()  # hidden on the welcome page: nothing to view yet
-        bar = QHBoxLayout(self.view_bar)
-        bar.setContentsMargins(4, 0, 4, 2)
-        bar.addWidget(QLabel("View"))
-        bar.addWidget(self.plane)
-        bar.addWidget(self.slider, 1)
         layout = QVBoxLayout(centre)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.welcome, 1)
-        layout.addWidget(self.view, 1)
-        layout.addWidget(self.planes, 1)
-        layout.addWidget(self.view_bar)
-        self.view.hide()
-        self.planes.hide()
-        self.view_bar.hide()
+        layout.addWidget(self.area, 1)
+        self.area.hide()  # nothing to view on the welcome page
         return centre
 
-    def _choose_view(self, index: int) -> None:
-        if index == len(PLANES):
-            self.set_three_planes(True)
-        else:
-            self.set_three_planes(False)
-            self.session.set_axis(index)
-
     def set_three_planes(self, on: bool) -> None:
-        """The layout: one view of the edited plane, or three linked planes (remembered for the next start)."""
-        self.three_planes = bool(on)
-        QSettings().setValue("view/three_planes", self.three_planes)
-        shown = self.session.is_open
-        self.view.setVisible(shown and not on)
-        self.planes.setVisible(shown and on)
-        self.view.set_live(not on)
-        self.planes.set_live(on)
-        self.plane.setCurrentIndex(len(PLANES) if on else self.session.axis)
-        self.actions.three_planes.setChecked(on)
-
-    def live_views(self) -> list[SliceView]:
-        return [v for v in (self.view, *self.planes.views) if v.live]
+        self.area.set_three_planes(on)
 
     def _docks(self) -> None:
         self.training_panel = TrainingPanel(self.session, self.models)
@@ -185,9 +142,10 @@ class MainWindow(QMainWindow):
         a.train.triggered.connect(self.training_panel.train_button.click)
         a.tune.triggered.connect(self.show_tune)
         a.model_card.triggered.connect(self._show_model_card)
-        a.three_planes.triggered.connect(self.set_three_planes)
+        a.three_planes.triggered.connect(self.area.set_three_planes)
+        self.area.layout_changed.connect(a.three_planes.setChecked)
         a.fit.triggered.connect(self.planes.fit)
-        a.go_to_structure.triggered.connect(lambda: a.message(go_to_structure(self.session, self.live_views())))
+        a.go_to_structure.triggered.connect(lambda: a.message(go_to_structure(self.session, self.area.live_views())))
         self.models.segment_done.connect(self._show_device)
         a.about.triggered.connect(lambda: QMessageBox.about(self, "About unetgui", f"unetgui {__version__}\n"
                                                             "U-Net segmentation of medical images."))
@@ -226,7 +184,7 @@ class MainWindow(QMainWindow):
         self.device = QLabel()
         self.statusBar().addWidget(self.position, 1)
         self.statusBar().addPermanentWidget(self.device)
-        for view in (self.view, *self.planes.views):
+        for view in self.area.views:
             view.hover_changed.connect(self._on_hover)
             view.before_paint = lambda drag: self._name_first_label(drag)
         self.io.busy.connect(lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
@@ -246,16 +204,13 @@ class MainWindow(QMainWindow):
 
     def _on_volume_changed(self) -> None:
         self.welcome.hide()
-        self.view_bar.show()
-        self.set_three_planes(self.three_planes)
+        self.area.show()
         if self.tools.uncertainty_visible:  # the last image's uncertainty map does not stay on for this one
             self.tools.set_overlay(uncertainty=False)
         v = self.session.volume
         z, y, x = v.shape
         sz, sy, sx = v.spacing
         self.device.setText(f"{v.modality or 'image'}  {x} x {y} x {z}  ({sx:.2f} x {sy:.2f} x {sz:.2f} mm)")
-        for axis, name in enumerate(plane_names(v.affine)):  # a sagittal MR's first plane is called sagittal
-            self.plane.setItemText(axis, name.capitalize())
         self._update_title()
 
     def _show_device(self) -> None:  # after a segmentation: where it ran and, if it finished, how fast
@@ -263,9 +218,7 @@ class MainWindow(QMainWindow):
         self.device.setText(self.models.device_name + ("" if rate is None else f"  |  {rate:,.0f} slices/s"))
 
     def _on_closed(self) -> None:
-        self.view.hide()
-        self.planes.hide()
-        self.view_bar.hide()
+        self.area.hide()
         self.welcome.show()
         self.device.setText("")
         self._update_title()
