@@ -203,3 +203,29 @@ def test_a_fifo_or_a_link_to_a_device_in_a_dicom_folder_never_hangs_a_scan(tmp_p
     with pytest.raises(FormatError, match="not a regular file"):
         png.read_image(str(tmp_path / "ct" / "pipe"))
     assert not limits.is_regular_file(str(tmp_path / "ct" / "zero"))
+
+
+def test_a_model_file_with_a_malformed_preprocessing_window_is_one_line(tmp_path, capsys):
+    """Found by the 4,868-case fuzz run (issue 24): a window of one number ended predict with exit 3."""
+    import json
+    import struct
+    from pathlib import Path
+
+    from unetgui import cli
+
+    source = Path(__file__).resolve().parents[2] / "resources" / "sample" / "model.unetgui"
+    if not source.is_file():
+        pytest.skip("sample model not built")
+    raw = source.read_bytes()
+    size = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + size])
+    for window in ([1], "ab", [1, "x"], None):
+        meta = json.loads(head["__metadata__"]["unetgui"])
+        meta["preprocessing"]["window"] = window
+        doc = dict(head, __metadata__=dict(head["__metadata__"], unetgui=json.dumps(meta)))
+        text = json.dumps(doc).encode()
+        text += b" " * (-len(text) % 8)
+        path = tmp_path / "m.unetgui"
+        path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + size:])
+        assert cli.main(["info", str(path)]) == 1
+        assert "window in the model file must be two numbers" in capsys.readouterr().err

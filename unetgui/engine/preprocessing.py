@@ -62,9 +62,25 @@ class Preprocessing:
         if unknown:
             raise UnetguiError(f"unknown preprocessing settings in the model file: {sorted(unknown)}")
         data = dict(data)
-        for key in ("window", "percentiles"):
+
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        for key in ("window", "percentiles"):  # a model file is untrusted input: each field's type checked first
             if key in data:
-                data[key] = tuple(data[key])
+                value = data[key]
+                if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(number(v) for v in value)):
+                    raise UnetguiError(f"preprocessing {key} in the model file must be two numbers")
+                data[key] = tuple(float(v) for v in value)
+        for key in ("mean", "std"):
+            if key in data and not number(data[key]):
+                raise UnetguiError(f"preprocessing {key} in the model file must be a number")
+        for key in ("working_size", "axis"):
+            if key in data and not (isinstance(data[key], int) and not isinstance(data[key], bool) or
+                                    (key == "working_size" and data[key] is None)):
+                raise UnetguiError(f"preprocessing {key} in the model file must be a whole number")
+        if "mode" in data and not isinstance(data["mode"], str):
+            raise UnetguiError("preprocessing mode in the model file must be text")
         return cls(**data)
 
     def fit_statistics(self, volumes: list[np.ndarray], labels: list[np.ndarray] | None = None) -> Preprocessing:
