@@ -229,3 +229,34 @@ def test_a_model_file_with_a_malformed_preprocessing_window_is_one_line(tmp_path
         path.write_bytes(struct.pack("<Q", len(text)) + text + raw[8 + size:])
         assert cli.main(["info", str(path)]) == 1
         assert "window in the model file must be two numbers" in capsys.readouterr().err
+
+
+def test_a_deflated_dicom_that_inflates_past_the_limit_is_refused_without_inflating_it_in_memory(tmp_path, monkeypatch,
+                                                                                                capsys):
+    """Issue 24: pydicom inflates a Deflated Explicit VR file whole; unetgui measures it in steps first."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    from unetgui import cli
+    from unetgui.formats.dicom import headers
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.Modality, ds.Rows, ds.Columns = "CT", 8, 8
+    ds.add_new(0x00091010, "OB", bytes(8 << 20))  # 8 MiB of zeros: a few kB deflated
+    folder = tmp_path / "d"
+    folder.mkdir()
+    ds.save_as(str(folder / "bomb.dcm"), enforce_file_format=True)
+    assert (folder / "bomb.dcm").stat().st_size < 100_000
+    monkeypatch.setattr(headers, "MAX_INFLATED", 1 << 20)  # the real limit is 4 GiB: the same rule at a test's size
+    with pytest.raises(FormatError, match="inflates to more than 1,048,576 bytes"):
+        headers.read_dataset(str(folder / "bomb.dcm"))
+    from unetgui.formats.dicom import scan
+
+    (path, why), = scan(str(folder)).skipped  # a scan skips it and says why
+    assert path.endswith("bomb.dcm") and "inflates to more than" in why
+    assert cli.main(["info", str(folder)]) == 1 and "1 file(s) skipped: 1 unreadable" in capsys.readouterr().out

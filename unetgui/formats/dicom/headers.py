@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,13 +132,46 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+#: the most bytes a Deflated Explicit VR file may inflate to (pydicom inflates the whole dataset in memory)
+MAX_INFLATED = limits.MAX_BYTES
+
+
+def check_inflated_size(path: str) -> None:
+    """A Deflated Explicit VR Little Endian file is inflated here first, in 1 MiB steps and without keeping the
+    output, and refused when it grows past :data:`MAX_INFLATED`: pydicom would inflate all of it at once
+    (deflate reaches 1:1032, so a 5 MB file can claim 5 GB). Other files: nothing to do."""
+    try:
+        with open(path, "rb") as f:
+            pydicom.filereader.read_preamble(f, True)
+            meta = pydicom.filereader._read_file_meta_info(f)
+            if str(meta.get("TransferSyntaxUID", "")) != _DEFLATED:
+                return
+            unpack, total = zlib.decompressobj(-zlib.MAX_WBITS), 0
+            while chunk := f.read(1 << 20):
+                data = unpack.decompress(chunk, 1 << 20)
+                while True:
+                    total += len(data)
+                    if total > MAX_INFLATED:
+                        raise FormatError(f"{os.path.basename(path)}: its deflated data inflates to more than "
+                                          f"{MAX_INFLATED:,} bytes; unetgui does not open it")
+                    if not unpack.unconsumed_tail:
+                        break
+                    data = unpack.decompress(unpack.unconsumed_tail, 1 << 20)
+    except FormatError:
+        raise
+    except Exception:  # noqa: BLE001 - not DICOM, a broken meta or stream: pydicom's own reading says what is wrong
+        return
+
+
 def read_dataset(path: str, stop_before_pixels: bool = True) -> pydicom.Dataset | None:
     """Parse ``path`` as DICOM, also without preamble/meta; ``None`` if it is not DICOM at all.
 
-    Raises whatever pydicom raises for a DICOM file that is broken beyond parsing.
+    Raises whatever pydicom raises for a DICOM file that is broken beyond parsing, and FormatError for a
+    deflated file that would inflate past the limits (:func:`check_inflated_size`).
     """
     if os.path.splitext(path)[1].lower() in _NOT_DICOM_SUFFIXES:
         return None
+    check_inflated_size(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every odd value; we report what matters
         return _read_dataset(path, stop_before_pixels)

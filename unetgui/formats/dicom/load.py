@@ -14,6 +14,7 @@ from unetgui.core.errors import DicomError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.volume import SliceSource, Volume
 from unetgui.formats.dicom.geometry import stack_geometry
+from unetgui.formats.dicom import headers
 from unetgui.formats.dicom.headers import FileHeader, FrameRef
 from unetgui.formats.dicom.scan import Series
 
@@ -99,6 +100,7 @@ def _output_dtype(frames: tuple[FrameRef, ...]) -> np.dtype:
 def _decode(header: FileHeader) -> np.ndarray:
     """Stored pixel values of a file: (rows, cols[, 3]) or (frames, rows, cols[, 3]); colour as RGB."""
     name = os.path.basename(header.path)
+    headers.check_inflated_size(header.path)  # again: the file may have changed since the scan
     try:
         ds = pydicom.dcmread(header.path, force=True)
     except Exception as exc:
