@@ -322,3 +322,14 @@ def test_a_broken_table_beside_a_nrrd_label_map_is_a_note_not_the_end(tmp_path, 
     assert labels.table.get(1).name == "Label 1" and len(notes) == 1 and "lab.ctbl not used" in notes[0]
     rc, _, err = _run(capsys, "export", "--input", img, "--labels", path, "--output", str(tmp_path / "out"), "--nifti")
     assert rc == 0 and "lab.ctbl not used" in err
+
+
+def test_a_4d_nrrd_with_fewer_kinds_than_axes_is_one_line(tmp_path):
+    """Found in review: with space directions, a short kinds list was indexed per axis (IndexError, exit 3)."""
+    from unetgui import cli
+
+    path = tmp_path / "b.nrrd"
+    path.write_bytes(b"NRRD0004\ntype: short\ndimension: 4\nsizes: 2 2 2 2\n"
+                     b"space directions: (1,0,0) (0,1,0) (0,0,1) none\nkinds: domain\nencoding: raw\n"
+                     b"endian: little\n\n" + bytes(32))
+    assert cli.main(["convert", "--input", str(path), "--output", str(tmp_path / "o.nii.gz")]) == 1

@@ -378,3 +378,20 @@ def test_onnx_metadata_escapes_label_names_and_reads_them_back(tmp_path, capsys)
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     assert all(not CONTROL.search(v) for k, v in meta.items() if k != "unetgui.usage")
     assert LabelTable.from_json(json.loads(meta["unetgui.labels"])) == table
+
+
+def test_a_seg_with_a_damaged_value_representation_is_one_line(tmp_path, data_dir):
+    """Found by the 4,868-case fuzz run: a bit flip that turns a VR into "TS" raised NotImplementedError from
+    pydicom's lazy parsing after the file was opened (exit 3)."""
+    from unetgui.core.errors import FormatError
+    from unetgui.formats.dicom_seg import read_dicom_seg
+    from unetgui.formats.inputs import open_image
+
+    raw = (data_dir / "dcmqi-ct-3slice-liver-seg" / "seg" / "liver_seg.dcm").read_bytes()
+    tag = b"\x62\x00\x0d\x00US"  # (0062,000D) RecommendedDisplayCIELabValue, explicit VR little endian
+    assert tag in raw
+    path = tmp_path / "seg.dcm"
+    path.write_bytes(raw.replace(tag, b"\x62\x00\x0d\x00TS", 1))
+    ct = open_image(str(data_dir / "dcmqi-ct-3slice-liver-seg" / "ct"))
+    with pytest.raises(FormatError, match="not a readable DICOM segmentation"):
+        read_dicom_seg(str(path), ct.volume)

@@ -35,10 +35,11 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from unetgui import __version__
 from unetgui.core import atomic
-from unetgui.core.errors import FormatError
+from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.limits import MAX_SIDE, MAX_SLICES, check_shape
 from unetgui.core.textsafe import one_line, parse_int, printable
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.formats.dicom.headers import check_inflated_size
 
 _TRACKING = re.compile(r"^unetgui-label-(\d+)$")
 #: the longest value of DICOM's LO (long string) VR: segment labels, descriptions, code meanings
@@ -279,14 +280,18 @@ def read_dicom_seg(path: str, reference: Volume) -> tuple[LabelMap, tuple[str, .
     ``reference``.
     """
     name = printable(os.path.basename(path))
-    try:
+    try:  # pydicom parses elements when they are first used: a damaged one can fail anywhere below
         with _warnings.catch_warnings():
             _warnings.simplefilter("ignore")
-            seg, undefined = _read_seg(path, name)
-    except FormatError:
+            return _read(path, name, reference)
+    except UnetguiError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file is one line, whatever part of it fails
         raise FormatError(f"{name}: not a readable DICOM segmentation ({type(exc).__name__}: {printable(exc)})") from exc
+
+
+def _read(path: str, name: str, reference: Volume) -> tuple[LabelMap, tuple[str, ...]]:
+    seg, undefined = _read_seg(path, name)
     numbers = list(seg.segment_numbers)
     values, table = _segment_values(seg, numbers, name, undefined)
     referenced = {r.ReferencedSOPInstanceUID for r in _referenced_instances(seg)}
@@ -342,6 +347,7 @@ def _read_seg(path: str, name: str) -> tuple[hd.seg.Segmentation, dict[int, int]
     """The segmentation, and the segment numbers its frames use but its SegmentSequence does not define (with
     the number of frames of each): those are added to the segment list as placeholders, so that their
     voxels are read like any segment's."""
+    check_inflated_size(path)  # a deflated SEG is measured before pydicom inflates it whole
     ds = pydicom.dcmread(path)
     if ds.file_meta.get("TransferSyntaxUID") == ExplicitVRBigEndian and int(ds.get("BitsAllocated", 1)) <= 8:
         # highdicom parses little endian only; byte-oriented (OB) pixel data is the same in both
@@ -444,6 +450,7 @@ def describe_segments(path: str) -> list[str]:
     """One line per segment of the DICOM-SEG ``path``, from its header alone: number, label and what it is
     (its coded type, category, modifier, anatomic region)."""
     try:
+        check_inflated_size(path)
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         lines = []
         for item in ds.get("SegmentSequence", [])[:MAX_SEGMENTS_SHOWN]:

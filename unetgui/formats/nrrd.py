@@ -332,6 +332,9 @@ def _inflate(f, kind: str, need: int, skip: int, name: str) -> bytearray:
 def _spatial_axes(header: dict, name: str) -> list[bool]:
     """Which array axes are space (domain) axes: those with a space direction, else by ``kinds``."""
     n = int(header["dimension"])
+    kinds = header.get("kinds")
+    if kinds is not None and len(kinds) != n:  # checked here once: every later use of kinds indexes it by axis
+        raise FormatError(f"{name}: {len(kinds)} kinds for {n} axes")
     directions = header.get("space directions")
     if directions is not None:
         rows = _floats(directions, name, "space directions")
@@ -339,10 +342,7 @@ def _spatial_axes(header: dict, name: str) -> list[bool]:
             raise FormatError(f"{name}: {rows.shape[0] if rows.ndim else 0} space directions for {n} axes")
         axes = [bool(np.isfinite(rows[k]).all()) for k in range(n)]
     else:
-        kinds = header.get("kinds") or ["domain"] * n
-        if len(kinds) != n:
-            raise FormatError(f"{name}: {len(kinds)} kinds for {n} axes")
-        axes = [str(k).lower() in ("domain", "space") for k in kinds]
+        axes = [str(k).lower() in ("domain", "space") for k in kinds or ["domain"] * n]
     if sum(axes) != 3:
         raise FormatError(f"{name}: {sum(axes)} space axes; unetgui reads 3-D volumes")
     return axes
