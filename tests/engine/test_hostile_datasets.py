@@ -132,10 +132,11 @@ def test_names_from_dataset_json_and_manifests_are_printed_escaped(tmp_path, cap
     evil = "liv\x1b[2J\x1b]0;owned\x07er\nfake line\u202e"
     folder = _nnunet(tmp_path / "d", {"background": 0, evil: 1, "tumour": 2})
     table = read_dataset(str(folder)).table
-    assert [lab.name for lab in table] == ["liv\\x1b[2J\\x1b]0;owned\\x07er\\x0afake line\\u202e", "tumour"]
+    # stored one line (control characters made spaces: label_tables.dataset_json_labels), escaped when printed
+    assert [lab.name for lab in table] == ["liv [2J ]0;owned er fake line", "tumour"]
     assert _train(folder, tmp_path / "m.unetgui") == 0
     out, err = capsys.readouterr()
-    assert "\x1b" not in out + err and "\x07" not in out + err and "liv\\x1b[2J" in out
+    assert "\x1b" not in out + err and "\x07" not in out + err and "liv [2J ]0;owned er fake line" in out
     # a manifest's case ids and paths: kept escaped, in the split, the progress and the errors
     _lits(tmp_path / "lits", 3)
     rows = [f"case\x1b[31m{n},lits/volume-{n}.nii.gz,lits/segmentation-{n}.nii.gz" for n in range(3)]
@@ -391,3 +392,19 @@ def test_adding_an_ignore_label_makes_new_cache_entries(tmp_path):
     second = DatasetSource(str(folder), test_fraction=0).load()
     assert "3 case(s) read now" in second.summary
     assert 2 not in np.asarray(second.volumes[0].labels) and UNANNOTATED in np.asarray(second.volumes[0].labels)
+
+
+def test_a_sidecar_dataset_json_reads_the_ignore_label_as_the_data_set_does(tmp_path):
+    """One reading of dataset.json labels (found in review: the sidecar path kept "ignore" as a class)."""
+    import json
+
+    from unetgui.formats.label_tables import dataset_json_table, find_table
+
+    (tmp_path / "labelsTr").mkdir()
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1, "ignore": 2}}))
+    table, notes = find_table(str(tmp_path / "labelsTr" / "case_000.nii.gz"))
+    assert [(lab.value, lab.name) for lab in table] == [(1, "liver")] and not notes
+    assert [lab.name for lab in dataset_json_table(str(tmp_path / "dataset.json"))] == ["liver"]
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "ignore": 1, "liver": 2}}))
+    with pytest.raises(FormatError, match="must have the highest value"):
+        dataset_json_table(str(tmp_path / "dataset.json"))

@@ -49,11 +49,10 @@ import numpy as np
 from unetgui.core import limits
 from unetgui.core.errors import FormatError
 from unetgui.core.textsafe import parse_int, printable
-from unetgui.core.volume import MAX_LABEL, UNANNOTATED, Label, LabelTable, default_color
+from unetgui.core.volume import UNANNOTATED, Label, LabelTable, default_color
+from unetgui.formats.label_tables import dataset_json_labels
 
 SPLITS = ("train", "val", "test")
-#: nnU-Net's name of the label whose voxels carry no loss
-IGNORE = "ignore"
 #: the most cases of one data set (LiTS: 131; the largest public sets: a few thousand)
 MAX_CASES = 100_000
 #: the largest dataset.json read (as formats/label_tables.py)
@@ -124,7 +123,7 @@ def _nnunet(root: str) -> Dataset:
     shown = printable(meta_path)
     try:
         meta = _read_json(meta_path)
-        table, ignore = _table(meta.get("labels", {}))
+        table, ignore = _table(meta, "labels")
         channels = meta.get("channel_names") or meta.get("modality") or {}
         if not isinstance(channels, dict):
             raise ValueError("channel_names / modality is not an object")
@@ -281,35 +280,15 @@ def _checked(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _table(labels) -> tuple[LabelTable | None, int | None]:
-    """nnU-Net v2 ``{"name": value}`` or the Decathlon's ``{"value": "name"}``, background left out; and the value
-    of nnU-Net's ignore label (left out of the table: it is no class), or None."""
-    if not isinstance(labels, dict) or not labels:
+def _table(meta: dict, name: str) -> tuple[LabelTable | None, int | None]:
+    """The labels of a data set's ``dataset.json`` and its ignore label: the same reading as a sidecar
+    ``dataset.json`` beside a label file (label_tables.dataset_json_labels); none listed: (None, None)."""
+    if not meta.get("labels"):
         return None, None
-    if len(labels) > UNANNOTATED + 1:
-        raise ValueError(f"{len(labels)} labels, more than values 0..255 can hold")
-    pairs, ignore = [], None
-    for key, value in labels.items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            name, number = str(key), value
-        elif isinstance(value, str) and str(key).strip().isdigit():
-            name, number = value, parse_int(key, f"label {printable(value, 40)!r}", 0, UNANNOTATED)
-        else:
-            raise ValueError(f"label {printable(key, 40)!r}: {printable(value, 40)!r} is neither 'name: value' "
-                             "nor 'value: name'")
-        if number == 0:
-            continue
-        if name.strip() == IGNORE:
-            if not 1 <= number <= UNANNOTATED or ignore is not None:
-                raise ValueError(f"the ignore label has value {number}" + (" and another" if ignore is not None else ""))
-            ignore = number
-            continue
-        if not 1 <= number <= MAX_LABEL:
-            raise ValueError(f"label {printable(name, 40)!r} has value {number}; unetgui takes 1..{MAX_LABEL}")
-        pairs.append((number, printable(name)))
-    if ignore is not None and any(v > ignore for v, _ in pairs):
-        raise ValueError(f"the ignore label ({ignore}) must have the highest value, as nnU-Net requires")
-    return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(pairs))), ignore
+    if isinstance(meta["labels"], dict) and any(isinstance(v, list) for v in meta["labels"].values()):
+        raise FormatError(f"{name}: region-based labels (lists of values) are not supported: unetgui trains on "
+                          "label values")
+    return dataset_json_labels(meta, name)
 
 
 def _is_nifti(name: str) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError
 from unetgui.core.textsafe import one_line, parse_float, parse_int, printable
-from unetgui.core.volume import MAX_LABEL, Label, LabelTable, default_color
+from unetgui.core.volume import MAX_LABEL, UNANNOTATED, Label, LabelTable, default_color
 
 #: a table file is small: 256 lines of a long name are far below this
 MAX_TABLE_BYTES = 1 << 20
@@ -150,19 +150,33 @@ def _one_line(name: str) -> str:
     return " ".join(one_line(name).split())
 
 
-def dataset_json_table(path: str) -> LabelTable:
-    """The label names of an nnU-Net / Decathlon ``dataset.json`` (default colours; background left out).
+#: nnU-Net's ignore label: its voxels are not annotated (no loss, no metric), as unetgui's 255
+IGNORE = "ignore"
 
-    v2: ``{"name": value}``; v1: ``{"value": "name"}``. Region-based v2 data sets give a list of values per
-    region; with ``regions_class_order`` the i-th region names voxel value ``regions_class_order[i]`` (how
-    nnU-Net writes its predictions), without it only single values (``3`` or ``[3]``) name a value.
-    """
+
+def dataset_json_table(path: str) -> LabelTable:
+    """The label names of an nnU-Net / Decathlon ``dataset.json`` (default colours; background and nnU-Net's
+    ignore label left out): :func:`dataset_json_labels` of the file."""
     name = printable(os.path.basename(path))
     try:
         meta = json.loads(_read_text(path, MAX_DATASET_JSON_BYTES))
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"{name}: not valid JSON ({exc})") from exc
-    labels = meta.get("labels") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise FormatError(f"{name}: no \"labels\" object (nnU-Net dataset.json)")
+    return dataset_json_labels(meta, name)[0]
+
+
+def dataset_json_labels(meta: dict, name: str) -> tuple[LabelTable, int | None]:
+    """The one reading of a ``dataset.json``'s labels (a sidecar table here, a data set in formats/dataset.py):
+    the table (background and the ignore label left out, names one line) and the ignore label's value or None.
+
+    v2: ``{"name": value}``; v1: ``{"value": "name"}``. Region-based v2 data sets give a list of values per
+    region; with ``regions_class_order`` the i-th region names voxel value ``regions_class_order[i]`` (how
+    nnU-Net writes its predictions), without it only single values (``3`` or ``[3]``) name a value. A label
+    called "ignore" must have the highest value, as nnU-Net requires.
+    """
+    labels = meta.get("labels")
     if not isinstance(labels, dict) or not labels:
         raise FormatError(f"{name}: no \"labels\" object (nnU-Net dataset.json)")
     if len(labels) > MAX_ENTRIES:
@@ -186,14 +200,23 @@ def dataset_json_table(path: str) -> LabelTable:
         if len(order) == len(named):
             pairs = [(v, str(k)) for v, (k, _) in zip(order, named)]
     by_value: dict[int, str] = {}
+    ignore: int | None = None
     for value, label in pairs:
         if value == 0:
+            continue
+        if label.strip() == IGNORE:
+            if not 1 <= value <= UNANNOTATED or ignore is not None:
+                raise FormatError(f"{name}: the ignore label has value {printable(value, 40)}"
+                                  + (" and another" if ignore is not None else ""))
+            ignore = value
             continue
         if not 1 <= value <= MAX_LABEL:
             raise FormatError(f"{name}: label '{printable(label, 40)}' has value {printable(value, 40)}; unetgui's "
                               f"labels are 1..{MAX_LABEL}")
         by_value.setdefault(value, _one_line(label) or f"Label {value}")
-    return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(by_value.items())))
+    if ignore is not None and any(v > ignore for v in by_value):
+        raise FormatError(f"{name}: the ignore label ({ignore}) must have the highest value, as nnU-Net requires")
+    return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(by_value.items()))), ignore
 
 
 def _is_int(value) -> bool:
