@@ -439,3 +439,11 @@ def test_the_model_card_is_one_shortcut_away_and_shows_file_text_as_plain_text(w
     column = panel.summary.parentWidget().layout()
     order = [column.itemAt(k).widget() for k in range(column.count()) if column.itemAt(k).widget() is not None]
     assert order.index(panel.card.parentWidget()) == order.index(panel.summary) + 1
+
+
+def test_panel_text_from_files_is_plain_text(window):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    panel = window.training_panel
+    for label in (panel.start_note, panel.counts, panel.status, panel.summary, panel.card):
+        assert label.textFormat() == Qt.TextFormat.PlainText  # a label named "<img src=...>" shows as typed

@@ -314,3 +314,31 @@ def test_a_first_click_on_a_new_image_paints_nothing(window, qtbot):
     window.actions.brush.trigger()
     _drag(qtbot, window.view, [_widget_point(window.view, 30, 30)] * 2)
     assert s.labels.labels.any() and s.reviewed[s.index]
+
+
+def test_a_drag_going_on_while_another_image_opens_paints_nothing_on_it(window, qtbot):
+    """Found in review: the view's last point survived Session.open, so the drag went on over the new image."""
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    _open_phantom(window, qtbot)
+    window.actions.brush.trigger()
+    view, target = window.view, window.view.viewport()
+
+    def send(kind, p, buttons):
+        QApplication.sendEvent(target, QMouseEvent(kind, QPointF(p), QPointF(target.mapToGlobal(p)),
+                                                   Qt.MouseButton.LeftButton if kind != QEvent.Type.MouseMove else
+                                                   Qt.MouseButton.NoButton, buttons, Qt.KeyboardModifier.NoModifier))
+
+    points = [_widget_point(view, 30, c) for c in range(10, 40, 3)]
+    send(QEvent.Type.MouseButtonPress, points[0], Qt.MouseButton.LeftButton)
+    for p in points[1:5]:
+        qtbot.wait(12)
+        send(QEvent.Type.MouseMove, p, Qt.MouseButton.LeftButton)
+    window.session.open(Volume(phantom_hu((10, 64, 80), seed=3), np.diag([0.8, 0.8, 2.0, 1.0]), "CT"))  # another image
+    for p in points[5:]:
+        qtbot.wait(12)
+        send(QEvent.Type.MouseMove, p, Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
+    assert not window.session.labels.labels.any() and not window.session.reviewed.any()

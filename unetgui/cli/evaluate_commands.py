@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from unetgui.cli.common import add_device, add_series, command, warn
+from unetgui.cli.common import add_device, add_series, command, show, warn
 from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core import atomic, csvcell
@@ -113,7 +113,7 @@ def _evaluate_model(args: argparse.Namespace) -> int:
                           progress=ProgressLine("segmenting"), case=os.path.basename(os.path.normpath(args.image)))
     print(HEADER)
     for row in rows:
-        print(_line(row))
+        show(_line(row))
     print(f"{len(slices)} annotated slice(s) of {image.volume.shape[0]}")
     return _finish(args, rows, {"slices": slices})
 
@@ -130,12 +130,12 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
 
     def show(row) -> None:
         rows.append(row)
-        print(_line(row), flush=True)
+        show(_line(row))
 
     summary, cases = run_to_end(evaluate_dataset(request, checkpoint, args.dataset, args.split,
                                                  progress=ProgressLine("evaluating")), show)
     for row in summary:
-        print(_line(row))
+        show(_line(row))
     print(f"{cases} case(s) of the {args.split} split")
     if args.json:
         write_json(args.json, {"split": args.split, "cases": [r.to_json() for r in rows],

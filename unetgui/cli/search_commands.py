@@ -7,7 +7,8 @@ import argparse
 import math
 import sys
 
-from unetgui.cli.common import add_device, add_series, command
+from unetgui.cli.common import add_device, add_series, command, warn
+from unetgui.cli.common import show as show_line
 from unetgui.cli.outputs import check_writable
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
@@ -59,9 +60,9 @@ def _tune(args: argparse.Namespace) -> int:
     def show(event) -> None:
         if isinstance(event, SearchStarted):
             for note in event.notes:
-                print(f"warning: {note}", file=sys.stderr)
+                warn([note])
             if event.summary:
-                print(event.summary)
+                show_line(event.summary)
             print(f"study {event.study!r} in {event.storage}: {event.before} trial(s) so far; searching "
                   f"{', '.join(args.params)}, {args.trial_minutes:g} min per trial", flush=True)
         elif isinstance(event, TrialEpoch):

@@ -9,6 +9,7 @@ import os
 import sys
 
 from unetgui.cli.common import add_device, add_series, command, warn
+from unetgui.cli.common import show as show_line
 from unetgui.cli.outputs import check_writable
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
@@ -118,7 +119,7 @@ def _train_in_process(args: argparse.Namespace, source) -> int:
             started.append(event)
             warn(event.notes)
             if event.summary:
-                print(event.summary)
+                show_line(event.summary)
             cfg = event.plan.train
             print(f"training on {event.device_name}: {event.train_slices} training and {event.val_slices} validation "
                   f"slices, {len(event.table)} label(s)" + (f", budget {cfg.minutes:g} min" if cfg.minutes else f", {cfg.epochs} epochs"))
@@ -129,7 +130,7 @@ def _train_in_process(args: argparse.Namespace, source) -> int:
             total = cfg.minutes * 60 if cfg.minutes else cfg.epochs * event.steps
             bar(int(done), int(total), f"epoch {event.epoch} loss {event.loss:.3f}", event.eta)
         elif isinstance(event, EpochStats):
-            print(_epoch_line(event, started[0].table), flush=True)
+            show_line(_epoch_line(event, started[0].table))
 
     result = run_to_end(train(request, source, progress=ProgressLine("reading")), show)
     if result.rank != 0:

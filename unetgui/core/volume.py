@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from unetgui.core.geometry import same_grid, spacing_from_affine
+from unetgui.core.textsafe import one_line
 
 #: Label value meaning "this voxel was not annotated": it carries no loss in training.
 UNANNOTATED = 255
@@ -176,7 +177,7 @@ class LabelTable:
 def _label_from_json(d: dict) -> Label:
     """A label as saved; codes that do not read (written by hand, or by a later version) are left out rather
     than making the whole project or model unreadable (the label is then coded by its name)."""
-    label = Label(int(d["value"]), str(d["name"]), tuple(int(c) for c in d["color"]))
+    label = Label(int(d["value"]), one_line(d["name"]), tuple(int(c) for c in d["color"]))  # names one line
     try:
         return replace(label, codes=tuple((role, *map(str, code)) for role, code in dict(d.get("codes") or {}).items()))
     except (ValueError, TypeError, AttributeError):

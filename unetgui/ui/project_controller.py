@@ -15,8 +15,8 @@ import datetime
 import os
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings, Signal
-from PySide6.QtWidgets import QAbstractButton, QFileDialog, QMessageBox, QWidget
+from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtWidgets import QAbstractButton, QFileDialog, QLabel, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.paths import data_root
@@ -178,9 +178,14 @@ class ProjectController(QObject):
         model = f", starting from its model (trained on {_names(self._model_series)})" \
             if self.models.checkpoint is not None and self._model_series else ""
         box = QMessageBox(QMessageBox.Icon.Question, "unetgui", f"Add {name} to {title}?", parent=self.window)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the series description comes from the file: never markup
+        box.finished.connect(box.deleteLater)
         box.setInformativeText(
             f"Add to this project: this image and the project's {len(project.series)} series train together{model}."
             "\n\nStart a new project: an empty project, with no model. The open project is saved as it is.")
+        informative = box.findChild(QLabel, "qt_msgbox_informativelabel")  # series names: plain text too
+        if informative is not None:
+            informative.setTextFormat(Qt.TextFormat.PlainText)
         self.answers = {"add": box.addButton("Add to this project", QMessageBox.ButtonRole.AcceptRole),
                         "new": box.addButton("Start a new project", QMessageBox.ButtonRole.AcceptRole),
                         "cancel": box.addButton(QMessageBox.StandardButton.Cancel)}

@@ -290,7 +290,9 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.session.set_index(self.session.index + step)
 
     def _on_volume_changed(self) -> None:
-        self.auto_window()
+        self._last = None  # a drag still going when another image opened paints no more (on the new image)
+        if self._axis is None:  # one window for every view (the tools'): set once, by the view that always exists
+            self.auto_window()
         self._reset_geometry()
 
     def _reset_geometry(self) -> None:

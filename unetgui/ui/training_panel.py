@@ -98,6 +98,8 @@ class TrainingPanel(QWidget):
         self.card.setWordWrap(True)
         model_box = QGroupBox("Current model")
         QVBoxLayout(model_box).addWidget(self.card)
+        for label in (self.start_note, self.counts, self.status, self.summary, self.card):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # label and series names come from files: never markup
         body = QWidget()  # below the actions, scrolled: the actions stay in sight however long this grows
         column = QVBoxLayout(body)
         column.setContentsMargins(0, 0, 0, 0)
