@@ -128,12 +128,12 @@ def _evaluate_dataset(args: argparse.Namespace) -> int:
     rows = []
     print(HEADER)
 
-    def show(row) -> None:
+    def each(row) -> None:
         rows.append(row)
         show(_line(row))
 
     summary, cases = run_to_end(evaluate_dataset(request, checkpoint, args.dataset, args.split,
-                                                 progress=ProgressLine("evaluating")), show)
+                                                 progress=ProgressLine("evaluating")), each)
     for row in summary:
         show(_line(row))
     print(f"{cases} case(s) of the {args.split} split")
