@@ -144,6 +144,7 @@ class MainWindow(QMainWindow):
         a.model_card.triggered.connect(self._show_model_card)
         a.three_planes.triggered.connect(self.area.set_three_planes)
         self.area.layout_changed.connect(a.three_planes.setChecked)
+        a.three_planes.setChecked(self.area.three_planes)  # the layout remembered from the last session
         a.fit.triggered.connect(self.planes.fit)
         a.go_to_structure.triggered.connect(lambda: a.message(go_to_structure(self.session, self.area.live_views())))
         self.models.segment_done.connect(self._show_device)
