@@ -1,5 +1,6 @@
 """Viewer latency at 512 x 512 with a label overlay: slice change -> repainted view, and mouse move ->
-painted dab on screen. Runs the real SliceView offscreen (or on a display) and forces a synchronous repaint.
+painted dab on screen; in the linked three-plane layout, a crosshair move (a Navigate click) -> all three views
+repainted. Runs the real views offscreen (or on a display) and forces a synchronous repaint.
 
 Usage: QT_QPA_PLATFORM=offscreen python benchmarks/viewer_latency.py [--slices 300]
 Goal (issue 4): <= 16 ms each.
@@ -82,6 +83,31 @@ def main() -> None:
         repaint()
         outline_times.append(time.perf_counter() - t)
     print(f"  slice change, outline overlay:  {describe(outline_times)}")
+    tools.set_overlay(outline=False)
+    view.hide()
+    view.set_live(False)
+    from unetgui.ui.plane_views import ThreePlaneView
+
+    planes = ThreePlaneView(session, tools)
+    planes.resize(1000, 900)
+    planes.show()
+    app.processEvents()
+    cross_times, scroll_times = [], []
+    for i in range(args.repeat // 2):
+        y, x = 100 + (i * 13) % 300, 100 + (i * 17) % 300
+        t = time.perf_counter()
+        session.set_position([session.position[0], y, x])  # a click in the axial view: the other two planes move
+        for v in planes.views:
+            v.viewport().repaint()
+        cross_times.append(time.perf_counter() - t)
+    for i in range(args.repeat // 2):
+        t = time.perf_counter()
+        session.set_index((session.index + 1) % args.slices)  # the wheel in the edited (axial) view
+        for v in planes.views:
+            v.viewport().repaint()
+        scroll_times.append(time.perf_counter() - t)
+    print(f"  three planes, crosshair move -> 3 views repainted: {describe(cross_times)}")
+    print(f"  three planes, slice change -> 3 views repainted:   {describe(scroll_times)}")
 
 
 if __name__ == "__main__":

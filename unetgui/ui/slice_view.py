@@ -152,7 +152,14 @@ class SliceView(pg.GraphicsLayoutWidget):
         """(transpose, flip rows, flip columns) that put the shown section in radiological convention, from the
         affine (core.geometry.display_transform): an axial CT shows as stored, a RAS NIfTI flipped, the axial
         plane of a sagittal MR transposed."""
-        return display_transform(self.session.volume.affine, self.axis)
+        key = (self.session.generation, self.axis)  # one answer per image and plane: asked on every mouse move
+        if getattr(self, "_display_key", None) != key:
+            self._display_key, self._display_value = key, display_transform(self.session.volume.affine, self.axis)
+        return self._display_value
+
+    def _section_shape(self) -> tuple[int, int]:
+        rows, cols = (n for k, n in enumerate(self.session.volume.shape) if k != self.axis)
+        return rows, cols
 
     def _plane_spacing(self) -> tuple[float, float]:
         """(row spacing, column spacing) in mm of the displayed plane."""
@@ -179,7 +186,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def _to_array(self, row: float, col: float) -> tuple[float, float]:
         """Displayed (row, col) -> (row, col) of the section (works for fractions too)."""
-        h, w = self._section(self.session.volume.voxels).shape
+        h, w = self._section_shape()
         transpose, flip_rows, flip_cols = self._display()
         if transpose:
             h, w = w, h
@@ -188,7 +195,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def _to_display(self, row: float, col: float) -> tuple[float, float]:
         """Section (row, col) -> displayed (row, col): the inverse of :meth:`_to_array`."""
-        h, w = self._section(self.session.volume.voxels).shape
+        h, w = self._section_shape()
         transpose, flip_rows, flip_cols = self._display()
         if transpose:
             h, w, row, col = w, h, col, row
