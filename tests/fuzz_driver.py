@@ -520,6 +520,38 @@ def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, mode
                 "--trials", "1", "--trial-minutes", "0.05", "--storage", url]
         emit(run.case(f"tune storage {i}", {"in/notadb.db": b"SQLite format 2\0" + bytes(200)}, _cli(argv)))
 
+    # PNG folders (images, and masks compared by evaluate): bit flips, truncation, huge IHDR sizes
+    import cv2
+    import numpy as np
+
+    png_images = [cv2.imencode(".png", (np.random.default_rng(k).integers(0, 255, (24, 24))).astype(np.uint8))[1].tobytes()
+                  for k in range(2)]
+    png_masks = [cv2.imencode(".png", np.where(np.arange(576).reshape(24, 24) % 7 == 0, 255, 0).astype(np.uint8))[1].tobytes()
+                 for _ in range(2)]
+
+    def huge_ihdr(blob: bytes) -> bytes:
+        import zlib as _zlib
+
+        out = bytearray(blob)
+        struct.pack_into(">II", out, 16, rng.choice([0, 1, 65535, 2**31 - 1]), rng.choice([0, 1, 100_000, 2**31 - 1]))
+        struct.pack_into(">I", out, 29, _zlib.crc32(bytes(out[12:29])))  # a valid CRC: the size is what is tested
+        return bytes(out)
+
+    for i in range(n(30)):
+        kind = ("flip", "truncate", "huge")[i % 3]
+        victim = rng.randrange(2)
+        blobs = list(png_images if i % 2 == 0 else png_masks)
+        blobs[victim] = (_flip(blobs[victim], rng, rng.randint(1, 6)) if kind == "flip" else
+                         _truncate(blobs[victim], rng) if kind == "truncate" else huge_ihdr(blobs[victim]))
+        if i % 2 == 0:
+            files = {f"in/img/s{k}.png": b for k, b in enumerate(blobs)}
+            argv = ["convert", "--input", "in/img", "--output", "out/x.nii.gz"]
+        else:
+            files = {**{f"in/t/s{k}.png": b for k, b in enumerate(blobs)},
+                     **{f"in/p/s{k}.png": b for k, b in enumerate(png_masks)}}
+            argv = ["evaluate", "--truth", "in/t", "--prediction", "in/p"]
+        emit(run.case(f"png {kind} {argv[0]}", files, _cli(argv)))
+
     # ONNX export of mutated model files
     header_len = struct.unpack("<Q", model_bytes[:8])[0]
     for i in range(n(10)):
