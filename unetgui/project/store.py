@@ -261,7 +261,7 @@ class Project:
             return None
         try:
             self._check_snapshot(series_id, path)
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 labels, reviewed, test = data["labels"].copy(), data["reviewed"].copy(), data["test"].copy()
                 token = str(data["token"])
                 _, y, x = labels.shape  # snapshots from before planes had review flags have none
@@ -313,7 +313,7 @@ class Project:
     def _snapshot_token(self, series_id: str) -> str:
         """The token of a series' snapshot (reads only that member of the npz, not the labels)."""
         try:
-            with np.load(self.labels_path(series_id)) as data:
+            with np.load(self.labels_path(series_id), allow_pickle=False) as data:
                 return str(data["token"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
