@@ -447,3 +447,14 @@ def test_panel_text_from_files_is_plain_text(window):  # noqa: F811
     panel = window.training_panel
     for label in (panel.start_note, panel.counts, panel.status, panel.summary, panel.card):
         assert label.textFormat() == Qt.TextFormat.PlainText  # a label named "<img src=...>" shows as typed
+
+
+def test_the_progress_bar_shows_only_while_a_job_runs(window, qtbot):  # noqa: F811
+    from unetgui.core.volume import Volume
+
+    panel = window.training_panel
+    assert not panel.progress.isVisible()  # idle: an empty bar would read as a text field
+    window.models.segment_progress.emit(1, 4, 0.0)  # what a running segmentation reports
+    assert panel.progress.isVisible() and panel.progress.value() == 1
+    window.session.open(Volume(phantom_hu((4, 32, 32)), np.eye(4), "CT"))  # another image, no job running
+    assert not panel.progress.isVisible()

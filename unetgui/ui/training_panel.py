@@ -85,6 +85,7 @@ class TrainingPanel(QWidget):
         self.counts = QLabel()
         self.counts.setWordWrap(True)
         self.progress = QProgressBar()
+        self.progress.setVisible(False)  # shown by a job: an idle, empty bar reads as a text field
         self.status = QLabel("")
         self.status.setWordWrap(True)
         # how the last training ended: stays until the next training or another image (the status line below the
@@ -272,6 +273,7 @@ class TrainingPanel(QWidget):
             self._show_summary([])
             self.status.setText("")
             self.progress.reset()
+            self.progress.setVisible(False)
             self.plan.setText(_PLAN_FIRST)
         self._show_start_point()
 
@@ -280,6 +282,7 @@ class TrainingPanel(QWidget):
         if not (self.models.training or self.models.busy_segmenting):
             self.status.setText("")  # what was said about the last image
             self.progress.reset()
+            self.progress.setVisible(False)
 
     # -- settings --------------------------------------------------------------------------------
     def _fine_tuning(self) -> bool:
@@ -455,6 +458,7 @@ class TrainingPanel(QWidget):
             self._batch_x.append(event.epoch - 1 + event.step / event.steps)
             self._batch_y.append(self._smoothed)
             self.progress.setRange(0, 1000)
+            self.progress.setVisible(True)
             budget = (event.elapsed + event.eta) or 1.0
             self.progress.setValue(int(1000 * event.elapsed / budget))
             self.status.setText(f"Epoch {event.epoch}, batch {event.step}/{event.steps}, loss {event.loss:.3f}; "
@@ -507,6 +511,7 @@ class TrainingPanel(QWidget):
     def _on_segment_progress(self, done: int, total: int, eta: float) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
+        self.progress.setVisible(True)
         self.status.setText(f"Segmenting: {done}/{total} slices, ETA {eta:.0f} s")
 
     def _on_segment_done(self, message: str) -> None:
