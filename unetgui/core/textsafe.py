@@ -48,12 +48,22 @@ def one_line(text: object) -> str:
     return _CONTROL.sub(" ", str(text)).strip()
 
 
+def one_name(text: object) -> str:
+    """A name from a file or for a file: :func:`one_line`, runs of blanks collapsed to one space."""
+    return " ".join(one_line(text).split())
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a character :func:`printable` would escape (a last check before writing)."""
+    return _CONTROL.search(text) is not None
+
+
 def parse_int(text: object, what: str, low: int | None = None, high: int | None = None,
-              error: type[FormatError] = FormatError) -> int:
-    """The integer written as ``text`` (surrounding blanks allowed), within ``low``..``high`` when given;
-    else ``error`` naming ``what``."""
+              error: type[FormatError] = FormatError, max_chars: int = MAX_INT_CHARS) -> int:
+    """The integer written as ``text`` (surrounding blanks allowed, at most ``max_chars`` characters), within
+    ``low``..``high`` when given; else ``error`` naming ``what``."""
     s = str(text).strip()
-    if len(s) > MAX_INT_CHARS or not _INT.fullmatch(s):
+    if len(s) > max_chars or not _INT.fullmatch(s):
         raise error(f"{what}: {printable(s, 40)!s} is not an integer")
     value = int(s)
     if (low is not None and value < low) or (high is not None and value > high):

@@ -20,7 +20,7 @@ Untrusted content (issue 24):
 * **Numbers** in ``dataset.json`` (label values, ``numTraining``) and the case numbers of LiTS file names are
   parsed with :func:`~unetgui.core.textsafe.parse_int` (a length cap, bounds): a value of 5,000 digits is a
   one-line :class:`FormatError`, never Python's integer-conversion limit. ``dataset.json`` is read up to
-  :data:`MAX_JSON_BYTES`, a manifest up to :data:`MAX_CSV_BYTES`, at most :data:`MAX_CASES` cases.
+  ``label_tables.MAX_DATASET_JSON_BYTES``, a manifest up to :data:`MAX_CSV_BYTES`, at most :data:`MAX_CASES` cases.
 * **Text**: label names, case ids and paths from the files are kept escaped
   (:func:`~unetgui.core.textsafe.printable`), so that printing them cannot drive the terminal.
 * **Links and paths**: the cases may lie anywhere, links and ``..`` included (a manifest or a Decathlon
@@ -38,7 +38,6 @@ Untrusted content (issue 24):
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from collections import Counter
@@ -50,13 +49,12 @@ from unetgui.core import limits
 from unetgui.core.errors import FormatError
 from unetgui.core.textsafe import parse_int, printable
 from unetgui.core.volume import UNANNOTATED, Label, LabelTable, default_color
-from unetgui.formats.label_tables import dataset_json_labels
+from unetgui.formats.label_tables import dataset_json_labels, read_dataset_json
 
 SPLITS = ("train", "val", "test")
 #: the most cases of one data set (LiTS: 131; the largest public sets: a few thousand)
 MAX_CASES = 100_000
 #: the largest dataset.json read (as formats/label_tables.py)
-MAX_JSON_BYTES = 16 << 20
 #: the largest CSV manifest read
 MAX_CSV_BYTES = 64 << 20
 _LITS = re.compile(r"^(?P<kind>volume|segmentation)-(?P<n>\d+)\.nii(?:\.gz)?$")
@@ -189,15 +187,9 @@ def _nnunet_listing(root: str, images_dir: str, labels_dir: str) -> list[Dataset
 
 
 def _read_json(path: str) -> dict:
-    """The JSON object in ``path``: a regular file of at most :data:`MAX_JSON_BYTES`, integers of at most
-    ``MAX_INT_CHARS`` digits (a 5,000-digit label value is an error, not a conversion that runs away)."""
-    if not limits.is_regular_file(path):
-        raise ValueError("not a regular file")
-    with open(path, "rb") as f:
-        data = f.read(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise ValueError(f"larger than {MAX_JSON_BYTES >> 20} MiB")
-    meta = json.loads(data.decode("utf-8-sig"), parse_int=lambda s: parse_int(s, "an integer"))
+    """The JSON object in ``path``, read as every dataset.json is (label_tables.read_dataset_json: a regular file
+    of at most 16 MiB, integers of at most 100 characters)."""
+    meta = read_dataset_json(path)
     if not isinstance(meta, dict):
         raise ValueError("not a JSON object")
     return meta

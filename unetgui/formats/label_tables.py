@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from unetgui.core import atomic, limits
 from unetgui.core.errors import FormatError
-from unetgui.core.textsafe import one_line, parse_float, parse_int, printable
+from unetgui.core.textsafe import one_name, parse_float, parse_int, printable
 from unetgui.core.volume import MAX_LABEL, UNANNOTATED, Label, LabelTable, default_color
 
 #: a table file is small: 256 lines of a long name are far below this
@@ -142,12 +142,7 @@ def _entry(value: int, name: str, color: tuple[int, int, int], alpha: float, vis
                           "'not annotated')")
     if not all(0 <= c <= 255 for c in color):
         raise FormatError(f"{where}: colour {color} is outside 0..255")
-    return TableEntry(value, _one_line(name) or f"Label {value}", color, alpha, visible, mesh)
-
-
-def _one_line(name: str) -> str:
-    """A name from a file or for a file: one line, control characters as spaces, blanks collapsed."""
-    return " ".join(one_line(name).split())
+    return TableEntry(value, one_name(name) or f"Label {value}", color, alpha, visible, mesh)
 
 
 #: nnU-Net's ignore label: its voxels are not annotated (no loss, no metric), as unetgui's 255
@@ -158,13 +153,22 @@ def dataset_json_table(path: str) -> LabelTable:
     """The label names of an nnU-Net / Decathlon ``dataset.json`` (default colours; background and nnU-Net's
     ignore label left out): :func:`dataset_json_labels` of the file."""
     name = printable(os.path.basename(path))
-    try:
-        meta = json.loads(_read_text(path, MAX_DATASET_JSON_BYTES))
-    except (ValueError, RecursionError) as exc:
-        raise FormatError(f"{name}: not valid JSON ({exc})") from exc
+    meta = read_dataset_json(path)
     if not isinstance(meta, dict):
         raise FormatError(f"{name}: no \"labels\" object (nnU-Net dataset.json)")
     return dataset_json_labels(meta, name)[0]
+
+
+def read_dataset_json(path: str):
+    """The JSON document of a ``dataset.json`` (a data set's or a sidecar's: the one reading of both): a regular
+    file of at most :data:`MAX_DATASET_JSON_BYTES`, integers of at most 100 characters (a 5,000-digit label value is
+    a format error, not Python's int-conversion limit; a long one that parses is then refused by its bounds)."""
+    name = printable(os.path.basename(path))
+    text = _read_text(path, MAX_DATASET_JSON_BYTES, "dataset.json")
+    try:
+        return json.loads(text, parse_int=lambda s: parse_int(s, f"{name}: an integer", max_chars=100))
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"{name}: not valid JSON ({exc})") from exc
 
 
 def dataset_json_labels(meta: dict, name: str) -> tuple[LabelTable, int | None]:
@@ -213,7 +217,7 @@ def dataset_json_labels(meta: dict, name: str) -> tuple[LabelTable, int | None]:
         if not 1 <= value <= MAX_LABEL:
             raise FormatError(f"{name}: label '{printable(label, 40)}' has value {printable(value, 40)}; unetgui's "
                               f"labels are 1..{MAX_LABEL}")
-        by_value.setdefault(value, _one_line(label) or f"Label {value}")
+        by_value.setdefault(value, one_name(label) or f"Label {value}")
     if ignore is not None and any(v > ignore for v in by_value):
         raise FormatError(f"{name}: the ignore label ({ignore}) must have the highest value, as nnU-Net requires")
     return LabelTable(tuple(Label(v, n, default_color(v)) for v, n in sorted(by_value.items()))), ignore
@@ -223,7 +227,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_text(path: str, limit: int) -> str:
+def _read_text(path: str, limit: int, what: str = "label table") -> str:
     limits.check_regular_file(path)
     name = printable(os.path.basename(path))
     try:
@@ -232,12 +236,14 @@ def _read_text(path: str, limit: int) -> str:
     except OSError as exc:
         raise FormatError(f"{printable(path)}: cannot be read ({printable(exc.strerror or exc)})") from exc
     if len(data) > limit:
-        raise FormatError(f"{name}: larger than {limit // 1024} KiB; not a label table")
+        raise FormatError(f"{name}: larger than {limit // 1024} KiB; not a {what}")
     if b"\0" in data:
-        raise FormatError(f"{name}: binary data, not a text label table")
+        raise FormatError(f"{name}: binary data, not a text {what}")
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if what != "label table":  # JSON is UTF-8 (RFC 8259)
+            raise FormatError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
         return data.decode("latin-1")  # ITK-SNAP on Windows writes the local code page
 
 
@@ -270,7 +276,7 @@ def itksnap_text(entries: list[TableEntry] | LabelTable) -> str:
     if not any(e.value == 0 for e in items):
         items.insert(0, TableEntry(0, "Clear Label", (0, 0, 0), 0.0, False, False))
     for e in sorted(items, key=lambda e: e.value):
-        name = _one_line(e.name.replace('"', "'")) or f"Label {e.value}"
+        name = one_name(e.name.replace('"', "'")) or f"Label {e.value}"
         lines.append(f"{e.value:5d} {e.color[0]:5d} {e.color[1]:4d} {e.color[2]:4d} {format(e.alpha, '.2g'):>8} "
                      f"{int(e.visible):2d} {int(e.mesh_visible):2d}    \"{name}\"")
     return "\n".join(lines) + "\n"
@@ -283,9 +289,9 @@ def slicer_text(entries: list[TableEntry] | LabelTable, title: str = "unetgui la
     if not any(e.value == 0 for e in items):
         items.insert(0, TableEntry(0, "Background", (0, 0, 0), 0.0))
     top = max(e.value for e in items)
-    lines = [f"# Color table file {_one_line(title)}", f"# {top + 1} values"]
+    lines = [f"# Color table file {one_name(title)}", f"# {top + 1} values"]
     for e in sorted(items, key=lambda e: e.value):
-        name = "_".join(_one_line(e.name).split()) or f"Label_{e.value}"
+        name = "_".join(one_name(e.name).split()) or f"Label_{e.value}"
         lines.append(f"{e.value} {name} {e.color[0]} {e.color[1]} {e.color[2]} {round(e.alpha * 255)}")
     return "\n".join(lines) + "\n"
 
