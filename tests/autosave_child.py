@@ -14,12 +14,12 @@ from unetgui.project.store import Project
 
 
 def stroke(session: Session, k: int) -> None:
-    """Stroke ``k``: deterministic slice, position, size, brush or eraser."""
+    """Stroke ``k``: deterministic slice, position, size, brush, background brush or eraser."""
     rng = np.random.default_rng(k)
     z, n, h, w = int(rng.integers(0, session.volume.shape[0])), 0, *session.volume.shape[1:]
     session.set_slice(z)
     session.begin_stroke()
-    brush = BrushSettings(radius=float(rng.integers(2, 9)), erase=bool(k % 5 == 4))
+    brush = BrushSettings(radius=float(rng.integers(2, 9)), erase=bool(k % 5 == 4), background=bool(k % 5 == 2))
     y, x = rng.uniform(0, h), rng.uniform(0, w)
     for n in range(int(rng.integers(3, 8))):
         ny, nx = np.clip(y + rng.normal(0, 6), 0, h - 1), np.clip(x + rng.normal(0, 6), 0, w - 1)
@@ -37,7 +37,8 @@ def open_series(root: str) -> tuple[Session, Autosaver]:
     if saved is None:
         session.open(volume)
     else:
-        session.open(volume, saved_map(volume, saved, project), reviewed=saved.reviewed, test=saved.test)
+        session.open(volume, saved_map(volume, saved, project), reviewed=saved.reviewed, test=saved.test,
+                     annotated=saved.annotated)
     return session, Autosaver(session, project, entry.id)
 
 

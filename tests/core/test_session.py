@@ -18,6 +18,7 @@ def session() -> Session:
 
 
 def test_a_stroke_paints_exactly_the_disks_along_its_path(session):
+    session.set_review_on_edit(True)  # the mode where an edit marks its plane reviewed (see test_corrective)
     z = session.current_slice
     session.begin_stroke()
     session.paint_segment(20, 10, 20, 40, BrushSettings(radius=3))
@@ -33,6 +34,7 @@ def test_a_stroke_paints_exactly_the_disks_along_its_path(session):
 
 
 def test_undo_and_redo_restore_exactly(session):
+    session.set_review_on_edit(True)  # the mode where an edit marks its plane reviewed (see test_corrective)
     z = session.current_slice
     original = session.labels.labels.copy()
     session.paint_segment(30, 30, 35, 50, BrushSettings(radius=5))
@@ -72,6 +74,7 @@ def test_threshold_brush_paints_only_inside_the_range(session):
 
 
 def test_fill_holes_flood_fill_copy_and_interpolate(session):
+    session.set_review_on_edit(True)  # the mode where an edit marks its plane reviewed (see test_corrective)
     z = session.current_slice
     ring = np.zeros((64, 64), np.uint8)
     ring[10:30, 10:30] = 1
@@ -126,6 +129,7 @@ def test_history_is_capped_by_bytes():
 
 
 def test_review_findings_in_core(session):
+    session.set_review_on_edit(True)  # the mode where an edit marks its plane reviewed (see test_corrective)
     z = session.current_slice
     # a prediction arriving during a drag does not overwrite the stroke's slice
     session.begin_stroke()

@@ -74,7 +74,8 @@ def test_project_saved_and_reopened_is_identical(tmp_path):
     session.add_label("Kidney")
     for k in range(6):
         autosave_child.stroke(session, k)
-    session.set_test(int(np.flatnonzero(session.reviewed)[0]))
+    session.set_reviewed(1)  # R: the plane is truth
+    session.set_test(2)
     project.state = {"current_series": entry.id}
     saver.snapshot()
     project.save()
@@ -87,6 +88,7 @@ def test_project_saved_and_reopened_is_identical(tmp_path):
     saved = again.load_labels(entry.id)
     assert np.array_equal(saved.labels, session.labels.labels)
     assert np.array_equal(saved.reviewed, session.reviewed) and np.array_equal(saved.test, session.test)
+    assert session.annotated.any() and np.array_equal(saved.annotated, session.annotated)  # the strokes' voxels
     assert saved.recovered_edits == 0
     assert np.array_equal(again.load_image(again.series[0]).voxels, volume.voxels)
 
@@ -104,6 +106,7 @@ def test_journal_alone_restores_the_edits_since_the_snapshot(tmp_path):
     assert saved.recovered_edits >= 6
     assert np.array_equal(saved.labels, session.labels.labels)
     assert np.array_equal(saved.reviewed, session.reviewed)
+    assert np.array_equal(saved.annotated, session.annotated)
 
 
 def test_a_failed_segmentation_is_taken_back_in_the_journal_at_once(tmp_path):
@@ -240,9 +243,10 @@ def test_sigkill_mid_session_loses_at_most_the_last_stroke(tmp_path, strokes):
     states = []
     for k in range(done + 2):
         autosave_child.stroke(expected, k)
-        states.append((expected.labels.labels.copy(), expected.reviewed.copy()))
-    matches = [k for k, (labels, reviewed) in enumerate(states)
-               if np.array_equal(saved.labels, labels) and np.array_equal(saved.reviewed, reviewed)]
+        states.append((expected.labels.labels.copy(), expected.reviewed.copy(), expected.annotated.copy()))
+    matches = [k for k, (labels, reviewed, annotated) in enumerate(states)
+               if np.array_equal(saved.labels, labels) and np.array_equal(saved.reviewed, reviewed)
+               and np.array_equal(saved.annotated, annotated)]
     assert matches and matches[-1] >= done, f"recovered state after stroke {matches} of {done + 1} reported"
 
 
@@ -298,7 +302,13 @@ def test_fills_and_slice_copies_are_journaled_with_their_pixels(tmp_path):
     session.set_slice(4)
     session.copy_from(3)
     saved = Project.open(project.root).read_labels("s1")
-    assert saved.labels[3].all() and saved.labels[4].all() and saved.reviewed[3] and saved.reviewed[4]
+    assert saved.labels[3].all() and saved.labels[4].all() and saved.annotated[3:5].all()  # the user's edit: annotated
+    assert not saved.reviewed.any()  # strokes only: no plane became truth
+    session.set_review_on_edit(True)
+    session.set_slice(5)
+    session.copy_from(4)
+    saved = Project.open(project.root).read_labels("s1")
+    assert saved.labels[5].all() and saved.reviewed[5] and saved.reviewed.sum() == 1
 
 
 def test_a_failed_journal_write_is_cut_off_and_later_records_stay_readable(tmp_path, monkeypatch):

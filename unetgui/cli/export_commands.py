@@ -106,7 +106,7 @@ def _export_project(args: argparse.Namespace) -> int:
                           image.volume.affine.copy(), project.table)
         options = _options(args, image, labels)
         paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),
-                       model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted))
+                       model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted, saved.annotated))
         print("\n".join(paths))
     return 0
 

@@ -14,17 +14,21 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Patch:
-    """The box ``[z:z+d, y0:y0+h, x0:x0+w]`` of the label volume before and after an edit (3-D arrays)."""
+    """The box ``[z:z+d, y0:y0+h, x0:x0+w]`` of the label volume before and after an edit (3-D arrays), and
+    of the annotation mask (the voxels the user's strokes annotated) when the edit recorded it."""
 
     z: int
     y0: int
     x0: int
     before: np.ndarray
     after: np.ndarray
+    annotated_before: np.ndarray | None = None
+    annotated_after: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return self.before.nbytes + self.after.nbytes
+        extra = 0 if self.annotated_before is None else self.annotated_before.nbytes + self.annotated_after.nbytes
+        return self.before.nbytes + self.after.nbytes + extra
 
     @property
     def box(self) -> tuple[slice, slice, slice]:
@@ -64,20 +68,30 @@ class Step:
         return tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
 
 
-def plane_patch(axis: int, index: int, before: np.ndarray, after: np.ndarray) -> Patch | None:
+def plane_patch(axis: int, index: int, before: np.ndarray, after: np.ndarray,
+                marks_before: np.ndarray | None = None, marks_after: np.ndarray | None = None) -> Patch | None:
     """The smallest box where plane ``index`` along ``axis`` (0 axial: ``(y, x)``, 1 coronal: ``(z, x)``,
-    2 sagittal: ``(z, y)``) differs between ``before`` and ``after`` (2-D), as a 3-D patch; or None."""
+    2 sagittal: ``(z, y)``) differs between ``before`` and ``after`` (2-D labels) or between ``marks_before``
+    and ``marks_after`` (2-D annotation masks, when given), as a 3-D patch; or None."""
     changed = before != after
+    if marks_before is not None:
+        changed |= marks_before != marks_after
     rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
     if rows.size == 0:
         return None
     r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    a, b = before[r0:r1, c0:c1].copy(), after[r0:r1, c0:c1].copy()
+    pairs = [before, after] + ([marks_before, marks_after] if marks_before is not None else [])
+    boxes = [p[r0:r1, c0:c1].copy() for p in pairs]
     if axis == 0:
-        return Patch(index, r0, c0, a[None], b[None])
-    if axis == 1:
-        return Patch(r0, index, c0, a[:, None, :], b[:, None, :])
-    return Patch(r0, c0, index, a[:, :, None], b[:, :, None])
+        boxes = [b[None] for b in boxes]
+        origin = (index, r0, c0)
+    elif axis == 1:
+        boxes = [b[:, None, :] for b in boxes]
+        origin = (r0, index, c0)
+    else:
+        boxes = [b[:, :, None] for b in boxes]
+        origin = (r0, c0, index)
+    return Patch(*origin, *boxes)
 
 
 def diff_patch(z: int, before: np.ndarray, after: np.ndarray) -> Patch | None:

@@ -8,6 +8,13 @@ row ``y`` shows ``(z, x)``) and 2 (sagittal, a column ``x`` shows ``(z, y)``). T
 ``position`` say which plane is shown. Review flags are kept per plane of each axis: a reviewed sagittal
 plane marks its voxels as annotated, so the axial slices it crosses are partially annotated
 (:func:`training_labels`: the rest of them stays "not annotated", 255, which training leaves out of the loss).
+
+Corrective annotation: besides the reviewed planes, ``annotated`` records per voxel what the user's strokes
+annotated (a foreground stroke: its voxels hold the label; the background brush: "none of the labels"; the
+eraser takes annotation away). With ``review_on_edit`` False (the default, see docs/corrective.md) an edit
+annotates only its voxels and the rest of the plane stays the model's prediction, out of training; with it
+True, an edit marks its whole plane reviewed (ground truth) as before. Predictions never overwrite annotated
+voxels.
 """
 
 from __future__ import annotations
@@ -19,13 +26,15 @@ import numpy as np
 
 from unetgui.core import ranking, tools
 from unetgui.core.history import EditHistory, Patch, Step, diff_patch, plane_patch
-from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
+from unetgui.core.volume import (UNANNOTATED, Label, LabelMap, LabelTable, Volume, annotated_slices, default_color,
+                                 without_unannotated)
 
 
 @dataclass
 class BrushSettings:
     radius: float = 8.0  # pixels
-    erase: bool = False
+    erase: bool = False  # the eraser: removes the active label and the annotation under it
+    background: bool = False  # the background brush: annotates "none of the labels" (0)
     threshold: tuple[float, float] | None = None  # paint only where the image lies in [low, high]
 
 
@@ -49,16 +58,55 @@ def training_mask(reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | 
 
 
 def training_labels(labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | None = None,
-                    sagittal: np.ndarray | None = None) -> np.ndarray:
-    """``labels`` where :func:`training_mask` holds, 255 ("not annotated") elsewhere."""
-    return np.where(training_mask(reviewed, test, coronal, sagittal), labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+                    sagittal: np.ndarray | None = None, annotated: np.ndarray | None = None) -> np.ndarray:
+    """``labels`` where :func:`training_mask` holds or the user's strokes ``annotated`` them (``(z, y, x)``
+    bool; not in test slices), 255 ("not annotated") elsewhere."""
+    keep = training_mask(reviewed, test, coronal, sagittal)
+    if annotated is not None:
+        keep = keep | (annotated & ~test[:, None, None])
+    return np.where(keep, labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+
+
+def annotation_labels(labels: np.ndarray, reviewed: np.ndarray, coronal: np.ndarray, sagittal: np.ndarray,
+                      annotated: np.ndarray | None) -> np.ndarray:
+    """Everything the user annotated (reviewed planes, test slices included, and strokes) with 255 elsewhere:
+    the 255-encoded label file other tools read as a sparse annotation, and that opens here as the same."""
+    return training_labels(labels, reviewed, np.zeros(labels.shape[0], bool), coronal, sagittal, annotated)
+
+
+def label_file_annotation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """What a label file ``(z, y, x)`` annotates: the one reading of the app (File > Open labels, the sample
+    study) and of ``train --labels``. Returns ``(labels, reviewed, annotated)``: the labels with 255 written
+    as 0; the axial slices it annotates wholly (:func:`~unetgui.core.volume.annotated_slices`: a sparse file's
+    slices without 255, a dense file's slices holding a label); and for a sparse file exactly its voxels that
+    are not 255 (None for a dense file). Its training labels (:func:`label_file_training_labels`) are then the
+    file itself for a sparse file, and its labelled slices for a dense one."""
+    reviewed = annotated_slices(labels)
+    sparse = bool((labels == UNANNOTATED).any())
+    return without_unannotated(labels), reviewed, (labels != UNANNOTATED) if sparse else None
+
+
+def label_file_training_labels(labels: np.ndarray) -> np.ndarray:
+    """The training labels (255 = not annotated) of a label file, as the app would train on it opened."""
+    values, reviewed, annotated = label_file_annotation(labels)
+    return training_labels(values, reviewed, np.zeros(reviewed.size, bool), annotated=annotated)
+
+
+def stroke_slices(annotated: np.ndarray | None, axis: int = 0) -> np.ndarray:
+    """Per plane along ``axis``: some voxel annotated by a stroke."""
+    if annotated is None or not annotated.size:
+        return np.zeros(0 if annotated is None else annotated.shape[axis], bool)
+    return annotated.any(axis=tuple(a for a in range(3) if a != axis))
 
 
 def provenance(reviewed: np.ndarray, coronal: np.ndarray, sagittal: np.ndarray,
-               predicted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+               predicted: np.ndarray | None, annotated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(edited, model_made)`` per axial slice (see Session.provenance) from saved flags."""
     crossed = bool(coronal.any() or sagittal.any())
-    return reviewed | crossed, None if predicted is None else np.asarray(predicted, bool).copy()
+    edited = reviewed | crossed
+    if annotated is not None:
+        edited = edited | stroke_slices(annotated)
+    return edited, None if predicted is None else np.asarray(predicted, bool).copy()
 
 
 def _box(axis: int, index: int, r0: int, r1: int, c0: int, c1: int) -> tuple[slice, slice, slice]:
@@ -81,6 +129,7 @@ class _Stroke:
     index: int
     before: np.ndarray
     review_before: bool
+    annotated_before: np.ndarray
 
 
 @dataclass
@@ -112,6 +161,8 @@ class Session:
         self.test = np.zeros(0, bool)  # reviewed axial slices kept out of training, to evaluate the model on
         # axial slices a segmentation wrote (kept in the project); None: unknown (labels saved before this was kept)
         self.predicted: np.ndarray | None = np.zeros(0, bool)
+        self.annotated = np.zeros((0, 0, 0), bool)  # (z, y, x): voxels the user's strokes annotated
+        self.review_on_edit = False  # an edit marks its plane reviewed (True) or annotates only its voxels
         self.uncertainty: np.ndarray | None = None  # (z, y, x) uint8 of the last segmentation (not saved)
         self.slice_scores = np.zeros(0)  # per slice, NaN where not segmented (core.ranking.slice_scores)
         self.axis = 0  # the plane shown and edited (AXES)
@@ -131,13 +182,17 @@ class Session:
     # -- document --------------------------------------------------------------------------------
     def open(self, volume: Volume, labels: LabelMap | None = None, table: LabelTable | None = None,
              reviewed: np.ndarray | None = None, test: np.ndarray | None = None,
-             planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None | bool = False) -> None:
+             planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None | bool = False,
+             annotated: np.ndarray | None = None) -> None:
         """Show ``volume`` with ``labels`` (or empty labels), ``reviewed`` and ``test`` flags, the reviewed
-        coronal and sagittal ``planes`` and the ``predicted`` slices (False: none; None: unknown); clears the
-        undo history. Raises ValueError (and changes nothing) when something does not fit the volume."""
+        coronal and sagittal ``planes``, the ``predicted`` slices (False: none; None: unknown) and the voxels
+        ``annotated`` by strokes; clears the undo history. Raises ValueError (and changes nothing) when
+        something does not fit the volume."""
         z, y, x = volume.shape
         if labels is not None and not labels.fits(volume):
             raise ValueError("the labels are not on the volume's grid")
+        if annotated is not None and np.shape(annotated) != (z, y, x):
+            raise ValueError("the annotation mask does not fit the volume")
         made = predicted if isinstance(predicted, np.ndarray) else None
         for flags, n in ((reviewed, z), (test, z), (made, z), *(zip(planes, (y, x)) if planes is not None else ())):
             if flags is not None and np.shape(flags) != (n,):
@@ -153,6 +208,7 @@ class Session:
                           None if predicted is None else np.asarray(predicted, bool).copy())
         self.reviewed_coronal = np.zeros(y, bool) if planes is None else np.asarray(planes[0], bool).copy()
         self.reviewed_sagittal = np.zeros(x, bool) if planes is None else np.asarray(planes[1], bool).copy()
+        self.annotated = np.zeros((z, y, x), bool) if annotated is None else np.asarray(annotated, bool).copy()
         self.uncertainty = None
         self._plane_scores.clear()
         self.slice_scores = np.full(volume.shape[0], np.nan)
@@ -171,6 +227,7 @@ class Session:
         self.volume, self.labels = None, None
         self.reviewed, self.test = np.zeros(0, bool), np.zeros(0, bool)
         self.reviewed_coronal, self.reviewed_sagittal = np.zeros(0, bool), np.zeros(0, bool)
+        self.annotated = np.zeros((0, 0, 0), bool)
         self.uncertainty, self.slice_scores = None, np.zeros(0)
         self.history.clear()
         self._stroke = None
@@ -286,6 +343,12 @@ class Session:
         self._emit("reviewed_changed")
         self._emit("history_changed")
 
+    def set_review_on_edit(self, review: bool) -> None:
+        """Whether an edit marks its plane reviewed (True) or annotates only the voxels it changed (False)."""
+        if bool(review) != self.review_on_edit:
+            self.review_on_edit = bool(review)
+            self._emit("reviewed_changed")
+
     def set_test(self, z: int, test: bool = True) -> None:
         """Keep slice ``z`` out of training to measure the model on it (a test slice is also reviewed)."""
         if self.test[z] == test:
@@ -303,45 +366,53 @@ class Session:
         """Start a stroke in the shown plane."""
         axis, index = self.axis, self.index
         self._stroke = _Stroke(name, axis, index, plane_of(self.labels.labels, axis, index).copy(),
-                               bool(self.reviewed_in(axis)[index]))
+                               bool(self.reviewed_in(axis)[index]), plane_of(self.annotated, axis, index).copy())
 
     def paint_segment(self, r0: float, c0: float, r1: float, c1: float, brush: BrushSettings) -> None:
         """Paint (or erase) along a segment of the current stroke, in (row, column) of the stroke's plane
-        (an axial slice's rows are y and columns x; coronal: z and x; sagittal: z and y)."""
+        (an axial slice's rows are y and columns x; coronal: z and x; sagittal: z and y). The brush annotates
+        the voxels it paints (with the active label, or with background for the background brush); the eraser
+        removes the active label and takes the annotation away."""
         if self._stroke is None:
-            self.begin_stroke("eraser" if brush.erase else "brush")
+            self.begin_stroke("eraser" if brush.erase else "background" if brush.background else "brush")
         axis, index = self._stroke.axis, self._stroke.index
         plane = plane_of(self.labels.labels, axis, index)
+        marks = plane_of(self.annotated, axis, index)
         allowed = None
         if brush.threshold is not None:
             image = plane_of(self.volume.voxels, axis, index)
             allowed = (image >= brush.threshold[0]) & (image <= brush.threshold[1])
-        value, only = (0, self.active_label) if brush.erase else (self.active_label, None)
+        value, only = ((0, self.active_label) if brush.erase else (0, None) if brush.background
+                       else (self.active_label, None))
         box = None
         for cy, cx in tools.stroke_points(r0, c0, r1, c1, brush.radius):
-            touched = tools.dab(plane, cy, cx, brush.radius, value, allowed, only)
+            touched = tools.dab(plane, cy, cx, brush.radius, value, allowed, only, marks, not brush.erase)
             if touched is not None:
                 box = _union(box, _box(axis, index, *touched))
         if box is not None:
             self._emit("labels_changed", tuple(range(box[0].start, box[0].stop)), box)
 
     def end_stroke(self) -> Step | None:
-        """Close the stroke: one undo step; an edited plane is marked reviewed."""
+        """Close the stroke: one undo step; with ``review_on_edit`` (or for "nothing here") the edited plane is
+        marked reviewed."""
         stroke, self._stroke = self._stroke, None
         if stroke is None:
             return None
-        patch = plane_patch(stroke.axis, stroke.index, stroke.before, plane_of(self.labels.labels, stroke.axis, stroke.index))
+        patch = plane_patch(stroke.axis, stroke.index, stroke.before, plane_of(self.labels.labels, stroke.axis, stroke.index),
+                            stroke.annotated_before, plane_of(self.annotated, stroke.axis, stroke.index))
         return self._commit(stroke.name, stroke.axis, {stroke.index: patch}, {stroke.index: stroke.review_before})
 
-    def _commit(self, name: str, axis: int, patches: dict[int, Patch | None], review_before: dict[int, bool]) -> Step | None:
+    def _commit(self, name: str, axis: int, patches: dict[int, Patch | None], review_before: dict[int, bool],
+                review: bool | None = None) -> Step | None:
         """One undo step of the planes along ``axis`` that changed (``patches`` by plane index); each is
-        marked reviewed."""
+        marked reviewed when ``review`` (default: ``review_on_edit``)."""
         changed = {k: p for k, p in patches.items() if p is not None}
         if not changed:
             return None
+        review = self.review_on_edit if review is None else review
         flags = self.reviewed_in(axis)
-        before = tuple((k, review_before[k]) for k in sorted(changed))
-        for k in changed:
+        before = tuple((k, review_before[k]) for k in sorted(changed)) if review else ()
+        for k, _ in before:
             flags[k] = True
         step = (Step(name, tuple(changed.values()), before) if axis == 0 else
                 Step(name, tuple(changed.values()), planes_before=tuple((axis, k, b) for k, b in before)))
@@ -350,26 +421,31 @@ class Session:
         self._emit("history_changed")
         return step
 
-    def _replace_planes(self, name: str, new: dict[int, np.ndarray]) -> Step | None:
-        """Replace planes (by index along the shown axis) as one undo step."""
+    def _replace_planes(self, name: str, new: dict[int, np.ndarray], review: bool | None = None) -> Step | None:
+        """Replace planes (by index along the shown axis) as one undo step; the voxels that change become
+        annotated (the user's edit)."""
         axis, labels = self.axis, self.labels.labels
-        patches = {k: plane_patch(axis, k, plane_of(labels, axis, k), plane) for k, plane in new.items()}
-        review = {k: bool(self.reviewed_in(axis)[k]) for k in new}
+        marks = {k: plane_of(self.annotated, axis, k) for k in new}
+        after_marks = {k: marks[k] | (plane_of(labels, axis, k) != plane) for k, plane in new.items()}
+        patches = {k: plane_patch(axis, k, plane_of(labels, axis, k), plane, marks[k], after_marks[k])
+                   for k, plane in new.items()}
+        review_before = {k: bool(self.reviewed_in(axis)[k]) for k in new}
         box = None
         for k, plane in new.items():
             plane_of(labels, axis, k)[...] = plane
+            marks[k][...] = after_marks[k]
             if patches[k] is not None:
                 box = _union(box, patches[k].box)
         if box is not None:  # before the commit: listeners (autosave) see the change first
             self._emit("labels_changed", tuple(range(box[0].start, box[0].stop)), box)
-        return self._commit(name, axis, patches, review)
+        return self._commit(name, axis, patches, review_before, review)
 
     # -- plane operations (in the shown plane) ---------------------------------------------------
     def mark_empty(self) -> Step | None:
         """"Nothing here": the shown plane becomes background everywhere and reviewed, as one undo step. A
         reviewed plane without the structure tells training what the structure is not (e.g. the slices at the
         ends of a volume where a model trained on a few lesion slices paints lesion-like tissue)."""
-        step = self._replace_planes("nothing here", {self.index: np.zeros_like(self.plane(self.labels.labels))})
+        step = self._replace_planes("nothing here", {self.index: np.zeros_like(self.plane(self.labels.labels))}, True)
         if step is None:  # already empty: only the review flag changes
             self.set_reviewed(self.index, True, self.axis)
         return step
@@ -446,10 +522,10 @@ class Session:
                 self.slice_scores[list(slices)] = scores
             self._plane_scores.clear()
             self._emit("uncertainty_changed")
-        keep = self._kept_voxels()
         written = tuple(int(z) for z, _ in zip(slices, labels) if not self.reviewed[z] and z != self._axial_stroke())
         for z, plane in zip(slices, labels):
             if z in written:
+                keep = self._kept_voxels(z)
                 self.labels.labels[z] = plane if keep is None else np.where(keep, self.labels.labels[z], plane)
         if written:
             if self.predicted is not None:
@@ -460,26 +536,29 @@ class Session:
     def _axial_stroke(self) -> int | None:
         return self._stroke.index if self._stroke is not None and self._stroke.axis == 0 else None
 
-    def _kept_voxels(self) -> np.ndarray | None:
-        """``(y, x)`` bool: what a prediction must not write in an axial slice (the voxels of reviewed coronal
-        and sagittal planes, and of a drag in progress in one of them); None: nothing."""
+    def _kept_voxels(self, z: int) -> np.ndarray | None:
+        """``(y, x)`` bool: what a prediction must not write in axial slice ``z`` (the voxels the user
+        annotated, those of reviewed coronal and sagittal planes, and of a drag in progress in one of them);
+        None: nothing."""
         coronal, sagittal = self.reviewed_coronal.copy(), self.reviewed_sagittal.copy()
         if self._stroke is not None and self._stroke.axis:
             (coronal if self._stroke.axis == 1 else sagittal)[self._stroke.index] = True
+        marks = self.annotated[z]
+        some = marks.any()
         if not (coronal.any() or sagittal.any()):
-            return None
-        return coronal[:, None] | sagittal[None, :]
+            return marks if some else None
+        planes = coronal[:, None] | sagittal[None, :]
+        return planes | marks if some else planes
 
     def commit_prediction(self, befores: dict[int, np.ndarray]) -> Step | None:
         """Make a finished segmentation one undo step (``befores``: the slices before it wrote them). What the
         user edited while it ran is not part of it: slices reviewed since, and the voxels of reviewed coronal and
         sagittal planes (undoing the segmentation must not take a stroke back)."""
-        keep = self._kept_voxels()
         patches = []
         for z, before in befores.items():
             if self.reviewed[z]:
                 continue
-            current = self.labels.labels[z]
+            current, keep = self.labels.labels[z], self._kept_voxels(z)
             if (p := diff_patch(z, before if keep is None else np.where(keep, current, before), current)) is not None:
                 patches.append(p)
         if not patches:
@@ -493,9 +572,9 @@ class Session:
         """Take back a segmentation that failed: the slices it wrote get their content back (reviewed
         slices were never written). Autosave is told at once (``committed``), so that a crash after the
         failure cannot bring the partial result back. Returns the slices restored."""
-        keep = self._kept_voxels()
         restored = tuple(int(z) for z in befores if not self.reviewed[z] and z != self._axial_stroke())
         for z in restored:
+            keep = self._kept_voxels(z)
             self.labels.labels[z] = befores[z] if keep is None else np.where(keep, self.labels.labels[z], befores[z])
             if self.predicted is not None:
                 self.predicted[z] = False
@@ -522,17 +601,39 @@ class Session:
     def provenance(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Per axial slice: edited by the user (reviewed, or crossed by a reviewed coronal or sagittal plane)
         and written by a segmentation (None: unknown); what a DICOM-SEG records as each segment's algorithm type."""
-        return provenance(self.reviewed, self.reviewed_coronal, self.reviewed_sagittal, self.predicted)
+        return provenance(self.reviewed, self.reviewed_coronal, self.reviewed_sagittal, self.predicted, self.annotated)
 
     def training_labels(self) -> np.ndarray:
-        """Labels of the reviewed planes (not of test slices), 255 ("not annotated") elsewhere."""
-        return training_labels(self.labels.labels, self.reviewed, self.test, self.reviewed_coronal, self.reviewed_sagittal)
+        """Labels of the reviewed planes and of the annotated voxels (not of test slices), 255 ("not
+        annotated") elsewhere."""
+        return training_labels(self.labels.labels, self.reviewed, self.test, self.reviewed_coronal,
+                               self.reviewed_sagittal, self.annotated)
+
+    def annotation_labels(self) -> np.ndarray:
+        """Everything the user annotated, test slices included, 255 elsewhere (see :func:`annotation_labels`)."""
+        return annotation_labels(self.labels.labels, self.reviewed, self.reviewed_coronal, self.reviewed_sagittal,
+                                 self.annotated)
+
+    def annotation_counts(self) -> dict[str, int]:
+        """What training would learn from: ``reviewed`` planes (of every axis), ``stroked`` axial slices with
+        strokes only (not reviewed, not test), and the annotated voxels outside reviewed planes, split into
+        ``foreground`` (a label) and ``background``."""
+        if not self.is_open:
+            return {"reviewed": 0, "stroked": 0, "foreground": 0, "background": 0}
+        outside = ~training_mask(self.reviewed, self.test, self.reviewed_coronal, self.reviewed_sagittal)
+        strokes = self.annotated & outside & ~self.test[:, None, None]
+        per_slice = strokes.any(axis=(1, 2))
+        labelled = int(np.count_nonzero(strokes & (self.labels.labels > 0) & (self.labels.labels != UNANNOTATED)))
+        return {"reviewed": int(self.reviewed.sum() + self.reviewed_coronal.sum() + self.reviewed_sagittal.sum()),
+                "stroked": int(per_slice.sum()), "foreground": labelled,
+                "background": int(np.count_nonzero(strokes)) - labelled}
 
     @property
     def has_training_data(self) -> bool:
-        """Some voxels are reviewed outside the test slices."""
+        """Some voxels are reviewed or annotated outside the test slices."""
         return bool((self.reviewed & ~self.test).any() or ((self.reviewed_coronal.any() or self.reviewed_sagittal.any())
-                                                            and not self.test.all()))
+                                                            and not self.test.all())
+                    or (self.annotated.size and (stroke_slices(self.annotated) & ~self.test).any()))
 
     # -- undo ------------------------------------------------------------------------------------
     def undo(self) -> bool:
@@ -552,6 +653,8 @@ class Session:
     def _apply(self, step: Step, undo: bool) -> None:
         for p in step.patches:
             self.labels.labels[p.box] = p.before if undo else p.after
+            if p.annotated_before is not None:
+                self.annotated[p.box] = p.annotated_before if undo else p.annotated_after
         for z, before in step.reviewed_before:
             self.reviewed[z] = before if undo else (True if step.patches or step.test_before else not before)
         for axis, k, before in step.planes_before:

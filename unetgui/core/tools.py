@@ -34,11 +34,14 @@ def stroke_points(y0: float, x0: float, y1: float, x1: float, radius: float) -> 
 
 
 def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
-        allowed: np.ndarray | None = None, only: int | None = None) -> tuple[int, int, int, int] | None:
+        allowed: np.ndarray | None = None, only: int | None = None,
+        marks: np.ndarray | None = None, mark: bool = True) -> tuple[int, int, int, int] | None:
     """Paint a disk of ``value`` centred at (cy, cx) into ``labels`` (2-D, in place).
 
     ``allowed``: boolean slice mask limiting where paint lands (threshold brush). ``only``: change only
-    voxels that currently hold this value (the eraser erases the active label only). Returns the box
+    voxels that currently hold this value (the eraser erases the active label only). ``marks``: a boolean
+    slice (the annotation mask) set to ``mark`` over the whole disk within ``allowed`` (``only`` limits the
+    paint, not the marks: the eraser takes the annotation away wherever it passes). Returns the box
     ``(y0, y1, x0, x1)`` touched, or None when the disk lies outside the slice.
     """
     d = disk(radius)
@@ -51,6 +54,8 @@ def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
     region = labels[y0:y1, x0:x1]
     if allowed is not None:
         mask &= allowed[y0:y1, x0:x1]
+    if marks is not None:
+        marks[y0:y1, x0:x1][mask] = mark
     if only is not None:
         mask &= region == only
     region[mask] = value

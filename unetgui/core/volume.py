@@ -42,6 +42,20 @@ def annotated_slices(labels: np.ndarray) -> np.ndarray:
     return (labels > 0).any(axis=(1, 2))
 
 
+#: a slice annotated over at least this share of its voxels is a complete slice (a reviewed plane, a dense
+#: label file's slice with an ignore region); less is a partial slice (strokes)
+COMPLETE_SHARE = 0.5
+
+
+def slice_coverage(labels: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(annotated, partial)``: the slices of ``labels`` ``(z, y, x)`` with any annotated voxel, and those of
+    them annotated over less than :data:`COMPLETE_SHARE` of the slice."""
+    counts = (np.asarray(labels) != UNANNOTATED).sum(axis=(1, 2))
+    plane = labels.shape[1] * labels.shape[2]
+    annotated = tuple(int(z) for z in np.flatnonzero(counts))
+    return annotated, tuple(int(z) for z in np.flatnonzero((counts > 0) & (counts < COMPLETE_SHARE * plane)))
+
+
 def without_unannotated(labels: np.ndarray) -> np.ndarray:
     """A uint8 copy of ``labels`` with 255 ("not annotated") written as 0: what every export writes."""
     return np.where(labels == UNANNOTATED, 0, labels).astype(np.uint8)

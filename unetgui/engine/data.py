@@ -2,7 +2,9 @@
 foreground-aware patch sampling.
 
 Sparse annotation is normal: label 255 means "not annotated" (no loss there), and slices without any
-annotated voxel are not training data at all.
+annotated voxel are not training data at all. A slice annotated over less than :data:`COMPLETE_SHARE` of its
+voxels (the strokes of corrective annotation) trains but never validates, and does not count toward the
+few-slice rules: its Dice would only measure the strokes (core.volume.slice_coverage).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unetgui.core.errors import UnetguiError
-from unetgui.core.volume import UNANNOTATED
+from unetgui.core.volume import UNANNOTATED, slice_coverage
 from unetgui.engine.preprocessing import Preprocessing, resize_slices
 
 
@@ -27,6 +29,13 @@ class Case:
     # label value -> sampled foreground locations (n, 3) (z, y, x): the cache's index (engine/cache.py), so
     # that foreground patches are drawn without scanning memory-mapped labels; None: found per slice
     foreground: dict[int, np.ndarray] | None = None
+    partial: tuple[int, ...] = ()  # annotated slices with strokes only (see COMPLETE_SHARE): train, never validate
+
+    @property
+    def complete(self) -> tuple[int, ...]:
+        """The annotated slices that are not partial: what validates and counts as an annotated slice."""
+        partial = set(self.partial)
+        return tuple(z for z in self.annotated if z not in partial)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -46,7 +55,6 @@ class LabelView:
 
 SliceRef = tuple[int, int]  # (case index, slice index)
 
-
 def prepare_case(name: str, voxels: np.ndarray, labels: np.ndarray, pre: Preprocessing) -> Case:
     """Normalise and resize one annotated volume."""
     if voxels.shape != labels.shape:
@@ -60,20 +68,22 @@ def with_labels(case: Case, labels: np.ndarray) -> Case:
     the image's working size, e.g. the slices reviewed while training runs; no new copy of the image."""
     if labels.shape[0] != case.image.shape[0]:
         raise UnetguiError(f"{case.name}: {labels.shape[0]} label slices for {case.image.shape[0]} image slices")
-    annotated = tuple(int(z) for z in np.flatnonzero((labels != UNANNOTATED).any(axis=(1, 2))))
-    return Case(case.name, case.image, resize_slices(labels, case.image.shape[1:], nearest=True), annotated)
+    annotated, partial = slice_coverage(labels)
+    return Case(case.name, case.image, resize_slices(labels, case.image.shape[1:], nearest=True), annotated,
+                partial=partial)
 
 
 def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
           holdout_min: int = 0) -> tuple[list[SliceRef], list[SliceRef]]:
-    """Train and validation slices. Fewer than ``holdout_min`` annotated slices in all: every slice trains,
+    """Train and validation slices. Fewer than ``holdout_min`` complete slices in all: every slice trains,
     none validates. Several volumes: split by volume (about ``val_fraction`` of them, at least one, never
-    all); one volume: every ~6th annotated slice, at least one, evenly spread."""
+    all); one volume: every ~6th complete slice, at least one, evenly spread. Partial slices (strokes) always
+    train: a validation Dice on strokes would measure the strokes, not the model."""
     refs = [[(c, z) for z in case.annotated] for c, case in enumerate(cases)]
     with_data = [c for c, r in enumerate(refs) if r]
     if not with_data:
         raise UnetguiError("no annotated slice: mark or paint at least one slice before training")
-    if sum(len(r) for r in refs) < holdout_min:
+    if sum(len(cases[c].complete) for c in with_data) < holdout_min:
         return [r for c in with_data for r in refs[c]], []
     if len(with_data) >= 2:
         rng = np.random.default_rng(seed)
@@ -82,24 +92,27 @@ def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
         train = [r for c in with_data if c not in val_cases for r in refs[c]]
         val = [r for c in sorted(val_cases) for r in refs[c]]
         return train, val
-    only = refs[with_data[0]]
+    c = with_data[0]
+    only = [(c, z) for z in cases[c].complete]
     if len(only) < 2:
-        return only, []  # one annotated slice: nothing to validate on (training loss selects the best epoch)
+        return refs[c], []  # at most one complete slice: nothing to validate on (training loss selects the best epoch)
     n_val = max(1, round(len(only) * val_fraction))
     picks = np.unique(np.linspace(0, len(only) - 1, n_val + 2)[1:-1].round().astype(int))
     val = [only[i] for i in picks]
-    return [r for r in only if r not in val], val
+    return [r for r in refs[c] if r not in val], val
 
 
 def slice_folds(cases: list[Case], count: int) -> list[tuple[list[SliceRef], list[SliceRef]]]:
-    """``count`` cross-validation folds over the annotated slices of all cases (for too few annotated slices to
+    """``count`` cross-validation folds over the complete slices of all cases (for too few annotated slices to
     hold some out): fold ``i`` validates every ``count``-th slice from the ``i``-th, so each fold's validation
-    slices are spread along the volume, and together the folds validate every annotated slice once."""
-    refs = [(c, z) for c, case in enumerate(cases) for z in case.annotated]
+    slices are spread along the volume, and together the folds validate every complete slice once. Partial
+    slices (strokes) train in every fold."""
+    refs = [(c, z) for c, case in enumerate(cases) for z in case.complete]
+    partial = [(c, z) for c, case in enumerate(cases) for z in case.partial]
     if len(refs) < 2:
-        raise UnetguiError(f"{len(refs)} annotated slice(s): cross-validation needs at least 2")
+        raise UnetguiError(f"{len(refs)} completely annotated slice(s): cross-validation needs at least 2")
     count = max(2, min(count, len(refs)))
-    return [([r for j, r in enumerate(refs) if j % count != i], refs[i::count]) for i in range(count)]
+    return [([r for j, r in enumerate(refs) if j % count != i] + partial, refs[i::count]) for i in range(count)]
 
 
 def split_cases(count: int, seed: int = 0, given: list[str] | None = None, test_fraction: float = 0.2,
@@ -153,7 +166,9 @@ def context_stack(image: np.ndarray, z: int, context: int) -> np.ndarray:
 
 class PatchSampler:
     """Random training patches ``(py, px)``; a share of them centred near a voxel of a randomly chosen label
-    (each label present in a slice equally often, so a rare label is sampled as much as a common one)."""
+    (each label present in a slice equally often, so a rare label is sampled as much as a common one). The
+    other patches of a partial slice (strokes) are centred near one of its annotated voxels, background
+    strokes included: a patch of a mostly unannotated slice placed at random would carry no loss."""
 
     def __init__(self, cases: list[Case], refs: list[SliceRef], patch: int | tuple[int, int], context: int,
                  foreground_fraction: float = 0.5, seed: int = 0) -> None:
@@ -165,6 +180,7 @@ class PatchSampler:
         self.rng = np.random.default_rng(seed)
         self.weights: dict[SliceRef, np.ndarray] = {}  # loss weight maps of some slices (others weigh 1)
         self._foreground: dict[SliceRef, list[np.ndarray]] = {}
+        self._strokes: dict[SliceRef, np.ndarray] = {}  # flat indices of the annotated voxels of partial slices
         # cached cases: their foreground locations in the training slices, per label (see Case.foreground)
         self._located: dict[int, list[np.ndarray]] = {}
         wanted: dict[int, set[int]] = {}
@@ -183,11 +199,13 @@ class PatchSampler:
             per_label = [np.flatnonzero(lab == v) for v in np.unique(lab) if v not in (0, UNANNOTATED)]
             if per_label:
                 self._foreground[ref] = per_label
+            if ref[1] in cases[ref[0]].partial:
+                self._strokes[ref] = np.flatnonzero(lab != UNANNOTATED)
 
     def set_refs(self, refs: list[SliceRef]) -> None:
         """Replace the training slices (slices reviewed during training join at the next epoch)."""
         fresh = PatchSampler(self.cases, refs, self.patch, self.context, self.foreground_fraction)
-        self.refs, self._foreground, self._located = fresh.refs, fresh._foreground, fresh._located
+        self.refs, self._foreground, self._located, self._strokes = fresh.refs, fresh._foreground, fresh._located, fresh._strokes
 
     def batch(self, size: int, with_weights: bool = False) -> tuple[np.ndarray, ...]:
         """``(size, channels, py, px)`` float32 images and ``(size, py, px)`` uint8 labels (255 outside images);
@@ -212,6 +230,9 @@ class PatchSampler:
                 else:
                     voxels = fg[self.rng.integers(len(fg))]
                     cy, cx = divmod(int(voxels[self.rng.integers(voxels.size)]), w)
+                centred = True
+            elif (strokes := self._strokes.get(ref)) is not None and strokes.size:
+                cy, cx = divmod(int(strokes[self.rng.integers(strokes.size)]), w)
                 centred = True
             if centred:
                 y0 = int(np.clip(cy - py // 2 + self.rng.integers(-py // 4, py // 4 + 1), min(0, h - py), max(0, h - py)))

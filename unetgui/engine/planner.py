@@ -42,7 +42,7 @@ from scipy import ndimage
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.memory import release
-from unetgui.core.volume import UNANNOTATED
+from unetgui.core.volume import UNANNOTATED, slice_coverage
 from unetgui.engine.config import TrainConfig, UNetConfig, selection
 
 #: fewer annotated slices than this: no held-out validation slice, EMA weights at the end (docs/engine.md)
@@ -122,7 +122,7 @@ class Fingerprint:
     modality: str
     shapes_yx: tuple[tuple[int, int], ...]  # per volume
     spacing_yx: tuple[float, float]  # median in-plane spacing, mm
-    annotated: tuple[int, ...]  # annotated slices per volume
+    annotated: tuple[int, ...]  # complete annotated slices per volume (core.volume.COMPLETE_SHARE; not strokes)
     widths: dict[int, float] = field(default_factory=dict)  # label value -> thinnest structure (px), see below
     fractions: dict[int, float] = field(default_factory=dict)  # label value -> median share of an annotated slice
     extents: dict[int, float] = field(default_factory=dict)  # label value -> largest structure's bounding box side (px)
@@ -165,18 +165,21 @@ def fingerprint(images: list[np.ndarray], labels: list[np.ndarray], modality: st
 
     A structure's width is the diameter of the largest disc inside one 2-D connected component (twice the
     maximum of the distance transform); a label's width is the 10th percentile over its components (specks
-    under 4 px ignored), so one thin part sets it. At most ``max_slices`` annotated slices are measured.
+    under 4 px ignored), so one thin part sets it. At most ``max_slices`` annotated slices are measured: the
+    complete ones (a stroke's width and share say nothing of the structure), partial ones only without any.
     """
     if len(images) != len(labels):
         raise UnetguiError("one label volume per image is needed")
-    annotated = []
+    annotated, partial = [], []
     for lab in labels:
-        annotated.append(np.flatnonzero((lab != UNANNOTATED).any(axis=(1, 2))))
+        some, strokes = slice_coverage(lab)
+        annotated.append([z for z in some if z not in set(strokes)])
+        partial.append(list(strokes))
         release(lab)  # a memory-mapped volume (the data set cache): read, not kept resident
     widths: dict[int, list[float]] = {}
     extents: dict[int, list[float]] = {}
     fractions: dict[int, list[float]] = {}
-    refs = [(i, int(z)) for i, zs in enumerate(annotated) for z in zs]
+    refs = [(i, int(z)) for i, zs in enumerate(annotated if any(annotated) else partial) for z in zs]
     if len(refs) > max_slices:
         refs = [refs[int(k)] for k in np.linspace(0, len(refs) - 1, max_slices).round()]
     fg_values = []

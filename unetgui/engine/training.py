@@ -124,7 +124,7 @@ class Trainer:
         self.source_cases = list(cases)  # label values, as given (update_data takes the same)
         # label values -> class indices; values outside the table count as not annotated
         self.cases = [Case(c.name, c.image, lut[c.labels] if type(c.labels) is np.ndarray else LabelView(c.labels, lut),
-                           c.annotated, c.foreground) for c in cases]
+                           c.annotated, c.foreground, c.partial) for c in cases]
         if not train:
             raise UnetguiError("no training slices")
         self.train_refs, self.val_refs = list(train), list(val)

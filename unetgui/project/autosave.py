@@ -98,10 +98,11 @@ class Autosaver:
             had_box = self._box is not None
             if had_box:
                 box = self._box
-                journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes, made)
+                journal.append_box(tuple(b.start for b in box), s.labels.labels[box], s.reviewed, s.test, planes, made,
+                                   s.annotated[box])
                 self._box = None
             if slices or not had_box:  # whole slices, or a change of flags alone
-                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes, made)
+                journal.append(slices, s.labels.labels[slices], s.reviewed, s.test, planes, made, s.annotated[slices])
                 self._dirty.clear()
         except (UnetguiError, OSError) as exc:  # kept dirty: the next edit (or Save) tries again
             self.failed(f"Autosave failed: {exc}. Your edits are still on screen; free disk space or "
@@ -115,7 +116,7 @@ class Autosaver:
         if s.generation != self.generation:
             raise RuntimeError("the session shows another document than this autosaver's")
         self.project.save_labels(self.series_id, s.labels.labels, s.reviewed, s.test,
-                                 (s.reviewed_coronal, s.reviewed_sagittal), s.predicted)
+                                 (s.reviewed_coronal, s.reviewed_sagittal), s.predicted, s.annotated)
         self._dirty.clear()
         self._box = None
         self._flags = self._current_flags()

@@ -14,7 +14,9 @@ A record of an edit in a coronal or sagittal plane holds a 3-D box instead of wh
 ``{"box": [z0, y0, x0, depth, height, width], ...}`` + zlib(the box's labels), so that a stroke across 300
 axial slices costs kilobytes, not 300 slices. Records carry the review flags of the coronal and sagittal
 planes too (``"coronal"``, ``"sagittal"``: bit strings) and the axial slices a segmentation wrote
-(``"predicted"``), each absent from journals written before it was kept.
+(``"predicted"``), each absent from journals written before it was kept. A record with ``"annotated": 1``
+holds the annotation mask of its slices or box after the labels (one byte per voxel, 0 or 1: the voxels the
+user's strokes annotated, core/session.py); records without it leave the mask as it was.
 
 ``base`` is the token of the label snapshot the journal continues; a journal whose base differs from the
 snapshot's (a crash between writing a new snapshot and starting a fresh journal) is already contained in
@@ -58,15 +60,19 @@ class Record:
     coronal: np.ndarray | None = None  # review flags of the coronal planes (y); None: not recorded
     sagittal: np.ndarray | None = None  # and of the sagittal planes (x)
     predicted: np.ndarray | None = None  # axial slices a segmentation wrote; None: not recorded
+    marks: np.ndarray | None = None  # the annotation mask of the slices or box (bool, shape of planes); None: not recorded
 
-    def apply(self, labels: np.ndarray) -> None:
-        """Write this record's labels into the label volume."""
+    def apply(self, labels: np.ndarray, annotated: np.ndarray | None = None) -> None:
+        """Write this record's labels into the label volume (and its marks into the ``annotated`` mask)."""
         if self.origin is None:
-            labels[list(self.slices)] = self.planes
+            where = (list(self.slices),)
         else:
             z, y, x = self.origin
             d, h, w = self.planes.shape
-            labels[z:z + d, y:y + h, x:x + w] = self.planes
+            where = (slice(z, z + d), slice(y, y + h), slice(x, x + w))
+        labels[where] = self.planes
+        if annotated is not None and self.marks is not None:
+            annotated[where] = self.marks
 
 
 def _bits(flags: np.ndarray) -> str:
@@ -135,26 +141,36 @@ class Journal:
         self._file = open(path, "ab")  # noqa: SIM115 - kept open for appends, closed in close()
 
     def append(self, slices, planes: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-               reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
-        """Write one record of whole slices and fsync it (durable when this returns)."""
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None,
+               marks: np.ndarray | None = None) -> None:
+        """Write one record of whole slices (and their annotation ``marks``) and fsync it (durable when this
+        returns)."""
         slices = tuple(int(z) for z in slices)
         planes = np.ascontiguousarray(planes, np.uint8)
-        if planes.shape != (len(slices), *self.shape[1:]):
+        if planes.shape != (len(slices), *self.shape[1:]) or (marks is not None and np.shape(marks) != planes.shape):
             raise ValueError(f"planes {planes.shape} do not fit slices {slices} of {self.shape}")
-        self._write({"slices": list(slices)}, planes, reviewed, test, reviewed_planes, predicted)
+        self._write({"slices": list(slices)}, planes, reviewed, test, reviewed_planes, predicted, marks)
 
     def append_box(self, origin: tuple[int, int, int], block: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-                   reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
-        """Write one record of a 3-D box of labels (``block`` at ``origin``) and fsync it."""
+                   reviewed_planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None,
+                   marks: np.ndarray | None = None) -> None:
+        """Write one record of a 3-D box of labels (``block`` at ``origin``, and its annotation ``marks``)
+        and fsync it."""
         block = np.ascontiguousarray(block, np.uint8)
         origin = tuple(int(v) for v in origin)
-        if block.ndim != 3 or not all(0 <= o and o + n <= s for o, n, s in zip(origin, block.shape, self.shape)):
+        if (block.ndim != 3 or not all(0 <= o and o + n <= s for o, n, s in zip(origin, block.shape, self.shape))
+                or (marks is not None and np.shape(marks) != block.shape)):
             raise ValueError(f"box {block.shape} at {origin} does not fit {self.shape}")
-        self._write({"slices": [], "box": [*origin, *block.shape]}, block, reviewed, test, reviewed_planes, predicted)
+        self._write({"slices": [], "box": [*origin, *block.shape]}, block, reviewed, test, reviewed_planes, predicted,
+                    marks)
 
     def _write(self, head: dict, data: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-               reviewed_planes: tuple[np.ndarray, np.ndarray] | None, predicted: np.ndarray | None = None) -> None:
+               reviewed_planes: tuple[np.ndarray, np.ndarray] | None, predicted: np.ndarray | None = None,
+               marks: np.ndarray | None = None) -> None:
         head = {**head, "reviewed": _bits(reviewed), "test": _bits(test)}
+        if marks is not None:
+            head["annotated"] = 1
+            data = np.concatenate([data.ravel(), np.ascontiguousarray(marks, bool).ravel().view(np.uint8)])
         if reviewed_planes is not None:
             head["coronal"], head["sagittal"] = _bits(reviewed_planes[0]), _bits(reviewed_planes[1])
         if predicted is not None:
@@ -262,6 +278,9 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
             return None
         if predicted is not None and not _is_bits(predicted, shape[0]):
             return None
+        marked = meta.get("annotated", 0)
+        if marked not in (0, 1) or type(marked) is not int:
+            return None
         box = meta.get("box")
         if box is not None:
             if (slices or not isinstance(box, list) or len(box) != 6 or not all(type(v) is int for v in box)
@@ -270,6 +289,7 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
             expected = box[3] * box[4] * box[5]
         else:
             expected = len(slices) * shape[1] * shape[2]
+        expected *= 1 + marked  # the labels, then the annotation mask
         inflate = zlib.decompressobj()
         raw = inflate.decompress(payload[4 + n:], expected + 1)  # never more than the slices can hold
     except (ValueError, TypeError, KeyError, RecursionError, zlib.error):
@@ -277,9 +297,14 @@ def _record_at(data: bytes, pos: int, shape: tuple[int, int, int]) -> Record | N
     if len(raw) != expected or not inflate.eof:
         return None
     data = np.frombuffer(raw, np.uint8)
+    marks = None
+    if marked:
+        data, marks = data[:expected // 2], data[expected // 2:]
+        if marks.max(initial=0) > 1:
+            return None
     flags = (_flags(coronal), _flags(sagittal)) if coronal is not None else (None, None)
     made = None if predicted is None else _flags(predicted)
-    if box is not None:
-        return Record((), data.reshape(box[3:]), _flags(reviewed), _flags(test), tuple(box[:3]), *flags, made)
-    return Record(slices, data.reshape(len(slices), shape[1], shape[2]), _flags(reviewed), _flags(test), None, *flags,
-                  made)
+    shaped = tuple(box[3:]) if box is not None else (len(slices), shape[1], shape[2])
+    marks = None if marks is None else marks.view(bool).reshape(shaped)
+    return Record(slices if box is None else (), data.reshape(shaped), _flags(reviewed), _flags(test),
+                  None if box is None else tuple(box[:3]), *flags, made, marks)

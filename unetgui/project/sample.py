@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 
 from unetgui.core.progress import CancelToken, ProgressFn
-from unetgui.core.volume import UNANNOTATED, without_unannotated
+from unetgui.core.session import label_file_annotation
 from unetgui.project.store import ModelEntry, Project
 
 
@@ -30,10 +30,10 @@ def build_sample(resources: str, root: str, progress: ProgressFn | None = None, 
 
         table = load(model).labels
     labels = nifti.read_labels(os.path.join(sample, "labels.nii.gz"), volume, table)
-    annotated = (labels.labels != UNANNOTATED).all(axis=(1, 2))
+    values, reviewed, annotated = label_file_annotation(labels.labels)  # as File > Open labels reads it
     project.table = labels.table
     entry = project.add_series(project.path("dicom"), volume, "dicom")
-    project.save_labels(entry.id, without_unannotated(labels.labels), annotated, np.zeros_like(annotated))
+    project.save_labels(entry.id, values, reviewed, np.zeros_like(reviewed), annotated=annotated)
     project.unlock()
     if os.path.isfile(model):
         os.makedirs(project.path("models"), exist_ok=True)

@@ -4,7 +4,8 @@ models with their training history, and the app state. No Qt; every file is writ
 Layout::
 
     project.json                 series (source path + SeriesInstanceUID), label table, models, state
-    labels/<series id>.npz       labels (uint8, 255 = not annotated), reviewed, test flags, snapshot token
+    labels/<series id>.npz       labels (uint8, 255 = not annotated), reviewed, test flags, the annotation mask
+                                 (the voxels the user's strokes annotated), snapshot token
     labels/<series id>.journal   autosave journal of the edits since that snapshot (see journal.py)
     models/<name>.unetgui        model files (safetensors + JSON metadata)
     .lock                        present while the project is open; left behind by a crash
@@ -102,6 +103,7 @@ class SeriesLabels:
     note: str = ""  # for the user when the journal was damaged (what was kept)
     planes: tuple[np.ndarray, np.ndarray] | None = None  # reviewed coronal (y) and sagittal (x) planes
     predicted: np.ndarray | None = None  # axial slices a segmentation wrote; None: not known (older files)
+    annotated: np.ndarray | None = None  # (z, y, x) bool: the voxels the user's strokes annotated
 
 
 class Project:
@@ -238,14 +240,20 @@ class Project:
 
     # -- labels ----------------------------------------------------------------------------------
     def save_labels(self, series_id: str, labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray,
-                    planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None) -> None:
+                    planes: tuple[np.ndarray, np.ndarray] | None = None, predicted: np.ndarray | None = None,
+                    annotated: np.ndarray | None = None) -> None:
         """Snapshot the labels of a series atomically (with the reviewed axial slices, test slices, reviewed
-        coronal and sagittal ``planes`` and the ``predicted`` slices, when known) and start an empty journal."""
+        coronal and sagittal ``planes``, the ``predicted`` slices, when known, and the voxels ``annotated`` by
+        strokes) and start an empty journal."""
         token = uuid.uuid4().hex
         buffer = io.BytesIO()
         _, y, x = labels.shape
         coronal, sagittal = planes if planes is not None else (np.zeros(y, bool), np.zeros(x, bool))
         extra = {} if predicted is None else {"predicted": np.asarray(predicted, bool)}
+        if annotated is not None:
+            if np.shape(annotated) != labels.shape:
+                raise ValueError("the annotation mask does not fit the labels")
+            extra["annotated"] = np.asarray(annotated, bool)
         np.savez_compressed(buffer, labels=labels, reviewed=np.asarray(reviewed, bool), test=np.asarray(test, bool),
                             reviewed_coronal=np.asarray(coronal, bool), reviewed_sagittal=np.asarray(sagittal, bool),
                             token=np.array(token), **extra)
@@ -268,17 +276,19 @@ class Project:
                 coronal = data["reviewed_coronal"].copy() if "reviewed_coronal" in data.files else np.zeros(y, bool)
                 sagittal = data["reviewed_sagittal"].copy() if "reviewed_sagittal" in data.files else np.zeros(x, bool)
                 predicted = data["predicted"].copy() if "predicted" in data.files else None
+                annotated = data["annotated"].copy() if "annotated" in data.files else np.zeros(labels.shape, bool)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
         found = _journal.scan(self.journal_path(series_id), token, labels.shape)
         for record in found.records:
-            record.apply(labels)
+            record.apply(labels, annotated)
             reviewed, test = record.reviewed.copy(), record.test.copy()
             if record.coronal is not None:
                 coronal, sagittal = record.coronal.copy(), record.sagittal.copy()
             if record.predicted is not None:
                 predicted = record.predicted.copy()
-        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note, (coronal, sagittal), predicted)
+        return SeriesLabels(labels, reviewed, test, len(found.records), token, found.note, (coronal, sagittal), predicted,
+                            annotated)
 
     def _check_snapshot(self, series_id: str, path: str) -> None:
         """The array headers of a labels snapshot match its series' shape, before any array is read (a
@@ -287,8 +297,9 @@ class Project:
         z, y, x = entry.shape if entry is not None and all(entry.shape) else (0, 0, 0)
         expected = {"labels": ((z, y, x), np.uint8), "reviewed": ((z,), np.bool_), "test": ((z,), np.bool_),
                     "reviewed_coronal": ((y,), np.bool_), "reviewed_sagittal": ((x,), np.bool_),
-                    "predicted": ((z,), np.bool_)}
-        optional = {"reviewed_coronal", "reviewed_sagittal", "predicted"}  # absent from snapshots written before them
+                    "predicted": ((z,), np.bool_), "annotated": ((z, y, x), np.bool_)}
+        # absent from snapshots written before them
+        optional = {"reviewed_coronal", "reviewed_sagittal", "predicted", "annotated"}
         with zipfile.ZipFile(path) as archive:
             members = set(archive.namelist())
             for name, (shape, dtype) in expected.items():
@@ -354,7 +365,8 @@ class Project:
             saved = self.load_labels(series_id)
             if saved.note:  # a damaged journal is not overwritten without a copy
                 _journal.keep_aside(self.journal_path(series_id), "damaged")
-            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test, saved.planes, saved.predicted)
+            self.save_labels(series_id, saved.labels, saved.reviewed, saved.test, saved.planes, saved.predicted,
+                             saved.annotated)
             self.close_journal(series_id)
 
     def discard_journal(self, series_id: str) -> None:

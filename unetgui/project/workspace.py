@@ -70,7 +70,7 @@ class Workspace:
                     saved = project.read_labels(entry.id)
                     if saved is None:
                         continue
-                    labels = training_labels(saved.labels, saved.reviewed, saved.test, *saved.planes)
+                    labels = training_labels(saved.labels, saved.reviewed, saved.test, *saved.planes, saved.annotated)
                     if (labels == UNANNOTATED).all():
                         continue
 

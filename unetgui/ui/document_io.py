@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.session import Session
-from unetgui.core.volume import Volume, annotated_slices
+from unetgui.core.volume import Volume
 from unetgui.formats.dicom import Series, load_series
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
@@ -35,7 +35,7 @@ class DocumentIO(QObject):
     busy = Signal(str)  # a message while loading, "" when done
     recent_changed = Signal()
     image_loaded = Signal(object, str, str)  # Volume, source path, kind ("dicom", "nifti", "nrrd")
-    labels_loaded = Signal(object, object)  # LabelMap on the open image's grid, reviewed slices (z,) bool
+    labels_loaded = Signal(object)  # LabelMap on the open image's grid, as the file holds it (255 kept)
 
     def __init__(self, parent: QWidget, session: Session, runner: JobRunner) -> None:
         super().__init__(parent)
@@ -127,9 +127,9 @@ class DocumentIO(QObject):
             labels, notes = result
             if self.session.volume is not volume or not self.may_replace_document():
                 return  # another image was opened meanwhile, or the user keeps the edits
-            # label files are annotations: their labelled slices count as reviewed, so no prediction
-            # overwrites them (the user can unmark a slice with R)
-            self.labels_loaded.emit(labels, annotated_slices(labels.labels))
+            # label files are annotations (core.session.label_file_annotation): a sparse file's voxels that are
+            # not 255, a dense file's labelled slices; no prediction overwrites them
+            self.labels_loaded.emit(labels)
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 

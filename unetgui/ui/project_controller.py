@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime
 import os
 
-import numpy as np
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtWidgets import QAbstractButton, QFileDialog, QLabel, QMessageBox, QWidget
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.paths import data_root
-from unetgui.core.session import Session
+from unetgui.core.session import Session, label_file_annotation
 from unetgui.core.volume import LabelMap, Volume
 from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
@@ -236,7 +235,8 @@ class ProjectController(QObject):
             self.session.open(volume, table=project.table if len(project.table) else None)
         else:
             self.session.open(volume, LabelMap(saved.labels, volume.affine.copy(), project.table),
-                              reviewed=saved.reviewed, test=saved.test, planes=saved.planes, predicted=saved.predicted)
+                              reviewed=saved.reviewed, test=saved.test, planes=saved.planes, predicted=saved.predicted,
+                              annotated=saved.annotated)
         restore_view(self.session, entry.state)
         if not len(project.table):
             project.table = self.session.table
@@ -261,14 +261,16 @@ class ProjectController(QObject):
             self._warned = True
             self.io.error(message)
 
-    def replace_labels(self, labels: LabelMap, reviewed: np.ndarray) -> None:
-        """Labels opened from a file replace the shown series' labels (saved at once, with their table)."""
+    def replace_labels(self, labels: LabelMap) -> None:
+        """Labels opened from a file replace the shown series' labels (saved at once, with their table); what
+        the file annotates (core.session.label_file_annotation) is the user's annotation."""
         if self.autosaver is not None:
             self.autosaver.flush()
             self.autosaver.detach()
             self.autosaver = None
-        self.session.open(self.session.volume, labels, reviewed=reviewed, test=self.session.test,
-                          predicted=None)  # a label file: who made it is not known
+        values, reviewed, annotated = label_file_annotation(labels.labels)
+        self.session.open(self.session.volume, LabelMap(values, labels.affine, labels.table), reviewed=reviewed,
+                          test=self.session.test, predicted=None, annotated=annotated)  # who made a label file: not known
         if self.project is not None and self.entry is not None:
             self.project.table = self.session.table
             self.project.save()
@@ -331,7 +333,7 @@ class ProjectController(QObject):
         s = self.session
         labels = (s.labels.labels.copy(), s.reviewed.copy(), s.test.copy(),
                   (s.reviewed_coronal.copy(), s.reviewed_sagittal.copy()),
-                  None if s.predicted is None else s.predicted.copy()) if carry else None
+                  None if s.predicted is None else s.predicted.copy(), s.annotated.copy()) if carry else None
         known = self._model_series.get(self.entry.id) if self.entry else None  # the model learnt from the image
         self.close_project()
         self._set_project(project)

@@ -1,0 +1,162 @@
+"""Corrective annotation in core (issue 26): strokes annotate their voxels only, the background brush, the
+eraser, R, undo/redo, predictions around strokes, label files with 255, and what training then sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import phantom_hu
+from unetgui.core.session import BrushSettings, Session, label_file_annotation, label_file_training_labels
+from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
+
+
+@pytest.fixture
+def session() -> Session:
+    s = Session()
+    s.open(Volume(phantom_hu((8, 64, 64)), np.eye(4), "CT"))
+    return s
+
+
+def _predict(session: Session) -> np.ndarray:
+    """A segmentation of every slice: a square of label 1 (partly wrong, as a model's is)."""
+    prediction = np.zeros(session.volume.shape, np.uint8)
+    prediction[:, 10:40, 10:40] = 1
+    befores = {z: session.labels.labels[z].copy() for z in range(8)}
+    session.apply_prediction(list(range(8)), prediction)
+    session.commit_prediction(befores)
+    return prediction
+
+
+def _disk(cy, cx, r, shape=(64, 64)) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_the_default_annotates_only_the_strokes_and_training_sees_exactly_them(session):
+    assert session.review_on_edit is False  # docs/corrective.md: the default the benchmark chose
+    prediction = _predict(session)
+    z = session.current_slice
+    session.begin_stroke()
+    session.paint_segment(50, 50, 50, 50, BrushSettings(radius=3))  # a missed part: foreground
+    session.end_stroke()
+    session.begin_stroke()
+    session.paint_segment(15, 15, 15, 15, BrushSettings(radius=4, background=True))  # a false positive: background
+    session.end_stroke()
+    fg, bg = _disk(50, 50, 3), _disk(15, 15, 4)
+    assert np.array_equal(session.annotated[z], fg | bg) and not session.annotated[np.arange(8) != z].any()
+    assert not session.reviewed.any() and session.has_training_data
+    assert (session.labels.labels[z][fg] == 1).all() and (session.labels.labels[z][bg] == 0).all()
+    rest = ~(fg | bg)
+    assert np.array_equal(session.labels.labels[z][rest], prediction[z][rest])  # the prediction stays on screen
+    train = session.training_labels()
+    assert (train[z][fg] == 1).all() and (train[z][bg] == 0).all() and (train[z][rest] == UNANNOTATED).all()
+    assert (train[np.arange(8) != z] == UNANNOTATED).all()
+    counts = session.annotation_counts()
+    assert counts == {"reviewed": 0, "stroked": 1, "foreground": int(fg.sum()), "background": int(bg.sum())}
+
+
+def test_R_makes_the_plane_truth_and_undo_redo_keep_the_annotation(session):
+    _predict(session)
+    z = session.current_slice
+    before_labels, before_marks = session.labels.labels.copy(), session.annotated.copy()
+    session.begin_stroke()
+    session.paint_segment(50, 45, 50, 55, BrushSettings(radius=2))
+    session.end_stroke()
+    after_labels, after_marks = session.labels.labels.copy(), session.annotated.copy()
+    assert session.undo()
+    assert np.array_equal(session.labels.labels, before_labels) and np.array_equal(session.annotated, before_marks)
+    assert session.redo()
+    assert np.array_equal(session.labels.labels, after_labels) and np.array_equal(session.annotated, after_marks)
+    session.set_reviewed(z)  # R: the whole plane, prediction included, is now truth
+    train = session.training_labels()
+    assert np.array_equal(train[z], session.labels.labels[z])
+    assert session.annotation_counts()["reviewed"] == 1 and session.annotation_counts()["stroked"] == 0
+    session.undo()  # R undone: the strokes stay annotated
+    assert (session.training_labels()[z] != UNANNOTATED).sum() == after_marks[z].sum()
+
+
+def test_the_eraser_takes_annotation_away(session):
+    z = session.current_slice
+    session.begin_stroke()
+    session.paint_segment(30, 20, 30, 40, BrushSettings(radius=4))
+    session.end_stroke()
+    session.begin_stroke()
+    session.paint_segment(30, 30, 30, 30, BrushSettings(radius=4, erase=True))
+    session.end_stroke()
+    erased = _disk(30, 30, 4)
+    assert not session.annotated[z][erased].any() and (session.labels.labels[z][erased] == 0).all()
+    assert (session.training_labels()[z][erased] == UNANNOTATED).all()
+    assert session.annotated[z][30, 20] and session.labels.labels[z, 30, 20] == 1
+
+
+def test_review_on_edit_marks_the_plane_reviewed(session):
+    session.set_review_on_edit(True)
+    _predict(session)
+    z = session.current_slice
+    session.begin_stroke()
+    session.paint_segment(50, 50, 50, 50, BrushSettings(radius=3, background=True))
+    session.end_stroke()
+    assert session.reviewed[z] and np.array_equal(session.training_labels()[z], session.labels.labels[z])
+    session.undo()
+    assert not session.reviewed[z] and not session.annotated.any()
+
+
+def test_a_segmentation_never_overwrites_annotated_voxels_and_its_undo_keeps_them(session):
+    z = session.current_slice
+    session.begin_stroke()
+    session.paint_segment(20, 20, 20, 20, BrushSettings(radius=3, background=True))  # "no structure here"
+    session.end_stroke()
+    session.begin_stroke()
+    session.paint_segment(50, 50, 50, 50, BrushSettings(radius=3))
+    session.end_stroke()
+    marks = session.annotated[z].copy()
+    painted = session.labels.labels[z].copy()
+    prediction = np.ones((8, 64, 64), np.uint8) * 0
+    prediction[:, 10:60, 10:60] = 1
+    befores = {k: session.labels.labels[k].copy() for k in range(8)}
+    written = session.apply_prediction(list(range(8)), prediction)
+    assert z in written  # a slice with strokes is not reviewed: the rest of it is segmented
+    assert np.array_equal(session.labels.labels[z][marks], painted[marks])
+    assert (session.labels.labels[z][~marks] == prediction[z][~marks]).all()
+    session.commit_prediction(befores)
+    session.undo()  # the segmentation goes, the strokes stay
+    assert np.array_equal(session.labels.labels[z], painted) and np.array_equal(session.annotated[z], marks)
+
+
+def test_fill_and_copy_annotate_what_they_change(session):
+    z = session.current_slice
+    session.flood_fill(5, 5)
+    assert session.annotated[z].all() and not session.reviewed[z]
+    session.set_slice(z + 1)
+    session.mark_empty()  # "nothing here" is always a review: the user looked at the whole plane
+    assert session.reviewed[z + 1]
+
+
+def test_a_sparse_label_file_annotates_exactly_its_voxels_that_are_not_255(session):
+    """Strokes in a sagittal plane (column x = 30) and one complete axial slice, 255 elsewhere."""
+    file = np.full((8, 64, 64), UNANNOTATED, np.uint8)
+    file[2:6, 10:40, 30] = 1
+    file[2:6, 40:50, 30] = 0
+    file[7] = 0
+    file[7, 5:9, 5:9] = 1
+    values, reviewed, annotated = label_file_annotation(file)
+    assert np.array_equal(annotated, file != UNANNOTATED) and np.flatnonzero(reviewed).tolist() == [7]
+    assert not (values == UNANNOTATED).any()
+    assert np.array_equal(label_file_training_labels(file), file)  # what `train --labels` trains on
+    session.open(session.volume, LabelMap(values, np.eye(4)), reviewed=reviewed, annotated=annotated)
+    assert np.array_equal(session.training_labels(), file)  # what the app trains on: the same
+
+
+def test_a_dense_label_file_annotates_its_labelled_slices():
+    file = np.zeros((6, 16, 16), np.uint8)
+    file[2, 4:8, 4:8] = 1
+    values, reviewed, annotated = label_file_annotation(file)
+    assert annotated is None and np.flatnonzero(reviewed).tolist() == [2]
+    train = label_file_training_labels(file)
+    assert np.array_equal(train[2], file[2]) and (train[np.arange(6) != 2] == UNANNOTATED).all()
+
+
+def test_open_checks_the_annotation_mask(session):
+    with pytest.raises(ValueError, match="annotation mask"):
+        session.open(session.volume, annotated=np.zeros((8, 64, 63), bool))
