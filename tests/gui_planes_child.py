@@ -1,5 +1,6 @@
 """Child process of the GUI crash test: the real window opens a project, shows the sagittal plane and paints
-strokes with mouse events, printing ``k done <crc of the labels> <sagittal review flags>`` after each; at
+strokes with mouse events, printing ``k done <crc of the labels> <sagittal review flags> <crc of the annotation
+mask>`` after each (the project's state says whether an edit marks its plane reviewed); at
 stroke ``kill_at`` it prints ``k moving`` in the middle of the drag and waits there to be killed (SIGKILL).
 
     python gui_planes_child.py PROJECT_ROOT SETTINGS_FOLDER KILL_AT
@@ -69,7 +70,8 @@ def main() -> None:
         send(view, QEvent.Type.MouseButtonRelease, points[-1], Qt.MouseButton.NoButton)
         app.processEvents()
         flags = "".join("1" if f else "0" for f in session.reviewed_sagittal)
-        print(f"{k} done {zlib.crc32(session.labels.labels.tobytes())} {flags}", flush=True)
+        print(f"{k} done {zlib.crc32(session.labels.labels.tobytes())} {flags} "
+              f"{zlib.crc32(session.annotated.tobytes())}", flush=True)
 
 
 if __name__ == "__main__":

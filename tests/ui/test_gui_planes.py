@@ -103,7 +103,8 @@ def test_a_sagittal_ring_filled_with_a_click_and_marked_reviewed_with_r(window, 
     assert not s.test.any() and "axial" in window.statusBar().currentMessage()
 
 
-def test_sigkill_in_the_middle_of_a_sagittal_drag_loses_only_that_stroke(tmp_path):
+@pytest.mark.parametrize("review_on_edit", [False, True])
+def test_sigkill_in_the_middle_of_a_sagittal_drag_loses_only_that_stroke(tmp_path, review_on_edit):
     from unetgui.formats import nifti
     from unetgui.project.store import Project
 
@@ -112,6 +113,7 @@ def test_sigkill_in_the_middle_of_a_sagittal_drag_loses_only_that_stroke(tmp_pat
     volume = nifti.read_image(image)
     project = Project.create(str(tmp_path / "proj"), LabelTable.from_names("Liver"))
     project.add_series(image, volume, "nifti")
+    project.state["review_on_edit"] = review_on_edit  # the project's edit mode (strokes only, or plane reviewed)
     project.save()
     project.unlock()
     kill_at = 6
@@ -139,9 +141,11 @@ def test_sigkill_in_the_middle_of_a_sagittal_drag_loses_only_that_stroke(tmp_pat
     recovered = Project.open(project.root)
     assert recovered.lock_owner().state == "crashed"
     saved = recovered.load_labels("s1")
-    crc, flags = done[kill_at - 1]
+    crc, flags, marks = done[kill_at - 1]
     assert zlib.crc32(saved.labels.tobytes()) == int(crc)  # every finished stroke, nothing of the cut one
-    assert "".join("1" if f else "0" for f in saved.planes[1]) == flags and saved.planes[1].sum() == kill_at
+    assert zlib.crc32(saved.annotated.tobytes()) == int(marks) and saved.annotated.any()  # and their annotation
+    assert "".join("1" if f else "0" for f in saved.planes[1]) == flags
+    assert saved.planes[1].sum() == (kill_at if review_on_edit else 0)
     assert not saved.reviewed.any() and saved.labels.any()
 
 

@@ -26,7 +26,8 @@ def test_brush_stroke_paints_the_expected_pixels_of_the_active_label(window, qtb
     distance = np.hypot(yy - 30, np.clip(xx, 20, 50) - xx)
     assert painted[distance <= 2.0].all()  # the whole path, no gaps
     assert not painted[distance > 3.6].any()  # nothing outside the brush (radius 3 px, a pixel of slack)
-    assert window.session.reviewed[z]  # edited slices are marked reviewed
+    assert np.array_equal(window.session.annotated[z], painted)  # the stroke's voxels are the annotation
+    assert not window.session.reviewed[z]  # the rest of the slice is not (R marks it all, or review_on_edit)
     others = np.delete(window.session.labels.labels, z, axis=0)
     assert not others.any()
 
@@ -49,7 +50,7 @@ def test_eraser_undo_and_redo_via_keys(window, qtbot):
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(window.session.labels.labels, painted)
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert not window.session.labels.labels.any() and not window.session.reviewed[z]
+    assert not window.session.labels.labels.any() and not window.session.annotated.any()
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert np.array_equal(window.session.labels.labels, erased)

@@ -11,11 +11,11 @@ import argparse
 from unetgui.cli.common import command, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.core.session import provenance
+from unetgui.core.session import annotation_labels, label_file_training_labels, provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 
-_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics")
+_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics", "annotation")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                      "one segment per label, on the image grid")
     cmd.add_argument("--dicom-seg", action="store_true", help="<name>_seg.dcm (DICOM input only)")
     cmd.add_argument("--metrics", action="store_true", help="<name>_metrics.csv: voxels, mL and slices per label")
+    cmd.add_argument("--annotation", action="store_true", help="<name>_annotation.nii.gz: what was annotated (the "
+                     "reviewed slices and strokes of a project; a label file's annotation), 255 elsewhere")
     cmd.add_argument("--model", help="model file to copy alongside as <name>_model.unetgui (with --project: "
                      "'current' for the project's current model)")
     cmd.add_argument("--include-patient-id", action="store_true", help="put the PatientID into the file names")
@@ -65,7 +67,9 @@ def _export(args: argparse.Namespace) -> int:
         warn([note])
     options = _options(args, image, labels)
     _check_model(args.model)
-    paths = export(image.volume, labels, args.output, options, ProgressLine("exporting"), model_path=args.model)
+    annotation = label_file_training_labels(labels.labels) if options.annotation else None
+    paths = export(image.volume, labels, args.output, options, ProgressLine("exporting"), model_path=args.model,
+                   annotation=annotation)
     print("\n".join(paths))
     return 0
 
@@ -105,8 +109,11 @@ def _export_project(args: argparse.Namespace) -> int:
         labels = LabelMap(without_unannotated(saved.labels),
                           image.volume.affine.copy(), project.table)
         options = _options(args, image, labels)
+        annotation = (annotation_labels(saved.labels, saved.reviewed, *saved.planes, saved.annotated)
+                      if options.annotation else None)
         paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),
-                       model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted, saved.annotated))
+                       model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted, saved.annotated),
+                       annotation=annotation)
         print("\n".join(paths))
     return 0
 
@@ -115,7 +122,7 @@ def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptio
     if any(getattr(args, flag) for flag in _FORMAT_FLAGS):
         return ExportOptions(label_png=args.png, overlay_png=args.overlay, nifti=args.nifti,
                              image_nifti=args.image_nifti, seg_nrrd=args.seg_nrrd, dicom_seg=args.dicom_seg,
-                             metrics_csv=args.metrics,
+                             metrics_csv=args.metrics, annotation=args.annotation,
                              include_patient_id=args.include_patient_id, overwrite=args.overwrite)
     seg = image.kind == "dicom"
     if seg and (problem := dicom_seg_problem(image.volume, labels)):

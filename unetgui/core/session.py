@@ -262,6 +262,18 @@ class Session:
         """The review flags of the planes along ``axis`` (the array itself)."""
         return (self.reviewed, self.reviewed_coronal, self.reviewed_sagittal)[axis]
 
+    def truth_plane(self, axis: int, index: int) -> np.ndarray:
+        """2-D bool of plane ``index`` along ``axis``: the voxels that are the user's annotation (strokes, the
+        plane itself reviewed, reviewed planes of the other axes crossing it); the rest shows the prediction."""
+        out = plane_of(self.annotated, axis, index).copy()
+        if self.reviewed_in(axis)[index]:
+            out[...] = True
+            return out
+        rows, cols = (a for a in range(3) if a != axis)
+        out |= self.reviewed_in(rows)[:, None]
+        out |= self.reviewed_in(cols)[None, :]
+        return out
+
     def plane(self, array: np.ndarray, index: int | None = None) -> np.ndarray:
         """The shown plane (or plane ``index`` along the shown axis) of a ``(z, y, x)`` array."""
         return plane_of(array, self.axis, self.index if index is None else index)
@@ -617,15 +629,16 @@ class Session:
     def annotation_counts(self) -> dict[str, int]:
         """What training would learn from: ``reviewed`` planes (of every axis), ``stroked`` axial slices with
         strokes only (not reviewed, not test), and the annotated voxels outside reviewed planes, split into
-        ``foreground`` (a label) and ``background``."""
+        ``foreground`` (a label) and ``background``. Reads only the slices with strokes."""
         if not self.is_open:
             return {"reviewed": 0, "stroked": 0, "foreground": 0, "background": 0}
-        outside = ~training_mask(self.reviewed, self.test, self.reviewed_coronal, self.reviewed_sagittal)
-        strokes = self.annotated & outside & ~self.test[:, None, None]
-        per_slice = strokes.any(axis=(1, 2))
-        labelled = int(np.count_nonzero(strokes & (self.labels.labels > 0) & (self.labels.labels != UNANNOTATED)))
+        zs = np.flatnonzero(stroke_slices(self.annotated) & ~self.reviewed & ~self.test)
+        crossed = self.reviewed_coronal[None, :, None] | self.reviewed_sagittal[None, None, :]
+        strokes = self.annotated[zs] & ~crossed
+        labels = self.labels.labels[zs]
+        labelled = int(np.count_nonzero(strokes & (labels > 0) & (labels != UNANNOTATED)))
         return {"reviewed": int(self.reviewed.sum() + self.reviewed_coronal.sum() + self.reviewed_sagittal.sum()),
-                "stroked": int(per_slice.sum()), "foreground": labelled,
+                "stroked": int(strokes.any(axis=(1, 2)).sum()), "foreground": labelled,
                 "background": int(np.count_nonzero(strokes)) - labelled}
 
     @property

@@ -12,12 +12,15 @@ Everything lands in one folder, under a base name built from the series (:func:`
   ``<name>_labels.ctbl`` (3D Slicer colour table); unetgui's NIfTI import reads the names back from them.
 * ``<name>_labels.seg.nrrd``: a 3D Slicer segmentation on the source grid, one segment per label (optional).
 * ``<name>_image.nii.gz``: the image itself (optional).
+* ``<name>_annotation.nii.gz``: what the user annotated, 255 elsewhere ("not annotated": a sparse annotation
+  as nnU-Net's ignore label, MONAI and unetgui read it), uint8 on the source grid (optional). Reopened in
+  unetgui (File > Open labels) it annotates exactly these voxels again.
 * ``<name>_seg.dcm``: BINARY DICOM-SEG referencing the source series (DICOM input only).
 * ``<name>_metrics.csv``: the table below.
 * ``<name>_model.unetgui``: a copy of the model that made the labels (when one is given).
 
-The value 255 ("not annotated") never reaches an exported file: it is written as 0 (background) in the
-PNGs, the NIfTI, the .seg.nrrd and the SEG, and is counted in no label row of the CSV.
+The value 255 ("not annotated") reaches no exported file but the annotation NIfTI: it is written as 0
+(background) in the PNGs, the NIfTI, the .seg.nrrd and the SEG, and is counted in no label row of the CSV.
 
 CSV layout (UTF-8, comma separated, CRLF line ends as RFC 4180, one header row, readable with
 ``csv.DictReader`` or pandas; text cells starting with ``= + - @``, a tab or a CR get a leading apostrophe so
@@ -78,6 +81,7 @@ class ExportOptions:
     image_nifti: bool = False
     dicom_seg: bool = False
     seg_nrrd: bool = False  # 3D Slicer segmentation
+    annotation: bool = False  # the annotation mask as a 255-encoded NIfTI
     metrics_csv: bool = True
     include_patient_id: bool = False  # only then may file names contain the (sanitized) PatientID
     overwrite: bool = False  # replace the files of an earlier export with the same names
@@ -160,8 +164,12 @@ def dicom_seg_problem(volume: Volume, labels: LabelMap | None = None) -> str | N
 
 def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions, progress: ProgressFn | None = None,
            cancel: CancelToken | None = None, evaluation: list[dict] | None = None,
-           model_path: str | None = None, provenance: tuple[np.ndarray, np.ndarray | bool] | None = None) -> list[str]:
+           model_path: str | None = None, provenance: tuple[np.ndarray, np.ndarray | bool] | None = None,
+           annotation: np.ndarray | None = None) -> list[str]:
     """Write the outputs chosen in ``options`` into ``folder`` (created if missing); return their paths.
+
+    ``annotation``: the user's annotation, uint8 on the grid with 255 where not annotated (needed for
+    ``options.annotation``).
 
     ``provenance``: ``(edited, model_made)`` per axial slice, the slices the user drew or corrected and those a
     model wrote (see :func:`~unetgui.formats.dicom_seg.write_dicom_seg`: each DICOM-SEG segment's algorithm
@@ -178,6 +186,8 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
                             "nothing was exported")
     if options.dicom_seg and (problem := dicom_seg_problem(volume, labels)):
         raise FormatError(problem)
+    if options.annotation and (annotation is None or np.shape(annotation) != volume.shape):
+        raise FormatError("no annotation on the image grid to export")
     if model_path is not None and not os.path.isfile(model_path):
         raise FormatError(f"{model_path}: the model file does not exist")
     if os.path.exists(folder) and not os.path.isdir(folder):
@@ -186,6 +196,10 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
     clean = without_unannotated(labels.labels)
     exported = LabelMap(clean, volume.affine.copy(), labels.table)
     jobs = _plan(volume, exported, folder, name, options, evaluation, model_path, provenance)
+    if options.annotation:
+        marks = LabelMap(np.asarray(annotation, np.uint8), volume.affine.copy(), labels.table)
+        jobs.append(_Job(os.path.join(folder, f"{name}_annotation.nii.gz"), lambda tmp: nifti.write_labels(marks, tmp),
+                         "annotation NIfTI"))
     if not jobs:
         raise FormatError("nothing to export: choose at least one output")
     _check_targets([j.path for j in jobs], folder, options.overwrite)

@@ -25,9 +25,10 @@ class ExportResult:
 def export_document(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions,
                     evaluation: list[dict] | None = None, model_path: str | None = None,
                     provenance: tuple[np.ndarray, np.ndarray | bool] | None = None,
-                    progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> ExportResult:
+                    progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                    annotation: np.ndarray | None = None) -> ExportResult:
     try:
         return ExportResult(tuple(export(volume, labels, folder, options, progress, cancel, evaluation, model_path,
-                                         provenance)))
+                                         provenance, annotation)))
     except ExportExists as exc:
         return ExportResult(exists=tuple(exc.paths))

@@ -256,7 +256,8 @@ class ProjectSource:
         if not session.is_open:
             raise UnetguiError("open an image first")
         if not session.has_training_data:
-            raise UnetguiError("no reviewed slice yet: correct some slices and mark them reviewed (R)")
+            raise UnetguiError("nothing annotated yet: paint the structure (B) and the background (Shift+B) where the "
+                               "model is wrong, or mark whole slices reviewed (R)")
         return cls(session.volume, session.training_labels(), session.table, project)
 
     def load(self, progress: ProgressFn | None = None, cancel: CancelToken | None = None,

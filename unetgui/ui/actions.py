@@ -46,9 +46,15 @@ class Actions:
         group = QActionGroup(parent)
         self.navigate = make("Navigate", "V", lambda: setattr(tools, "tool", "navigate"), True)
         self.brush = make("Brush", "B", lambda: setattr(tools, "tool", "brush"), True)
+        self.brush.setToolTip("Brush (B): paints the active label; the painted voxels are your annotation")
+        self.background = make("Background", "Shift+B", lambda: setattr(tools, "tool", "background"), True)
+        self.background.setToolTip("Background brush (Shift+B): marks voxels as none of the labels, where the model "
+                                   "painted a structure that is not there; training learns from them")
         self.eraser = make("Eraser", "E", lambda: setattr(tools, "tool", "eraser"), True)
+        self.eraser.setToolTip("Eraser (E): removes the active label and your annotation under it (training "
+                               "leaves those voxels out; to say \"not this structure\", use Background)")
         self.fill = make("Flood fill", "F", lambda: setattr(tools, "tool", "fill"), True)
-        for action in (self.navigate, self.brush, self.eraser, self.fill):
+        for action in (self.navigate, self.brush, self.background, self.eraser, self.fill):
             group.addAction(action)
         tools.tool_changed.connect(self._show_tool)
         self._show_tool(tools.tool)
@@ -64,11 +70,19 @@ class Actions:
         self.mark_empty.setToolTip("Nothing here (X): the shown slice has none of the structures. Clears it and marks "
                                    "it reviewed, so training learns what the structure is not")
         self.mark_test = make("Test slice", "Shift+R", self._toggle_test)
+        self.review_on_edit = make("Edits mark the plane reviewed", None, lambda on: session.set_review_on_edit(on), True)
+        self.review_on_edit.setToolTip("On: any edit makes its whole plane ground truth for training, the model's "
+                                       "uncorrected prediction included. Off (default): only the voxels you paint "
+                                       "train; mark a whole plane with R")
+        session.listeners.reviewed_changed.append(lambda: self.review_on_edit.setChecked(session.review_on_edit))
         # view
         self.toggle_overlay = make("Show labels", "H", lambda on: tools.set_overlay(visible=on), True)
         self.toggle_overlay.setChecked(True)
         tools.overlay_changed.connect(lambda: self.toggle_overlay.setChecked(tools.overlay_visible))
         self.outline = make("Outline only", "O", lambda on: tools.set_overlay(outline=on), True)
+        self.cycle_display = make("Show annotation / prediction", "A", self._cycle_display)
+        self.cycle_display.setToolTip("A: show your annotation and the model's prediction, the annotation only, or "
+                                      "the prediction only")
         self.uncertainty = make("Show model uncertainty", "U", self._show_uncertainty, True)
         tools.overlay_changed.connect(lambda: self.uncertainty.setChecked(tools.uncertainty_visible))
         self.next_suggestion = make("Next slice to correct", "N", self._next_suggestion)
@@ -93,7 +107,15 @@ class Actions:
         self.about = make("&About unetgui")
 
     def _show_tool(self, name: str) -> None:
-        {"navigate": self.navigate, "brush": self.brush, "eraser": self.eraser, "fill": self.fill}[name].setChecked(True)
+        {"navigate": self.navigate, "brush": self.brush, "background": self.background, "eraser": self.eraser,
+         "fill": self.fill}[name].setChecked(True)
+
+    def _cycle_display(self) -> None:
+        names = {"both": "annotation and prediction", "annotation": "annotation only", "prediction": "prediction only"}
+        order = list(names)
+        display = order[(order.index(self.tools.display) + 1) % len(order)]
+        self.tools.set_overlay(display=display)
+        self.message(f"Showing {names[display]} (A)")
 
     def _show_uncertainty(self, on: bool) -> None:
         """U: the model's uncertainty over the image; before a segmentation there is none: say so, show nothing."""
@@ -115,7 +137,7 @@ class Actions:
         if picks:
             self.session.set_index(picks[0].slice)
             self.message(f"{plane.capitalize()} {picks[0].slice + 1}: the most uncertain unreviewed {plane} "
-                         f"(score {picks[0].score:.0f}); correct it, it becomes reviewed, N goes on")
+                         f"(score {picks[0].score:.0f}); paint where it is wrong (or R: all of it right), N goes on")
         elif self.session.axis:
             self.message(f"No suggestion: segment the whole volume first (Ctrl+G), or every segmented {plane} is reviewed")
         else:

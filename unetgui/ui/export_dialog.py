@@ -76,14 +76,17 @@ class ExportDialog(QDialog):
         self.nifti = QCheckBox("NIfTI labels (.nii.gz) on the source geometry: aligned in 3D Slicer, ITK-SNAP")
         self.seg_nrrd = QCheckBox("3D Slicer segmentation (.seg.nrrd) with the label names and colours")
         self.image_nifti = QCheckBox("NIfTI image (.nii.gz)")
+        self.annotation = QCheckBox("Annotation NIfTI: what you annotated, 255 elsewhere (a sparse annotation)")
+        self.annotation.setToolTip("The reviewed slices and your strokes with their labels, 255 (\"not annotated\") "
+                                   "everywhere else: nnU-Net's ignore label; reopened here it annotates the same voxels")
         self.dicom_seg = QCheckBox("DICOM-SEG referencing the source series")
         self.metrics = QCheckBox("Metrics CSV (volume per label; last evaluation)")
         self.model = QCheckBox("Model file (current model)")
         self.patient = QCheckBox("Put the PatientID into the file names")
         self.patient.setToolTip("Off: file names carry no patient name or ID (safe to share)")
         for box, on in ((self.label_png, True), (self.overlay_png, False), (self.nifti, True), (self.seg_nrrd, False),
-                        (self.image_nifti, False), (self.dicom_seg, False), (self.metrics, True), (self.model, False),
-                        (self.patient, False)):
+                        (self.image_nifti, False), (self.annotation, False), (self.dicom_seg, False), (self.metrics, True),
+                        (self.model, False), (self.patient, False)):
             box.setChecked(on)
         problem = dicom_seg_problem(volume)
         self.dicom_seg.setEnabled(problem is None)
@@ -119,8 +122,8 @@ class ExportDialog(QDialog):
         form.addRow("Folder", folder_row)
         form.addRow("Files", self.name)
         boxes = QVBoxLayout()
-        for box in (self.label_png, self.overlay_png, self.nifti, self.seg_nrrd, self.image_nifti, self.dicom_seg,
-                    self.dicom_seg_problem, self.metrics, self.model, self.patient):
+        for box in (self.label_png, self.overlay_png, self.nifti, self.annotation, self.seg_nrrd, self.image_nifti,
+                    self.dicom_seg, self.dicom_seg_problem, self.metrics, self.model, self.patient):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -154,7 +157,7 @@ class ExportDialog(QDialog):
     def options(self) -> ExportOptions:
         return ExportOptions(label_png=self.label_png.isChecked(), overlay_png=self.overlay_png.isChecked(),
                              nifti=self.nifti.isChecked(), seg_nrrd=self.seg_nrrd.isChecked(),
-                             image_nifti=self.image_nifti.isChecked(),
+                             image_nifti=self.image_nifti.isChecked(), annotation=self.annotation.isChecked(),
                              dicom_seg=self.dicom_seg.isChecked() and self.dicom_seg.isEnabled(),
                              metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked())
 
@@ -170,13 +173,14 @@ class ExportDialog(QDialog):
         options, evaluation = replace(self.options(), overwrite=overwrite), list(self.models.last_evaluation)
         model = self._model_path() if self.model.isChecked() else None
         provenance = s.provenance()
+        annotation = s.annotation_labels() if options.annotation else None
         QSettings().setValue(_settings_key(self.projects), folder)
         self.open_folder.hide()
         self.export_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("Exporting...")
         self.job = self.runner.run("export", export_document, volume, labels, folder, options, evaluation or None, model,
-                                   provenance, on_progress=self._progress, on_finished=self._finished,
+                                   provenance, annotation=annotation, on_progress=self._progress, on_finished=self._finished,
                                    on_failed=self._failed, on_cancelled=lambda: self.status.setText(
                                        "Export cancelled: nothing was written."), on_done=self._done)
 

@@ -32,8 +32,8 @@ from unetgui.workers.jobs import JobRunner
 
 #: the sample's next step, shown when it opens
 SAMPLE_HINT = ("The sample: a CT phantom whose liver is annotated on 4 slices (green ticks on the slider), with a "
-               "small model trained on them. Next: Segment volume (Ctrl+G), correct a slice with the brush (B), "
-               "mark it reviewed (R) and Train (Ctrl+T).")
+               "small model trained on them. Next: Segment volume (Ctrl+G), paint where the model is wrong (brush B, "
+               "background Shift+B: only your strokes train; R makes a whole slice truth) and Train (Ctrl+T).")
 
 class MainWindow(QMainWindow):
     def __init__(self, session: Session | None = None, runner: JobRunner | None = None, resources: str = "") -> None:
@@ -153,11 +153,11 @@ class MainWindow(QMainWindow):
         menus = {
             "&File": [a.new_project, a.open_project, a.save_project, a.save_project_as, None, a.open_dicom, a.open_nifti,
                       a.open_labels, None, a.export, None, "recent", a.sample, None, a.quit],
-            "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.eraser, a.fill, a.threshold, a.smaller, a.larger,
-                      None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed, a.mark_empty,
-                      a.mark_test,
+            "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.background, a.eraser, a.fill, a.threshold, a.smaller,
+                      a.larger, None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed,
+                      a.mark_empty, a.mark_test, a.review_on_edit,
                       None, a.next_suggestion],
-            "&View": [a.toggle_overlay, a.outline, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.three_planes,
+            "&View": [a.toggle_overlay, a.outline, a.cycle_display, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.three_planes,
                       a.fit, a.go_to_structure, None, a.previous_slice, a.next_slice],
             "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.model_card, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],

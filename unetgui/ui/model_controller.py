@@ -102,7 +102,7 @@ class ModelController(QObject):
     def card(self) -> str:
         """A short model card: labels, training data, validation metrics, device, date."""
         if self.checkpoint is None:
-            return "No model yet: mark corrected slices as reviewed and press Train."
+            return "No model yet: annotate (paint, or mark slices reviewed with R) and press Train."
         return model_files.describe(self.checkpoint)
 
     # -- segmentation ----------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class ModelController(QObject):
         if not s.is_open:
             raise UnetguiError("open an image first")
         if self.checkpoint is None:
-            raise UnetguiError("no model: train one on reviewed slices, or open a model file")
+            raise UnetguiError("no model: train one on your annotation, or open a model file")
         if self._segment_job is not None:
             raise UnetguiError("a segmentation is already running")
         request = segment_task.SegmentRequest(device or self.device, None if slices is None else tuple(slices), scores=True)

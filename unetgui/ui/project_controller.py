@@ -87,6 +87,7 @@ class ProjectController(QObject):
         self._training_series: dict[str, str] = {}
         models.model_changed.connect(self._keep_model)
         models.training_started.connect(self._on_training_started)
+        session.listeners.reviewed_changed.append(self._remember_edit_mode)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -142,9 +143,20 @@ class ProjectController(QObject):
 
     def _set_project(self, project: Project) -> None:
         self.project = project
+        # whether an edit marks its plane reviewed is the project's choice (default: strokes only)
+        self.session.set_review_on_edit(project.state.get("review_on_edit") is True)
         project.lock()
         self._remember()
         self.project_changed.emit()
+
+    def _remember_edit_mode(self) -> None:
+        project = self.project
+        if project is not None and (project.state.get("review_on_edit") is True) != self.session.review_on_edit:
+            project.state["review_on_edit"] = self.session.review_on_edit
+            try:
+                project.save()
+            except OSError as exc:
+                self.io.error(f"The project could not be saved: {exc}")
 
     def _detach(self, snapshot: bool = False) -> None:
         """Stop journaling the shown series (all its edits are in the journal; ``snapshot``: fold them in)."""

@@ -1,7 +1,7 @@
 """Slice slider of the shown plane with its number, reviewed planes marked as ticks below it (planes crossed
-by annotation made in another plane as shorter, dimmer ticks: partly annotated), and the model's uncertainty
-per axial slice as a strip above it (yellow to red: where a correction helps most). Reviewed planes without any
-label ("nothing here", X) are grey-blue ticks."""
+by annotation made in another plane as shorter, dimmer ticks: partly annotated; planes with strokes only, not
+reviewed, as short orange ticks), and the model's uncertainty per axial slice as a strip above it (yellow to
+red: where a correction helps most). Reviewed planes without any label ("nothing here", X) are grey-blue ticks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from PySide6.QtCore import QRectF, QSignalBlocker, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QStyleOptionSlider, QWidget
 
-from unetgui.core.session import Session
+from unetgui.core.session import Session, plane_of, stroke_slices
+
+#: tick colours: reviewed (truth), strokes only (annotated voxels, the rest of the plane is the model's)
+REVIEWED_TICK, STROKES_TICK = QColor(60, 200, 90), QColor(255, 150, 30)
 
 
 class _MarkedSlider(QSlider):
@@ -19,6 +22,7 @@ class _MarkedSlider(QSlider):
         self.marks = np.zeros(0, bool)
         self.partial = np.zeros(0, bool)  # partly annotated (crossed by a reviewed plane of another axis)
         self.empty = np.zeros(0, bool)  # reviewed without any label ("nothing here"): drawn grey-blue
+        self.strokes = np.zeros(0, bool)  # annotated by strokes (drawn when not reviewed)
         self.scores = np.zeros(0)  # per-slice uncertainty score (NaN: not segmented): a strip above the groove
 
     def paintEvent(self, event) -> None:  # noqa: N802
@@ -50,8 +54,12 @@ class _MarkedSlider(QSlider):
         partial = self.partial & ~self.marks if self.partial.shape == self.marks.shape else self.partial
         for z in np.flatnonzero(partial):  # short ticks: partly annotated; long ones: reviewed
             tick(int(z), (groove.bottom() + self.height()) // 2)
+        strokes = self.strokes & ~self.marks if self.strokes.shape == self.marks.shape else np.zeros(self.marks.shape, bool)
+        painter.setPen(QPen(STROKES_TICK, 2))
+        for z in np.flatnonzero(strokes):  # strokes only: short and orange, unlike a reviewed plane's long green tick
+            tick(int(z), (groove.bottom() + self.height()) // 2)
         empty = self.empty if self.empty.shape == self.marks.shape else np.zeros(self.marks.shape, bool)
-        painter.setPen(QPen(QColor(60, 200, 90), 2))
+        painter.setPen(QPen(REVIEWED_TICK, 2))
         for z in np.flatnonzero(self.marks & ~empty):
             tick(int(z), groove.bottom() + 1)
         painter.setPen(QPen(QColor(120, 140, 190), 2))
@@ -62,7 +70,7 @@ class _MarkedSlider(QSlider):
 
 class SliceSlider(QWidget):
     """Shows and sets the shown plane's index; green ticks mark reviewed planes, grey-blue ones reviewed planes
-    without any label ("nothing here"), short ones partly annotated."""
+    without any label ("nothing here"), short green ones partly annotated, short orange ones strokes only."""
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -89,6 +97,7 @@ class SliceSlider(QWidget):
 
     def _on_volume_changed(self) -> None:
         self.slider.marks = np.zeros(0, bool)  # another volume or axis: every plane is read again
+        self.slider.strokes = stroke_slices(self.session.annotated, self.session.axis)
         self._on_scores_changed()
         with QSignalBlocker(self.slider):
             self.slider.setRange(0, self.session.volume.shape[self.session.axis] - 1)
@@ -103,16 +112,32 @@ class SliceSlider(QWidget):
             mark = "  test"
         elif s.reviewed_in(s.axis)[index]:
             mark = "  nothing here" if self.slider.empty.size > index and self.slider.empty[index] else "  reviewed"
+        elif self.slider.strokes.size > index and self.slider.strokes[index]:
+            mark = "  strokes"
         else:
             mark = "  partly" if self.slider.partial.size > index and self.slider.partial[index] else ""
         self.label.setText(f"{index + 1} / {n}{mark}")
 
     def _on_labels_changed(self, slices, box) -> None:
-        """A reviewed plane that gains or loses its last label changes its tick (only reviewed planes are read)."""
+        """A reviewed plane that gains or loses its last label changes its tick (only reviewed planes are read);
+        a plane that gains or loses its last stroke too."""
         s = self.session
-        if s.is_open and self.slider.marks.any():
-            # only the planes the change touched are read again (a stroke reports its slices and its box)
-            planes = slices if s.axis == 0 else (range(box[s.axis].start, box[s.axis].stop) if box is not None else None)
+        if not s.is_open:
+            return
+        # only the planes the change touched are read again (a stroke reports its slices and its box)
+        planes = slices if s.axis == 0 else (range(box[s.axis].start, box[s.axis].stop) if box is not None else None)
+        strokes = self.slider.strokes
+        if strokes.shape != (s.volume.shape[s.axis],):
+            strokes = stroke_slices(s.annotated, s.axis)
+        elif box is not None:  # an edit or an undo (whole slices without a box: a segmentation, no annotation)
+            strokes = strokes.copy()
+            for k in planes:
+                strokes[k] = plane_of(s.annotated, s.axis, int(k)).any()
+        if not np.array_equal(strokes, self.slider.strokes):
+            self.slider.strokes = strokes
+            self.slider.update()
+            self._show_slice(s.index)
+        if self.slider.marks.any():
             empty = s.empty_reviewed(s.axis, planes, self.slider.empty)
             if not np.array_equal(empty, self.slider.empty):
                 self.slider.empty = empty

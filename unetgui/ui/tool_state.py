@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-TOOLS = ("navigate", "brush", "eraser", "fill")
+TOOLS = ("navigate", "brush", "background", "eraser", "fill")
+#: what the label overlay shows: the user's annotation (solid) and the model's prediction (lighter, outlined),
+#: or either alone
+DISPLAYS = ("both", "annotation", "prediction")
 
 #: CT window presets: name -> (width, level) in HU
 CT_PRESETS = {"Abdomen": (400, 40), "Liver": (150, 30), "Lung": (1500, -600), "Bone": (1800, 400), "Brain": (80, 40)}
@@ -27,6 +30,7 @@ class ToolState(QObject):
         self.overlay_visible = True
         self.uncertainty_visible = False  # heat-map of the model's uncertainty over the image
         self.outline = False
+        self.display = "both"  # DISPLAYS
         self.hidden_labels: set[int] = set()
         self.window = (400.0, 40.0)  # window width and level of the image's grey values
 
@@ -64,7 +68,11 @@ class ToolState(QObject):
         self.window_changed.emit(*self.window)
 
     def set_overlay(self, *, opacity: float | None = None, visible: bool | None = None, outline: bool | None = None,
-                    hidden: set[int] | None = None, uncertainty: bool | None = None) -> None:
+                    hidden: set[int] | None = None, uncertainty: bool | None = None, display: str | None = None) -> None:
+        if display is not None:
+            if display not in DISPLAYS:
+                raise ValueError(display)
+            self.display = display
         if uncertainty is not None:
             self.uncertainty_visible = uncertainty
         if opacity is not None:

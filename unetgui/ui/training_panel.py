@@ -397,13 +397,17 @@ class TrainingPanel(QWidget):
         planes = (int(s.reviewed_coronal.sum()), int(s.reviewed_sagittal.sum())) if s.is_open else (0, 0)
         extra = "".join(f", {k} {name}" for k, name in zip(planes, ("coronal", "sagittal")) if k)
         if any(planes):  # the planner trains in the plane most of the annotation lies in
-            self.counts.setText(f"Reviewed slices: {n} axial{extra}")
-            return
-        if n < FEW_SLICES:
-            self.counts.setText(f"Reviewed slices: {n}, all train (validation from {FEW_SLICES} on)")
-            return
-        val = max(1, round(n / 6))
-        self.counts.setText(f"Reviewed slices: {n} (training {n - val}, validation {val})")
+            text = f"Reviewed slices: {n} axial{extra}"
+        elif n < FEW_SLICES:
+            text = f"Reviewed slices: {n}, all train (validation from {FEW_SLICES} on)"
+        else:
+            val = max(1, round(n / 6))
+            text = f"Reviewed slices: {n} (training {n - val}, validation {val})"
+        counts = s.annotation_counts()
+        if counts["stroked"]:  # strokes train, never validate (engine/data.py), and count apart
+            text += (f"\nStrokes on {counts['stroked']} more slice{'s' if counts['stroked'] > 1 else ''}: "
+                     f"{counts['foreground']:,} label and {counts['background']:,} background voxels (train only)")
+        self.counts.setText(text)
 
     # -- actions ---------------------------------------------------------------------------------
     def _on_train_clicked(self) -> None:
