@@ -160,3 +160,16 @@ def test_a_dense_label_file_annotates_its_labelled_slices():
 def test_open_checks_the_annotation_mask(session):
     with pytest.raises(ValueError, match="annotation mask"):
         session.open(session.volume, annotated=np.zeros((8, 64, 63), bool))
+
+
+def test_a_suggestion_counts_only_the_uncertainty_strokes_left_unanswered(session):
+    prediction = np.zeros((8, 64, 64), np.uint8)
+    unsure = np.zeros((8, 64, 64), np.uint8)
+    unsure[:, 20:30, 20:30] = 200  # the model is unsure in the same place on every slice
+    session.apply_prediction(list(range(8)), prediction, unsure, np.full(8, 100.0))
+    session.set_slice(3)
+    session.begin_stroke()
+    session.paint_segment(25, 25, 25, 25, BrushSettings(radius=9, background=True))  # answers all of slice 3's doubt
+    session.end_stroke()
+    picks = [p.slice for p in session.suggestions()]
+    assert 3 not in picks[:6] and picks[-1] == 3

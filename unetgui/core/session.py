@@ -597,18 +597,34 @@ class Session:
 
     def suggestions(self, count: int | None = None, axis: int | None = None) -> list:
         """Unreviewed segmented planes along ``axis`` (default: the shown one) in the order to correct them
-        (core.ranking.rank_slices). Coronal and sagittal planes are scored once the whole volume is segmented."""
+        (core.ranking.rank_slices). Coronal and sagittal planes are scored once the whole volume is segmented. A
+        plane with strokes counts only the uncertainty its strokes have not answered (see :meth:`_unanswered`)."""
         if not self.is_open:
             return []
         axis = self.axis if axis is None else axis
         if axis == 0:
-            return ranking.rank_slices(self.slice_scores, self.reviewed, count)
+            return ranking.rank_slices(self._unanswered(0, self.slice_scores), self.reviewed, count)
         if self.uncertainty is None or not np.isfinite(self.slice_scores).all():
             return []
         if axis not in self._plane_scores:
             self._plane_scores[axis] = ranking.slice_scores(np.moveaxis(self.uncertainty, axis, 0),
                                                             np.moveaxis(self.labels.labels, axis, 0))
-        return ranking.rank_slices(self._plane_scores[axis], self.reviewed_in(axis), count)
+        return ranking.rank_slices(self._unanswered(axis, self._plane_scores[axis]), self.reviewed_in(axis), count)
+
+    def _unanswered(self, axis: int, scores: np.ndarray) -> np.ndarray:
+        """``scores`` of the planes along ``axis``, each plane with strokes scaled by the share of its
+        uncertainty that lies outside its annotated voxels (a plane whose unsure parts were all painted over has
+        nothing left to ask)."""
+        if self.uncertainty is None or not self.annotated.size:
+            return scores
+        out = scores
+        for k in np.flatnonzero(stroke_slices(self.annotated, axis) & np.isfinite(scores)):
+            unsure = plane_of(self.uncertainty, axis, int(k)).astype(np.float32)
+            total = float(unsure.sum())
+            if total > 0:
+                out = out.copy() if out is scores else out
+                out[k] = scores[k] * (1.0 - float(unsure[plane_of(self.annotated, axis, int(k))].sum()) / total)
+        return out
 
     def provenance(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Per axial slice: edited by the user (reviewed, or crossed by a reviewed coronal or sagittal plane)
