@@ -29,9 +29,17 @@ def io(qtbot):
     runner = JobRunner(parent)
     io = DocumentIO(parent, Session(), runner)
     io.image_loaded.connect(lambda volume, source, kind: io.session.open(volume))  # what the window's project does
-    io.labels_loaded.connect(lambda labels, reviewed: io.session.open(io.session.volume, labels, reviewed=reviewed))
+    io.labels_loaded.connect(lambda labels: _open_read(io.session, labels))  # as ProjectController.replace_labels
     yield io
     qtbot.waitUntil(lambda: not runner.busy, timeout=30_000)
+
+
+def _open_read(session, labels) -> None:
+    from unetgui.core.session import label_file_annotation
+    from unetgui.core.volume import LabelMap
+
+    values, reviewed, annotated = label_file_annotation(labels.labels)
+    session.open(session.volume, LabelMap(values, labels.affine, labels.table), reviewed=reviewed, annotated=annotated)
 
 
 def _open_ct(io, qtbot):

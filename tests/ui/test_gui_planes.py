@@ -59,6 +59,7 @@ def test_a_coronal_drag_paints_its_plane_and_ctrl_z_takes_it_back(window, qtbot)
     window.tools.tool = "brush"
     window.tools.brush_size = 4
     s = window.session
+    s.set_review_on_edit(True)  # the rule where an edit makes its plane truth (strokes only: test_gui_corrective)
     y = s.index
     _drag(qtbot, window.view, _line(window.view, 5, 20, 50))  # rows of a coronal plane are z, columns x
     painted = s.labels.labels[:, y, :] == s.active_label
@@ -164,6 +165,7 @@ def test_training_on_sagittal_annotation_only_learns_in_sagittal_planes(window, 
     ball = ((zz - 6) / 5) ** 2 + ((yy - 20) / 12) ** 2 + ((xx - 24) / 14) ** 2 < 1
     hu = np.where(ball, 180, 0).astype(np.int16) + np.random.default_rng(0).normal(0, 15, ball.shape).astype(np.int16)
     s.open(Volume(hu, np.diag([0.8, 0.8, 2.5, 1.0]), "CT"))
+    s.set_review_on_edit(True)  # each painted sagittal plane is complete: it is truth
     window.view.set_plane("sagittal")
     window.tools.tool = "brush"
     window.tools.brush_size = 1  # one pixel: each drag paints one row of the ball's section exactly

@@ -72,7 +72,7 @@ def test_opened_images_join_a_project_and_keep_their_edits(window, qtbot, tmp_pa
     before = window.session.generation
     window.projects.show_series("s1")
     qtbot.waitUntil(lambda: window.session.generation > before and not window.runner.busy, timeout=30_000)
-    assert np.array_equal(window.session.labels.labels, edited) and window.session.reviewed[3]
+    assert np.array_equal(window.session.labels.labels, edited) and window.session.annotated[3].any()
 
 
 #: a training of a few steps (the tests below need a model trained on the shown image, not a good one)

@@ -75,7 +75,8 @@ def test_a_stroke_in_the_sagittal_view_paints_its_plane_and_the_others_show_it(w
     _drag(qtbot, sagittal, _line(sagittal, 5, 20, 40))
     painted = np.argwhere(window.session.labels.labels == window.session.active_label)
     assert painted.size and set(painted[:, 2]) == {40}  # only the sagittal plane x = 40
-    assert window.session.axis == 2 and window.session.reviewed_sagittal[40]
+    assert window.session.axis == 2 and window.session.annotated[:, :, 40].any()
+    assert not window.session.annotated[:, :, np.arange(80) != 40].any()
     window.session.set_position([5, 30, 40])
     qtbot.wait(20)
     assert (axial.overlay.image > 0).any() and (coronal.overlay.image > 0).any()

@@ -54,6 +54,7 @@ def test_paint_train_segment_end_to_end(window, qtbot, tmp_path, short_epochs): 
     for z in painted:
         window.session.set_slice(z)
         _drag(qtbot, window.view, _line(window.view, 28 + z * 0.5, 22, 30, n=6))
+        window.actions.mark_reviewed.trigger()  # R: the slice is complete, all of it truth
     assert window.session.reviewed[painted].all() and window.session.reviewed.sum() == 3
     truth = liver
     for z in painted:

@@ -233,7 +233,7 @@ def test_a_plane_change_mid_drag_still_ends_the_stroke(window, qtbot):
     for p in points[4:]:
         send(QEvent.Type.MouseMove, p, Qt.MouseButton.NoButton, left)
     send(QEvent.Type.MouseButtonRelease, points[-1], left, Qt.MouseButton.NoButton)
-    assert window.session.labels.labels[z].any() and window.session.reviewed[z]
+    assert window.session.labels.labels[z].any() and window.session.annotated[z].any()
     assert window.session.history.can_undo() and window.session._stroke is None
 
 
@@ -294,13 +294,14 @@ def test_nothing_here_is_one_key_and_shows_on_the_slider(window, qtbot):
     z = window.session.current_slice
     window.tools.brush_size = 10
     _drag(qtbot, window.view, _line(window.view, 30, 20, 50))
-    assert window.session.reviewed[z] and "reviewed" in window.slider.label.text()
-    assert not window.slider.slider.empty[z]
+    assert not window.session.reviewed[z] and window.slider.label.text().endswith("strokes")
+    assert window.slider.slider.strokes[z] and not window.slider.slider.empty[z]
     qtbot.keyClick(window.view, Qt.Key.Key_X)
     assert not window.session.labels.labels[z].any() and window.session.reviewed[z]
     assert window.slider.slider.empty[z] and window.slider.label.text().endswith("nothing here")
     _drag(qtbot, window.view, _line(window.view, 30, 20, 50))  # painting again: a reviewed slice with a label
     assert not window.slider.slider.empty[z] and window.slider.label.text().endswith("reviewed")
+    assert window.session.reviewed[z]  # a stroke never takes a review back
 
 
 def test_a_first_click_on_a_new_image_paints_nothing(window, qtbot):
@@ -314,7 +315,7 @@ def test_a_first_click_on_a_new_image_paints_nothing(window, qtbot):
     assert not s.labels.labels.any() and not s.reviewed.any() and not s.history.can_undo()
     window.actions.brush.trigger()
     _drag(qtbot, window.view, [_widget_point(window.view, 30, 30)] * 2)
-    assert s.labels.labels.any() and s.reviewed[s.index]
+    assert s.labels.labels.any() and s.annotated[s.index].any() and not s.reviewed.any()
 
 
 def test_a_drag_going_on_while_another_image_opens_paints_nothing_on_it(window, qtbot):

@@ -262,6 +262,20 @@ class Session:
         """The review flags of the planes along ``axis`` (the array itself)."""
         return (self.reviewed, self.reviewed_coronal, self.reviewed_sagittal)[axis]
 
+    def stroked_planes(self, axis: int, planes=None, known: np.ndarray | None = None) -> np.ndarray:
+        """Per plane along ``axis``: some voxel annotated by a stroke outside the reviewed planes of the other
+        axes (what the slider shows as "strokes"). With ``planes`` (indices) and ``known`` (the previous
+        answer), only those planes are read again."""
+        n = self.annotated.shape[axis] if self.annotated.ndim == 3 else 0
+        partly = planes is not None and known is not None and known.shape == (n,)
+        out = known.copy() if partly else np.zeros(n, bool)
+        todo = [int(k) for k in planes if 0 <= k < n] if partly else np.flatnonzero(stroke_slices(self.annotated, axis))
+        rows, cols = (a for a in range(3) if a != axis)
+        crossing = self.reviewed_in(rows)[:, None] | self.reviewed_in(cols)[None, :]
+        for k in todo:
+            out[k] = bool((plane_of(self.annotated, axis, int(k)) & ~crossing).any())
+        return out
+
     def truth_plane(self, axis: int, index: int) -> np.ndarray:
         """2-D bool of plane ``index`` along ``axis``: the voxels that are the user's annotation (strokes, the
         plane itself reviewed, reviewed planes of the other axes crossing it); the rest shows the prediction."""

@@ -41,8 +41,10 @@ def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
     ``allowed``: boolean slice mask limiting where paint lands (threshold brush). ``only``: change only
     voxels that currently hold this value (the eraser erases the active label only). ``marks``: a boolean
     slice (the annotation mask) set to ``mark`` over the whole disk within ``allowed`` (``only`` limits the
-    paint, not the marks: the eraser takes the annotation away wherever it passes). Returns the box
-    ``(y0, y1, x0, x1)`` touched, or None when the disk lies outside the slice.
+    paint, not the marks: the eraser takes the annotation away wherever it passes); a threshold stroke that
+    annotates also annotates the background (0) voxels of its disk outside ``allowed``: it said the
+    structure is exactly the voxels in range there. Returns the box ``(y0, y1, x0, x1)`` touched, or None
+    when the disk lies outside the slice.
     """
     d = disk(radius)
     n = d.shape[0] // 2
@@ -52,10 +54,14 @@ def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
         return None
     mask = d[y0 - (cy - n):y1 - (cy - n), x0 - (cx - n):x1 - (cx - n)].copy()
     region = labels[y0:y1, x0:x1]
+    outside = None
     if allowed is not None:
+        outside = mask & ~allowed[y0:y1, x0:x1] & (region == 0)
         mask &= allowed[y0:y1, x0:x1]
     if marks is not None:
         marks[y0:y1, x0:x1][mask] = mark
+        if mark and outside is not None:
+            marks[y0:y1, x0:x1][outside] = True
     if only is not None:
         mask &= region == only
     region[mask] = value

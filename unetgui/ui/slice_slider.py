@@ -10,7 +10,7 @@ from PySide6.QtCore import QRectF, QSignalBlocker, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStyle, QStyleOptionSlider, QWidget
 
-from unetgui.core.session import Session, plane_of, stroke_slices
+from unetgui.core.session import Session
 
 #: tick colours: reviewed (truth), strokes only (annotated voxels, the rest of the plane is the model's)
 REVIEWED_TICK, STROKES_TICK = QColor(60, 200, 90), QColor(255, 150, 30)
@@ -97,7 +97,8 @@ class SliceSlider(QWidget):
 
     def _on_volume_changed(self) -> None:
         self.slider.marks = np.zeros(0, bool)  # another volume or axis: every plane is read again
-        self.slider.strokes = stroke_slices(self.session.annotated, self.session.axis)
+        self._crossing = ()
+        self.slider.strokes = self.session.stroked_planes(self.session.axis)
         self._on_scores_changed()
         with QSignalBlocker(self.slider):
             self.slider.setRange(0, self.session.volume.shape[self.session.axis] - 1)
@@ -128,11 +129,9 @@ class SliceSlider(QWidget):
         planes = slices if s.axis == 0 else (range(box[s.axis].start, box[s.axis].stop) if box is not None else None)
         strokes = self.slider.strokes
         if strokes.shape != (s.volume.shape[s.axis],):
-            strokes = stroke_slices(s.annotated, s.axis)
+            strokes = s.stroked_planes(s.axis)
         elif box is not None:  # an edit or an undo (whole slices without a box: a segmentation, no annotation)
-            strokes = strokes.copy()
-            for k in planes:
-                strokes[k] = plane_of(s.annotated, s.axis, int(k)).any()
+            strokes = s.stroked_planes(s.axis, planes, strokes)
         if not np.array_equal(strokes, self.slider.strokes):
             self.slider.strokes = strokes
             self.slider.update()
@@ -149,7 +148,12 @@ class SliceSlider(QWidget):
         if not s.is_open:
             return
         marks = s.reviewed_in(s.axis).copy()
-        # every stroke marks its plane reviewed: only planes whose flag flipped are read again
+        crossing = tuple(s.reviewed_in(a).copy() for a in range(3) if a != s.axis)
+        seen = getattr(self, "_crossing", ())
+        if len(seen) != 2 or not all(np.array_equal(a, b) for a, b in zip(seen, crossing)):
+            self._crossing = crossing  # a plane of another axis reviewed or not: strokes in it count no more, or again
+            self.slider.strokes = s.stroked_planes(s.axis)
+        # only planes whose flag flipped are read again
         flipped = np.flatnonzero(marks != self.slider.marks) if marks.shape == self.slider.marks.shape else None
         self.slider.empty = s.empty_reviewed(s.axis, flipped, self.slider.empty if flipped is not None else None)
         self.slider.marks = marks
