@@ -51,3 +51,16 @@ def test_the_planner_counts_complete_slices_only():
     fp = fingerprint([image], [_labels()], "CT")
     assert fp.annotated == (3,)
     assert 0.05 < fp.fractions[1] < 0.15  # the structure's share of a complete slice, not of a stroke
+
+
+def test_the_resident_sampler_centres_patches_of_partial_slices_on_their_strokes_too():
+    import torch
+
+    from unetgui.engine.resident import ResidentSampler
+
+    case = _case()
+    sampler = ResidentSampler([case], [(0, 3), (0, 9)], (16, 16), 0, 0.0, 1, torch.device("cpu"))
+    _, labels = sampler.batch(32)
+    assert ((labels != UNANNOTATED).sum(dim=(1, 2)) > 0).all()
+    full = ResidentSampler([case], [(0, 2)], (16, 16), 0, 0.0, 1, torch.device("cpu"))  # complete: anywhere
+    assert full.batch(8)[1].shape == (8, 16, 16)

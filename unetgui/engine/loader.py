@@ -37,17 +37,17 @@ class CachedBatches(IterableDataset):
             labels, lut = (case.labels.labels, case.labels.lut) if isinstance(case.labels, LabelView) else (case.labels, None)
             self.described.append((case.name, (str(case.image.filename), case.image.shape, case.image.dtype.str),
                                    (str(labels.filename), labels.shape, labels.dtype.str), lut, case.annotated,
-                                   case.foreground))
+                                   case.foreground, case.partial))
         self.refs, self.patch, self.context = list(refs), patch, context
         self.foreground_fraction, self.seed, self.batch_size = foreground_fraction, seed, batch_size
 
     def _cases(self) -> list[Case]:
         cases = []
-        for name, image, labels, lut, annotated, foreground in self.described:
+        for name, image, labels, lut, annotated, foreground, partial in self.described:
             # reopened as the cache checked them: headers against the shapes and dtypes seen, never unpickled
             lab = cache.open_array(*labels)
             cases.append(Case(name, cache.open_array(*image), LabelView(lab, lut) if lut is not None else lab,
-                              annotated, foreground))
+                              annotated, foreground, partial))
         return cases
 
     def __iter__(self):

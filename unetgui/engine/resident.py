@@ -53,20 +53,27 @@ class ResidentSampler:
         self._hw = np.asarray([cases[c].shape[1:] for c, _ in self.refs], np.int64).reshape(-1, 2)
         self._depth = np.asarray([cases[c].shape[0] for c, _ in self.refs], np.int64)
         # foreground index: per training slice its labels' voxels (flat y * w + x), one run per (slice, label)
-        first, count, starts, sizes, flats = [], [], [], [], []
+        # and per partial slice (strokes, engine/data.py) one more run: its annotated voxels, where its other
+        # patches are centred (a patch placed anywhere on a mostly unannotated slice would carry no loss)
+        first, count, starts, sizes, flats, strokes = [], [], [], [], [], []
         total = 0
         for c, z in self.refs:
             plane = cases[c].labels[z]
             values = [v for v in np.unique(plane) if v not in (0, UNANNOTATED)]
             first.append(len(starts))
             count.append(len(values))
-            for v in values:
-                flat = np.flatnonzero(plane == v)
+            runs = [plane == v for v in values]
+            strokes.append(len(starts) + len(values) if z in cases[c].partial else -1)
+            if z in cases[c].partial:
+                runs.append(plane != UNANNOTATED)
+            for run in runs:
+                flat = np.flatnonzero(run)
                 starts.append(total)
                 sizes.append(flat.size)
                 flats.append(flat)
                 total += flat.size
         self._first, self._count = np.asarray(first, np.int64), np.asarray(count, np.int64)
+        self._strokes = np.asarray(strokes, np.int64)
         self._starts, self._sizes = np.asarray(starts, np.int64), np.asarray(sizes, np.int64)
         self._voxels = torch.from_numpy(np.concatenate(flats) if flats else np.zeros(1, np.int64)).to(device)
 
@@ -83,6 +90,10 @@ class ResidentSampler:
         if len(self._starts):
             slot = np.where(centred, self._first[r] + (rng.random(size) * np.maximum(self._count[r], 1)).astype(np.int64), 0)
             place = np.where(centred, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), 0)
+            stroke = ~centred & (self._strokes[r] >= 0)
+            slot = np.maximum(self._strokes[r], 0)
+            place = np.where(stroke, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), place)
+            centred = centred | stroke
         lo_y, hi_y = np.minimum(0, h - py), np.maximum(0, h - py)
         lo_x, hi_x = np.minimum(0, w - px), np.maximum(0, w - px)
         jitter_y, jitter_x = rng.integers(-(py // 4), py // 4 + 1, size), rng.integers(-(px // 4), px // 4 + 1, size)
