@@ -254,13 +254,19 @@ def main(work: Path, data: Path, seed: int, scale: float = 1.0) -> None:
         opened.unlock()
         from unetgui import cli
 
-        return cli.main(["export", "--project", str(folder / "project"), "--output", "out", "--nifti"])
+        return cli.main(["export", "--project", str(folder / "project"), "--output", "out", "--nifti", "--annotation"])
 
     for i in range(n(40)):
         kind = ("flip", "truncate")[i % 2]
         data_j = files[journal_key]
         blob = _flip(data_j, rng, rng.randint(1, 6)) if kind == "flip" else _truncate(data_j, rng)
         emit(run.case(f"journal {kind}", {**files, journal_key: blob}, open_project, allowed=("out", "project")))
+    snapshot_key = f"project/labels/{entry.id}.npz"  # labels, flags and the annotation mask (issue 26)
+    for i in range(n(20)):
+        kind = ("flip", "truncate")[i % 2]
+        data_s = files[snapshot_key]
+        blob = _flip(data_s, rng, rng.randint(1, 6)) if kind == "flip" else _truncate(data_s, rng)
+        emit(run.case(f"snapshot {kind}", {**files, snapshot_key: blob}, open_project, allowed=("out", "project")))
     for i in range(n(40)):
         text = files["project/project.json"].decode()
         emit(run.case("project.json", {**files, "project/project.json": _mutate_json(text, rng).encode()},
