@@ -1,5 +1,9 @@
 """The slice view: image + label overlay of one plane, painting, window/level, zoom and pan.
 
+The overlay tells the user's annotation from the model's prediction (view_overlays.overlay_rgba): annotated
+voxels (strokes, reviewed planes) are a solid fill, the prediction a lighter fill with an outline, background
+the background brush annotated a dark shade; ``ToolState.display`` shows both or either alone.
+
 Mouse: left paints with the active tool (navigate: a click moves the crosshair, a drag pans), right-drag
 sets window/level, middle-drag pans, wheel changes slice, Ctrl+wheel zooms. Pixels are shown at their
 physical size (mm) so the aspect ratio is right. Every plane (axial, coronal, sagittal) is edited the same
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -24,11 +27,13 @@ from unetgui.core.geometry import display_transform, plane_names, voxel_to_world
 from unetgui.core.session import AXES, BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED
 from unetgui.ui.tool_state import ToolState
-from unetgui.ui.view_overlays import HEAT_LUT, PlaneText, UncertaintyLegend, direction_letter, stipple
+from unetgui.ui.view_overlays import (HEAT_LUT, PlaneText, UncertaintyLegend, direction_letter, overlay_lut,
+                                      overlay_rgba, stipple)
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 PLANES = AXES
+PAINT_TOOLS = ("brush", "background", "eraser")  # the tools that paint strokes (fill paints with a click)
 
 
 class _ViewBox(pg.ViewBox):
@@ -77,8 +82,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.session, self.tools = session, tools
         self._axis = axis  # None: the session's plane; 0, 1, 2: always that plane (linked views)
         self.live = True  # False while the view is not in the window's layout: it draws nothing
-        # asked before a brush or fill gesture paints (drag: True for a drag): False stops the gesture; the
-        # window asks the first stroke's label name there
+        # asked before a gesture that paints the active label (brush, fill; drag: True for a drag): False stops
+        # the gesture; the window asks the first stroke's label name there. The background brush and the
+        # eraser paint no label: they never ask
         self.before_paint: Callable[[bool], bool] | None = None
         self.vb = _ViewBox(self)
         self.addItem(self.vb)
@@ -109,13 +115,15 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.letters, self.info, self.levels = self.text.letters, self.text.info, self.text.levels
         self.setBackground("k")
         self._last: tuple[float, float] | None = None
-        self._lut = np.zeros((256, 4), np.uint8)
+        self._lut = np.zeros((256, 4), np.uint8)  # each label value's colour, alpha 255 (shown) or 0 (hidden)
+        self._overlay_lut = overlay_lut(self._lut, 0.0)  # view_overlays.overlay_lut of the tools' style
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         session.listeners.volume_changed.append(self._on_volume_changed)
         session.listeners.slice_changed.append(lambda index: self._refresh() if self._axis is None else None)
         session.listeners.position_changed.append(self._on_position_changed)
         session.listeners.axis_changed.append(self._on_axis_changed)
         session.listeners.labels_changed.append(self._on_labels_changed)
+        session.listeners.reviewed_changed.append(self._refresh_overlay)  # reviewed planes are annotation
         session.listeners.table_changed.append(self._on_overlay_style_changed)
         session.listeners.uncertainty_changed.append(self._refresh_heat)
         tools.overlay_changed.connect(self._on_overlay_style_changed)
@@ -176,7 +184,10 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def plane_data(self, array: np.ndarray) -> np.ndarray:
         """The displayed 2-D section of a ``(z, y, x)`` array (see :meth:`_display`)."""
-        out = self._section(array)
+        return self.displayed(self._section(array))
+
+    def displayed(self, out: np.ndarray) -> np.ndarray:
+        """A 2-D section of the shown plane (rows, columns of the array) as displayed (see :meth:`_display`)."""
         transpose, flip_rows, flip_cols = self._display()
         if not (transpose or flip_rows or flip_cols):
             return out
@@ -310,7 +321,8 @@ class SliceView(pg.GraphicsLayoutWidget):
         dr, dc = self._plane_spacing()
         rect = QRectF(0, 0, w * dc, h * dr)
         self.image.setRect(rect)
-        self.overlay.setRect(rect)
+        if self.overlay.image is not None:  # a hidden overlay is drawn (and placed) when shown
+            self.overlay.setRect(rect)
         self._rect = rect
         self._refresh_heat()
         self.vb.setRange(rect, padding=0.02)
@@ -326,12 +338,13 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def _on_overlay_style_changed(self) -> None:
         lut = np.zeros((256, 4), np.uint8)
-        alpha = int(round(255 * self.tools.opacity))
         for label in self.session.table:
             if label.value not in self.tools.hidden_labels:
-                lut[label.value] = (*label.color, 255 if self.tools.outline else alpha)
-        lut[UNANNOTATED] = 0
+                lut[label.value] = (*label.color, 255)
+        lut[0] = lut[UNANNOTATED] = 0
         self._lut = lut
+        tools = self.tools
+        self._overlay_lut = overlay_lut(lut, tools.opacity, tools.display, tools.outline)
         self._refresh_overlay()
 
     # -- drawing ---------------------------------------------------------------------------------
@@ -377,16 +390,37 @@ class SliceView(pg.GraphicsLayoutWidget):
         if hasattr(self, "text"):  # pyqtgraph resizes the view while it is being built
             self.text.place()
 
+    def _reviewed_cover(self) -> np.ndarray | bool:
+        """The shown plane's voxels in reviewed planes (its own: True; else those of crossing planes)."""
+        s, axis, index = self.session, self.axis, self.index
+        if s.reviewed_in(axis)[index]:
+            return True
+        rows, cols = (a for a in range(3) if a != axis)
+        return s.reviewed_in(rows)[:, None] | s.reviewed_in(cols)[None, :]
+
+    def overlay_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shown plane's (labels, truth, annotated background) as displayed: the labels; the voxels that
+        are the user's annotation (Session.truth_plane); the voxels the user's strokes annotated outside
+        reviewed planes (their 0s are drawn as annotated background: a reviewed plane's are not)."""
+        s, axis, index = self.session, self.axis, self.index
+        strokes = plane_of(s.annotated, axis, index)
+        cover = self._reviewed_cover()
+        marked = np.zeros(strokes.shape, bool) if cover is True else strokes & ~cover
+        return (self.plane_data(s.labels.labels), self.displayed(s.truth_plane(axis, index)),
+                self.displayed(marked))
+
     def _refresh_overlay(self) -> None:
         if not self.session.is_open or not self.live:
             return
-        labels = self.plane_data(self.session.labels.labels)
-        if self.tools.outline:
-            kernel = np.ones((3, 3), np.uint8)
-            edge = (cv2.erode(labels, kernel) != labels) | (cv2.dilate(labels, kernel) != labels)
-            labels = np.where(edge, labels, 0).astype(np.uint8)
         self.overlay.setVisible(self.tools.overlay_visible)
-        self.overlay.setImage(labels, autoLevels=False, levels=(0, 255), lut=self._lut)
+        if self.tools.overlay_visible:  # hidden: drawn when shown again (overlay_changed)
+            labels, truth, marked = self.overlay_planes()
+            tools = self.tools
+            rgba = overlay_rgba(labels, truth, self._lut, tools.opacity, tools.display, tools.outline, marked,
+                                lut=self._overlay_lut)
+            self.overlay.setImage(rgba, autoLevels=False, levels=None, lut=None)
+            if self._rect is not None:
+                self.overlay.setRect(self._rect)
         self._refresh_heat()
 
     def _refresh_heat(self) -> None:
@@ -401,7 +435,13 @@ class SliceView(pg.GraphicsLayoutWidget):
                 self.heat.setRect(self._rect)  # after setImage: an ImageItem scales its rect by the image size
 
     def _update_cursor(self, view_point: QPointF | None = None) -> None:
-        show = self.session.is_open and self.tools.tool in ("brush", "eraser")
+        show = self.session.is_open and self.tools.tool in PAINT_TOOLS
+        if show:  # the background brush's circle is grey and dashed: it paints no label colour
+            background = self.tools.tool == "background"
+            pen = QPen(QColor(220, 220, 220, 230) if background else QColor(255, 255, 0, 200), 0)
+            pen.setStyle(Qt.PenStyle.DashLine if background else Qt.PenStyle.SolidLine)
+            if pen != self.cursor.pen():
+                self.cursor.setPen(pen)
         if view_point is not None and show:
             dr, dc = self._plane_spacing()
             r = self.tools.brush_size / 2
@@ -410,14 +450,21 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     # -- mouse -----------------------------------------------------------------------------------
     def can_paint(self) -> bool:
-        return self.session.is_open and self.tools.tool in ("brush", "eraser", "fill")
+        return self.session.is_open and self.tools.tool in (*PAINT_TOOLS, "fill")
 
     def _brush(self) -> BrushSettings:
         return BrushSettings(radius=self.tools.brush_size / 2, erase=self.tools.tool == "eraser",
+                             background=self.tools.tool == "background",
                              threshold=self.tools.threshold if self.tools.threshold_enabled else None)
 
     def _may_paint(self, drag: bool) -> bool:
-        return self.tools.tool == "eraser" or self.before_paint is None or self.before_paint(drag)
+        """Whether the gesture paints: the brush and fill first ask ``before_paint`` (the first label's name);
+        the eraser and the background brush paint no label and never ask."""
+        return self.tools.tool in ("eraser", "background") or self.before_paint is None or self.before_paint(drag)
+
+    def _stroke_name(self) -> str:
+        """The undo step's name of a stroke of the active tool."""
+        return self.tools.tool if self.tools.tool in ("eraser", "background") else "brush"
 
     def paint_drag(self, ev) -> None:
         if self.tools.tool == "fill" or (not ev.isStart() and self._last is None):
@@ -428,7 +475,7 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.activate()
             if not self._may_paint(drag=True):
                 return
-            self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")
+            self.session.begin_stroke(self._stroke_name())
             start = self._pixel(self.vb.mapToView(ev.buttonDownPos()))
             self._last = start
         y0, x0 = self._last if self._last is not None else (y, x)
@@ -455,7 +502,7 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.session.flood_fill(row, col)
             return
         y, x = self._pixel(point)
-        self.session.begin_stroke("eraser" if self.tools.tool == "eraser" else "brush")
+        self.session.begin_stroke(self._stroke_name())
         self.session.paint_segment(y, x, y, x, self._brush())
         self.session.end_stroke()
 

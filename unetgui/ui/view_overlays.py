@@ -1,8 +1,12 @@
-"""What a slice view draws over the image besides the labels: the uncertainty stipple and its legend, and the
-text overlays (orientation letters, plane position, window/level)."""
+"""What a slice view draws over the image: the label overlay (the user's annotation told apart from the model's
+prediction, :func:`overlay_rgba`), the uncertainty stipple and its legend, and the text overlays (orientation
+letters, plane position, window/level)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+import cv2
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
@@ -28,6 +32,99 @@ def stipple(plane: np.ndarray) -> np.ndarray:
 
 
 HEAT_LUT = _heat_lut()
+
+#: the share of the opacity a prediction's fill gets (the annotation's fill gets all of it)
+PREDICTION_FILL = 1 / 3
+#: background the user's strokes annotated ("none of the labels here"): a dark shade without hue, unlike the
+#: saturated label colours and the white uncertainty stipple; its alpha at full opacity
+BACKGROUND_RGB = (0, 0, 0)
+BACKGROUND_ALPHA = 0.7
+#: its edge and hatching (grey lines across the shade, as drawings mark what is excluded), hue-free too: the
+#: shade reads as painted, not as dark anatomy, and shows on dark tissue as well
+BACKGROUND_EDGE_RGB = (150, 150, 150)
+HATCH_PERIOD = 6  # pixels between the hatching's diagonals
+_KERNEL = np.ones((3, 3), np.uint8)
+# the bits of a pixel's index into the overlay's colour table (:func:`overlay_lut`): its label (8 bits), then
+# truth, marked background, rim, and a pattern: the dashes of outlines (outline only), else the hatching
+_TRUTH, _MARKED, _RIM, _PATTERN = 1 << 8, 1 << 9, 1 << 10, 1 << 11
+
+
+@lru_cache(maxsize=16)
+def _pattern(h: int, w: int, outline: bool) -> np.ndarray:
+    """The pattern bit of an ``h`` x ``w`` plane. Outline: every other pair of pixels along rows and columns, a
+    rim drawn through it is dashed; else diagonals :data:`HATCH_PERIOD` apart, the background's hatching."""
+    n = 4 if outline else HATCH_PERIOD
+    r, c = np.ogrid[0:n, 0:n]
+    tile = ((r + c) % 4 < 2) if outline else ((r + c) % n == 0)
+    out = np.tile(tile.astype(np.uint16) * _PATTERN, (h // n + 1, w // n + 1))[:h, :w].copy()
+    out.flags.writeable = False
+    return out
+
+
+def overlay_lut(colors: np.ndarray, opacity: float, display: str = "both", outline: bool = False) -> np.ndarray:
+    """The RGBA (uint8, packed in uint32) of every pixel index of :func:`overlay_rgba`: a label value with the
+    bits truth (the user's annotation), marked (annotated background), rim (a neighbour differs) and pattern
+    (outline: dash; else: hatching)."""
+    index = np.arange(1 << 12)
+    label = index & 0xFF
+    truth, marked, rim, pattern = ((index & bit) != 0 for bit in (_TRUTH, _MARKED, _RIM, _PATTERN))
+    colors = np.ascontiguousarray(colors, np.uint8)
+    opacity = min(1.0, max(0.0, float(opacity)))
+    shown = colors[label, 3] != 0
+    if display == "annotation":
+        shown &= truth
+    elif display == "prediction":
+        shown &= ~truth
+    out = np.zeros((index.size, 4), np.uint8)
+    out[:, :3] = colors[label, :3]
+    if outline:  # at full strength whatever the opacity, as the old outline
+        alpha = np.where(shown & rim & (truth | pattern), 255, 0)
+    elif opacity > 0:
+        alpha = np.where(shown, np.where(truth, round(255 * opacity),
+                                         np.where(rim, 255, round(255 * opacity * PREDICTION_FILL))), 0)
+    else:
+        alpha = np.zeros(index.size, int)
+    out[:, 3] = alpha
+    background = marked & (label == 0) & (display != "prediction")
+    if outline or opacity > 0:
+        out[background & rim] = (*BACKGROUND_EDGE_RGB, 255)
+        if not outline:
+            out[background & ~rim] = (*BACKGROUND_RGB, round(255 * opacity * BACKGROUND_ALPHA))
+            out[background & ~rim & pattern] = (*BACKGROUND_EDGE_RGB, round(255 * min(1.0, 2 * opacity) * 0.8))
+    return out.view(np.uint32).reshape(-1)
+
+
+def overlay_rgba(labels: np.ndarray, truth: np.ndarray, colors: np.ndarray, opacity: float, display: str = "both",
+                 outline: bool = False, background: np.ndarray | None = None,
+                 lut: np.ndarray | None = None) -> np.ndarray:
+    """The label overlay of a plane as ``(h, w, 4)`` RGBA uint8, non-premultiplied.
+
+    ``labels``: the plane's values (uint8); ``truth``: bool, its voxels that are the user's annotation (the rest
+    is the model's prediction); ``colors``: ``(256, 4)`` uint8, each value's RGB with alpha 255 (shown) or 0
+    (hidden labels, 0, 255 "not annotated"); ``opacity`` 0..1; ``display``: "both", "annotation" (the truth
+    part only) or "prediction" (the rest only); ``background``: bool, the voxels the user's strokes annotated
+    as background, shaded where they hold 0 (None: none). ``lut``: :func:`overlay_lut` of the same colours,
+    opacity, display and outline, when the caller keeps it.
+
+    The annotation is a solid fill at ``opacity``; the prediction a lighter fill (:data:`PREDICTION_FILL` of
+    it) with a 1-px rim in the label's colour at full strength, the model's proposal (a rim also where the
+    user's correction of it begins); annotated background a dark hue-free shade, hatched, with a grey rim.
+    ``outline``: rims only: solid for the annotation, dashed for the prediction, grey for annotated background.
+    """
+    h, w = labels.shape
+    if lut is None:
+        lut = overlay_lut(colors, opacity, display, outline)
+    key = np.asarray(labels, np.uint8).astype(np.uint16)
+    truth = np.asarray(truth, bool)
+    key |= truth.view(np.uint8).astype(np.uint16) << 8
+    if background is not None:
+        key |= (np.asarray(background, bool) & (labels == 0)).view(np.uint8).astype(np.uint16) << 9
+    # a neighbour (of 8) differs in label, side or background mark: the inner 1-px rim of every region
+    rim = cv2.morphologyEx(key, cv2.MORPH_GRADIENT, _KERNEL) != 0
+    key |= rim.view(np.uint8).astype(np.uint16) << 10
+    if outline or background is not None:
+        key |= _pattern(h, w, outline)
+    return lut.take(key).view(np.uint8).reshape(h, w, 4)
 
 
 def direction_letter(vector) -> str:
