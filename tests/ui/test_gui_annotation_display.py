@@ -135,12 +135,12 @@ def test_strokes_on_a_prediction_show_annotation_solid_prediction_light_and_back
     window.tools.set_overlay(display="annotation")
     assert _pixel(view, 33, 60)[3] == 0 and _pixel(view, 10, 60)[3] == 0
     assert _pixel(view, 25, 30)[3] > 0 and _pixel(view, 40, 30)[3] > 0
-    assert panel.display_combo.currentText() == "Annotation only"
+    assert panel.display_combo.currentText() == "Show annotation only"
     window.tools.set_overlay(display="prediction")
     assert _pixel(view, 25, 30)[3] == 0 and _pixel(view, 40, 30)[3] == 0 and _pixel(view, 33, 60)[3] > 0
-    assert panel.display_combo.currentText() == "Prediction only"
+    assert panel.display_combo.currentText() == "Show prediction only"
     window.actions.cycle_display.trigger()  # A: back to both
-    assert window.tools.display == "both" and panel.display_combo.currentText() == "Annotation and prediction"
+    assert window.tools.display == "both" and panel.display_combo.currentText() == "Show annotation and prediction"
     panel.display_combo.activated.emit(1)  # the user picks "Annotation only"
     assert window.tools.display == "annotation" and _pixel(view, 33, 60)[3] == 0
     panel.display_combo.activated.emit(0)
@@ -178,19 +178,19 @@ def test_the_background_brush_and_the_eraser_never_ask_a_label_name(window, qtbo
     assert asked == [True] and not s.labels.labels.any()  # the brush asks (here: refused, nothing painted)
 
 
-def test_the_background_cursor_and_the_panel_checkbox_follow_their_actions(window, qtbot):
+def test_the_background_cursor_and_the_edit_mode_checkbox_follow_their_actions(window, qtbot):
     from PySide6.QtCore import Qt
 
     _open_phantom(window, qtbot)
-    view, panel, s = window.view, _panel(window), window.session
+    view, s = window.view, window.session
     window.actions.background.trigger()
     view._on_mouse_moved(view.mapToScene(_widget_point(view, 30, 30)))
     assert view.cursor.isVisible() and view.cursor.pen().style() == Qt.PenStyle.DashLine
     window.actions.brush.trigger()
     view._on_mouse_moved(view.mapToScene(_widget_point(view, 30, 30)))
     assert view.cursor.isVisible() and view.cursor.pen().style() == Qt.PenStyle.SolidLine
-    box = panel.review_on_edit
-    assert box.text() == "Edits mark the plane reviewed" and box.toolTip() == window.actions.review_on_edit.toolTip()
+    box = window.training_panel.review_on_edit  # beside the counts of what training learns from
+    assert box.text() == "Edits mark the plane reviewed" and "ground truth" in box.toolTip() and box.isVisible()
     assert not box.isChecked() and not s.review_on_edit
     qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=box.rect().center())
     assert box.isChecked() and s.review_on_edit and window.actions.review_on_edit.isChecked()

@@ -15,7 +15,8 @@ from unetgui.ui.slice_view import SliceView
 from unetgui.ui.tool_state import CT_PRESETS, DISPLAYS, ToolState
 
 #: the "Show" choices, in the order of tool_state.DISPLAYS
-SHOW = {"both": "Annotation and prediction", "annotation": "Annotation only", "prediction": "Prediction only"}
+SHOW = {"both": "Show annotation and prediction", "annotation": "Show annotation only",
+        "prediction": "Show prediction only"}
 
 
 def _button(action) -> QToolButton:
@@ -30,16 +31,16 @@ class ToolPanel(QWidget):
     def __init__(self, tools: ToolState, view: SliceView, actions: Actions) -> None:
         super().__init__()
         self.tools, self.view = tools, view
-        self._actions = actions
         tool_box = QGroupBox("Tool")
         grid = QGridLayout(tool_box)
         self.tool_buttons = {}
-        # navigate across the top; the painting tools in pairs: what a stroke adds (the label, background),
-        # what takes it away and the click-fill
-        for action, row, col, span in ((actions.navigate, 0, 0, 2), (actions.brush, 1, 0, 1),
-                                       (actions.background, 1, 1, 1), (actions.eraser, 2, 0, 1), (actions.fill, 2, 1, 1)):
+        # in pairs: looking and painting the label, painting background and taking annotation away, the
+        # click-fill beside the threshold switch (the rows of the panel before the background brush: it fits a
+        # laptop's screen without scrolling)
+        for action, row, col in ((actions.navigate, 0, 0), (actions.brush, 0, 1), (actions.background, 1, 0),
+                                 (actions.eraser, 1, 1), (actions.fill, 2, 0)):
             button = self.tool_buttons[action.text()] = _button(action)
-            grid.addWidget(button, row, col, 1, span)
+            grid.addWidget(button, row, col)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=128)
         self.size_label = QLabel()
         self.size_slider.valueChanged.connect(lambda v: setattr(self.tools, "brush_size", v))
@@ -59,19 +60,13 @@ class ToolPanel(QWidget):
         thr.addWidget(self.low)
         thr.addWidget(QLabel("to"))
         thr.addWidget(self.high)
-        grid.addWidget(self.threshold_check, 4, 0, 1, 2)
-        grid.addLayout(thr, 5, 0, 1, 2)
+        grid.addWidget(self.threshold_check, 2, 1)
+        grid.addLayout(thr, 4, 0, 1, 2)
         edit_box = QGroupBox("Slice")
         edit = QGridLayout(edit_box)
         for i, action in enumerate((actions.fill_holes, actions.interpolate, actions.copy_previous, actions.copy_next,
                                     actions.mark_reviewed, actions.mark_empty, actions.undo, actions.go_to_structure)):
             edit.addWidget(_button(action), i // 2, i % 2)
-        self.review_on_edit = QCheckBox(actions.review_on_edit.text())
-        self.review_on_edit.setToolTip(actions.review_on_edit.toolTip())
-        self.review_on_edit.setChecked(actions.review_on_edit.isChecked())
-        self.review_on_edit.toggled.connect(self._on_review_on_edit_toggled)
-        actions.review_on_edit.toggled.connect(self._show_review_on_edit)
-        edit.addWidget(self.review_on_edit, 4, 0, 1, 2)
         overlay_box = QGroupBox("Display")
         form = QFormLayout(overlay_box)
         self.opacity = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100)
@@ -84,6 +79,9 @@ class ToolPanel(QWidget):
         self.window_preset = QComboBox()
         self.window_preset.addItems(["Window...", *[f"CT {name}" for name in CT_PRESETS], "Auto (percentiles)"])
         self.window_preset.activated.connect(self._on_preset_chosen)
+        # as wide as "Window..." (its list opens as wide as its longest preset): the row keeps the dock narrow
+        self.window_preset.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.window_preset.setMinimumContentsLength(len("Window..."))
         self.window_preset.setToolTip("Window/level presets; right-drag on the image sets it (shown on the image)")
         self.display_combo = QComboBox()
         self.display_combo.addItems([SHOW[d] for d in DISPLAYS])
@@ -91,9 +89,11 @@ class ToolPanel(QWidget):
                              "background you painted dark. " + actions.cycle_display.toolTip())
         self.display_combo.activated.connect(lambda i: self.tools.set_overlay(display=DISPLAYS[i]))
         form.addRow(self.visible, self.outline)
-        form.addRow("Show", self.display_combo)
-        form.addRow("Opacity", self.opacity)
-        form.addRow("Window", self.window_preset)
+        form.addRow(self.display_combo)  # a row of its own: a label beside it would widen the dock past a laptop's
+        looks = QHBoxLayout()  # opacity and the window presets share a row ("Window..." names itself): the
+        looks.addWidget(self.opacity, 1)  # tools fit a laptop's screen with the Show row added
+        looks.addWidget(self.window_preset)
+        form.addRow("Opacity", looks)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(tool_box)
@@ -119,14 +119,6 @@ class ToolPanel(QWidget):
                 (widget.setValue if isinstance(widget, QSlider) else widget.setChecked)(value)
         with QSignalBlocker(self.display_combo):
             self.display_combo.setCurrentIndex(DISPLAYS.index(self.tools.display))
-
-    def _on_review_on_edit_toggled(self, on: bool) -> None:
-        if self._actions.review_on_edit.isChecked() != on:
-            self._actions.review_on_edit.trigger()  # as the menu's item: checks it and tells the session
-
-    def _show_review_on_edit(self, on: bool) -> None:
-        with QSignalBlocker(self.review_on_edit):
-            self.review_on_edit.setChecked(on)
 
     def _show_threshold(self) -> None:
         for widget in (self.threshold_check, self.low, self.high):

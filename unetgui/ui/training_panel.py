@@ -84,6 +84,13 @@ class TrainingPanel(QWidget):
         self.resegment.setChecked(True)
         self.counts = QLabel()
         self.counts.setWordWrap(True)
+        # what an edit teaches: the project's choice (Session.review_on_edit; also in the Edit menu), beside what
+        # training would learn from
+        self.review_on_edit = QCheckBox("Edits mark the plane reviewed")
+        self.review_on_edit.setToolTip("On: any edit makes its whole plane ground truth for training, the model's "
+                                       "uncorrected prediction included. Off (default, docs/corrective.md): only the "
+                                       "voxels you paint train; R marks a whole plane")
+        self.review_on_edit.toggled.connect(session.set_review_on_edit)
         self.progress = QProgressBar()
         self.progress.setVisible(False)  # shown by a job: an idle, empty bar reads as a text field
         self.status = QLabel("")
@@ -105,7 +112,7 @@ class TrainingPanel(QWidget):
         column = QVBoxLayout(body)
         column.setContentsMargins(0, 0, 0, 0)
         # how training ended and the model it left come first (the card under the summary, not below the fold)
-        for widget in (self.summary, model_box, self.counts, self.from_current, self.start_note,
+        for widget in (self.summary, model_box, self.counts, self.review_on_edit, self.from_current, self.start_note,
                        self._advanced_section(), self._curves(), self._evaluation_box()):
             column.addWidget(widget)
         column.addStretch(1)
@@ -388,6 +395,8 @@ class TrainingPanel(QWidget):
 
     def _show_counts(self) -> None:
         self.counts.setVisible(self.session.is_open)
+        with QSignalBlocker(self.review_on_edit):
+            self.review_on_edit.setChecked(self.session.review_on_edit)
         if self.session.is_open:
             n_slices = self.session.volume.shape[0]
             for spin in (self.range_from, self.range_to):
