@@ -378,3 +378,24 @@ def test_an_export_never_silently_replaces_another(tmp_path, dcmqi, monkeypatch,
     with pytest.raises(FormatError, match="is a folder: the export cannot put a file there"):
         export(image, labels, str(out), ExportOptions(overlay_png=True, overwrite=True))
     assert {n: (out / n).read_bytes() for n in _files(out)} == before and not list(out.glob("*_overlay"))
+
+
+def test_an_annotation_of_background_strokes_alone_reads_back_as_annotation_not_as_a_mask(tmp_path):
+    """Issue 26: an exported annotation holding only 0 and 255 (the user painted background only) is not the
+    {0, 255} binary mask other tools write: its header says so, and it reads back unchanged."""
+    from unetgui.core.session import label_file_annotation
+    from unetgui.formats import nifti
+
+    volume = Volume(np.zeros((4, 8, 8), np.int16), np.diag([0.8, 0.8, 2.0, 1.0]), "CT")
+    annotation = np.full((4, 8, 8), UNANNOTATED, np.uint8)
+    annotation[1, 2:5, 2:5] = 0
+    labels = LabelMap(np.zeros((4, 8, 8), np.uint8), volume.affine.copy(), LabelTable.from_names("Liver"))
+    written = export(volume, labels, str(tmp_path / "out"), ExportOptions(label_png=False, nifti=False,
+                                                                          metrics_csv=False, annotation=True),
+                     annotation=annotation)
+    (path,) = written
+    back, notes = nifti.read_labels_noted(path, volume)
+    assert np.array_equal(back.labels, annotation) and notes == ()
+    assert np.array_equal(label_file_annotation(back.labels)[2], annotation != UNANNOTATED)
+    with pytest.raises(FormatError, match="no annotation"):
+        export(volume, labels, str(tmp_path / "o2"), ExportOptions(annotation=True))

@@ -198,7 +198,7 @@ def export(volume: Volume, labels: LabelMap, folder: str, options: ExportOptions
     jobs = _plan(volume, exported, folder, name, options, evaluation, model_path, provenance)
     if options.annotation:
         marks = LabelMap(np.asarray(annotation, np.uint8), volume.affine.copy(), labels.table)
-        jobs.append(_Job(os.path.join(folder, f"{name}_annotation.nii.gz"), lambda tmp: nifti.write_labels(marks, tmp),
+        jobs.append(_Job(os.path.join(folder, f"{name}_annotation.nii.gz"), lambda tmp: nifti.write_labels(marks, tmp, annotation=True),
                          "annotation NIfTI"))
     if not jobs:
         raise FormatError("nothing to export: choose at least one output")

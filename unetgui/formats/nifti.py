@@ -142,15 +142,25 @@ def read_labels_noted(path: str, reference: Volume | None = None,
     if len(img.shape) > 3 and any(n > 1 for n in img.shape[3:]):
         raise FormatError(f"{name}: a label volume must be 3-D, this one is {img.shape} (one label value per voxel, "
                           "not one channel per label)")
-    data, notes = label_values(_data_xyz(img, []), name)
+    data, notes = label_values(_data_xyz(img, []), name, sparse=is_annotation(img))
     labels, affine = onto_grid(data, img.affine.copy(), name, reference)
     found, found_notes = label_tables.find_table(path)
     return LabelMap(labels, affine, name_labels(labels, table, found)), notes + found_notes
 
 
-def label_values(data: np.ndarray, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+def is_annotation(img) -> bool:
+    """The file is an annotation written by unetgui (:func:`write_labels` with ``annotation``): its 255 means
+    "not annotated", even when its only other value is 0 (background strokes alone)."""
+    try:
+        return bytes(img.header["descrip"].item()).startswith(ANNOTATION_DESCRIPTION)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def label_values(data: np.ndarray, name: str, sparse: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
     """Label values of any numeric array as uint8, checked: whole numbers 0..255. Only {0, 255} (with 255
-    present) is a binary mask and becomes {0, 1}, as for PNG masks; the note says so."""
+    present) is a binary mask and becomes {0, 1}, as for PNG masks (the note says so), unless the file is
+    ``sparse``: an annotation whose 255 means "not annotated"."""
     if data.dtype.kind == "f" and not np.array_equal(data, np.round(data)):
         raise FormatError(f"{name}: label values must be whole numbers (this looks like an image or "
                           "probabilities, not a label volume)")
@@ -160,7 +170,7 @@ def label_values(data: np.ndarray, name: str) -> tuple[np.ndarray, tuple[str, ..
         raise FormatError(f"{name}: label values must lie in 0..255, found {data.min()}..{data.max()}")
     data = data.astype(np.uint8)
     present = np.flatnonzero(np.bincount(data.ravel(), minlength=256))
-    if present.size and set(present.tolist()) <= {0, UNANNOTATED} and present[-1] == UNANNOTATED:
+    if not sparse and present.size and set(present.tolist()) <= {0, UNANNOTATED} and present[-1] == UNANNOTATED:
         return (data == UNANNOTATED).astype(np.uint8), (f"{name}: values {{0, 255}}: read as a binary mask "
                                                           "(255 = label 1)",)
     return data, ()
@@ -254,10 +264,18 @@ def write_image(volume: Volume, path: str) -> None:
     _save(_image(volume.voxels.transpose(2, 1, 0), volume.affine), path)
 
 
-def write_labels(labels: LabelMap, path: str) -> None:
-    """Write a label volume (uint8) on its grid, with qform/sform, mm units and the label intent."""
+#: the header description of an annotation file (255 = not annotated), read back by :func:`is_annotation`
+ANNOTATION_DESCRIPTION = b"unetgui annotation: 255 = not annotated"
+
+
+def write_labels(labels: LabelMap, path: str, annotation: bool = False) -> None:
+    """Write a label volume (uint8) on its grid, with qform/sform, mm units and the label intent; an
+    ``annotation`` (255 = not annotated) says so in the header's description, so that one holding only
+    background strokes (0 and 255) is not read back as a binary mask."""
     img = _image(labels.labels.transpose(2, 1, 0), labels.affine)
     img.header.set_intent("label")
+    if annotation:
+        img.header["descrip"] = ANNOTATION_DESCRIPTION
     _save(img, path)
 
 
