@@ -141,7 +141,8 @@ def test_a_sparse_label_file_annotates_exactly_its_voxels_that_are_not_255(sessi
     file[7] = 0
     file[7, 5:9, 5:9] = 1
     values, reviewed, annotated = label_file_annotation(file)
-    assert np.array_equal(annotated, file != UNANNOTATED) and np.flatnonzero(reviewed).tolist() == [7]
+    assert np.flatnonzero(reviewed).tolist() == [7]  # the whole slice: reviewed; the strokes: the mask
+    assert np.array_equal(annotated | reviewed[:, None, None], file != UNANNOTATED) and not annotated[7].any()
     assert not (values == UNANNOTATED).any()
     assert np.array_equal(label_file_training_labels(file), file)  # what `train --labels` trains on
     session.open(session.volume, LabelMap(values, np.eye(4)), reviewed=reviewed, annotated=annotated)
@@ -173,3 +174,33 @@ def test_a_suggestion_counts_only_the_uncertainty_strokes_left_unanswered(sessio
     session.end_stroke()
     picks = [p.slice for p in session.suggestions()]
     assert 3 not in picks[:6] and picks[-1] == 3
+
+
+def test_the_eraser_keeps_the_annotation_of_another_label_it_does_not_erase(session):
+    z = session.current_slice
+    session.add_label("Kidney")
+    session.set_active_label(2)
+    session.begin_stroke()
+    session.paint_segment(30, 10, 30, 50, BrushSettings(radius=4))  # a stroke of label 2
+    session.end_stroke()
+    kidney = session.annotated[z].copy()
+    session.set_active_label(1)
+    session.begin_stroke()
+    session.paint_segment(20, 30, 40, 30, BrushSettings(radius=4, erase=True))  # erasing label 1 across it
+    session.end_stroke()
+    assert np.array_equal(session.annotated[z], kidney)  # label 2 stays on screen, so it stays annotated
+    prediction = np.zeros((8, 64, 64), np.uint8)
+    session.apply_prediction(list(range(8)), prediction)
+    assert (session.labels.labels[z][kidney] == 2).all()  # and no prediction overwrites it
+
+
+def test_a_sparse_label_files_whole_slices_are_reviewed_not_marked(session):
+    file = np.full((8, 64, 64), UNANNOTATED, np.uint8)
+    file[3] = 0
+    file[3, 10:20, 10:20] = 1
+    file[5, 30:33, 30:33] = 1
+    values, reviewed, annotated = label_file_annotation(file)
+    assert reviewed[3] and not annotated[3].any() and annotated[5].sum() == 9
+    session.open(session.volume, LabelMap(values, np.eye(4)), reviewed=reviewed, annotated=annotated)
+    session.set_reviewed(3, False)  # R again: the slice leaves training
+    assert (session.training_labels()[3] == UNANNOTATED).all()

@@ -64,3 +64,41 @@ def test_the_resident_sampler_centres_patches_of_partial_slices_on_their_strokes
     assert ((labels != UNANNOTATED).sum(dim=(1, 2)) > 0).all()
     full = ResidentSampler([case], [(0, 2)], (16, 16), 0, 0.0, 1, torch.device("cpu"))  # complete: anywhere
     assert full.batch(8)[1].shape == (8, 16, 16)
+
+
+def test_several_volumes_validate_on_complete_slices_only():
+    """A project whose other series holds strokes only: it never validates (nor takes the complete slices'
+    volume out of training)."""
+    strokes = _labels()
+    strokes[[2, 5, 8]] = UNANNOTATED  # the second volume: strokes only
+    image = np.zeros((12, 64, 64), np.float32)
+    pre = Preprocessing.for_modality("OT", None).fit_statistics([image], [strokes])
+    cases = [_case(), prepare_case("strokes", image, strokes, pre), _case()]
+    for seed in range(6):
+        train, val = split(cases, holdout_min=3, seed=seed)
+        assert val and all(z in cases[c].complete for c, z in val)
+        assert {c for c, _ in train} >= {1} and any(z in cases[c].complete for c, z in train)
+    train, val = split(cases[:2], holdout_min=3)  # one volume with complete slices: split within it
+    assert {c for c, _ in val} == {0} and {(1, z) for z in cases[1].partial} <= set(train)
+
+
+def test_a_partial_slice_whose_strokes_vanish_at_the_working_size_samples_anywhere():
+    import torch
+
+    from unetgui.engine.data import Case
+    from unetgui.engine.resident import ResidentSampler
+
+    case = _case()
+    labels = np.asarray(case.labels).copy()
+    labels[3] = UNANNOTATED  # the stroke of slice 3 was thinner than a pixel of the working size
+    thin = Case(case.name, case.image, labels, case.annotated, None, case.partial)
+    sampler = ResidentSampler([thin], [(0, 2), (0, 3)], (16, 16), 0, 0.0, 1, torch.device("cpu"))
+    assert sampler.batch(16)[1].shape == (16, 16, 16)  # no run of no voxels indexed
+
+
+def test_a_search_cross_validates_on_complete_slices_with_strokes_beside_them():
+    from unetgui.engine.data import slice_folds
+
+    case = _case()  # 3 complete slices, 5 with strokes
+    folds = slice_folds([case], 3)
+    assert len(folds) == 3 and all(set(case.partial) <= {z for _, z in t} for t, _ in folds)

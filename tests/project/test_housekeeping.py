@@ -80,10 +80,33 @@ def test_an_exported_annotation_is_on_the_image_grid(tmp_path):
     kept_in, problems = housekeeping.retire_expired(str(data))
     assert not problems and not os.path.exists(old.root)
     (keep,) = kept_in
-    assert sorted(os.listdir(keep)) == ["project.json", "s1.journal.discarded-20261001-120000-000000", "s1_labels.nii.gz"]
+    assert sorted(os.listdir(keep)) == ["project.json", "s1.journal.discarded-20261001-120000-000000",
+                                        "s1_annotation.nii.gz", "s1_labels.nii.gz"]
     img = nib.load(os.path.join(keep, "s1_labels.nii.gz"))
     labels = np.asanyarray(img.dataobj).transpose(2, 1, 0)
     assert np.allclose(img.affine, affine) and labels[1, 2:5, 2:5].all() and labels.sum() == 9
+    # what was annotated (slice 1 reviewed), 255 elsewhere: reopened, it annotates the same voxels
+    annotation = nifti.read_labels(os.path.join(keep, "s1_annotation.nii.gz")).labels
+    assert np.array_equal(annotation[1], labels[1]) and (annotation[[0, 2]] == 255).all()
+
+
+def test_background_strokes_alone_are_kept_when_a_project_retires(tmp_path):
+    data = tmp_path / "data"
+    image = str(tmp_path / "ct.nii.gz")
+    nifti.write_image(Volume(np.zeros((3, 8, 8), np.int16), np.diag([0.7, 0.7, 2.5, 1.0]), "CT"), image)
+    old = _untitled(data, "untitled-1", image, annotate=False)
+    marks = np.zeros((1, 8, 8), bool)
+    marks[0, 1:3, 1:6] = True  # "none of the labels here", nothing else
+    again = Project.open(old.root)
+    again.start_journal("s1", (3, 8, 8), resume=True).append([2], np.zeros((1, 8, 8), np.uint8), np.zeros(3, bool),
+                                                           np.zeros(3, bool), marks=marks)
+    again.close_journal("s1")
+    again.unlock()
+    _age(old.root, 45)
+    (keep,), problems = housekeeping.retire_expired(str(data))
+    annotation = nifti.read_labels(os.path.join(keep, "s1_annotation.nii.gz")).labels
+    assert not problems and np.array_equal(annotation != 255, np.stack([np.zeros((8, 8), bool)] * 2 + [marks[0]]))
+    assert (annotation[2][marks[0]] == 0).all()
 
 
 def test_a_project_opened_meanwhile_is_not_retired(tmp_path):

@@ -60,11 +60,21 @@ def training_mask(reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | 
 def training_labels(labels: np.ndarray, reviewed: np.ndarray, test: np.ndarray, coronal: np.ndarray | None = None,
                     sagittal: np.ndarray | None = None, annotated: np.ndarray | None = None) -> np.ndarray:
     """``labels`` where :func:`training_mask` holds or the user's strokes ``annotated`` them (``(z, y, x)``
-    bool; not in test slices), 255 ("not annotated") elsewhere."""
-    keep = training_mask(reviewed, test, coronal, sagittal)
-    if annotated is not None:
-        keep = keep | (annotated & ~test[:, None, None])
-    return np.where(keep, labels, np.uint8(UNANNOTATED)).astype(np.uint8)
+    bool; not in test slices), 255 ("not annotated") elsewhere. Copies plane by plane what is annotated (no
+    pass over the whole volume per mask: this runs at every stroke while a training runs)."""
+    out = np.full(labels.shape, UNANNOTATED, np.uint8)
+    keep = ~np.asarray(test, bool)
+    rows = np.flatnonzero(np.asarray(reviewed, bool) & keep)
+    out[rows] = labels[rows]
+    z = np.flatnonzero(keep)
+    for axis, flags in ((1, coronal), (2, sagittal)):
+        for k in np.flatnonzero(flags) if flags is not None else ():
+            where = (z, k, slice(None)) if axis == 1 else (z, slice(None), k)
+            out[where] = labels[where]
+    if annotated is not None and annotated.size:
+        for k in np.flatnonzero(stroke_slices(annotated) & keep):
+            np.copyto(out[k], labels[k], where=annotated[k])
+    return out
 
 
 def annotation_labels(labels: np.ndarray, reviewed: np.ndarray, coronal: np.ndarray, sagittal: np.ndarray,
@@ -78,12 +88,14 @@ def label_file_annotation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     """What a label file ``(z, y, x)`` annotates: the one reading of the app (File > Open labels, the sample
     study) and of ``train --labels``. Returns ``(labels, reviewed, annotated)``: the labels with 255 written
     as 0; the axial slices it annotates wholly (:func:`~unetgui.core.volume.annotated_slices`: a sparse file's
-    slices without 255, a dense file's slices holding a label); and for a sparse file exactly its voxels that
+    slices without 255, a dense file's slices holding a label); and for a sparse file its other voxels that
     are not 255 (None for a dense file). Its training labels (:func:`label_file_training_labels`) are then the
     file itself for a sparse file, and its labelled slices for a dense one."""
     reviewed = annotated_slices(labels)
     sparse = bool((labels == UNANNOTATED).any())
-    return without_unannotated(labels), reviewed, (labels != UNANNOTATED) if sparse else None
+    # the mask outside the wholly annotated slices: R on one of them then takes it out of training again
+    marks = ((labels != UNANNOTATED) & ~reviewed[:, None, None]) if sparse else None
+    return without_unannotated(labels), reviewed, marks
 
 
 def label_file_training_labels(labels: np.ndarray) -> np.ndarray:

@@ -40,8 +40,8 @@ def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
 
     ``allowed``: boolean slice mask limiting where paint lands (threshold brush). ``only``: change only
     voxels that currently hold this value (the eraser erases the active label only). ``marks``: a boolean
-    slice (the annotation mask) set to ``mark`` over the whole disk within ``allowed`` (``only`` limits the
-    paint, not the marks: the eraser takes the annotation away wherever it passes); a threshold stroke that
+    slice (the annotation mask) set to ``mark`` over the whole disk within ``allowed`` (the eraser takes the
+    annotation away where it erases ``only`` or finds background, not from another label); a threshold stroke that
     annotates also annotates the background (0) voxels of its disk outside ``allowed``: it said the
     structure is exactly the voxels in range there. Returns the box ``(y0, y1, x0, x1)`` touched, or None
     when the disk lies outside the slice.
@@ -59,7 +59,10 @@ def dab(labels: np.ndarray, cy: int, cx: int, radius: float, value: int,
         outside = mask & ~allowed[y0:y1, x0:x1] & (region == 0)
         mask &= allowed[y0:y1, x0:x1]
     if marks is not None:
-        marks[y0:y1, x0:x1][mask] = mark
+        # the eraser takes the annotation away only where it erases (the active label) or finds background:
+        # another label's strokes under it stay annotated, as they stay on screen
+        marked = mask if mark or only is None else mask & ((region == only) | (region == 0))
+        marks[y0:y1, x0:x1][marked] = mark
         if mark and outside is not None:
             marks[y0:y1, x0:x1][outside] = True
     if only is not None:

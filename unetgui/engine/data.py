@@ -76,30 +76,32 @@ def with_labels(case: Case, labels: np.ndarray) -> Case:
 def split(cases: list[Case], val_fraction: float = 1 / 6, seed: int = 0,
           holdout_min: int = 0) -> tuple[list[SliceRef], list[SliceRef]]:
     """Train and validation slices. Fewer than ``holdout_min`` complete slices in all: every slice trains,
-    none validates. Several volumes: split by volume (about ``val_fraction`` of them, at least one, never
-    all); one volume: every ~6th complete slice, at least one, evenly spread. Partial slices (strokes) always
-    train: a validation Dice on strokes would measure the strokes, not the model."""
+    none validates. Several volumes with complete slices: split by volume (about ``val_fraction`` of them, at
+    least one, never all), their complete slices validate; one: every ~6th complete slice, at least one,
+    evenly spread. Partial slices (strokes) always train: a validation Dice on strokes would measure the
+    strokes, not the model."""
     refs = [[(c, z) for z in case.annotated] for c, case in enumerate(cases)]
     with_data = [c for c, r in enumerate(refs) if r]
     if not with_data:
         raise UnetguiError("no annotated slice: mark or paint at least one slice before training")
     if sum(len(cases[c].complete) for c in with_data) < holdout_min:
         return [r for c in with_data for r in refs[c]], []
-    if len(with_data) >= 2:
+    complete = [[(c, z) for z in case.complete] for c, case in enumerate(cases)]
+    with_complete = [c for c in with_data if complete[c]]
+    if len(with_complete) >= 2:  # by volume, among those with complete slices: one of them always trains
         rng = np.random.default_rng(seed)
-        n_val = min(len(with_data) - 1, max(1, round(len(with_data) * val_fraction)))
-        val_cases = set(rng.choice(with_data, n_val, replace=False).tolist())
-        train = [r for c in with_data if c not in val_cases for r in refs[c]]
-        val = [r for c in sorted(val_cases) for r in refs[c]]
-        return train, val
-    c = with_data[0]
-    only = [(c, z) for z in cases[c].complete]
-    if len(only) < 2:
-        return refs[c], []  # at most one complete slice: nothing to validate on (training loss selects the best epoch)
-    n_val = max(1, round(len(only) * val_fraction))
-    picks = np.unique(np.linspace(0, len(only) - 1, n_val + 2)[1:-1].round().astype(int))
-    val = [only[i] for i in picks]
-    return [r for r in refs[c] if r not in val], val
+        n_val = min(len(with_complete) - 1, max(1, round(len(with_complete) * val_fraction)))
+        val_cases = set(rng.choice(with_complete, n_val, replace=False).tolist())
+        val = [r for c in sorted(val_cases) for r in complete[c]]
+    else:  # one volume with complete slices: every ~6th of them, evenly spread
+        only = [r for c in with_complete for r in complete[c]]
+        if len(only) < 2:  # at most one complete slice: nothing to validate on (training loss selects the best epoch)
+            return [r for c in with_data for r in refs[c]], []
+        n_val = max(1, round(len(only) * val_fraction))
+        picks = np.unique(np.linspace(0, len(only) - 1, n_val + 2)[1:-1].round().astype(int))
+        val = [only[i] for i in picks]
+    held = set(val)
+    return [r for c in with_data for r in refs[c] if r not in held], val
 
 
 def slice_folds(cases: list[Case], count: int) -> list[tuple[list[SliceRef], list[SliceRef]]]:

@@ -63,8 +63,10 @@ class ResidentSampler:
             first.append(len(starts))
             count.append(len(values))
             runs = [plane == v for v in values]
-            strokes.append(len(starts) + len(values) if z in cases[c].partial else -1)
-            if z in cases[c].partial:
+            # a partial slice's strokes (found on the native grid) may vanish at the working size: no empty run
+            stroked = z in cases[c].partial and bool((plane != UNANNOTATED).any())
+            strokes.append(len(starts) + len(values) if stroked else -1)
+            if stroked:
                 runs.append(plane != UNANNOTATED)
             for run in runs:
                 flat = np.flatnonzero(run)

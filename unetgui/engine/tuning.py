@@ -317,10 +317,11 @@ def objective_for(volumes: list[AnnotatedVolume], table: LabelTable, device: str
         step = 0
         try:
             trainer = build_trainer(volumes, table, device, trial_minutes, overrides, **(build or {}))
-            if not trainer.val_refs:
-                annotated = len(trainer.train_refs)
+            if not trainer.val_refs:  # cross-validation over the complete slices (strokes train in every fold)
+                annotated = sum(len(c.complete) for c in trainer.cases)
                 if annotated < 2 or build and build.get("val_cases") is not None:
-                    raise UnetguiError("no validation slices: a search needs at least 2 annotated slices")
+                    raise UnetguiError("no validation slices: a search needs at least 2 completely annotated "
+                                       "slices (reviewed, R; strokes alone cannot measure a trial)")
                 folds = list(range(min(FOLDS, annotated)))
                 trial.set_user_attr("folds", len(folds))
             scores, best_model, best_score = [], None, -math.inf

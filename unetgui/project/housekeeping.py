@@ -26,7 +26,8 @@ import time
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
-from unetgui.core.volume import LabelMap, without_unannotated
+from unetgui.core.session import annotation_labels
+from unetgui.core.volume import UNANNOTATED, LabelMap, without_unannotated
 from unetgui.formats import nifti
 from unetgui.project import lock
 from unetgui.project.store import PROJECT_FILE, Project
@@ -86,12 +87,19 @@ def retire(root: str, data_folder: str, days: float = KEEP_DAYS, now: float | No
             project.compact(entry.id)  # fold the journal into the snapshot first
             project.close_journal(entry.id)
             saved = project.read_labels(entry.id)
-            if saved is None or not (without_unannotated(saved.labels) > 0).any():
+            if saved is None:
+                continue
+            # what the user annotated (reviewed planes, strokes: background strokes alone count too), 255 elsewhere
+            annotation = annotation_labels(saved.labels, saved.reviewed, *saved.planes, saved.annotated)
+            if not ((without_unannotated(saved.labels) > 0).any() or (annotation != UNANNOTATED).any()):
                 continue
             volume = project.load_image(entry)  # raises when the image is gone: the project stays
             os.makedirs(keep, exist_ok=True)
             nifti.write_labels(LabelMap(without_unannotated(saved.labels), volume.affine.copy(), project.table),
                                os.path.join(keep, f"{entry.id}_labels.nii.gz"))
+            if (annotation != UNANNOTATED).any():
+                nifti.write_labels(LabelMap(annotation, volume.affine.copy(), project.table),
+                                   os.path.join(keep, f"{entry.id}_annotation.nii.gz"), annotation=True)
             kept.append(entry.id)
         aside = glob.glob(os.path.join(glob.escape(project.path("labels")), "*.journal.*-*"))
         model = [project.model_path(project.current_model)] if project.current_model else []
