@@ -17,6 +17,7 @@ SHAPE = (12, 40, 48)
 @pytest.fixture
 def session() -> Session:
     s = Session()
+    s.set_review_on_edit(True)  # these tests are about reviewed planes (strokes only: tests/core/test_corrective.py)
     s.open(Volume(phantom_hu(SHAPE), np.eye(4), "CT"))
     return s
 
@@ -162,6 +163,7 @@ def test_plane_edits_are_journaled_as_boxes_and_replayed_with_their_review_flags
 
     project, volume = _project(tmp_path)
     session = Session()
+    session.set_review_on_edit(True)
     session.open(volume, table=project.table)
     Autosaver(session, project, "s1")
     size = os.path.getsize(project.journal_path("s1"))

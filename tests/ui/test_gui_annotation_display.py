@@ -113,10 +113,10 @@ def test_strokes_on_a_prediction_show_annotation_solid_prediction_light_and_back
     window.tools.brush_size = 6
     qtbot.mouseClick(panel.tool_buttons["Brush"], Qt.MouseButton.LeftButton)
     assert window.tools.tool == "brush"
-    _drag(qtbot, view, _line(view, 25, 20, 40))  # the user confirms part of the prediction
+    _drag(qtbot, view, _line(view, 25, 20, 40), pace_ms=12)  # the user confirms part of the prediction
     qtbot.mouseClick(panel.tool_buttons["Background"], Qt.MouseButton.LeftButton)
     assert window.tools.tool == "background" and window.actions.background.isChecked()
-    _drag(qtbot, view, _line(view, 40, 20, 40))  # and says "not the structure" where the model was wrong
+    _drag(qtbot, view, _line(view, 40, 20, 40), pace_ms=12)  # and says "not the structure" where the model was wrong
     labels = s.labels.labels[z]
     assert (labels[40, 22:39] == 0).all() and s.annotated[z, 40, 22:39].all()
     assert (labels[25, 22:39] == 1).all() and s.annotated[z, 25, 22:39].all()
@@ -168,13 +168,13 @@ def test_the_background_brush_and_the_eraser_never_ask_a_label_name(window, qtbo
     s, view = window.session, window.view
     window.actions.background.trigger()
     assert view.can_paint() and view._brush().background
-    _drag(qtbot, view, _line(view, 30, 20, 40))
+    _drag(qtbot, view, _line(view, 30, 20, 40), pace_ms=12)
     assert asked == [] and s.annotated[s.current_slice, 30, 30] and not s.labels.labels.any()
     window.actions.eraser.trigger()
-    _drag(qtbot, view, _line(view, 30, 20, 40))
+    _drag(qtbot, view, _line(view, 30, 20, 40), pace_ms=12)
     assert asked == []
     window.actions.brush.trigger()
-    _drag(qtbot, view, _line(view, 30, 20, 40))
+    _drag(qtbot, view, _line(view, 30, 20, 40), pace_ms=12)
     assert asked == [True] and not s.labels.labels.any()  # the brush asks (here: refused, nothing painted)
 
 

@@ -48,10 +48,10 @@ def _strokes(window, qtbot) -> tuple[int, np.ndarray]:
     z = window.session.current_slice
     qtbot.keyClick(view, Qt.Key.Key_B)
     window.tools.brush_size = 6
-    _drag(qtbot, view, _line(view, 52, 50, 70))  # a part the model missed
+    _drag(qtbot, view, _line(view, 52, 50, 70), pace_ms=12)  # a part the model missed (a hand's pace: a drag)
     qtbot.keyClick(view, Qt.Key.Key_B, Qt.KeyboardModifier.ShiftModifier)
     assert window.tools.tool == "background"
-    _drag(qtbot, view, _line(view, 20, 20, 35))  # a part the model painted wrongly
+    _drag(qtbot, view, _line(view, 20, 20, 35), pace_ms=12)  # a part the model painted wrongly
     return z, window.session.annotated[z].copy()
 
 

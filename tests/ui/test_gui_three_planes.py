@@ -72,7 +72,7 @@ def test_a_stroke_in_the_sagittal_view_paints_its_plane_and_the_others_show_it(w
     axial, coronal, sagittal = _three(window, qtbot)
     qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, pos=_widget_point(axial, 30, 40))
     window.tools.tool = "brush"
-    _drag(qtbot, sagittal, _line(sagittal, 5, 20, 40))
+    _drag(qtbot, sagittal, _line(sagittal, 5, 20, 40), pace_ms=12)  # a hand's pace: a drag, not a click
     painted = np.argwhere(window.session.labels.labels == window.session.active_label)
     assert painted.size and set(painted[:, 2]) == {40}  # only the sagittal plane x = 40
     assert window.session.axis == 2 and window.session.annotated[:, :, 40].any()

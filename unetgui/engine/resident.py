@@ -93,9 +93,11 @@ class ResidentSampler:
             slot = np.where(centred, self._first[r] + (rng.random(size) * np.maximum(self._count[r], 1)).astype(np.int64), 0)
             place = np.where(centred, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), 0)
             stroke = ~centred & (self._strokes[r] >= 0)
-            slot = np.maximum(self._strokes[r], 0)
-            place = np.where(stroke, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64), place)
-            centred = centred | stroke
+            if stroke.any():  # (no draw without strokes: the random stream of complete slices stays as it was)
+                slot = np.maximum(self._strokes[r], 0)
+                place = np.where(stroke, self._starts[slot] + (rng.random(size) * self._sizes[slot]).astype(np.int64),
+                                 place)
+                centred = centred | stroke
         lo_y, hi_y = np.minimum(0, h - py), np.maximum(0, h - py)
         lo_x, hi_x = np.minimum(0, w - px), np.maximum(0, w - px)
         jitter_y, jitter_x = rng.integers(-(py // 4), py // 4 + 1, size), rng.integers(-(px // 4), px // 4 + 1, size)
