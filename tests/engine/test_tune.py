@@ -164,6 +164,7 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     _open(window, qtbot, _nifti(tmp_path, "a.nii.gz"))
     for z in range(4):
         _paint(window, z, 30, 30)
+        window.session.set_reviewed(z)  # R: the painted slices are complete (a search measures trials on them)
     epochs = []
     window.models.tune_epoch.connect(lambda n, dice: epochs.append(n))
     window.show_tune()

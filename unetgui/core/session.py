@@ -85,14 +85,15 @@ def annotation_labels(labels: np.ndarray, reviewed: np.ndarray, coronal: np.ndar
 
 
 def label_file_annotation(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """What a label file ``(z, y, x)`` annotates: the one reading of the app (File > Open labels, the sample
-    study) and of ``train --labels``. Returns ``(labels, reviewed, annotated)``: the labels with 255 written
-    as 0; the axial slices it annotates wholly (:func:`~unetgui.core.volume.annotated_slices`: a sparse file's
-    slices without 255, a dense file's slices holding a label); and for a sparse file its other voxels that
-    are not 255 (None for a dense file). Its training labels (:func:`label_file_training_labels`) are then the
-    file itself for a sparse file, and its labelled slices for a dense one."""
-    reviewed = annotated_slices(labels)
+    """What a label file ``(z, y, x)`` annotates, by its meaning (255 = not annotated, any other value is the
+    annotator's word): the one reading of the app (File > Open labels, the sample study) and of ``train`` /
+    ``tune --labels``. Returns ``(labels, reviewed, annotated)``: the labels with 255 written as 0; the axial
+    slices it annotates wholly (a sparse file's slices without 255; every slice of a dense file, its empty
+    slices included: they say "none of the structures here", as a data set's do); and for a sparse file its
+    other voxels that are not 255 (None for a dense file). Its training labels
+    (:func:`label_file_training_labels`) are the file itself."""
     sparse = bool((labels == UNANNOTATED).any())
+    reviewed = annotated_slices(labels) if sparse else np.ones(labels.shape[0], bool)
     # the mask outside the wholly annotated slices: R on one of them then takes it out of training again
     marks = ((labels != UNANNOTATED) & ~reviewed[:, None, None]) if sparse else None
     return without_unannotated(labels), reviewed, marks
