@@ -188,3 +188,18 @@ def test_export_writes_the_annotation_as_a_255_encoded_nifti(window, qtbot, tmp_
     assert np.array_equal(back, s.annotation_labels()) and (back[z][~marks] == UNANNOTATED).all()
     labels = sorted((tmp_path / "out").glob("*_labels.nii.gz"))
     assert not (nifti.read_labels(str(labels[0]), Volume(s.volume.voxels, s.volume.affine)).labels == UNANNOTATED).any()
+
+
+def test_a_dense_label_file_annotates_every_slice_and_the_window_says_so(window, qtbot, tmp_path):
+    from unetgui.formats import nifti
+
+    _open(window, qtbot, _nifti(tmp_path, "img.nii.gz"))
+    s = window.session
+    file = np.zeros(s.volume.shape, np.uint8)
+    file[4, 20:30, 20:30] = 1  # a complete segmentation: the other slices hold none of the structure
+    labels = str(tmp_path / "dense.nii.gz")
+    nifti.write_labels(LabelMap(file, s.volume.affine.copy()), labels)
+    window.io.open_labels(labels)
+    qtbot.waitUntil(lambda: s.reviewed.all() and not window.runner.busy, timeout=30_000)
+    assert np.array_equal(s.training_labels(), file) and not s.annotated.any()
+    assert "every slice counts as reviewed" in window.statusBar().currentMessage()

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from unetgui.core.session import Session
-from unetgui.core.volume import Volume
+from unetgui.core.volume import UNANNOTATED, Volume
 from unetgui.formats.dicom import Series, load_series
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 from unetgui.ui.open_dialog import SeriesPickerDialog
@@ -36,6 +36,7 @@ class DocumentIO(QObject):
     recent_changed = Signal()
     image_loaded = Signal(object, str, str)  # Volume, source path, kind ("dicom", "nifti", "nrrd")
     labels_loaded = Signal(object)  # LabelMap on the open image's grid, as the file holds it (255 kept)
+    note = Signal(str)  # a passing word for the status bar
 
     def __init__(self, parent: QWidget, session: Session, runner: JobRunner) -> None:
         super().__init__(parent)
@@ -130,6 +131,9 @@ class DocumentIO(QObject):
             # label files are annotations (core.session.label_file_annotation): a sparse file's voxels that are
             # not 255, a dense file's labelled slices; no prediction overwrites them
             self.labels_loaded.emit(labels)
+            if not (labels.labels == UNANNOTATED).any():
+                self.note.emit(f"{os.path.basename(path)} has no 255 (\"not annotated\"): every slice counts as "
+                               "reviewed, so Segment leaves them as they are; R on a slice gives it back to the model")
             if notes:
                 self.warn("Labels loaded with warnings", notes)
 

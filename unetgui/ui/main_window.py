@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
             view.hover_changed.connect(self._on_hover)
             view.before_paint = lambda drag: self._name_first_label(drag)
         self.io.busy.connect(lambda text: self.statusBar().showMessage(text) if text else self.statusBar().clearMessage())
+        self.io.note.connect(lambda text: self.statusBar().showMessage(text, 12000))
 
     def _name_first_label(self, drag: bool) -> bool:
         """The first stroke on an image without labels asks the label's name (and codes). A drag whose press
