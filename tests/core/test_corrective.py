@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from conftest import phantom_hu
-from unetgui.core.session import BrushSettings, Session, label_file_annotation, label_file_training_labels
+from unetgui.core.annotation import label_file_annotation, label_file_training_labels
+from unetgui.core.session import BrushSettings, Session
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
 
 

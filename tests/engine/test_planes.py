@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import phantom_hu
-from unetgui.core.session import BrushSettings, Session, plane_of, training_labels
+from unetgui.core.annotation import training_labels
+from unetgui.core.session import BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED, Volume
 
 SHAPE = (12, 40, 48)

@@ -383,7 +383,7 @@ def test_an_export_never_silently_replaces_another(tmp_path, dcmqi, monkeypatch,
 def test_an_annotation_of_background_strokes_alone_reads_back_as_annotation_not_as_a_mask(tmp_path):
     """Issue 26: an exported annotation holding only 0 and 255 (the user painted background only) is not the
     {0, 255} binary mask other tools write: its header says so, and it reads back unchanged."""
-    from unetgui.core.session import label_file_annotation
+    from unetgui.core.annotation import label_file_annotation
     from unetgui.formats import nifti
 
     volume = Volume(np.zeros((4, 8, 8), np.int16), np.diag([0.8, 0.8, 2.0, 1.0]), "CT")

@@ -35,7 +35,7 @@ def io(qtbot):
 
 
 def _open_read(session, labels) -> None:
-    from unetgui.core.session import label_file_annotation
+    from unetgui.core.annotation import label_file_annotation
     from unetgui.core.volume import LabelMap
 
     values, reviewed, annotated = label_file_annotation(labels.labels)

@@ -11,7 +11,7 @@ import argparse
 from unetgui.cli.common import command, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.core.session import annotation_labels, label_file_training_labels, provenance
+from unetgui.core.annotation import annotation_labels, label_file_training_labels, provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 

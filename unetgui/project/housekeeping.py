@@ -26,7 +26,7 @@ import time
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
-from unetgui.core.session import annotation_labels
+from unetgui.core.annotation import annotation_labels
 from unetgui.core.volume import UNANNOTATED, LabelMap, without_unannotated
 from unetgui.formats import nifti
 from unetgui.project import lock

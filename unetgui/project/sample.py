@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 
 from unetgui.core.progress import CancelToken, ProgressFn
-from unetgui.core.session import label_file_annotation
+from unetgui.core.annotation import label_file_annotation
 from unetgui.project.store import ModelEntry, Project
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import check
-from unetgui.core.session import training_labels
+from unetgui.core.annotation import training_labels
 from unetgui.core.volume import UNANNOTATED, Volume
 from unetgui.project.store import Project, SeriesEntry
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn, check
-from unetgui.core.session import label_file_training_labels
+from unetgui.core.annotation import label_file_training_labels
 from unetgui.core.volume import Label, LabelMap, LabelTable, Volume, default_color
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def _check_noted(table: LabelTable, used: set[int], known: LabelTable | None, no
 @dataclass(frozen=True)
 class FileSource:
     """Image files (DICOM folder, NIfTI, NRRD, a folder of 2-D images) with one label file each, each read as
-    the app reads it opened (:func:`~unetgui.core.session.label_file_training_labels`)."""
+    the app reads it opened (:func:`~unetgui.core.annotation.label_file_training_labels`)."""
 
     images: tuple[str, ...]
     labels: tuple[str, ...]
@@ -123,8 +123,8 @@ class FileSource:
             notes += [f"{name}: {w}" for w in warnings]
             maps.append(lm)
             v = image.volume
-            # read as the app reads an opened label file: a sparse file's voxels that are not 255, a dense
-            # file's labelled slices (core.session.label_file_annotation)
+            # read as the app reads an opened label file: a sparse file's voxels that are not 255, every voxel of
+            # a dense file (core.annotation.label_file_annotation)
             volumes.append(AnnotatedVolume(name, v.voxels, label_file_training_labels(lm.labels), v.modality,
                                            tuple(v.spacing[1:]), float(v.spacing[0])))
         table = known if known is not None else label_table(maps)

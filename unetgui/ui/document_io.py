@@ -128,8 +128,8 @@ class DocumentIO(QObject):
             labels, notes = result
             if self.session.volume is not volume or not self.may_replace_document():
                 return  # another image was opened meanwhile, or the user keeps the edits
-            # label files are annotations (core.session.label_file_annotation): a sparse file's voxels that are
-            # not 255, a dense file's labelled slices; no prediction overwrites them
+            # label files are annotations (core.annotation.label_file_annotation): a sparse file's voxels that are
+            # not 255, every voxel of a dense file; no prediction overwrites them
             self.labels_loaded.emit(labels)
             if not (labels.labels == UNANNOTATED).any():
                 self.note.emit(f"{os.path.basename(path)} has no 255 (\"not annotated\"): every slice counts as "

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QAbstractButton, QFileDialog, QLabel, QMessageBox,
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.paths import data_root
-from unetgui.core.session import Session, label_file_annotation
+from unetgui.core.annotation import label_file_annotation
+from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap, Volume
 from unetgui.project import housekeeping, lock
 from unetgui.project.autosave import Autosaver
@@ -275,7 +276,7 @@ class ProjectController(QObject):
 
     def replace_labels(self, labels: LabelMap) -> None:
         """Labels opened from a file replace the shown series' labels (saved at once, with their table); what
-        the file annotates (core.session.label_file_annotation) is the user's annotation."""
+        the file annotates (core.annotation.label_file_annotation) is the user's annotation."""
         if self.autosaver is not None:
             self.autosaver.flush()
             self.autosaver.detach()
