@@ -248,3 +248,21 @@ def test_a_search_on_few_annotated_slices_cross_validates_and_refits_the_best(tm
     training = model.info["training"]
     assert training["train_slices"] == 5 and training["val_slices"] == 0  # the refit saw every slice
     assert len((tmp_path / "few.trials.csv").read_text().splitlines()) == 3
+
+
+def test_a_search_on_strokes_alone_is_refused_before_its_first_trial(tmp_path, capsys):
+    """Strokes train but cannot measure a trial: `tune` says so at once instead of failing every trial."""
+    import numpy as np
+    from lits_synth import _save, synth_case
+
+    hu, labels, affine = synth_case(3, 48, 5)
+    strokes = np.full(labels.shape, 255, np.uint8)
+    strokes[1:4, 20:24, 20:30] = labels[1:4, 20:24, 20:30]  # a few voxels per slice: partial slices only
+    _save(hu, affine, tmp_path / "ct.nii.gz")
+    _save(strokes, affine, tmp_path / "strokes.nii.gz")
+    assert cli.main(["tune", "--images", str(tmp_path / "ct.nii.gz"), "--labels", str(tmp_path / "strokes.nii.gz"),
+                     "--output", str(tmp_path / "s.unetgui"), "--trials", "2", "--trial-minutes", "0.03",
+                     "--device", "cpu", "--threads", "1", "--params", "learning_rate"]) == 1
+    assert "strokes alone train, but cannot measure a trial" in capsys.readouterr().err
+    study = tuning.open_study(f"sqlite:///{tmp_path / 's.optuna.db'}", "unetgui")
+    assert not study.trials

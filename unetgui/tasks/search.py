@@ -16,6 +16,7 @@ from unetgui.core import atomic, csvcell
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.core.textsafe import one_line
+from unetgui.core.volume import slice_coverage
 from unetgui.engine.config import check_device
 from unetgui.tasks.sources import DataSource
 
@@ -104,6 +105,12 @@ class SearchResult:
     written: tuple[str, ...] = ()
 
 
+def _complete_slices(labels) -> int:
+    """Slices annotated over most of their voxels (core.volume.slice_coverage): what a trial is measured on."""
+    annotated, partial = slice_coverage(labels)
+    return len(annotated) - len(partial)
+
+
 def search(request: SearchRequest, source: DataSource, cancel: CancelToken | None = None,
            progress: ProgressFn | None = None, emit: Callable[[Any], None] | None = None) -> SearchResult:
     """Run the search on ``source``. ``emit`` gets :class:`SearchStarted`, each finished trial
@@ -119,6 +126,9 @@ def search(request: SearchRequest, source: DataSource, cancel: CancelToken | Non
     build = {"cache_root": data.cache_root}
     if data.val_cases is not None:
         build["val_cases"] = list(data.val_cases)
+    elif sum(_complete_slices(v.labels) for v in data.volumes) < 2:  # before the first trial, not in each one
+        raise UnetguiError("a search needs at least 2 completely annotated slices to measure its trials on (mark "
+                           "corrected slices reviewed, R): strokes alone train, but cannot measure a trial")
     fixed = {"seed": request.seed, "threads": request.threads}
     emit(SearchStarted(tuning.shown_url(request.storage_url), request.study, len(study.trials), data.summary, data.notes))
 
