@@ -7,7 +7,8 @@ Editing happens in any of the three planes: axis 0 (axial, a slice ``z`` shows `
 row ``y`` shows ``(z, x)``) and 2 (sagittal, a column ``x`` shows ``(z, y)``). The session's ``axis`` and
 ``position`` say which plane is shown. Review flags are kept per plane of each axis: a reviewed sagittal
 plane marks its voxels as annotated, so the axial slices it crosses are partially annotated
-(:func:`training_labels`: the rest of them stays "not annotated", 255, which training leaves out of the loss).
+(core.annotation.training_labels: the rest of them stays "not annotated", 255, which training leaves out of the
+loss).
 
 Corrective annotation: besides the reviewed planes, ``annotated`` records per voxel what the user's strokes
 annotated (a foreground stroke: its voxels hold the label; the background brush: "none of the labels"; the
@@ -25,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from unetgui.core import ranking, tools
-from unetgui.core.history import EditHistory, Patch, Step, diff_patch, plane_patch
 from unetgui.core.annotation import annotation_labels, provenance, stroke_slices, training_labels
+from unetgui.core.history import EditHistory, Patch, Step, diff_patch, plane_patch
 from unetgui.core.volume import UNANNOTATED, Label, LabelMap, LabelTable, Volume, default_color
 
 
