@@ -203,3 +203,11 @@ def test_a_dense_label_file_annotates_every_slice_and_the_window_says_so(window,
     qtbot.waitUntil(lambda: s.reviewed.all() and not window.runner.busy, timeout=30_000)
     assert np.array_equal(s.training_labels(), file) and not s.annotated.any()
     assert "every slice counts as reviewed" in window.statusBar().currentMessage()
+
+
+def test_choosing_the_eraser_says_what_teaches_not_this_structure(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    _open_phantom(window, qtbot)
+    qtbot.keyClick(window.view, Qt.Key.Key_E)
+    assert window.tools.tool == "eraser" and "Background (Shift+B)" in window.statusBar().currentMessage()

@@ -57,6 +57,7 @@ class Actions:
         for action in (self.navigate, self.brush, self.background, self.eraser, self.fill):
             group.addAction(action)
         tools.tool_changed.connect(self._show_tool)
+        tools.tool_changed.connect(self._explain_tool)
         self._show_tool(tools.tool)
         self.smaller = make("Smaller brush", "[", lambda: setattr(tools, "brush_size", tools.brush_size - max(1, tools.brush_size // 8)))
         self.larger = make("Larger brush", "]", lambda: setattr(tools, "brush_size", tools.brush_size + max(1, tools.brush_size // 8)))
@@ -109,6 +110,13 @@ class Actions:
     def _show_tool(self, name: str) -> None:
         {"navigate": self.navigate, "brush": self.brush, "background": self.background, "eraser": self.eraser,
          "fill": self.fill}[name].setChecked(True)
+
+    def _explain_tool(self, name: str) -> None:
+        """What the eraser teaches when only the strokes train: nothing (the tool that says "not this" is
+        Background)."""
+        if name == "eraser" and not self.session.review_on_edit:
+            self.message("Eraser: removes the label and your annotation (those voxels no longer train). To teach "
+                         "\"not this structure\" where the model is wrong, paint it with Background (Shift+B)")
 
     def _cycle_display(self) -> None:
         names = {"both": "annotation and prediction", "annotation": "annotation only", "prediction": "prediction only"}
