@@ -132,6 +132,14 @@ def test_fill_and_copy_annotate_what_they_change(session):
     session.set_slice(z + 1)
     session.mark_empty()  # "nothing here" is always a review: the user looked at the whole plane
     assert session.reviewed[z + 1]
+    session.set_slice(z - 2)
+    session.begin_stroke()
+    session.paint_segment(10, 10, 10, 20, BrushSettings(radius=2))
+    session.end_stroke()
+    source = session.labels.labels[z - 2] == 1
+    session.set_slice(z - 1)
+    session.copy_from(z - 2)  # copy previous: the copied voxels are the user's edit, nothing else of the plane
+    assert np.array_equal(session.annotated[z - 1], source) and not session.reviewed[z - 1]
 
 
 def test_a_sparse_label_file_annotates_exactly_its_voxels_that_are_not_255(session):
