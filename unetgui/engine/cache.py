@@ -44,6 +44,7 @@ import secrets
 import shutil
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -471,7 +472,8 @@ def _read_foreground(folder: str, meta: dict, shape: tuple[int, ...]) -> dict[in
                 if places.size and ((places < 0).any() or (places >= np.asarray(shape, np.int64)).any()):
                     raise Damaged(f"foreground.npz: {info.filename} has locations outside the labels")
                 found[int(value)] = places
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, SyntaxError,
+            TypeError) as exc:  # zipfile: a flipped bit can claim an unknown zip version or compression
         raise Damaged(f"foreground.npz is not readable ({printable(exc, 80)})") from exc
     return found
 

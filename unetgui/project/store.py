@@ -278,7 +278,7 @@ class Project:
                 sagittal = data["reviewed_sagittal"].copy() if "reviewed_sagittal" in data.files else np.zeros(x, bool)
                 predicted = data["predicted"].copy() if "predicted" in data.files else None
                 annotated = data["annotated"].copy() if "annotated" in data.files else np.zeros(labels.shape, bool)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
             raise FormatError(f"{path} is damaged: {exc}") from exc
         found = _journal.scan(self.journal_path(series_id), token, labels.shape)
         for record in found.records:
@@ -327,7 +327,7 @@ class Project:
         try:
             with np.load(self.labels_path(series_id), allow_pickle=False) as data:
                 return str(data["token"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
             raise FormatError(f"{self.labels_path(series_id)} is damaged: {exc}") from exc
 
     def pending_edits(self, series_id: str) -> int:
