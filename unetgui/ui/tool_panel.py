@@ -1,6 +1,7 @@
 """Tools, brush size, threshold brush, overlay display (what it shows: the annotation, the prediction or both)
-and window presets, the slice commands and whether edits mark their plane reviewed. Buttons share the dock's
-width, so their text stays whole from a laptop screen up (the window/level itself is drawn on the image)."""
+and window presets, and the slice commands. Buttons share the dock's width, so their text stays whole from a
+laptop screen up (the window/level itself is drawn on the image). Whether edits mark their plane reviewed is
+beside the training counts (training_panel.py) and in the Edit menu."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class ToolPanel(QWidget):
         self.display_combo = QComboBox()
         self.display_combo.addItems([SHOW[d] for d in DISPLAYS])
         self.display_combo.setToolTip("Your annotation is drawn solid, the model's prediction lighter with an outline, "
-                             "background you painted dark. " + actions.cycle_display.toolTip())
+                                      "background you painted as a hatched shade. " + actions.cycle_display.toolTip())
         self.display_combo.activated.connect(lambda i: self.tools.set_overlay(display=DISPLAYS[i]))
         form.addRow(self.visible, self.outline)
         form.addRow(self.display_combo)  # a row of its own: a label beside it would widen the dock past a laptop's
