@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QTimer
+from shots import grab, later, wait_for  # docs/shots.py (the script's folder is on the path)
 
 CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator-example-ct-dicom"
 OUT = Path(__file__).resolve().parent / "images"
@@ -62,20 +60,8 @@ def main() -> int:
 
     def shoot(name: str) -> None:
         path = OUT / f"corrective_{name}.png"
-        if shutil.which("import") and os.environ.get("DISPLAY"):
-            subprocess.run(["import", "-window", "root", str(path)], check=True)
-        else:
-            window.grab().save(str(path))
+        grab(window, path)
         print(f"saved {path} (window {window.width()} x {window.height()})")
-
-    def later(ms: int, step) -> None:
-        QTimer.singleShot(ms, step)
-
-    def wait_for(condition, then, every: int = 300) -> None:
-        if condition():
-            then()
-        else:
-            later(every, lambda: wait_for(condition, then, every))
 
     def open_ct() -> None:
         (series,) = scan(str(CT)).series

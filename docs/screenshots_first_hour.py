@@ -11,19 +11,18 @@ export dialog. Each step also prints the buttons whose text is cut or clipped (n
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QAbstractButton, QApplication
 
 from unetgui.app import RESOURCES, create_app
 from unetgui.formats.dicom import scan
 from unetgui.ui.main_window import MainWindow
+
+from shots import grab, later, wait_for  # docs/shots.py (the script's folder is on the path)
 
 CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totalsegmentator-example-ct-dicom"
 OUT = Path(__file__).resolve().parent / "images"
@@ -52,20 +51,8 @@ def main() -> int:
 
     def shoot(name: str) -> None:
         path = OUT / f"first_hour_{name}_{size}.png"
-        if shutil.which("import") and os.environ.get("DISPLAY"):
-            subprocess.run(["import", "-window", "root", str(path)], check=True)
-        else:
-            window.grab().save(str(path))
+        grab(window, path)
         print(f"{path.name}: window {window.width()} x {window.height()}, cut buttons: {cut_buttons(window) or 'none'}")
-
-    def later(ms: int, step) -> None:
-        QTimer.singleShot(ms, step)
-
-    def wait_for(condition, then, every: int = 500) -> None:
-        if condition():
-            then()
-        else:
-            later(every, lambda: wait_for(condition, then, every))
 
     def welcome() -> None:
         shoot("welcome")
