@@ -200,6 +200,19 @@ class Session:
         """The review flags of the planes along ``axis`` (the array itself)."""
         return (self.reviewed, self.reviewed_coronal, self.reviewed_sagittal)[axis]
 
+    def _crossing(self, axis: int) -> np.ndarray:
+        """2-D bool (broadcast) of a plane along ``axis``: its voxels in the reviewed planes of the other axes."""
+        rows, cols = (a for a in range(3) if a != axis)
+        return self.reviewed_in(rows)[:, None] | self.reviewed_in(cols)[None, :]
+
+    def reviewed_cover(self, axis: int, index: int) -> np.ndarray:
+        """2-D bool of plane ``index`` along ``axis``: its voxels in reviewed planes (all of them when the plane
+        itself is reviewed, else those of the reviewed planes of the other axes crossing it)."""
+        shape = plane_of(self.annotated, axis, index).shape
+        if self.reviewed_in(axis)[index]:
+            return np.ones(shape, bool)
+        return np.broadcast_to(self._crossing(axis), shape)
+
     def stroked_planes(self, axis: int, planes=None, known: np.ndarray | None = None) -> np.ndarray:
         """Per plane along ``axis``: some voxel annotated by a stroke outside the reviewed planes of the other
         axes (what the slider shows as "strokes"). With ``planes`` (indices) and ``known`` (the previous
@@ -208,23 +221,15 @@ class Session:
         partly = planes is not None and known is not None and known.shape == (n,)
         out = known.copy() if partly else np.zeros(n, bool)
         todo = [int(k) for k in planes if 0 <= k < n] if partly else np.flatnonzero(stroke_slices(self.annotated, axis))
-        rows, cols = (a for a in range(3) if a != axis)
-        crossing = self.reviewed_in(rows)[:, None] | self.reviewed_in(cols)[None, :]
+        crossing = self._crossing(axis)
         for k in todo:
             out[k] = bool((plane_of(self.annotated, axis, int(k)) & ~crossing).any())
         return out
 
     def truth_plane(self, axis: int, index: int) -> np.ndarray:
-        """2-D bool of plane ``index`` along ``axis``: the voxels that are the user's annotation (strokes, the
-        plane itself reviewed, reviewed planes of the other axes crossing it); the rest shows the prediction."""
-        out = plane_of(self.annotated, axis, index).copy()
-        if self.reviewed_in(axis)[index]:
-            out[...] = True
-            return out
-        rows, cols = (a for a in range(3) if a != axis)
-        out |= self.reviewed_in(rows)[:, None]
-        out |= self.reviewed_in(cols)[None, :]
-        return out
+        """2-D bool of plane ``index`` along ``axis``: the voxels that are the user's annotation (strokes and
+        :meth:`reviewed_cover`); the rest shows the prediction."""
+        return plane_of(self.annotated, axis, index) | self.reviewed_cover(axis, index)
 
     def plane(self, array: np.ndarray, index: int | None = None) -> np.ndarray:
         """The shown plane (or plane ``index`` along the shown axis) of a ``(z, y, x)`` array."""

@@ -390,24 +390,13 @@ class SliceView(pg.GraphicsLayoutWidget):
         if hasattr(self, "text"):  # pyqtgraph resizes the view while it is being built
             self.text.place()
 
-    def _reviewed_cover(self) -> np.ndarray | bool:
-        """The shown plane's voxels in reviewed planes (its own: True; else those of crossing planes)."""
-        s, axis, index = self.session, self.axis, self.index
-        if s.reviewed_in(axis)[index]:
-            return True
-        rows, cols = (a for a in range(3) if a != axis)
-        return s.reviewed_in(rows)[:, None] | s.reviewed_in(cols)[None, :]
-
     def overlay_planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The shown plane's (labels, truth, annotated background) as displayed: the labels; the voxels that
         are the user's annotation (Session.truth_plane); the voxels the user's strokes annotated outside
         reviewed planes (their 0s are drawn as annotated background: a reviewed plane's are not)."""
         s, axis, index = self.session, self.axis, self.index
-        strokes = plane_of(s.annotated, axis, index)
-        cover = self._reviewed_cover()
-        marked = np.zeros(strokes.shape, bool) if cover is True else strokes & ~cover
-        return (self.plane_data(s.labels.labels), self.displayed(s.truth_plane(axis, index)),
-                self.displayed(marked))
+        strokes, cover = plane_of(s.annotated, axis, index), s.reviewed_cover(axis, index)
+        return self.plane_data(s.labels.labels), self.displayed(strokes | cover), self.displayed(strokes & ~cover)
 
     def _refresh_overlay(self) -> None:
         if not self.session.is_open or not self.live:
