@@ -11,7 +11,7 @@ import argparse
 from unetgui.cli.common import command, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.core.annotation import annotation_labels, label_file_training_labels, provenance
+from unetgui.core.annotation import label_file_training_labels, provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
 
@@ -109,8 +109,7 @@ def _export_project(args: argparse.Namespace) -> int:
         labels = LabelMap(without_unannotated(saved.labels),
                           image.volume.affine.copy(), project.table)
         options = _options(args, image, labels)
-        annotation = (annotation_labels(saved.labels, saved.reviewed, *saved.planes, saved.annotated)
-                      if options.annotation else None)
+        annotation = saved.annotation() if options.annotation else None
         paths = export(image.volume, labels, os.path.join(args.output, entry.id), options, ProgressLine("exporting"),
                        model_path=model, provenance=provenance(saved.reviewed, *saved.planes, saved.predicted, saved.annotated),
                        annotation=annotation)

@@ -26,7 +26,6 @@ import time
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.progress import CancelToken, check
-from unetgui.core.annotation import annotation_labels
 from unetgui.core.volume import UNANNOTATED, LabelMap, without_unannotated
 from unetgui.formats import nifti
 from unetgui.project import lock
@@ -90,7 +89,7 @@ def retire(root: str, data_folder: str, days: float = KEEP_DAYS, now: float | No
             if saved is None:
                 continue
             # what the user annotated (reviewed planes, strokes: background strokes alone count too), 255 elsewhere
-            annotation = annotation_labels(saved.labels, saved.reviewed, *saved.planes, saved.annotated)
+            annotation = saved.annotation()
             if not ((without_unannotated(saved.labels) > 0).any() or (annotation != UNANNOTATED).any()):
                 continue
             volume = project.load_image(entry)  # raises when the image is gone: the project stays

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from unetgui.core import atomic, limits
+from unetgui.core.annotation import annotation_labels
 from unetgui.core.errors import FormatError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.core.volume import LabelTable, Volume
@@ -105,6 +106,13 @@ class SeriesLabels:
     planes: tuple[np.ndarray, np.ndarray] | None = None  # reviewed coronal (y) and sagittal (x) planes
     predicted: np.ndarray | None = None  # axial slices a segmentation wrote; None: not known (older files)
     annotated: np.ndarray | None = None  # (z, y, x) bool: the voxels the user's strokes annotated
+
+    def annotation(self) -> np.ndarray:
+        """Everything the user annotated, 255 elsewhere (core.annotation.annotation_labels): what an export's
+        or a retired project's annotation NIfTI holds."""
+        y, x = self.labels.shape[1:]
+        planes = self.planes or (np.zeros(y, bool), np.zeros(x, bool))
+        return annotation_labels(self.labels, self.reviewed, *planes, self.annotated)
 
 
 class Project:
