@@ -11,7 +11,8 @@ from unetgui.cli.common import add_device, add_series, command, warn
 from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
-from unetgui.core.volume import LabelMap, annotated_slices
+from unetgui.core.annotation import label_file_annotation
+from unetgui.core.volume import LabelMap
 from unetgui.formats import label_tables, nifti, nrrd, png
 from unetgui.formats.dicom_seg import write_dicom_seg
 from unetgui.formats.inputs import ImageInput, is_nifti, open_image, open_labels
@@ -98,7 +99,7 @@ def _suggest(args: argparse.Namespace) -> int:
     if args.labels:
         labels, notes = open_labels(args.labels, image, checkpoint.labels)
         warn(notes)
-        reviewed = annotated_slices(labels.labels)
+        reviewed = label_file_annotation(labels.labels)[1]  # the slices the app counts as reviewed, opened
     picks, scores = suggest(SegmentRequest(args.device, tta=args.tta, compile=False), checkpoint, image.volume, reviewed,
                             args.count or None, progress=ProgressLine("segmenting"))
     print("rank\tslice\tnumber\tscore\tpriority   (slice: 0-based index along z; number: 1-based, as the app shows)")

@@ -32,10 +32,11 @@ _SAME_HUE = 30.0
 
 
 def annotated_slices(labels: np.ndarray) -> np.ndarray:
-    """The slices a label volume ``(z, y, x)`` annotates, the one rule of the app (File > Open labels: they
-    count as reviewed) and the command line (``suggest --labels``, ``evaluate --model --image --truth``):
-    sparse annotation (some voxels 255) -> every slice without 255, a background-only slice included (the
-    annotator said "nothing here"); a dense label volume -> the slices with any label."""
+    """The slices a label volume ``(z, y, x)`` annotates wholly: sparse annotation (some voxels 255) -> every
+    slice without 255, a background-only slice included (the annotator said "nothing here"); a dense label
+    volume -> the slices with any label. A sparse file's reviewed slices in the app and ``suggest --labels``
+    (core.annotation.label_file_annotation, which reads a dense file as annotating every slice); the slices
+    ``evaluate --model --image --truth`` measures."""
     unannotated = labels == UNANNOTATED
     if unannotated.any():
         return ~unannotated.any(axis=(1, 2))
