@@ -1,0 +1,138 @@
+"""Segment statistics: what each label measures, from its voxels and the image under them.
+
+Definitions follow 3D Slicer's *Segment Statistics* where it has one (docs/statistics.md lists each, and where
+we differ):
+
+- ``voxels``, ``volume_mm3``, ``volume_ml``: the label's voxel count, times the voxel volume (the affine's
+  determinant, right for an oblique or sheared grid); Slicer's "Labelmap" volume. 1 mL = 1000 mm^3 = 1 cm^3.
+- ``surface_mm2``: the area of the label's closed surface (Slicer's "Closed surface" area), measured on the
+  surface that :func:`unetgui.formats.mesh.surface` builds (passed in as ``surface_area``: this module stays
+  numpy-only).
+- intensity inside the mask (Slicer's "Scalar volume"): ``mean``, ``std`` (sample standard deviation, N - 1,
+  as ITK), ``minimum``, ``maximum``, ``median`` (exact), ``p5``, ``p95`` (linear interpolation between the
+  closest ranks, numpy's default). ``unit``: "HU" for CT, else empty.
+- ``extent_mm``: the bounding box of the label along the image's column, row and slice axes, in mm (voxel
+  count across the box times the spacing); ``centroid_ras``: the mean voxel centre in world RAS mm.
+- ``components``: connected pieces, neighbours sharing a face (6-connectivity, ITK's default); ``largest_share``:
+  the largest piece's share of the voxels.
+- ``slice_area_mm2``: the label's area on each slice along the array's slice axis (pixel count times the
+  in-plane pixel area), the plot a user reads at a glance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+from scipy import ndimage
+
+from unetgui.core.progress import CancelToken, check
+
+#: the columns of the statistics table (CSV and JSON), in order; slice areas are a separate section
+COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "surface_mm2", "mean", "std", "minimum", "maximum",
+           "median", "p5", "p95", "unit", "extent_x_mm", "extent_y_mm", "extent_z_mm", "centroid_r_mm",
+           "centroid_a_mm", "centroid_s_mm", "components", "largest_share")
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    """One label's statistics (see the module docstring for each definition). Intensity values are None
+    when no image was given; ``surface_mm2`` when no surface area was asked for."""
+
+    label: int
+    name: str
+    voxels: int
+    volume_mm3: float
+    volume_ml: float
+    surface_mm2: float | None
+    mean: float | None
+    std: float | None
+    minimum: float | None
+    maximum: float | None
+    median: float | None
+    p5: float | None
+    p95: float | None
+    unit: str
+    extent_mm: tuple[float, float, float]  # along the image's x (column), y (row), z (slice) axes
+    centroid_ras: tuple[float, float, float]
+    components: int
+    largest_share: float
+    slice_area_mm2: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def row(self) -> dict:
+        """The table row: :data:`COLUMNS` to plain Python values."""
+        ex, ey, ez = self.extent_mm
+        r, a, s = self.centroid_ras
+        values = dict(label=self.label, name=self.name, voxels=self.voxels, volume_mm3=self.volume_mm3,
+                      volume_ml=self.volume_ml, surface_mm2=self.surface_mm2, mean=self.mean, std=self.std,
+                      minimum=self.minimum, maximum=self.maximum, median=self.median, p5=self.p5, p95=self.p95,
+                      unit=self.unit, extent_x_mm=ex, extent_y_mm=ey, extent_z_mm=ez, centroid_r_mm=r,
+                      centroid_a_mm=a, centroid_s_mm=s, components=self.components,
+                      largest_share=self.largest_share)
+        return {k: values[k] for k in COLUMNS}
+
+
+def voxel_volume_mm3(affine: np.ndarray) -> float:
+    return abs(float(np.linalg.det(np.asarray(affine, float)[:3, :3])))
+
+
+def pixel_area_mm2(affine: np.ndarray) -> float:
+    """Area of one pixel of a slice (the parallelogram of the column and row steps)."""
+    a = np.asarray(affine, float)[:3, :3]
+    return float(np.linalg.norm(np.cross(a[:, 0], a[:, 1])))
+
+
+def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names: dict[int, str] | None = None,
+            image: np.ndarray | None = None, modality: str = "",
+            surface_area: Callable[[np.ndarray], float] | None = None,
+            cancel: CancelToken | None = None) -> list[SegmentStats]:
+    """Statistics of each label value in ``values`` (an absent one gets zeros) of ``labels`` (``(z, y, x)``
+    on the grid of ``affine``). ``image``: the intensities on the same grid (None: no intensity statistics).
+    ``surface_area``: the area in mm^2 of a mask on a grid with ``affine``'s spacing and direction (given the
+    label's bounding box; None: no surface area)."""
+    labels = np.asarray(labels)
+    if image is not None and np.shape(image) != labels.shape:
+        raise ValueError(f"image {np.shape(image)} and labels {labels.shape} are not on one grid")
+    affine = np.asarray(affine, float)
+    voxel = voxel_volume_mm3(affine)
+    pixel = pixel_area_mm2(affine)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)  # x, y, z
+    names = names or {}
+    unit = "HU" if modality.upper() == "CT" else ""
+    boxes = ndimage.find_objects(labels) if labels.dtype.kind in "ui" else []
+    out = []
+    for value in values:
+        check(cancel)
+        value = int(value)
+        name = names.get(value, f"Label {value}")
+        box = boxes[value - 1] if 0 < value <= len(boxes) else None
+        if box is None:
+            out.append(SegmentStats(value, name, 0, 0.0, 0.0, 0.0 if surface_area else None, None, None, None, None,
+                                    None, None, None, unit, (0.0, 0.0, 0.0), (float("nan"),) * 3, 0, 0.0,
+                                    np.zeros(labels.shape[0])))
+            continue
+        mask = labels[box] == value
+        count = int(np.count_nonzero(mask))
+        per_slice = np.zeros(labels.shape[0])
+        per_slice[box[0]] = np.count_nonzero(mask, axis=(1, 2)) * pixel
+        zyx = np.argwhere(mask) + [s.start for s in box]
+        lo, hi = zyx.min(axis=0), zyx.max(axis=0)
+        extent = tuple(float((hi[k] - lo[k] + 1) * spacing[2 - k]) for k in (2, 1, 0))  # x, y, z
+        centre = zyx.mean(axis=0)
+        centroid = centre[::-1] @ affine[:3, :3].T + affine[:3, 3]
+        pieces, n = ndimage.label(mask)
+        largest = int(np.bincount(pieces.ravel())[1:].max()) if n else 0
+        intensity: list[float | None] = [None] * 7
+        if image is not None:
+            inside = np.asarray(image[box][mask], np.float64)
+            p5, median, p95 = np.percentile(inside, [5, 50, 95])
+            intensity = [float(inside.mean()), float(inside.std(ddof=1)) if count > 1 else 0.0, float(inside.min()),
+                         float(inside.max()), float(median), float(p5), float(p95)]
+        area = None
+        if surface_area is not None:
+            area = float(surface_area(mask))  # the label's box: the area does not depend on where it lies
+        out.append(SegmentStats(value, name, count, count * voxel, count * voxel / 1000.0, area, *intensity, unit,
+                                extent, (float(centroid[0]), float(centroid[1]), float(centroid[2])), int(n),
+                                largest / count, per_slice))
+    return out

@@ -1,0 +1,67 @@
+"""The statistics of a document's labels (core/statistics.py, with the surface area of formats/mesh.py) and their
+one writer: the rows of the metrics CSV, ``unetgui stats --csv`` and ``--json``.
+
+The CSV has a ``section`` column: ``labels`` rows hold :data:`~unetgui.core.statistics.COLUMNS`;
+``slice_area`` rows hold ``label``, ``name``, ``slice`` (1-based) and ``area_mm2`` for each slice the label is on.
+The JSON holds ``{"image": ..., "labels": [row + {"slice_area_mm2": [...]}]}`` (areas of every slice, 0 where
+absent). Names come from files: one line each (csvcell then defuses formulas; JSON escapes the rest).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from unetgui.core import csvcell
+from unetgui.core.progress import CancelToken
+from unetgui.core.statistics import COLUMNS, SegmentStats, measure
+from unetgui.core.textsafe import one_line
+from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
+from unetgui.formats import mesh
+
+SLICE_COLUMNS = ("slice", "area_mm2")
+
+
+def label_statistics(volume: Volume | None, labels: LabelMap, values=None, surface: bool = True,
+                     cancel: CancelToken | None = None) -> list[SegmentStats]:
+    """Statistics of each label of ``labels`` (the table's labels and any other value used, never the
+    not-annotated 255; ``values`` to choose), with the image's intensities when ``volume`` is given (on the
+    same grid) and the surface area unless ``surface`` is False."""
+    if values is None:
+        used = {int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED}
+        values = sorted(set(labels.table.values) | used)
+    names = {label.value: label.name for label in labels.table}
+    affine = labels.affine
+    area = (lambda m: mesh.surface(m, affine, cancel=cancel).area()) if surface else None
+    return measure(labels.labels, affine, values, names, None if volume is None else volume.voxels,
+                   volume.modality if volume is not None else "", area, cancel)
+
+
+def _clean(value):
+    if isinstance(value, str):
+        return one_line(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def rows(stats: list[SegmentStats], slices: bool = True) -> list[dict]:
+    """CSV rows: one ``labels`` row per label, then its ``slice_area`` rows (slices it is on)."""
+    out = [{"section": "labels", **{k: _clean(v) for k, v in s.row().items()}} for s in stats]
+    if slices:
+        for s in stats:
+            out += [{"section": "slice_area", "label": s.label, "name": one_line(s.name), "slice": int(z) + 1,
+                     "area_mm2": float(s.slice_area_mm2[z])} for z in np.flatnonzero(s.slice_area_mm2)]
+    return out
+
+
+def csv_text(stats: list[SegmentStats]) -> str:
+    return csvcell.table_text(["section", *COLUMNS, *SLICE_COLUMNS], rows(stats))
+
+
+def json_text(stats: list[SegmentStats], image: str = "") -> str:
+    items = [{**{k: _clean(v) for k, v in s.row().items()},
+              "slice_area_mm2": [float(a) for a in s.slice_area_mm2]} for s in stats]
+    return json.dumps({"image": one_line(image), "labels": items}, indent=1, allow_nan=False) + "\n"
