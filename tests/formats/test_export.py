@@ -220,8 +220,17 @@ def test_metrics_csv_volumes_and_evaluation_rows(tmp_path, dcmqi):
     assert os.path.basename(path) == "CT_s2_0bbbf5_metrics.csv"
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    liver_row, absent, eval_liver, eval_absent = rows
+    slice_rows = [r for r in rows if r["section"] == "slice_area"]
+    liver_row, absent, eval_liver, eval_absent = [r for r in rows if r["section"] != "slice_area"]
     voxels = int(np.count_nonzero(liver.labels == 1))
+    # the segment statistics (formats/statistics.py, the one writer): HU inside the mask and each slice's area
+    inside = volume.voxels[liver.labels == 1].astype(float)
+    assert float(liver_row["mean"]) == pytest.approx(inside.mean()) and liver_row["unit"] == "HU"
+    assert (float(liver_row["minimum"]), float(liver_row["maximum"])) == (inside.min(), inside.max())
+    assert float(liver_row["surface_mm2"]) > 0 and liver_row["components"] != ""
+    pixel = volume.spacing[1] * volume.spacing[2]
+    assert [(int(r["slice"]), float(r["area_mm2"])) for r in slice_rows] == [
+        (z + 1, pytest.approx(np.count_nonzero(liver.labels[z] == 1) * pixel)) for z in range(3)]
     assert liver_row["section"] == "labels" and liver_row["name"] == "Liver" and int(liver_row["voxels"]) == voxels
     assert float(liver_row["volume_ml"]) == pytest.approx(voxels * np.prod(volume.spacing) / 1000, rel=1e-9)
     assert (liver_row["slices_with_label"], liver_row["first_slice"], liver_row["last_slice"]) == ("3", "1", "3")

@@ -17,10 +17,12 @@ Exit codes (the one list; README "Exit codes" repeats it):
   unetgui evaluate --prediction P --truth T [--image IMAGE [--series KEY]] [--json FILE] [--csv FILE]
   unetgui evaluate --model MODEL --image IMAGE --truth T      (the model on the truth's annotated slices)
   unetgui evaluate --model MODEL --dataset DIR [--split test] (the model on a data set's cases)
+  unetgui stats --image IMAGE --labels LABELS [--series KEY] [--csv FILE] [--json FILE] [--no-surface]
   unetgui tune (--images PATH --labels PATH ... | --dataset DIR) --output MODEL (--trials N | --minutes M)
                [--trial-minutes T] [--storage URL] [--study NAME] [--params ...]
   unetgui export (--input IMAGE --labels LABELS | --project FOLDER [--series ID]) --output FOLDER [--png] [--overlay]
-                 [--nifti] [--image-nifti] [--dicom-seg] [--seg-nrrd] [--metrics] [--model MODEL] [--include-patient-id]
+                 [--nifti] [--image-nifti] [--dicom-seg] [--seg-nrrd] [--metrics] [--mesh stl|obj|ply [--mesh-space LPS|RAS]
+                 [--mesh-smoothing N] [--mesh-decimate SHARE]] [--model MODEL] [--include-patient-id]
   unetgui export-model --model MODEL --onnx OUT.onnx
 """
 
@@ -31,7 +33,8 @@ import sys
 
 from unetgui import __version__
 from unetgui.cli import (
-    evaluate_commands, export_commands, formats_commands, model_commands, search_commands, segment_commands, train_commands,
+    evaluate_commands, export_commands, formats_commands, model_commands, search_commands, segment_commands,
+    stats_commands, train_commands,
 )
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
@@ -44,7 +47,7 @@ examples:
   unetgui ct/                        open a DICOM folder in the app
   unetgui train --help               a command's options and examples"""
 
-COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "export", "tune", "export-model")
+COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "stats", "export", "tune", "export-model")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     train_commands.add_parsers(sub)
     segment_commands.add_parsers(sub)
     evaluate_commands.add_parsers(sub)
+    stats_commands.add_parsers(sub)
     export_commands.add_parsers(sub)
     search_commands.add_parsers(sub)
     model_commands.add_parsers(sub)

@@ -14,15 +14,17 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.annotation import label_file_training_labels, provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
 from unetgui.formats.inputs import ImageInput, open_image, open_labels
+from unetgui.formats.mesh import MAX_DECIMATE, MAX_SMOOTHING, MESH_FORMATS, SMOOTHING, SPACES
 
-_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics", "annotation")
+_FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics", "annotation", "mesh")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd = command(sub, "export", "export labels with their image (PNG slices, overlays, NIfTI, 3D Slicer .seg.nrrd, "
                   "DICOM-SEG, metrics CSV) into a folder, named without patient data", [
                       "unetgui export --input ct/ --labels liver.nii.gz --output out/ --nifti --dicom-seg",
-                      "unetgui export --project ~/liver-study --output out/ --model current"],
+                      "unetgui export --project ~/liver-study --output out/ --model current",
+                      "unetgui export --input ct/ --labels liver.nii.gz --output out/ --mesh stl --mesh-space LPS"],
                   description="Without format flags: label PNGs, NIfTI labels and the metrics CSV, plus a DICOM-SEG "
                   "when the input is a DICOM series. Written paths are printed one per line.")
     cmd.add_argument("--input",
@@ -41,7 +43,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd.add_argument("--seg-nrrd", action="store_true", help="<name>_labels.seg.nrrd: a 3D Slicer segmentation, "
                      "one segment per label, on the image grid")
     cmd.add_argument("--dicom-seg", action="store_true", help="<name>_seg.dcm (DICOM input only)")
-    cmd.add_argument("--metrics", action="store_true", help="<name>_metrics.csv: voxels, mL and slices per label")
+    cmd.add_argument("--metrics", action="store_true", help="<name>_metrics.csv: the segment statistics (as "
+                     "unetgui stats: volume, surface, intensity, extent, pieces, area per slice) per label")
+    cmd.add_argument("--mesh", choices=MESH_FORMATS, help="a closed surface mesh per label in world mm, "
+                     "<name>_mesh/<name>_<value>_<label>.stl|obj|ply, with <name>_meshes.json (settings)")
+    cmd.add_argument("--mesh-space", choices=SPACES, default="LPS", help="the meshes' coordinate system (default "
+                     "LPS, what 3D Slicer assumes for STL and OBJ; stated in each file)")
+    cmd.add_argument("--mesh-smoothing", type=int, default=SMOOTHING, metavar="N",
+                     help=f"Taubin smoothing iterations (default {SMOOTHING}; 0: the raw voxel surface)")
+    cmd.add_argument("--mesh-decimate", type=float, default=0.0, metavar="SHARE",
+                     help=f"share of triangles to remove, 0..{MAX_DECIMATE} (default 0); kept undecimated where "
+                     "decimating would open the surface")
     cmd.add_argument("--annotation", action="store_true", help="<name>_annotation.nii.gz: what was annotated (the "
                      "reviewed slices and strokes of a project; a label file's annotation), 255 elsewhere")
     cmd.add_argument("--model", help="model file to copy alongside as <name>_model.unetgui (with --project: "
@@ -118,11 +130,16 @@ def _export_project(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace, image: ImageInput, labels) -> ExportOptions:
+    if not 0 <= args.mesh_smoothing <= MAX_SMOOTHING:
+        raise UnetguiError(f"--mesh-smoothing must be 0..{MAX_SMOOTHING} iterations, got {args.mesh_smoothing}")
+    if not 0 <= args.mesh_decimate <= MAX_DECIMATE:
+        raise UnetguiError(f"--mesh-decimate must be 0..{MAX_DECIMATE}, got {args.mesh_decimate}")
     if any(getattr(args, flag) for flag in _FORMAT_FLAGS):
         return ExportOptions(label_png=args.png, overlay_png=args.overlay, nifti=args.nifti,
                              image_nifti=args.image_nifti, seg_nrrd=args.seg_nrrd, dicom_seg=args.dicom_seg,
-                             metrics_csv=args.metrics, annotation=args.annotation,
-                             include_patient_id=args.include_patient_id, overwrite=args.overwrite)
+                             metrics_csv=args.metrics, annotation=args.annotation, mesh=args.mesh or "",
+                             mesh_space=args.mesh_space, mesh_smoothing=args.mesh_smoothing,
+                             mesh_decimate=args.mesh_decimate, include_patient_id=args.include_patient_id, overwrite=args.overwrite)
     seg = image.kind == "dicom"
     if seg and (problem := dicom_seg_problem(image.volume, labels)):
         warn([f"DICOM-SEG skipped: {problem}"])

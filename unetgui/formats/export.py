@@ -16,6 +16,9 @@ Everything lands in one folder, under a base name built from the series (:func:`
   as nnU-Net's ignore label, MONAI and unetgui read it), uint8 on the source grid (optional). Reopened in
   unetgui (File > Open labels) it annotates exactly these voxels again.
 * ``<name>_seg.dcm``: BINARY DICOM-SEG referencing the source series (DICOM input only).
+* ``<name>_mesh/<name>_<value>_<label>.stl|obj|ply``: a closed surface mesh per label in world mm, LPS or RAS
+  (stated in each file), with ``<name>_meshes.json`` recording the coordinate system and the smoothing and
+  decimation settings (formats/mesh.py; optional).
 * ``<name>_metrics.csv``: the table below.
 * ``<name>_model.unetgui``: a copy of the model that made the labels (when one is given).
 
@@ -26,11 +29,14 @@ CSV layout (UTF-8, comma separated, CRLF line ends as RFC 4180, one header row, 
 ``csv.DictReader`` or pandas; text cells starting with ``= + - @``, a tab or a CR get a leading apostrophe so
 that spreadsheets show them instead of running them, see core/csvcell.py)::
 
-    section,set,label,name,voxels,volume_ml,slices_with_label,first_slice,last_slice,dice,iou,hd95_mm,volume_pred_ml,volume_truth_ml
+    section,set,label,name,voxels,volume_mm3,volume_ml,surface_mm2,mean,std,...,slices_with_label,first_slice,
+    last_slice,slice,area_mm2,dice,iou,hd95_mm,volume_pred_ml,volume_truth_ml
 
-* ``section=labels``: one row per label of the table and per other value present. ``voxels`` counted
-  in the exported labels, ``volume_ml`` = voxels x voxel volume (``|det|`` of the affine, mm^3) / 1000,
-  ``first_slice``/``last_slice`` 1-based like the PNG names (empty when the label is absent).
+* ``section=labels`` and ``section=slice_area``: the segment statistics, written by formats/statistics.py
+  (the one writer of ``unetgui stats`` and the app's Statistics dock; core/statistics.py defines each
+  number): one row per label of the table and per other value present, counted in the exported labels
+  (``volume_ml`` = voxels x voxel volume (``|det|`` of the affine, mm^3) / 1000, ``first_slice``/``last_slice``
+  1-based like the PNG names, empty when the label is absent), then the area of each slice a label is on.
 * ``section=evaluation``: one row per dict of ``evaluation`` (e.g. ``LabelMetrics.to_json()`` plus
   ``"set"``): ``set``, ``label``, ``name``, ``dice``, ``iou``, ``hd95_mm`` (empty when undefined:
   exactly one of prediction and truth is empty), ``volume_pred_ml``, ``volume_truth_ml``. Other keys
@@ -46,6 +52,7 @@ itself fails, e.g. the drive is unplugged).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -61,13 +68,14 @@ from unetgui.core.errors import FormatError, GeometryError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.textsafe import one_line
 from unetgui.core.volume import UNANNOTATED, LabelMap, LabelTable, SeriesInfo, Volume, default_color, without_unannotated
-from unetgui.formats import label_tables, nifti, nrrd, png
+from unetgui.formats import label_tables, nifti, nrrd, png, statistics
+from unetgui.formats import mesh as surfaces
 from unetgui.formats.dicom_seg import write_dicom_seg
+from unetgui.formats.statistics import label_statistics
 
 CT_WINDOW = (40.0, 400.0)  # level, width in HU (abdomen)
 OVERLAY_ALPHA = 0.4
-LABEL_COLUMNS = ("section", "set", "label", "name", "voxels", "volume_ml", "slices_with_label", "first_slice",
-                 "last_slice", "dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")
+EVALUATION_COLUMNS = ("dice", "iou", "hd95_mm", "volume_pred_ml", "volume_truth_ml")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -83,6 +91,10 @@ class ExportOptions:
     seg_nrrd: bool = False  # 3D Slicer segmentation
     annotation: bool = False  # the annotation mask as a 255-encoded NIfTI
     metrics_csv: bool = True
+    mesh: str = ""  # "stl", "obj" or "ply": a surface mesh per label (formats/mesh.py); "": none
+    mesh_space: str = "LPS"  # the meshes' coordinate system: "LPS" (what 3D Slicer assumes for STL) or "RAS"
+    mesh_smoothing: int = surfaces.SMOOTHING  # Taubin iterations (0: the raw voxel surface)
+    mesh_decimate: float = 0.0  # share of triangles removed (0..0.95)
     include_patient_id: bool = False  # only then may file names contain the (sanitized) PatientID
     overwrite: bool = False  # replace the files of an earlier export with the same names
 
@@ -244,6 +256,8 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
     if options.metrics_csv:
         text = metrics_csv(volume, labels, evaluation)
         jobs.append(_Job(f"{base}_metrics.csv", lambda tmp: _write_bytes(tmp, text.encode("utf-8")), "metrics CSV"))
+    if options.mesh:
+        jobs += _mesh_jobs(labels, folder, name, options)
     if model_path is not None:
         jobs.append(_Job(f"{base}_model.unetgui", lambda tmp: shutil.copyfile(model_path, tmp), "model"))
     n = labels.shape[0]
@@ -259,6 +273,41 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
         jobs += [_Job(os.path.join(sub, f"{name}_{z + 1:0{digits}d}.png"),
                       _overlay_writer(volume.voxels, labels.labels, z, window, lut), f"overlay PNG {z + 1}/{n}")
                  for z in range(n)]
+    return jobs
+
+
+def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions) -> list[_Job]:
+    """One mesh file per label present, then ``<name>_meshes.json``: how they were made (coordinate system,
+    unit, smoothing, decimation) and what each holds (triangles, closed, a note such as a refused decimation)."""
+    if options.mesh not in surfaces.MESH_FORMATS:
+        raise FormatError(f"mesh format must be one of {', '.join(surfaces.MESH_FORMATS)}, got {options.mesh!r}")
+    if options.mesh_space not in surfaces.SPACES:
+        raise FormatError(f"mesh coordinate system must be one of {', '.join(surfaces.SPACES)}, got {options.mesh_space!r}")
+    sub = os.path.join(folder, f"{name}_mesh")
+    present = [int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED]
+    made: list[dict] = []
+    jobs = []
+    for value in present:
+        label = labels.table.get(value)
+        label_name = label.name if label else f"Label {value}"
+        path = os.path.join(sub, f"{name}_{value}_{_safe(label_name) or 'label'}.{options.mesh}")
+
+        def write(tmp: str, value=value, label_name=label_name, path=path) -> None:
+            m = surfaces.surface(labels.labels == value, labels.affine, options.mesh_smoothing, options.mesh_decimate)
+            surfaces.write(m, tmp, options.mesh, options.mesh_space, label_name)
+            made.append({"file": os.path.basename(path), "label": value, "name": one_line(label_name),
+                         "triangles": len(m.faces), "closed": m.closed(), "area_mm2": m.area(), "note": m.note,
+                         **m.settings})
+        jobs.append(_Job(path, write, f"{options.mesh.upper()} mesh of {one_line(label_name)}"))
+    if not jobs:
+        raise FormatError("no label to make a mesh of: the labels are empty")
+
+    def manifest(tmp: str) -> None:
+        text = json.dumps({"format": options.mesh, "coordinate_system": options.mesh_space, "unit": "mm",
+                           "smoothing_iterations": options.mesh_smoothing, "decimation": options.mesh_decimate,
+                           "meshes": made}, indent=1)
+        _write_bytes(tmp, (text + "\n").encode("utf-8"))
+    jobs.append(_Job(os.path.join(sub, f"{name}_meshes.json"), manifest, "mesh settings"))
     return jobs
 
 
@@ -319,22 +368,16 @@ def overlay_rgb(image: np.ndarray, labels: np.ndarray, window: tuple[float, floa
     return np.round(rgb).astype(np.uint8)
 
 
-def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None = None) -> str:
-    """The CSV text described in the module docstring (``labels`` without 255, on ``volume``'s grid)."""
-    voxel_ml = abs(float(np.linalg.det(volume.affine[:3, :3]))) / 1000.0
-    counts = np.bincount(labels.labels.ravel(), minlength=256)
-    values = sorted(set(labels.table.values) | {int(v) for v in np.flatnonzero(counts) if 0 < v < UNANNOTATED})
-    rows = []
-    for value in values:
-        label = labels.table.get(value)
-        per_slice = np.count_nonzero(labels.labels == value, axis=(1, 2))
-        present = np.flatnonzero(per_slice)
-        rows.append({"section": "labels", "label": value, "name": label.name if label else f"Label {value}",
-                     "voxels": int(counts[value]), "volume_ml": int(counts[value]) * voxel_ml,
-                     "slices_with_label": len(present),
-                     "first_slice": int(present[0]) + 1 if present.size else None,
-                     "last_slice": int(present[-1]) + 1 if present.size else None})
-    columns = list(LABEL_COLUMNS)
+def metrics_csv(volume: Volume, labels: LabelMap, evaluation: list[dict] | None = None,
+                stats: list | None = None) -> str:
+    """The CSV text described in the module docstring (``labels`` without 255, on ``volume``'s grid):
+    the statistics of formats/statistics.py (``stats``, measured here when None), then the evaluation rows."""
+    if stats is None:
+        stats = label_statistics(volume, labels)
+    rows = statistics.rows(stats)
+    columns = list(statistics.TABLE_COLUMNS)
+    columns.insert(1, "set")
+    columns += [c for c in EVALUATION_COLUMNS if c not in columns]
     for item in evaluation or []:
         row = {k: v for k, v in item.items() if k != "hd95_defined"}
         if item.get("hd95_defined") is False:

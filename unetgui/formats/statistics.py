@@ -1,8 +1,9 @@
 """The statistics of a document's labels (core/statistics.py, with the surface area of formats/mesh.py) and their
 one writer: the rows of the metrics CSV, ``unetgui stats --csv`` and ``--json``.
 
-The CSV has a ``section`` column: ``labels`` rows hold :data:`~unetgui.core.statistics.COLUMNS`;
-``slice_area`` rows hold ``label``, ``name``, ``slice`` (1-based) and ``area_mm2`` for each slice the label is on.
+The CSV has a ``section`` column: ``labels`` rows hold :data:`~unetgui.core.statistics.COLUMNS` and
+``slices_with_label``, ``first_slice``, ``last_slice`` (1-based, empty for an absent label); ``slice_area`` rows
+hold ``label``, ``name``, ``slice`` (1-based) and ``area_mm2`` for each slice the label is on.
 The JSON holds ``{"image": ..., "labels": [row + {"slice_area_mm2": [...]}]}`` (areas of every slice, 0 where
 absent). Names come from files: one line each (csvcell then defuses formulas; JSON escapes the rest).
 """
@@ -21,7 +22,9 @@ from unetgui.core.textsafe import one_line
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
 from unetgui.formats import mesh
 
-SLICE_COLUMNS = ("slice", "area_mm2")
+SLICE_COLUMNS = ("slices_with_label", "first_slice", "last_slice", "slice", "area_mm2")
+#: the columns of the statistics CSV (the export's metrics CSV adds its evaluation columns after them)
+TABLE_COLUMNS = ("section", *COLUMNS, *SLICE_COLUMNS)
 
 
 def label_statistics(volume: Volume | None, labels: LabelMap, values=None, surface: bool = True,
@@ -49,7 +52,12 @@ def _clean(value):
 
 def rows(stats: list[SegmentStats], slices: bool = True) -> list[dict]:
     """CSV rows: one ``labels`` row per label, then its ``slice_area`` rows (slices it is on)."""
-    out = [{"section": "labels", **{k: _clean(v) for k, v in s.row().items()}} for s in stats]
+    out = []
+    for s in stats:
+        present = np.flatnonzero(s.slice_area_mm2)
+        out.append({"section": "labels", **{k: _clean(v) for k, v in s.row().items()}, "slices_with_label": len(present),
+                    "first_slice": int(present[0]) + 1 if present.size else None,
+                    "last_slice": int(present[-1]) + 1 if present.size else None})
     if slices:
         for s in stats:
             out += [{"section": "slice_area", "label": s.label, "name": one_line(s.name), "slice": int(z) + 1,
@@ -58,7 +66,7 @@ def rows(stats: list[SegmentStats], slices: bool = True) -> list[dict]:
 
 
 def csv_text(stats: list[SegmentStats]) -> str:
-    return csvcell.table_text(["section", *COLUMNS, *SLICE_COLUMNS], rows(stats))
+    return csvcell.table_text(list(TABLE_COLUMNS), rows(stats))
 
 
 def json_text(stats: list[SegmentStats], image: str = "") -> str:
