@@ -4,6 +4,7 @@ folder) and the keyboard shortcuts (whole text). Text is measured with the widge
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -187,6 +188,31 @@ def test_export_goes_beside_the_dicom_folder_and_offers_to_open_it(window, qtbot
     window.show_export()  # the folder chosen for this image is remembered
     assert window.export_dialog.folder.text() == str(study)
     window.export_dialog.close()
+
+
+def test_export_dialog_writes_a_surface_mesh_in_the_chosen_space(window, qtbot, tmp_path, data_dir):
+    """The mesh options as a user finds them (off; STL in LPS, 30 smoothing iterations), then OBJ in RAS."""
+    _open_dicom(window, qtbot, data_dir / "dcmqi-ct-3slice-liver-seg" / "ct")
+    _paint(window, 1, 200, 200)
+    window.show_export()
+    dialog = window.export_dialog
+    assert not dialog.mesh.isChecked() and not dialog.mesh_row.isEnabled()
+    assert (dialog.mesh_format.currentText(), dialog.mesh_space.currentText()) == ("STL (binary)", "LPS (3D Slicer, DICOM)")
+    assert (dialog.mesh_smoothing.value(), dialog.mesh_decimate.value()) == (30, 0)
+    dialog.folder.setText(str(tmp_path / "out"))
+    for box in (dialog.label_png, dialog.nifti, dialog.dicom_seg, dialog.metrics):
+        box.setChecked(False)
+    dialog.mesh.setChecked(True)
+    assert dialog.mesh_row.isEnabled()
+    dialog.mesh_format.setCurrentIndex(1)
+    dialog.mesh_space.setCurrentIndex(1)
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=20_000)
+    (obj,) = (tmp_path / "out").glob("*_mesh/*_1_*.obj")
+    manifest = json.loads(next((tmp_path / "out").glob("*_mesh/*_meshes.json")).read_text())
+    assert manifest["coordinate_system"] == "RAS" and manifest["meshes"][0]["closed"]
+    assert "# SPACE=RAS" in obj.read_text().splitlines()[0]
+    dialog.close()
 
 
 def test_export_of_a_nifti_in_a_saved_project_goes_to_its_exports_folder(window, qtbot, tmp_path):

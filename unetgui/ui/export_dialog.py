@@ -1,4 +1,4 @@
-"""File > Export: label PNGs, overlay PNGs, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, metrics CSV and the model,
+"""File > Export: label PNGs, overlay PNGs, NIfTI, 3D Slicer .seg.nrrd, DICOM-SEG, metrics CSV, surface meshes and the model,
 into a folder, named without patient data unless asked; runs on a worker with a progress bar and Cancel.
 The folder starts where a user looks for it (:func:`default_export_folder`); after an export *Open folder*
 shows the files."""
@@ -12,14 +12,15 @@ from dataclasses import replace
 from PySide6.QtCore import QSettings, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QCheckBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar, QPushButton,
-    QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDialog, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressBar,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from unetgui.core.errors import FormatError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export_basename
+from unetgui.formats.mesh import MAX_DECIMATE, MAX_SMOOTHING, MESH_FORMATS, SMOOTHING, SPACES
 from unetgui.project.store import inside
 from unetgui.tasks.export import ExportResult, export_document
 from unetgui.ui.model_controller import ModelController
@@ -80,14 +81,40 @@ class ExportDialog(QDialog):
         self.annotation.setToolTip("The reviewed slices and your strokes with their labels, 255 (\"not annotated\") "
                                    "everywhere else: nnU-Net's ignore label; reopened here it annotates the same voxels")
         self.dicom_seg = QCheckBox("DICOM-SEG referencing the source series")
-        self.metrics = QCheckBox("Metrics CSV (volume per label; last evaluation)")
+        self.metrics = QCheckBox("Metrics CSV (segment statistics per label and slice; last evaluation)")
+        # surface meshes: format, coordinate system, smoothing and decimation (recorded in <name>_meshes.json)
+        self.mesh = QCheckBox("Surface mesh per label")
+        self.mesh.setToolTip("A closed surface of each label in world millimetres, for 3-D printing, planning and "
+                             "simulation; its settings are recorded beside it in <name>_meshes.json")
+        self.mesh_format = QComboBox()
+        self.mesh_format.addItems(["STL (binary)", "OBJ", "PLY (binary)"])
+        self.mesh_space = QComboBox()
+        self.mesh_space.addItems(["LPS (3D Slicer, DICOM)", "RAS (NIfTI)"])
+        self.mesh_space.setToolTip("The coordinate system of the vertices, stated in each file (SPACE=...); 3D Slicer "
+                                   "assumes LPS for STL and OBJ")
+        self.mesh_smoothing = QSpinBox(minimum=0, maximum=MAX_SMOOTHING, value=SMOOTHING)
+        self.mesh_smoothing.setToolTip("Taubin smoothing iterations: 0 keeps the voxel staircase")
+        self.mesh_decimate = QSpinBox(minimum=0, maximum=int(MAX_DECIMATE * 100), value=0, suffix=" %")
+        self.mesh_decimate.setToolTip("Share of triangles to remove (quadric decimation); a surface that decimating "
+                                      "would open is kept whole")
+        self.mesh_row = QWidget()
+        mesh_row = QHBoxLayout(self.mesh_row)
+        mesh_row.setContentsMargins(22, 0, 0, 0)
+        for text, widget in (("", self.mesh_format), ("in", self.mesh_space), ("smoothing", self.mesh_smoothing),
+                             ("decimate", self.mesh_decimate)):
+            if text:
+                mesh_row.addWidget(QLabel(text))
+            mesh_row.addWidget(widget)
+        mesh_row.addStretch(1)
+        self.mesh.toggled.connect(self.mesh_row.setEnabled)
         self.model = QCheckBox("Model file (current model)")
         self.patient = QCheckBox("Put the PatientID into the file names")
         self.patient.setToolTip("Off: file names carry no patient name or ID (safe to share)")
         for box, on in ((self.label_png, True), (self.overlay_png, False), (self.nifti, True), (self.seg_nrrd, False),
                         (self.image_nifti, False), (self.annotation, False), (self.dicom_seg, False), (self.metrics, True),
-                        (self.model, False), (self.patient, False)):
+                        (self.mesh, False), (self.model, False), (self.patient, False)):
             box.setChecked(on)
+        self.mesh_row.setEnabled(False)
         problem = dicom_seg_problem(volume)
         self.dicom_seg.setEnabled(problem is None)
         self.dicom_seg.setChecked(problem is None)
@@ -123,7 +150,7 @@ class ExportDialog(QDialog):
         form.addRow("Files", self.name)
         boxes = QVBoxLayout()
         for box in (self.label_png, self.overlay_png, self.nifti, self.annotation, self.seg_nrrd, self.image_nifti,
-                    self.dicom_seg, self.dicom_seg_problem, self.metrics, self.model, self.patient):
+                    self.dicom_seg, self.dicom_seg_problem, self.metrics, self.mesh, self.mesh_row, self.model, self.patient):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -135,7 +162,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addLayout(buttons)
-        self.resize(620, 420)
+        self.resize(640, 460)
 
     def _model_path(self) -> str | None:
         project = self.projects.project
@@ -159,7 +186,10 @@ class ExportDialog(QDialog):
                              nifti=self.nifti.isChecked(), seg_nrrd=self.seg_nrrd.isChecked(),
                              image_nifti=self.image_nifti.isChecked(), annotation=self.annotation.isChecked(),
                              dicom_seg=self.dicom_seg.isChecked() and self.dicom_seg.isEnabled(),
-                             metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked())
+                             metrics_csv=self.metrics.isChecked(), include_patient_id=self.patient.isChecked(),
+                             mesh=MESH_FORMATS[self.mesh_format.currentIndex()] if self.mesh.isChecked() else "",
+                             mesh_space=SPACES[self.mesh_space.currentIndex()], mesh_smoothing=self.mesh_smoothing.value(),
+                             mesh_decimate=self.mesh_decimate.value() / 100)
 
     def start(self, overwrite: bool = False) -> None:
         """Export on a worker (a copy of the labels: the user may keep editing meanwhile); files of an
