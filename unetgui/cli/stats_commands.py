@@ -20,7 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                   "area of each slice", [
                       "unetgui stats --image ct/ --labels liver.nii.gz",
                       "unetgui stats --image ct.nii.gz --labels seg.dcm --csv liver.csv --json liver.json"],
-                  description="Definitions follow 3D Slicer's Segment Statistics (docs/statistics.md says where "
+                  description="Definitions follow 3D Slicer's Segment Statistics (docs/meshes.md says where "
                   "they differ). The CSV and JSON also hold each label's area per slice.")
     cmd.add_argument("--image", required=True, help="the image the labels belong to (DICOM folder, NIfTI, NRRD)")
     add_series(cmd, "--image")

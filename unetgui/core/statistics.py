@@ -1,6 +1,6 @@
 """Segment statistics: what each label measures, from its voxels and the image under them.
 
-Definitions follow 3D Slicer's *Segment Statistics* where it has one (docs/statistics.md lists each, and where
+Definitions follow 3D Slicer's *Segment Statistics* where it has one (docs/meshes.md lists each, and where
 we differ):
 
 - ``voxels``, ``volume_mm3``, ``volume_ml``: the label's voxel count, times the voxel volume (the affine's
