@@ -8,9 +8,9 @@ affine (spacing, direction, origin: an oblique or anisotropic series comes out i
 ``smoothing`` is a number of Taubin lambda|mu iterations on the marching-cubes surface: 0 gives the raw
 surface, faithful to the voxels but whose area overstates a curved surface by 9 to 24 % (the staircase); the
 default 30 removes the staircase without shrinking the surface or rounding flat faces, and is what the
-statistics' surface area is measured on (on isotropic and 2 mm grids: spheres of 10 to 40 mm radius within
-+2.1 %, boxes of 40 mm and more within -2 %, a 20 mm cube -3.9 %; thick 3 to 5 mm slices overstate a sphere by
-8 to 10 %: docs/meshes.md has the table). ``decimate`` (0..0.95) removes that share of the triangles by quadric edge collapse
+statistics' surface area is measured on. Thick slices are first cut into thinner ones by shape-based
+interpolation (:func:`thin_slices`). Spheres of 10 to 40 mm radius come within +1.8 % on 1 to 3 mm slices, boxes
+of 40 mm and more within -2 %, a 20 mm cube -3.9 % (docs/meshes.md has the table). ``decimate`` (0..0.95) removes that share of the triangles by quadric edge collapse
 (fast-simplification, 0.3 MB); when a collapse would open a closed surface, the undecimated surface is kept
 and :attr:`Mesh.note` says so.
 
@@ -33,7 +33,8 @@ from unetgui.core.progress import CancelToken, check
 
 SMOOTHING = 30  # Taubin iterations: the statistics' surface (see the module docstring)
 MAX_SMOOTHING = 500
-TAUBIN = (0.5, -0.53)  # lambda, mu: Taubin's pass band (k_PB = 1/lambda + 1/mu ~ 0.11)
+TAUBIN = (0.5, -0.53)
+MAX_INTERPOLATION = 4  # thin slices per thick one (shape-based interpolation of thick-slice series)  # lambda, mu: Taubin's pass band (k_PB = 1/lambda + 1/mu ~ 0.11)
 MAX_DECIMATE = 0.95
 SPACES = ("LPS", "RAS")
 MESH_FORMATS = ("stl", "obj", "ply")
@@ -130,11 +131,18 @@ def surface(mask: np.ndarray, affine: np.ndarray, smoothing: int = SMOOTHING, de
     lo = np.array([s.start for s in box[0]]) - margin
     crop = np.pad(mask[box[0]], margin)  # empty beyond the volume's border too, so the surface closes there
     check(cancel)
+    axis, factor = thin_slices(affine) if step == 1 else (0, 1)
+    settings["slice_interpolation"] = int(factor)
     if step > 1:
         crop = ndimage.gaussian_filter(crop.astype(np.float32), step / 2, mode="constant")[::step, ::step, ::step]
+    elif factor > 1:
+        crop = _interpolated(crop, affine, axis, factor)
+        check(cancel)
     vertices, faces = mcubes.marching_cubes(crop.astype(np.float32), 0.5)
     if len(faces) == 0:
         return empty
+    if factor > 1:  # sub-slice i of slice k sits at k + (i + 0.5) / factor - 0.5
+        vertices[:, axis] = (vertices[:, axis] + 0.5) / factor - 0.5
     zyx = vertices * step + lo + np.asarray(origin, float)  # voxel indices of the full grid
     faces = np.asarray(faces, np.int32)
     # PyMCubes winds its triangles counter-clockwise seen from outside in (z, y, x) index space; the
@@ -153,6 +161,47 @@ def surface(mask: np.ndarray, affine: np.ndarray, smoothing: int = SMOOTHING, de
         check(cancel)
         mesh = _decimated(mesh, decimate)
     return mesh
+
+
+def thin_slices(affine: np.ndarray) -> tuple[int, int]:
+    """``(axis, factor)``: the array axis (0 z, 1 y, 2 x) whose spacing is the largest, and into how many thinner
+    slices to interpolate each of its slices (1: none) so that they come within 1.5 times the other two axes'
+    spacing (closer costs time for little area: docs/meshes.md), at most :data:`MAX_INTERPOLATION`."""
+    spacing = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)[::-1]  # z, y, x
+    axis = int(np.argmax(spacing))
+    others = np.delete(spacing, axis).mean()
+    factor = int(round(spacing[axis] / (1.5 * others))) if others > 0 else 1
+    return axis, int(np.clip(factor, 1, MAX_INTERPOLATION))
+
+
+def _interpolated(mask: np.ndarray, affine: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """``mask`` with each slice along ``axis`` cut into ``factor`` thinner ones by shape-based interpolation:
+    the in-plane signed distance (mm) to the structure's outline, interpolated linearly between slice centres.
+    A slice without the structure next to one with it takes the latter's distance unsigned, so the structure ends
+    half a slice beyond its last slice, where its voxels end (a flat cap, as the voxels say)."""
+    moved = np.moveaxis(mask, axis, 0)
+    spacing = np.linalg.norm(np.asarray(affine, float)[:3, :3], axis=0)[::-1]
+    plane = tuple(float(s) for k, s in enumerate(spacing) if k != axis)
+    distance = np.zeros(moved.shape, np.float32)
+    present = moved.any(axis=(1, 2))
+    for k in np.flatnonzero(present):
+        inside = ndimage.distance_transform_edt(moved[k], sampling=plane)
+        outside = ndimage.distance_transform_edt(~moved[k], sampling=plane)
+        half = 0.5 * min(plane)  # the outline between an inside and an outside pixel centre
+        distance[k] = np.where(moved[k], half - inside, outside - half)
+    n = moved.shape[0]
+    fine = np.zeros((n * factor,) + moved.shape[1:], bool)
+    for i in range(n * factor):  # one thin slice at a time: two slices of temporaries, not the whole volume's
+        centre = (i + 0.5) / factor - 0.5  # in slice indices
+        lo = min(max(int(np.floor(centre)), 0), n - 1)
+        hi = min(lo + 1, n - 1)
+        if not (present[lo] or present[hi]):
+            continue
+        t = float(np.clip(centre - lo, 0.0, 1.0))
+        below = distance[lo] if present[lo] else np.abs(distance[hi])
+        above = distance[hi] if present[hi] else np.abs(distance[lo])
+        fine[i] = (1 - t) * below + t * above < 0
+    return np.moveaxis(fine, 0, axis)
 
 
 def _inside_grid(world: np.ndarray, affine: np.ndarray, shape: tuple[int, ...], origin) -> np.ndarray:
