@@ -7,6 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -29,6 +30,8 @@ RESOURCES = _resources()
 
 
 def create_app(argv: list[str]) -> QApplication:
+    if QApplication.instance() is None:  # the 3-D view's dock keeps its OpenGL context when floated (ui/view3d.py)
+        QApplication.setAttribute(Qt.ApplicationAttribute.AA_ShareOpenGLContexts)
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
     app.setApplicationName("unetgui")
     app.setOrganizationName("unetgui")

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMessageBox, QScrollArea, QSizePolicy, QVBoxLayout, QWidget,
 )
@@ -22,9 +22,11 @@ from unetgui.ui.model_controller import ModelController
 from unetgui.ui.plane_views import go_to_structure
 from unetgui.ui.project_controller import ProjectController
 from unetgui.ui.series_panel import SeriesPanel
+from unetgui.ui.stats_panel import StatsPanel
 from unetgui.ui.tool_panel import ToolPanel
 from unetgui.ui.tool_state import ToolState
 from unetgui.ui.training_panel import TrainingPanel
+from unetgui.ui.view3d import View3D
 from unetgui.ui.view_area import ViewArea
 from unetgui.ui.welcome_panel import WelcomePanel
 from unetgui.workers.jobs import JobRunner
@@ -120,6 +122,37 @@ class MainWindow(QMainWindow):
             self.docks[title] = dock
         self.tabifyDockWidget(self.docks["Labels"], self.docks["Project"])  # one column of height for the tools
         self.docks["Labels"].raise_()
+        # the 3-D view beside the slice view and the statistics below it: hidden until asked for (View menu), they
+        # build surfaces and measure only while shown
+        self.view3d = View3D(self.session, self.tools, self.runner)
+        self.stats = StatsPanel(self.session, self.tools, self.runner)
+        for title, widget, area, key in (("3-D view", self.view3d, Qt.DockWidgetArea.RightDockWidgetArea, "5"),
+                                         ("Statistics", self.stats, Qt.DockWidgetArea.BottomDockWidgetArea, "M")):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                             | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+            self.addDockWidget(area, dock)
+            dock.hide()
+            toggle = dock.toggleViewAction()
+            toggle.setText(f"{title} panel")
+            toggle.setShortcut(QKeySequence(key))
+            self.addAction(toggle)  # the shortcut works wherever the focus is
+            setattr(self.actions, "show_3d" if title == "3-D view" else "show_statistics", toggle)  # listed with the rest
+            self.docks[title] = dock
+        self.docks["3-D view"].visibilityChanged.connect(self._size_3d_view)
+
+    def _size_3d_view(self, visible: bool) -> None:
+        """The first time the 3-D view opens in the right column, give it room: at least 420 px wide and most of
+        the column's height (the tool panel scrolls); later the user's own sizes stay."""
+        dock = self.docks["3-D view"]
+        if not visible or dock.isFloating() or getattr(self, "_3d_sized", False):
+            return
+        self._3d_sized = True
+        column = self.centralWidget().height()
+        self.resizeDocks([dock], [max(420, dock.width())], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Tools"], dock], [int(column * 0.4), int(column * 0.6)], Qt.Orientation.Vertical)
 
     def _menus(self) -> None:
         a = self.actions
@@ -158,7 +191,8 @@ class MainWindow(QMainWindow):
                       a.mark_empty, a.mark_test, a.review_on_edit,
                       None, a.next_suggestion],
             "&View": [a.toggle_overlay, a.outline, a.cycle_display, a.uncertainty, None, a.axial, a.coronal, a.sagittal, a.three_planes,
-                      a.fit, a.go_to_structure, None, a.previous_slice, a.next_slice],
+                      a.fit, a.go_to_structure, None, self.docks["3-D view"].toggleViewAction(),
+                      self.docks["Statistics"].toggleViewAction(), None, a.previous_slice, a.next_slice],
             "&Model": [a.segment_slice, a.segment_volume, a.train, a.tune, None, a.model_card, a.open_model, a.save_model],
             "&Help": [a.shortcuts, a.about],
         }

@@ -1,0 +1,264 @@
+"""The Statistics dock (issue 27) in the real window: opened as a user opens it (View > Statistics panel, key M), it
+measures every label as ``document_statistics`` does, follows a brush stroke painted with the mouse without
+blocking the window, moves the app to the slice clicked on its plot, saves its CSV, and shows HU for the sample."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+
+import numpy as np
+import pytest
+
+from gui_helpers import _drag, _line, _open_phantom, _paint
+from unetgui.core.volume import Label, LabelMap, LabelTable, Volume
+
+pytestmark = pytest.mark.gui
+
+WAIT_MS = 30_000
+
+
+def _labelled_phantom(window, qtbot) -> None:
+    """The phantom with two labels (the bright blob, a box) and an empty third one in the table."""
+    _open_phantom(window, qtbot)
+    s = window.session
+    labels = np.zeros(s.volume.shape, np.uint8)
+    labels[s.volume.voxels > 70] = 1
+    labels[3:6, 5:15, 5:25] = 2
+    table = LabelTable((Label(1, "Liver", (220, 60, 60)), Label(2, "Box", (60, 120, 230)),
+                        Label(3, "Empty", (200, 200, 40))))
+    s.open(s.volume, LabelMap(labels, s.volume.affine.copy(), table))
+    qtbot.wait(50)
+
+
+def _show_dock(window, qtbot):
+    """The dock as a user opens it: the key M (the View menu's "Statistics panel" action)."""
+    from PySide6.QtCore import Qt
+
+    dock = window.docks["Statistics"]
+    assert not dock.isVisible()  # hidden until asked for
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    qtbot.keyClick(window.view, Qt.Key.Key_M)
+    qtbot.waitUntil(dock.isVisible, timeout=5_000)
+    assert window.stats.isVisible()
+    _settled(window, qtbot)
+    return window.stats
+
+
+def _settled(window, qtbot) -> None:
+    qtbot.waitUntil(lambda: not window.stats.pending, timeout=WAIT_MS)
+
+
+def _column(panel, title: str) -> int:
+    titles = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    return next(c for c, t in enumerate(titles) if t.startswith(title))
+
+
+def _row_texts(panel) -> dict[str, list[str]]:
+    t = panel.table
+    return {t.item(r, 0).text(): [t.item(r, c).text() for c in range(t.columnCount())] for r in range(t.rowCount())}
+
+
+def test_the_dock_shows_each_label_as_document_statistics_measures_it(window, qtbot):
+    from unetgui.formats.statistics import csv_text
+    from unetgui.tasks.stats import document_statistics
+
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)
+    s = window.session
+    image, labels = s.volume.voxels, s.labels.labels
+    voxel = abs(np.linalg.det(s.volume.affine[:3, :3]))  # 0.8 x 0.8 x 2 mm
+    by_value = {r.label: r for r in panel.results}
+    assert sorted(by_value) == [1, 2, 3] and panel.table.rowCount() == 3
+    for value in (1, 2):
+        mask = labels == value
+        r = by_value[value]
+        assert r.voxels == np.count_nonzero(mask)
+        assert r.volume_mm3 == pytest.approx(np.count_nonzero(mask) * voxel)
+        assert r.volume_ml == pytest.approx(np.count_nonzero(mask) * voxel / 1000)
+        assert r.mean == pytest.approx(image[mask].mean())
+        assert r.unit == "HU"
+    assert by_value[3].voxels == 0 and by_value[3].mean is None  # an empty label: a row of zeros, no crash
+    # every other number (surface, percentiles, extent, pieces, areas per slice) as the task measures it
+    assert csv_text(panel.results) == csv_text(document_statistics(s.volume, s.labels))
+    # what a user reads: thousands separators, units in the headers, HU for CT
+    rows = _row_texts(panel)
+    assert rows["Liver"][_column(panel, "Voxels")] == f"{by_value[1].voxels:,}"
+    assert rows["Box"][_column(panel, "Volume\n(mm³)")] == f"{by_value[2].volume_mm3:,.1f}"
+    assert rows["Empty"][_column(panel, "Voxels")] == "0" and rows["Empty"][_column(panel, "Mean")] == "–"
+    assert panel.table.horizontalHeaderItem(_column(panel, "Mean")).text() == "Mean ± SD\n(HU)"
+    assert "standard deviation" in panel.table.horizontalHeaderItem(_column(panel, "Mean")).toolTip()
+    assert "3 labels, measured in" in panel.status.text()
+    # one curve per label in its colour, the area per slice against slices counted from 1
+    assert sorted(panel.curves) == [1, 2]  # none for the empty label
+    x, y = panel.curves[2].getData()  # the box: slices 3..5 from 0, 4..6 as the slider counts
+    assert np.array_equal(x, [3.5, 4.5, 5.5, 6.5]) and np.allclose(y, by_value[2].slice_area_mm2[3:6])
+    assert np.allclose(y, 10 * 20 * 0.8 * 0.8)
+    on = np.flatnonzero(by_value[1].slice_area_mm2)
+    x, y = panel.curves[1].getData()
+    assert x[0] == on[0] + 0.5 and np.allclose(y, by_value[1].slice_area_mm2[on[0]:on[-1] + 1])
+    assert panel.curves[1].opts["pen"].color().getRgb()[:3] == (220, 60, 60)
+    window.tools.set_overlay(hidden={1})  # a label hidden in the view (the Labels dock's tick) is greyed here
+    assert panel.curves[1].opts["pen"].color().getRgb()[:3] == (150, 150, 150)
+    assert panel.table.item(0, 0).foreground().color() != panel.table.item(1, 0).foreground().color()
+
+
+def test_the_dock_follows_a_brush_stroke_without_blocking_the_window(window, qtbot, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    from unetgui.ui import stats_panel
+
+    _open_phantom(window, qtbot)  # no labels yet: the first stroke names "Liver" (conftest answers the question)
+    panel = _show_dock(window, qtbot)
+    s, view = window.session, window.view
+    assert [r.voxels for r in panel.results] == [0]
+    before = s.labels.labels.copy()
+    seen, real, release = [], stats_panel.document_statistics, threading.Event()
+
+    def slow(*args, **kwargs):  # a measurement that lasts until the test lets it end
+        seen.append(threading.current_thread() is threading.main_thread())
+        release.wait(WAIT_MS / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats_panel, "document_statistics", slow)
+    qtbot.keyClick(view, Qt.Key.Key_B)
+    window.tools.brush_size = 6
+    _drag(qtbot, view, _line(view, 30, 20, 50), pace_ms=12)
+    painted = int(np.count_nonzero((s.labels.labels == 1) & (before != 1)))
+    assert painted > 50
+    qtbot.waitUntil(lambda: panel.measuring, timeout=5_000)  # measuring on a worker thread...
+    z = s.current_slice
+    qtbot.keyClick(view, Qt.Key.Key_Up)  # ...while the window still answers
+    assert s.current_slice == z + 1 and panel.measuring and panel.slice_line.value() == z + 2
+    release.set()
+    _settled(window, qtbot)
+    assert seen and not any(seen)
+    assert [r.voxels for r in panel.results] == [painted]  # rose by exactly what the stroke painted
+    assert panel.results[0].slice_area_mm2[z] == pytest.approx(painted * 0.8 * 0.8)
+
+
+def test_edits_during_a_measurement_are_measured_once_more_and_old_documents_dropped(window, qtbot, monkeypatch):
+    from unetgui.ui import stats_panel
+
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)
+    s = window.session
+    calls, real, release = [], stats_panel.document_statistics, threading.Event()
+
+    def slow(*args, **kwargs):  # takes no ``cancel``: it runs to its end, as a slow measurement may
+        calls.append(int(np.count_nonzero(args[1].labels == 2)))
+        release.wait(WAIT_MS / 1000)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stats_panel, "document_statistics", slow)
+    s.set_active_label(2)
+    _paint(window, 8, 10, 30)
+    qtbot.waitUntil(lambda: panel.measuring, timeout=5_000)
+    for k in (1, 2):  # two more strokes, each debounced while the first measurement runs
+        _paint(window, 8, 10 + 10 * k, 30)
+        qtbot.wait(stats_panel.DEBOUNCE_MS + 100)
+    assert len(calls) == 1 and panel.pending
+    release.set()
+    _settled(window, qtbot)
+    assert len(calls) == 2  # one run, then one more for everything that came meanwhile
+    assert panel.results[1].voxels == np.count_nonzero(s.labels.labels == 2) == calls[-1]
+    # a measurement of a document that was replaced meanwhile never shows
+    release.clear()
+    _paint(window, 2, 50, 50)
+    qtbot.waitUntil(lambda: panel.measuring, timeout=5_000)
+    s.open(Volume(s.volume.voxels.copy(), s.volume.affine, "CT"))
+    qtbot.wait(stats_panel.DEBOUNCE_MS + 100)
+    assert panel.results == [] and len(calls) == 3  # the new document waits for the old measurement to end
+    shown = []
+    panel.updated.connect(lambda: shown.append([r.voxels for r in panel.results]))
+    release.set()
+    _settled(window, qtbot)
+    assert shown == [[0]] and len(calls) == 4  # the old document's numbers never showed
+
+
+def test_the_plot_moves_the_app_to_the_slice_clicked_and_its_line_follows_the_slider(window, qtbot):
+    from PySide6.QtCore import QPointF, Qt
+
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)
+    s = window.session
+    slider = window.area.slider.slider
+    slider.setValue(2)  # the slider as a user drags it
+    assert s.current_slice == 2 and panel.slice_line.value() == 3  # slices counted from 1, as the slider shows
+    box = panel.plot.getPlotItem().getViewBox()
+    top = box.viewRange()[1][1]
+    point = panel.plot.mapFromScene(box.mapViewToScene(QPointF(7.2, top / 2)))  # on slice 7 (1-based)
+    qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.waitUntil(lambda: s.current_slice == 6, timeout=5_000)
+    assert slider.value() == 6 and panel.slice_line.value() == 7
+    assert window.area.slider.label.text().startswith("7 / 10")
+
+
+def test_copy_and_save_csv_hold_the_rows_shown(window, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QFileDialog
+
+    from unetgui.formats.statistics import csv_text
+
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)
+    path = tmp_path / "liver stats.csv"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), "CSV (*.csv)"))
+    panel.save_button.click()
+    text = path.read_bytes().decode("utf-8")  # CRLF kept
+    assert text == csv_text(panel.results) and str(path) in panel.status.text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    labels = [r for r in rows if r["section"] == "labels"]
+    shown = _row_texts(panel)
+    assert [r["name"] for r in labels] == ["Liver", "Box", "Empty"]
+    for r, result in zip(labels, panel.results):
+        assert int(r["voxels"]) == result.voxels and shown[r["name"]][1] == f"{int(r['voxels']):,}"
+        assert float(r["volume_mm3"]) == pytest.approx(result.volume_mm3)
+    areas = [r for r in rows if r["section"] == "slice_area" and r["label"] == "2"]
+    assert [int(r["slice"]) for r in areas] == [4, 5, 6]  # slices 3..5 counted from 1
+    panel.copy_button.click()
+    assert QGuiApplication.clipboard().text() == text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_closing_the_document_clears_the_dock(window, qtbot):
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)
+    assert panel.table.rowCount() == 3
+    window.session.close()
+    assert panel.table.rowCount() == 0 and not panel.results and not panel.curves
+    assert not panel.save_button.isEnabled()
+
+
+def test_a_hidden_dock_measures_nothing_until_shown(window, qtbot, monkeypatch):
+    from unetgui.ui import stats_panel
+
+    calls, real = [], stats_panel.document_statistics
+    monkeypatch.setattr(stats_panel, "document_statistics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _labelled_phantom(window, qtbot)
+    qtbot.wait(2 * stats_panel.DEBOUNCE_MS)
+    assert not calls and window.stats.pending
+    _show_dock(window, qtbot)
+    assert len(calls) == 1 and len(window.stats.results) == 3
+
+
+def test_the_sample_shows_hu_statistics_of_its_liver(window, qtbot):
+    from unetgui.app import RESOURCES
+
+    if not (RESOURCES / "sample" / "dicom").is_dir():
+        pytest.skip("sample not built")
+    window.resources = str(RESOURCES)  # as app.run builds the window
+    window.open_sample()
+    qtbot.waitUntil(lambda: window.session.volume is not None and not window.runner.busy, timeout=60_000)
+    panel = _show_dock(window, qtbot)
+    s = window.session
+    (liver,) = panel.results
+    mask = s.labels.labels == 1
+    assert liver.unit == "HU" and liver.voxels == np.count_nonzero(mask)
+    assert liver.mean == pytest.approx(s.volume.voxels[mask].mean())
+    assert 30 < liver.mean < 90  # liver tissue, 60 HU with brighter vessels
+    assert np.count_nonzero(liver.slice_area_mm2) == 4  # annotated on 4 slices
+    assert panel.table.horizontalHeaderItem(_column(panel, "Median")).text() == "Median\n(HU)"
+    assert "HU" in panel.table.horizontalHeaderItem(_column(panel, "P5 / P95")).text()
