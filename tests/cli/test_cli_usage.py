@@ -19,7 +19,7 @@ def _subcommands():
 
 
 @pytest.mark.parametrize("argv, hint", [(["tarin", "--images", "x"], "did you mean train?"),
-                                        (["stats", "a.nii.gz"], "commands: info, convert")])
+                                        (["tables", "a.nii.gz"], "commands: info, convert")])
 def test_a_mistyped_command_is_an_error_not_the_app(argv, hint):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     run = subprocess.run([sys.executable, "-m", "unetgui", *argv], capture_output=True, text=True, timeout=60, env=env)
