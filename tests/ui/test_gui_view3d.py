@@ -101,6 +101,17 @@ def test_planes_and_box_lie_in_world_space():
         assert np.allclose(np.cross(normal, step), 0, atol=1e-6)  # the quad is across its axis
 
 
+def test_orientation_letters_stand_beyond_each_side_of_the_box():
+    from unetgui.ui.view3d import orientation_marks, volume_corners
+
+    corners = volume_corners(np.diag([-0.8, -0.8, 2.5, 1.0]), (20, 100, 120))  # an axial CT stored as LPS rows
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    marks = orientation_marks(corners)
+    assert marks["R"][0] > hi[0] and marks["L"][0] < lo[0]  # RAS: +x is the patient's right
+    assert marks["A"][1] > hi[1] and marks["P"][1] < lo[1] and marks["S"][2] > hi[2] and marks["I"][2] < lo[2]
+    assert np.allclose(marks["S"][:2], (lo + hi)[:2] / 2)
+
+
 def test_front_camera_looks_from_the_front_at_the_whole_box():
     corners = volume_corners(np.diag([-1.2, -1.2, 3.0, 1.0]), (32, 160, 160))
     camera = front_camera(corners, aspect=1.5)

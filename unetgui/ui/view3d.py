@@ -125,6 +125,21 @@ def box_edges(corners: np.ndarray) -> np.ndarray:
     return corners[np.array(pairs).ravel()]
 
 
+def orientation_marks(corners: np.ndarray) -> dict[str, np.ndarray]:
+    """Where the letters R, L, A, P, S and I stand: a little beyond the middle of each side of the world box of
+    ``corners`` (world RAS: +x is the patient's right, +y anterior, +z superior), so that a turned scene still says
+    which way the patient faces."""
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2 * 1.08 + 2.0
+    marks = {}
+    for axis, (plus, minus) in enumerate((("R", "L"), ("A", "P"), ("S", "I"))):
+        for letter, sign in ((plus, 1.0), (minus, -1.0)):
+            point = centre.copy()
+            point[axis] += sign * half[axis]
+            marks[letter] = point
+    return marks
+
+
 def front_camera(corners: np.ndarray, aspect: float) -> dict:
     """pyqtgraph camera parameters that show the world box of ``corners`` from the patient's front (anterior,
     as 3D Slicer's anterior view: superior up, the patient's right on the screen's left), centred and fitted
@@ -327,6 +342,8 @@ class View3D(QWidget):
                                                     mode="line_strip", glOptions="translucent"),
                        "box": gl.GLLinePlotItem(color=(0.55, 0.58, 0.65, 0.7), width=1.0, mode="lines",
                                                 glOptions="translucent")}
+        for letter in "RLAPSI":  # drawn by QPainter over the scene: no depth to set
+            self._scene[letter] = gl.GLTextItem(text=letter, color=(235, 200, 90, 255))
         for depth, item in enumerate(self._scene.values(), start=10):  # drawn after the opaque surfaces
             item.setDepthValue(depth)
             item.setVisible(False)
@@ -341,8 +358,12 @@ class View3D(QWidget):
             self.status.setText("no image")
             return
         v = self.session.volume
-        self._scene["box"].setData(pos=box_edges(volume_corners(v.affine, v.shape)))
+        corners = volume_corners(v.affine, v.shape)
+        self._scene["box"].setData(pos=box_edges(corners))
         self._scene["box"].setVisible(True)
+        for letter, point in orientation_marks(corners).items():
+            self._scene[letter].setData(pos=point)
+            self._scene[letter].setVisible(True)
         self._show_plane()
         self.reset_view()
         self.status.setText("building surfaces…")
