@@ -24,6 +24,9 @@ Exit codes (the one list; README "Exit codes" repeats it):
                  [--nifti] [--image-nifti] [--dicom-seg] [--seg-nrrd] [--metrics] [--mesh stl|obj|ply [--mesh-space LPS|RAS]
                  [--mesh-smoothing N] [--mesh-decimate SHARE]] [--model MODEL] [--include-patient-id]
   unetgui export-model --model MODEL --onnx OUT.onnx
+  unetgui archive echo|find|get|send (--node NAME | --host H --port P --called-aet AET | --url URL) [...]
+                  find [--patient-id ID] [--patient-name N] [--study-date FROM-TO] [--modality M] [--json FILE]
+                  get --series UID [--study UID] --output DIR [--via get|move|wado]; send FILE_OR_FOLDER...
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ import sys
 
 from unetgui import __version__
 from unetgui.cli import (
-    evaluate_commands, export_commands, formats_commands, model_commands, search_commands, segment_commands,
-    stats_commands, train_commands,
+    archive_commands, evaluate_commands, export_commands, formats_commands, model_commands, search_commands,
+    segment_commands, stats_commands, train_commands,
 )
 from unetgui.core import crashlog
 from unetgui.core.errors import UnetguiError
@@ -47,7 +50,8 @@ examples:
   unetgui ct/                        open a DICOM folder in the app
   unetgui train --help               a command's options and examples"""
 
-COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "stats", "export", "tune", "export-model")
+COMMANDS = ("info", "convert", "train", "predict", "suggest", "evaluate", "stats", "export", "tune", "export-model",
+            "archive")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     export_commands.add_parsers(sub)
     search_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
+    archive_commands.add_parsers(sub)
     return parser
 
 

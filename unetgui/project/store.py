@@ -34,7 +34,9 @@ from unetgui.core import atomic, limits
 from unetgui.core.annotation import annotation_labels
 from unetgui.core.errors import FormatError
 from unetgui.core.progress import CancelToken, ProgressFn
+from unetgui.core.textsafe import one_line
 from unetgui.core.volume import LabelTable, Volume
+from unetgui.net.nodes import read_origin
 from unetgui.project import journal as _journal
 from unetgui.project import lock as _lock
 
@@ -75,6 +77,7 @@ class SeriesEntry:
     modality: str = ""
     shape: tuple[int, int, int] = (0, 0, 0)
     state: dict = field(default_factory=dict)  # view state: slice, plane
+    origin: str = ""  # the archive a retrieved series came from (net/nodes.read_origin), "" for a local one
 
     def to_json(self) -> dict:
         return {**asdict(self), "shape": list(self.shape)}
@@ -83,7 +86,7 @@ class SeriesEntry:
     def from_json(cls, d: dict) -> SeriesEntry:
         return cls(str(d["id"]), str(d["source"]), str(d["kind"]), str(d.get("series_uid", "")),
                    str(d.get("description", "")), str(d.get("modality", "")), tuple(int(n) for n in d.get("shape", (0, 0, 0))),
-                   dict(d.get("state", {})))
+                   dict(d.get("state", {})), one_line(d.get("origin", ""))[:300])
 
 
 @dataclass
@@ -228,7 +231,8 @@ class Project:
         used = {e.id for e in self.series}
         series_id = next(f"s{k}" for k in range(1, len(used) + 2) if f"s{k}" not in used)
         entry = SeriesEntry(series_id, os.path.relpath(source, self.root) if inside(self.root, source) else source, kind, uid,
-                            volume.info.series_description, volume.modality, tuple(volume.shape))
+                            volume.info.series_description, volume.modality, tuple(volume.shape),
+                            origin=read_origin(source) if kind == "dicom" and os.path.isdir(source) else "")
         self.series.append(entry)
         self.save()
         return entry

@@ -32,6 +32,8 @@ class Actions:
         self.open_dicom = make("Open &DICOM folder...", QKeySequence.StandardKey.Open)
         self.open_nifti = make("Open &NIfTI or NRRD image...", "Ctrl+Shift+O")
         self.open_labels = make("Open &labels (NIfTI, NRRD, Slicer, DICOM-SEG)...", "Ctrl+L")
+        self.open_archive = make("Open from &archive (PACS, DICOMweb)...", "Ctrl+Shift+A")
+        self.archive_nodes = make("Archive &nodes...")
         self.new_project = make("&New project...", "Ctrl+Shift+N")
         self.open_project = make("Open &project...", "Ctrl+Shift+P")
         self.save_project = make("&Save project", QKeySequence.StandardKey.Save)

@@ -85,8 +85,12 @@ class DocumentIO(QObject):
         if path:
             self.open_labels(path)
 
-    def open_dicom_folder(self, folder: str) -> SeriesPickerDialog:
-        dialog = SeriesPickerDialog(folder, self.runner, self.window)
+    def open_retrieved(self, folder: str) -> SeriesPickerDialog:
+        """A series retrieved from an archive (or found in its cache): opens without asking which series."""
+        return self.open_dicom_folder(folder, single_opens=True)
+
+    def open_dicom_folder(self, folder: str, single_opens: bool = False) -> SeriesPickerDialog:
+        dialog = SeriesPickerDialog(folder, self.runner, self.window, single_opens)
         dialog.accepted.connect(lambda: self.load_series(dialog.chosen, folder))
         # no DICOM there: the user asked for File > Open NIfTI or NRRD image, starting in that folder
         start = folder if os.path.isdir(folder) else os.path.dirname(folder)

@@ -16,14 +16,17 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from unetgui.core.errors import FormatError
+from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.core.session import Session
 from unetgui.core.volume import LabelMap
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export_basename
 from unetgui.formats.mesh import MAX_DECIMATE, MAX_SMOOTHING, MESH_FORMATS, SMOOTHING, SPACES
+from unetgui.net.nodes import load_nodes
 from unetgui.project.store import inside
+from unetgui.tasks.archive import send
 from unetgui.tasks.export import ExportResult, export_document
 from unetgui.ui.model_controller import ModelController
+from unetgui.ui.nodes_dialog import password_for
 from unetgui.ui.project_controller import ProjectController, data_folder
 from unetgui.workers.jobs import Job, JobRunner
 
@@ -64,6 +67,7 @@ class ExportDialog(QDialog):
         self.job: Job | None = None
         self.written: list[str] = []
         self._exists: list[str] | None = None  # the files of an earlier export this one would replace (see _done)
+        self.pending_send = None  # (node, SEG paths, password): sent once the export's job is over
         volume = session.volume
         self.exported_folder = ""  # where the last export that succeeded wrote its files
         self.folder = QLineEdit(str(QSettings().value(_settings_key(projects), "")) or default_export_folder(projects))
@@ -107,6 +111,20 @@ class ExportDialog(QDialog):
             mesh_row.addWidget(widget)
         mesh_row.addStretch(1)
         self.mesh.toggled.connect(self.mesh_row.setEnabled)
+        # send the DICOM-SEG back to an archive (tasks/archive.send: C-STORE or STOW-RS); the files stay local too
+        self.send_to = QComboBox()
+        try:
+            self.archive_nodes = load_nodes()
+        except UnetguiError:
+            self.archive_nodes = []
+        self.send_to.addItems(["no: keep it local"] + [n.describe() for n in self.archive_nodes])
+        self.send_to.setToolTip("After the export, store the DICOM-SEG in this archive: it references the series' "
+                                "UIDs, so the archive files it under the same study")
+        self.send_row = QWidget()
+        send_row = QHBoxLayout(self.send_row)
+        send_row.setContentsMargins(22, 0, 0, 0)
+        send_row.addWidget(QLabel("Send the DICOM-SEG to an archive:"))
+        send_row.addWidget(self.send_to, 1)
         self.model = QCheckBox("Model file (current model)")
         self.patient = QCheckBox("Put the PatientID into the file names")
         self.patient.setToolTip("Off: file names carry no patient name or ID (safe to share)")
@@ -122,6 +140,9 @@ class ExportDialog(QDialog):
         self.dicom_seg_problem.setWordWrap(True)
         self.dicom_seg_problem.setStyleSheet("QLabel { color: palette(mid); margin-left: 22px; }")
         self.dicom_seg_problem.setVisible(bool(problem))
+        self.dicom_seg.toggled.connect(self.send_row.setEnabled)
+        self.send_row.setEnabled(self.dicom_seg.isChecked())
+        self.send_row.setVisible(bool(self.archive_nodes) and problem is None)
         if problem:
             self.dicom_seg.setToolTip(problem)
             self.dicom_seg.setText("DICOM-SEG: not possible for this series")
@@ -150,7 +171,7 @@ class ExportDialog(QDialog):
         form.addRow("Files", self.name)
         boxes = QVBoxLayout()
         for box in (self.label_png, self.overlay_png, self.nifti, self.annotation, self.seg_nrrd, self.image_nifti,
-                    self.dicom_seg, self.dicom_seg_problem, self.metrics, self.mesh, self.mesh_row, self.model, self.patient):
+                    self.dicom_seg, self.dicom_seg_problem, self.send_row, self.metrics, self.mesh, self.mesh_row, self.model, self.patient):
             boxes.addWidget(box)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
@@ -231,6 +252,32 @@ class ExportDialog(QDialog):
         self.exported_folder = folder
         self.open_folder.show()
         self.open_folder.setEnabled(True)
+        self._send([p for p in paths if p.endswith("_seg.dcm")])
+
+    def _send(self, segs: list[str]) -> None:
+        """Store the written DICOM-SEG in the chosen archive, on a worker (after the export's job is over)."""
+        k = self.send_to.currentIndex() - 1
+        if not segs or not 0 <= k < len(self.archive_nodes) or not self.send_row.isEnabled():
+            return
+        node = self.archive_nodes[k]
+        password = password_for(self, node)
+        if password is None:
+            return
+        self.pending_send = (node, segs, password)
+
+    def _start_send(self) -> None:
+        node, segs, password = self.pending_send
+        self.pending_send = None
+        self.status.setText(self.status.text() + f"\nSending the DICOM-SEG to {node.describe()}...")
+        self.export_button.setEnabled(False)
+        self.job = self.runner.run("archive send", send, node, segs, password,
+                                   on_finished=lambda n: self._sent(f"Sent the DICOM-SEG to {node.describe()}."),
+                                   on_failed=lambda m: self._sent(f"The DICOM-SEG was written but not sent: {m}"),
+                                   on_done=self._done)
+
+    def _sent(self, text: str) -> None:
+        lines = self.status.text().split("\n")
+        self.status.setText("\n".join(lines[:-1] + [text]))
 
     def _on_open_folder_clicked(self) -> None:
         QDesktopServices.openUrl(QUrl.fromLocalFile(self.exported_folder))
@@ -250,6 +297,9 @@ class ExportDialog(QDialog):
         self.job = None
         self.export_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if self.pending_send:  # the send runs as its own job, once the export's is over
+            self._start_send()
+            return
         if self._exists is not None:  # asked here, after the job is over (done always follows finished)
             paths, self._exists = self._exists, None
             self._ask_overwrite(paths)

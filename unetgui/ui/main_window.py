@@ -164,6 +164,8 @@ class MainWindow(QMainWindow):
         a.save_project.triggered.connect(self._save_project)
         a.save_project_as.triggered.connect(self.projects.ask_save_as)
         a.sample.triggered.connect(self.open_sample)
+        a.open_archive.triggered.connect(self.show_archive)
+        a.archive_nodes.triggered.connect(self.show_archive_nodes)
         a.export.triggered.connect(self.show_export)
         a.message = lambda text: self.statusBar().showMessage(text, 8000)
         a.quit.triggered.connect(self.close)
@@ -185,7 +187,7 @@ class MainWindow(QMainWindow):
                                                             "U-Net segmentation of medical images."))
         menus = {
             "&File": [a.new_project, a.open_project, a.save_project, a.save_project_as, None, a.open_dicom, a.open_nifti,
-                      a.open_labels, None, a.export, None, "recent", a.sample, None, a.quit],
+                      a.open_labels, a.open_archive, a.archive_nodes, None, a.export, None, "recent", a.sample, None, a.quit],
             "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.background, a.eraser, a.fill, a.threshold, a.smaller,
                       a.larger, None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed,
                       a.mark_empty, a.mark_test, a.review_on_edit,
@@ -298,6 +300,20 @@ class MainWindow(QMainWindow):
         folder = project.path("tune") if project is not None else os.path.join(data_folder(), "tune")
         self.tune_dialog = TuneDialog(self, self.models, folder, self.training_panel.apply_tuned)
         self.tune_dialog.show()
+
+    def show_archive(self) -> None:
+        """File > Open from archive: a retrieved (or cached) series opens like a DICOM folder and joins the project."""
+        from unetgui.ui.archive_dialog import ArchiveDialog
+
+        self.archive_dialog = ArchiveDialog(self, self.runner)
+        self.archive_dialog.open_folder.connect(self.io.open_retrieved)
+        self.archive_dialog.show()
+
+    def show_archive_nodes(self) -> None:
+        from unetgui.ui.nodes_dialog import NodesDialog
+
+        self.nodes_dialog = NodesDialog(self, self.runner)
+        self.nodes_dialog.show()
 
     def show_export(self) -> None:
         from unetgui.ui.export_dialog import ExportDialog

@@ -59,8 +59,11 @@ class SeriesPickerDialog(QDialog):
 
     open_image_requested = Signal()
 
-    def __init__(self, folder: str, runner: JobRunner, parent=None) -> None:
+    def __init__(self, folder: str, runner: JobRunner, parent=None, single_opens: bool = False) -> None:
+        """``single_opens``: a folder of exactly one series opens it without asking (a series retrieved from an
+        archive)."""
         super().__init__(parent)
+        self.single_opens = single_opens
         self.setWindowTitle(f"Open DICOM - {folder}")
         self.resize(min(900, self._screen_width()), 420)
         self.setMinimumWidth(min(MIN_WIDTH, self._screen_width()))
@@ -132,6 +135,8 @@ class SeriesPickerDialog(QDialog):
         self._fill(result.series)
         self.table.selectRow(0)
         self.buttons.button(QDialogButtonBox.StandardButton.Open).setEnabled(True)
+        if self.single_opens and len(result.series) == 1:
+            self.accept()
 
     def _fill(self, series_list: list[Series]) -> None:
         self.table.setRowCount(len(series_list))
