@@ -70,6 +70,7 @@ class ArchiveDialog(QDialog):
         close = QPushButton("Close")
         close.clicked.connect(self.close)
         self.progress = QProgressBar()
+        self.progress.setTextVisible(False)  # a count shows while retrieving (_progress), nothing while idle
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -195,6 +196,7 @@ class ArchiveDialog(QDialog):
         if cached is not None:
             self.status.setText("Opening the cached copy of the series.")
             self.open_folder.emit(cached)
+            self.accept()  # the series is what the user came for: the image shows, not this dialog
             return
         password = password_for(self, node)
         if password is None:
@@ -209,10 +211,13 @@ class ArchiveDialog(QDialog):
         self._found(self.hits)  # the row now says "cached"
         self.status.setText("Retrieved; opening.")
         self.open_folder.emit(folder)
+        self.accept()
 
     def _progress(self, done: int, total: int, message: str) -> None:
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
+        self.progress.setFormat(f"{done} of {total} images")
+        self.progress.setTextVisible(True)
 
     def _failed(self, message: str) -> None:
         self.status.setText(message)
@@ -228,6 +233,7 @@ class ArchiveDialog(QDialog):
         self.job = None
         self.progress.setMaximum(1)
         self.progress.setValue(0)
+        self.progress.setTextVisible(False)
         self.search_button.setEnabled(bool(self.nodes))
         self.cancel_button.setEnabled(False)
         self._selection_changed()
