@@ -565,6 +565,32 @@ def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, mode
         emit(run.case("onnx export", {"in/m.unetgui": blob},
                       _cli(["export-model", "--model", "in/m.unetgui", "--onnx", "out/m.onnx"])))
 
+    # archive nodes (the data root's archive_nodes.json) and a retrieved series' origin.json: mutated JSON through
+    # the readers the app and ``unetgui archive --node`` use (no network: the nodes are read, never contacted)
+    from unetgui.net.nodes import Node, find_node, load_nodes, read_origin
+
+    nodes_text = json.dumps({"nodes": [Node("PACS", host="pacs.example.org", port=104, called_aet="PACS").to_json(),
+                                       Node("Web", url="http://localhost:8042/dicom-web", username="u").to_json()]})
+    origin_text = json.dumps({"archive": "PACS (PACS@pacs.example.org:104)", "node": "PACS", "study_uid": "1.2.3",
+                              "series_uid": "1.2.3.4", "via": "get", "instances": 3, "retrieved": "2026-12-07T10:00:00"})
+
+    def read_nodes(folder: Path) -> None:
+        nodes = load_nodes(str(folder / "in/archive_nodes.json"))
+        if nodes:
+            find_node(nodes[0].name, nodes)
+            [n.describe() for n in nodes]
+
+    def read_origin_file(folder: Path) -> None:
+        text = read_origin(str(folder / "in"))
+        if "\n" in text or len(text) > 300:
+            raise AssertionError("an origin is one bounded line")
+
+    for i in range(n(20)):
+        emit(run.case("archive nodes", {"in/archive_nodes.json": _mutate_json(nodes_text, rng).encode("utf-8", "replace")},
+                      _api(read_nodes)))
+        emit(run.case("archive origin", {"in/origin.json": _mutate_json(origin_text, rng).encode("utf-8", "replace")},
+                      _api(read_origin_file)))
+
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else 1.0)

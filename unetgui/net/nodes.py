@@ -75,9 +75,15 @@ class Node:
     @classmethod
     def from_json(cls, d: dict) -> Node:
         known = {f.name for f in fields(cls)}
-        if not isinstance(d, dict) or "name" not in d:
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             raise ArchiveError("an archive node entry must be an object with a name")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        types = {f.name: f.type for f in fields(cls)}
+        values = {k: v for k, v in d.items() if k in known}
+        for key, value in values.items():  # a hand-edited file: each field of its own type, or a clear message
+            wanted = {"str": str, "int": int, "float": (int, float), "bool": bool}[str(types[key])]
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                raise ArchiveError(f"archive node {one_line(d['name'])[:40]!r}: {key} must be a {types[key]}")
+        return cls(**values)
 
 
 def nodes_path() -> str:
