@@ -34,4 +34,4 @@ def test_mutated_inputs_give_one_line_errors_and_write_only_the_output(tmp_path)
     assert not slow, slow[:5]
     kinds = {r["case"].split()[0] for r in results}
     assert kinds == {"dicom", "nifti", "model", "journal", "snapshot", "project.json", "nrrd", "nhdr", "seg.nrrd", "label",
-                     "dataset.json", "csv", "cache", "dicom-seg", "tune", "onnx", "png"}
+                     "dataset.json", "csv", "cache", "dicom-seg", "tune", "onnx", "png", "archive"}
