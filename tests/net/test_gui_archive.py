@@ -72,6 +72,10 @@ def test_a_user_adds_the_archive_finds_the_ct_retrieves_it_and_it_opens(window, 
     entry = window.projects.entry
     assert entry is not None and entry.series_uid == expected.info.series_uid
     assert entry.origin.startswith("Orthanc (ORTHANC@127.0.0.1") and "via get" in entry.origin  # where it came from
+    from unetgui.ui.series_panel import SeriesPanel
+
+    (panel,) = window.findChildren(SeriesPanel)
+    assert "retrieved from Orthanc" in panel.list.item(0).toolTip()
     assert not dialog.isVisible()  # the image shows, not the dialog
 
     # the next time, the series shows as cached, and opens from the cache without a job that asks the archive

@@ -33,7 +33,8 @@ class SeriesPanel(QWidget):
                 item = QListWidgetItem(f"{'> ' if shown else ''}{entry.description or entry.kind} ({entry.modality or entry.kind}, "
                                        f"{x}x{y}x{z})")
                 item.setData(Qt.ItemDataRole.UserRole, entry.id)
-                item.setToolTip(self.projects.project.source_path(entry))
+                source = self.projects.project.source_path(entry)
+                item.setToolTip(f"{source}\nretrieved from {entry.origin}" if entry.origin else source)
                 self.list.addItem(item)
                 if shown:
                     self.list.setCurrentItem(item)
