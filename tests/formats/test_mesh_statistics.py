@@ -192,6 +192,16 @@ def test_mesh_files_read_back_by_trimesh_closed_in_their_stated_space(tmp_path, 
     assert np.allclose(np.sort(back.vertices, axis=0), np.sort(expected, axis=0), atol=1e-3)
 
 
+@pytest.mark.parametrize("box", [(1, 1, 1), (2, 2, 2), (1, 1, 14)])
+def test_a_label_a_voxel_or_two_across_keeps_its_voxel_surface(box):
+    """Smoothing would shrink a small lesion or a thin vessel to nothing: its voxel surface is kept, and said so."""
+    mask = np.pad(np.ones(box, bool), 3)
+    surface = mesh.surface(mask, np.diag([0.8, 0.8, 2.0, 1.0]))
+    assert surface.closed() and surface.area() > 0 and "too small or thin" in surface.note
+    assert surface.settings["smoothing_iterations"] == 0
+    assert surface.volume() == pytest.approx(mesh.surface(mask, np.diag([0.8, 0.8, 2.0, 1.0]), smoothing=0).volume())
+
+
 def test_an_empty_label_has_no_surface_and_cannot_be_written(tmp_path):
     from unetgui.core.errors import FormatError
 

@@ -94,3 +94,42 @@ def test_every_archive_action_has_examples_and_every_option_a_help_text():
         assert "examples:\n  unetgui archive " + name in (parser.epilog or ""), name
         assert [a.dest for a in parser._actions if not a.help] == [], name
         assert parser.format_help().rstrip().splitlines()[-1].strip().startswith("unetgui archive"), name
+
+
+def test_a_query_with_letters_beyond_ascii_is_sent_as_utf8_not_as_wildcards():
+    """Undeclared, pydicom would encode 李 as "?", a wildcard that lists other patients."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+    from pydicom import dcmread
+
+    from unetgui.net.dimse import _identifier
+
+    ds = _identifier("STUDY", {"PatientName": "李*", "PatientID": ""})
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, True
+    write_dataset(buffer, ds)
+    back = dcmread(DicomBytesIO(buffer.getvalue()), force=True)
+    assert str(back.PatientName) == "李*"
+    assert "SpecificCharacterSet" not in _identifier("STUDY", {"PatientName": "DOE*"})
+
+
+@pytest.mark.parametrize("changes, reason", [({"url": "http://user:secret@pacs/dicom-web"}, "not in the URL"),
+                                             ({"url": "http://pacs/dicom-web", "timeout_s": float("nan")}, "time-out")])
+def test_nodes_refuse_a_password_in_the_url_and_a_time_out_that_is_not_a_number(changes, reason):
+    from unetgui.net.nodes import ArchiveError, Node
+
+    with pytest.raises(ArchiveError, match=reason):
+        Node("PACS", **changes)
+
+
+def test_get_overwrites_only_a_folder_of_dicom_files(tmp_path, capsys):
+    from unetgui import cli
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("not the archive's")
+    argv = ["archive", "get", "--host", "127.0.0.1", "--port", "9", "--called-aet", "PACS", "--series", "1.2.3",
+            "--output", str(out), "--overwrite"]
+    assert cli.main(argv) == 1
+    assert "other than DICOM" in capsys.readouterr().err and (out / "notes.txt").exists()

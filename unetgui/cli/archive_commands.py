@@ -194,6 +194,10 @@ def _check_output(path: str, overwrite: bool) -> None:
         raise UnetguiError(f"--output {path}: a file, not a folder")
     if os.path.isdir(path) and os.listdir(path) and not overwrite:
         raise UnetguiError(f"--output {path}: the folder is not empty; give --overwrite to replace its files")
+    others = [n for n in os.listdir(path) if not n.lower().endswith(".dcm")] if os.path.isdir(path) else []
+    if others:  # --overwrite replaces the folder: only an earlier retrieve's files may go with it
+        raise UnetguiError(f"--output {path}: holds files other than DICOM (.dcm), e.g. {others[0][:60]!r}: --overwrite "
+                           "replaces only a folder of an earlier retrieve; choose another folder")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise UnetguiError(f"--output {path}: its folder does not exist or is not writable")

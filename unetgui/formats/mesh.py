@@ -151,10 +151,16 @@ def surface(mask: np.ndarray, affine: np.ndarray, smoothing: int = SMOOTHING, de
         faces = faces[:, ::-1].copy()
     world = voxel_to_world(affine, zyx)
     check(cancel)
+    note = ""
     if smoothing:
-        world = _taubin(world, faces, int(smoothing))
-        world = _inside_grid(world, affine, mask.shape, origin)
-    mesh = Mesh(world, faces, settings=settings)
+        raw = Mesh(world, faces).volume()
+        smooth = _inside_grid(_taubin(world, faces, int(smoothing)), affine, mask.shape, origin)
+        if abs(Mesh(smooth, faces).volume()) >= 0.8 * abs(raw):
+            world = smooth
+        else:  # a structure a voxel or two across: smoothing would shrink it to nothing (a small lesion, a vessel)
+            note = "too small or thin to smooth: the voxel surface"
+            settings["smoothing_iterations"] = 0
+    mesh = Mesh(world, faces, note=note, settings=settings)
     if mesh.volume() < 0:  # never expected: keep normals outward whatever the extractor's convention
         mesh = replace(mesh, faces=faces[:, ::-1].copy())
     if decimate > 0:

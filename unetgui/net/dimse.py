@@ -201,6 +201,10 @@ def echo(node: Node) -> float:
 
 def _identifier(level: str, keys: dict[str, str]) -> Dataset:
     ds = Dataset()
+    if any(not str(v).isascii() for v in keys.values()):
+        # declared as UTF-8: undeclared, pydicom would send Latin-1 and turn other characters into "?", a wildcard
+        # that matches other patients
+        ds.SpecificCharacterSet = "ISO_IR 192"
     ds.QueryRetrieveLevel = level
     for keyword, value in keys.items():
         setattr(ds, keyword, value)
@@ -319,9 +323,9 @@ def _counts(status: Dataset) -> tuple[int, int, int, int]:
 
 
 def _follow(node: Node, responses: Iterable, receiver: _Receiver, what: str, progress: ProgressFn | None,
-            cancel: CancelToken | None) -> int:
+            cancel: CancelToken | None) -> int | None:
     """Follow the responses of a C-GET or C-MOVE: progress and cancel between instances, the final status checked.
-    The number of instances the archive said it sent."""
+    The number of instances the archive said it sent (None when its final answer does not say)."""
     total, last = 0, time.monotonic()
     for status, _answer in responses:
         if not status:
@@ -344,6 +348,9 @@ def _follow(node: Node, responses: Iterable, receiver: _Receiver, what: str, pro
                    "another way to retrieve)" if failed else ""
             raise ArchiveError(f"{node.describe()}: the {what} failed after {receiver.received} instance(s): "
                                f"{failed} failed, {_status_text(status)}{hint}")
+        if not any(hasattr(status, k) for k in ("NumberOfCompletedSuboperations", "NumberOfWarningSuboperations")):
+            report(progress, receiver.received, max(total, receiver.received), "")
+            return None  # the archive left the counts out of its final answer: nothing to check them against
         sent = completed + warning
         if sent == 0 and receiver.received == 0:
             raise ArchiveError(f"{node.describe()}: the archive sent no instance of this series (are the study and "
@@ -417,6 +424,8 @@ def move_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progres
             return _follow(node, responses, receiver, "C-MOVE", progress, cancel)
     finally:
         receiver.close()
+        for association in list(server.active_associations):  # shutdown() alone leaves them receiving
+            association.abort()
         server.shutdown()
 
 

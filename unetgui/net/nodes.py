@@ -11,6 +11,7 @@ know that AE title, host and port: docs/archive.md). DICOMweb may use HTTPS and 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, fields, replace
@@ -49,6 +50,9 @@ class Node:
         if self.url:
             if not re.match(r"^https?://[^\s]+$", self.url):
                 raise ArchiveError(f"{self.name}: the DICOMweb URL must start with http:// or https://, got {self.url!r}")
+            if "@" in self.url.split("/")[2]:
+                raise ArchiveError(f"{self.name}: give the user name in its own field, not in the URL (a password in "
+                                   "a URL would be shown and stored)")
         else:
             if not self.host or not 0 < int(self.port) < 65536:
                 raise ArchiveError(f"{self.name}: a DIMSE node needs a host and a port 1..65535 (or give a DICOMweb URL)")
@@ -58,7 +62,7 @@ class Node:
         if not _AET.match(self.calling_aet or ""):
             raise ArchiveError(f"{self.name}: our AE title must be 1 to 16 characters without a backslash, got "
                                f"{self.calling_aet!r}")
-        if not 0 <= int(self.move_port) < 65536 or self.timeout_s <= 0:
+        if not 0 <= int(self.move_port) < 65536 or not math.isfinite(self.timeout_s) or self.timeout_s <= 0:
             raise ArchiveError(f"{self.name}: the move port must be 0..65535 and the time-out positive")
 
     @property
@@ -100,8 +104,8 @@ def load_nodes(path: str | None = None) -> list[Node]:
             if os.fstat(f.fileno()).st_size > 1_000_000:
                 raise ArchiveError(f"{path}: too large for a list of archive nodes")
             data = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ArchiveError(f"{path}: the archive nodes cannot be read ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ArchiveError(f"{path}: the archive nodes cannot be read ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise ArchiveError(f"{path}: not a list of archive nodes")
     return [Node.from_json(d) for d in data["nodes"]]

@@ -317,8 +317,13 @@ class _SeriesFolder:
         if not _UID.match(sop):
             raise UnetguiError("the archive sent an instance without a valid SOPInstanceUID")
         name = hashlib.sha256(sop.encode("ascii")).hexdigest()[:32] + ".dcm"
-        with open(os.path.join(self.folder, name), "wb") as f:
-            f.write(data)
+        try:
+            with open(os.path.join(self.folder, name), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())  # a folder under its final name holds whole files, even after a power loss
+        except OSError as exc:
+            raise UnetguiError(f"cannot write the archive cache ({exc.strerror or exc.__class__.__name__})") from None
         self.files, self.bytes = self.files + 1, self.bytes + len(data)
 
 
@@ -434,6 +439,8 @@ def dicom_files(paths: list[str]) -> list:
             for folder, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 candidates += [(os.path.join(folder, n), False) for n in sorted(names) if not n.startswith(".")]
+                if len(candidates) > MAX_SEND_FILES:  # checked while walking: a home folder is not walked whole
+                    raise UnetguiError(f"more than {MAX_SEND_FILES:,} files to send; send them in parts")
         elif os.path.isfile(path) and limits.is_regular_file(path):
             candidates.append((path, True))
         else:

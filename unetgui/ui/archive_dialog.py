@@ -16,7 +16,7 @@ from unetgui.core.errors import UnetguiError
 from unetgui.core.textsafe import one_line
 from unetgui.net.nodes import Node, load_nodes
 from unetgui.tasks.archive import Query, SeriesHit, cached_series, find, retrieve
-from unetgui.ui.nodes_dialog import NodesDialog, password_for
+from unetgui.ui.nodes_dialog import NodesDialog, forget_password, password_for
 from unetgui.workers.jobs import Job, JobRunner
 
 MODALITIES = ("", "CT", "MR", "PT", "US", "XA", "CR", "DX", "MG", "NM", "SEG")
@@ -34,6 +34,8 @@ class ArchiveDialog(QDialog):
         self.runner = runner
         self.job: Job | None = None
         self.hits: list[SeriesHit] = []
+        self.hits_node: Node | None = None  # the archive the hits came from: a retrieve asks that one
+        self.closed = False
         self.node_box = QComboBox()
         nodes_button = QPushButton("Nodes...")
         nodes_button.setToolTip("Add or edit archives (AE title, host, port, or a DICOMweb URL) and test them")
@@ -158,12 +160,16 @@ class ArchiveDialog(QDialog):
         if password is None:
             return
         self._busy(f"Searching {node.describe()}...")
-        self.job = self.runner.run("archive find", find, node, query, password, on_finished=self._found,
+        self.job = self.runner.run("archive find", find, node, query, password,
+                                   on_finished=lambda hits: self._found(hits, node),
                                    on_failed=self._failed, on_cancelled=lambda: self.status.setText("Search cancelled."),
                                    on_done=self._idle)
 
-    def _found(self, hits: list[SeriesHit]) -> None:
+    def _found(self, hits: list[SeriesHit], node: Node | None = None) -> None:
+        if self.closed:
+            return
         self.hits = list(hits)
+        self.hits_node = node or self.hits_node
         self.table.setRowCount(len(self.hits))
         for row, h in enumerate(self.hits):
             cached = cached_series(h.series_uid) is not None
@@ -189,7 +195,7 @@ class ArchiveDialog(QDialog):
 
     # -- retrieve ------------------------------------------------------------------------------------------------------
     def open_selected(self) -> None:
-        hit, node = self.selected(), self.node()
+        hit, node = self.selected(), self.hits_node
         if hit is None or node is None or self.job is not None:
             return
         cached = cached_series(hit.series_uid)
@@ -208,6 +214,8 @@ class ArchiveDialog(QDialog):
                                    on_done=self._idle)
 
     def _retrieved(self, folder: str) -> None:
+        if self.closed:  # the user closed the dialog meanwhile: they no longer asked for it to open
+            return
         self._found(self.hits)  # the row now says "cached"
         self.status.setText("Retrieved; opening.")
         self.open_folder.emit(folder)
@@ -221,6 +229,9 @@ class ArchiveDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         self.status.setText(message)
+        node = self.node()
+        if node is not None and ("password" in message or "401" in message):
+            forget_password(node)  # a mistyped password is asked again, not kept for the whole session
 
     def _busy(self, text: str) -> None:
         self.status.setText(text)
@@ -238,7 +249,15 @@ class ArchiveDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self._selection_changed()
 
+    def done(self, result: int) -> None:  # Esc, Close and the window's close all end here (closeEvent does not)
+        if result != QDialog.DialogCode.Accepted:
+            self.closed = True
+            if self.job is not None:
+                self.job.cancel()
+        super().done(result)
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        self.closed = True
         if self.job is not None:
             self.job.cancel()
         super().closeEvent(event)

@@ -67,7 +67,7 @@ class ExportDialog(QDialog):
         self.job: Job | None = None
         self.written: list[str] = []
         self._exists: list[str] | None = None  # the files of an earlier export this one would replace (see _done)
-        self.pending_send = None  # (node, SEG paths, password): sent once the export's job is over
+        self.pending_send = None  # (node, SEG paths): sent once the export's job is over
         volume = session.volume
         self.exported_folder = ""  # where the last export that succeeded wrote its files
         self.folder = QLineEdit(str(QSettings().value(_settings_key(projects), "")) or default_export_folder(projects))
@@ -216,6 +216,7 @@ class ExportDialog(QDialog):
         """Export on a worker (a copy of the labels: the user may keep editing meanwhile); files of an
         earlier export with the same names are replaced only after the user says so."""
         folder = os.path.expanduser(self.folder.text().strip())
+        self.pending_send = None  # a send is only ever of this export's SEG
         if not folder:
             self.status.setText("Choose a folder to export into.")
             return
@@ -255,24 +256,26 @@ class ExportDialog(QDialog):
         self._send([p for p in paths if p.endswith("_seg.dcm")])
 
     def _send(self, segs: list[str]) -> None:
-        """Store the written DICOM-SEG in the chosen archive, on a worker (after the export's job is over)."""
+        """Store the written DICOM-SEG in the chosen archive: noted here, sent from ``_done`` once the export's job
+        is over (a password prompt here would run ``_done`` inside its own event loop, before this returns)."""
         k = self.send_to.currentIndex() - 1
-        if not segs or not 0 <= k < len(self.archive_nodes) or not self.send_row.isEnabled():
-            return
-        node = self.archive_nodes[k]
-        password = password_for(self, node)
-        if password is None:
-            return
-        self.pending_send = (node, segs, password)
+        if segs and 0 <= k < len(self.archive_nodes) and self.send_row.isEnabled():
+            self.pending_send = (self.archive_nodes[k], segs)
 
     def _start_send(self) -> None:
-        node, segs, password = self.pending_send
+        node, segs = self.pending_send
         self.pending_send = None
+        password = password_for(self, node)
+        if password is None:
+            self._sent("The DICOM-SEG was written but not sent (no password given).")
+            return
         self.status.setText(self.status.text() + f"\nSending the DICOM-SEG to {node.describe()}...")
         self.export_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
         self.job = self.runner.run("archive send", send, node, segs, password,
                                    on_finished=lambda n: self._sent(f"Sent the DICOM-SEG to {node.describe()}."),
                                    on_failed=lambda m: self._sent(f"The DICOM-SEG was written but not sent: {m}"),
+                                   on_cancelled=lambda: self._sent("The DICOM-SEG was written; sending it was cancelled."),
                                    on_done=self._done)
 
     def _sent(self, text: str) -> None:

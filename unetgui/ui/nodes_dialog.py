@@ -16,7 +16,7 @@ from unetgui.tasks.archive import echo
 from unetgui.workers.jobs import Job, JobRunner
 
 DIMSE, DICOMWEB = 0, 1
-_PASSWORDS: dict[str, str] = {}  # per node name, for this run of the app only: never written anywhere
+_PASSWORDS: dict[tuple[str, str, str], str] = {}  # per (node, URL, user), this run of the app only: never written
 
 
 def password_for(parent: QWidget | None, node: Node) -> str | None:
@@ -24,13 +24,19 @@ def password_for(parent: QWidget | None, node: Node) -> str | None:
     None when the user cancelled)."""
     if not node.username:
         return ""
-    if node.name not in _PASSWORDS:
+    key = (node.name, node.url, node.username)  # an edited URL or user is asked again: never sent elsewhere
+    if key not in _PASSWORDS:
         text, ok = QInputDialog.getText(parent, "Archive password", f"Password of {node.username} on {node.describe()}:",
                                         QLineEdit.EchoMode.Password)
         if not ok:
             return None
-        _PASSWORDS[node.name] = text
-    return _PASSWORDS[node.name]
+        _PASSWORDS[key] = text
+    return _PASSWORDS[key]
+
+
+def forget_password(node: Node) -> None:
+    """After the archive refused the user: the next attempt asks again."""
+    _PASSWORDS.pop((node.name, node.url, node.username), None)
 
 
 class NodesDialog(QDialog):

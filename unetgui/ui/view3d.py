@@ -191,8 +191,14 @@ class SurfaceBuilder(QObject):
         self._timer.timeout.connect(self._start)
         listeners = session.listeners
         listeners.labels_changed.append(lambda slices, box: self.changed())
-        listeners.volume_changed.append(self.changed)
+        listeners.volume_changed.append(self._on_volume_changed)
         listeners.closed.append(self._on_closed)
+
+    def _on_volume_changed(self) -> None:
+        """Another document: the build of the old one is of no use (its result would be dropped), stop it."""
+        if self._job is not None:
+            self._job.cancel()
+        self.changed()
 
     @property
     def running(self) -> bool:
