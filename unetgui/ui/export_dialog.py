@@ -267,7 +267,7 @@ class ExportDialog(QDialog):
         self.pending_send = None
         password = password_for(self, node)
         if password is None:
-            self._sent("The DICOM-SEG was written but not sent (no password given).")
+            self.status.setText(self.status.text() + "\nThe DICOM-SEG was written but not sent (no password given).")
             return
         self.status.setText(self.status.text() + f"\nSending the DICOM-SEG to {node.describe()}...")
         self.export_button.setEnabled(False)
