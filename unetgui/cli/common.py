@@ -34,6 +34,19 @@ def warn(notes, prefix: str = "warning") -> None:
         print(f"{prefix}: {printable(note, 4000)}", file=sys.stderr)
 
 
+def open_image_with_labels(image_path: str, series: str | None, labels_path: str):
+    """The image (read with a progress line) and a label file on its grid, their warnings and notes printed:
+    ``(ImageInput, LabelMap)``."""
+    from unetgui.cli.progress import ProgressLine
+    from unetgui.formats.inputs import open_image, open_labels
+
+    image = open_image(image_path, series, ProgressLine("reading"))
+    warn(image.volume.warnings)
+    labels, notes = open_labels(labels_path, image)
+    warn(notes)
+    return image, labels
+
+
 def show(text: object) -> None:
     """Print ``text`` (which may hold names from files) line by line, control characters escaped."""
     for line in str(text).split("\n"):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from unetgui.cli.common import command, warn
+from unetgui.cli.common import command, open_image_with_labels, warn
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
 from unetgui.core.annotation import label_file_training_labels, provenance
 from unetgui.formats.export import ExportOptions, dicom_seg_problem, export
-from unetgui.formats.inputs import ImageInput, open_image, open_labels
+from unetgui.formats.inputs import ImageInput
 from unetgui.formats.mesh import MAX_DECIMATE, MAX_SMOOTHING, MESH_FORMATS, SMOOTHING, SPACES
 
 _FORMAT_FLAGS = ("png", "overlay", "nifti", "image_nifti", "seg_nrrd", "dicom_seg", "metrics", "annotation", "mesh")
@@ -71,12 +71,7 @@ def _export(args: argparse.Namespace) -> int:
         return _export_project(args)
     if not (args.input and args.labels):
         raise UnetguiError("give --input and --labels (or --project)")
-    image = open_image(args.input, args.series, ProgressLine("reading"))
-    for w in image.volume.warnings:
-        warn([w])
-    labels, notes = open_labels(args.labels, image)
-    for note in notes:
-        warn([note])
+    image, labels = open_image_with_labels(args.input, args.series, args.labels)
     options = _options(args, image, labels)
     _check_model(args.model)
     annotation = label_file_training_labels(labels.labels) if options.annotation else None

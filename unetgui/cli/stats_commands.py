@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 import math
 
-from unetgui.cli.common import add_series, command, show, warn
+from unetgui.cli.common import add_series, command, open_image_with_labels, show
 from unetgui.cli.outputs import check_writable
-from unetgui.cli.progress import ProgressLine
 from unetgui.core import atomic
 from unetgui.core.errors import UnetguiError
-from unetgui.formats.inputs import open_image, open_labels
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -46,12 +44,7 @@ def _stats(args: argparse.Namespace) -> int:
     for flag in ("csv", "json"):
         if getattr(args, flag):
             check_writable(getattr(args, flag), f"--{flag}")
-    image = open_image(args.image, args.series, ProgressLine("reading"))
-    for w in image.volume.warnings:
-        warn([w])
-    labels, notes = open_labels(args.labels, image)
-    for note in notes:
-        warn([note])
+    image, labels = open_image_with_labels(args.image, args.series, args.labels)
     stats = document_statistics(image.volume, labels, surface=not args.no_surface)
     if not stats:
         raise UnetguiError(f"{args.labels} holds no label")
