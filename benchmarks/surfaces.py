@@ -3,7 +3,8 @@
 Three labels on a 512 x 512 grid with 0.75 mm pixels and 2 mm slices: a large lobed blob (3.9 L at 200
 slices: a liver on the large side), a kidney-sized one (155 mL) and a lesion (3 mL); the volumes are printed. For each: the 3-D view's preview surface
 (tasks/stats.label_surfaces, preview=True), the full-resolution surface (export, statistics' area), and the
-whole statistics of the document (document_statistics, with and without the surface area), each the median
+whole statistics of the document (document_statistics, with and without the surface area; and as the statistics
+dock measures after a stroke on the kidney and on the lesion: numbers first, then the changed labels meshed), each the median
 of ``--repeat`` runs in one process (the machine is shared: ratios within one run are what to compare).
 
     python benchmarks/surfaces.py [--slices 200] [--repeat 3]
@@ -19,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from unetgui.core.volume import LabelMap, LabelTable, Volume
-from unetgui.tasks.stats import document_statistics, label_surfaces
+from unetgui.tasks.stats import SurfaceAreas, document_statistics, label_surfaces
 
 
 def _blob(shape, centre, radii, seed):
@@ -63,7 +64,23 @@ def main() -> None:
     print(f"statistics without surface area: {t:.2f} s")
     t, _ = _time(lambda: document_statistics(image, document), args.repeat)
     print(f"statistics with surface area:    {t:.2f} s")
+    # the statistics dock after a stroke: the numbers first, then only the areas of the labels whose voxels changed
+    # (the others' are remembered from the measurement before)
+    areas = SurfaceAreas()
+    document_statistics(image, document, areas=areas)
+    for value, name in ((2, "kidney (into background)"), (3, "lesion (into the liver)")):
+        voxels = np.argwhere(labels == value)
+        z, y, x = voxels[np.argmax(voxels[:, 2])]  # the label's right edge: a stroke there grows it
+        strokes = iter(range(1, 10 ** 6))
 
+        def after_a_stroke():
+            labels[z, y, x + next(strokes)] = value  # a one-voxel stroke, a new one each run
+            first, start = [], time.perf_counter()
+            document_statistics(image, document, areas=areas, emit=lambda r: first.append(time.perf_counter() - start))
+            return first[0] if first else None
+
+        t, numbers = _time(after_a_stroke, args.repeat)
+        print(f"dock after a stroke on the {name}: numbers after {numbers:.2f} s, all areas after {t:.2f} s")
 
 if __name__ == "__main__":
     main()

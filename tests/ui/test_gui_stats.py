@@ -262,3 +262,43 @@ def test_the_sample_shows_hu_statistics_of_its_liver(window, qtbot):
     assert np.count_nonzero(liver.slice_area_mm2) == 4  # annotated on 4 slices
     assert panel.table.horizontalHeaderItem(_column(panel, "Median")).text() == "Median\n(HU)"
     assert "HU" in panel.table.horizontalHeaderItem(_column(panel, "P5 / P95")).text()
+
+
+def test_a_stroke_shows_its_numbers_before_the_slow_surface_areas_and_meshes_only_its_label(window, qtbot,
+                                                                                              monkeypatch):
+    """Meshing a large organ takes seconds: the dock shows the new numbers first (the area "…"), meshes only the
+    label the stroke changed, and a stroke during that step brings its numbers at once."""
+    from unetgui.core.progress import check
+    from unetgui.formats import mesh
+    from unetgui.formats.statistics import csv_text
+    from unetgui.tasks.stats import document_statistics
+
+    _labelled_phantom(window, qtbot)
+    panel = _show_dock(window, qtbot)  # every area measured once
+    s = window.session
+    meshed, real, release = [], mesh.surface, threading.Event()
+
+    def slow(mask, *args, cancel=None, **kwargs):  # meshing that lasts until the test lets it end
+        meshed.append(int(np.count_nonzero(mask)))
+        while not release.wait(0.02):
+            check(cancel)
+        return real(mask, *args, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(mesh, "surface", slow)
+    area = _column(panel, "Surface")
+    s.set_active_label(2)
+    _paint(window, 8, 10, 30)
+    qtbot.waitUntil(lambda: panel.measuring_areas, timeout=WAIT_MS)
+    box = int(np.count_nonzero(s.labels.labels == 2))
+    rows = _row_texts(panel)
+    assert rows["Box"][1] == f"{box:,}" and rows["Box"][area] == "…"  # the numbers, the area coming
+    assert rows["Liver"][area] not in ("…", "–")  # unchanged: remembered
+    assert meshed == [box] and "measuring 1 surface" in panel.status.text()
+    _paint(window, 8, 20, 30)  # a stroke while the box is meshed: its numbers without waiting for that mesh
+    box = int(np.count_nonzero(s.labels.labels == 2))
+    qtbot.waitUntil(lambda: panel.results[1].voxels == box and panel.measuring_areas, timeout=WAIT_MS)
+    assert meshed[-1] == box and _row_texts(panel)["Box"][area] == "…"
+    release.set()
+    _settled(window, qtbot)
+    assert csv_text(panel.results) == csv_text(document_statistics(s.volume, s.labels))
+    assert _row_texts(panel)["Box"][area] not in ("…", "–") and "measured in" in panel.status.text()

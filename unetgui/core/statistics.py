@@ -85,12 +85,13 @@ def pixel_area_mm2(affine: np.ndarray) -> float:
 
 def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names: dict[int, str] | None = None,
             image: np.ndarray | None = None, modality: str = "",
-            surface_area: Callable[[np.ndarray], float] | None = None,
+            surface_area: Callable[[int, np.ndarray], float | None] | None = None,
             cancel: CancelToken | None = None) -> list[SegmentStats]:
     """Statistics of each label value in ``values`` (an absent one gets zeros) of ``labels`` (``(z, y, x)``
     on the grid of ``affine``). ``image``: the intensities on the same grid (None: no intensity statistics).
-    ``surface_area``: the area in mm^2 of a mask on a grid with ``affine``'s spacing and direction (given the
-    label's bounding box; None: no surface area)."""
+    ``surface_area(value, mask)``: the area in mm^2 of label ``value``'s mask on a grid with ``affine``'s spacing
+    and direction (given the label's bounding box; None: no surface area; a None it returns leaves that label's
+    area unmeasured)."""
     labels = np.asarray(labels)
     if image is not None and np.shape(image) != labels.shape:
         raise ValueError(f"image {np.shape(image)} and labels {labels.shape} are not on one grid")
@@ -131,7 +132,8 @@ def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names
                          float(inside.max()), float(median), float(p5), float(p95)]
         area = None
         if surface_area is not None:
-            area = float(surface_area(mask))  # the label's box: the area does not depend on where it lies
+            area = surface_area(value, mask)  # the label's box: the area does not depend on where it lies
+            area = None if area is None else float(area)  # None: not measured (yet)
         out.append(SegmentStats(value, name, count, count * voxel, count * voxel / 1000.0, area, *intensity, unit,
                                 extent, (float(centroid[0]), float(centroid[1]), float(centroid[2])), int(n),
                                 largest / count, per_slice))

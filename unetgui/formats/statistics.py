@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Callable
 
 import numpy as np
 
@@ -28,16 +29,21 @@ TABLE_COLUMNS = ("section", *COLUMNS, *SLICE_COLUMNS)
 
 
 def label_statistics(volume: Volume | None, labels: LabelMap, values=None, surface: bool = True,
-                     cancel: CancelToken | None = None) -> list[SegmentStats]:
+                     cancel: CancelToken | None = None,
+                     area: Callable[[int, np.ndarray], float | None] | None = None) -> list[SegmentStats]:
     """Statistics of each label of ``labels`` (the table's labels and any other value used, never the
     not-annotated 255; ``values`` to choose), with the image's intensities when ``volume`` is given (on the
-    same grid) and the surface area unless ``surface`` is False."""
+    same grid) and the surface area unless ``surface`` is False: measured on :func:`mesh.surface`, or by
+    ``area(value, mask of the label's box)`` when given (None from it: not measured)."""
     if values is None:
         used = {int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED}
         values = sorted(set(labels.table.values) | used)
     names = {label.value: label.name for label in labels.table}
     affine = labels.affine
-    area = (lambda m: mesh.surface(m, affine, cancel=cancel).area()) if surface else None
+    if surface and area is None:
+        area = lambda value, m: mesh.surface(m, affine, cancel=cancel).area()  # noqa: E731
+    elif not surface:
+        area = None
     return measure(labels.labels, affine, values, names, None if volume is None else volume.voxels,
                    volume.modality if volume is not None else "", area, cancel)
 

@@ -6,6 +6,11 @@ export's metrics CSV), run on a worker thread on a copy of the labels: the sessi
 while a measurement runs. Edits are debounced (a brush drag reports every mouse move), at most one measurement runs
 at a time and changes that arrive meanwhile make exactly one more; results of an older document are dropped. A
 hidden dock measures nothing: it remembers that it is out of date and measures when it is shown.
+
+A measurement shows in two steps: the numbers first, then the surface areas that are not known yet (meshing a large
+organ takes seconds; an area is remembered by its label's voxels, so a stroke re-measures only the label it changed).
+An edit while areas are being measured cancels that step: the numbers follow the edit, and the areas come when the
+labels rest.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from unetgui.core.session import Session
 from unetgui.core.statistics import SegmentStats
 from unetgui.core.volume import LabelMap, default_color
 from unetgui.formats.statistics import csv_text
-from unetgui.tasks.stats import document_statistics
+from unetgui.tasks.stats import SurfaceAreas, document_statistics
 from unetgui.ui.tool_state import ToolState
 from unetgui.workers.jobs import Job, JobRunner
 
@@ -95,13 +100,15 @@ def _pair(a: float | None, b: float | None) -> str:
     return f"{_value(a, whole)} / {_value(b, whole)}"
 
 
-def cells(s: SegmentStats) -> list[tuple[str, float | None]]:
-    """The texts of a row after the label's name, each with its sort key."""
+def cells(s: SegmentStats, area_pending: bool = False) -> list[tuple[str, float | None]]:
+    """The texts of a row after the label's name, each with its sort key; ``area_pending``: the surface area is
+    being measured (an ellipsis, not the dash of "undefined")."""
     mean = "–" if s.mean is None else f"{number(s.mean)} ± {number(s.std)}"
     extent = "–" if not s.voxels else " × ".join(number(v, 0 if v >= 10 else 1) for v in s.extent_mm)  # ~voxels
     pieces = "0" if not s.voxels else f"{s.components} ({percent(s.largest_share)})"
+    area = "…" if area_pending and s.surface_mm2 is None else number(s.surface_mm2)
     return [(f"{s.voxels:,}", s.voxels), (number(s.volume_ml), s.volume_ml), (number(s.volume_mm3), s.volume_mm3),
-            (number(s.surface_mm2), s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
+            (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
             (_value(s.median), s.median), (_pair(s.p5, s.p95), s.p5), (extent, float(np.prod(s.extent_mm))),
             (pieces, s.components)]
 
@@ -130,6 +137,8 @@ class StatsPanel(QWidget):
         self.seconds: float | None = None  # how long the last measurement took
         self._job: Job | None = None
         self._dirty = False  # the labels changed since the last measurement began
+        self._areas = SurfaceAreas()  # this document's measured surface areas (a new document: a new one)
+        self.measuring_areas = False  # the running measurement shows its numbers and measures surface areas
         self._timer = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
         self._timer.timeout.connect(self.measure)
         self.status = QLabel("")
@@ -221,6 +230,8 @@ class StatsPanel(QWidget):
 
     def _changed(self) -> None:
         self._dirty = True
+        if self._job is not None and self.measuring_areas:
+            self._job.cancel()  # areas of labels that changed again: the numbers first (areas measured are kept)
         if self.isVisible():
             self._timer.start()  # restarted by every change: measured once the labels rest
 
@@ -235,14 +246,26 @@ class StatsPanel(QWidget):
         generation, start = self.session.generation, time.perf_counter()
         self.status.setText("measuring...")
         # the volume is never written in place (a new image is a new Volume), so the worker may read it
-        self._job = self.runner.run("statistics", document_statistics, self.session.volume, copy,
+        self._job = self.runner.run("statistics", document_statistics, self.session.volume, copy, areas=self._areas,
+                                    on_item=lambda r: self._on_numbers(r, generation),
                                     on_finished=lambda r: self._on_measured(r, generation, start),
                                     on_failed=self._on_failed, on_done=self._on_done)
+
+    def _on_numbers(self, results: list[SegmentStats], generation: int) -> None:
+        """The first step: every number but the areas not known yet."""
+        if generation != self.session.generation:
+            return
+        self.results, self.measuring_areas = results, True
+        missing = sum(s.surface_mm2 is None for s in results)
+        self.status.setText(f"{len(results)} label{'s' if len(results) != 1 else ''}; measuring "
+                            f"{missing} surface{'s' if missing != 1 else ''}...")
+        self._show()
+        self.updated.emit()
 
     def _on_measured(self, results: list[SegmentStats], generation: int, start: float) -> None:
         if generation != self.session.generation:
             return  # measured for a document that is gone
-        self.results, self.seconds = results, time.perf_counter() - start
+        self.results, self.seconds, self.measuring_areas = results, time.perf_counter() - start, False
         n = len(results)
         self.status.setText(f"{n} label{'s' if n != 1 else ''}, measured in {self.seconds:.1f} s")
         self._show()
@@ -252,7 +275,7 @@ class StatsPanel(QWidget):
         self.status.setText(f"Could not measure the labels: {message}")
 
     def _on_done(self) -> None:
-        self._job = None
+        self._job, self.measuring_areas = None, False
         if self._dirty and self.isVisible() and not self._timer.isActive():
             self.measure()  # the changes that came meanwhile, already debounced
 
@@ -269,7 +292,7 @@ class StatsPanel(QWidget):
     def _on_volume_changed(self) -> None:
         if self._job is not None:
             self._job.cancel()  # its result is for the last document
-        self.results = []
+        self.results, self._areas = [], SurfaceAreas()
         self._show()
         self._changed()
 
@@ -290,7 +313,7 @@ class StatsPanel(QWidget):
         if self._job is not None:
             self._job.cancel()
         self._dirty = False
-        self.results, self.seconds = [], None
+        self.results, self.seconds, self._areas = [], None, SurfaceAreas()
         self.status.setText("")
         self._show()
 
@@ -328,7 +351,7 @@ class StatsPanel(QWidget):
             item.setToolTip(f"{name}: value {s.label}; centroid (R, A, S) {centroid} mm"
                             + ("; hidden in the view" if hidden else ""))
             self.table.setItem(row, 0, item)
-            for col, (text, key) in enumerate(cells(s), start=1):
+            for col, (text, key) in enumerate(cells(s, self.measuring_areas), start=1):
                 cell = _Cell(text)
                 cell.setData(SORT_ROLE, float("-inf") if key is None else float(key))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -394,7 +417,7 @@ class StatsPanel(QWidget):
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(csv_text(self.results))
-        self.status.setText(f"Copied the statistics of {len(self.results)} label(s) as CSV")
+        self.status.setText(f"Copied the statistics of {len(self.results)} label(s) as CSV{self._areas_note()}")
 
     def _on_save_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save statistics", "statistics.csv", "CSV (*.csv);;All files (*)")
@@ -405,7 +428,11 @@ class StatsPanel(QWidget):
         except OSError as exc:
             self.status.setText(f"Could not save {os.path.basename(path)}: {exc.strerror or exc}")
             return
-        self.status.setText(f"Saved {path}")
+        self.status.setText(f"Saved {path}{self._areas_note()}")
+
+    def _areas_note(self) -> str:
+        missing = sum(s.surface_mm2 is None for s in self.results)
+        return f" ({missing} surface area(s) still being measured: left empty)" if missing else ""
 
     def save_csv(self, path: str) -> None:
         """The shown statistics as CSV (formats/statistics.py, the one writer), replacing ``path`` atomically."""
