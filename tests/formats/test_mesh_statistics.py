@@ -239,6 +239,32 @@ def test_a_mesh_of_the_real_ct_liver_is_read_by_numpy_stl_inside_the_image(tmp_p
     assert volume_mm3 == pytest.approx(stats_volume, rel=0.1)  # a 3-slice slab: its smoothed edges cost a little
 
 
+def test_an_export_with_metrics_and_meshes_builds_each_surface_once(tmp_path, data_dir: Path, monkeypatch):
+    """The metrics CSV's surface area is measured on the mesh file's surface when the mesh has the default
+    settings (one build per label, the same area as the metrics alone); other settings keep the default area."""
+    from unetgui import cli
+
+    case = data_dir / "dcmqi-ct-3slice-liver-seg"
+    built, real = [], mesh.surface
+    monkeypatch.setattr(mesh, "surface", lambda *a, **k: built.append(1) or real(*a, **k))
+
+    def export(out, *extra):
+        built.clear()
+        assert cli.main(["export", "--input", str(case / "ct"), "--labels", str(case / "seg" / "liver_seg.dcm"),
+                         "--output", str(tmp_path / out), "--metrics", *extra]) == 0
+        rows = list(csv.DictReader(io.StringIO(next((tmp_path / out).glob("*_metrics.csv")).read_text())))
+        return [float(r["surface_mm2"]) for r in rows if r["section"] == "labels"], len(built)
+
+    alone, builds = export("alone")
+    assert builds == 1
+    both, builds = export("both", "--mesh", "stl")
+    assert builds == 1 and both == pytest.approx(alone, rel=1e-9)
+    manifest = json.loads(next((tmp_path / "both").glob("*_mesh/*_meshes.json")).read_text())
+    assert manifest["meshes"][0]["area_mm2"] == pytest.approx(alone[0], rel=1e-9)
+    raw, builds = export("raw", "--mesh", "stl", "--mesh-smoothing", "0")
+    assert builds == 2 and raw == pytest.approx(alone, rel=1e-9)  # the metrics keep the default surface
+
+
 def test_unetgui_stats_prints_and_writes_what_the_task_measures(tmp_path, data_dir: Path, capsys):
     from unetgui import cli
     from unetgui.formats.inputs import open_image, open_labels

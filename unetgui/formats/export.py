@@ -253,11 +253,19 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
         jobs.append(_Job(f"{base}_labels.seg.nrrd", lambda tmp: nrrd.write_segmentation(labels, tmp), "Slicer segmentation"))
     if options.image_nifti:
         jobs.append(_Job(f"{base}_image.nii.gz", lambda tmp: nifti.write_image(volume, tmp), "NIfTI image"))
-    if options.metrics_csv:
-        text = metrics_csv(volume, labels, evaluation)
-        jobs.append(_Job(f"{base}_metrics.csv", lambda tmp: _write_bytes(tmp, text.encode("utf-8")), "metrics CSV"))
+    built: dict[int, surfaces.Mesh] = {}  # the mesh files' surfaces, which also give the metrics' surface areas
     if options.mesh:
-        jobs += _mesh_jobs(labels, folder, name, options)
+        jobs += _mesh_jobs(labels, folder, name, options, built)
+    if options.metrics_csv:
+        area = None
+        if options.mesh and options.mesh_smoothing == surfaces.SMOOTHING and not options.mesh_decimate:
+            # the metrics' area is measured on this surface: not built twice
+            area = lambda value, m: built[value].area() if value in built else surfaces.surface(m, labels.affine).area()  # noqa: E731
+
+        def write_metrics(tmp: str) -> None:  # after the meshes
+            stats = label_statistics(volume, labels, area=area)
+            _write_bytes(tmp, metrics_csv(volume, labels, evaluation, stats).encode("utf-8"))
+        jobs.append(_Job(f"{base}_metrics.csv", write_metrics, "metrics CSV"))
     if model_path is not None:
         jobs.append(_Job(f"{base}_model.unetgui", lambda tmp: shutil.copyfile(model_path, tmp), "model"))
     n = labels.shape[0]
@@ -276,9 +284,11 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
     return jobs
 
 
-def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions) -> list[_Job]:
+def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
+               built: dict[int, surfaces.Mesh]) -> list[_Job]:
     """One mesh file per label present, then ``<name>_meshes.json``: how they were made (coordinate system,
-    unit, smoothing, decimation) and what each holds (triangles, closed, a note such as a refused decimation)."""
+    unit, smoothing, decimation) and what each holds (triangles, closed, a note such as a refused decimation).
+    ``built`` receives each label's surface."""
     if options.mesh not in surfaces.MESH_FORMATS:
         raise FormatError(f"mesh format must be one of {', '.join(surfaces.MESH_FORMATS)}, got {options.mesh!r}")
     if options.mesh_space not in surfaces.SPACES:
@@ -293,7 +303,8 @@ def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions)
         path = os.path.join(sub, f"{name}_{value}_{_safe(label_name) or 'label'}.{options.mesh}")
 
         def write(tmp: str, value=value, label_name=label_name, path=path) -> None:
-            m = surfaces.surface(labels.labels == value, labels.affine, options.mesh_smoothing, options.mesh_decimate)
+            m = built[value] = surfaces.surface(labels.labels == value, labels.affine, options.mesh_smoothing,
+                                                options.mesh_decimate)
             surfaces.write(m, tmp, options.mesh, options.mesh_space, label_name)
             made.append({"file": os.path.basename(path), "label": value, "name": one_line(label_name),
                          "triangles": len(m.faces), "closed": m.closed(), "area_mm2": m.area(), "note": m.note,
