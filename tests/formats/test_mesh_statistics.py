@@ -110,6 +110,37 @@ def test_a_box_of_known_size_on_an_oblique_anisotropic_grid_measures_true(shapes
         assert np.all((local > -0.5 * SPACING) & (local < sides + 0.5 * SPACING))
 
 
+def test_diameters_of_a_box_are_its_diagonals_and_of_any_shape_its_farthest_voxel_corners(shapes):
+    """RECIST's longest diameter and its perpendicular width on the slices, and the 3-D Feret diameter: a box's are
+    its face and space diagonals, exactly, on an oblique grid; on a random shape they equal the brute-force farthest
+    pair of voxel corners (the convex hull shortcut loses nothing)."""
+    from unetgui.core.statistics import diameters_mm
+
+    affine, _, _, _, box, lo, counts = shapes
+    x, y, z = counts[::-1] * SPACING
+    (stats,) = label_statistics(None, LabelMap(box.astype(np.uint8), affine, LabelTable.from_names("box")))
+    assert stats.long_diameter_mm == pytest.approx(np.hypot(x, y), rel=1e-9)
+    assert stats.short_diameter_mm == pytest.approx(2 * x * y / np.hypot(x, y), rel=1e-9)  # across the diagonal
+    assert stats.long_diameter_slice == lo[0]  # every slice alike: the first
+    assert stats.feret_mm == pytest.approx(np.linalg.norm([x, y, z]), rel=1e-9)
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        shape = rng.random((4, 7, 9)) < 0.3
+        long_, short, where, feret = diameters_mm(shape, 10, affine)
+        voxels = np.argwhere(shape)[:, ::-1].astype(float)  # x, y, z
+        corners = (voxels[:, None, :] + np.array([[dx, dy, dz] for dx in (-.5, .5) for dy in (-.5, .5)
+                                                  for dz in (-.5, .5)])[None]).reshape(-1, 3) @ affine[:3, :3].T
+        assert feret == pytest.approx(np.max(np.linalg.norm(corners[:, None] - corners[None], axis=-1)), rel=1e-9)
+        per_slice = []
+        for k in range(shape.shape[0]):
+            c = corners.reshape(len(voxels), 8, 3)[voxels[:, 2] == k][:, ::2]  # the corners at one face of slice k
+            c = c.reshape(-1, 3)
+            per_slice.append(np.max(np.linalg.norm(c[:, None] - c[None], axis=-1)) if len(c) else 0.0)
+        assert long_ == pytest.approx(max(per_slice), rel=1e-9) 
+        assert where == 10 + next(k for k, d in enumerate(per_slice) if d >= max(per_slice) * (1 - 1e-9))
+        assert 0 < short <= long_ + 1e-9
+
+
 def test_the_statistics_equal_simpleitks_label_shape_and_intensity_filters(shapes):
     sitk = pytest.importorskip("SimpleITK")
     affine, _, _, sphere, box, _, _ = shapes
@@ -130,6 +161,7 @@ def test_the_statistics_equal_simpleitks_label_shape_and_intensity_filters(shape
         img.SetDirection(tuple((lps[:3, :3] / SPACING).ravel()))
         return img
     shape_filter = sitk.LabelShapeStatisticsImageFilter()
+    shape_filter.ComputeFeretDiameterOn()
     shape_filter.Execute(itk(labels))
     intensity = sitk.LabelIntensityStatisticsImageFilter()
     intensity.SetNumberOfBins(int(image.max() - image.min()) + 1)  # one bin per integer: an exact median
@@ -149,6 +181,9 @@ def test_the_statistics_equal_simpleitks_label_shape_and_intensity_filters(shape
         counts = np.bincount(sitk.GetArrayFromImage(pieces).ravel())[1:]
         assert s.components == len(counts) and s.largest_share == pytest.approx(counts.max() / counts.sum())
         assert s.unit == "HU"
+        # ITK joins border voxel centres, we the voxels' outer corners: longer by at most a voxel's diagonal
+        feret = shape_filter.GetFeretDiameter(s.label)
+        assert feret < s.feret_mm <= feret + np.linalg.norm(SPACING) + 1e-6
         inside = image[labels == s.label].astype(float)
         assert (s.p5, s.p95) == pytest.approx(tuple(np.percentile(inside, [5, 95])))
     pixel = np.linalg.norm(np.cross(affine[:3, 0], affine[:3, 1]))

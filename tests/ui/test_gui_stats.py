@@ -88,6 +88,12 @@ def test_the_dock_shows_each_label_as_document_statistics_measures_it(window, qt
     assert rows["Liver"][_column(panel, "Voxels")] == f"{by_value[1].voxels:,}"
     assert rows["Box"][_column(panel, "Volume\n(mm³)")] == f"{by_value[2].volume_mm3:,.1f}"
     assert rows["Empty"][_column(panel, "Voxels")] == "0" and rows["Empty"][_column(panel, "Mean")] == "–"
+    # the box, 10 rows x 20 columns of 0.8 mm pixels: its in-plane diagonal, and the width across it
+    diameter = _column(panel, "Diameter")
+    long_, short = np.hypot(8, 16), 2 * 8 * 16 / np.hypot(8, 16)
+    assert rows["Box"][diameter] == f"{long_:.1f} × {short:.1f}" and rows["Empty"][diameter] == "–"
+    tip = panel.table.item(1, diameter).toolTip()
+    assert "on slice 4" in tip and f"Feret) {np.linalg.norm([8, 16, 6]):.1f} mm" in tip  # 3 slices of 2 mm
     assert panel.table.horizontalHeaderItem(_column(panel, "Mean")).text() == "Mean ± SD\n(HU)"
     assert "standard deviation" in panel.table.horizontalHeaderItem(_column(panel, "Mean")).toolTip()
     assert "3 labels, measured in" in panel.status.text()

@@ -14,7 +14,8 @@ from unetgui.core.errors import UnetguiError
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd = command(sub, "stats", "segment statistics per label: volume (mm^3, mL), surface area, intensity inside "
-                  "(mean, SD, min, max, median, 5th/95th percentile; HU for CT), extent, connected pieces and the "
+                  "(mean, SD, min, max, median, 5th/95th percentile; HU for CT), the longest diameter on a slice and "
+                  "the width across it (RECIST), the 3-D maximum (Feret) diameter, extent, connected pieces and the "
                   "area of each slice", [
                       "unetgui stats --image ct/ --labels liver.nii.gz",
                       "unetgui stats --image ct.nii.gz --labels seg.dcm --csv liver.csv --json liver.json"],
@@ -49,12 +50,14 @@ def _stats(args: argparse.Namespace) -> int:
     if not stats:
         raise UnetguiError(f"{args.labels} holds no label")
     unit = stats[0].unit or "value"
-    print(f"{'label':<20} {'voxels':>11} {'mL':>10} {'surface mm2':>12} {'mean ' + unit:>10} {'SD':>8} "
-          f"{'median':>8} {'extent x*y*z mm':>20} {'pieces':>6}")
+    print(f"{'label':<20} {'voxels':>11} {'mL':>10} {'diameter mm':>13} {'surface mm2':>12} {'mean ' + unit:>10} "
+          f"{'SD':>8} {'median':>8} {'extent x*y*z mm':>20} {'pieces':>6}")
     for s in stats:
         extent = "x".join(f"{e:.0f}" for e in s.extent_mm)
-        show(f"{s.name[:20]:<20} {s.voxels:>11,} {_number(s.volume_ml, 10, 2)} {_number(s.surface_mm2, 12)} "
-             f"{_number(s.mean, 10)} {_number(s.std, 8)} {_number(s.median, 8)} {extent:>20} {s.components:>6}")
+        diameter = f"{s.long_diameter_mm:.1f}x{s.short_diameter_mm:.1f}" if s.voxels else "-"
+        show(f"{s.name[:20]:<20} {s.voxels:>11,} {_number(s.volume_ml, 10, 2)} {diameter:>13} "
+             f"{_number(s.surface_mm2, 12)} {_number(s.mean, 10)} {_number(s.std, 8)} {_number(s.median, 8)} "
+             f"{extent:>20} {s.components:>6}")
     if args.csv:
         atomic.write_bytes(args.csv, csv_text(stats).encode("utf-8"))
     if args.json:

@@ -17,6 +17,13 @@ we differ):
   the largest piece's share of the voxels.
 - ``slice_area_mm2``: the label's area on each slice along the array's slice axis (pixel count times the
   in-plane pixel area), the plot a user reads at a glance.
+- ``long_diameter_mm``: the longest diameter in the plane of a slice (axial for an axial series), over all the
+  label's slices, as RECIST measures a lesion on axial CT; ``long_diameter_slice``: that slice (0-based);
+  ``short_diameter_mm``: the label's width on that slice perpendicular to the longest diameter (the calipers
+  across it: RECIST's short axis of a node). ``feret_mm``: the largest distance between two points of the label
+  in 3-D (the maximum Feret diameter). All are measured on the voxels' outer corners (the label as the voxels
+  cover it, edge to edge, as calipers measure), not their centres: a 10-pixel disc measures 10 pixels, not 9
+  (ITK's Feret diameter joins border voxel centres and reads about one voxel less).
 """
 
 from __future__ import annotations
@@ -26,13 +33,15 @@ from typing import Callable, Iterable
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 from unetgui.core.progress import CancelToken, check
 
 #: the columns of the statistics table (CSV and JSON), in order; slice areas are a separate section
 COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "surface_mm2", "mean", "std", "minimum", "maximum",
            "median", "p5", "p95", "unit", "extent_x_mm", "extent_y_mm", "extent_z_mm", "centroid_r_mm",
-           "centroid_a_mm", "centroid_s_mm", "components", "largest_share")
+           "centroid_a_mm", "centroid_s_mm", "components", "largest_share", "long_diameter_mm", "short_diameter_mm",
+           "long_diameter_slice", "feret_mm")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,10 @@ class SegmentStats:
     components: int
     largest_share: float
     slice_area_mm2: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    long_diameter_mm: float = 0.0
+    short_diameter_mm: float = 0.0
+    long_diameter_slice: int | None = None  # 0-based; None for an empty label
+    feret_mm: float = 0.0
 
     def row(self) -> dict:
         """The table row: :data:`COLUMNS` to plain Python values."""
@@ -69,7 +82,9 @@ class SegmentStats:
                       minimum=self.minimum, maximum=self.maximum, median=self.median, p5=self.p5, p95=self.p95,
                       unit=self.unit, extent_x_mm=ex, extent_y_mm=ey, extent_z_mm=ez, centroid_r_mm=r,
                       centroid_a_mm=a, centroid_s_mm=s, components=self.components,
-                      largest_share=self.largest_share)
+                      largest_share=self.largest_share, long_diameter_mm=self.long_diameter_mm,
+                      short_diameter_mm=self.short_diameter_mm, long_diameter_slice=self.long_diameter_slice,
+                      feret_mm=self.feret_mm)
         return {k: values[k] for k in COLUMNS}
 
 
@@ -130,11 +145,63 @@ def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names
             p5, median, p95 = np.percentile(inside, [5, 50, 95])
             intensity = [float(inside.mean()), float(inside.std(ddof=1)) if count > 1 else 0.0, float(inside.min()),
                          float(inside.max()), float(median), float(p5), float(p95)]
+        diameters = diameters_mm(mask, box[0].start, affine)
         area = None
         if surface_area is not None:
             area = surface_area(value, mask)  # the label's box: the area does not depend on where it lies
             area = None if area is None else float(area)  # None: not measured (yet)
         out.append(SegmentStats(value, name, count, count * voxel, count * voxel / 1000.0, area, *intensity, unit,
                                 extent, (float(centroid[0]), float(centroid[1]), float(centroid[2])), int(n),
-                                largest / count, per_slice))
+                                largest / count, per_slice, *diameters))
     return out
+
+
+def _hull(points: np.ndarray) -> np.ndarray:
+    """The convex hull's vertices of ``points`` (n, d); all of them when there are too few or they are flat."""
+    if len(points) <= 2 * points.shape[1] + 2:
+        return points
+    try:
+        return points[ConvexHull(points).vertices]
+    except QhullError:  # collinear or coplanar: no hull of full dimension; every point is a candidate
+        return points
+
+
+def _farthest(points: np.ndarray) -> tuple[float, int, int]:
+    """The largest distance between two of ``points`` (n, 3) and their indices (blocks of rows: bounded memory)."""
+    best, pair = 0.0, (0, 0)
+    for start in range(0, len(points), 512):
+        block = points[start:start + 512]
+        d = np.einsum("ijk,ijk->ij", *(2 * [block[:, None, :] - points[None, :, :]]))
+        k = int(np.argmax(d))
+        if d.flat[k] > best:
+            best, pair = float(d.flat[k]), (start + k // len(points), k % len(points))
+    return float(np.sqrt(best)), pair[0], pair[1]
+
+
+def diameters_mm(mask: np.ndarray, first_slice: int, affine: np.ndarray) -> tuple[float, float, int | None, float]:
+    """(long, short, slice of long, Feret) in mm of ``mask`` (``(z, y, x)`` bool, the label's box whose first slice
+    is ``first_slice`` of the grid of ``affine``); see the module docstring. The label's convex hull is that of the
+    outer corners of each row's first and last pixel: in-plane diameters come from each slice's hull, the Feret
+    diameter from the 3-D hull of all slices' hull corners at both faces of their slice."""
+    a = np.asarray(affine, float)[:3, :3]
+    normal = np.cross(a[:, 0], a[:, 1])
+    rows = mask.any(axis=2)
+    first = mask.argmax(axis=2) - 0.5  # the left edge of each row's first pixel
+    last = mask.shape[2] - mask[:, :, ::-1].argmax(axis=2) - 0.5  # the right edge of its last
+    longest, short, where, corners3d = 0.0, 0.0, None, []
+    for z in np.flatnonzero(rows.any(axis=1)):
+        y = np.flatnonzero(rows[z]).astype(float)
+        xs = np.concatenate([first[z, rows[z]], last[z, rows[z]]] * 2)
+        ys = np.concatenate([y - 0.5, y - 0.5, y + 0.5, y + 0.5])
+        hull = _hull(np.c_[xs, ys])  # (x, y) in pixels
+        world = hull @ a[:, :2].T  # in-plane mm (the slice's position does not change distances within it)
+        length, i, j = _farthest(world)
+        if length > longest * (1 + 1e-9):  # a tie (within rounding) keeps the first slice
+            across = np.cross(normal, world[j] - world[i])
+            width = world @ (across / np.linalg.norm(across))
+            longest, short, where = length, float(width.max() - width.min()), first_slice + int(z)
+        corners3d += [np.c_[hull, np.full(len(hull), z + dz)] for dz in (-0.5, 0.5)]
+    if where is None:
+        return 0.0, 0.0, None, 0.0
+    feret, _, _ = _farthest(_hull(np.concatenate(corners3d)) @ a.T)  # (x, y, z) voxels of the box to mm
+    return longest, short, where, feret

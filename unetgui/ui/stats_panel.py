@@ -52,6 +52,10 @@ COLUMNS = (
     ("Volume\n(mL)", "Voxel count x voxel volume (the grid's affine determinant: right for oblique or sheared "
                      "grids). 1 mL = 1000 mm³ = 1 cm³; 3D Slicer's \"Labelmap\" volume"),
     ("Volume\n(mm³)", "Voxel count x voxel volume, in mm³ (the same volume as the mL column)"),
+    ("Diameter\nlong × short (mm)", "The longest diameter on a slice (axial for an axial series, as RECIST measures "
+                                    "a lesion) × the width across it on that slice (a node's short axis), edge to "
+                                    "edge of the voxels; hover a cell for its slice and the 3-D maximum (Feret) "
+                                    "diameter"),
     ("Surface\n(mm²)", "Area of the label's closed surface, measured on the mesh the 3-D view and the export "
                        "build (3D Slicer's \"Closed surface\" area)"),
     ("Mean ± SD{unit}", "Mean and sample standard deviation (N - 1, as ITK) of the image inside the label"),
@@ -64,6 +68,7 @@ COLUMNS = (
     ("Pieces\n(largest)", "Connected pieces (neighbours sharing a face: 6-connectivity, ITK's default) and the "
                           "largest piece's share of the label's voxels"),
 )
+DIAMETER_COLUMN = next(k for k, (title, _) in enumerate(COLUMNS) if title.startswith("Diameter"))
 
 
 def number(value: float | None, decimals: int | None = None) -> str:
@@ -107,8 +112,9 @@ def cells(s: SegmentStats, area_pending: bool = False) -> list[tuple[str, float 
     extent = "–" if not s.voxels else " × ".join(number(v, 0 if v >= 10 else 1) for v in s.extent_mm)  # ~voxels
     pieces = "0" if not s.voxels else f"{s.components} ({percent(s.largest_share)})"
     area = "…" if area_pending and s.surface_mm2 is None else number(s.surface_mm2)
+    diameters = "–" if not s.voxels else f"{number(s.long_diameter_mm)} × {number(s.short_diameter_mm)}"
     return [(f"{s.voxels:,}", s.voxels), (number(s.volume_ml), s.volume_ml), (number(s.volume_mm3), s.volume_mm3),
-            (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
+            (diameters, s.long_diameter_mm), (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
             (_value(s.median), s.median), (_pair(s.p5, s.p95), s.p5), (extent, float(np.prod(s.extent_mm))),
             (pieces, s.components)]
 
@@ -355,6 +361,10 @@ class StatsPanel(QWidget):
                 cell = _Cell(text)
                 cell.setData(SORT_ROLE, float("-inf") if key is None else float(key))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if col == DIAMETER_COLUMN and s.voxels:
+                    cell.setToolTip(f"Longest {number(s.long_diameter_mm)} mm on slice {s.long_diameter_slice + 1}, "
+                                    f"{number(s.short_diameter_mm)} mm across it; 3-D maximum (Feret) "
+                                    f"{number(s.feret_mm)} mm")
                 self.table.setItem(row, col, cell)
             if hidden:
                 for col in range(len(COLUMNS)):
