@@ -23,6 +23,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filewriter import dcmwrite
+from urllib3.exceptions import ReadTimeoutError
 
 from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
@@ -118,6 +119,14 @@ def _client(node: Node, password: str, limit: int = MAX_JSON_BYTES):
     return client
 
 
+def _stalled(exc: requests.exceptions.ConnectionError) -> bool:
+    """Whether a ConnectionError is a read that timed out after the answer began: requests raises urllib3's
+    ReadTimeoutError, met while it reads a body (``Response.iter_content``, streamed or not), as a ConnectionError, the
+    type it gives a refused connection too."""
+    return any(isinstance(arg, ReadTimeoutError) or isinstance(getattr(arg, "reason", None), ReadTimeoutError)
+               for arg in exc.args)
+
+
 @contextlib.contextmanager
 def _errors(node: Node, what: str) -> Iterator[None]:
     """Every failure of a request as one :class:`ArchiveError` naming the node."""
@@ -141,7 +150,10 @@ def _errors(node: Node, what: str) -> Iterator[None]:
             from None
     except requests.exceptions.Timeout:
         raise ArchiveError(f"{node.describe()}: no answer to the {what} within {node.timeout_s:g} s") from None
-    except requests.exceptions.ConnectionError:
+    except requests.exceptions.ConnectionError as exc:
+        if _stalled(exc):
+            raise ArchiveError(f"{node.describe()}: the {what} stopped half way: no data for {node.timeout_s:g} s") \
+                from None
         raise ArchiveError(f"{node.describe()}: cannot connect (connection refused or the host unknown: is the archive "
                            "running, and is the URL right?)") from None
     except requests.exceptions.RequestException as exc:
@@ -267,6 +279,11 @@ def retrieve_series(node: Node, study_uid: str, series_uid: str, sink, password:
                 received += 1
                 report(progress, received, max(received, expected or 0), f"{received} instance(s)")
                 check(cancel)
+        except requests.exceptions.ConnectionError as exc:
+            if not _stalled(exc):
+                raise
+            raise ArchiveError(f"{node.describe()}: the retrieve stopped after {received} instance(s): no data for "
+                               f"{node.timeout_s:g} s") from None
         finally:
             close = getattr(instances, "close", None)
             if close is not None:

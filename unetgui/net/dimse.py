@@ -2,12 +2,13 @@
 a storage SCP that runs here while it retrieves) and C-STORE.
 
 Every failure is an :class:`ArchiveError` of one line that names the node (``node.describe()``) and the reason:
-connection refused, no answer within ``node.timeout_s``, the association rejected (and why), a status that is not
-success. Nothing here logs identifiers: pynetdicom's own logging of request and response identifiers is off, its
-logger passes warnings and errors only, and exceptions it logs are reduced to their type (their text may hold values
-from a data set). Retrieved instances go to a *sink*, ``sink(data)`` with ``data`` one instance in the DICOM file
-format (preamble, file meta, data set), that decides what to keep (tasks/archive.py writes them into a folder and
-bounds their number and size); a sink that raises stops the retrieve with its error.
+connection refused, no answer within ``node.timeout_s`` (for a C-MOVE: nothing, neither a response nor an instance,
+for that long), the association rejected (and why), a status that is not success. Nothing here logs identifiers:
+pynetdicom's own logging of request and response identifiers is off, its logger passes warnings and errors only, and
+exceptions it logs are reduced to their type (their text may hold values from a data set). Retrieved instances go
+to a *sink*, ``sink(data)`` with ``data`` one instance in the DICOM file format (preamble, file meta, data set), that
+decides what to keep (tasks/archive.py writes them into a folder and bounds their number and size); a sink that raises
+stops the retrieve with its error.
 """
 
 from __future__ import annotations
@@ -280,9 +281,14 @@ class _Receiver:
     def __init__(self, sink: Sink) -> None:
         self._sink, self._lock = sink, threading.Lock()
         self.received = 0
-        self.last = time.monotonic()  # when the last instance arrived: the archive was still talking then
+        # when the last instance arrived (with C-MOVE: the last PDU of one): the archive was still talking then
+        self.last = time.monotonic()
         self.error: BaseException | None = None
         self.closed = False
+
+    def heard(self, event) -> None:
+        """A PDU arrived (EVT_PDU_RECV of the C-MOVE's storage SCP): a large instance is still coming."""
+        self.last = time.monotonic()
 
     def __call__(self, event) -> int:
         with self._lock:
@@ -403,10 +409,66 @@ def _storage_scp(node: Node, receiver: _Receiver):
     ae.add_supported_context(Verification)
     try:
         return ae.start_server(("", int(node.move_port)), block=False, ae_title=node.calling_aet,
-                               evt_handlers=[(evt.EVT_C_STORE, receiver)])
+                               evt_handlers=[(evt.EVT_C_STORE, receiver), (evt.EVT_PDU_RECV, receiver.heard)])
     except OSError as exc:
         raise ArchiveError(f"{node.describe()}: cannot listen on port {node.move_port} for C-MOVE "
                            f"({exc.strerror or exc.__class__.__name__}: is another program using it?)") from None
+
+
+class _Watchdog:
+    """The time-out of a C-MOVE: it ends when neither a response nor anything of an instance has arrived for
+    ``node.timeout_s`` (many archives, dcm4chee by default, send no pending response: they store the whole series,
+    then answer once, and the instances arriving are the only sign that they work), when ``cancel`` is set, or when
+    the sink refused an instance (an error the archive's final answer would report only at the end).
+
+    pynetdicom waits for a response in ``assoc.dimse.get_msg(block=True)``, a queue read with the association's
+    ``dimse_timeout``; here that is None (and so is ``network_timeout``, the idle timer of the association's reactor,
+    paused during the C-MOVE anyway), and a thread that looks every :attr:`STEP` seconds wakes the wait by queueing
+    ``(None, None)``, what pynetdicom itself queues when the connection closes. pynetdicom then aborts the
+    association as after its own DIMSE time-out, in the thread that waited, and yields an empty status, which
+    :meth:`watch` turns into Cancelled or the reason."""
+
+    STEP = 0.05
+
+    def __init__(self, node: Node, assoc, receiver: _Receiver, cancel: CancelToken | None) -> None:
+        self._node, self._assoc, self._receiver, self._cancel = node, assoc, receiver, cancel
+        self.answered = time.monotonic()  # when the last response arrived
+        self.expired = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._look, name="unetgui-c-move-watchdog", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._assoc.dimse_timeout = self._assoc.network_timeout = None
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _look(self) -> None:
+        while not self._done.wait(self.STEP):
+            quiet = time.monotonic() - max(self.answered, self._receiver.last)
+            self.expired = quiet >= self._node.timeout_s
+            if self.expired or (self._cancel is not None and self._cancel.is_set) or self._receiver.error is not None:
+                self._assoc.dimse.msg_queue.put((None, None))
+                return
+
+    def watch(self, responses: Iterable) -> Iterator:
+        """The responses, the time of each noted; the empty status of a wait the watchdog ended raised as its reason:
+        Cancelled, the sink's error, or the silence."""
+        for status, answer in responses:
+            self.answered = time.monotonic()
+            if not status:
+                check(self._cancel)
+                self._receiver.raise_error(self._node)
+                if self.expired:
+                    node, received = self._node, self._receiver.received
+                    hint = "" if received else (f" (can the archive connect to port {node.move_port} of this machine, "
+                                                f"and does it know our AE title {node.calling_aet!r}?)")
+                    raise ArchiveError(f"{node.describe()}: the C-MOVE stopped after {received} instance(s): nothing "
+                                       f"received for {node.timeout_s:g} s{hint}")
+            yield status, answer
 
 
 def move_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progress: ProgressFn | None = None,
@@ -418,10 +480,10 @@ def move_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progres
     try:
         ae = _ae(node)
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        with _association(node, ae) as assoc:
+        with _association(node, ae) as assoc, _Watchdog(node, assoc, receiver, cancel) as watchdog:
             responses = assoc.send_c_move(_series_identifier(study_uid, series_uid), node.calling_aet,
                                           StudyRootQueryRetrieveInformationModelMove)
-            return _follow(node, responses, receiver, "C-MOVE", progress, cancel)
+            return _follow(node, watchdog.watch(responses), receiver, "C-MOVE", progress, cancel)
     finally:
         receiver.close()
         for association in list(server.active_associations):  # shutdown() alone leaves them receiving
