@@ -205,6 +205,17 @@ def test_the_one_writer_gives_csv_and_json_with_names_from_files_made_safe():
     data = json.loads(json_text(stats, "image\x1b[31m.nii"))
     assert data["image"] == "image [31m.nii" and data["labels"][1]["centroid_r_mm"] is None
     assert data["labels"][0]["slice_area_mm2"][1] == pytest.approx(35 * 0.64)
+    assert first["long_diameter_slice"] == "2" and data["labels"][0]["long_diameter_slice"] == 2  # from 1
+    assert not [r for r in rows if r["section"] == "piece"]  # one piece: the label's row says it all
+    assert [p["piece"] for p in data["labels"][0]["pieces"]] == [1] and data["labels"][1]["pieces"] == []
+    # a second piece: a row per piece, largest first, slices from 1
+    labels[5, 15:17, 15:18] = 1
+    stats = label_statistics(None, LabelMap(labels, affine, table))
+    pieces = [r for r in csv.DictReader(io.StringIO(csv_text(stats))) if r["section"] == "piece"]
+    assert [(r["piece"], r["voxels"], r["long_diameter_slice"]) for r in pieces] == [("1", "105", "2"),
+                                                                                     ("2", "6", "6")]
+    assert pieces[1]["name"].startswith("'=") and float(pieces[1]["long_diameter_mm"]) == pytest.approx(
+        np.hypot(2, 3) * 0.8)
 
 
 @pytest.mark.parametrize("fmt", mesh.MESH_FORMATS)

@@ -308,3 +308,35 @@ def test_a_stroke_shows_its_numbers_before_the_slow_surface_areas_and_meshes_onl
     _settled(window, qtbot)
     assert csv_text(panel.results) == csv_text(document_statistics(s.volume, s.labels))
     assert _row_texts(panel)["Box"][area] not in ("…", "–") and "measured in" in panel.status.text()
+
+
+def test_the_pieces_tab_lists_each_lesion_and_a_click_goes_to_it(window, qtbot):
+    """A label of three lesions: the Pieces tab lists each, largest first, with its volume and diameters as the
+    statistics measure them; a click on the smallest takes the view (slice and crosshair) to it."""
+    from PySide6.QtCore import Qt
+
+    _open_phantom(window, qtbot)
+    s = window.session
+    labels = np.zeros(s.volume.shape, np.uint8)
+    labels[2:5, 10:20, 10:20] = 1  # 10 x 10 pixels on 3 slices
+    labels[6, 40:44, 30:36] = 1  # 4 x 6 on one slice
+    labels[8, 50:52, 50:52] = 1  # 2 x 2
+    s.open(s.volume, LabelMap(labels, s.volume.affine.copy(), LabelTable((Label(1, "Lesion", (230, 160, 40)),))))
+    panel = _show_dock(window, qtbot)
+    (lesion,) = panel.results
+    assert lesion.components == 3 and [p.voxels for p in lesion.pieces] == [300, 24, 4]
+    panel.tabs.setCurrentIndex(1)
+    assert panel.tabs.tabText(1) == "Pieces (3)"
+    table = panel.pieces
+    texts = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
+    assert [t[:2] for t in texts] == [["Lesion", "1 of 3"], ["Lesion", "2 of 3"], ["Lesion", "3 of 3"]]
+    pixel, thick = 0.8, 2.0  # the phantom's grid
+    assert texts[1][3] == f"{np.hypot(4 * pixel, 6 * pixel):.2f} × {2 * 4 * 6 * pixel / np.hypot(4, 6):.2f}"
+    assert texts[1][4] == "7"  # slice 6 from 0, counted from 1
+    assert texts[0][5] == f"{np.linalg.norm([8, 8, 3 * thick]):.1f}"  # 10 x 10 x 3 slices: its space diagonal
+    small = lesion.pieces[2]
+    assert small.volume_mm3 == pytest.approx(4 * pixel * pixel * thick) and small.go_to[0] == 8
+    rect = table.visualItemRect(table.item(2, 2))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: s.current_slice == 8, timeout=5_000)
+    assert tuple(s.position) == small.go_to and window.area.slider.slider.value() == 8

@@ -17,6 +17,9 @@ we differ):
   the largest piece's share of the voxels.
 - ``slice_area_mm2``: the label's area on each slice along the array's slice axis (pixel count times the
   in-plane pixel area), the plot a user reads at a glance.
+- ``pieces``: the label's connected pieces (each lesion of a "lesion" label), largest first, at most
+  :data:`MAX_PIECES`: each one's voxels, volume, diameters as below, centroid, and ``go_to``, the voxel of the piece
+  nearest its centroid (where the app takes a user who picks it).
 - ``long_diameter_mm``: the longest diameter in the plane of a slice (axial for an axial series), over all the
   label's slices, as RECIST measures a lesion on axial CT; ``long_diameter_slice``: that slice (0-based);
   ``short_diameter_mm``: the label's width on that slice perpendicular to the longest diameter (the calipers
@@ -42,6 +45,30 @@ COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "surface_mm2", 
            "median", "p5", "p95", "unit", "extent_x_mm", "extent_y_mm", "extent_z_mm", "centroid_r_mm",
            "centroid_a_mm", "centroid_s_mm", "components", "largest_share", "long_diameter_mm", "short_diameter_mm",
            "long_diameter_slice", "feret_mm")
+
+
+#: the pieces of a label measured one by one (a prediction's scattered specks are not each worth a row)
+MAX_PIECES = 100
+
+
+@dataclass(frozen=True)
+class PieceStats:
+    """One connected piece of a label (see the module docstring); ``piece`` counts from 1, the largest."""
+
+    label: int
+    piece: int
+    voxels: int
+    volume_mm3: float
+    long_diameter_mm: float
+    short_diameter_mm: float
+    long_diameter_slice: int
+    feret_mm: float
+    centroid_ras: tuple[float, float, float]
+    go_to: tuple[int, int, int]  # (z, y, x) of a voxel of the piece, the one nearest its centroid
+
+    @property
+    def volume_ml(self) -> float:
+        return self.volume_mm3 / 1000.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +99,7 @@ class SegmentStats:
     short_diameter_mm: float = 0.0
     long_diameter_slice: int | None = None  # 0-based; None for an empty label
     feret_mm: float = 0.0
+    pieces: tuple[PieceStats, ...] = ()  # largest first, at most MAX_PIECES
 
     def row(self) -> dict:
         """The table row: :data:`COLUMNS` to plain Python values."""
@@ -146,14 +174,42 @@ def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names
             intensity = [float(inside.mean()), float(inside.std(ddof=1)) if count > 1 else 0.0, float(inside.min()),
                          float(inside.max()), float(median), float(p5), float(p95)]
         diameters = diameters_mm(mask, box[0].start, affine)
+        parts = _pieces(value, pieces, n, [s.start for s in box], affine, voxel, diameters)
         area = None
         if surface_area is not None:
             area = surface_area(value, mask)  # the label's box: the area does not depend on where it lies
             area = None if area is None else float(area)  # None: not measured (yet)
         out.append(SegmentStats(value, name, count, count * voxel, count * voxel / 1000.0, area, *intensity, unit,
                                 extent, (float(centroid[0]), float(centroid[1]), float(centroid[2])), int(n),
-                                largest / count, per_slice, *diameters))
+                                largest / count, per_slice, *diameters, parts))
     return out
+
+
+def _pieces(value: int, pieces: np.ndarray, n: int, origin: list[int], affine: np.ndarray, voxel: float,
+            whole: tuple) -> tuple[PieceStats, ...]:
+    """The :class:`PieceStats` of the ``n`` pieces numbered in ``pieces`` (the label's box, ``origin`` its first
+    voxel in the grid), largest first, at most :data:`MAX_PIECES`; ``whole``: the label's diameters (a label of
+    one piece has the same)."""
+    if n == 0:
+        return ()
+    sizes = np.bincount(pieces.ravel(), minlength=n + 1)[1:]
+    order = np.argsort(-sizes, kind="stable")[:MAX_PIECES]  # largest first; equal sizes in scan order
+    boxes = ndimage.find_objects(pieces)
+    out = []
+    for rank, index in enumerate(order, start=1):
+        box = boxes[index]
+        part = pieces[box] == index + 1
+        start = np.array([s.start for s in box]) + origin
+        zyx = np.argwhere(part)
+        centre = zyx.mean(axis=0)
+        world = (centre + start)[::-1] @ affine[:3, :3].T + affine[:3, 3]
+        spacing = np.linalg.norm(affine[:3, :3], axis=0)[::-1]  # z, y, x
+        nearest = zyx[np.argmin((((zyx - centre) * spacing) ** 2).sum(axis=1))] + start
+        diameters = whole if n == 1 else diameters_mm(part, int(start[0]), affine)
+        out.append(PieceStats(value, rank, int(sizes[index]), int(sizes[index]) * voxel, *diameters,
+                              (float(world[0]), float(world[1]), float(world[2])),
+                              (int(nearest[0]), int(nearest[1]), int(nearest[2]))))
+    return tuple(out)
 
 
 def _hull(points: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The statistics dock (issue 27): per label the volume, surface, intensities, extent and pieces as a table, and
-the area per slice as a plot; live while the dock is shown.
+"""The statistics dock (issue 27): per label the volume, diameters, surface, intensities, extent and pieces as a
+table, the area per slice as a plot and each connected piece (each lesion) in the Pieces tab, where a click goes to
+the piece; live while the dock is shown.
 
 Every number comes from :func:`unetgui.tasks.stats.document_statistics` (the same task as ``unetgui stats`` and the
 export's metrics CSV), run on a worker thread on a copy of the labels: the session keeps changing on the GUI thread
@@ -25,7 +26,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView, QAbstractScrollArea, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
-    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
 from unetgui.core import atomic
@@ -34,6 +35,7 @@ from unetgui.core.statistics import SegmentStats
 from unetgui.core.volume import LabelMap, default_color
 from unetgui.formats.statistics import csv_text
 from unetgui.tasks.stats import SurfaceAreas, document_statistics
+from unetgui.ui.pieces_table import PiecesTable
 from unetgui.ui.tool_state import ToolState
 from unetgui.workers.jobs import Job, JobRunner
 
@@ -161,7 +163,15 @@ class StatsPanel(QWidget):
         top.addWidget(self.save_button)
         self.splitter = splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._table())
-        splitter.addWidget(self._plot())
+        self.pieces = PiecesTable()
+        self.pieces.chosen.connect(self._go_to)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self._plot(), "Area per slice")
+        self.tabs.addTab(self.pieces, "Pieces")
+        self.tabs.setTabToolTip(1, "Each connected piece of each label (each lesion), with its volume and diameters; "
+                                   "click one to go to it")
+        splitter.addWidget(self.tabs)
         splitter.setStretchFactor(0, 0)  # the table as wide as its columns, the plot the rest
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
@@ -336,6 +346,9 @@ class StatsPanel(QWidget):
         self._show_table()
         self._show_curves()
         self._show_slice()
+        self.pieces.show_pieces(self.results, {s.label: self._label(s) for s in self.results}, self.tools.hidden_labels)
+        n = self.pieces.rowCount()
+        self.tabs.setTabText(1, f"Pieces ({n})" if n else "Pieces")
         self.copy_button.setEnabled(bool(self.results))
         self.save_button.setEnabled(bool(self.results))
 
@@ -385,7 +398,7 @@ class StatsPanel(QWidget):
         need = self.table.sizeHint().width()
         if self._split_by_user or sum(sizes) <= 0 or sizes[0] >= need:
             return
-        table = min(need, sum(sizes) - self.plot.minimumWidth())
+        table = min(need, sum(sizes) - max(self.tabs.minimumSizeHint().width(), self.plot.minimumWidth()))
         self.splitter.setSizes([table, sum(sizes) - table])
 
     def _show_curves(self) -> None:
@@ -424,6 +437,11 @@ class StatsPanel(QWidget):
         if not box.sceneBoundingRect().contains(event.scenePos()):
             return
         self.session.set_slice(int(round(box.mapSceneToView(event.scenePos()).x())) - 1)  # clipped by the session
+
+    def _go_to(self, z: int, y: int, x: int) -> None:
+        """A piece picked in the Pieces tab: the view shows it (the crosshair of linked planes on it)."""
+        if self.session.is_open:
+            self.session.set_position((z, y, x))
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(csv_text(self.results))
