@@ -325,6 +325,9 @@ def test_the_pieces_tab_lists_each_lesion_and_a_click_goes_to_it(window, qtbot):
     panel = _show_dock(window, qtbot)
     (lesion,) = panel.results
     assert lesion.components == 3 and [p.voxels for p in lesion.pieces] == [300, 24, 4]
+    # the label's row gives its largest lesion's diameters (across lesions they would mean nothing)
+    cell = panel.table.item(0, _column(panel, "Diameter"))
+    assert cell.text() == f"largest {np.hypot(8, 8):.1f} × {np.hypot(8, 8):.1f}" and "of 3 pieces" in cell.toolTip()
     panel.tabs.setCurrentIndex(1)
     assert panel.tabs.tabText(1) == "Pieces (3)"
     table = panel.pieces

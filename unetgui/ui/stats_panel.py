@@ -115,10 +115,25 @@ def cells(s: SegmentStats, area_pending: bool = False) -> list[tuple[str, float 
     pieces = "0" if not s.voxels else f"{s.components} ({percent(s.largest_share)})"
     area = "…" if area_pending and s.surface_mm2 is None else number(s.surface_mm2)
     diameters = "–" if not s.voxels else f"{number(s.long_diameter_mm)} × {number(s.short_diameter_mm)}"
+    longest = s.long_diameter_mm
+    if len(s.pieces) > 1:  # across lesions means nothing to a reader: the largest piece's (the rest in Pieces)
+        longest = s.pieces[0].long_diameter_mm
+        diameters = f"largest {number(longest)} × {number(s.pieces[0].short_diameter_mm)}"
     return [(f"{s.voxels:,}", s.voxels), (number(s.volume_ml), s.volume_ml), (number(s.volume_mm3), s.volume_mm3),
-            (diameters, s.long_diameter_mm), (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
+            (diameters, longest), (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
             (_value(s.median), s.median), (_pair(s.p5, s.p95), s.p5), (extent, float(np.prod(s.extent_mm))),
             (pieces, s.components)]
+
+
+def _diameter_tip(s: SegmentStats) -> str:
+    whole = (f"longest {number(s.long_diameter_mm)} mm on slice {s.long_diameter_slice + 1}, "
+             f"{number(s.short_diameter_mm)} mm across it; 3-D maximum (Feret) {number(s.feret_mm)} mm")
+    if len(s.pieces) <= 1:
+        return whole[0].upper() + whole[1:]
+    p = s.pieces[0]
+    return (f"The largest of {s.components} pieces: longest {number(p.long_diameter_mm)} mm on slice "
+            f"{p.long_diameter_slice + 1}, {number(p.short_diameter_mm)} mm across it, Feret {number(p.feret_mm)} mm "
+            f"(each piece in the Pieces tab). The whole label, across its pieces: {whole}")
 
 
 class _Cell(QTableWidgetItem):
@@ -375,9 +390,7 @@ class StatsPanel(QWidget):
                 cell.setData(SORT_ROLE, float("-inf") if key is None else float(key))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if col == DIAMETER_COLUMN and s.voxels:
-                    cell.setToolTip(f"Longest {number(s.long_diameter_mm)} mm on slice {s.long_diameter_slice + 1}, "
-                                    f"{number(s.short_diameter_mm)} mm across it; 3-D maximum (Feret) "
-                                    f"{number(s.feret_mm)} mm")
+                    cell.setToolTip(_diameter_tip(s))
                 self.table.setItem(row, col, cell)
             if hidden:
                 for col in range(len(COLUMNS)):
