@@ -311,6 +311,27 @@ def test_an_export_with_metrics_and_meshes_builds_each_surface_once(tmp_path, da
     assert builds == 2 and raw == pytest.approx(alone, rel=1e-9)  # the metrics keep the default surface
 
 
+def test_unetgui_stats_prints_each_piece_of_a_label_of_several(tmp_path, capsys):
+    nib = pytest.importorskip("nibabel")
+    from unetgui import cli
+
+    affine = np.diag([0.8, 0.8, 2.0, 1.0])  # x, y, z
+    labels = np.zeros((40, 40, 10), np.uint8)  # x, y, z as NIfTI stores
+    labels[5:15, 5:15, 2:5] = 1
+    labels[30:33, 30:38, 6:8] = 1
+    labels[20:30, 20:25, 1:3] = 2
+    nib.save(nib.Nifti1Image(labels, affine), str(tmp_path / "labels.nii.gz"))
+    nib.save(nib.Nifti1Image(np.ones(labels.shape, np.float32), affine), str(tmp_path / "image.nii.gz"))
+    assert cli.main(["stats", "--image", str(tmp_path / "image.nii.gz"), "--labels", str(tmp_path / "labels.nii.gz"),
+                     "--no-surface"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pieces = [line.split() for line in lines if line.startswith("  piece")]
+    assert [p[:4] for p in pieces] == [["piece", "1", "of", "2"], ["piece", "2", "of", "2"]]
+    assert pieces[1][4] == "48" and pieces[1][6] == f"{np.hypot(3 * 0.8, 8 * 0.8):.1f}x{2 * 3 * 8 * 0.64 / np.hypot(2.4, 6.4):.1f}"
+    assert "on slice 7" in " ".join(pieces[1])  # z 6 from 0
+    assert not any("piece" in line for line in lines[lines.index(next(x for x in lines if x.startswith("Label 2"))):])
+
+
 def test_unetgui_stats_prints_and_writes_what_the_task_measures(tmp_path, data_dir: Path, capsys):
     from unetgui import cli
     from unetgui.formats.inputs import open_image, open_labels

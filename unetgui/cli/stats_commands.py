@@ -58,6 +58,14 @@ def _stats(args: argparse.Namespace) -> int:
         show(f"{s.name[:20]:<20} {s.voxels:>11,} {_number(s.volume_ml, 10, 2)} {diameter:>13} "
              f"{_number(s.surface_mm2, 12)} {_number(s.mean, 10)} {_number(s.std, 8)} {_number(s.median, 8)} "
              f"{extent:>20} {s.components:>6}")
+        if len(s.pieces) > 1:  # each lesion of a lesion label
+            for p in s.pieces:
+                name = f"  piece {p.piece} of {s.components}"
+                diameter = f"{p.long_diameter_mm:.1f}x{p.short_diameter_mm:.1f}"
+                show(f"{name:<20} {p.voxels:>11,} {_number(p.volume_ml, 10, 2)} {diameter:>13}  on slice "
+                     f"{p.long_diameter_slice + 1}, Feret {p.feret_mm:.1f} mm")
+            if s.components > len(s.pieces):
+                show(f"  ({s.components - len(s.pieces)} smaller piece(s) not listed)")
     if args.csv:
         atomic.write_bytes(args.csv, csv_text(stats).encode("utf-8"))
     if args.json:

@@ -260,7 +260,8 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
         area = None
         if options.mesh and options.mesh_smoothing == surfaces.SMOOTHING and not options.mesh_decimate:
             # the metrics' area is measured on this surface: not built twice
-            area = lambda value, m: built[value].area() if value in built else surfaces.surface(m, labels.affine).area()  # noqa: E731
+            def area(value: int, mask: np.ndarray) -> float:
+                return built[value].area() if value in built else surfaces.surface(mask, labels.affine).area()
 
         def write_metrics(tmp: str) -> None:  # after the meshes
             stats = label_statistics(volume, labels, area=area)
