@@ -15,7 +15,7 @@ from net.conftest import CT, MR_HITACHI, SEG
 from unetgui import cli
 from unetgui.formats.inputs import open_image
 from unetgui.net.nodes import save_nodes
-from unetgui.tasks import archive
+from unetgui.tasks import archive_cache
 
 
 def _uids(folder) -> tuple[str, str]:
@@ -78,7 +78,7 @@ def test_get_writes_the_series_whole_and_refuses_to_overwrite(orthanc, saved, tm
                      "--output", str(out), "--overwrite"]) == 0
     out_text = capsys.readouterr().out
     assert "wrote 3 file(s)" in out_text and "(from the cache)" in out_text  # the archive was not asked again
-    assert sorted(os.listdir(out)) == sorted(n for n in os.listdir(archive.cached_series(series)) if n.endswith(".dcm"))
+    assert sorted(os.listdir(out)) == sorted(n for n in os.listdir(archive_cache.cached_series(series)) if n.endswith(".dcm"))
     assert [p for p in os.listdir(tmp_path) if p.startswith(".")] == []
 
 

@@ -19,6 +19,7 @@ from unetgui.core.progress import CancelToken
 from unetgui.formats.inputs import open_image
 from unetgui.net.nodes import ArchiveError, Node
 from unetgui.tasks import archive
+from unetgui.tasks import archive_cache
 from unetgui.tasks.archive import Query
 
 
@@ -47,7 +48,7 @@ def test_wado_retrieve_gives_the_same_voxels_and_geometry_as_the_files(orthanc, 
     folder = archive.retrieve(orthanc.web(), study, uid)
     got, expected = open_image(folder).volume, open_image(str(series)).volume
     assert np.array_equal(got.voxels, expected.voxels) and np.allclose(got.affine, expected.affine, atol=1e-6)
-    assert os.listdir(archive.cache_folder()) == [os.path.basename(folder)]
+    assert os.listdir(archive_cache.cache_folder()) == [os.path.basename(folder)]
 
 
 def test_wado_cancel_half_way_leaves_nothing(orthanc):
@@ -60,7 +61,7 @@ def test_wado_cancel_half_way_leaves_nothing(orthanc):
     with pytest.raises(Cancelled):
         archive.retrieve(orthanc.web(), *_uids(CT), progress=progress, cancel=cancel)
     assert steps == [(1, 3)]
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_send_a_dicom_seg_with_stow_and_find_it_under_its_study(orthanc):
@@ -87,7 +88,7 @@ def test_a_url_that_is_not_dicomweb(orthanc, path, reason):
         message = str(error.value)
         assert message.startswith(node.describe()) and reason in message and "DICOMweb root" in message
         assert "\n" not in message
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_a_stopped_dicomweb_server(orthanc):
@@ -186,4 +187,4 @@ def test_a_retrieve_that_breaks_keeps_nothing(broken, kind, reason):
     node = Node(kind, url=f"{broken}/{kind}", timeout_s=5)
     with pytest.raises(ArchiveError, match=reason):
         archive.retrieve(node, STUDY, SERIES)
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []

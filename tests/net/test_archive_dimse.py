@@ -18,6 +18,7 @@ from unetgui.core.progress import CancelToken
 from unetgui.formats.inputs import open_image
 from unetgui.net.nodes import ArchiveError, Node, read_origin
 from unetgui.tasks import archive
+from unetgui.tasks import archive_cache
 from unetgui.tasks.archive import Query
 
 
@@ -86,12 +87,12 @@ def test_retrieve_gives_the_same_voxels_and_geometry_as_the_files(orthanc, via):
     study, series = _uids(CT)
     steps = []
     folder = archive.retrieve(orthanc.dimse(), study, series, via=via, progress=lambda d, t, m: steps.append((d, t)))
-    assert folder == archive.cached_series(series)
-    assert os.path.dirname(folder) == archive.cache_folder() and len(_dicoms(folder)) == 3
+    assert folder == archive_cache.cached_series(series)
+    assert os.path.dirname(folder) == archive_cache.cache_folder() and len(_dicoms(folder)) == 3
     assert "ORTHANC@127.0.0.1" in read_origin(folder) and f"via {via}" in read_origin(folder)  # where it came from
     assert steps[-1] == (3, 3)
     _same_volume(folder, CT)
-    assert os.listdir(archive.cache_folder()) == [os.path.basename(folder)]  # no temporary folder left
+    assert os.listdir(archive_cache.cache_folder()) == [os.path.basename(folder)]  # no temporary folder left
 
 
 def test_retrieve_finds_the_study_when_not_given(orthanc):
@@ -121,8 +122,8 @@ def test_cancel_half_way_leaves_nothing(orthanc, via):
     with pytest.raises(Cancelled):
         archive.retrieve(orthanc.dimse(), study, series, via=via, progress=progress, cancel=cancel)
     assert len(steps) == 1
-    assert os.listdir(archive.cache_folder()) == []  # neither the series nor a temporary folder
-    assert archive.cached_series(series) is None
+    assert os.listdir(archive_cache.cache_folder()) == []  # neither the series nor a temporary folder
+    assert archive_cache.cached_series(series) is None
 
 
 def test_send_a_dicom_seg_with_c_store_and_find_it_under_its_study(orthanc):
@@ -165,7 +166,7 @@ def test_a_stopped_server_is_one_line_naming_the_node_quickly(free_port_node):
         archive.find(free_port_node, Query(patient_id="99000"))
     with pytest.raises(ArchiveError, match="connection refused"):
         archive.retrieve(free_port_node, "1.2.3", "1.2.3.4")
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_a_wrong_called_ae_title_is_rejected(orthanc):
@@ -195,7 +196,7 @@ def test_a_series_the_archive_does_not_have(orthanc):
         archive.retrieve(orthanc.dimse(), _uids(CT)[0], "1.2.3.4.5")
     with pytest.raises(ArchiveError, match="series was not found"):
         archive.retrieve(orthanc.dimse(), "", "1.2.3.4.5")
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_the_move_port_in_use_is_a_clear_error(orthanc, silent_port):
@@ -263,4 +264,4 @@ def test_a_retrieve_that_stops_half_way_or_sends_another_series_keeps_nothing(mi
     node = replace(node, timeout_s=1.0)
     with pytest.raises(ArchiveError, match=rf"^fake \(FAKE@127.0.0.1:\d+\): {reason}"):
         archive.retrieve(node, first.StudyInstanceUID, first.SeriesInstanceUID)
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []

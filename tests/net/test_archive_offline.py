@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from net.conftest import CT, SEG
 from unetgui.core.errors import UnetguiError
 from unetgui.tasks import archive
+from unetgui.tasks import archive_cache
 from unetgui.tasks.archive import Query
 
 
@@ -58,8 +59,8 @@ def test_untrusted_attributes_become_one_line_json_safe_and_bounded():
 
 
 def test_cache_names_and_uids(data_root):
-    assert archive.cache_folder() == str(data_root / "archive_cache")
-    assert archive.cached_series("1.2.3") is None and archive.cached_series("../../etc") is None
+    assert archive_cache.cache_folder() == str(data_root / "archive_cache")
+    assert archive_cache.cached_series("1.2.3") is None and archive_cache.cached_series("../../etc") is None
     with pytest.raises(UnetguiError, match="DICOM UID"):
         archive.check_uid("1.2.3/../x")
     with pytest.raises(UnetguiError, match="retrieve via one of"):
@@ -89,7 +90,7 @@ def test_every_archive_action_has_examples_and_every_option_a_help_text():
         return sub.choices
 
     actions = subcommands(subcommands(_parser())["archive"])
-    assert set(actions) == {"echo", "find", "get", "send"}
+    assert set(actions) == {"echo", "find", "get", "send", "cache"}
     for name, parser in actions.items():
         assert "examples:\n  unetgui archive " + name in (parser.epilog or ""), name
         assert [a.dest for a in parser._actions if not a.help] == [], name

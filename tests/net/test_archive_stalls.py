@@ -23,6 +23,7 @@ from unetgui.core.progress import CancelToken
 from unetgui.net import dicomweb
 from unetgui.net.nodes import ArchiveError, Node, read_origin
 from unetgui.tasks import archive
+from unetgui.tasks import archive_cache
 
 FMRI = DATA / "dicom2nifti-test-series" / "ge" / "fmri" / "001"  # 8 MR instances of one series, 75 kB
 PAUSE_S = 0.4  # between two instances the slow archive stores
@@ -107,7 +108,7 @@ def test_a_c_move_without_pending_responses_that_takes_longer_than_the_time_out(
     assert {pydicom.dcmread(os.path.join(folder, n)).SOPInstanceUID for n in _dicoms(folder)} == \
         {ds.SOPInstanceUID for ds in instances}
     assert steps[-1] == (8, 8)
-    assert os.listdir(archive.cache_folder()) == [os.path.basename(folder)]
+    assert os.listdir(archive_cache.cache_folder()) == [os.path.basename(folder)]
 
 
 def test_a_c_move_that_goes_silent_stops_after_the_time_out_and_keeps_nothing(slow_archive):
@@ -119,7 +120,7 @@ def test_a_c_move_that_goes_silent_stops_after_the_time_out_and_keeps_nothing(sl
         archive.retrieve(node, instances[0].StudyInstanceUID, instances[0].SeriesInstanceUID, via="move")
     # 2 instances (a pause between them), then one time-out of silence; a few tenths for the associations
     assert PAUSE_S + TIMEOUT_S < time.monotonic() - start < PAUSE_S + 3 * TIMEOUT_S
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_a_c_move_that_sends_nothing_at_all_says_so(slow_archive):
@@ -128,7 +129,7 @@ def test_a_c_move_that_sends_nothing_at_all_says_so(slow_archive):
     with pytest.raises(ArchiveError, match=r"the C-MOVE stopped after 0 instance\(s\): nothing received for 1 s "
                                            rf"\(can the archive connect to port {node.move_port} of this machine"):
         archive.retrieve(node, instances[0].StudyInstanceUID, instances[0].SeriesInstanceUID, via="move")
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_cancel_while_a_c_move_is_silent_returns_at_once(slow_archive):
@@ -145,7 +146,7 @@ def test_cancel_while_a_c_move_is_silent_returns_at_once(slow_archive):
         archive.retrieve(node, instances[0].StudyInstanceUID, instances[0].SeriesInstanceUID, via="move",
                          cancel=cancel)
     assert time.monotonic() - when[0] < 1.0
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_a_c_move_that_sends_another_series_stops_before_it_ends(slow_archive):
@@ -158,7 +159,7 @@ def test_a_c_move_that_sends_another_series_stops_before_it_ends(slow_archive):
     with pytest.raises(ArchiveError, match=r"^fake \(.*\): the archive sent an instance of another series$"):
         archive.retrieve(node, instances[0].StudyInstanceUID, instances[0].SeriesInstanceUID, via="move")
     assert behaviour["stored"] < 5  # the archive was still storing (and stops: the association is gone)
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 # -- WADO-RS: a stream that stalls -------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_a_wado_stream_that_stalls_says_no_data_and_keeps_nothing(stalling):
                                            r"instance\(s\): no data for 1 s$"):
         archive.retrieve(node, STUDY, SERIES)
     assert time.monotonic() - start < 3 * TIMEOUT_S
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []
 
 
 def test_a_search_answer_that_stalls_says_no_data(stalling):
@@ -249,4 +250,4 @@ def test_a_refused_dicomweb_connection_still_says_refused():
         archive.retrieve(node, STUDY, SERIES)
     with pytest.raises(ArchiveError, match=refused):
         dicomweb.retrieve_series(node, STUDY, SERIES, lambda data: None)
-    assert os.listdir(archive.cache_folder()) == []
+    assert os.listdir(archive_cache.cache_folder()) == []

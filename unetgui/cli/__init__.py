@@ -25,6 +25,7 @@ Exit codes (the one list; README "Exit codes" repeats it):
                  [--mesh-smoothing N] [--mesh-decimate SHARE]] [--model MODEL] [--include-patient-id]
   unetgui export-model --model MODEL --onnx OUT.onnx
   unetgui archive echo|find|get|send (--node NAME | --host H --port P --called-aet AET | --url URL) [...]
+  unetgui archive cache [--clear [--series UID ...]]
                   find [--patient-id ID] [--patient-name N] [--study-date FROM-TO] [--modality M] [--json FILE]
                   get --series UID [--study UID] --output DIR [--via get|move|wado]; send FILE_OR_FOLDER...
 """

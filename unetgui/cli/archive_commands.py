@@ -1,5 +1,5 @@
-"""``unetgui archive echo|find|get|send``: an archive (PACS, Orthanc, dcm4chee) from the command line, through
-tasks/archive.py as the app's File > Open from archive does.
+"""``unetgui archive echo|find|get|send|cache``: an archive (PACS, Orthanc, dcm4chee) from the command line, through
+tasks/archive.py as the app's File > Open from archive does; ``cache`` lists or clears the series retrieved so far.
 
 The node is a saved one (``--node NAME``, the app's list in archive_nodes.json under the data folder) or given here:
 ``--host --port --called-aet`` (DIMSE) or ``--url`` (DICOMweb). A DICOMweb password comes from the environment
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, replace
 
-from unetgui.cli.common import command, show
+from unetgui.cli.common import command, show, warn
 from unetgui.cli.outputs import check_writable, write_json
 from unetgui.cli.progress import ProgressLine
 from unetgui.core.errors import UnetguiError
@@ -34,13 +34,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                           f"unetgui archive echo {NODE_EXAMPLES['dimse']}",
                           "unetgui archive find --node PACS --patient-id 12345 --study-date 20240101-",
                           "unetgui archive get --node PACS --series 1.2.840.113619.2.55.3 --output ct/",
-                          "unetgui archive send --node PACS export/liver_seg.dcm"],
+                          "unetgui archive send --node PACS export/liver_seg.dcm",
+                          "unetgui archive cache --clear"],
                       description="Query, retrieve from and send to an archive. The node is a saved one (--node NAME) "
                       "or given with --host/--port/--called-aet (DIMSE) or --url (DICOMweb); a DICOMweb password is "
                       f"read from the environment variable {PASSWORD_VARIABLE}. Retrieved series are kept in the cache "
-                      "(archive_cache in the data folder, see docs/archive.md).")
+                      "(archive_cache in the data folder, see docs/archive.md); unetgui archive cache lists and clears "
+                      "it.")
     actions = archive.add_subparsers(dest="action", required=True, metavar="ACTION",
-                                     help="echo (is it there?), find (query), get (retrieve a series), send (store files)")
+                                     help="echo (is it there?), find (query), get (retrieve a series), send (store "
+                                     "files), cache (list or clear the retrieved series)")
 
     echo = command(actions, "echo", "check that the archive answers (C-ECHO, or a QIDO-RS search for one study)", [
         f"unetgui archive echo {NODE_EXAMPLES['dimse']}",
@@ -89,6 +92,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     send.add_argument("paths", nargs="+", metavar="FILE_OR_FOLDER",
                       help="DICOM files, or folders searched for them (other files there are skipped)")
     send.set_defaults(run=_send)
+
+    cache = command(actions, "cache", "list the series retrieved into this computer's archive cache, or remove them "
+                    "(--clear)", [
+                        "unetgui archive cache",
+                        "unetgui archive cache --clear",
+                        "unetgui archive cache --clear --series 1.2.840.113619.2.55.3 1.2.840.113619.2.55.4"],
+                    description="List the series retrieved into the archive cache (archive_cache in the data folder; "
+                    "they hold patient data, unencrypted), least recently used first, or remove them. After each "
+                    "retrieve the cache is kept under its size cap (the environment variable "
+                    f"{_cap_help()}), least recently used series first, never one of a project in the data folder.")
+    cache.add_argument("--clear", action="store_true", help="remove the cached series from this computer (all, or "
+                       "those --series names; a series being retrieved now is left alone)")
+    cache.add_argument("--series", nargs="+", action="extend", metavar="UID",
+                       help="with --clear: only these SeriesInstanceUIDs (this command lists them)")
+    cache.set_defaults(run=_cache, parser=cache)
 
 
 def _add_node(parser: argparse.ArgumentParser) -> None:
@@ -229,11 +247,11 @@ def _copy_whole(source: str, output: str) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from unetgui.tasks import archive
+    from unetgui.tasks import archive, archive_cache
 
     _check_output(args.output, args.overwrite)
     node, password = _node(args)
-    cached = archive.cached_series(args.series) is not None
+    cached = archive_cache.cached_series(args.series) is not None
     folder = archive.retrieve(node, args.study, args.series, args.via, password, progress=ProgressLine("retrieving"))
     count = _copy_whole(folder, args.output)
     show(f"wrote {count} file(s) to {args.output} ({'from the cache' if cached else 'retrieved from ' + node.describe()})")
@@ -246,4 +264,49 @@ def _send(args: argparse.Namespace) -> int:
     node, password = _node(args)
     stored = archive.send(node, args.paths, password, progress=ProgressLine("sending"))
     show(f"stored {stored} file(s) on {node.describe()}")
+    return 0
+
+
+def _cap_help() -> str:
+    from unetgui.tasks.archive_cache import CACHE_CAP_VARIABLE, DEFAULT_CACHE_GB
+
+    return f"{CACHE_CAP_VARIABLE}, in GB; default {DEFAULT_CACHE_GB:g}"
+
+
+CACHE_HEADER = f"{'last used':<16}  {'files':>5}  {'size':>8}  {'node':<16}  {'projects':>8}  series UID"
+
+
+def _cache_line(entry) -> str:
+    import datetime
+
+    from unetgui.tasks.archive_cache import size_text
+
+    used = datetime.datetime.fromtimestamp(entry.last_used).strftime("%Y-%m-%d %H:%M")
+    uid = entry.series_uid or f"? (folder {os.path.basename(entry.folder)})"
+    return (f"{used:<16}  {entry.files:>5}  {size_text(entry.bytes):>8}  {_cell(entry.node or '?', 16):<16}  "
+            f"{len(entry.projects) or '-':>8}  {printable(uid, 80)}")
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from unetgui.tasks import archive_cache
+
+    if args.series and not args.clear:
+        args.parser.error("--series names the series to remove: give it with --clear")
+    if args.clear:
+        removed = archive_cache.clear_cache(args.series)
+        show(f"removed {len(removed)} series ({archive_cache.size_text(sum(e.bytes for e in removed))}) from "
+             f"{archive_cache.cache_folder()}")
+        used = [e for e in removed if e.projects]
+        if used:
+            warn([f"{len(used)} of them held the image of a project in the data folder: its labels stay, and it opens "
+                  "again once the series is retrieved again"])
+        return 0
+    entries = archive_cache.cache_entries()
+    usage = archive_cache.cache_usage(entries)
+    if entries:
+        print(CACHE_HEADER)
+        for entry in entries:
+            show(_cache_line(entry))
+    size, cap = archive_cache.size_text(usage.bytes), archive_cache.size_text(usage.cap)
+    show(f"{usage.series} series, {size} of the {cap} cap in {archive_cache.cache_folder()}")
     return 0

@@ -7,7 +7,9 @@ one-line, JSON-safe text; counts and sizes are bounded (the ``MAX_`` limits belo
 before it is used. A series is retrieved whole or not at all: into a temporary folder inside :func:`cache_folder`,
 checked (every file a DICOM instance of that series, as many as the archive said it sent), then renamed to its final
 name (a hash of its SeriesInstanceUID), so that a folder under its final name is always a complete series; cancel and
-any failure remove the temporary folder. Nothing is logged with patient data, and no password is stored.
+any failure remove the temporary folder. After each retrieve the cache is kept under its size cap
+(tasks/archive_cache.py: the cache's folders, listing, clearing and the cap). Nothing is logged with patient data,
+and no password is stored.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from unetgui.core import limits
 from unetgui.core.atomic import fsync_dir
 from unetgui.core.errors import UnetguiError
-from unetgui.core.paths import data_root
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.textsafe import one_line
 from unetgui.net.nodes import ArchiveError, Node, write_origin
+from unetgui.tasks.archive_cache import (
+    PARTIAL, UID_PATTERN, cache_cap, cache_folder, cached_series, check_uid, evict, final_folder, sweep,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +50,7 @@ MAX_SERIES_BYTES = 8 << 30
 MAX_SEND_FILES = 100_000
 #: attributes kept of one series (and its study), characters of one value, values of one multi-valued attribute
 MAX_ATTRIBUTES, MAX_VALUE_CHARS, MAX_VALUES = 256, 1024, 64
-#: a temporary folder of a retrieve older than this (seconds) is left over from a crash and removed
-STALE_SECONDS = 24 * 3600
 
-CACHE = "archive_cache"
-PARTIAL = ".partial-"
 VIA = ("auto", "get", "move", "wado")
 
 #: the keys asked for at study and series level (empty: return keys; the query's values fill some of them)
@@ -60,7 +61,6 @@ SERIES_KEYS = ("SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescripti
                "BodyPartExamined", "ProtocolName", "NumberOfSeriesRelatedInstances")
 
 _DATE = re.compile(r"^(\d{8})?(-)?(\d{8})?$")
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TEXT = re.compile(r"^[^\\\x00-\x1f\x7f]*$")  # no backslash (DICOM's value separator), no control character
 
 
@@ -239,7 +239,7 @@ def find(node: Node, query: Query, password: str = "", cancel: CancelToken | Non
         study_attrs = attributes(study)
         for one in series:
             hit = _hit(study_attrs, attributes(one))
-            if not hit.series_uid or not _UID.match(hit.series_uid) or not _UID.match(hit.study_uid):
+            if not hit.series_uid or not UID_PATTERN.match(hit.series_uid) or not UID_PATTERN.match(hit.study_uid):
                 continue
             if query.modality and "*" not in query.modality and "?" not in query.modality \
                     and hit.modality.upper() != query.modality.upper():
@@ -249,47 +249,6 @@ def find(node: Node, query: Query, password: str = "", cancel: CancelToken | Non
              time.monotonic() - start)
     return sorted(hits, key=_series_order)
 
-
-# -- the cache --------------------------------------------------------------------------------------------------------
-
-def cache_folder() -> str:
-    """Where retrieved series are kept: ``archive_cache`` under the data root (core/paths.py); not created here."""
-    return os.path.join(data_root(), CACHE)
-
-
-def _final(series_uid: str) -> str:
-    return os.path.join(cache_folder(), hashlib.sha256(series_uid.encode("ascii")).hexdigest()[:32])
-
-
-def check_uid(uid: str, what: str = "series UID") -> str:
-    uid = str(uid or "").strip()
-    if not (0 < len(uid) <= 64 and _UID.match(uid)):
-        raise UnetguiError(f"the {what} must be a DICOM UID (digits and dots, at most 64), got {one_line(uid)[:70]!r}")
-    return uid
-
-
-def cached_series(series_uid: str) -> str | None:
-    """The cache folder of a completely retrieved series, or None (a folder under its final name is complete: it
-    is renamed there only after its check)."""
-    try:
-        path = _final(check_uid(series_uid))
-    except UnetguiError:
-        return None
-    if os.path.isdir(path) and any(name.endswith(".dcm") for name in os.listdir(path)):
-        return path
-    return None
-
-
-def _sweep(cache: str) -> None:
-    """Remove temporary folders a crashed retrieve left behind (old ones only: another process may be retrieving)."""
-    now = time.time()
-    for name in os.listdir(cache):
-        path = os.path.join(cache, name)
-        try:
-            if name.startswith(PARTIAL) and now - os.stat(path).st_mtime > STALE_SECONDS:
-                shutil.rmtree(path, ignore_errors=True)
-        except OSError:
-            pass
 
 
 class _SeriesFolder:
@@ -314,7 +273,7 @@ class _SeriesFolder:
         if str(ds.get("SeriesInstanceUID", "")) != self.series_uid:
             raise UnetguiError("the archive sent an instance of another series")
         sop = str(ds.get("SOPInstanceUID", "") or "")
-        if not _UID.match(sop):
+        if not UID_PATTERN.match(sop):
             raise UnetguiError("the archive sent an instance without a valid SOPInstanceUID")
         name = hashlib.sha256(sop.encode("ascii")).hexdigest()[:32] + ".dcm"
         try:
@@ -375,21 +334,25 @@ def study_of(node: Node, series_uid: str, password: str = "") -> str:
 
 
 def retrieve(node: Node, study_uid: str, series_uid: str, via: str = "auto", password: str = "",
-             progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> str:
+             progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+             projects: Sequence[str] = ()) -> str:
     """Retrieve one series into the cache; its folder. ``via``: "get" (C-GET), "move" (C-MOVE to ``node.move_port``),
     "wado" (WADO-RS, a DICOMweb node's only way), "auto" (DICOMweb: wado; DIMSE: get). A series already in the cache
-    is returned without asking the archive. ``study_uid`` "" is looked up (one more query). ``progress(done, total,
-    message)`` counts instances; ``cancel`` is checked between them. Whole or nothing (see the module's text)."""
+    is returned without asking the archive (and counts as used now). ``study_uid`` "" is looked up (one more query).
+    ``progress(done, total, message)`` counts instances; ``cancel`` is checked between them. Whole or nothing (see
+    the module's text). Afterwards the cache is brought under :func:`cache_cap`, least recently used series first;
+    never this one nor one of a project (the data root's, and those of ``projects``: see :func:`cache_entries`)."""
     series_uid = check_uid(series_uid)
-    cached = cached_series(series_uid)
+    cached = cached_series(series_uid, touch=True)
     if cached is not None:
         report(progress, 1, 1, "in the cache")
         return cached
     way = _route(node, via)
+    cap = cache_cap()  # a wrong setting fails before the archive is asked
     study_uid = check_uid(study_uid, "study UID") if study_uid else study_of(node, series_uid, password)
     cache = cache_folder()
     os.makedirs(cache, exist_ok=True)
-    _sweep(cache)
+    sweep(cache)
     temporary = tempfile.mkdtemp(prefix=PARTIAL, dir=cache)
     start = time.monotonic()
     try:
@@ -407,7 +370,7 @@ def retrieve(node: Node, study_uid: str, series_uid: str, via: str = "auto", pas
             expected = get(node, study_uid, series_uid, sink, progress, cancel)
         count = _verify(node, temporary, study_uid, series_uid, expected)
         write_origin(temporary, node, study_uid, series_uid, way, count)  # the project keeps where it came from
-        final = _final(series_uid)
+        final = final_folder(series_uid)
         try:
             os.rename(temporary, final)
         except OSError:
@@ -419,6 +382,7 @@ def retrieve(node: Node, study_uid: str, series_uid: str, via: str = "auto", pas
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     log.info("%s: retrieved %d instance(s) via %s in %.1f s", node.name, count, way, time.monotonic() - start)
+    evict(cap, final, projects)
     return final
 
 
@@ -454,7 +418,7 @@ def dicom_files(paths: list[str]) -> list:
                 raise InvalidDicomError("not a regular file")
             ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"])
             sop_class, syntax = str(ds.get("SOPClassUID", "") or ""), str(ds.file_meta.get("TransferSyntaxUID", ""))
-            if not (_UID.match(sop_class) and _UID.match(syntax) and _UID.match(str(ds.get("SOPInstanceUID", "")))):
+            if not (UID_PATTERN.match(sop_class) and UID_PATTERN.match(syntax) and UID_PATTERN.match(str(ds.get("SOPInstanceUID", "")))):
                 raise InvalidDicomError("no SOP class, SOP instance or transfer syntax UID")
         except (OSError, InvalidDicomError, ValueError, EOFError, AttributeError) as exc:
             if named:

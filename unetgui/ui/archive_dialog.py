@@ -2,21 +2,27 @@
 study date, modality, accession number or study description; the series found as a table; retrieve one (C-GET,
 C-MOVE or WADO-RS) with a progress bar and Cancel into the app's archive cache, whole or nothing, then open it like
 any DICOM folder (it joins the project). A series retrieved before opens from the cache without asking the archive.
-Queries and retrieves run on workers: the window stays usable, and a failure is one line in the dialog."""
+A line shows how much the cache holds, with Clear cache... (after a question saying how many series and how much).
+Queries, retrieves and the cache's listing and clearing run on workers: the window stays usable, and a failure is one
+line in the dialog."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDialog, QFormLayout, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QMessageBox, QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from unetgui.core.errors import UnetguiError
 from unetgui.core.textsafe import one_line
 from unetgui.net.nodes import Node, load_nodes
-from unetgui.tasks.archive import Query, SeriesHit, cached_series, find, retrieve
+from unetgui.tasks.archive import Query, SeriesHit, find, retrieve
+from unetgui.tasks.archive_cache import (
+    CacheEntry, cache_entries, cache_folder, cache_usage, cached_series, clear_cache, size_text,
+)
 from unetgui.ui.nodes_dialog import NodesDialog, forget_password, password_for
+from unetgui.ui.project_controller import RECENT_PROJECTS
 from unetgui.workers.jobs import Job, JobRunner
 
 MODALITIES = ("", "CT", "MR", "PT", "US", "XA", "CR", "DX", "MG", "NM", "SEG")
@@ -36,6 +42,8 @@ class ArchiveDialog(QDialog):
         self.hits: list[SeriesHit] = []
         self.hits_node: Node | None = None  # the archive the hits came from: a retrieve asks that one
         self.closed = False
+        self.cache: list[CacheEntry] = []  # what the cache held when last listed
+        self.cache_job: Job | None = None  # listing or clearing the cache
         self.node_box = QComboBox()
         nodes_button = QPushButton("Nodes...")
         nodes_button.setToolTip("Add or edit archives (AE title, host, port, or a DICOMweb URL) and test them")
@@ -75,6 +83,12 @@ class ArchiveDialog(QDialog):
         self.progress.setTextVisible(False)  # a count shows while retrieving (_progress), nothing while idle
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.cache_line = QLabel("")
+        self.cache_line.setToolTip(f"Retrieved series are kept, unencrypted, in {cache_folder()}")
+        self.clear_button = QPushButton("Clear cache...")
+        self.clear_button.setToolTip("Remove the retrieved series from this computer")
+        self.clear_button.setEnabled(False)
+        self.clear_button.clicked.connect(self.ask_clear_cache)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Archive"))
@@ -108,8 +122,13 @@ class ArchiveDialog(QDialog):
         layout.addLayout(search_row)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.status)
+        cache_row = QHBoxLayout()
+        cache_row.addWidget(self.cache_line, 1)
+        cache_row.addWidget(self.clear_button)
+        layout.addLayout(cache_row)
         layout.addLayout(buttons)
         self._fill_nodes()
+        self._list_cache()
         self.resize(980, 560)
 
     # -- nodes ---------------------------------------------------------------------------------------------------------
@@ -172,19 +191,24 @@ class ArchiveDialog(QDialog):
         self.hits_node = node or self.hits_node
         self.table.setRowCount(len(self.hits))
         for row, h in enumerate(self.hits):
-            cached = cached_series(h.series_uid) is not None
             texts = (h.patient_name, h.patient_id, _date(h.study_date), h.study_description, h.modality, h.series_number,
-                     h.series_description, "" if h.instances is None else str(h.instances), "cached" if cached else "")
+                     h.series_description, "" if h.instances is None else str(h.instances))
             for col, text in enumerate(texts):
-                item = QTableWidgetItem(one_line(text))
-                if col == len(COLUMNS) - 1 and cached:
-                    item.setToolTip("Retrieved before: opens from the cache without asking the archive")
-                self.table.setItem(row, col, item)
+                self.table.setItem(row, col, QTableWidgetItem(one_line(text)))
+        self._mark_cached()
         studies = len({h.study_uid for h in self.hits})
         self.status.setText(f"{len(self.hits)} series in {studies} stud{'y' if studies == 1 else 'ies'}."
                             if self.hits else "Nothing matches: widen the search (e.g. fewer fields, wildcards *).")
         if self.hits:
             self.table.selectRow(0)
+
+    def _mark_cached(self) -> None:
+        for row, h in enumerate(self.hits):
+            cached = cached_series(h.series_uid) is not None
+            item = QTableWidgetItem("cached" if cached else "")
+            if cached:
+                item.setToolTip("Retrieved before: opens from the cache without asking the archive")
+            self.table.setItem(row, len(COLUMNS) - 1, item)
 
     def _selection_changed(self) -> None:
         self.open_button.setEnabled(self.job is None and self.selected() is not None)
@@ -198,7 +222,7 @@ class ArchiveDialog(QDialog):
         hit, node = self.selected(), self.hits_node
         if hit is None or node is None or self.job is not None:
             return
-        cached = cached_series(hit.series_uid)
+        cached = cached_series(hit.series_uid, touch=True)  # opened now: the last the size cap evicts
         if cached is not None:
             self.status.setText("Opening the cached copy of the series.")
             self.open_folder.emit(cached)
@@ -209,6 +233,7 @@ class ArchiveDialog(QDialog):
             return
         self._busy(f"Retrieving series {hit.series_number} ({hit.modality}) from {node.describe()}...")
         self.job = self.runner.run("archive retrieve", retrieve, node, hit.study_uid, hit.series_uid, "auto", password,
+                                   projects=RECENT_PROJECTS.items(),  # their series stay in the cache
                                    on_progress=self._progress, on_finished=self._retrieved, on_failed=self._failed,
                                    on_cancelled=lambda: self.status.setText("Retrieve cancelled: nothing was kept."),
                                    on_done=self._idle)
@@ -216,10 +241,60 @@ class ArchiveDialog(QDialog):
     def _retrieved(self, folder: str) -> None:
         if self.closed:  # the user closed the dialog meanwhile: they no longer asked for it to open
             return
-        self._found(self.hits)  # the row now says "cached"
+        self._mark_cached()  # the row now says "cached"
         self.status.setText("Retrieved; opening.")
         self.open_folder.emit(folder)
         self.accept()
+
+    # -- the cache -----------------------------------------------------------------------------------------------------
+    def _list_cache(self) -> None:
+        if self.cache_job is None:
+            self.cache_job = self.runner.run("archive cache", cache_entries, RECENT_PROJECTS.items(),
+                                             on_finished=self._cache_listed, on_failed=self.cache_line.setText,
+                                             on_done=self._cache_idle)
+
+    def _cache_listed(self, entries: list[CacheEntry]) -> None:
+        self.cache = list(entries)
+        try:
+            usage = cache_usage(self.cache)
+        except UnetguiError as exc:  # a wrong size cap setting
+            self.cache_line.setText(str(exc))
+            return
+        self.cache_line.setText(f"Cache: {usage.series} series, {size_text(usage.bytes)} of {size_text(usage.cap)}"
+                                if usage.series else "Cache: empty")
+
+    def _cache_idle(self) -> None:
+        self.cache_job = None
+        self.clear_button.setEnabled(bool(self.cache))
+
+    def ask_clear_cache(self) -> None:
+        entries = self.cache
+        if not entries or self.cache_job is not None:
+            return
+        used = sum(1 for e in entries if e.projects)
+        text = (f"Remove the {len(entries)} series ({size_text(sum(e.bytes for e in entries))}) retrieved from "
+                "archives from this computer?")
+        if used:
+            text += (f"\n\n{used} of them {'is' if used == 1 else 'are'} the image of a project: the project keeps its "
+                     "labels but not the image, which must be retrieved again before the series opens.")
+        answer = QMessageBox.question(self, "Clear the archive cache", text,
+                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.clear_button.setEnabled(False)
+        self.cache_job = self.runner.run("clear archive cache", clear_cache, on_finished=self._cache_cleared,
+                                         on_failed=self.status.setText, on_done=self._cache_idle_then_list)
+
+    def _cache_cleared(self, removed: list[CacheEntry]) -> None:
+        self.status.setText(f"Removed {len(removed)} series ({size_text(sum(e.bytes for e in removed))}) from the "
+                            "cache.")
+        self._mark_cached()
+
+    def _cache_idle_then_list(self) -> None:
+        self.cache_job = None
+        if not self.closed:
+            self._list_cache()
 
     def _progress(self, done: int, total: int, message: str) -> None:
         self.progress.setMaximum(max(total, 1))
