@@ -103,16 +103,16 @@ def test_a_query_with_letters_beyond_ascii_is_sent_as_utf8_not_as_wildcards():
     from pydicom.filewriter import write_dataset
     from pydicom import dcmread
 
-    from unetgui.net.dimse import _identifier
+    from unetgui.net.dimse import identifier
 
-    ds = _identifier("STUDY", {"PatientName": "李*", "PatientID": ""})
+    ds = identifier("STUDY", {"PatientName": "李*", "PatientID": ""})
     assert ds.SpecificCharacterSet == "ISO_IR 192"
     buffer = DicomBytesIO()
     buffer.is_little_endian, buffer.is_implicit_VR = True, True
     write_dataset(buffer, ds)
     back = dcmread(DicomBytesIO(buffer.getvalue()), force=True)
     assert str(back.PatientName) == "李*"
-    assert "SpecificCharacterSet" not in _identifier("STUDY", {"PatientName": "DOE*"})
+    assert "SpecificCharacterSet" not in identifier("STUDY", {"PatientName": "DOE*"})
 
 
 @pytest.mark.parametrize("changes, reason", [({"url": "http://user:secret@pacs/dicom-web"}, "not in the URL"),

@@ -1,5 +1,5 @@
-"""DICOM networking (DIMSE) with pynetdicom: C-ECHO, C-FIND (Study Root, study and series level), C-GET, C-MOVE (to
-a storage SCP that runs here while it retrieves) and C-STORE.
+"""DICOM networking (DIMSE) with pynetdicom: associations, C-ECHO, C-FIND (Study Root, study and series level) and
+C-STORE here; C-GET and C-MOVE (to a storage SCP that runs here while it retrieves) in net/dimse_retrieve.py.
 
 Every failure is an :class:`ArchiveError` of one line that names the node (``node.describe()``) and the reason:
 connection refused, no answer within ``node.timeout_s`` (for a C-MOVE: nothing, neither a response nor an instance,
@@ -17,23 +17,16 @@ import contextlib
 import logging
 import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UID
-from pynetdicom import (
-    AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, StoragePresentationContexts, _config, build_role, evt,
-)
+from pynetdicom import AE, _config, evt
 from pynetdicom.pdu_primitives import A_ABORT, A_ASSOCIATE, A_P_ABORT
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove, Verification,
-)
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
-from unetgui.core.errors import Cancelled, UnetguiError
 from unetgui.core.progress import CancelToken, ProgressFn, check, report
 from unetgui.core.textsafe import one_line
 from unetgui.net.nodes import ArchiveError, Node
@@ -46,7 +39,7 @@ MAX_CONTEXTS = 128
 MAX_PDU = 1 << 20
 #: the statuses of a C-STORE that mean "stored" (success and the three warnings: coerced, elements discarded, ...)
 STORED = (0x0000, 0xB000, 0xB006, 0xB007)
-_PENDING = (0xFF00, 0xFF01)
+PENDING = (0xFF00, 0xFF01)
 
 Sink = Callable[[bytes], None]
 
@@ -90,7 +83,7 @@ class Outgoing:
 
 # -- associations ---------------------------------------------------------------------------------------------------
 
-def _ae(node: Node) -> AE:
+def ae_for(node: Node) -> AE:
     ae = AE(ae_title=node.calling_aet)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = float(node.timeout_s)
     ae.maximum_pdu_size = MAX_PDU
@@ -130,7 +123,7 @@ def _why_not(node: Node, seen: dict, seconds: float) -> str:
 
 
 @contextlib.contextmanager
-def _association(node: Node, ae: AE, roles: list | None = None, handlers: list | None = None) -> Iterator:
+def open_association(node: Node, ae: AE, roles: list | None = None, handlers: list | None = None) -> Iterator:
     """An established association (released at the end, aborted on any error), or an :class:`ArchiveError`."""
     if node.dicomweb:
         raise ArchiveError(f"{node.describe()}: a DICOMweb node, not a DIMSE one")
@@ -161,16 +154,16 @@ def _association(node: Node, ae: AE, roles: list | None = None, handlers: list |
         assoc.release()
 
 
-def _code(status: Dataset) -> int:
+def status_code(status: Dataset) -> int:
     return int(getattr(status, "Status", 0xC000))
 
 
-def _status_text(status: Dataset) -> str:
+def status_text(status: Dataset) -> str:
     comment = one_line(getattr(status, "ErrorComment", "") or "")[:120]
-    return f"status 0x{_code(status):04X}" + (f": {comment}" if comment else "")
+    return f"status 0x{status_code(status):04X}" + (f": {comment}" if comment else "")
 
 
-def _stopped(node: Node, what: str, since: float, received: int | None = None) -> ArchiveError:
+def stopped_error(node: Node, what: str, since: float, received: int | None = None) -> ArchiveError:
     """A DIMSE exchange that ended without its answer, ``since`` (monotonic) the last answer: no answer in time, or
     the archive aborted the association (or closed the connection) before."""
     after = f" after {received} instance(s)" if received is not None else ""
@@ -185,22 +178,22 @@ def _stopped(node: Node, what: str, since: float, received: int | None = None) -
 
 def echo(node: Node) -> float:
     """C-ECHO: the seconds from the association request to the echo's answer."""
-    ae = _ae(node)
+    ae = ae_for(node)
     ae.add_requested_context(Verification)
     start = time.monotonic()
-    with _association(node, ae) as assoc:
+    with open_association(node, ae) as assoc:
         asked = time.monotonic()
         status = assoc.send_c_echo()
         if not status:
-            raise _stopped(node, "echo", asked)
-        if _code(status) != 0:
-            raise ArchiveError(f"{node.describe()}: the echo failed ({_status_text(status)})")
+            raise stopped_error(node, "echo", asked)
+        if status_code(status) != 0:
+            raise ArchiveError(f"{node.describe()}: the echo failed ({status_text(status)})")
         return time.monotonic() - start
 
 
 # -- C-FIND ---------------------------------------------------------------------------------------------------------
 
-def _identifier(level: str, keys: dict[str, str]) -> Dataset:
+def identifier(level: str, keys: dict[str, str]) -> Dataset:
     ds = Dataset()
     if any(not str(v).isascii() for v in keys.values()):
         # declared as UTF-8: undeclared, pydicom would send Latin-1 and turn other characters into "?", a wildcard
@@ -220,10 +213,10 @@ def _c_find(node: Node, assoc, identifier: Dataset, limit: int, what: str, cance
     last = time.monotonic()
     for status, answer in assoc.send_c_find(identifier, StudyRootQueryRetrieveInformationModelFind):
         if not status:
-            raise _stopped(node, "query", last)
+            raise stopped_error(node, "query", last)
         last = time.monotonic()
-        code = _code(status)
-        if code in _PENDING:
+        code = status_code(status)
+        if code in PENDING:
             if answer is not None:
                 found.append(answer)
             if len(found) > limit:
@@ -233,7 +226,7 @@ def _c_find(node: Node, assoc, identifier: Dataset, limit: int, what: str, cance
         elif code == 0x0000:
             break
         else:
-            raise ArchiveError(f"{node.describe()}: the query failed ({_status_text(status)})")
+            raise ArchiveError(f"{node.describe()}: the query failed ({status_text(status)})")
     return found
 
 
@@ -242,17 +235,17 @@ def find(node: Node, study_keys: dict[str, str], series_keys: dict[str, str], ma
     """C-FIND at study level with ``study_keys`` (keyword: value; empty values are return keys), then at series level
     with ``series_keys`` within each study found, on one association. The studies and each one's series, as the
     archive answered them (untrusted); at most ``max_studies`` studies and ``max_series`` series in all."""
-    ae = _ae(node)
+    ae = ae_for(node)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     results = []
-    with _association(node, ae) as assoc:
-        studies = _c_find(node, assoc, _identifier("STUDY", study_keys), max_studies, "studies", cancel)
+    with open_association(node, ae) as assoc:
+        studies = _c_find(node, assoc, identifier("STUDY", study_keys), max_studies, "studies", cancel)
         total = 0
         for study in studies:
             uid = str(study.get("StudyInstanceUID", "") or "")
             if not uid:
                 continue
-            series = _c_find(node, assoc, _identifier("SERIES", {**series_keys, "StudyInstanceUID": uid}),
+            series = _c_find(node, assoc, identifier("SERIES", {**series_keys, "StudyInstanceUID": uid}),
                              max_series - total, "series", cancel, max_series)
             total += len(series)
             results.append((study, series))
@@ -261,234 +254,16 @@ def find(node: Node, study_keys: dict[str, str], series_keys: dict[str, str], ma
 
 def locate(node: Node, series_uid: str) -> str:
     """The StudyInstanceUID of a series (a series-level C-FIND by its UID alone); ArchiveError when not found."""
-    ae = _ae(node)
+    ae = ae_for(node)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    with _association(node, ae) as assoc:
-        answers = _c_find(node, assoc, _identifier("SERIES", {"SeriesInstanceUID": series_uid,
+    with open_association(node, ae) as assoc:
+        answers = _c_find(node, assoc, identifier("SERIES", {"SeriesInstanceUID": series_uid,
                                                               "StudyInstanceUID": ""}), 10, "series", None)
     uids = {str(a.get("StudyInstanceUID", "") or "") for a in answers} - {""}
     if len(uids) != 1:
         raise ArchiveError(f"{node.describe()}: the series was not found (or its study is not unique); give its study "
                            "UID too")
     return uids.pop()
-
-
-# -- C-GET and C-MOVE -----------------------------------------------------------------------------------------------
-
-class _Receiver:
-    """The C-STORE handler of a retrieve: each instance to the sink; the first error is kept and stops the rest."""
-
-    def __init__(self, sink: Sink) -> None:
-        self._sink, self._lock = sink, threading.Lock()
-        self.received = 0
-        # when the last instance arrived (with C-MOVE: the last PDU of one): the archive was still talking then
-        self.last = time.monotonic()
-        self.error: BaseException | None = None
-        self.closed = False
-
-    def heard(self, event) -> None:
-        """A PDU arrived (EVT_PDU_RECV of the C-MOVE's storage SCP): a large instance is still coming."""
-        self.last = time.monotonic()
-
-    def __call__(self, event) -> int:
-        with self._lock:
-            if self.closed or self.error is not None:
-                return 0xA700  # out of resources: refused, the retrieve is being stopped
-            try:
-                self._sink(event.encoded_dataset(include_meta=True))
-            except UnetguiError as exc:
-                self.error = exc
-                return 0xA700
-            except Exception as exc:  # noqa: BLE001 - a decoding error of the instance: its text may hold values
-                self.error = ArchiveError(f"an instance could not be read ({exc.__class__.__name__})")
-                return 0xC000
-            self.received += 1
-            self.last = time.monotonic()
-            return 0x0000
-
-    def close(self) -> None:
-        with self._lock:
-            self.closed = True
-
-    def raise_error(self, node: Node) -> None:
-        if isinstance(self.error, Cancelled):
-            raise self.error
-        if self.error is not None:
-            raise ArchiveError(f"{node.describe()}: {self.error}") from None
-
-
-def _counts(status: Dataset) -> tuple[int, int, int, int]:
-    """(remaining, completed, failed, warning) sub-operations of a C-GET or C-MOVE response (0 where absent)."""
-    def n(keyword: str) -> int:
-        try:
-            return max(0, int(getattr(status, keyword, 0) or 0))
-        except (TypeError, ValueError):
-            return 0
-    return (n("NumberOfRemainingSuboperations"), n("NumberOfCompletedSuboperations"),
-            n("NumberOfFailedSuboperations"), n("NumberOfWarningSuboperations"))
-
-
-def _follow(node: Node, responses: Iterable, receiver: _Receiver, what: str, progress: ProgressFn | None,
-            cancel: CancelToken | None) -> int | None:
-    """Follow the responses of a C-GET or C-MOVE: progress and cancel between instances, the final status checked.
-    The number of instances the archive said it sent (None when its final answer does not say)."""
-    total, last = 0, time.monotonic()
-    for status, _answer in responses:
-        if not status:
-            raise _stopped(node, what, max(last, receiver.last), receiver.received)
-        last = time.monotonic()
-        code = _code(status)
-        remaining, completed, failed, warning = _counts(status)
-        if code in _PENDING:
-            total = max(total, remaining + completed + failed + warning)
-            receiver.raise_error(node)
-            report(progress, receiver.received, total, f"{receiver.received} of {total} instance(s)")
-            check(cancel)
-            continue
-        receiver.raise_error(node)
-        if receiver.received == 0 and not failed and code not in (0x0000, 0xB000):
-            raise ArchiveError(f"{node.describe()}: the {what} failed ({_status_text(status)}): are the study and "
-                               "series UIDs right?")
-        if code not in (0x0000, 0xB000) or failed:
-            hint = " (the archive may need our AE title registered, or a transfer syntax we did not offer: try " \
-                   "another way to retrieve)" if failed else ""
-            raise ArchiveError(f"{node.describe()}: the {what} failed after {receiver.received} instance(s): "
-                               f"{failed} failed, {_status_text(status)}{hint}")
-        if not any(hasattr(status, k) for k in ("NumberOfCompletedSuboperations", "NumberOfWarningSuboperations")):
-            report(progress, receiver.received, max(total, receiver.received), "")
-            return None  # the archive left the counts out of its final answer: nothing to check them against
-        sent = completed + warning
-        if sent == 0 and receiver.received == 0:
-            raise ArchiveError(f"{node.describe()}: the archive sent no instance of this series (are the study and "
-                               "series UIDs right?)")
-        report(progress, receiver.received, max(total, sent), "")
-        return sent
-    raise _stopped(node, what, last, receiver.received)
-
-
-def _series_identifier(study_uid: str, series_uid: str) -> Dataset:
-    return _identifier("SERIES", {"StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid})
-
-
-def get_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progress: ProgressFn | None = None,
-               cancel: CancelToken | None = None) -> int:
-    """C-GET one series; every instance goes to ``sink``. The number of instances the archive said it sent.
-
-    The archive sends over our association, in the storage contexts we offer: pynetdicom's 120 common storage SOP
-    classes (CT, MR, PET, SEG, enhanced CT/MR, ...) with the uncompressed transfer syntaxes, plus the C-GET context:
-    121 of the 128 an association may carry. A compressed series arrives decompressed if the archive can transcode."""
-    ae = _ae(node)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    roles = []
-    for cx in StoragePresentationContexts[:MAX_CONTEXTS - 1]:
-        ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
-        roles.append(build_role(cx.abstract_syntax, scp_role=True))
-    receiver = _Receiver(sink)
-    try:
-        with _association(node, ae, roles, [(evt.EVT_C_STORE, receiver)]) as assoc:
-            responses = assoc.send_c_get(_series_identifier(study_uid, series_uid),
-                                         StudyRootQueryRetrieveInformationModelGet)
-            return _follow(node, responses, receiver, "C-GET", progress, cancel)
-    finally:
-        receiver.close()
-
-
-def _storage_scp(node: Node, receiver: _Receiver):
-    """A storage SCP on ``node.move_port`` (all interfaces: the archive connects from elsewhere), as our AE title,
-    taking every storage SOP class in every transfer syntax."""
-    if not node.move_port:
-        raise ArchiveError(f"{node.describe()}: C-MOVE needs a move port (the port on this machine the archive sends "
-                           "to, registered there with our AE title); or retrieve with C-GET")
-    if node.tls:
-        raise ArchiveError(f"{node.describe()}: C-MOVE over TLS would need a certificate for this machine; retrieve "
-                           "with C-GET")
-    ae = _ae(node)
-    ae.network_timeout = float(node.timeout_s)
-    for cx in AllStoragePresentationContexts:
-        ae.add_supported_context(cx.abstract_syntax, ALL_TRANSFER_SYNTAXES)
-    ae.add_supported_context(Verification)
-    try:
-        return ae.start_server(("", int(node.move_port)), block=False, ae_title=node.calling_aet,
-                               evt_handlers=[(evt.EVT_C_STORE, receiver), (evt.EVT_PDU_RECV, receiver.heard)])
-    except OSError as exc:
-        raise ArchiveError(f"{node.describe()}: cannot listen on port {node.move_port} for C-MOVE "
-                           f"({exc.strerror or exc.__class__.__name__}: is another program using it?)") from None
-
-
-class _Watchdog:
-    """The time-out of a C-MOVE: it ends when neither a response nor anything of an instance has arrived for
-    ``node.timeout_s`` (many archives, dcm4chee by default, send no pending response: they store the whole series,
-    then answer once, and the instances arriving are the only sign that they work), when ``cancel`` is set, or when
-    the sink refused an instance (an error the archive's final answer would report only at the end).
-
-    pynetdicom waits for a response in ``assoc.dimse.get_msg(block=True)``, a queue read with the association's
-    ``dimse_timeout``; here that is None (and so is ``network_timeout``, the idle timer of the association's reactor,
-    paused during the C-MOVE anyway), and a thread that looks every :attr:`STEP` seconds wakes the wait by queueing
-    ``(None, None)``, what pynetdicom itself queues when the connection closes. pynetdicom then aborts the
-    association as after its own DIMSE time-out, in the thread that waited, and yields an empty status, which
-    :meth:`watch` turns into Cancelled or the reason."""
-
-    STEP = 0.05
-
-    def __init__(self, node: Node, assoc, receiver: _Receiver, cancel: CancelToken | None) -> None:
-        self._node, self._assoc, self._receiver, self._cancel = node, assoc, receiver, cancel
-        self.answered = time.monotonic()  # when the last response arrived
-        self.expired = False
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._look, name="unetgui-c-move-watchdog", daemon=True)
-
-    def __enter__(self) -> _Watchdog:
-        self._assoc.dimse_timeout = self._assoc.network_timeout = None
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _look(self) -> None:
-        while not self._done.wait(self.STEP):
-            quiet = time.monotonic() - max(self.answered, self._receiver.last)
-            self.expired = quiet >= self._node.timeout_s
-            if self.expired or (self._cancel is not None and self._cancel.is_set) or self._receiver.error is not None:
-                self._assoc.dimse.msg_queue.put((None, None))
-                return
-
-    def watch(self, responses: Iterable) -> Iterator:
-        """The responses, the time of each noted; the empty status of a wait the watchdog ended raised as its reason:
-        Cancelled, the sink's error, or the silence."""
-        for status, answer in responses:
-            self.answered = time.monotonic()
-            if not status:
-                check(self._cancel)
-                self._receiver.raise_error(self._node)
-                if self.expired:
-                    node, received = self._node, self._receiver.received
-                    hint = "" if received else (f" (can the archive connect to port {node.move_port} of this machine, "
-                                                f"and does it know our AE title {node.calling_aet!r}?)")
-                    raise ArchiveError(f"{node.describe()}: the C-MOVE stopped after {received} instance(s): nothing "
-                                       f"received for {node.timeout_s:g} s{hint}")
-            yield status, answer
-
-
-def move_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progress: ProgressFn | None = None,
-                cancel: CancelToken | None = None) -> int:
-    """C-MOVE one series to ourselves (``node.calling_aet``), received by a storage SCP on ``node.move_port`` that
-    runs only while this call does; every instance goes to ``sink``. The number the archive said it sent."""
-    receiver = _Receiver(sink)
-    server = _storage_scp(node, receiver)
-    try:
-        ae = _ae(node)
-        ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        with _association(node, ae) as assoc, _Watchdog(node, assoc, receiver, cancel) as watchdog:
-            responses = assoc.send_c_move(_series_identifier(study_uid, series_uid), node.calling_aet,
-                                          StudyRootQueryRetrieveInformationModelMove)
-            return _follow(node, watchdog.watch(responses), receiver, "C-MOVE", progress, cancel)
-    finally:
-        receiver.close()
-        for association in list(server.active_associations):  # shutdown() alone leaves them receiving
-            association.abort()
-        server.shutdown()
 
 
 # -- C-STORE --------------------------------------------------------------------------------------------------------
@@ -518,11 +293,11 @@ def store(node: Node, files: list[Outgoing], progress: ProgressFn | None = None,
     if len(contexts) > MAX_CONTEXTS:
         raise ArchiveError(f"{node.describe()}: the files are of {len(contexts)} kinds (SOP class and transfer "
                            f"syntax); one association carries at most {MAX_CONTEXTS}: send them in parts")
-    ae = _ae(node)
+    ae = ae_for(node)
     for sop, syntaxes in contexts:
         ae.add_requested_context(sop, syntaxes)
     stored, refused, last = 0, 0, ""
-    with _association(node, ae) as assoc:
+    with open_association(node, ae) as assoc:
         for i, f in enumerate(files):
             check(cancel)
             try:
@@ -532,11 +307,11 @@ def store(node: Node, files: list[Outgoing], progress: ProgressFn | None = None,
                 refused, last = refused + 1, "no accepted presentation context for its SOP class or transfer syntax"
                 continue
             if not status:
-                raise ArchiveError(f"{_stopped(node, 'store', asked)} ({stored} of {len(files)} file(s) stored)")
-            if _code(status) in STORED:
+                raise ArchiveError(f"{stopped_error(node, 'store', asked)} ({stored} of {len(files)} file(s) stored)")
+            if status_code(status) in STORED:
                 stored += 1
             else:
-                refused, last = refused + 1, _status_text(status)
+                refused, last = refused + 1, status_text(status)
             report(progress, i + 1, len(files), f"{stored} stored")
     if refused:
         raise ArchiveError(f"{node.describe()}: stored {stored} of {len(files)} file(s); the archive refused "

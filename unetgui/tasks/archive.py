@@ -364,9 +364,9 @@ def retrieve(node: Node, study_uid: str, series_uid: str, via: str = "auto", pas
             check(cancel)
             dicomweb.retrieve_series(node, study_uid, series_uid, sink, password, progress, cancel, expected)
         else:
-            from unetgui.net import dimse
+            from unetgui.net import dimse_retrieve
 
-            get = dimse.get_series if way == "get" else dimse.move_series
+            get = dimse_retrieve.get_series if way == "get" else dimse_retrieve.move_series
             expected = get(node, study_uid, series_uid, sink, progress, cancel)
         count = _verify(node, temporary, study_uid, series_uid, expected)
         write_origin(temporary, node, study_uid, series_uid, way, count)  # the project keeps where it came from
