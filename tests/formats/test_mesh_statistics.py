@@ -120,13 +120,17 @@ def test_diameters_of_a_box_are_its_diagonals_and_of_any_shape_its_farthest_voxe
     x, y, z = counts[::-1] * SPACING
     (stats,) = label_statistics(None, LabelMap(box.astype(np.uint8), affine, LabelTable.from_names("box")))
     assert stats.long_diameter_mm == pytest.approx(np.hypot(x, y), rel=1e-9)
-    assert stats.short_diameter_mm == pytest.approx(2 * x * y / np.hypot(x, y), rel=1e-9)  # across the diagonal
+    # RECIST's short axis: the longest chord perpendicular to the diagonal, from a corner to the far side
+    assert stats.short_diameter_mm == pytest.approx(min(x, y) * np.hypot(x, y) / max(x, y), rel=1e-9)
+    (x0, y0), (x1, y1) = stats.axes.long  # the diagonal's ends: opposite corners of the box's slice
+    assert stats.axes.slice == lo[0] and {abs(x1 - x0), abs(y1 - y0)} == {counts[2], counts[1]}
+    assert {min(x0, x1), min(y0, y1)} == {lo[2] - 0.5, lo[1] - 0.5}
     assert stats.long_diameter_slice == lo[0]  # every slice alike: the first
     assert stats.feret_mm == pytest.approx(np.linalg.norm([x, y, z]), rel=1e-9)
     rng = np.random.default_rng(7)
     for _ in range(5):
         shape = rng.random((4, 7, 9)) < 0.3
-        long_, short, where, feret = diameters_mm(shape, 10, affine)
+        long_, short, where, feret, axes = diameters_mm(shape, (10, 3, 5), affine)
         voxels = np.argwhere(shape)[:, ::-1].astype(float)  # x, y, z
         corners = (voxels[:, None, :] + np.array([[dx, dy, dz] for dx in (-.5, .5) for dy in (-.5, .5)
                                                   for dz in (-.5, .5)])[None]).reshape(-1, 3) @ affine[:3, :3].T
@@ -139,6 +143,28 @@ def test_diameters_of_a_box_are_its_diagonals_and_of_any_shape_its_farthest_voxe
         assert long_ == pytest.approx(max(per_slice), rel=1e-9) 
         assert where == 10 + next(k for k, d in enumerate(per_slice) if d >= max(per_slice) * (1 - 1e-9))
         assert 0 < short <= long_ + 1e-9
+
+
+def test_the_diameters_of_a_rotated_ellipse_are_its_axes_within_a_pixel():
+    """A 40 x 15 mm ellipse turned 30 degrees on 0.5 mm pixels: long and short axis within a pixel's diagonal
+    (digitised edges), the short axis perpendicular to the long one, both ends on the ellipse's edge."""
+    from unetgui.core.statistics import diameters_mm
+
+    affine = np.diag([0.5, 0.5, 3.0, 1.0])
+    y, x = np.mgrid[:200, :200] - 100.0
+    angle = np.deg2rad(30)
+    u, v = x * np.cos(angle) + y * np.sin(angle), -x * np.sin(angle) + y * np.cos(angle)
+    ellipse = ((u / 40) ** 2 + (v / 15) ** 2 < 1)[None]  # semi-axes in pixels
+    long_, short, where, feret, axes = diameters_mm(ellipse, (7, 0, 0), affine)
+    pixel = np.hypot(0.5, 0.5)
+    assert 40 <= long_ <= 40 + pixel and 15 <= short <= 15 + pixel and where == axes.slice == 7
+    assert feret == pytest.approx(np.hypot(long_, 3.0), rel=0.01)  # one 3 mm slice: the long axis across it
+    ends = np.array([*axes.long, *axes.short]) - 100.0  # (x, y) pixels from the centre
+    long_dir, short_dir = ends[1] - ends[0], ends[3] - ends[2]
+    assert abs(long_dir @ short_dir) / (np.linalg.norm(long_dir) * np.linalg.norm(short_dir)) < 1e-9
+    assert np.linalg.norm(long_dir) * 0.5 == pytest.approx(long_) and np.linalg.norm(short_dir) * 0.5 == pytest.approx(short)
+    radius = np.hypot((ends @ [np.cos(angle), np.sin(angle)]) / 40, (ends @ [-np.sin(angle), np.cos(angle)]) / 15)
+    assert np.all(np.abs(radius - 1) < 0.06)  # on the edge, within the digitisation
 
 
 def test_the_statistics_equal_simpleitks_label_shape_and_intensity_filters(shapes):
@@ -327,7 +353,7 @@ def test_unetgui_stats_prints_each_piece_of_a_label_of_several(tmp_path, capsys)
     lines = capsys.readouterr().out.splitlines()
     pieces = [line.split() for line in lines if line.startswith("  piece")]
     assert [p[:4] for p in pieces] == [["piece", "1", "of", "2"], ["piece", "2", "of", "2"]]
-    assert pieces[1][4] == "48" and pieces[1][6] == f"{np.hypot(3 * 0.8, 8 * 0.8):.1f}x{2 * 3 * 8 * 0.64 / np.hypot(2.4, 6.4):.1f}"
+    assert pieces[1][4] == "48" and pieces[1][6] == f"{np.hypot(2.4, 6.4):.1f}x{2.4 * np.hypot(2.4, 6.4) / 6.4:.1f}"
     assert "on slice 7" in " ".join(pieces[1])  # z 6 from 0
     assert not any("piece" in line for line in lines[lines.index(next(x for x in lines if x.startswith("Label 2"))):])
 

@@ -90,8 +90,8 @@ def test_the_dock_shows_each_label_as_document_statistics_measures_it(window, qt
     assert rows["Empty"][_column(panel, "Voxels")] == "0" and rows["Empty"][_column(panel, "Mean")] == "–"
     # the box, 10 rows x 20 columns of 0.8 mm pixels: its in-plane diagonal, and the width across it
     diameter = _column(panel, "Diameter")
-    long_, short = np.hypot(8, 16), 2 * 8 * 16 / np.hypot(8, 16)
-    assert rows["Box"][diameter] == f"{long_:.1f} × {short:.1f}" and rows["Empty"][diameter] == "–"
+    long_, short = np.hypot(8, 16), 8 * np.hypot(8, 16) / 16  # the chord across the diagonal, corner to side
+    assert rows["Box"][diameter] == f"{long_:.1f} × {short:.2f}" and rows["Empty"][diameter] == "–"  # 8.94 mm
     tip = panel.table.item(1, diameter).toolTip()
     assert "on slice 4" in tip and f"Feret) {np.linalg.norm([8, 16, 6]):.1f} mm" in tip  # 3 slices of 2 mm
     assert panel.table.horizontalHeaderItem(_column(panel, "Mean")).text() == "Mean ± SD\n(HU)"
@@ -334,7 +334,7 @@ def test_the_pieces_tab_lists_each_lesion_and_a_click_goes_to_it(window, qtbot):
     texts = [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
     assert [t[:2] for t in texts] == [["Lesion", "1 of 3"], ["Lesion", "2 of 3"], ["Lesion", "3 of 3"]]
     pixel, thick = 0.8, 2.0  # the phantom's grid
-    assert texts[1][3] == f"{np.hypot(4 * pixel, 6 * pixel):.2f} × {2 * 4 * 6 * pixel / np.hypot(4, 6):.2f}"
+    assert texts[1][3] == f"{np.hypot(4 * pixel, 6 * pixel):.2f} × {4 * pixel * np.hypot(4, 6) / 6:.2f}"
     assert texts[1][4] == "7"  # slice 6 from 0, counted from 1
     assert texts[0][5] == f"{np.linalg.norm([8, 8, 3 * thick]):.1f}"  # 10 x 10 x 3 slices: its space diagonal
     small = lesion.pieces[2]

@@ -15,7 +15,7 @@ from unetgui.core.errors import UnetguiError
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cmd = command(sub, "stats", "segment statistics per label: volume (mm^3, mL), surface area, intensity inside "
                   "(mean, SD, min, max, median, 5th/95th percentile; HU for CT), the longest diameter on a slice and "
-                  "the width across it (RECIST), the 3-D maximum (Feret) diameter, extent, connected pieces and the "
+                  "the longest across it (RECIST), the 3-D maximum (Feret) diameter, extent, connected pieces and the "
                   "area of each slice", [
                       "unetgui stats --image ct/ --labels liver.nii.gz",
                       "unetgui stats --image ct.nii.gz --labels seg.dcm --csv liver.csv --json liver.json"],

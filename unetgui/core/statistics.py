@@ -22,8 +22,8 @@ we differ):
   nearest its centroid (where the app takes a user who picks it).
 - ``long_diameter_mm``: the longest diameter in the plane of a slice (axial for an axial series), over all the
   label's slices, as RECIST measures a lesion on axial CT; ``long_diameter_slice``: that slice (0-based);
-  ``short_diameter_mm``: the label's width on that slice perpendicular to the longest diameter (the calipers
-  across it: RECIST's short axis of a node). ``feret_mm``: the largest distance between two points of the label
+  ``short_diameter_mm``: the longest diameter on that slice perpendicular to the longest one (RECIST's short axis
+  of a node), across the slice's convex outline (as calipers span a lesion); ``axes``: where both lie. ``feret_mm``: the largest distance between two points of the label
   in 3-D (the maximum Feret diameter). All are measured on the voxels' outer corners (the label as the voxels
   cover it, edge to edge, as calipers measure), not their centres: a 10-pixel disc measures 10 pixels, not 9
   (ITK's Feret diameter joins border voxel centres and reads about one voxel less).
@@ -47,6 +47,16 @@ COLUMNS = ("label", "name", "voxels", "volume_mm3", "volume_ml", "surface_mm2", 
            "long_diameter_slice", "feret_mm")
 
 
+@dataclass(frozen=True)
+class Axes:
+    """Where a label's (or a piece's) in-plane diameters lie: the slice (0-based) and each diameter's two ends as
+    (x, y) pixel coordinates on it (continuous: a pixel's centre is whole, its edges are at +-0.5)."""
+
+    slice: int
+    long: tuple[tuple[float, float], tuple[float, float]]
+    short: tuple[tuple[float, float], tuple[float, float]]
+
+
 #: the pieces of a label measured one by one (a prediction's scattered specks are not each worth a row)
 MAX_PIECES = 100
 
@@ -63,6 +73,7 @@ class PieceStats:
     short_diameter_mm: float
     long_diameter_slice: int
     feret_mm: float
+    axes: Axes | None
     centroid_ras: tuple[float, float, float]
     go_to: tuple[int, int, int]  # (z, y, x) of a voxel of the piece, the one nearest its centroid
 
@@ -99,6 +110,7 @@ class SegmentStats:
     short_diameter_mm: float = 0.0
     long_diameter_slice: int | None = None  # 0-based; None for an empty label
     feret_mm: float = 0.0
+    axes: Axes | None = None  # where the in-plane diameters lie
     pieces: tuple[PieceStats, ...] = ()  # largest first, at most MAX_PIECES
 
     def row(self) -> dict:
@@ -173,7 +185,7 @@ def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names
             p5, median, p95 = np.percentile(inside, [5, 50, 95])
             intensity = [float(inside.mean()), float(inside.std(ddof=1)) if count > 1 else 0.0, float(inside.min()),
                          float(inside.max()), float(median), float(p5), float(p95)]
-        diameters = diameters_mm(mask, box[0].start, affine)
+        diameters = diameters_mm(mask, tuple(s.start for s in box), affine)
         parts = _pieces(value, pieces, n, [s.start for s in box], affine, voxel, diameters)
         area = None
         if surface_area is not None:
@@ -205,7 +217,7 @@ def _pieces(value: int, pieces: np.ndarray, n: int, origin: list[int], affine: n
         world = (centre + start)[::-1] @ affine[:3, :3].T + affine[:3, 3]
         spacing = np.linalg.norm(affine[:3, :3], axis=0)[::-1]  # z, y, x
         nearest = zyx[np.argmin((((zyx - centre) * spacing) ** 2).sum(axis=1))] + start
-        diameters = whole if n == 1 else diameters_mm(part, int(start[0]), affine)
+        diameters = whole if n == 1 else diameters_mm(part, tuple(int(v) for v in start), affine)
         out.append(PieceStats(value, rank, int(sizes[index]), int(sizes[index]) * voxel, *diameters,
                               (float(world[0]), float(world[1]), float(world[2])),
                               (int(nearest[0]), int(nearest[1]), int(nearest[2]))))
@@ -234,30 +246,64 @@ def _farthest(points: np.ndarray) -> tuple[float, int, int]:
     return float(np.sqrt(best)), pair[0], pair[1]
 
 
-def diameters_mm(mask: np.ndarray, first_slice: int, affine: np.ndarray) -> tuple[float, float, int | None, float]:
-    """(long, short, slice of long, Feret) in mm of ``mask`` (``(z, y, x)`` bool, the label's box whose first slice
-    is ``first_slice`` of the grid of ``affine``); see the module docstring. The label's convex hull is that of the
-    outer corners of each row's first and last pixel: in-plane diameters come from each slice's hull, the Feret
-    diameter from the 3-D hull of all slices' hull corners at both faces of their slice."""
+def _ordered_hull(points: np.ndarray) -> np.ndarray:
+    """The convex hull's vertices of 2-D ``points`` in order around it (pixel corners are never all collinear)."""
+    return points[ConvexHull(points).vertices]
+
+
+def _perpendicular(hull: np.ndarray, world: np.ndarray, i: int, j: int, normal: np.ndarray):
+    """The longest chord of the convex polygon ``hull`` ((x, y) pixels in order; ``world`` the same points in mm)
+    perpendicular to the diameter from vertex ``i`` to ``j``: (length in mm, its ends in pixels). Along the diameter
+    the chord's length is concave and piecewise linear, so its longest is where a vertex lies."""
+    along = world[j] - world[i]
+    across = np.cross(normal, along)
+    t, s = world @ (along / np.linalg.norm(along)), world @ (across / np.linalg.norm(across))
+    t2, s2, hull2 = np.roll(t, -1), np.roll(s, -1), np.roll(hull, -1, axis=0)
+    best, ends = 0.0, (hull[i], hull[i])
+    for tk in t:
+        crosses = ((t - tk) * (t2 - tk) <= 0) & (t != t2)
+        f = (tk - t[crosses]) / (t2[crosses] - t[crosses])
+        depth = s[crosses] + f * (s2[crosses] - s[crosses])
+        if depth.size < 2:
+            continue
+        lo, hi = int(np.argmin(depth)), int(np.argmax(depth))
+        if depth[hi] - depth[lo] > best:
+            points = hull[crosses] + f[:, None] * (hull2[crosses] - hull[crosses])
+            best, ends = float(depth[hi] - depth[lo]), (points[lo], points[hi])
+    return best, ends
+
+
+def _pair(p, q) -> tuple[tuple[float, float], tuple[float, float]]:
+    return (float(p[0]), float(p[1])), (float(q[0]), float(q[1]))
+
+
+def diameters_mm(mask: np.ndarray, origin: tuple[int, int, int], affine: np.ndarray):
+    """(long, short, slice of long, Feret, :class:`Axes`) in mm of ``mask`` (``(z, y, x)`` bool, the label's box
+    whose first voxel is ``origin`` of the grid of ``affine``; the slice and the axes are the grid's); see the
+    module docstring. The label's convex hull is that of the outer corners of each row's first and last pixel: in-plane
+    diameters come from each slice's hull, the Feret diameter from the 3-D hull of all slices' hull corners at both
+    faces of their slice."""
     a = np.asarray(affine, float)[:3, :3]
     normal = np.cross(a[:, 0], a[:, 1])
     rows = mask.any(axis=2)
     first = mask.argmax(axis=2) - 0.5  # the left edge of each row's first pixel
     last = mask.shape[2] - mask[:, :, ::-1].argmax(axis=2) - 0.5  # the right edge of its last
-    longest, short, where, corners3d = 0.0, 0.0, None, []
+    longest, where, best, corners3d = 0.0, None, None, []
     for z in np.flatnonzero(rows.any(axis=1)):
         y = np.flatnonzero(rows[z]).astype(float)
         xs = np.concatenate([first[z, rows[z]], last[z, rows[z]]] * 2)
         ys = np.concatenate([y - 0.5, y - 0.5, y + 0.5, y + 0.5])
-        hull = _hull(np.c_[xs, ys])  # (x, y) in pixels
+        hull = _ordered_hull(np.c_[xs, ys])  # (x, y) in pixels
         world = hull @ a[:, :2].T  # in-plane mm (the slice's position does not change distances within it)
         length, i, j = _farthest(world)
         if length > longest * (1 + 1e-9):  # a tie (within rounding) keeps the first slice
-            across = np.cross(normal, world[j] - world[i])
-            width = world @ (across / np.linalg.norm(across))
-            longest, short, where = length, float(width.max() - width.min()), first_slice + int(z)
+            longest, where, best = length, int(z), (hull, world, i, j)
         corners3d += [np.c_[hull, np.full(len(hull), z + dz)] for dz in (-0.5, 0.5)]
     if where is None:
-        return 0.0, 0.0, None, 0.0
+        return 0.0, 0.0, None, 0.0, None
+    hull, world, i, j = best
+    short, (p, q) = _perpendicular(hull, world, i, j, normal)
+    shift = np.array([origin[2], origin[1]], float)
+    axes = Axes(origin[0] + where, _pair(hull[i] + shift, hull[j] + shift), _pair(p + shift, q + shift))
     feret, _, _ = _farthest(_hull(np.concatenate(corners3d)) @ a.T)  # (x, y, z) voxels of the box to mm
-    return longest, short, where, feret
+    return longest, short, origin[0] + where, feret, axes

@@ -17,7 +17,7 @@ COLUMNS = (
     ("Label", "The label the piece belongs to"),
     ("Piece", "The piece's number within its label, 1 the largest (connected by faces: 6-connectivity)"),
     ("Volume\n(mL)", "The piece's voxel count x voxel volume"),
-    ("Diameter\nlong × short (mm)", "The piece's longest diameter on a slice and the width across it (RECIST), "
+    ("Diameter\nlong × short (mm)", "The piece's longest diameter on a slice and the longest across it (RECIST), "
                                     "edge to edge of the voxels"),
     ("Slice", "The slice of the longest diameter, counted from 1 as the slider counts"),
     ("Feret\n(mm)", "The piece's largest 3-D diameter"),

@@ -55,9 +55,9 @@ COLUMNS = (
                      "grids). 1 mL = 1000 mm³ = 1 cm³; 3D Slicer's \"Labelmap\" volume"),
     ("Volume\n(mm³)", "Voxel count x voxel volume, in mm³ (the same volume as the mL column)"),
     ("Diameter\nlong × short (mm)", "The longest diameter on a slice (axial for an axial series, as RECIST measures "
-                                    "a lesion) × the width across it on that slice (a node's short axis), edge to "
-                                    "edge of the voxels; hover a cell for its slice and the 3-D maximum (Feret) "
-                                    "diameter"),
+                                    "a lesion) × the longest diameter perpendicular to it on that slice (a node's "
+                                    "short axis), edge to edge of the voxels; hover a cell for its slice and the 3-D "
+                                    "maximum (Feret) diameter"),
     ("Surface\n(mm²)", "Area of the label's closed surface, measured on the mesh the 3-D view and the export "
                        "build (3D Slicer's \"Closed surface\" area)"),
     ("Mean ± SD{unit}", "Mean and sample standard deviation (N - 1, as ITK) of the image inside the label"),
