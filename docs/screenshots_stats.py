@@ -1,5 +1,6 @@
 """Screenshot of the statistics dock on a CT with three liver lesions in one "Lesion" label: the Pieces tab lists
-each lesion with its volume and RECIST diameters, and the second one was clicked (the view went to it).
+each lesion with its volume and RECIST diameters, and the second one was clicked: the view went to the slice of its
+longest diameter, zoomed in, with its calipers drawn.
 
     xvfb-run -a -s "-screen 0 1280x800x24" python docs/screenshots_stats.py
 
@@ -50,7 +51,10 @@ def main() -> int:
         panel.tabs.setCurrentIndex(1)
         panel.pieces.selectRow(1)
         panel.pieces.cellClicked.emit(1, 0)  # as a click on the second lesion
-        later(800, lambda: (grab(window, out), print(f"wrote {out}"), app.quit()))
+        later(300, lambda: (window.area.set_three_planes(False),
+                            window.view.zoom_to(tuple(slice(max(0, c - 30), c + 30) for c in window.session.position),
+                                                margin_mm=0)))
+        later(1200, lambda: (grab(window, out), print(f"wrote {out}"), app.quit()))
 
     later(500, lambda: wait_for(lambda: not panel.pending, shoot))
     return app.exec()

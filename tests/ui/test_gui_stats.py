@@ -339,7 +339,28 @@ def test_the_pieces_tab_lists_each_lesion_and_a_click_goes_to_it(window, qtbot):
     assert texts[0][5] == f"{np.linalg.norm([8, 8, 3 * thick]):.1f}"  # 10 x 10 x 3 slices: its space diagonal
     small = lesion.pieces[2]
     assert small.volume_mm3 == pytest.approx(4 * pixel * pixel * thick) and small.go_to[0] == 8
-    rect = table.visualItemRect(table.item(2, 2))
+    view = window.view
+    assert not view.calipers.shown
+    rect = table.visualItemRect(table.item(1, 2))  # the 4 x 6 lesion on slice 7 (6 from 0)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.waitUntil(lambda: s.current_slice == 6, timeout=5_000)
+    assert tuple(s.position) == (6, 42, 33) and window.area.slider.slider.value() == 6  # the long axis' middle
+    # its RECIST calipers on the slice: the long axis corner to corner, both lengths written beside them
+    assert view.calipers.shown
+    xs, ys = view.calipers.lines[0].getData()
+    ends = sorted(zip(xs, ys))
+    a, b = (view.view_point(y, x) for x, y in ((29.5, 39.5), (35.5, 43.5)))  # the box's outer corners
+    c, d = (view.view_point(y, x) for x, y in ((29.5, 43.5), (35.5, 39.5)))
+    assert ends in (sorted([(a.x(), a.y()), (b.x(), b.y())]), sorted([(c.x(), c.y()), (d.x(), d.y())]))
+    assert [t.toPlainText() for t in view.calipers.texts] == [f"{lesion.pieces[1].long_diameter_mm:.1f} mm",
+                                                              f"{lesion.pieces[1].short_diameter_mm:.1f} mm"]
+    qtbot.keyClick(view, Qt.Key.Key_Up)  # another slice: not there
+    assert not view.calipers.shown
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert view.calipers.shown
+    rect = table.visualItemRect(table.item(2, 2))  # the smallest lesion
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.waitUntil(lambda: s.current_slice == 8, timeout=5_000)
-    assert tuple(s.position) == small.go_to and window.area.slider.slider.value() == 8
+    assert small.axes.slice == 8 and view.calipers.shown
+    _paint(window, 8, 20, 20)  # an edit: the measurement no longer matches the labels
+    assert not view.calipers.shown and window.tools.calipers is None

@@ -1,6 +1,7 @@
 """The statistics dock's *Pieces* tab: every connected piece of every label (each lesion of a lesion label, each
 island of a prediction), largest first within its label, with its volume and diameters; a click takes the view to
-the piece (the voxel of it nearest its centroid), as a radiologist steps through lesions.
+the piece's slice of its longest diameter and draws its RECIST calipers there (ui/calipers.py), as a radiologist
+steps through lesions.
 
 The numbers are :class:`unetgui.core.statistics.PieceStats`, measured with the label's statistics.
 """
@@ -11,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
-from unetgui.core.statistics import MAX_PIECES, SegmentStats
+from unetgui.core.statistics import MAX_PIECES, PieceStats, SegmentStats
 
 COLUMNS = (
     ("Label", "The label the piece belongs to"),
@@ -29,9 +30,9 @@ def _number(value: float) -> str:
 
 
 class PiecesTable(QTableWidget):
-    """``chosen(z, y, x)``: the user clicked a piece (the voxel to go to)."""
+    """``chosen(piece)``: the user clicked a piece (its :class:`PieceStats`)."""
 
-    chosen = Signal(int, int, int)
+    chosen = Signal(object)
 
     def __init__(self) -> None:
         super().__init__(0, len(COLUMNS))
@@ -50,7 +51,7 @@ class PiecesTable(QTableWidget):
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setMaximumSectionSize(200)
         self.setToolTip("Each connected piece of each label; click one to go to it")
-        self._targets: list[tuple[int, int, int]] = []
+        self._pieces: list[PieceStats] = []
         self.cellClicked.connect(self._on_clicked)
 
     def show_pieces(self, results: list[SegmentStats], names: dict[int, tuple[str, QColor]],
@@ -59,7 +60,7 @@ class PiecesTable(QTableWidget):
         a label in ``hidden`` is greyed."""
         rows = [(s, p) for s in results for p in s.pieces]
         self.setRowCount(len(rows))
-        self._targets = [p.go_to for _, p in rows]
+        self._pieces = [p for _, p in rows]
         grey = self.palette().color(self.palette().ColorGroup.Disabled, self.palette().ColorRole.Text)
         for row, (s, p) in enumerate(rows):
             name, colour = names.get(s.label, (s.name, QColor(128, 128, 128)))
@@ -74,11 +75,11 @@ class PiecesTable(QTableWidget):
                     item.setToolTip(f"{name}{more}")
                 else:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                    item.setToolTip(f"{name}, piece {p.piece}: {p.voxels:,} voxels; click to go to it")
+                    item.setToolTip(f"{name}, piece {p.piece}: {p.voxels:,} voxels; click to go to it and show its diameters")
                 if s.label in hidden:
                     item.setForeground(grey)
                 self.setItem(row, col, item)
 
     def _on_clicked(self, row: int, _column: int) -> None:
-        if 0 <= row < len(self._targets):
-            self.chosen.emit(*self._targets[row])
+        if 0 <= row < len(self._pieces):
+            self.chosen.emit(self._pieces[row])

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem
 from unetgui.core.geometry import display_transform, plane_names, voxel_to_world
 from unetgui.core.session import AXES, BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED
+from unetgui.ui.calipers import Calipers
 from unetgui.ui.tool_state import ToolState
 from unetgui.ui.view_overlays import (HEAT_LUT, PlaneText, UncertaintyLegend, direction_letter, overlay_lut,
                                       overlay_rgba, stipple)
@@ -111,6 +112,7 @@ class SliceView(pg.GraphicsLayoutWidget):
             line.setVisible(False)
             self.vb.addItem(line, ignoreBounds=True)
         self.show_crosshair = False
+        self.calipers = Calipers(self)
         self.text = PlaneText(self)
         self.letters, self.info, self.levels = self.text.letters, self.text.info, self.text.levels
         self.setBackground("k")
@@ -130,6 +132,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
         tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
         tools.window_changed.connect(self._on_window_changed)
+        tools.calipers_changed.connect(self.calipers.update)
 
     @property
     def axis(self) -> int:
@@ -355,6 +358,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.image.setImage(self.plane_data(self.session.volume.voxels), autoLevels=False, levels=(lv - w / 2, lv + w / 2))
         self._refresh_overlay()
         self._update_crosshair()
+        self.calipers.update()
         self._update_annotations()
 
     def _update_crosshair(self) -> None:

@@ -31,10 +31,11 @@ from PySide6.QtWidgets import (
 
 from unetgui.core import atomic
 from unetgui.core.session import Session
-from unetgui.core.statistics import SegmentStats
+from unetgui.core.statistics import PieceStats, SegmentStats
 from unetgui.core.volume import LabelMap, default_color
 from unetgui.formats.statistics import csv_text
 from unetgui.tasks.stats import SurfaceAreas, document_statistics
+from unetgui.ui.calipers import Measurement
 from unetgui.ui.pieces_table import PiecesTable
 from unetgui.ui.tool_state import ToolState
 from unetgui.workers.jobs import Job, JobRunner
@@ -324,10 +325,12 @@ class StatsPanel(QWidget):
         if self._job is not None:
             self._job.cancel()  # its result is for the last document
         self.results, self._areas = [], SurfaceAreas()
+        self.tools.set_calipers(None)
         self._show()
         self._changed()
 
     def _on_labels_changed(self) -> None:
+        self.tools.set_calipers(None)  # measured on labels that are no more
         self._changed()
 
     def _on_table_changed(self) -> None:
@@ -345,6 +348,7 @@ class StatsPanel(QWidget):
             self._job.cancel()
         self._dirty = False
         self.results, self.seconds, self._areas = [], None, SurfaceAreas()
+        self.tools.set_calipers(None)
         self.status.setText("")
         self._show()
 
@@ -451,10 +455,17 @@ class StatsPanel(QWidget):
             return
         self.session.set_slice(int(round(box.mapSceneToView(event.scenePos()).x())) - 1)  # clipped by the session
 
-    def _go_to(self, z: int, y: int, x: int) -> None:
-        """A piece picked in the Pieces tab: the view shows it (the crosshair of linked planes on it)."""
-        if self.session.is_open:
-            self.session.set_position((z, y, x))
+    def _go_to(self, piece: PieceStats) -> None:
+        """A piece picked in the Pieces tab: the view shows the slice of its longest diameter, the crosshair of linked
+        planes at the diameter's middle, and its calipers (ui/calipers.py)."""
+        if not self.session.is_open:
+            return
+        if piece.axes is None:
+            self.session.set_position(piece.go_to)
+            return
+        (x0, y0), (x1, y1) = piece.axes.long
+        self.session.set_position((piece.axes.slice, math.floor((y0 + y1) / 2 + 0.5), math.floor((x0 + x1) / 2 + 0.5)))
+        self.tools.set_calipers(Measurement(piece.axes, piece.long_diameter_mm, piece.short_diameter_mm))
 
     def _on_copy_clicked(self) -> None:
         QGuiApplication.clipboard().setText(csv_text(self.results))

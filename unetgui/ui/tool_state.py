@@ -19,6 +19,7 @@ class ToolState(QObject):
     threshold_changed = Signal()
     overlay_changed = Signal()
     window_changed = Signal(float, float)  # width, level: shared by every view of the image
+    calipers_changed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -33,6 +34,13 @@ class ToolState(QObject):
         self.display = "both"  # DISPLAYS
         self.hidden_labels: set[int] = set()
         self.window = (400.0, 40.0)  # window width and level of the image's grey values
+        self.calipers = None  # ui.calipers.Measurement drawn on its slice, or None
+
+    def set_calipers(self, measurement) -> None:
+        """Show a RECIST measurement (ui.calipers.Measurement) on its slice, or none (None)."""
+        if measurement is not self.calipers:
+            self.calipers = measurement
+            self.calipers_changed.emit()
 
     @property
     def tool(self) -> str:
