@@ -167,6 +167,21 @@ def test_the_diameters_of_a_rotated_ellipse_are_its_axes_within_a_pixel():
     assert np.all(np.abs(radius - 1) < 0.06)  # on the edge, within the digitisation
 
 
+def test_a_small_lesion_next_to_another_keeps_its_surface_on_thick_slices():
+    """Slices interpolated between (5 mm on 0.78 mm pixels) piece by piece: an 8 mm lesion on one slice, next to a
+    30 mm one on the neighbouring slices in the same label, keeps its own volume and area (the other's distance,
+    the far side of the slice for it, used to shave it away)."""
+    affine = np.diag([0.78, 0.78, 5.0, 1.0])
+    z, y, x = np.mgrid[:12, :120, :120]
+    big = ((x - 40) * 0.78) ** 2 + ((y - 40) * 0.78) ** 2 + ((z - 6) * 5.0) ** 2 < 15 ** 2  # slices 4..8
+    small = (((x - 90) * 0.78) ** 2 + ((y - 90) * 0.78) ** 2 < 4 ** 2) & (z == 9)  # slice 9 only
+    alone = [mesh.surface(m, affine) for m in (big, small)]
+    both = mesh.surface(big | small, affine)
+    assert alone[1].volume() > 0.9 * small.sum() * 0.78 * 0.78 * 5.0
+    assert both.volume() == pytest.approx(alone[0].volume() + alone[1].volume(), rel=1e-3)
+    assert both.area() == pytest.approx(alone[0].area() + alone[1].area(), rel=1e-3)
+
+
 def test_the_statistics_equal_simpleitks_label_shape_and_intensity_filters(shapes):
     sitk = pytest.importorskip("SimpleITK")
     affine, _, _, sphere, box, _, _ = shapes
