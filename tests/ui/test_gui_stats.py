@@ -364,3 +364,4 @@ def test_the_pieces_tab_lists_each_lesion_and_a_click_goes_to_it(window, qtbot):
     assert small.axes.slice == 8 and view.calipers.shown
     _paint(window, 8, 20, 20)  # an edit: the measurement no longer matches the labels
     assert not view.calipers.shown and window.tools.calipers is None
+    _settled(window, qtbot)

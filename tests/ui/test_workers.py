@@ -100,3 +100,24 @@ def test_shutdown_never_drops_a_thread_that_still_runs(qtbot, runner):
     runner.start(uncancellable, "read")
     assert runner.shutdown(100) is False and runner.busy  # still referenced, not destroyed
     assert runner.shutdown() is True and not runner.busy
+
+
+def test_a_runner_deleted_with_its_window_while_a_job_runs_leaves_no_error(qtbot):
+    """A window deleted while a job still runs takes the runner and the job's relay with it; the thread's
+    "finished", which comes when the job ends, must find nothing to delete twice (it raised "Internal C++ object
+    (_Relay) already deleted" in Qt's event loop, in whatever test came next)."""
+    import shiboken6
+    from PySide6.QtCore import QObject
+
+    from unetgui.workers.jobs import JobRunner
+
+    window = QObject()
+    runner = JobRunner(window)
+    release = threading.Event()
+    job = runner.start(lambda progress, cancel: release.wait(5), "slow")
+    thread = runner._running[job]
+    shiboken6.delete(window)  # the window's C++ side, its runner and the job's relay with it
+    assert not shiboken6.isValid(job.relay)
+    release.set()
+    assert thread.wait(5_000)
+    qtbot.wait(200)  # pytest-qt fails the test on an exception in Qt's event loop

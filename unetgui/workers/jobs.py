@@ -14,6 +14,7 @@ import inspect
 import time
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from unetgui.core import crashlog
@@ -119,9 +120,12 @@ class JobRunner(QObject):
         thread = self._running.pop(job, None)
         if thread is not None:
             thread.deleteLater()
-        job.relay.deleteLater()
-        job.deleteLater()
-        if not self._running:
+        # a runner closed with its window (after shutdown() waited for the thread) took the relay with it; the
+        # thread's "finished" still arrives afterwards
+        for obj in (job.relay, job):
+            if shiboken6.isValid(obj):
+                obj.deleteLater()
+        if not self._running and shiboken6.isValid(self):
             self.busy_changed.emit(False)
 
     @property
