@@ -252,7 +252,12 @@ def test_the_one_writer_gives_csv_and_json_with_names_from_files_made_safe():
     # a second piece: a row per piece, largest first, slices from 1
     labels[5, 15:17, 15:18] = 1
     stats = label_statistics(None, LabelMap(labels, affine, table))
-    pieces = [r for r in csv.DictReader(io.StringIO(csv_text(stats))) if r["section"] == "piece"]
+    rows = list(csv.DictReader(io.StringIO(csv_text(stats))))
+    pieces = [r for r in rows if r["section"] == "piece"]
+    label = next(r for r in rows if r["section"] == "labels")  # a label of two pieces: its largest piece's diameters
+    assert [label[k] for k in ("long_diameter_mm", "short_diameter_mm", "long_diameter_slice")] == [
+        pieces[0][k] for k in ("long_diameter_mm", "short_diameter_mm", "long_diameter_slice")]
+    assert float(label["feret_mm"]) > float(pieces[0]["feret_mm"])  # the 3-D maximum spans both, as ITK's
     assert [(r["piece"], r["voxels"], r["long_diameter_slice"]) for r in pieces] == [("1", "105", "2"),
                                                                                      ("2", "6", "6")]
     assert pieces[1]["name"].startswith("'=") and float(pieces[1]["long_diameter_mm"]) == pytest.approx(

@@ -21,10 +21,12 @@ we differ):
   :data:`MAX_PIECES`: each one's voxels, volume, diameters as below, centroid, and ``go_to``, the voxel of the piece
   nearest its centroid (where the app takes a user who picks it).
 - ``long_diameter_mm``: the longest diameter in the plane of a slice (axial for an axial series), over all the
-  label's slices, as RECIST measures a lesion on axial CT; ``long_diameter_slice``: that slice (0-based);
+  label's slices, as RECIST measures a lesion on axial CT (for a label of several pieces: its largest piece's, since
+  a diameter across lesions means nothing); ``long_diameter_slice``: that slice (0-based);
   ``short_diameter_mm``: the longest diameter on that slice perpendicular to the longest one (RECIST's short axis
-  of a node), across the slice's convex outline (as calipers span a lesion); ``axes``: where both lie. ``feret_mm``: the largest distance between two points of the label
-  in 3-D (the maximum Feret diameter). All are measured on the voxels' outer corners (the label as the voxels
+  of a node), across the slice's convex outline (as calipers span a lesion); ``axes``: where both lie.
+  ``feret_mm``: the largest distance between two points of the label in 3-D (the maximum Feret diameter; across
+  all its pieces, as ITK's). All are measured on the voxels' outer corners (the label as the voxels
   cover it, edge to edge, as calipers measure), not their centres: a 10-pixel disc measures 10 pixels, not 9
   (ITK's Feret diameter joins border voxel centres and reads about one voxel less).
 """
@@ -187,6 +189,9 @@ def measure(labels: np.ndarray, affine: np.ndarray, values: Iterable[int], names
                          float(inside.max()), float(median), float(p5), float(p95)]
         diameters = diameters_mm(mask, tuple(s.start for s in box), affine)
         parts = _pieces(value, pieces, n, [s.start for s in box], affine, voxel, diameters)
+        if n > 1:  # a diameter across lesions means nothing: the largest piece's (the Feret diameter spans all, as ITK)
+            big = parts[0]
+            diameters = (big.long_diameter_mm, big.short_diameter_mm, big.long_diameter_slice, diameters[3], big.axes)
         area = None
         if surface_area is not None:
             area = surface_area(value, mask)  # the label's box: the area does not depend on where it lies

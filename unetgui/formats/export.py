@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pydicom
+from scipy import ndimage
 
 from unetgui.core import atomic, csvcell
 from unetgui.core.errors import FormatError, GeometryError
@@ -257,11 +258,11 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
     if options.mesh:
         jobs += _mesh_jobs(labels, folder, name, options, built)
     if options.metrics_csv:
-        area = None
-        if options.mesh and options.mesh_smoothing == surfaces.SMOOTHING and not options.mesh_decimate:
-            # the metrics' area is measured on this surface: not built twice
-            def area(value: int, mask: np.ndarray) -> float:
-                return built[value].area() if value in built else surfaces.surface(mask, labels.affine).area()
+        def mesh_area(value: int, mask: np.ndarray) -> float:  # the mesh file's surface: not built twice
+            return built[value].area() if value in built else surfaces.surface(mask, labels.affine).area()
+
+        same = options.mesh and options.mesh_smoothing == surfaces.SMOOTHING and not options.mesh_decimate
+        area = mesh_area if same else None
 
         def write_metrics(tmp: str) -> None:  # after the meshes
             stats = label_statistics(volume, labels, area=area)
@@ -296,6 +297,7 @@ def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
         raise FormatError(f"mesh coordinate system must be one of {', '.join(surfaces.SPACES)}, got {options.mesh_space!r}")
     sub = os.path.join(folder, f"{name}_mesh")
     present = [int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED]
+    boxes = ndimage.find_objects(labels.labels)  # each label's box: its surface kept inside it, as the dock's
     made: list[dict] = []
     jobs = []
     for value in present:
@@ -304,8 +306,9 @@ def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
         path = os.path.join(sub, f"{name}_{value}_{_safe(label_name) or 'label'}.{options.mesh}")
 
         def write(tmp: str, value=value, label_name=label_name, path=path) -> None:
-            m = built[value] = surfaces.surface(labels.labels == value, labels.affine, options.mesh_smoothing,
-                                                options.mesh_decimate)
+            box = boxes[value - 1]
+            m = built[value] = surfaces.surface(labels.labels[box] == value, labels.affine, options.mesh_smoothing,
+                                                options.mesh_decimate, origin=tuple(b.start for b in box))
             surfaces.write(m, tmp, options.mesh, options.mesh_space, label_name)
             made.append({"file": os.path.basename(path), "label": value, "name": one_line(label_name),
                          "triangles": len(m.faces), "closed": m.closed(), "area_mm2": m.area(), "note": m.note,

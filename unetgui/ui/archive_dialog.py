@@ -81,6 +81,10 @@ class ArchiveDialog(QDialog):
         close.clicked.connect(self.close)
         self.progress = QProgressBar()
         self.progress.setTextVisible(False)  # a count shows while retrieving (_progress), nothing while idle
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # hidden while idle (an empty bar reads as a text field), in place
+        self.progress.setSizePolicy(policy)
+        self.progress.setVisible(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.cache_line = QLabel("")
@@ -311,6 +315,7 @@ class ArchiveDialog(QDialog):
     def _busy(self, text: str) -> None:
         self.status.setText(text)
         self.progress.setMaximum(0)  # busy until the first progress report
+        self.progress.setVisible(True)
         for b in (self.search_button, self.open_button):
             b.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -320,6 +325,7 @@ class ArchiveDialog(QDialog):
         self.progress.setMaximum(1)
         self.progress.setValue(0)
         self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
         self.search_button.setEnabled(bool(self.nodes))
         self.cancel_button.setEnabled(False)
         self._selection_changed()

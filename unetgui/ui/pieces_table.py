@@ -18,14 +18,16 @@ COLUMNS = (
     ("Label", "The label the piece belongs to"),
     ("Piece", "The piece's number within its label, 1 the largest (connected by faces: 6-connectivity)"),
     ("Volume\n(mL)", "The piece's voxel count x voxel volume"),
-    ("Diameter\nlong × short (mm)", "The piece's longest diameter on a slice and the longest across it (RECIST), "
-                                    "edge to edge of the voxels"),
+    ("Long × short\n(mm)", "The piece's longest diameter on a slice and the longest across it (RECIST), "
+                           "edge to edge of the voxels"),
     ("Slice", "The slice of the longest diameter, counted from 1 as the slider counts"),
     ("Feret\n(mm)", "The piece's largest 3-D diameter"),
 )
 
 
 def _number(value: float) -> str:
+    if 0 < value < 0.005:
+        return "< 0.01"  # a speck of a few voxels is not nothing (its voxels are in the tooltip)
     return f"{value:,.{0 if value >= 1000 else 1 if value >= 10 else 2}f}"
 
 
@@ -75,7 +77,8 @@ class PiecesTable(QTableWidget):
                     item.setToolTip(f"{name}{more}")
                 else:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                    item.setToolTip(f"{name}, piece {p.piece}: {p.voxels:,} voxels; click to go to it and show its diameters")
+                    item.setToolTip(f"{name}, piece {p.piece}: {p.voxels:,} voxels, {p.volume_mm3:,.1f} mm³; click to go "
+                                    "to it and show its diameters")
                 if s.label in hidden:
                     item.setForeground(grey)
                 self.setItem(row, col, item)

@@ -104,8 +104,11 @@ def _value(value: float | None, whole: bool | None = None) -> str:
 def _pair(a: float | None, b: float | None) -> str:
     if a is None or b is None:
         return "–"
-    whole = float(a).is_integer() and float(b).is_integer()  # both alike: "29 / 86.5" would look like a typo
-    return f"{_value(a, whole)} / {_value(b, whole)}"
+    if float(a).is_integer() and float(b).is_integer():
+        return f"{_value(a, True)} / {_value(b, True)}"
+    size = max(abs(a), abs(b))  # both with the larger one's decimals: "-1.00 / 111.1" would look like a typo
+    decimals = 0 if size >= 1000 else 1 if size >= 10 else 2
+    return f"{number(a, decimals)} / {number(b, decimals)}"
 
 
 def cells(s: SegmentStats, area_pending: bool = False) -> list[tuple[str, float | None]]:
@@ -116,25 +119,21 @@ def cells(s: SegmentStats, area_pending: bool = False) -> list[tuple[str, float 
     pieces = "0" if not s.voxels else f"{s.components} ({percent(s.largest_share)})"
     area = "…" if area_pending and s.surface_mm2 is None else number(s.surface_mm2)
     diameters = "–" if not s.voxels else f"{number(s.long_diameter_mm)} × {number(s.short_diameter_mm)}"
-    longest = s.long_diameter_mm
-    if len(s.pieces) > 1:  # across lesions means nothing to a reader: the largest piece's (the rest in Pieces)
-        longest = s.pieces[0].long_diameter_mm
-        diameters = f"largest {number(longest)} × {number(s.pieces[0].short_diameter_mm)}"
+    if len(s.pieces) > 1:  # the largest piece's (core/statistics.py): said, the others are in the Pieces tab
+        diameters = f"largest {diameters}"
     return [(f"{s.voxels:,}", s.voxels), (number(s.volume_ml), s.volume_ml), (number(s.volume_mm3), s.volume_mm3),
-            (diameters, longest), (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
+            (diameters, s.long_diameter_mm), (area, s.surface_mm2), (mean, s.mean), (_pair(s.minimum, s.maximum), s.minimum),
             (_value(s.median), s.median), (_pair(s.p5, s.p95), s.p5), (extent, float(np.prod(s.extent_mm))),
             (pieces, s.components)]
 
 
 def _diameter_tip(s: SegmentStats) -> str:
-    whole = (f"longest {number(s.long_diameter_mm)} mm on slice {s.long_diameter_slice + 1}, "
-             f"{number(s.short_diameter_mm)} mm across it; 3-D maximum (Feret) {number(s.feret_mm)} mm")
+    where = (f"longest {number(s.long_diameter_mm)} mm on slice {s.long_diameter_slice + 1}, "
+             f"{number(s.short_diameter_mm)} mm across it")
     if len(s.pieces) <= 1:
-        return whole[0].upper() + whole[1:]
-    p = s.pieces[0]
-    return (f"The largest of {s.components} pieces: longest {number(p.long_diameter_mm)} mm on slice "
-            f"{p.long_diameter_slice + 1}, {number(p.short_diameter_mm)} mm across it, Feret {number(p.feret_mm)} mm "
-            f"(each piece in the Pieces tab). The whole label, across its pieces: {whole}")
+        return f"{where[0].upper()}{where[1:]}; 3-D maximum (Feret) {number(s.feret_mm)} mm"
+    return (f"The largest of {s.components} pieces: {where} (each piece in the Pieces tab). The 3-D maximum (Feret) "
+            f"across all pieces: {number(s.feret_mm)} mm")
 
 
 class _Cell(QTableWidgetItem):
