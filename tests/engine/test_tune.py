@@ -177,7 +177,9 @@ def test_the_tune_dialog_runs_a_tiny_search_end_to_end(qtbot, tmp_path, monkeypa
     dialog.start_button.click()
     assert window.models.tuning and dialog.start_button.text() == "Stop"
     qtbot.waitUntil(lambda: not window.models.tuning, timeout=300_000)
-    assert dialog.table.rowCount() >= 2 and dialog.start_button.text() == "Start"
+    assert dialog.start_button.text() == "Start" and dialog.table.rowCount() == len(dialog.trials) >= 1
+    if dialog.trials[0].minutes < 0.2:  # a second trial fits the 0.5 min budget (on a loaded machine it may not)
+        assert dialog.table.rowCount() >= 2
     assert "Search finished" in dialog.status.text()
     assert dialog.use_button.isEnabled()
     dialog.use_button.click()
