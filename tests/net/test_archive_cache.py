@@ -5,6 +5,7 @@ Clear cache... button. Cache entries are made by real retrieves from the test Or
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -199,3 +200,24 @@ def test_the_dialogs_clear_button_asks_then_clears_and_the_marks_update(qtbot, o
     assert dialog.status.text().startswith("Removed 2 series (") and dialog.table.item(0, 8).text() == ""
     assert archive_cache.cache_entries() == [] and not dialog.clear_button.isEnabled()
     qtbot.waitUntil(lambda: not runner.busy, timeout=10_000)
+
+
+def test_a_damaged_project_never_breaks_listing_clearing_or_the_size_cap(data_root, monkeypatch):
+    """A project.json whose series path holds a NUL (damaged, or made by hand) is skipped like an unreadable one:
+    the cache still lists, evicts and clears (a NUL used to raise from os.path.realpath in all three)."""
+    from unetgui.project.store import FORMAT
+
+    cache = archive_cache.cache_folder()
+    folder = archive_cache.final_folder("1.2.3")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "a.dcm"), "wb") as f:
+        f.write(b"x" * 1000)
+    project = data_root / "projects" / "untitled-1"
+    project.mkdir(parents=True)
+    (project / "project.json").write_text(json.dumps(
+        {"format": FORMAT, "version": 1, "series": [{"id": "s1", "source": "a\x00b", "kind": "dicom"}]}))
+    assert [e.folder for e in archive_cache.cache_entries()] == [folder]
+    assert [e.folder for e in archive_cache.evict(0, "elsewhere", [])] == [folder]  # over a cap of 0: it goes
+    assert archive_cache.cache_entries() == [] and os.listdir(cache) == []
+    os.makedirs(folder)
+    assert [e.folder for e in archive_cache.clear_cache()] == [folder]

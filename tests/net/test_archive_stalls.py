@@ -251,3 +251,23 @@ def test_a_refused_dicomweb_connection_still_says_refused():
     with pytest.raises(ArchiveError, match=refused):
         dicomweb.retrieve_series(node, STUDY, SERIES, lambda data: None)
     assert os.listdir(archive_cache.cache_folder()) == []
+
+
+def test_a_cancel_refuses_the_next_instance_of_a_c_get_at_once():
+    """A C-GET from an archive that sends no pending responses: the cancel is seen at the next instance, which is
+    refused (and the rest with it), so the retrieve ends with Cancelled instead of after the whole series."""
+    from unetgui.core.errors import Cancelled
+    from unetgui.net.dimse_retrieve import _Receiver
+
+    kept, cancel = [], CancelToken()
+    receiver = _Receiver(kept.append, cancel)
+
+    class Instance:  # what pynetdicom hands a C-STORE handler: the instance's bytes on request
+        def encoded_dataset(self, include_meta=True):
+            return b"DICM"
+
+    assert receiver(Instance()) == 0x0000 and kept == [b"DICM"]
+    cancel.set()
+    assert receiver(Instance()) == 0xA700 and receiver(Instance()) == 0xA700 and len(kept) == 1
+    with pytest.raises(Cancelled):
+        receiver.raise_error(None)

@@ -254,12 +254,12 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
         jobs.append(_Job(f"{base}_labels.seg.nrrd", lambda tmp: nrrd.write_segmentation(labels, tmp), "Slicer segmentation"))
     if options.image_nifti:
         jobs.append(_Job(f"{base}_image.nii.gz", lambda tmp: nifti.write_image(volume, tmp), "NIfTI image"))
-    built: dict[int, surfaces.Mesh] = {}  # the mesh files' surfaces, which also give the metrics' surface areas
+    built: dict[int, float] = {}  # the mesh files' surface areas, which the metrics CSV reuses
     if options.mesh:
         jobs += _mesh_jobs(labels, folder, name, options, built)
     if options.metrics_csv:
         def mesh_area(value: int, mask: np.ndarray) -> float:  # the mesh file's surface: not built twice
-            return built[value].area() if value in built else surfaces.surface(mask, labels.affine).area()
+            return built[value] if value in built else surfaces.surface(mask, labels.affine).area()
 
         same = options.mesh and options.mesh_smoothing == surfaces.SMOOTHING and not options.mesh_decimate
         area = mesh_area if same else None
@@ -287,10 +287,10 @@ def _plan(volume: Volume, labels: LabelMap, folder: str, name: str, options: Exp
 
 
 def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
-               built: dict[int, surfaces.Mesh]) -> list[_Job]:
+               built: dict[int, float]) -> list[_Job]:
     """One mesh file per label present, then ``<name>_meshes.json``: how they were made (coordinate system,
     unit, smoothing, decimation) and what each holds (triangles, closed, a note such as a refused decimation).
-    ``built`` receives each label's surface."""
+    ``built`` receives each label's surface area (the meshes themselves are not kept)."""
     if options.mesh not in surfaces.MESH_FORMATS:
         raise FormatError(f"mesh format must be one of {', '.join(surfaces.MESH_FORMATS)}, got {options.mesh!r}")
     if options.mesh_space not in surfaces.SPACES:
@@ -307,8 +307,9 @@ def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
 
         def write(tmp: str, value=value, label_name=label_name, path=path) -> None:
             box = boxes[value - 1]
-            m = built[value] = surfaces.surface(labels.labels[box] == value, labels.affine, options.mesh_smoothing,
-                                                options.mesh_decimate, origin=tuple(b.start for b in box))
+            m = surfaces.surface(labels.labels[box] == value, labels.affine, options.mesh_smoothing,
+                                 options.mesh_decimate, origin=tuple(b.start for b in box))
+            built[value] = m.area()
             surfaces.write(m, tmp, options.mesh, options.mesh_space, label_name)
             made.append({"file": os.path.basename(path), "label": value, "name": one_line(label_name),
                          "triangles": len(m.faces), "closed": m.closed(), "area_mm2": m.area(), "note": m.note,

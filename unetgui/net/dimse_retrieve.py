@@ -32,8 +32,8 @@ from unetgui.net.nodes import ArchiveError, Node
 class _Receiver:
     """The C-STORE handler of a retrieve: each instance to the sink; the first error is kept and stops the rest."""
 
-    def __init__(self, sink: Sink) -> None:
-        self._sink, self._lock = sink, threading.Lock()
+    def __init__(self, sink: Sink, cancel: CancelToken | None = None) -> None:
+        self._sink, self._lock, self._cancel = sink, threading.Lock(), cancel
         self.received = 0
         # when the last instance arrived (with C-MOVE: the last PDU of one): the archive was still talking then
         self.last = time.monotonic()
@@ -46,6 +46,10 @@ class _Receiver:
 
     def __call__(self, event) -> int:
         with self._lock:
+            if self._cancel is not None and self._cancel.is_set and self.error is None:
+                # cancelled: the rest is refused at once (an archive without pending responses would otherwise send
+                # the whole series before the cancel is seen)
+                self.error = Cancelled()
             if self.closed or self.error is not None:
                 return 0xA700  # out of resources: refused, the retrieve is being stopped
             try:
@@ -137,7 +141,7 @@ def get_series(node: Node, study_uid: str, series_uid: str, sink: Sink, progress
     for cx in StoragePresentationContexts[:MAX_CONTEXTS - 1]:
         ae.add_requested_context(cx.abstract_syntax, cx.transfer_syntax)
         roles.append(build_role(cx.abstract_syntax, scp_role=True))
-    receiver = _Receiver(sink)
+    receiver = _Receiver(sink, cancel)
     try:
         with open_association(node, ae, roles, [(evt.EVT_C_STORE, receiver)]) as assoc:
             responses = assoc.send_c_get(_series_identifier(study_uid, series_uid),

@@ -172,10 +172,10 @@ def _project_users(cache: str, projects: Sequence[str]) -> dict[str, list[str]]:
     for root in dict.fromkeys([*roots, *(os.path.abspath(p) for p in projects)]):
         try:
             project = Project.open(root)
-        except (UnetguiError, OSError):
-            continue  # not a project (or a damaged one: it opens nowhere)
-        for entry in project.series:
-            source = os.path.realpath(project.source_path(entry))
+            sources = [os.path.realpath(project.source_path(entry)) for entry in project.series]
+        except (UnetguiError, OSError, ValueError, TypeError):
+            continue  # not a project (or a damaged one, a path with a NUL: it opens nowhere)
+        for source in sources:
             if inside(cache, source) and source != cache:
                 users.setdefault(os.path.relpath(source, cache).split(os.sep)[0], []).append(root)
     return users
@@ -272,7 +272,7 @@ def evict(cap: int, keep: str, projects: Sequence[str]) -> list[CacheEntry]:
             if entry.folder != keep and not entry.projects and _remove(entry):
                 total -= entry.bytes
                 removed.append(entry)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - the series is retrieved and checked: the cap waits for the next time
         log.warning("archive cache: the size cap could not be applied (%s)", exc.__class__.__name__)
         return []
     if removed:

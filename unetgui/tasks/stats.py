@@ -81,6 +81,7 @@ def document_statistics(volume: Volume | None, labels: LabelMap, values: Iterabl
         return label_statistics(volume, labels, values, surface, cancel)
     affine = labels.affine
     first = label_statistics(volume, labels, values, True, cancel, area=lambda value, m: areas.known(m, affine))
+    areas.capacity = max(areas.capacity, 2 * len(first))  # every label's area and its last one stay known
     missing = sorted((s for s in first if s.surface_mm2 is None), key=lambda s: s.voxels)
     if not missing:
         return first

@@ -224,8 +224,8 @@ class ArchiveDialog(QDialog):
     # -- retrieve ------------------------------------------------------------------------------------------------------
     def open_selected(self) -> None:
         hit, node = self.selected(), self.hits_node
-        if hit is None or node is None or self.job is not None:
-            return
+        if hit is None or node is None or self.job is not None or self.cache_job is not None:
+            return  # (a clear of the cache may be removing this series' folder now)
         cached = cached_series(hit.series_uid, touch=True)  # opened now: the last the size cap evicts
         if cached is not None:
             self.status.setText("Opening the cached copy of the series.")
@@ -273,8 +273,8 @@ class ArchiveDialog(QDialog):
 
     def ask_clear_cache(self) -> None:
         entries = self.cache
-        if not entries or self.cache_job is not None:
-            return
+        if not entries or self.cache_job is not None or self.job is not None:
+            return  # (a retrieve writes into the cache now)
         used = sum(1 for e in entries if e.projects)
         text = (f"Remove the {len(entries)} series ({size_text(sum(e.bytes for e in entries))}) retrieved from "
                 "archives from this computer?")

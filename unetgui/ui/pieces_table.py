@@ -8,6 +8,9 @@ The numbers are :class:`unetgui.core.statistics.PieceStats`, measured with the l
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
@@ -23,6 +26,20 @@ COLUMNS = (
     ("Slice", "The slice of the longest diameter, counted from 1 as the slider counts"),
     ("Feret\n(mm)", "The piece's largest 3-D diameter"),
 )
+
+
+@contextlib.contextmanager
+def batch_fill(table: QTableWidget) -> Iterator[None]:
+    """Fill ``table`` with its columns sized once at the end: a header that resizes to its contents measures every
+    column again at each item set (hundreds of rows took seconds on the GUI thread)."""
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    table.setUpdatesEnabled(False)
+    try:
+        yield
+    finally:
+        table.resizeColumnsToContents()
+        table.setUpdatesEnabled(True)
 
 
 def _number(value: float) -> str:
@@ -50,7 +67,6 @@ class PiecesTable(QTableWidget):
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setMaximumSectionSize(200)
         self.setToolTip("Each connected piece of each label; click one to go to it")
         self._pieces: list[PieceStats] = []
@@ -60,6 +76,10 @@ class PiecesTable(QTableWidget):
                     hidden: set[int]) -> None:
         """One row per piece of each label in ``results``; ``names``: each label's name and colour as shown now;
         a label in ``hidden`` is greyed."""
+        with batch_fill(self):
+            self._fill(results, names, hidden)
+
+    def _fill(self, results: list[SegmentStats], names: dict[int, tuple[str, QColor]], hidden: set[int]) -> None:
         rows = [(s, p) for s in results for p in s.pieces]
         self.setRowCount(len(rows))
         self._pieces = [p for _, p in rows]

@@ -25,7 +25,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import (
-    QAbstractItemView, QAbstractScrollArea, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
+    QAbstractItemView, QAbstractScrollArea, QFileDialog, QHBoxLayout, QLabel, QPushButton, QSplitter,
     QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget,
 )
 
@@ -36,7 +36,7 @@ from unetgui.core.volume import LabelMap, default_color
 from unetgui.formats.statistics import csv_text
 from unetgui.tasks.stats import SurfaceAreas, document_statistics
 from unetgui.ui.calipers import Measurement
-from unetgui.ui.pieces_table import PiecesTable
+from unetgui.ui.pieces_table import PiecesTable, batch_fill
 from unetgui.ui.tool_state import ToolState
 from unetgui.workers.jobs import Job, JobRunner
 
@@ -222,7 +222,6 @@ class StatsPanel(QWidget):
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(False)
         header.setMaximumSectionSize(240)  # a long label name is elided (its tooltip has it)
         header.setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # in label order until a header is clicked
@@ -287,6 +286,8 @@ class StatsPanel(QWidget):
         if generation != self.session.generation:
             return
         self.results, self.measuring_areas = results, True
+        if self._dirty and self._job is not None:
+            self._job.cancel()  # edited while the numbers were measured: their areas are out of date already
         missing = sum(s.surface_mm2 is None for s in results)
         self.status.setText(f"{len(results)} label{'s' if len(results) != 1 else ''}; measuring "
                             f"{missing} surface{'s' if missing != 1 else ''}...")
@@ -377,6 +378,12 @@ class StatsPanel(QWidget):
             item.setToolTip(tip)
             self.table.setHorizontalHeaderItem(col, item)
         self.table.setSortingEnabled(False)  # rows filled while sorting move under the filling
+        with batch_fill(self.table):
+            self._fill_table()
+        self._sortable()
+        self._fit_table()
+
+    def _fill_table(self) -> None:
         self.table.setRowCount(len(self.results))
         grey = self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
         for row, s in enumerate(self.results):
@@ -398,8 +405,6 @@ class StatsPanel(QWidget):
             if hidden:
                 for col in range(len(COLUMNS)):
                     self.table.item(row, col).setForeground(grey)
-        self._sortable()
-        self._fit_table()
 
     def _sortable(self) -> None:
         """A click on a header sorts, without the indicator: its room (~34 px in each of 11 headers) would push the
