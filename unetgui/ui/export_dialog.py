@@ -244,11 +244,16 @@ class ExportDialog(QDialog):
         if result.exists:  # an earlier export with these names: asked in _done, after the job is over
             self._exists = list(result.exists)
             self.status.setText("Export stopped, nothing was written: the folder holds an earlier export with these names")
+            self.progress.setValue(0)  # not a finished bar while the question is asked
             return
         paths = self.written = list(result.written)
         self.progress.setValue(self.progress.maximum())
         folder = os.path.expanduser(self.folder.text().strip())
-        shown = sorted({os.path.relpath(p, folder).split(os.sep)[0] for p in paths})
+        tops: dict[str, int] = {}  # a folder of PNGs or meshes is one line, with its count
+        for p in paths:
+            top = os.path.relpath(p, folder).split(os.sep)[0]
+            tops[top] = tops.get(top, 0) + 1
+        shown = [f"{top}{os.sep} ({n} files)" if n > 1 else top for top, n in sorted(tops.items())]
         self.status.setText(f"Wrote {len(paths)} file(s) into {folder}:\n" + "\n".join(shown))
         self.exported_folder = folder
         self.open_folder.show()

@@ -219,6 +219,7 @@ class MainWindow(QMainWindow):
     def _status(self) -> None:
         self.position = QLabel()
         self.device = QLabel()
+        self.device.setContentsMargins(16, 0, 0, 0)  # a long message ends clear of the image's size, not against it
         self.statusBar().addWidget(self.position, 1)
         self.statusBar().addPermanentWidget(self.device)
         for view in self.area.views:
