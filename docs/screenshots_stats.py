@@ -6,7 +6,7 @@ longest diameter, zoomed in, with its calipers drawn.
 
 The CT is TotalSegmentator's 20-slice example (../shared/data) with the lesions of benchmarks/dev_cases.py's
 ``ct_lesion`` seeds 0, 1 and 2 inserted into its texture (each seed's change to the CT added up). Writes
-docs/images/stats_lesions.png.
+docs/images/stats_lesions.png; and docs/images/stats_sample.png, the sample's statistics.
 """
 
 from __future__ import annotations
@@ -29,7 +29,29 @@ from unetgui.formats.dicom import load_series, scan  # noqa: E402
 from unetgui.ui.main_window import MainWindow  # noqa: E402
 
 
+def sample(app) -> None:
+    """docs/images/stats_sample.png: the sample opened as a user opens it, with its statistics dock."""
+    from unetgui.app import RESOURCES
+
+    window = MainWindow(resources=str(RESOURCES))
+    window.resize(1280, 800)
+    window.show()
+    window.open_sample()
+    out = ROOT / "docs" / "images" / "stats_sample.png"
+
+    def shoot() -> None:
+        window.docks["Statistics"].show()
+        later(300, lambda: wait_for(lambda: not window.stats.pending,
+                                    lambda: later(500, lambda: (grab(window, out), print(f"wrote {out}"),
+                                                                window.close(), app.quit()))))
+
+    wait_for(lambda: window.session.volume is not None and not window.runner.busy, shoot)
+    app.exec()
+
+
 def main() -> int:
+    app = create_app([])
+    sample(app)
     base = load_series(scan(str(DATA / "totalsegmentator-example-ct-dicom")).series[0])
     hu = base.voxels.astype(np.float32)
     truth = np.zeros(base.shape, np.uint8)
@@ -37,7 +59,6 @@ def main() -> int:
         case = ct_lesion(seed)
         hu += case.image.astype(np.float32) - base.voxels  # this seed's lesion, in the CT's texture
         truth |= case.truth
-    app = create_app([])
     window = MainWindow()
     window.resize(1280, 800)
     window.show()
