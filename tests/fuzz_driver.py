@@ -565,9 +565,10 @@ def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, mode
         emit(run.case("onnx export", {"in/m.unetgui": blob},
                       _cli(["export-model", "--model", "in/m.unetgui", "--onnx", "out/m.onnx"])))
 
-    # archive nodes (the data root's archive_nodes.json) and a retrieved series' origin.json: mutated JSON through
-    # the readers the app and ``unetgui archive --node`` use (no network: the nodes are read, never contacted)
-    from unetgui.net.nodes import Node, find_node, load_nodes, read_origin
+    # archive nodes (the data root's archive_nodes.json), a retrieved series' origin.json and used_by.json: mutated
+    # JSON through the readers the app and ``unetgui archive --node`` use (no network: the nodes are read, never
+    # contacted)
+    from unetgui.net.nodes import Node, find_node, load_nodes, read_origin, read_users
 
     nodes_text = json.dumps({"nodes": [Node("PACS", host="pacs.example.org", port=104, called_aet="PACS").to_json(),
                                        Node("Web", url="http://localhost:8042/dicom-web", username="u").to_json()]})
@@ -580,6 +581,13 @@ def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, mode
             find_node(nodes[0].name, nodes)
             [n.describe() for n in nodes]
 
+    users_text = json.dumps({"projects": ["/home/u/projects/liver", "/data/study 2/project"]})
+
+    def read_users_file(folder: Path) -> None:
+        users = read_users(str(folder / "in"))
+        if not all(isinstance(u, str) and "\x00" not in u for u in users):
+            raise AssertionError("the projects using a cached series are paths")
+
     def read_origin_file(folder: Path) -> None:
         text = read_origin(str(folder / "in"))
         if "\n" in text or len(text) > 300:
@@ -590,6 +598,8 @@ def new_formats(run: Runner, work: Path, data: Path, rng: random.Random, n, mode
                       _api(read_nodes)))
         emit(run.case("archive origin", {"in/origin.json": _mutate_json(origin_text, rng).encode("utf-8", "replace")},
                       _api(read_origin_file)))
+        users = _mutate_json(users_text, rng).encode("utf-8", "replace")
+        emit(run.case("archive cache users", {"in/used_by.json": users}, _api(read_users_file)))
 
 
 if __name__ == "__main__":

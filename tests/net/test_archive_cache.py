@@ -18,6 +18,7 @@ from unetgui.core.errors import FormatError, UnetguiError
 from unetgui.formats.inputs import open_image
 from unetgui.project.store import Project
 from unetgui.tasks import archive
+from unetgui.net.nodes import USERS_FILE, read_users
 from unetgui.tasks import archive_cache
 
 CAP = archive_cache.CACHE_CAP_VARIABLE
@@ -83,17 +84,22 @@ def test_the_series_just_retrieved_and_those_of_projects_stay(orthanc, monkeypat
     monkeypatch.delenv(CAP, raising=False)
     a, b = _get(orthanc, CT), _get(orthanc, MR_HITACHI)
     untitled = _project_of(data_root / "projects" / "untitled-1", a)  # where the app puts an image opened alone
-    elsewhere = _project_of(tmp_path / "elsewhere", b)  # a named project: the app passes its recent projects
+    elsewhere = _project_of(tmp_path / "elsewhere", b)  # a saved project outside the data folder
     assert untitled.series[0].source == a  # the absolute path into the cache: the image is not copied
-    marks = {e.folder: e.projects for e in archive_cache.cache_entries([elsewhere.root])}
+    # each project recorded itself in its series' folder when the series joined it
+    assert read_users(b) == [elsewhere.root]
+    marks = {e.folder: e.projects for e in archive_cache.cache_entries()}
     assert marks == {a: (untitled.root,), b: (elsewhere.root,)}
-    assert _entry(b).projects == ()  # a project outside the data folder is known only when named
 
     monkeypatch.setenv(CAP, "0")
-    c = _get(orthanc, MR_GENERIC, projects=[elsewhere.root])
+    c = _get(orthanc, MR_GENERIC)
     assert {e.folder for e in archive_cache.cache_entries()} == {a, b, c}  # over the cap: nothing may go
     archive_cache.clear_cache([_uids(MR_GENERIC)[1]])
-    assert _get(orthanc, MR_GENERIC) == c  # the named project not given: its series goes
+    os.remove(os.path.join(b, USERS_FILE))  # a project from before the record: known only when named (recent ones)
+    assert _get(orthanc, MR_GENERIC, projects=[elsewhere.root]) == c
+    assert {e.folder for e in archive_cache.cache_entries()} == {a, b, c}
+    archive_cache.clear_cache([_uids(MR_GENERIC)[1]])
+    assert _get(orthanc, MR_GENERIC) == c  # not named: its series goes
     assert {e.folder for e in archive_cache.cache_entries()} == {a, c}
 
     reopened = Project.open(elsewhere.root)

@@ -153,5 +153,41 @@ def read_origin(folder: str) -> str:
         return ""
 
 
+#: in a retrieved series' cache folder: the projects that use it as their image (the cache's size cap spares it)
+USERS_FILE = "used_by.json"
+MAX_USERS = 256
+_MAX_USERS_BYTES = 256 * 1024
+
+
+def read_users(folder: str) -> list[str]:
+    """The project folders recorded as using the series in ``folder`` (a damaged record: none)."""
+    path = os.path.join(folder, USERS_FILE)
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > _MAX_USERS_BYTES:
+            return []
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        roots = d.get("projects") if isinstance(d, dict) else None
+        if not isinstance(roots, list):
+            return []
+        return [r for r in roots if isinstance(r, str) and 0 < len(r) <= 4096 and "\x00" not in r][:MAX_USERS]
+    except (OSError, ValueError, RecursionError):
+        return []
+
+
+def add_user(folder: str, project_root: str) -> None:
+    """Record that the project at ``project_root`` uses the retrieved series in ``folder`` as its image: the cache's
+    size cap then spares it even when the project is neither in the data folder nor among the app's recent ones
+    (tasks/archive_cache.py). The newest :data:`MAX_USERS` are kept; a cache that cannot be written is left as is."""
+    root = os.path.abspath(project_root)
+    users = read_users(folder)
+    if root in users:
+        return
+    try:
+        atomic.write_json(os.path.join(folder, USERS_FILE), {"projects": (users + [root])[-MAX_USERS:]})
+    except OSError:
+        pass
+
+
 def with_calling(node: Node, calling_aet: str | None) -> Node:
     return replace(node, calling_aet=calling_aet) if calling_aet else node

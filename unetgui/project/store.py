@@ -36,7 +36,7 @@ from unetgui.core.errors import FormatError
 from unetgui.core.progress import CancelToken, ProgressFn
 from unetgui.core.textsafe import one_line
 from unetgui.core.volume import LabelTable, Volume
-from unetgui.net.nodes import read_origin
+from unetgui.net.nodes import add_user, read_origin
 from unetgui.project import journal as _journal
 from unetgui.project import lock as _lock
 
@@ -235,6 +235,8 @@ class Project:
                             origin=read_origin(source) if kind == "dicom" and os.path.isdir(source) else "")
         self.series.append(entry)
         self.save()
+        if entry.origin:  # a series retrieved into the archive cache: the cache keeps it for this project
+            add_user(source, self.root)
         return entry
 
     def load_image(self, entry: SeriesEntry, progress: ProgressFn | None = None) -> Volume:

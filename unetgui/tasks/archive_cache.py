@@ -26,7 +26,7 @@ from unetgui.core.atomic import fsync_dir
 from unetgui.core.errors import UnetguiError
 from unetgui.core.paths import data_root
 from unetgui.core.textsafe import one_line
-from unetgui.net.nodes import ORIGIN_FILE, read_origin
+from unetgui.net.nodes import ORIGIN_FILE, read_origin, read_users
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,9 @@ def _project_users(cache: str, projects: Sequence[str]) -> dict[str, list[str]]:
             roots += [os.path.join(parent, n) for n in sorted(os.listdir(parent))]
         except OSError:  # none yet
             pass
+    for name in sorted(os.listdir(cache)):  # the projects each series recorded when it joined them (net/nodes.py)
+        if _ENTRY.match(name):
+            roots += read_users(os.path.join(cache, name))
     users: dict[str, list[str]] = {}
     cache = os.path.realpath(cache)
     for root in dict.fromkeys([*roots, *(os.path.abspath(p) for p in projects)]):
