@@ -43,7 +43,12 @@ def label_statistics(volume: Volume | None, labels: LabelMap, values=None, surfa
     same grid) and the surface area unless ``surface`` is False: measured on :func:`mesh.surface`, or by
     ``area(value, mask of the label's box)`` when given (None from it: not measured)."""
     if values is None:
-        used = {int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED}
+        lab = labels.labels
+        if lab.dtype.kind == "u" and lab.dtype.itemsize <= 2:  # a count per value: no sort of the whole volume
+            present = np.flatnonzero(np.bincount(lab.ravel()))
+        else:
+            present = np.unique(lab)
+        used = {int(v) for v in present if 0 < v < UNANNOTATED}
         values = sorted(set(labels.table.values) | used)
     names = {label.value: label.name for label in labels.table}
     affine = labels.affine
