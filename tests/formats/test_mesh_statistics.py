@@ -258,6 +258,12 @@ def test_the_one_writer_gives_csv_and_json_with_names_from_files_made_safe():
     assert [label[k] for k in ("long_diameter_mm", "short_diameter_mm", "long_diameter_slice")] == [
         pieces[0][k] for k in ("long_diameter_mm", "short_diameter_mm", "long_diameter_slice")]
     assert float(label["feret_mm"]) > float(pieces[0]["feret_mm"])  # the 3-D maximum spans both, as ITK's
+    # the JSON says where each diameter lies: its ends in world RAS mm, as far apart as the diameter is long
+    for item in json.loads(json_text(stats))["labels"][0]["pieces"]:
+        for axis, length in (("long_axis_ras_mm", "long_diameter_mm"), ("short_axis_ras_mm", "short_diameter_mm")):
+            ends = np.array(item[axis])
+            assert ends.shape == (2, 3) and np.linalg.norm(ends[1] - ends[0]) == pytest.approx(item[length])
+            assert np.allclose(ends[:, 2], affine[2, 2] * (item["long_diameter_slice"] - 1) + affine[2, 3])
     assert [(r["piece"], r["voxels"], r["long_diameter_slice"]) for r in pieces] == [("1", "105", "2"),
                                                                                      ("2", "6", "6")]
     assert pieces[1]["name"].startswith("'=") and float(pieces[1]["long_diameter_mm"]) == pytest.approx(

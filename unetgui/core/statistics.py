@@ -57,6 +57,8 @@ class Axes:
     slice: int
     long: tuple[tuple[float, float], tuple[float, float]]
     short: tuple[tuple[float, float], tuple[float, float]]
+    long_ras: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.0,) * 3,) * 2  # the ends, world mm
+    short_ras: tuple[tuple[float, float, float], tuple[float, float, float]] = ((0.0,) * 3,) * 2
 
 
 #: the pieces of a label measured one by one (a prediction's scattered specks are not each worth a row)
@@ -309,6 +311,8 @@ def diameters_mm(mask: np.ndarray, origin: tuple[int, int, int], affine: np.ndar
     hull, world, i, j = best
     short, (p, q) = _perpendicular(hull, world, i, j, normal)
     shift = np.array([origin[2], origin[1]], float)
-    axes = Axes(origin[0] + where, _pair(hull[i] + shift, hull[j] + shift), _pair(p + shift, q + shift))
+    ends = [hull[i] + shift, hull[j] + shift, p + shift, q + shift]  # (x, y) pixels of the grid
+    ras = [tuple(float(v) for v in np.asarray(affine, float) @ (x, y, origin[0] + where, 1.0))[:3] for x, y in ends]
+    axes = Axes(origin[0] + where, _pair(*ends[:2]), _pair(*ends[2:]), (ras[0], ras[1]), (ras[2], ras[3]))
     feret, _, _ = _farthest(_hull(np.concatenate(corners3d)) @ a.T)  # (x, y, z) voxels of the box to mm
     return longest, short, origin[0] + where, feret, axes

@@ -6,7 +6,8 @@ The CSV has a ``section`` column: ``labels`` rows hold :data:`~unetgui.core.stat
 hold ``label``, ``name``, ``slice`` (1-based) and ``area_mm2`` for each slice the label is on; ``piece`` rows hold
 :data:`PIECE_COLUMNS` for each connected piece of a label of more than one (each lesion of a lesion label).
 The JSON holds ``{"image": ..., "labels": [row + {"slice_area_mm2": [...], "pieces": [...]}]}`` (areas of every
-slice, 0 where absent; every label's pieces, one too). Slices are counted from 1 in both (``long_diameter_slice``
+slice, 0 where absent; every label's pieces, one too), and for a label or piece that is not empty the ends of its
+long and short diameters in world RAS mm (``long_axis_ras_mm``, ``short_axis_ras_mm``: [[r, a, s], [r, a, s]]). Slices are counted from 1 in both (``long_diameter_slice``
 too), as the app shows them. Names come from files: one line each (csvcell then defuses formulas; JSON escapes the
 rest).
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from unetgui.core import csvcell
 from unetgui.core.progress import CancelToken
-from unetgui.core.statistics import COLUMNS, PieceStats, SegmentStats, measure
+from unetgui.core.statistics import COLUMNS, Axes, PieceStats, SegmentStats, measure
 from unetgui.core.textsafe import one_line
 from unetgui.core.volume import UNANNOTATED, LabelMap, Volume
 from unetgui.formats import mesh
@@ -108,7 +109,14 @@ def csv_text(stats: list[SegmentStats]) -> str:
     return csvcell.table_text(list(TABLE_COLUMNS), rows(stats))
 
 
+def _axes(axes: Axes | None) -> dict:
+    """Where the long and short diameters lie: each one's two ends in world RAS mm (a viewer's calipers)."""
+    if axes is None:
+        return {}
+    return {"long_axis_ras_mm": [list(p) for p in axes.long_ras], "short_axis_ras_mm": [list(p) for p in axes.short_ras]}
+
+
 def json_text(stats: list[SegmentStats], image: str = "") -> str:
-    items = [{**_row(s), "slice_area_mm2": [float(a) for a in s.slice_area_mm2],
-              "pieces": [piece_row(p, s.name) for p in s.pieces]} for s in stats]
+    items = [{**_row(s), **_axes(s.axes), "slice_area_mm2": [float(a) for a in s.slice_area_mm2],
+              "pieces": [{**piece_row(p, s.name), **_axes(p.axes)} for p in s.pieces]} for s in stats]
     return json.dumps({"image": one_line(image), "labels": items}, indent=1, allow_nan=False) + "\n"
