@@ -1,11 +1,12 @@
 """How long the 3-D view and the statistics take on CT-sized labels (docs/meshes.md has the numbers).
 
-Three labels on a 512 x 512 grid with 0.75 mm pixels and 2 mm slices: a large lobed blob (3.9 L at 200
-slices: a liver on the large side), a kidney-sized one (155 mL) and a lesion (3 mL); the volumes are printed. For each: the 3-D view's preview surface
-(tasks/stats.label_surfaces, preview=True), the full-resolution surface (export, statistics' area), and the
-whole statistics of the document (document_statistics, with and without the surface area; and as the statistics
-dock measures after a stroke on the kidney and on the lesion: numbers first, then the changed labels meshed), each the median
-of ``--repeat`` runs in one process (the machine is shared: ratios within one run are what to compare).
+Three labels on a 512 x 512 grid with 0.75 mm pixels and 2 mm slices: a large lobed blob (3.9 L at 200 slices: a
+liver on the large side), a kidney-sized one (155 mL) and a lesion (3 mL); the volumes are printed. For each: the 3-D
+view's preview surface (tasks/stats.label_surfaces, preview=True), the full-resolution surface (export, statistics'
+area), and the whole statistics of the document (document_statistics, with and without the surface area; and as the
+statistics dock measures after a stroke on the kidney and on the lesion: numbers first, then the changed labels
+meshed), each the median of ``--repeat`` runs in one process (the machine is shared: ratios within one run are what
+to compare).
 
     python benchmarks/surfaces.py [--slices 200] [--repeat 3]
 """

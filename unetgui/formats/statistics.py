@@ -7,9 +7,9 @@ hold ``label``, ``name``, ``slice`` (1-based) and ``area_mm2`` for each slice th
 :data:`PIECE_COLUMNS` for each connected piece of a label of more than one (each lesion of a lesion label).
 The JSON holds ``{"image": ..., "labels": [row + {"slice_area_mm2": [...], "pieces": [...]}]}`` (areas of every
 slice, 0 where absent; every label's pieces, one too), and for a label or piece that is not empty the ends of its
-long and short diameters in world RAS mm (``long_axis_ras_mm``, ``short_axis_ras_mm``: [[r, a, s], [r, a, s]]). Slices are counted from 1 in both (``long_diameter_slice``
-too), as the app shows them. Names come from files: one line each (csvcell then defuses formulas; JSON escapes the
-rest).
+long and short diameters in world RAS mm (``long_axis_ras_mm``, ``short_axis_ras_mm``: [[r, a, s], [r, a, s]]).
+Slices are counted from 1 in both (``long_diameter_slice`` too), as the app shows them. Names come from files: one
+line each (csvcell then defuses formulas; JSON escapes the rest).
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def _axes(axes: Axes | None) -> dict:
     """Where the long and short diameters lie: each one's two ends in world RAS mm (a viewer's calipers)."""
     if axes is None:
         return {}
-    return {"long_axis_ras_mm": [list(p) for p in axes.long_ras], "short_axis_ras_mm": [list(p) for p in axes.short_ras]}
+    return {"long_axis_ras_mm": [list(p) for p in axes.long_ras],
+            "short_axis_ras_mm": [list(p) for p in axes.short_ras]}
 
 
 def json_text(stats: list[SegmentStats], image: str = "") -> str:

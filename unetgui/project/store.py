@@ -251,6 +251,8 @@ class Project:
         if tuple(volume.shape) != tuple(entry.shape):
             raise FormatError(f"{path} now has shape {volume.shape}, the project annotated {tuple(entry.shape)}: "
                               "the source series changed")
+        if entry.origin:  # (a project from before the record, or saved elsewhere: recorded once it opens the series)
+            add_user(path, self.root)
         return volume
 
     # -- labels ----------------------------------------------------------------------------------
