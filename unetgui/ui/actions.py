@@ -56,7 +56,9 @@ class Actions:
         self.eraser.setToolTip("Eraser (E): removes the active label and your annotation under it (training "
                                "leaves those voxels out; to say \"not this structure\", use Background)")
         self.fill = make("Flood fill", "F", lambda: setattr(tools, "tool", "fill"), True)
-        for action in (self.navigate, self.brush, self.background, self.eraser, self.fill):
+        self.ruler = make("Ruler", "D", lambda: setattr(tools, "tool", "ruler"), True)
+        self.ruler.setToolTip("Ruler (D): drag to measure a distance in mm on the shown plane; a click takes it away")
+        for action in (self.navigate, self.brush, self.background, self.eraser, self.fill, self.ruler):
             group.addAction(action)
         tools.tool_changed.connect(self._show_tool)
         tools.tool_changed.connect(self._explain_tool)
@@ -111,7 +113,7 @@ class Actions:
 
     def _show_tool(self, name: str) -> None:
         {"navigate": self.navigate, "brush": self.brush, "background": self.background, "eraser": self.eraser,
-         "fill": self.fill}[name].setChecked(True)
+         "fill": self.fill, "ruler": self.ruler}[name].setChecked(True)
 
     def _explain_tool(self, name: str) -> None:
         """What the eraser teaches when only the strokes train: nothing (the tool that says "not this" is

@@ -188,7 +188,8 @@ class MainWindow(QMainWindow):
         menus = {
             "&File": [a.new_project, a.open_project, a.save_project, a.save_project_as, None, a.open_dicom, a.open_nifti,
                       a.open_labels, a.open_archive, a.archive_nodes, None, a.export, None, "recent", a.sample, None, a.quit],
-            "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.background, a.eraser, a.fill, a.threshold, a.smaller,
+            "&Edit": [a.undo, a.redo, None, a.navigate, a.brush, a.background, a.eraser, a.fill, a.ruler, a.threshold,
+                      a.smaller,
                       a.larger, None, a.fill_holes, a.interpolate, a.copy_previous, a.copy_next, a.mark_reviewed,
                       a.mark_empty, a.mark_test, a.review_on_edit,
                       None, a.next_suggestion],

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QGraphicsEllipseItem
 from unetgui.core.geometry import display_transform, plane_names, voxel_to_world
 from unetgui.core.session import AXES, BrushSettings, Session, plane_of
 from unetgui.core.volume import UNANNOTATED
-from unetgui.ui.calipers import Calipers
+from unetgui.ui.calipers import Calipers, Ruler, RulerLine
 from unetgui.ui.tool_state import ToolState
 from unetgui.ui.view_overlays import (HEAT_LUT, PlaneText, UncertaintyLegend, direction_letter, overlay_lut,
                                       overlay_rgba, stipple)
@@ -55,6 +55,8 @@ class _ViewBox(pg.ViewBox):
         button = ev.button()
         if button == Qt.MouseButton.RightButton:
             self._view.window_drag(ev)
+        elif button == Qt.MouseButton.LeftButton and self._view.measuring():
+            self._view.ruler_drag(ev)
         elif button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and not self._view.can_paint()):
             self.setMouseEnabled(True, True)
             ev_button = ev.button
@@ -113,10 +115,12 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.vb.addItem(line, ignoreBounds=True)
         self.show_crosshair = False
         self.calipers = Calipers(self)
+        self.ruler = RulerLine(self)
         self.text = PlaneText(self)
         self.letters, self.info, self.levels = self.text.letters, self.text.info, self.text.levels
         self.setBackground("k")
         self._last: tuple[float, float] | None = None
+        self._ruler_start: tuple[float, float] | None = None  # where a ruler drag began (row, column)
         self._lut = np.zeros((256, 4), np.uint8)  # each label value's colour, alpha 255 (shown) or 0 (hidden)
         self._overlay_lut = overlay_lut(self._lut, 0.0)  # view_overlays.overlay_lut of the tools' style
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -132,7 +136,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         tools.brush_size_changed.connect(lambda _: self._update_cursor())
         tools.tool_changed.connect(lambda _: (self._finish_stroke(), self._update_cursor()))
         tools.window_changed.connect(self._on_window_changed)
-        tools.calipers_changed.connect(self.calipers.update)
+        tools.calipers_changed.connect(self._update_measurements)
 
     @property
     def axis(self) -> int:
@@ -312,6 +316,7 @@ class SliceView(pg.GraphicsLayoutWidget):
 
     def _on_volume_changed(self) -> None:
         self._last = None  # a drag still going when another image opened paints no more (on the new image)
+        self.tools.set_ruler(None)  # measured on the last image
         if self._axis is None:  # one window for every view (the tools'): set once, by the view that always exists
             self.auto_window()
         self._reset_geometry()
@@ -358,8 +363,12 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.image.setImage(self.plane_data(self.session.volume.voxels), autoLevels=False, levels=(lv - w / 2, lv + w / 2))
         self._refresh_overlay()
         self._update_crosshair()
-        self.calipers.update()
+        self._update_measurements()
         self._update_annotations()
+
+    def _update_measurements(self) -> None:
+        self.calipers.update()
+        self.ruler.update()
 
     def _update_crosshair(self) -> None:
         """The lines through the position: where the other two planes cut this one."""
@@ -479,7 +488,22 @@ class SliceView(pg.GraphicsLayoutWidget):
             self.session.end_stroke()
             self._last = None
 
+    def measuring(self) -> bool:
+        return self.session.is_open and self.tools.tool == "ruler"
+
+    def ruler_drag(self, ev) -> None:
+        """The ruler (D): a drag measures the distance from where it began to where it is (ui/calipers.py)."""
+        if ev.isStart():
+            self.activate()
+            self._ruler_start = self._pixel(self.vb.mapToView(ev.buttonDownPos()))
+        if self._ruler_start is not None:
+            end = self._pixel(self.vb.mapToView(ev.pos()))
+            self.tools.set_ruler(Ruler(self.axis, self.index, self._ruler_start, end))
+
     def click(self, ev) -> None:
+        if self.measuring():
+            self.tools.set_ruler(None)  # a click with the ruler takes the last distance away
+            return
         point = self.vb.mapToView(ev.pos())
         voxel = self.voxel_at(point)
         if voxel is None:

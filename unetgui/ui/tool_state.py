@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-TOOLS = ("navigate", "brush", "background", "eraser", "fill")
+TOOLS = ("navigate", "brush", "background", "eraser", "fill", "ruler")
 #: what the label overlay shows: the user's annotation (solid) and the model's prediction (lighter, outlined),
 #: or either alone
 DISPLAYS = ("both", "annotation", "prediction")
@@ -19,7 +19,7 @@ class ToolState(QObject):
     threshold_changed = Signal()
     overlay_changed = Signal()
     window_changed = Signal(float, float)  # width, level: shared by every view of the image
-    calipers_changed = Signal()
+    calipers_changed = Signal()  # the calipers or the ruler
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,11 +35,18 @@ class ToolState(QObject):
         self.hidden_labels: set[int] = set()
         self.window = (400.0, 40.0)  # window width and level of the image's grey values
         self.calipers = None  # ui.calipers.Measurement drawn on its slice, or None
+        self.ruler = None  # ui.calipers.Ruler: a distance the user measured, drawn on its plane, or None
 
     def set_calipers(self, measurement) -> None:
         """Show a RECIST measurement (ui.calipers.Measurement) on its slice, or none (None)."""
         if measurement is not self.calipers:
             self.calipers = measurement
+            self.calipers_changed.emit()
+
+    def set_ruler(self, ruler) -> None:
+        """Show a distance the user measured (ui.calipers.Ruler) on its plane, or none (None)."""
+        if ruler != self.ruler:
+            self.ruler = ruler
             self.calipers_changed.emit()
 
     @property
