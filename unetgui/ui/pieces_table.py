@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from unetgui.core.statistics import MAX_PIECES, PieceStats, SegmentStats
+from unetgui.ui.numbers import number
 
 COLUMNS = (
     ("Label", "The label the piece belongs to"),
@@ -45,7 +46,7 @@ def batch_fill(table: QTableWidget) -> Iterator[None]:
 def _number(value: float) -> str:
     if 0 < value < 0.005:
         return "< 0.01"  # a speck of a few voxels is not nothing (its voxels are in the tooltip)
-    return f"{value:,.{0 if value >= 1000 else 1 if value >= 10 else 2}f}"
+    return number(value)
 
 
 class PiecesTable(QTableWidget):

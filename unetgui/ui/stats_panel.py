@@ -36,6 +36,7 @@ from unetgui.core.volume import LabelMap, default_color
 from unetgui.formats.statistics import csv_text
 from unetgui.tasks.stats import SurfaceAreas, document_statistics
 from unetgui.ui.calipers import Measurement
+from unetgui.ui.numbers import decimals_for, number
 from unetgui.ui.pieces_table import PiecesTable, batch_fill
 from unetgui.ui.tool_state import ToolState
 from unetgui.workers.jobs import Job, JobRunner
@@ -74,19 +75,6 @@ COLUMNS = (
 DIAMETER_COLUMN = next(k for k, (title, _) in enumerate(COLUMNS) if title.startswith("Diameter"))
 
 
-def number(value: float | None, decimals: int | None = None) -> str:
-    """A number as a person reads it: thousands separated, 2 decimals below 10, 1 below 1000, none above; a dash
-    for an undefined one (an empty label has no mean)."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    if value == 0:
-        return "0"
-    if decimals is None:
-        size = abs(value)
-        decimals = 0 if size >= 1000 else 1 if size >= 10 else 2
-    return f"{value:,.{decimals}f}"
-
-
 def percent(share: float) -> str:
     """A share as a whole percentage, except that only a whole share reads 100 % (27 pieces of which the largest
     holds 99.6 % are not one piece)."""
@@ -106,8 +94,7 @@ def _pair(a: float | None, b: float | None) -> str:
         return "–"
     if float(a).is_integer() and float(b).is_integer():
         return f"{_value(a, True)} / {_value(b, True)}"
-    size = max(abs(a), abs(b))  # both with the larger one's decimals: "-1.00 / 111.1" would look like a typo
-    decimals = 0 if size >= 1000 else 1 if size >= 10 else 2
+    decimals = decimals_for(max(abs(a), abs(b)))  # both alike: "-1.00 / 111.1" would look like a typo
     return f"{number(a, decimals)} / {number(b, decimals)}"
 
 
