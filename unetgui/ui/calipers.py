@@ -32,30 +32,54 @@ class Measurement:
     short_mm: float
 
 
+class _LengthLine:
+    """A measured line in one slice view, with its length in mm beside its right-hand end (off the structure), on a
+    dark edge under the line and the text: they read on bright bone and on a label's fill alike."""
+
+    def __init__(self, view, color: tuple[int, int, int], dashed: bool = False) -> None:
+        self.view = view
+        style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
+        self.shadow = pg.PlotCurveItem(pen=pg.mkPen(SHADOW, width=4))
+        self.line = pg.PlotCurveItem(pen=pg.mkPen(color, width=2, style=style))
+        self.text = pg.TextItem(color=color, anchor=(0, 0.5), fill=pg.mkBrush(SHADOW))
+        self.shadow.setZValue(20.5)
+        self.line.setZValue(21)
+        self.text.setZValue(21)
+        self.set_visible(False)
+        for item in (self.shadow, self.line, self.text):
+            view.vb.addItem(item, ignoreBounds=True)
+
+    def place(self, ends, mm: float) -> None:
+        """``ends``: the two ends as (row, column) of the view's section."""
+        points = [self.view.view_point(row, col) for row, col in ends]
+        for item in (self.line, self.shadow):
+            item.setData([p.x() for p in points], [p.y() for p in points])
+        self.text.setText(f"{mm:.1f} mm")
+        self.text.setPos(max(points, key=lambda p: p.x()))
+
+    def set_visible(self, show: bool) -> None:
+        for item in (self.shadow, self.line, self.text):
+            item.setVisible(show)
+
+
 class Calipers:
     """The two lines and their lengths in one slice view (``view``: a SliceView)."""
 
     def __init__(self, view) -> None:
         self.view = view
-        self.lines = [pg.PlotCurveItem(pen=pg.mkPen(COLOR, width=2)),
-                      pg.PlotCurveItem(pen=pg.mkPen(COLOR, width=2, style=Qt.PenStyle.DashLine))]
-        # a dark edge under each line and text: they read on bright bone and on a label's fill alike
-        self.shadows = [pg.PlotCurveItem(pen=pg.mkPen(SHADOW, width=4)) for _ in self.lines]
-        self.texts = [pg.TextItem(color=COLOR, anchor=(0, 0.5), fill=pg.mkBrush(SHADOW)) for _ in self.lines]
-        for z, item in ((20.5, s) for s in self.shadows):
-            item.setZValue(z)
-        for item in (*self.lines, *self.texts):
-            item.setZValue(21)
-        for item in self._items():
-            item.setVisible(False)
-            view.vb.addItem(item, ignoreBounds=True)
+        self.marks = [_LengthLine(view, COLOR), _LengthLine(view, COLOR, dashed=True)]  # long, short
 
-    def _items(self) -> tuple:
-        return (*self.shadows, *self.lines, *self.texts)
+    @property
+    def lines(self) -> list:
+        return [m.line for m in self.marks]
+
+    @property
+    def texts(self) -> list:
+        return [m.text for m in self.marks]
 
     @property
     def shown(self) -> bool:
-        return self.lines[0].isVisible()
+        return self.marks[0].line.isVisible()
 
     def update(self) -> None:
         """Shown when the view shows the measured slice; placed through the view's display transform."""
@@ -64,15 +88,10 @@ class Calipers:
         show = (m is not None and view.session.is_open and view.live and view.axis == 0
                 and view.index == m.axes.slice)
         if show:
-            for line, shadow, text, ends, mm in zip(self.lines, self.shadows, self.texts, (m.axes.long, m.axes.short),
-                                                    (m.long_mm, m.short_mm)):
-                points = [view.view_point(y, x) for x, y in ends]  # (x, y) pixels: row y, column x
-                for item in (line, shadow):
-                    item.setData([p.x() for p in points], [p.y() for p in points])
-                text.setText(f"{mm:.1f} mm")
-                text.setPos(max(points, key=lambda p: p.x()))  # right of the right-hand end: off the lesion
-        for item in self._items():
-            item.setVisible(show)
+            for mark, ends, mm in zip(self.marks, (m.axes.long, m.axes.short), (m.long_mm, m.short_mm)):
+                mark.place([(y, x) for x, y in ends], mm)  # (x, y) pixels: row y, column x
+        for mark in self.marks:
+            mark.set_visible(show)
 
 
 @dataclass(frozen=True)
@@ -106,29 +125,20 @@ class RulerLine:
 
     def __init__(self, view) -> None:
         self.view = view
-        self.shadow = pg.PlotCurveItem(pen=pg.mkPen(SHADOW, width=4))
-        self.line = pg.PlotCurveItem(pen=pg.mkPen(RULER_COLOR, width=2))
-        self.text = pg.TextItem(color=RULER_COLOR, anchor=(0, 0.5), fill=pg.mkBrush(SHADOW))
-        self.shadow.setZValue(20.5)
-        for item in (self.line, self.text):
-            item.setZValue(21)
-        for item in (self.shadow, self.line, self.text):
-            item.setVisible(False)
-            view.vb.addItem(item, ignoreBounds=True)
+        self.mark = _LengthLine(view, RULER_COLOR)
+
+    @property
+    def text(self):
+        return self.mark.text
 
     @property
     def shown(self) -> bool:
-        return self.line.isVisible()
+        return self.mark.line.isVisible()
 
     def update(self) -> None:
         ruler, view = self.view.tools.ruler, self.view
         show = (ruler is not None and view.session.is_open and view.live and view.axis == ruler.axis
                 and view.index == ruler.index)
         if show:
-            points = [view.view_point(row, col) for row, col in (ruler.start, ruler.end)]
-            for item in (self.line, self.shadow):
-                item.setData([p.x() for p in points], [p.y() for p in points])
-            self.text.setText(f"{ruler.length_mm(view.session.volume.affine):.1f} mm")
-            self.text.setPos(max(points, key=lambda p: p.x()))
-        for item in (self.shadow, self.line, self.text):
-            item.setVisible(show)
+            self.mark.place((ruler.start, ruler.end), ruler.length_mm(view.session.volume.affine))
+        self.mark.set_visible(show)
