@@ -48,7 +48,9 @@ class SurfaceAreas:
 
     def known(self, mask: np.ndarray, affine: np.ndarray) -> float | None:
         """The area of ``mask`` if it was measured, else None."""
-        key = self.key(mask, affine)
+        return self._recall(self.key(mask, affine))
+
+    def _recall(self, key: bytes) -> float | None:
         with self._lock:
             area = self._known.get(key)
             if area is not None:
@@ -57,11 +59,12 @@ class SurfaceAreas:
 
     def measure(self, mask: np.ndarray, affine: np.ndarray, cancel: CancelToken | None = None) -> float:
         """The area of ``mask``'s closed surface in mm^2 (remembered, or measured now and remembered)."""
-        area = self.known(mask, affine)
+        key = self.key(mask, affine)  # hashed once: a large organ's mask is megabytes
+        area = self._recall(key)
         if area is None:
             area = mesh.surface(mask, affine, cancel=cancel).area()
             with self._lock:
-                self._known[self.key(mask, affine)] = area
+                self._known[key] = area
                 while len(self._known) > self.capacity:
                     self._known.popitem(last=False)
         return area
