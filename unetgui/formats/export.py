@@ -296,8 +296,8 @@ def _mesh_jobs(labels: LabelMap, folder: str, name: str, options: ExportOptions,
     if options.mesh_space not in surfaces.SPACES:
         raise FormatError(f"mesh coordinate system must be one of {', '.join(surfaces.SPACES)}, got {options.mesh_space!r}")
     sub = os.path.join(folder, f"{name}_mesh")
-    present = [int(v) for v in np.unique(labels.labels) if 0 < v < UNANNOTATED]
     boxes = ndimage.find_objects(labels.labels)  # each label's box: its surface kept inside it, as the dock's
+    present = [v for v, box in enumerate(boxes, start=1) if box is not None and v < UNANNOTATED]
     made: list[dict] = []
     jobs = []
     for value in present:
